@@ -1,0 +1,238 @@
+//! The operator surface as data: the shapes of Nomad's (and Consul's) HTTP API answers that an
+//! upgrade procedure reads, in Rust form.
+//!
+//! Both worlds produce these: the simulator (`World`'s operator methods) and the live HTTP
+//! clients (`rehearse::live`), so the procedure reads one shape. Field meanings follow
+//! `shared/reference/nomad.md`. Timestamps are milliseconds on the *observer's* clock: simulated
+//! milliseconds in the simulator, Unix-epoch milliseconds on a live cluster.
+
+use crate::versions::Version;
+use serde::{Deserialize, Serialize};
+
+/// Serf status of a member, as `GET /v1/agent/members` reports it.
+///
+/// memberlist's internal "suspect" state is reported as `Alive` by serf's member list, exactly as
+/// real servers do; the simulator tracks suspicion internally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SerfStatus {
+    /// Reachable member.
+    Alive,
+    /// Announced a graceful leave that is in progress.
+    Leaving,
+    /// Left gracefully (with `leave_on_terminate` or `nomad server force-leave`).
+    Left,
+    /// Detected as failed by gossip (probe + suspicion timeout expired).
+    Failed,
+}
+
+/// One entry of `GET /v1/agent/members` (the receiving server's own gossip view).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Node name, e.g. `s1.global`.
+    pub name: String,
+    /// Gossip address `ip:port`.
+    pub addr: String,
+    /// Serf status.
+    pub status: SerfStatus,
+    /// `Tags.build`: the binary version.
+    pub build: Version,
+    /// `Tags.raft_vsn`.
+    pub raft_vsn: u8,
+    /// `Tags.id`: the Raft server ID (UUID under protocol 3, the address under 2).
+    pub id: String,
+    /// `Tags.nonvoter`: started as a non-voter.
+    pub nonvoter: bool,
+}
+
+/// One entry of `GET /v1/operator/raft/configuration`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftServer {
+    /// Raft server ID.
+    pub id: String,
+    /// Node name.
+    pub node: String,
+    /// RPC address `ip:port`.
+    pub address: String,
+    /// Whether this server is the leader.
+    pub leader: bool,
+    /// Whether this server is a voter (false: a non-voter, e.g. awaiting autopilot promotion).
+    pub voter: bool,
+    /// Raft protocol the server speaks.
+    pub raft_protocol: u8,
+}
+
+/// `GET /v1/operator/raft/configuration`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftConfiguration {
+    /// Raft index of the configuration entry.
+    pub index: u64,
+    /// Servers in the configuration.
+    pub servers: Vec<RaftServer>,
+}
+
+/// One entry of `GET /v1/operator/autopilot/health`'s `Servers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerHealth {
+    /// Raft server ID.
+    pub id: String,
+    /// Node name.
+    pub name: String,
+    /// RPC address.
+    pub address: String,
+    /// Serf status as seen by the leader.
+    pub serf_status: SerfStatus,
+    /// Binary version.
+    pub version: Version,
+    /// Whether this is the leader.
+    pub leader: bool,
+    /// Time since the leader last heard from it; `None` when unknown (the API's `-1ns`).
+    pub last_contact_ms: Option<u64>,
+    /// Last log term the leader knows this server has.
+    pub last_term: u64,
+    /// Last log index the leader knows this server has.
+    pub last_index: u64,
+    /// Autopilot's health verdict for this server.
+    pub healthy: bool,
+    /// Whether this server is a voter.
+    pub voter: bool,
+    /// When `healthy` last flipped, in observer milliseconds; `None` for the zero time.
+    pub stable_since_ms: Option<u64>,
+}
+
+/// `GET /v1/operator/autopilot/health` (HTTP 200 when healthy, 429 when not; same body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutopilotHealth {
+    /// Whether every server is healthy.
+    pub healthy: bool,
+    /// Healthy voters minus quorum; may be negative when quorum is at risk.
+    pub failure_tolerance: i64,
+    /// Raft ID of the leader.
+    pub leader: Option<String>,
+    /// Raft IDs of voters.
+    pub voters: Vec<String>,
+    /// Per-server health.
+    pub servers: Vec<ServerHealth>,
+}
+
+/// Raft role of a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RaftState {
+    /// Following a leader (or waiting for one).
+    Follower,
+    /// Asking for votes.
+    Candidate,
+    /// Leading.
+    Leader,
+    /// Shut down.
+    Shutdown,
+}
+
+/// `stats.raft` of `GET /v1/agent/self`, answered by the server itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftStats {
+    /// Raft role.
+    pub state: RaftState,
+    /// Current term.
+    pub term: u64,
+    /// Last log index.
+    pub last_log_index: u64,
+    /// Term of the last log entry.
+    pub last_log_term: u64,
+    /// Commit index.
+    pub commit_index: u64,
+    /// Applied index.
+    pub applied_index: u64,
+    /// Raft protocol version.
+    pub protocol_version: u8,
+    /// Number of peers in its configuration (excluding itself).
+    pub num_peers: u64,
+    /// Milliseconds since it last heard from a leader; `None` if never (or it is the leader).
+    pub last_contact_ms: Option<u64>,
+}
+
+/// `GET /v1/agent/self` reduced to what an upgrade reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSelf {
+    /// Node name.
+    pub name: String,
+    /// Binary version (`config.Version.Version`).
+    pub version: Version,
+    /// Raft statistics.
+    pub raft: RaftStats,
+}
+
+/// `GET /v1/operator/scheduler/configuration` reduced to fields an upgrade must preserve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulerConfig {
+    /// Scheduler algorithm, e.g. `binpack`.
+    pub scheduler_algorithm: String,
+    /// Whether preemption is enabled for service jobs.
+    pub preemption_service: bool,
+    /// Whether the eval broker is paused.
+    pub pause_eval_broker: bool,
+    /// Whether job registration is rejected.
+    pub reject_job_registration: bool,
+    /// Raft index of the last change (used for `?cas=`).
+    pub modify_index: u64,
+}
+
+/// A saved Raft snapshot (`GET /v1/operator/snapshot`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// Raft index the snapshot covers.
+    pub index: u64,
+    /// Term of that index.
+    pub term: u64,
+    /// Snapshot format (see `versions::LineInfo::snapshot_format`).
+    pub format: u32,
+    /// Version of the server that wrote it.
+    pub written_by: Version,
+    /// sha-256 of the body, base64, as in the `Digest` header.
+    pub digest: String,
+    /// Size in bytes (simulated: proportional to state size).
+    pub size_bytes: u64,
+}
+
+/// Why an operator call failed, as the caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ApiError {
+    /// The server does not answer (stopped, crashed, paused, partitioned from the caller, or the
+    /// connection was refused / timed out).
+    #[error("{addr}: unreachable ({why})")]
+    Unreachable {
+        /// Address or name called.
+        addr: String,
+        /// Connection refused, timeout, …
+        why: String,
+    },
+    /// HTTP 500 `No cluster leader`.
+    #[error("{addr}: No cluster leader")]
+    NoLeader {
+        /// Address or name called.
+        addr: String,
+    },
+    /// The endpoint does not exist or cannot answer in this configuration (e.g. autopilot health
+    /// under raft protocol 2 answers HTTP 500; transfer-leadership before Nomad 1.7).
+    #[error("{addr}: unsupported: {what}")]
+    Unsupported {
+        /// Address or name called.
+        addr: String,
+        /// What is unsupported.
+        what: String,
+    },
+    /// HTTP 401/403.
+    #[error("{addr}: permission denied (check the token; it is never printed)")]
+    Forbidden {
+        /// Address or name called.
+        addr: String,
+    },
+    /// Any other refusal, with the server's message.
+    #[error("{addr}: {message}")]
+    Rejected {
+        /// Address or name called.
+        addr: String,
+        /// Server's message.
+        message: String,
+    },
+}
