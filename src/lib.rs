@@ -1,1 +1,5 @@
+//! rehearse: rehearse a HashiCorp Nomad (or Consul) server-cluster upgrade in a deterministic
+//! simulator, under faults, then run the same procedure against a real cluster.
 
+pub mod cli;
+pub mod cmd;

@@ -1,0 +1,1 @@
+//! Subcommands. Each module has an `Args` (clap) struct and a `run` function.
