@@ -2,6 +2,28 @@
 //!
 //! One `u64` seed drives everything. No async runtime, no I/O, no wall clock, no `HashMap`
 //! iteration: the same seed gives the same trace, byte for byte.
+//!
+//! Layout: `time` (simulated nanoseconds), `rng` (seeded ChaCha8 with named child streams),
+//! `config`, `state` (per-server persistent and volatile state), `raft` (hashicorp/raft
+//! semantics), `world` (event queue, network, processes, gossip, autopilot, workload,
+//! invariants), `ops` (the operator surface), `trace`, `api` (API-shaped answers), `versions`
+//! (the version catalog).
 
 pub mod api;
+pub mod config;
+mod ops;
+pub mod raft;
+pub mod rng;
+pub mod state;
+pub mod time;
+pub mod trace;
 pub mod versions;
+pub mod world;
+
+pub use config::{
+    AutopilotConfig, ClientConfig, NetConfig, RaftTimings, SerfTimings, ServerSpec, SimConfig,
+    WorkloadConfig,
+};
+pub use state::{BadBinary, ProcessState, ServerId, StopMode};
+pub use time::SimTime;
+pub use world::{Metrics, SimError, Violation, WorkloadStats, World};

@@ -1,0 +1,349 @@
+//! The operator surface: what `nomad operator …`, `/v1/status/*`, `/v1/agent/*` would answer,
+//! computed from the simulated servers, and the operator's actions (snapshot, transfer, drain).
+
+use crate::api::{
+    AgentSelf, ApiError, AutopilotHealth, Member, RaftConfiguration, RaftServer, RaftState,
+    RaftStats, SchedulerConfig, ServerHealth, SnapshotInfo,
+};
+use crate::raft::quorum;
+use crate::rng::fnv1a;
+use crate::state::{EntryKind, ProcessState, Role, ServerId, Snapshot};
+use crate::trace::TraceKind;
+use crate::versions::line_info;
+use crate::world::World;
+
+impl World {
+    /// RPC address of a server as peers know it (`10.0.<addr_gen>.<n>:<port>`).
+    pub fn address(&self, id: ServerId) -> String {
+        let g = self.servers[id].addr_gen;
+        format!("10.0.{g}.{}:{}", id + 1, self.rpc_port())
+    }
+
+    /// Raft server ID: a UUID under protocol 3, the address under protocol 2.
+    pub fn raft_id(&self, id: ServerId) -> String {
+        if self.servers[id].spec.raft_protocol < 3 {
+            return self.address(id);
+        }
+        let h = fnv1a(self.cfg.seed, self.servers[id].spec.name.as_bytes());
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            h >> 32,
+            (h >> 16) & 0xffff,
+            h & 0xfff,
+            (h >> 4) & 0xfff,
+            id
+        )
+    }
+
+    fn node_name(&self, id: ServerId) -> String {
+        match self.cfg.product {
+            crate::versions::Product::Nomad => format!("{}.global", self.servers[id].spec.name),
+            crate::versions::Product::Consul => self.servers[id].spec.name.clone(),
+        }
+    }
+
+    /// The server answers HTTP only while running.
+    fn answering(&self, via: ServerId) -> Result<(), ApiError> {
+        let why = match self.servers[via].proc {
+            ProcessState::Running => return Ok(()),
+            ProcessState::Stopped | ProcessState::Crashed => "connection refused",
+            ProcessState::Starting => "connection refused (starting)",
+            ProcessState::Paused => "timeout (process not responding)",
+        };
+        Err(ApiError::Unreachable {
+            addr: self.node_name(via),
+            why: why.into(),
+        })
+    }
+
+    /// The leader a request through `via` is forwarded to.
+    fn forwarded(&self, via: ServerId) -> Result<ServerId, ApiError> {
+        self.answering(via)?;
+        let no_leader = || ApiError::NoLeader {
+            addr: self.node_name(via),
+        };
+        let l = self.servers[via].vol.leader.ok_or_else(no_leader)?;
+        let ok = self.servers[l].proc == ProcessState::Running
+            && self.servers[l].vol.role == Role::Leader
+            && !self.link_down(via, l);
+        if ok { Ok(l) } else { Err(no_leader()) }
+    }
+
+    fn link_down(&self, a: ServerId, b: ServerId) -> bool {
+        a != b && !self.send_possible(a, b)
+    }
+
+    /// `GET /v1/status/leader` through `via`.
+    pub fn status_leader(&self, via: ServerId) -> Result<Option<String>, ApiError> {
+        self.answering(via)?;
+        Ok(self.servers[via].vol.leader.map(|l| self.address(l)))
+    }
+
+    /// `GET /v1/status/peers` through `via` (its own configuration).
+    pub fn status_peers(&self, via: ServerId) -> Result<Vec<String>, ApiError> {
+        self.answering(via)?;
+        let cfg = &self.servers[via].vol.config;
+        Ok(cfg.iter().map(|p| self.address(p.id)).collect())
+    }
+
+    /// `GET /v1/agent/members` through `via` (the global gossip view).
+    pub fn members(&self, via: ServerId) -> Result<Vec<Member>, ApiError> {
+        self.answering(via)?;
+        let m = (0..self.servers.len()).map(|id| {
+            let s = &self.servers[id];
+            Member {
+                name: self.node_name(id),
+                addr: self
+                    .address(id)
+                    .replace(&format!(":{}", self.rpc_port()), ":4648"),
+                status: s.serf,
+                build: s.spec.version,
+                raft_vsn: s.spec.raft_protocol,
+                id: self.raft_id(id),
+                nonvoter: false,
+            }
+        });
+        Ok(m.collect())
+    }
+
+    /// `GET /v1/operator/raft/configuration` (forwarded to the leader).
+    pub fn raft_configuration(&self, via: ServerId) -> Result<RaftConfiguration, ApiError> {
+        let l = self.forwarded(via)?;
+        let s = &self.servers[l];
+        let servers = s.vol.config.iter().map(|p| RaftServer {
+            id: self.raft_id(p.id),
+            node: self.node_name(p.id),
+            address: self.address(p.id),
+            leader: p.id == l,
+            voter: p.voter,
+            raft_protocol: self.servers[p.id].spec.raft_protocol,
+        });
+        Ok(RaftConfiguration {
+            index: s.vol.config_index,
+            servers: servers.collect(),
+        })
+    }
+
+    /// `GET /v1/operator/autopilot/health` (forwarded to the leader): its last computed health,
+    /// which can be up to one refresh interval old.
+    pub fn autopilot_health(&self, via: ServerId) -> Result<AutopilotHealth, ApiError> {
+        let l = self.forwarded(via)?;
+        if self.servers.iter().any(|s| s.spec.raft_protocol < 3) {
+            return Err(ApiError::Unsupported {
+                addr: self.node_name(via),
+                what: "autopilot health needs raft protocol 3 on every server (HTTP 500)".into(),
+            });
+        }
+        let fresh = self.ap.leader == Some((l, self.servers[l].disk.term));
+        let config = &self.servers[l].vol.config;
+        let servers: Vec<ServerHealth> = config
+            .iter()
+            .map(|p| {
+                let h = if fresh {
+                    self.ap.health.get(&p.id)
+                } else {
+                    None
+                };
+                let h = h.cloned().unwrap_or_default();
+                let s = &self.servers[p.id];
+                ServerHealth {
+                    id: self.raft_id(p.id),
+                    name: self.node_name(p.id),
+                    address: self.address(p.id),
+                    serf_status: s.serf,
+                    version: s.spec.version,
+                    leader: p.id == l,
+                    last_contact_ms: h.last_contact_ns.map(|n| n / crate::time::MS),
+                    last_term: h.last_term,
+                    last_index: h.last_index,
+                    healthy: h.healthy,
+                    voter: p.voter,
+                    stable_since_ms: h.stable_since.map(|t| t.as_millis()),
+                }
+            })
+            .collect();
+        let voters: Vec<&ServerHealth> = servers.iter().filter(|s| s.voter).collect();
+        let healthy_voters = voters.iter().filter(|s| s.healthy).count() as i64;
+        Ok(AutopilotHealth {
+            healthy: servers.iter().all(|s| s.healthy),
+            failure_tolerance: healthy_voters - quorum(voters.len()) as i64,
+            leader: Some(self.raft_id(l)),
+            voters: voters.iter().map(|s| s.id.clone()).collect(),
+            servers,
+        })
+    }
+
+    /// `GET /v1/agent/self` of a server: its own live Raft statistics.
+    pub fn agent_self(&self, id: ServerId) -> Result<AgentSelf, ApiError> {
+        self.answering(id)?;
+        let s = &self.servers[id];
+        let state = match s.vol.role {
+            Role::Follower => RaftState::Follower,
+            Role::Candidate => RaftState::Candidate,
+            Role::Leader => RaftState::Leader,
+        };
+        let last_contact_ms = match s.vol.role {
+            Role::Leader => Some(0),
+            _ => s
+                .vol
+                .last_contact
+                .map(|t| self.now.since(t) / crate::time::MS),
+        };
+        Ok(AgentSelf {
+            name: self.node_name(id),
+            version: s.spec.version,
+            raft: RaftStats {
+                state,
+                term: s.disk.term,
+                last_log_index: s.disk.last_index(),
+                last_log_term: s.disk.last_term(),
+                commit_index: s.vol.commit,
+                applied_index: s.vol.applied,
+                protocol_version: s.spec.raft_protocol,
+                num_peers: s.vol.config.len().saturating_sub(1) as u64,
+                last_contact_ms,
+            },
+        })
+    }
+
+    /// `GET /v1/operator/snapshot`: the leader's state as of its applied index.
+    pub fn snapshot_save(&mut self, via: ServerId) -> Result<SnapshotInfo, ApiError> {
+        let l = self.forwarded(via)?;
+        let s = &self.servers[l];
+        let index = s.vol.applied;
+        let term = s.disk.term_at(index).unwrap_or(s.disk.term);
+        let fsm = s.vol.fsm_writes;
+        let bytes = [index, term, fsm].map(u64::to_le_bytes).concat();
+        let info = SnapshotInfo {
+            index,
+            term,
+            format: self.snapshot_format(l),
+            written_by: s.spec.version,
+            digest: format!("{:016x}", fnv1a(0, &bytes)),
+            size_bytes: (self.cfg.workload.initial_state_entries + fsm) * 256,
+        };
+        self.trace(TraceKind::Fault {
+            what: format!("snapshot save at index {index}"),
+        });
+        Ok(info)
+    }
+
+    /// `PUT /v1/operator/snapshot`: restores the leader's state to a saved snapshot. Followers
+    /// catch up by InstallSnapshot. Refused when the snapshot is newer than the leader can read
+    /// (hashicorp/nomad#20072).
+    pub fn snapshot_restore(&mut self, via: ServerId, snap: &SnapshotInfo) -> Result<(), ApiError> {
+        let l = self.forwarded(via)?;
+        if snap.format > self.snapshot_format(l) {
+            return Err(ApiError::Rejected {
+                addr: self.node_name(via),
+                message: "Unrecognized snapshot type".into(),
+            });
+        }
+        // The restore is itself a committed operation: mark it in the log, then replace the
+        // leader's state so followers need InstallSnapshot.
+        let marker = self.append_local(l, EntryKind::Noop);
+        let s = &mut self.servers[l];
+        let restored_writes = snap.index.min(s.vol.fsm_writes);
+        let fresh = Snapshot {
+            index: marker,
+            term: s.disk.term,
+            config: s.vol.config.clone(),
+            format: snap.format,
+            max_schema: s.disk.max_schema(),
+            fsm_writes: restored_writes,
+        };
+        s.disk.snapshot = Some(fresh);
+        s.disk.log.clear();
+        s.disk.start = marker + 1;
+        s.vol.fsm_writes = restored_writes;
+        self.trace(TraceKind::Fault {
+            what: format!("snapshot restore of index {}", snap.index),
+        });
+        self.broadcast(l);
+        Ok(())
+    }
+
+    /// `PUT /v1/operator/raft/transfer-leadership` (Nomad 1.7+).
+    pub fn transfer_leadership(
+        &mut self,
+        via: ServerId,
+        target: Option<ServerId>,
+    ) -> Result<(), ApiError> {
+        let l = self.forwarded(via)?;
+        let version = self.servers[l].spec.version;
+        let api = line_info(self.cfg.product, version).is_ok_and(|i| i.transfer_leadership_api);
+        let addr = self.node_name(via);
+        if !api {
+            return Err(ApiError::Unsupported {
+                addr,
+                what: format!("transfer-leadership needs Nomad 1.7+ (leader runs {version})"),
+            });
+        }
+        if !self.start_transfer(l, target) {
+            return Err(ApiError::Rejected {
+                addr,
+                message: "no voter to transfer leadership to".into(),
+            });
+        }
+        self.trace(TraceKind::Fault {
+            what: format!("transfer leadership from {l} to {target:?}"),
+        });
+        Ok(())
+    }
+
+    /// `GET /v1/operator/scheduler/configuration` (Nomad only).
+    pub fn scheduler_config(&self, via: ServerId) -> Result<SchedulerConfig, ApiError> {
+        self.forwarded(via)?;
+        if self.cfg.product != crate::versions::Product::Nomad {
+            return Err(ApiError::Unsupported {
+                addr: self.node_name(via),
+                what: "Consul has no scheduler configuration".into(),
+            });
+        }
+        Ok(SchedulerConfig {
+            scheduler_algorithm: "binpack".into(),
+            preemption_service: false,
+            pause_eval_broker: false,
+            reject_job_registration: false,
+            modify_index: self.scheduler_index(),
+        })
+    }
+
+    /// `POST /v1/node/:id/drain` for the client agent on a server.
+    pub fn drain(&mut self, id: ServerId) -> Result<(), ApiError> {
+        if !self.servers[id].spec.also_client {
+            return Err(ApiError::Rejected {
+                addr: self.node_name(id),
+                message: "no client node on this server".into(),
+            });
+        }
+        self.forwarded(id).or_else(|_| self.any_forward())?;
+        let (lo, hi) = (self.cfg.clients.drain_ns_min, self.cfg.clients.drain_ns_max);
+        let d = self.drain_delay(lo, hi);
+        self.servers[id].drain_done_at = Some(self.now.plus(d));
+        self.trace(TraceKind::Fault {
+            what: format!("drain {}", self.servers[id].spec.name),
+        });
+        Ok(())
+    }
+
+    fn any_forward(&self) -> Result<ServerId, ApiError> {
+        (0..self.servers.len())
+            .find_map(|v| self.forwarded(v).ok())
+            .ok_or(ApiError::NoLeader {
+                addr: "cluster".into(),
+            })
+    }
+
+    /// Whether the drain of a server's client has finished.
+    pub fn drain_complete(&self, id: ServerId) -> bool {
+        self.servers[id]
+            .drain_done_at
+            .is_some_and(|t| t <= self.now)
+    }
+
+    /// Milliseconds on the simulated clock (the observer clock of operator answers).
+    pub fn clock_ms(&self) -> u64 {
+        self.now_ms()
+    }
+}

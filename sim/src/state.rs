@@ -1,0 +1,336 @@
+//! Per-server state: the persistent part (survives stop and crash) and the volatile part.
+
+use crate::api::SerfStatus;
+use crate::config::ServerSpec;
+use crate::time::SimTime;
+use serde::{Deserialize, Serialize};
+
+/// Index of a server in `SimConfig::servers`.
+pub type ServerId = usize;
+
+/// Lifecycle of a server process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProcessState {
+    /// Serving.
+    Running,
+    /// Stopped by the operator.
+    Stopped,
+    /// Killed, or panicked (e.g. on a log entry it cannot apply).
+    Crashed,
+    /// Frozen (SIGSTOP): receives nothing, sends nothing, timers deferred.
+    Paused,
+    /// Booting: restoring the snapshot and opening the log.
+    Starting,
+}
+
+/// How a server is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopMode {
+    /// SIGINT/SIGTERM without `leave_on_terminate`: stays in the Raft configuration; gossip marks
+    /// it failed after the detection delay.
+    Graceful,
+    /// With `leave_on_terminate`: leaves serf, the leader removes it from Raft.
+    Leave,
+}
+
+/// A broken binary installed on a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BadBinary {
+    /// Exits at once on start (bad flag, missing library).
+    FailsToStart,
+    /// Starts, then crashes a few seconds later, every time.
+    CrashLoop,
+}
+
+/// A member of a Raft configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    /// Server.
+    pub id: ServerId,
+    /// Voter or non-voter.
+    pub voter: bool,
+    /// Address generation the configuration knows for it (see `World::change_address`).
+    pub addr_gen: u32,
+}
+
+/// What a log entry carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// The new leader's no-op.
+    Noop,
+    /// A job registration from the workload, by write id.
+    Write(u64),
+    /// A Raft configuration.
+    Config(Vec<Peer>),
+    /// An entry type introduced by a newer version (keyring, license…): needs this schema.
+    Schema(u32),
+}
+
+/// A Raft log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Term it was written in.
+    pub term: u64,
+    /// Payload.
+    pub kind: EntryKind,
+}
+
+impl Entry {
+    /// Schema a server needs to apply this entry.
+    pub fn schema(&self) -> u32 {
+        match self.kind {
+            EntryKind::Schema(s) => s,
+            _ => 1,
+        }
+    }
+
+    /// A small digest for the state-machine safety check.
+    pub fn digest(&self) -> u64 {
+        match &self.kind {
+            EntryKind::Noop => 1,
+            EntryKind::Write(id) => 2 ^ (id << 4),
+            EntryKind::Config(p) => 3 ^ ((p.len() as u64) << 4),
+            EntryKind::Schema(s) => 4 ^ (u64::from(*s) << 4),
+        }
+    }
+}
+
+/// A Raft snapshot on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Last index covered.
+    pub index: u64,
+    /// Term of that index.
+    pub term: u64,
+    /// Configuration as of that index.
+    pub config: Vec<Peer>,
+    /// Format written (the writer's `snapshot_format`).
+    pub format: u32,
+    /// Highest entry schema the state contains.
+    pub max_schema: u32,
+    /// Workload writes in the state.
+    pub fsm_writes: u64,
+}
+
+/// State that survives stop and crash: term, vote, log, snapshot.
+#[derive(Debug, Clone)]
+pub struct Disk {
+    /// Current term.
+    pub term: u64,
+    /// Vote in `term`.
+    pub voted_for: Option<ServerId>,
+    /// Index of `log[0]` (entries before it were compacted; hashicorp/raft keeps TrailingLogs
+    /// entries *before* the snapshot index so lagging followers avoid InstallSnapshot).
+    pub start: u64,
+    /// Entries from `start` on.
+    pub log: Vec<Entry>,
+    /// Latest snapshot.
+    pub snapshot: Option<Snapshot>,
+}
+
+impl Default for Disk {
+    fn default() -> Self {
+        Disk {
+            term: 0,
+            voted_for: None,
+            start: 1,
+            log: Vec::new(),
+            snapshot: None,
+        }
+    }
+}
+
+impl Disk {
+    /// Index of the first entry in `log`.
+    pub fn log_start(&self) -> u64 {
+        self.start
+    }
+
+    /// Last index in the log (or the snapshot's, if later).
+    pub fn last_index(&self) -> u64 {
+        let log_last = self.start + self.log.len() as u64 - 1;
+        log_last.max(self.snapshot.as_ref().map_or(0, |s| s.index))
+    }
+
+    /// Term of the last entry.
+    pub fn last_term(&self) -> u64 {
+        self.term_at(self.last_index()).unwrap_or(0)
+    }
+
+    /// Term at `index`, if known (not compacted away).
+    pub fn term_at(&self, index: u64) -> Option<u64> {
+        if index == 0 {
+            return Some(0);
+        }
+        if let Some(s) = &self.snapshot {
+            if index == s.index {
+                return Some(s.term);
+            }
+        }
+        let start = self.log_start();
+        if index < start {
+            return None;
+        }
+        self.log.get((index - start) as usize).map(|e| e.term)
+    }
+
+    /// The entry at `index`, if in the log.
+    pub fn entry(&self, index: u64) -> Option<&Entry> {
+        let start = self.log_start();
+        if index < start {
+            return None;
+        }
+        self.log.get((index - start) as usize)
+    }
+
+    /// Drops entries from `index` on.
+    pub fn truncate_from(&mut self, index: u64) {
+        let start = self.log_start();
+        let keep = index.saturating_sub(start) as usize;
+        self.log.truncate(keep);
+    }
+
+    /// The latest configuration in the log or snapshot, with its index.
+    pub fn latest_config(&self) -> (u64, Vec<Peer>) {
+        let start = self.log_start();
+        let in_log = self
+            .log
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, e)| match &e.kind {
+                EntryKind::Config(p) => Some((start + i as u64, p.clone())),
+                _ => None,
+            });
+        let in_snap = self.snapshot.as_ref().map(|s| (s.index, s.config.clone()));
+        match (in_log, in_snap) {
+            (Some(l), Some(s)) => {
+                if l.0 >= s.0 {
+                    l
+                } else {
+                    s
+                }
+            }
+            (Some(l), None) => l,
+            (None, Some(s)) => s,
+            (None, None) => (0, Vec::new()),
+        }
+    }
+
+    /// Highest schema in the snapshot and log.
+    pub fn max_schema(&self) -> u32 {
+        let snap = self.snapshot.as_ref().map_or(1, |s| s.max_schema);
+        self.log.iter().map(Entry::schema).fold(snap, u32::max)
+    }
+}
+
+/// Raft role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Follower.
+    Follower,
+    /// Candidate (in pre-vote or a real election).
+    Candidate,
+    /// Leader.
+    Leader,
+}
+
+/// Per-follower replication state kept by a leader.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    /// Next index to send.
+    pub next: u64,
+    /// Highest index known replicated.
+    pub matched: u64,
+    /// An AppendEntries/InstallSnapshot is in flight.
+    pub inflight: bool,
+    /// When the follower last answered.
+    pub contact: SimTime,
+}
+
+/// State lost on stop or crash.
+#[derive(Debug, Clone)]
+pub struct Volatile {
+    /// Role.
+    pub role: Role,
+    /// Leader this server knows.
+    pub leader: Option<ServerId>,
+    /// Last time it heard from a leader (or granted a vote).
+    pub last_contact: Option<SimTime>,
+    /// Commit index.
+    pub commit: u64,
+    /// Applied index.
+    pub applied: u64,
+    /// Workload writes applied to the FSM.
+    pub fsm_writes: u64,
+    /// Votes (or pre-votes) received.
+    pub votes: Vec<ServerId>,
+    /// In the pre-vote phase of a candidacy.
+    pub prevote: bool,
+    /// Leader: per-server progress (indexed by ServerId).
+    pub progress: Vec<Progress>,
+    /// Leader: transferring leadership to this server; writes are refused meanwhile.
+    pub transfer_to: Option<ServerId>,
+    /// Latest configuration (index, peers).
+    pub config_index: u64,
+    /// See `config_index`.
+    pub config: Vec<Peer>,
+    /// Bumped on every role change: stale role timers are ignored.
+    pub role_gen: u64,
+    /// Time the process last became Running.
+    pub running_since: SimTime,
+}
+
+impl Volatile {
+    /// Fresh volatile state for a process that just booted.
+    pub fn boot(n: usize, disk: &Disk, now: SimTime) -> Self {
+        let (config_index, config) = disk.latest_config();
+        let applied = disk.snapshot.as_ref().map_or(0, |s| s.index);
+        let fsm_writes = disk.snapshot.as_ref().map_or(0, |s| s.fsm_writes);
+        Volatile {
+            role: Role::Follower,
+            leader: None,
+            last_contact: None,
+            commit: applied,
+            applied,
+            fsm_writes,
+            votes: Vec::new(),
+            prevote: false,
+            progress: vec![Progress::default(); n],
+            transfer_to: None,
+            config_index,
+            config,
+            role_gen: 0,
+            running_since: now,
+        }
+    }
+}
+
+/// Everything about one server.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Name, version, protocol.
+    pub spec: ServerSpec,
+    /// Process lifecycle.
+    pub proc: ProcessState,
+    /// Bumped on every start/stop/crash: events of an earlier incarnation are dropped.
+    pub incarnation: u64,
+    /// Persistent state.
+    pub disk: Disk,
+    /// Volatile state.
+    pub vol: Volatile,
+    /// Address generation (bumped when the server comes back with a new address).
+    pub addr_gen: u32,
+    /// A broken binary, if one is installed.
+    pub bad_binary: Option<BadBinary>,
+    /// Added delay on every log append (slow disk / fsync).
+    pub disk_delay_ns: u64,
+    /// Gossip status (one global view; see `serf` module docs).
+    pub serf: SerfStatus,
+    /// Bumped to cancel pending serf transitions.
+    pub serf_gen: u64,
+    /// Drain: `Some(done_at)` while draining or drained.
+    pub drain_done_at: Option<SimTime>,
+    /// While paused: the state to return to on resume.
+    pub paused_from: Option<ProcessState>,
+}

@@ -1,0 +1,1327 @@
+//! The simulated world: an event queue ordered by (time, sequence), the servers, the network,
+//! gossip, autopilot, the workload and the invariant checks, with the operator surface on top.
+//!
+//! Simplifications (each a deliberate departure, kept small):
+//! - Gossip has one global view (not one per member) with the detection delays of
+//!   memberlist; partitions do not mark members failed (gossip routes around partial
+//!   partitions; a fully isolated server is still marked failed when its process is down).
+//! - Operator calls are instantaneous and the operator reaches every running server.
+//! - Messages to a paused process are dropped (real TCP would buffer, then time out).
+//! - A wiped data dir keeps the server's identity (real Nomad would mint a new node ID).
+//! - Autopilot's contact threshold is at least two heartbeat intervals: with raft_multiplier 5
+//!   the leader heartbeats every 0.5–1 s, yet real Consul reports such servers healthy with the
+//!   200 ms default (consul-baseline.md), because any replication traffic refreshes contact.
+
+use crate::api::SerfStatus;
+use crate::config::SimConfig;
+use crate::raft::{Msg, quorum};
+use crate::rng::SimRng;
+use crate::state::{
+    BadBinary, Disk, Entry, EntryKind, Peer, ProcessState, Role, Server, ServerId, StopMode,
+    Volatile,
+};
+use crate::time::{MS, SEC, SimTime};
+use crate::trace::{Trace, TraceKind};
+use crate::versions::{KnownIssueKind, Version, has_issue, line_info};
+use serde::{Deserialize, Serialize};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+/// Most servers a world may have.
+pub const MAX_SERVERS: usize = 15;
+/// Most events pending at once; more means a runaway feedback loop (asserted).
+const QUEUE_MAX: usize = 1_000_000;
+
+/// Per-server timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TimerKind {
+    /// Follower heartbeat-timeout check.
+    Follower,
+    /// Candidate election timeout.
+    Candidate,
+    /// Leader heartbeat tick.
+    Heartbeat,
+    /// Leader lease check.
+    Lease,
+    /// Snapshot check.
+    Snapshot,
+    /// Abort a leadership transfer.
+    TransferDeadline,
+}
+
+#[derive(Debug, Clone)]
+enum Ev {
+    Msg {
+        from: ServerId,
+        to: ServerId,
+        msg: Msg,
+    },
+    Timer {
+        server: ServerId,
+        inc: u64,
+        generation: u64,
+        kind: TimerKind,
+    },
+    Boot {
+        server: ServerId,
+        inc: u64,
+    },
+    CrashLoop {
+        server: ServerId,
+        inc: u64,
+    },
+    Serf {
+        server: ServerId,
+        generation: u64,
+        status: SerfStatus,
+    },
+    Workload,
+    AutopilotHealth,
+    AutopilotReconcile,
+}
+
+#[derive(Debug)]
+struct Queued {
+    at: SimTime,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+/// Autopilot's record of one server (kept by the leader, refreshed every health interval).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HealthRec {
+    pub healthy: bool,
+    pub stable_since: Option<SimTime>,
+    pub last_contact_ns: Option<u64>,
+    pub last_term: u64,
+    pub last_index: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Autopilot {
+    pub leader: Option<(ServerId, u64)>,
+    pub health: BTreeMap<ServerId, HealthRec>,
+    pub refreshed: bool,
+}
+
+/// A safety invariant that did not hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// Which invariant: election_safety, leader_completeness, state_machine_safety,
+    /// acknowledged_write_lost.
+    pub invariant: String,
+    /// When.
+    pub at: SimTime,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Details.
+    pub detail: String,
+}
+
+/// Counters of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Candidacies started (including pre-vote rounds).
+    pub elections: u64,
+    /// Times the cluster got a different leader.
+    pub leader_changes: u64,
+    /// Total time with no leader (after the first leader was elected).
+    pub no_leader_ns: u64,
+    /// Total time without a quorum of running, connected voters.
+    pub quorum_lost_ns: u64,
+    /// Servers that panicked on an entry of an unknown schema.
+    pub skew_crashes: u64,
+    /// Messages delivered.
+    pub messages: u64,
+    /// Events processed.
+    pub events: u64,
+}
+
+/// Workload counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadStats {
+    /// Writes submitted.
+    pub submitted: u64,
+    /// Writes acknowledged (committed and applied on the leader).
+    pub acked: u64,
+    /// Writes refused or abandoned (no leader, leader stepped down, transfer in progress).
+    pub failed: u64,
+    /// Acknowledged writes missing from the current leader's log.
+    pub lost_acked: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    id: u64,
+    leader: ServerId,
+}
+
+/// The simulated cluster.
+pub struct World {
+    pub(crate) cfg: SimConfig,
+    pub(crate) now: SimTime,
+    queue: BinaryHeap<Reverse<Queued>>,
+    seq: u64,
+    pub(crate) servers: Vec<Server>,
+    pub(crate) rng_timers: SimRng,
+    rng_net: SimRng,
+    rng_proc: SimRng,
+    blocked: BTreeSet<(ServerId, ServerId)>,
+    pub(crate) metrics: Metrics,
+    trace: Trace,
+    violations: Vec<Violation>,
+    leaders_by_term: BTreeMap<u64, ServerId>,
+    canon: Vec<(u64, u64)>,
+    acked: Vec<(u64, u64)>,
+    pending: Vec<Pending>,
+    next_write: u64,
+    workload_stats: WorkloadStats,
+    write_rate: f64,
+    cur_leader: Option<ServerId>,
+    ever_led: bool,
+    since: SimTime,
+    quorum_now: bool,
+    quorum_since: SimTime,
+    pub(crate) ap: Autopilot,
+    scheduler_modify_index: u64,
+}
+
+/// Errors from building or driving a world.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    /// The configuration is invalid; the message names the field.
+    #[error("invalid simulation config: {0}")]
+    Config(String),
+    /// An operation is not possible in the server's current state.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl World {
+    /// Builds a world and boots every server as a bootstrapped voter (bootstrap_expect).
+    pub fn new(cfg: SimConfig) -> Result<World, SimError> {
+        cfg.validate()?;
+        let n = cfg.servers.len();
+        let peers: Vec<Peer> = (0..n)
+            .map(|id| Peer {
+                id,
+                voter: true,
+                addr_gen: 0,
+            })
+            .collect();
+        let seed = cfg.seed;
+        let servers = cfg.servers.iter().map(|spec| {
+            // hashicorp/raft BootstrapCluster: the configuration at index 1, term 1.
+            let disk = Disk {
+                term: 1,
+                log: vec![Entry {
+                    term: 1,
+                    kind: EntryKind::Config(peers.clone()),
+                }],
+                ..Disk::default()
+            };
+            let vol = Volatile::boot(n, &disk, SimTime::ZERO);
+            Server {
+                spec: spec.clone(),
+                proc: ProcessState::Stopped,
+                incarnation: 0,
+                disk,
+                vol,
+                addr_gen: 0,
+                bad_binary: None,
+                disk_delay_ns: 0,
+                serf: SerfStatus::Alive,
+                serf_gen: 0,
+                drain_done_at: None,
+                paused_from: None,
+            }
+        });
+        let write_rate = cfg.workload.writes_per_sec;
+        let mut w = World {
+            servers: servers.collect(),
+            now: SimTime::ZERO,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            rng_timers: SimRng::child(seed, "timers"),
+            rng_net: SimRng::child(seed, "net"),
+            rng_proc: SimRng::child(seed, "process"),
+            blocked: BTreeSet::new(),
+            metrics: Metrics::default(),
+            trace: Trace::default(),
+            violations: Vec::new(),
+            leaders_by_term: BTreeMap::new(),
+            canon: Vec::new(),
+            acked: Vec::new(),
+            pending: Vec::new(),
+            next_write: 0,
+            workload_stats: WorkloadStats::default(),
+            write_rate,
+            cur_leader: None,
+            ever_led: false,
+            since: SimTime::ZERO,
+            quorum_now: false,
+            quorum_since: SimTime::ZERO,
+            ap: Autopilot::default(),
+            scheduler_modify_index: 1,
+            cfg,
+        };
+        for id in 0..n {
+            w.start(id);
+        }
+        w.schedule_workload();
+        let (hi, ri) = (
+            w.cfg.autopilot.health_interval_ns,
+            w.cfg.autopilot.reconcile_interval_ns,
+        );
+        w.push(hi, Ev::AutopilotHealth);
+        w.push(ri, Ev::AutopilotReconcile);
+        Ok(w)
+    }
+
+    /// The configuration the world was built from.
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+
+    /// The run's seed.
+    pub fn seed(&self) -> u64 {
+        self.cfg.seed
+    }
+
+    /// Current simulated time.
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    /// Number of servers.
+    pub fn server_count(&self) -> usize {
+        self.servers.len()
+    }
+
+    /// Server id by name (`s1` or `s1.global`).
+    pub fn server_id(&self, name: &str) -> Option<ServerId> {
+        let base = name.split('.').next().unwrap_or(name);
+        self.servers.iter().position(|s| s.spec.name == base)
+    }
+
+    /// Name of a server.
+    pub fn server_name(&self, id: ServerId) -> &str {
+        &self.servers[id].spec.name
+    }
+
+    /// Process state of a server.
+    pub fn process_state(&self, id: ServerId) -> ProcessState {
+        self.servers[id].proc
+    }
+
+    /// Binary version installed on a server.
+    pub fn version(&self, id: ServerId) -> Version {
+        self.servers[id].spec.version
+    }
+
+    // ---- the event loop ----
+
+    fn push(&mut self, delay_ns: u64, ev: Ev) {
+        assert!(self.queue.len() < QUEUE_MAX, "event queue overflow");
+        self.seq += 1;
+        let q = Queued {
+            at: self.now.plus(delay_ns),
+            seq: self.seq,
+            ev,
+        };
+        self.queue.push(Reverse(q));
+    }
+
+    pub(crate) fn timer(&mut self, id: ServerId, delay_ns: u64, kind: TimerKind) {
+        let s = &self.servers[id];
+        let ev = Ev::Timer {
+            server: id,
+            inc: s.incarnation,
+            generation: s.vol.role_gen,
+            kind,
+        };
+        self.push(delay_ns, ev);
+    }
+
+    /// Processes one event; false when nothing is pending.
+    pub fn step(&mut self) -> bool {
+        let Some(Reverse(q)) = self.queue.pop() else {
+            return false;
+        };
+        debug_assert!(q.at >= self.now, "time went backwards");
+        self.now = q.at;
+        self.metrics.events += 1;
+        self.dispatch(q.ev);
+        true
+    }
+
+    /// Runs every event up to and including time `t`, then sets the clock to `t`.
+    pub fn run_until(&mut self, t: SimTime) {
+        while let Some(Reverse(q)) = self.queue.peek() {
+            if q.at > t {
+                break;
+            }
+            self.step();
+        }
+        self.now = self.now.max(t);
+    }
+
+    /// Runs for `d_ns` nanoseconds of simulated time.
+    pub fn run_for(&mut self, d_ns: u64) {
+        self.run_until(self.now.plus(d_ns));
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        match ev {
+            Ev::Msg { from, to, msg } => {
+                if self.servers[to].proc == ProcessState::Running {
+                    self.metrics.messages += 1;
+                    self.deliver(to, from, msg);
+                }
+            }
+            Ev::Timer {
+                server,
+                inc,
+                generation,
+                kind,
+            } => self.on_timer(server, inc, generation, kind),
+            Ev::Boot { server, inc } => self.on_boot(server, inc),
+            Ev::CrashLoop { server, inc } => {
+                if self.servers[server].incarnation == inc {
+                    self.crash_process(server, "bad binary: crashed after start");
+                }
+            }
+            Ev::Serf {
+                server,
+                generation,
+                status,
+            } => self.on_serf(server, generation, status),
+            Ev::Workload => self.on_workload(),
+            Ev::AutopilotHealth => {
+                self.refresh_health();
+                let d = self.cfg.autopilot.health_interval_ns;
+                self.push(d, Ev::AutopilotHealth);
+            }
+            Ev::AutopilotReconcile => {
+                self.reconcile();
+                let d = self.cfg.autopilot.reconcile_interval_ns;
+                self.push(d, Ev::AutopilotReconcile);
+            }
+        }
+    }
+
+    fn on_timer(&mut self, id: ServerId, inc: u64, generation: u64, kind: TimerKind) {
+        let s = &self.servers[id];
+        if s.incarnation != inc || s.proc != ProcessState::Running {
+            return;
+        }
+        match kind {
+            TimerKind::Follower => self.on_follower_timer(id, generation),
+            TimerKind::Candidate => self.on_candidate_timer(id, generation),
+            TimerKind::Heartbeat => self.on_heartbeat_timer(id, generation),
+            TimerKind::Lease => self.on_lease_timer(id, generation),
+            TimerKind::Snapshot => self.on_snapshot_timer(id),
+            TimerKind::TransferDeadline => {
+                if s.vol.role_gen == generation {
+                    self.on_transfer_deadline(id)
+                }
+            }
+        }
+    }
+
+    // ---- network ----
+
+    pub(crate) fn send_delayed(&mut self, from: ServerId, to: Peer, msg: Msg, extra_ns: u64) {
+        if self.servers[from].proc != ProcessState::Running
+            || self.blocked.contains(&(from, to.id))
+            || to.addr_gen != self.servers[to.id].addr_gen
+        {
+            return;
+        }
+        let net = &self.cfg.net;
+        if net.loss > 0.0 && self.rng_net.chance(net.loss) {
+            return;
+        }
+        let (lo, hi) = (net.latency_ns_min, net.latency_ns_max);
+        let lat = self.rng_net.range(lo, hi.max(lo + 1));
+        self.push(
+            lat + extra_ns,
+            Ev::Msg {
+                from,
+                to: to.id,
+                msg,
+            },
+        );
+    }
+
+    /// Whether a message from `a` can reach `b` right now (no partition in that direction).
+    pub(crate) fn send_possible(&self, a: ServerId, b: ServerId) -> bool {
+        !self.blocked.contains(&(a, b))
+    }
+
+    /// A drain duration for a server's client.
+    pub(crate) fn drain_delay(&mut self, lo: u64, hi: u64) -> u64 {
+        self.rng_proc.range(lo, hi)
+    }
+
+    fn reachable(&self, a: ServerId, b: ServerId) -> bool {
+        !self.blocked.contains(&(a, b)) && !self.blocked.contains(&(b, a))
+    }
+
+    /// Cuts every link between group `a` and group `b`, both ways.
+    pub fn partition(&mut self, a: &[ServerId], b: &[ServerId]) {
+        for &x in a {
+            for &y in b {
+                self.blocked.insert((x, y));
+                self.blocked.insert((y, x));
+            }
+        }
+        self.fault(format!("partition {a:?} | {b:?}"));
+    }
+
+    /// Drops every message from `from` to `to` (one-way partition).
+    pub fn partition_oneway(&mut self, from: ServerId, to: ServerId) {
+        self.blocked.insert((from, to));
+        self.fault(format!("partition one-way {from} -> {to}"));
+    }
+
+    /// Repairs every partition.
+    pub fn heal(&mut self) {
+        self.blocked.clear();
+        self.fault("heal".into());
+    }
+
+    /// Sets the message loss probability on every link.
+    pub fn set_loss(&mut self, probability: f64) {
+        self.cfg.net.loss = probability.clamp(0.0, 1.0);
+        self.fault(format!("loss {probability}"));
+    }
+
+    /// Sets the one-way latency range.
+    pub fn set_latency(&mut self, min_ns: u64, max_ns: u64) {
+        self.cfg.net.latency_ns_min = min_ns;
+        self.cfg.net.latency_ns_max = max_ns.max(min_ns);
+        self.fault(format!("latency {min_ns}..{max_ns} ns"));
+    }
+
+    /// Adds an fsync delay to every log append on a server (slow disk).
+    pub fn set_disk_delay(&mut self, id: ServerId, fsync_ns: u64) {
+        self.servers[id].disk_delay_ns = fsync_ns;
+        self.fault(format!(
+            "disk delay {} {fsync_ns} ns",
+            self.servers[id].spec.name
+        ));
+    }
+
+    fn fault(&mut self, what: String) {
+        self.trace(TraceKind::Fault { what });
+        self.update_quorum();
+    }
+
+    // ---- processes ----
+
+    /// Stops a server (see `StopMode`).
+    pub fn stop(&mut self, id: ServerId, mode: StopMode) {
+        if !self.is_up(id) {
+            return;
+        }
+        self.take_down(id, ProcessState::Stopped, &format!("stop ({mode:?})"));
+        match mode {
+            StopMode::Graceful => self.serf_detect_down(id),
+            StopMode::Leave => {
+                self.set_serf(id, SerfStatus::Leaving);
+                let generation = self.servers[id].serf_gen;
+                self.push(
+                    SEC,
+                    Ev::Serf {
+                        server: id,
+                        generation,
+                        status: SerfStatus::Left,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Kills a server (kill -9).
+    pub fn crash(&mut self, id: ServerId) {
+        if self.is_up(id) {
+            self.crash_process(id, "kill -9");
+        }
+    }
+
+    fn is_up(&self, id: ServerId) -> bool {
+        matches!(
+            self.servers[id].proc,
+            ProcessState::Running | ProcessState::Starting | ProcessState::Paused
+        )
+    }
+
+    pub(crate) fn crash_process(&mut self, id: ServerId, why: &str) {
+        self.take_down(id, ProcessState::Crashed, &format!("crash: {why}"));
+        self.serf_detect_down(id);
+    }
+
+    fn take_down(&mut self, id: ServerId, to: ProcessState, what: &str) {
+        let now = self.now;
+        let n = self.servers.len();
+        let s = &mut self.servers[id];
+        s.proc = to;
+        s.paused_from = None;
+        s.incarnation += 1;
+        let disk = s.disk.clone();
+        s.vol = Volatile::boot(n, &disk, now);
+        s.vol.role_gen = s.incarnation << 20;
+        self.trace(TraceKind::Process {
+            server: id,
+            what: what.to_string(),
+        });
+        self.leadership_changed();
+        self.update_quorum();
+    }
+
+    /// Starts a stopped or crashed server (boots after a delay).
+    pub fn start(&mut self, id: ServerId) {
+        if self.is_up(id) {
+            return;
+        }
+        let s = &mut self.servers[id];
+        s.proc = ProcessState::Starting;
+        s.incarnation += 1;
+        let inc = s.incarnation;
+        let d = self
+            .rng_proc
+            .range(self.cfg.boot_ns_min, self.cfg.boot_ns_max);
+        self.trace(TraceKind::Process {
+            server: id,
+            what: "start".into(),
+        });
+        self.push(d, Ev::Boot { server: id, inc });
+    }
+
+    fn on_boot(&mut self, id: ServerId, inc: u64) {
+        if self.servers[id].incarnation != inc || self.servers[id].proc != ProcessState::Starting {
+            return;
+        }
+        if let Some(why) = self.boot_failure(id) {
+            return self.crash_process(id, &why);
+        }
+        let (n, now) = (self.servers.len(), self.now);
+        let empty_restore = self.known(id, KnownIssueKind::EmptyRestoreFromLocalSnapshot);
+        let s = &mut self.servers[id];
+        s.proc = ProcessState::Running;
+        s.vol = Volatile::boot(n, &s.disk, now);
+        s.vol.role_gen = (s.incarnation << 20) + 1;
+        if empty_restore && s.disk.snapshot.is_some() {
+            // hashicorp/nomad#24411: the FSM comes back (almost) empty while Raft looks fine.
+            s.vol.fsm_writes = 0;
+        }
+        self.trace(TraceKind::Process {
+            server: id,
+            what: "running".into(),
+        });
+        self.arm_follower_timer(id);
+        let iv = self.cfg.raft.snapshot_interval_ns;
+        let d = self.rng_timers.range(iv, 2 * iv);
+        self.timer(id, d, TimerKind::Snapshot);
+        if self.servers[id].bad_binary == Some(BadBinary::CrashLoop) {
+            let d = self.rng_proc.range(2 * SEC, 5 * SEC);
+            self.push(d, Ev::CrashLoop { server: id, inc });
+        }
+        self.serf_rejoin(id);
+        self.update_quorum();
+    }
+
+    /// Why a server cannot boot with its binary and data, if it cannot.
+    fn boot_failure(&self, id: ServerId) -> Option<String> {
+        let s = &self.servers[id];
+        if s.bad_binary == Some(BadBinary::FailsToStart) {
+            return Some("bad binary: exits on start".into());
+        }
+        let snap = s.disk.snapshot.as_ref()?;
+        let own = self.snapshot_format(id);
+        if snap.format > own || snap.max_schema > self.entry_schema(id) {
+            return Some("Unrecognized snapshot type: snapshot written by a newer version".into());
+        }
+        if snap.format < own && self.known(id, KnownIssueKind::CannotLoadOlderSnapshot) {
+            return Some("cannot load the older on-disk snapshot (crash loop)".into());
+        }
+        None
+    }
+
+    /// Freezes a server (SIGSTOP).
+    pub fn pause(&mut self, id: ServerId) {
+        let s = &mut self.servers[id];
+        if !matches!(s.proc, ProcessState::Running | ProcessState::Starting) {
+            return;
+        }
+        s.paused_from = Some(s.proc);
+        s.proc = ProcessState::Paused;
+        s.vol.role_gen += 1;
+        self.trace(TraceKind::Process {
+            server: id,
+            what: "pause".into(),
+        });
+        self.serf_detect_down(id);
+        self.leadership_changed();
+        self.update_quorum();
+    }
+
+    /// Thaws a paused server (SIGCONT): its overdue timers fire at once.
+    pub fn resume(&mut self, id: ServerId) {
+        let s = &mut self.servers[id];
+        let Some(prev) = s.paused_from.take() else {
+            return;
+        };
+        s.proc = prev;
+        let inc = s.incarnation;
+        self.trace(TraceKind::Process {
+            server: id,
+            what: "resume".into(),
+        });
+        if prev == ProcessState::Starting {
+            self.push(0, Ev::Boot { server: id, inc });
+            return;
+        }
+        match self.servers[id].vol.role {
+            Role::Follower => self.timer(id, 0, TimerKind::Follower),
+            Role::Candidate => self.timer(id, 0, TimerKind::Candidate),
+            Role::Leader => {
+                self.timer(id, 0, TimerKind::Lease);
+                self.timer(id, 0, TimerKind::Heartbeat);
+            }
+        }
+        self.timer(id, 0, TimerKind::Snapshot);
+        self.serf_rejoin(id);
+        self.leadership_changed();
+        self.update_quorum();
+    }
+
+    /// Installs another binary version; the server must not be running.
+    pub fn replace_binary(&mut self, id: ServerId, version: Version) -> Result<(), SimError> {
+        if self.is_up(id) {
+            return Err(SimError::Invalid(format!(
+                "{}: cannot replace the binary of a running server",
+                self.servers[id].spec.name
+            )));
+        }
+        line_info(self.cfg.product, version).map_err(|e| SimError::Invalid(e.to_string()))?;
+        let s = &mut self.servers[id];
+        s.spec.version = version;
+        s.bad_binary = None;
+        self.fault(format!(
+            "replace binary {} -> {version}",
+            self.servers[id].spec.name
+        ));
+        Ok(())
+    }
+
+    /// Marks the installed binary as broken (applies from the next start).
+    pub fn set_bad_binary(&mut self, id: ServerId, bad: BadBinary) {
+        self.servers[id].bad_binary = Some(bad);
+        self.fault(format!("bad binary {} {bad:?}", self.servers[id].spec.name));
+    }
+
+    /// Erases a stopped server's data dir (term, vote, log, snapshot).
+    pub fn wipe_data(&mut self, id: ServerId) {
+        if self.is_up(id) {
+            return;
+        }
+        self.servers[id].disk = Disk::default();
+        self.fault(format!("wipe data {}", self.servers[id].spec.name));
+    }
+
+    /// The server comes back with a new address: peers' configurations keep the stale one until
+    /// the leader reconciles it from gossip.
+    pub fn change_address(&mut self, id: ServerId) {
+        self.servers[id].addr_gen += 1;
+        self.fault(format!("new address {}", self.servers[id].spec.name));
+    }
+
+    // ---- gossip ----
+
+    fn set_serf(&mut self, id: ServerId, status: SerfStatus) {
+        let s = &mut self.servers[id];
+        s.serf_gen += 1;
+        if s.serf != status {
+            s.serf = status;
+            self.trace(TraceKind::Serf { server: id, status });
+        }
+    }
+
+    /// Schedules the `failed` verdict after probe + suspicion (cancelled if it comes back).
+    fn serf_detect_down(&mut self, id: ServerId) {
+        let t = &self.cfg.serf;
+        let (probe, susp) = (t.probe_interval_ns, t.suspicion_timeout_ns);
+        let d = self.rng_proc.range(probe, 2 * probe) + susp;
+        let s = &mut self.servers[id];
+        if s.serf != SerfStatus::Alive {
+            return;
+        }
+        s.serf_gen += 1;
+        let generation = s.serf_gen;
+        self.push(
+            d,
+            Ev::Serf {
+                server: id,
+                generation,
+                status: SerfStatus::Failed,
+            },
+        );
+    }
+
+    fn serf_rejoin(&mut self, id: ServerId) {
+        let s = &mut self.servers[id];
+        s.serf_gen += 1;
+        let generation = s.serf_gen;
+        let d = self.cfg.serf.rejoin_ns;
+        self.push(
+            d,
+            Ev::Serf {
+                server: id,
+                generation,
+                status: SerfStatus::Alive,
+            },
+        );
+    }
+
+    fn on_serf(&mut self, id: ServerId, generation: u64, status: SerfStatus) {
+        if self.servers[id].serf_gen != generation {
+            return;
+        }
+        let gen_keep = self.servers[id].serf_gen;
+        self.set_serf(id, status);
+        self.servers[id].serf_gen = gen_keep;
+        // The leader reacts to member events at once (join → add non-voter, leave → remove).
+        self.reconcile_members();
+    }
+
+    // ---- autopilot ----
+
+    fn autopilot_leader(&self) -> Option<ServerId> {
+        let l = self.leader()?;
+        (self.servers[l].proc == ProcessState::Running).then_some(l)
+    }
+
+    fn refresh_health(&mut self) {
+        let Some(l) = self.autopilot_leader() else {
+            return;
+        };
+        let term = self.servers[l].disk.term;
+        if self.ap.leader != Some((l, term)) {
+            self.ap = Autopilot {
+                leader: Some((l, term)),
+                ..Autopilot::default()
+            };
+        }
+        let ids: Vec<ServerId> = self.servers[l].vol.config.iter().map(|p| p.id).collect();
+        for id in ids {
+            let rec = self.health_of(l, id);
+            let prev = self.ap.health.get(&id);
+            let flipped = prev.is_none_or(|p| p.healthy != rec.healthy);
+            let stable_since = if flipped {
+                Some(self.now)
+            } else {
+                prev.and_then(|p| p.stable_since)
+            };
+            self.ap.health.insert(
+                id,
+                HealthRec {
+                    stable_since,
+                    ..rec
+                },
+            );
+        }
+        self.ap.refreshed = true;
+    }
+
+    /// Autopilot's health rule for one server, from the server's own stats when reachable.
+    fn health_of(&self, leader: ServerId, id: ServerId) -> HealthRec {
+        let l = &self.servers[leader];
+        let s = &self.servers[id];
+        let reachable = s.proc == ProcessState::Running && self.reachable(leader, id);
+        if !reachable {
+            let prev = self.ap.health.get(&id).cloned().unwrap_or_default();
+            return HealthRec {
+                healthy: false,
+                last_contact_ns: None,
+                ..prev
+            };
+        }
+        let last_contact_ns = if id == leader {
+            Some(0)
+        } else {
+            s.vol.last_contact.map(|t| self.now.since(t))
+        };
+        let hb_ns = self.cfg.heartbeat_timeout_ns() / 10;
+        let threshold = self.cfg.autopilot.last_contact_threshold_ns.max(2 * hb_ns);
+        let (last_term, last_index) = (s.disk.last_term(), s.disk.last_index());
+        let healthy = s.serf == SerfStatus::Alive
+            && last_contact_ns.is_some_and(|c| c <= threshold)
+            && last_term == l.disk.term
+            && last_index + self.cfg.autopilot.max_trailing_logs >= l.disk.last_index();
+        HealthRec {
+            healthy,
+            stable_since: None,
+            last_contact_ns,
+            last_term,
+            last_index,
+        }
+    }
+
+    fn reconcile(&mut self) {
+        self.reconcile_members();
+        let Some(l) = self.autopilot_leader() else {
+            return;
+        };
+        self.maybe_write_schema(l);
+    }
+
+    /// One membership change per call, as hashicorp/raft allows one pending change at a time:
+    /// stale addresses, dead-server cleanup, new servers as non-voters, promotion of stable ones.
+    fn reconcile_members(&mut self) {
+        let Some(l) = self.autopilot_leader() else {
+            return;
+        };
+        let s = &self.servers[l];
+        if s.vol.config_index > s.vol.commit {
+            return; // a configuration change is still uncommitted
+        }
+        let config = s.vol.config.clone();
+        let change = self
+            .fix_addresses(&config)
+            .or_else(|| self.prune_dead(l, &config))
+            .or_else(|| self.add_new(&config))
+            .or_else(|| self.promote_stable(&config));
+        if let Some((peers, why)) = change {
+            self.append_config(l, peers, why);
+        }
+    }
+
+    fn fix_addresses(&self, config: &[Peer]) -> Option<(Vec<Peer>, String)> {
+        let stale: Vec<ServerId> = config
+            .iter()
+            .filter(|p| {
+                let s = &self.servers[p.id];
+                p.addr_gen != s.addr_gen && s.serf == SerfStatus::Alive
+            })
+            .map(|p| p.id)
+            .collect();
+        if stale.is_empty() {
+            return None;
+        }
+        let peers = config
+            .iter()
+            .map(|p| Peer {
+                addr_gen: self.servers[p.id].addr_gen,
+                ..*p
+            })
+            .collect();
+        Some((peers, format!("update addresses of {stale:?}")))
+    }
+
+    fn prune_dead(&self, leader: ServerId, config: &[Peer]) -> Option<(Vec<Peer>, String)> {
+        let dead = |p: &&Peer| {
+            let st = self.servers[p.id].serf;
+            p.id != leader && matches!(st, SerfStatus::Failed | SerfStatus::Left)
+        };
+        let left: Vec<ServerId> = config
+            .iter()
+            .filter(|p| self.servers[p.id].serf == SerfStatus::Left)
+            .map(|p| p.id)
+            .collect();
+        if !self.cfg.autopilot.cleanup_dead_servers && left.is_empty() {
+            return None;
+        }
+        let voters = config.iter().filter(|p| p.voter).count();
+        let cap = (voters.saturating_sub(1) / 2).max(1);
+        let min_quorum = self.cfg.autopilot.min_quorum;
+        let mut remove = Vec::new();
+        let mut remaining = voters;
+        for p in config.iter().filter(dead) {
+            let is_left = self.servers[p.id].serf == SerfStatus::Left;
+            if !is_left && !self.cfg.autopilot.cleanup_dead_servers {
+                continue;
+            }
+            if remove.len() >= cap || (p.voter && remaining <= min_quorum) {
+                break;
+            }
+            remaining -= usize::from(p.voter);
+            remove.push(p.id);
+        }
+        if remove.is_empty() {
+            return None;
+        }
+        let peers = config
+            .iter()
+            .filter(|p| !remove.contains(&p.id))
+            .copied()
+            .collect();
+        Some((peers, format!("remove dead servers {remove:?}")))
+    }
+
+    fn add_new(&self, config: &[Peer]) -> Option<(Vec<Peer>, String)> {
+        let id = (0..self.servers.len()).find(|&id| {
+            let s = &self.servers[id];
+            s.serf == SerfStatus::Alive
+                && s.proc == ProcessState::Running
+                && !config.iter().any(|p| p.id == id)
+        })?;
+        let mut peers = config.to_vec();
+        peers.push(Peer {
+            id,
+            voter: false,
+            addr_gen: self.servers[id].addr_gen,
+        });
+        Some((peers, format!("add non-voter {id}")))
+    }
+
+    fn promote_stable(&self, config: &[Peer]) -> Option<(Vec<Peer>, String)> {
+        let stab = self.cfg.autopilot.server_stabilization_time_ns;
+        let ready: Vec<ServerId> = config
+            .iter()
+            .filter(|p| !p.voter)
+            .filter(|p| {
+                self.ap.health.get(&p.id).is_some_and(|h| {
+                    h.healthy && h.stable_since.is_some_and(|t| self.now.since(t) >= stab)
+                })
+            })
+            .map(|p| p.id)
+            .collect();
+        if ready.is_empty() {
+            return None;
+        }
+        let peers = config
+            .iter()
+            .map(|p| Peer {
+                voter: p.voter || ready.contains(&p.id),
+                ..*p
+            })
+            .collect();
+        Some((peers, format!("promote {ready:?}")))
+    }
+
+    fn append_config(&mut self, leader: ServerId, peers: Vec<Peer>, why: String) {
+        let voters = peers.iter().filter(|p| p.voter).map(|p| p.id).collect();
+        let nonvoters = peers.iter().filter(|p| !p.voter).map(|p| p.id).collect();
+        let index = self.append_local(leader, EntryKind::Config(peers));
+        self.trace(TraceKind::Config {
+            leader,
+            index,
+            voters,
+            nonvoters,
+            why,
+        });
+        self.broadcast(leader);
+        self.update_quorum();
+    }
+
+    /// Writes the leader's newer entry type once every server can apply it — or at once on a
+    /// release known to write it early (Nomad 1.4.0, hashicorp/nomad#14819).
+    pub(crate) fn maybe_write_schema(&mut self, l: ServerId) {
+        let schema = self.entry_schema(l);
+        if self.servers[l].disk.max_schema() >= schema {
+            return;
+        }
+        let early = self.known(l, KnownIssueKind::WritesNewEntriesEarly);
+        let all_ready = self.servers[l]
+            .vol
+            .config
+            .iter()
+            .all(|p| self.entry_schema(p.id) >= schema);
+        if early || all_ready {
+            self.append_local(l, EntryKind::Schema(schema));
+            self.broadcast(l);
+        }
+    }
+
+    pub(crate) fn entry_schema(&self, id: ServerId) -> u32 {
+        line_info(self.cfg.product, self.servers[id].spec.version).map_or(1, |l| l.entry_schema)
+    }
+
+    pub(crate) fn snapshot_format(&self, id: ServerId) -> u32 {
+        line_info(self.cfg.product, self.servers[id].spec.version).map_or(1, |l| l.snapshot_format)
+    }
+
+    fn known(&self, id: ServerId, kind: KnownIssueKind) -> bool {
+        has_issue(self.cfg.product, self.servers[id].spec.version, kind)
+    }
+
+    pub(crate) fn can_restore(&mut self, id: ServerId, snap: &crate::state::Snapshot) -> bool {
+        if snap.format > self.snapshot_format(id) || snap.max_schema > self.entry_schema(id) {
+            self.crash_process(id, "Unrecognized snapshot type in InstallSnapshot");
+            return false;
+        }
+        true
+    }
+
+    // ---- workload ----
+
+    fn schedule_workload(&mut self) {
+        if self.write_rate > 0.0 {
+            let gap = (1e9 / self.write_rate) as u64;
+            let jitter = self.rng_proc.range(0, gap / 5 + 1);
+            self.push(gap - gap / 10 + jitter, Ev::Workload);
+        }
+    }
+
+    /// Changes the write rate (writes per simulated second; 0 stops the workload).
+    pub fn set_write_rate(&mut self, writes_per_sec: f64) {
+        let was = self.write_rate;
+        self.write_rate = writes_per_sec.max(0.0);
+        if was <= 0.0 {
+            self.schedule_workload();
+        }
+    }
+
+    fn on_workload(&mut self) {
+        if self.write_rate <= 0.0 {
+            return;
+        }
+        self.schedule_workload();
+        self.workload_stats.submitted += 1;
+        let id = self.next_write;
+        self.next_write += 1;
+        let Some(l) = self.leader() else {
+            self.workload_stats.failed += 1;
+            return;
+        };
+        let s = &self.servers[l];
+        if s.proc != ProcessState::Running || s.vol.transfer_to.is_some() {
+            self.workload_stats.failed += 1;
+            return;
+        }
+        self.pending.push(Pending { id, leader: l });
+        assert!(self.pending.len() < QUEUE_MAX, "pending writes unbounded");
+        self.append_local(l, EntryKind::Write(id));
+        self.broadcast(l);
+    }
+
+    pub(crate) fn ack_write(&mut self, id: u64, index: u64, term: u64) {
+        if let Some(pos) = self.pending.iter().position(|p| p.id == id) {
+            self.pending.swap_remove(pos);
+            self.acked.push((index, term));
+            self.workload_stats.acked += 1;
+        }
+    }
+
+    /// Workload counters, with acknowledged writes missing from the current leader's log.
+    pub fn workload(&self) -> WorkloadStats {
+        let mut w = self.workload_stats.clone();
+        w.lost_acked = self.leader().map_or(0, |l| self.missing_acked(l));
+        w
+    }
+
+    fn missing_acked(&self, l: ServerId) -> u64 {
+        let d = &self.servers[l].disk;
+        let start = d.log_start();
+        let snap = d.snapshot.as_ref().map_or(0, |s| s.index);
+        let missing = |&&(i, t): &&(u64, u64)| {
+            if i <= snap || i < start {
+                return false;
+            }
+            d.term_at(i) != Some(t)
+        };
+        self.acked.iter().filter(missing).count() as u64
+    }
+
+    // ---- invariants ----
+
+    fn violation(&mut self, invariant: &str, detail: String) {
+        self.trace(TraceKind::Violation {
+            invariant: invariant.into(),
+            detail: detail.clone(),
+        });
+        self.violations.push(Violation {
+            invariant: invariant.into(),
+            at: self.now,
+            seed: self.cfg.seed,
+            detail,
+        });
+    }
+
+    pub(crate) fn check_election_safety(&mut self, id: ServerId, term: u64) {
+        match self.leaders_by_term.get(&term) {
+            Some(&other) if other != id => self.violation(
+                "election_safety",
+                format!("two leaders in term {term}: {other} and {id}"),
+            ),
+            _ => {
+                self.leaders_by_term.insert(term, id);
+            }
+        }
+    }
+
+    pub(crate) fn check_leader_completeness(&mut self, id: ServerId) {
+        let d = &self.servers[id].disk;
+        let committed = self.canon.len() as u64;
+        let ok = committed == 0
+            || committed < d.log_start()
+            || d.term_at(committed) == Some(self.canon[committed as usize - 1].0);
+        if !ok {
+            let detail = format!(
+                "leader {id} (term {}) lacks committed index {committed}",
+                d.term
+            );
+            self.violation("leader_completeness", detail);
+        }
+        let lost = self.missing_acked(id);
+        if lost > 0 {
+            self.violation(
+                "acknowledged_write_lost",
+                format!("leader {id} lacks {lost} acknowledged writes"),
+            );
+        }
+    }
+
+    pub(crate) fn check_apply(&mut self, id: ServerId, index: u64, e: &Entry) {
+        let i = index as usize - 1;
+        let mine = (e.term, e.digest());
+        if i < self.canon.len() {
+            if self.canon[i] != mine {
+                self.violation(
+                    "state_machine_safety",
+                    format!("server {id} applied a different entry at index {index}"),
+                );
+            }
+        } else if i == self.canon.len() {
+            self.canon.push(mine);
+        }
+    }
+
+    /// Invariant violations so far.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    // ---- ground truth ----
+
+    /// The running leader with the highest term, if any.
+    pub fn leader(&self) -> Option<ServerId> {
+        self.servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.proc == ProcessState::Running && s.vol.role == Role::Leader)
+            .max_by_key(|(id, s)| (s.disk.term, Reverse(*id)))
+            .map(|(id, _)| id)
+    }
+
+    /// Whether a majority of voters of the newest configuration are running and connected.
+    pub fn has_quorum(&self) -> bool {
+        let Some(cfg) = self
+            .servers
+            .iter()
+            .max_by_key(|s| s.vol.config_index.max(s.disk.latest_config().0))
+            .map(|s| s.disk.latest_config().1)
+        else {
+            return false;
+        };
+        let voters: Vec<ServerId> = cfg.iter().filter(|p| p.voter).map(|p| p.id).collect();
+        let up: Vec<ServerId> = voters
+            .iter()
+            .copied()
+            .filter(|&v| self.servers[v].proc == ProcessState::Running)
+            .collect();
+        let best = up
+            .iter()
+            .map(|&a| up.iter().filter(|&&b| self.reachable(a, b)).count())
+            .max()
+            .unwrap_or(0);
+        best >= quorum(voters.len())
+    }
+
+    pub(crate) fn leadership_changed(&mut self) {
+        let l = self.leader();
+        if l == self.cur_leader {
+            return;
+        }
+        if self.cur_leader.is_none() && self.ever_led {
+            self.metrics.no_leader_ns += self.now.since(self.since);
+        }
+        if l.is_some() {
+            self.metrics.leader_changes += u64::from(self.ever_led);
+            self.ever_led = true;
+        }
+        self.since = self.now;
+        self.cur_leader = l;
+        // Writes in flight on a deposed leader fail (the client sees an error or a timeout).
+        let before = self.pending.len();
+        self.pending.retain(|p| Some(p.leader) == l);
+        self.workload_stats.failed += (before - self.pending.len()) as u64;
+    }
+
+    fn update_quorum(&mut self) {
+        let q = self.has_quorum();
+        if q == self.quorum_now {
+            return;
+        }
+        if !q {
+            self.quorum_since = self.now;
+        } else if self.ever_led {
+            self.metrics.quorum_lost_ns += self.now.since(self.quorum_since);
+        }
+        self.quorum_now = q;
+    }
+
+    /// Counters so far (open intervals counted up to now).
+    pub fn metrics(&self) -> Metrics {
+        let mut m = self.metrics.clone();
+        if self.cur_leader.is_none() && self.ever_led {
+            m.no_leader_ns += self.now.since(self.since);
+        }
+        if !self.quorum_now && self.ever_led {
+            m.quorum_lost_ns += self.now.since(self.quorum_since);
+        }
+        m
+    }
+
+    pub(crate) fn trace(&mut self, kind: TraceKind) {
+        self.trace.push(self.now, kind);
+    }
+
+    /// The trace so far.
+    pub fn trace_log(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// Hash of the trace, folded with the final counters.
+    pub fn trace_hash(&self) -> u64 {
+        let m = &self.metrics;
+        let tail = [m.messages, m.events, self.workload_stats.acked, self.now.0];
+        let bytes: Vec<u8> = tail.iter().flat_map(|x| x.to_le_bytes()).collect();
+        crate::rng::fnv1a(self.trace.hash(), &bytes)
+    }
+
+    pub(crate) fn rpc_port(&self) -> u16 {
+        match self.cfg.product {
+            crate::versions::Product::Nomad => 4647,
+            crate::versions::Product::Consul => 8300,
+        }
+    }
+
+    /// Milliseconds of simulated time, the clock operator answers use.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.now.0 / MS
+    }
+
+    pub(crate) fn scheduler_index(&self) -> u64 {
+        self.scheduler_modify_index
+    }
+}
