@@ -7,12 +7,18 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "rehearse", version, about)]
 struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Run the simulated cluster and summarise elections, availability and safety.
+    Simulate(rehearse::cmd::simulate::Args),
+}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -26,7 +32,10 @@ fn main() -> ExitCode {
             });
         }
     };
-    let result: Result<rehearse::cli::Verdict, rehearse::cli::CliError> = match cli.command {};
+    rehearse::logging::init(cli.verbose);
+    let result = match cli.command {
+        Command::Simulate(a) => rehearse::cmd::simulate::run(a),
+    };
     match result {
         Ok(v) => ExitCode::from(v.exit_code()),
         Err(e) => {

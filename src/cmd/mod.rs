@@ -1,1 +1,3 @@
 //! Subcommands. Each module has an `Args` (clap) struct and a `run` function.
+
+pub mod simulate;

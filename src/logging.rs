@@ -1,0 +1,42 @@
+//! Logging through tracing-subscriber, stamped with *simulated* time while a simulation runs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+
+/// `u64::MAX` means "no simulation running": stamp with `-`.
+static SIM_TIME_NS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Sets the simulated clock shown in log lines (called by drivers as they advance the world).
+pub fn set_sim_time_ns(ns: u64) {
+    SIM_TIME_NS.store(ns, Ordering::Relaxed);
+}
+
+/// Prints the simulated time as `t=12.345s`.
+struct SimClock;
+
+impl FormatTime for SimClock {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        match SIM_TIME_NS.load(Ordering::Relaxed) {
+            u64::MAX => write!(w, "t=-"),
+            ns => write!(w, "t={:.3}s", ns as f64 / 1e9),
+        }
+    }
+}
+
+/// Installs the subscriber on stderr. `verbosity` 0 = warnings, 1 = info, 2+ = debug;
+/// `RUST_LOG` overrides. Safe to call twice (the second call is a no-op).
+pub fn init(verbosity: u8) {
+    let level = match verbosity {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_timer(SimClock)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
