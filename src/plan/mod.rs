@@ -1,0 +1,502 @@
+//! Upgrade plans: the TOML file an operator writes, parsed strictly and validated.
+//!
+//! ```toml
+//! [cluster]
+//! product = "nomad"            # or "consul"
+//! version = "1.9.7"            # current server version
+//! raft_protocol = 3
+//! raft_multiplier = 1          # optional; default nomad 1, consul 5
+//! servers = [ { name = "s1" }, { name = "s2", client = true }, { name = "s3" } ]
+//!
+//! [cluster.autopilot]          # optional; Nomad's defaults
+//! cleanup_dead_servers = true
+//! server_stabilization_time = "10s"
+//! min_quorum = 0
+//!
+//! [clients]                    # optional
+//! count = 10
+//! version = "1.9.7"
+//!
+//! [upgrade]
+//! target = "1.10.3"
+//! snapshot_first = true
+//! transfer_leadership = true
+//! order = "followers-then-leader"   # or "leader-first", "as-listed"
+//! parallel = 1
+//! rollback = "halt"                 # or "reinstall-and-restore"
+//! upgrade_clients = true
+//! [upgrade.gate]
+//! stable_for = "10s"
+//! timeout = "2m"
+//! poll = "2s"
+//! require_fresh_health = true
+//! [upgrade.drain]
+//! deadline = "5m"
+//! ```
+//!
+//! Unknown fields are errors; every error names the file, line and field.
+
+pub mod lint;
+
+use rehearse_sim::versions::{Product, Version, default_raft_multiplier, line_info};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// A parsed, validated upgrade plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// The cluster as it is now.
+    pub cluster: Cluster,
+    /// Client nodes.
+    #[serde(default)]
+    pub clients: Clients,
+    /// What to do.
+    pub upgrade: Upgrade,
+}
+
+/// The cluster as it is now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// `nomad` or `consul`.
+    pub product: Product,
+    /// Current server version.
+    pub version: Version,
+    /// Raft protocol the servers run.
+    #[serde(default = "default_protocol")]
+    pub raft_protocol: u8,
+    /// raft_multiplier; default per product.
+    #[serde(default)]
+    pub raft_multiplier: Option<u32>,
+    /// Region (Nomad), for node names like `s1.global`.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// The servers.
+    pub servers: Vec<ServerEntry>,
+    /// Autopilot settings.
+    #[serde(default)]
+    pub autopilot: Autopilot,
+}
+
+fn default_protocol() -> u8 {
+    3
+}
+
+fn default_region() -> String {
+    "global".into()
+}
+
+/// One server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerEntry {
+    /// Node name without the region, e.g. `s1`.
+    pub name: String,
+    /// HTTP address (for `execute`), e.g. `http://10.0.0.1:4646`.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Also runs a client (drained before its restart).
+    #[serde(default)]
+    pub client: bool,
+}
+
+/// Autopilot settings, as in the agent configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Autopilot {
+    /// Remove failed servers automatically.
+    #[serde(default = "yes")]
+    pub cleanup_dead_servers: bool,
+    /// Max time since last contact for a healthy server.
+    #[serde(default = "d200ms", with = "humantime_serde_compat")]
+    pub last_contact_threshold: u64,
+    /// Max entries a healthy server may trail by.
+    #[serde(default = "d250")]
+    pub max_trailing_logs: u64,
+    /// Healthy time before a non-voter is promoted.
+    #[serde(default = "d10s", with = "humantime_serde_compat")]
+    pub server_stabilization_time: u64,
+    /// Dead-server cleanup never goes below this many voters.
+    #[serde(default)]
+    pub min_quorum: usize,
+}
+
+impl Default for Autopilot {
+    fn default() -> Self {
+        Autopilot {
+            cleanup_dead_servers: true,
+            last_contact_threshold: d200ms(),
+            max_trailing_logs: 250,
+            server_stabilization_time: d10s(),
+            min_quorum: 0,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn d200ms() -> u64 {
+    200_000_000
+}
+fn d250() -> u64 {
+    250
+}
+fn d10s() -> u64 {
+    10_000_000_000
+}
+
+/// Client nodes.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clients {
+    /// How many client-only nodes.
+    #[serde(default)]
+    pub count: usize,
+    /// Their version (default: the servers' current version).
+    #[serde(default)]
+    pub version: Option<Version>,
+}
+
+/// Server order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Order {
+    /// Followers one at a time, the leader last (the runbook).
+    FollowersThenLeader,
+    /// The leader first (unsafe across entry-type changes; allowed so it can be rehearsed).
+    LeaderFirst,
+    /// In the order listed, wherever the leader is.
+    AsListed,
+}
+
+/// What to do when the upgrade halts after a server was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rollback {
+    /// Stop and report; the operator decides.
+    Halt,
+    /// Reinstall the old binary on changed servers and restore the pre-upgrade snapshot.
+    ReinstallAndRestore,
+}
+
+/// The upgrade itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upgrade {
+    /// Target version.
+    pub target: Version,
+    /// Raft protocol to roll to (default: unchanged).
+    #[serde(default)]
+    pub target_raft_protocol: Option<u8>,
+    /// Save and verify a snapshot before touching anything.
+    #[serde(default = "yes")]
+    pub snapshot_first: bool,
+    /// Move leadership away before upgrading the leader (Nomad 1.7+).
+    #[serde(default)]
+    pub transfer_leadership: bool,
+    /// Server order.
+    #[serde(default = "default_order")]
+    pub order: Order,
+    /// Servers at once (1 is the only safe value).
+    #[serde(default = "one")]
+    pub parallel: usize,
+    /// Rollback policy.
+    #[serde(default = "default_rollback")]
+    pub rollback: Rollback,
+    /// Upgrade clients after the servers.
+    #[serde(default = "yes")]
+    pub upgrade_clients: bool,
+    /// Proceed although failure tolerance is 0 before a step (1–2 server clusters).
+    #[serde(default)]
+    pub allow_zero_tolerance: bool,
+    /// The gate between servers.
+    #[serde(default)]
+    pub gate: Gate,
+    /// Drain of servers that are also clients.
+    #[serde(default)]
+    pub drain: Drain,
+}
+
+fn default_order() -> Order {
+    Order::FollowersThenLeader
+}
+fn one() -> usize {
+    1
+}
+fn default_rollback() -> Rollback {
+    Rollback::Halt
+}
+
+/// The gate a restarted server must pass before the next one is touched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gate {
+    /// Continuous health required (0 = accept the first healthy answer: unsafe).
+    #[serde(default = "d10s", with = "humantime_serde_compat")]
+    pub stable_for: u64,
+    /// Give up and halt after this long.
+    #[serde(default = "d120s", with = "humantime_serde_compat")]
+    pub timeout: u64,
+    /// Poll interval.
+    #[serde(default = "d2s", with = "humantime_serde_compat")]
+    pub poll: u64,
+    /// Only health observed after the restart counts (the stale-health trap).
+    #[serde(default = "yes")]
+    pub require_fresh_health: bool,
+    /// The server must be a voter again (not a non-voter awaiting promotion).
+    #[serde(default = "yes")]
+    pub require_voter: bool,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            stable_for: d10s(),
+            timeout: d120s(),
+            poll: d2s(),
+            require_fresh_health: true,
+            require_voter: true,
+        }
+    }
+}
+
+fn d120s() -> u64 {
+    120_000_000_000
+}
+fn d2s() -> u64 {
+    2_000_000_000
+}
+
+/// Drain settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Drain {
+    /// Drain servers that are also clients before stopping them.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Drain deadline.
+    #[serde(default = "d300s", with = "humantime_serde_compat")]
+    pub deadline: u64,
+}
+
+impl Default for Drain {
+    fn default() -> Self {
+        Drain {
+            enabled: true,
+            deadline: d300s(),
+        }
+    }
+}
+
+fn d300s() -> u64 {
+    300_000_000_000
+}
+
+/// Durations in plan files are strings like `"10s"`, stored as nanoseconds.
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ns: &u64, s: S) -> Result<S::Ok, S::Error> {
+        let d = std::time::Duration::from_nanos(*ns);
+        s.collect_str(&humantime::format_duration(d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(d)?;
+        let dur = humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!("invalid duration {text:?}: {e} (e.g. \"10s\")"))
+        })?;
+        u64::try_from(dur.as_nanos()).map_err(|_| serde::de::Error::custom("duration too long"))
+    }
+}
+
+/// Why a plan could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax, type or unknown-field error (with line and column).
+    #[error("{path}: {message}")]
+    Parse {
+        /// File.
+        path: String,
+        /// toml's message, which shows the line, column and a snippet.
+        message: String,
+    },
+    /// A semantic error, naming the field.
+    #[error("{path}: {field}: {message}")]
+    Invalid {
+        /// File.
+        path: String,
+        /// Field path, e.g. `upgrade.target`.
+        field: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+impl Plan {
+    /// Reads and validates a plan file.
+    pub fn from_path(path: &Path) -> Result<Plan, PlanError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        Plan::from_str_named(&text, &name)
+    }
+
+    /// Parses and validates plan text; `name` is used in messages.
+    pub fn from_str_named(text: &str, name: &str) -> Result<Plan, PlanError> {
+        let plan: Plan = toml::from_str(text).map_err(|e| PlanError::Parse {
+            path: name.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        plan.validate()
+            .map_err(|(field, message)| PlanError::Invalid {
+                path: name.to_string(),
+                field,
+                message,
+            })?;
+        Ok(plan)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let err = |f: &str, m: String| Err((f.to_string(), m));
+        let c = &self.cluster;
+        if c.servers.is_empty() {
+            return err("cluster.servers", "at least one server is needed".into());
+        }
+        if c.servers.len() > rehearse_sim::world::MAX_SERVERS {
+            return err("cluster.servers", "at most 15 servers".into());
+        }
+        for (i, s) in c.servers.iter().enumerate() {
+            if s.name.trim().is_empty() || s.name.contains('.') {
+                return err(
+                    &format!("cluster.servers[{i}].name"),
+                    format!(
+                        "{:?}: use the node name without region, e.g. \"s1\"",
+                        s.name
+                    ),
+                );
+            }
+            if c.servers[..i].iter().any(|o| o.name == s.name) {
+                return err(
+                    &format!("cluster.servers[{i}].name"),
+                    format!("duplicate server name {:?}", s.name),
+                );
+            }
+        }
+        let known = |f: &str, v: Version| {
+            line_info(c.product, v)
+                .map(|_| ())
+                .map_err(|e| (f.to_string(), e.to_string()))
+        };
+        known("cluster.version", c.version)?;
+        known("upgrade.target", self.upgrade.target)?;
+        if let Some(v) = self.clients.version {
+            known("clients.version", v)?;
+        }
+        if !(2..=3).contains(&c.raft_protocol) {
+            return err("cluster.raft_protocol", "must be 2 or 3".into());
+        }
+        if let Some(p) = self.upgrade.target_raft_protocol {
+            if !(2..=3).contains(&p) {
+                return err("upgrade.target_raft_protocol", "must be 2 or 3".into());
+            }
+        }
+        if !(1..=10).contains(&self.raft_multiplier()) {
+            return err("cluster.raft_multiplier", "must be between 1 and 10".into());
+        }
+        if self.upgrade.parallel == 0 {
+            return err("upgrade.parallel", "must be at least 1".into());
+        }
+        let g = &self.upgrade.gate;
+        if g.timeout == 0 || g.poll == 0 {
+            return err(
+                "upgrade.gate",
+                "timeout and poll must be greater than 0".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// raft_multiplier, defaulted per product.
+    pub fn raft_multiplier(&self) -> u32 {
+        self.cluster
+            .raft_multiplier
+            .unwrap_or_else(|| default_raft_multiplier(self.cluster.product))
+    }
+
+    /// Quorum of the server set.
+    pub fn quorum(&self) -> usize {
+        self.cluster.servers.len() / 2 + 1
+    }
+
+    /// The clients' version (default: the servers' current version).
+    pub fn client_version(&self) -> Version {
+        self.clients.version.unwrap_or(self.cluster.version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+[cluster]
+product = "nomad"
+version = "1.9.7"
+servers = [{ name = "s1" }, { name = "s2" }, { name = "s3" }]
+[upgrade]
+target = "1.10.3"
+"#;
+
+    #[test]
+    fn a_minimal_plan_gets_safe_defaults() {
+        let p = Plan::from_str_named(MIN, "p.toml").unwrap();
+        assert!(p.upgrade.snapshot_first);
+        assert_eq!(p.upgrade.order, Order::FollowersThenLeader);
+        assert_eq!(p.upgrade.gate.stable_for, 10_000_000_000);
+        assert_eq!(p.raft_multiplier(), 1);
+        assert_eq!(p.quorum(), 2);
+    }
+
+    #[test]
+    fn unknown_fields_name_the_field_and_line() {
+        let text = MIN.replace(
+            "target = \"1.10.3\"",
+            "target = \"1.10.3\"\nsnapshot_frist = true",
+        );
+        let e = Plan::from_str_named(&text, "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("snapshot_frist"), "{e}");
+        assert!(e.contains("line 8"), "{e}");
+        assert!(e.starts_with("p.toml"), "{e}");
+    }
+
+    #[test]
+    fn impossible_versions_and_bad_durations_are_rejected() {
+        let e = Plan::from_str_named(&MIN.replace("1.10.3", "3.1.0"), "p.toml").unwrap_err();
+        assert!(e.to_string().contains("upgrade.target"), "{e}");
+        let text = format!("{MIN}[upgrade.gate]\nstable_for = \"ten seconds\"\n");
+        let e = Plan::from_str_named(&text, "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid duration"), "{e}");
+        let dup = MIN.replace("{ name = \"s3\" }", "{ name = \"s1\" }");
+        let e = Plan::from_str_named(&dup, "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("duplicate"), "{e}");
+    }
+}
