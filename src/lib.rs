@@ -5,3 +5,5 @@ pub mod cli;
 pub mod cmd;
 pub mod logging;
 pub mod plan;
+pub mod procedure;
+pub mod rehearsal;

@@ -16,6 +16,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Lint a plan, then rehearse it on many seeds in the simulator (the main job).
+    Check(rehearse::cmd::check::Args),
+    /// Static checks of an upgrade plan.
+    Lint(rehearse::cmd::lint::Args),
     /// Run the simulated cluster and summarise elections, availability and safety.
     Simulate(rehearse::cmd::simulate::Args),
 }
@@ -35,6 +39,8 @@ fn main() -> ExitCode {
     rehearse::logging::init(cli.verbose);
     let result = match cli.command {
         Command::Simulate(a) => rehearse::cmd::simulate::run(a),
+        Command::Check(a) => rehearse::cmd::check::run(a),
+        Command::Lint(a) => rehearse::cmd::lint::run(a),
     };
     match result {
         Ok(v) => ExitCode::from(v.exit_code()),

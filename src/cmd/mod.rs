@@ -1,3 +1,5 @@
 //! Subcommands. Each module has an `Args` (clap) struct and a `run` function.
 
+pub mod check;
+pub mod lint;
 pub mod simulate;

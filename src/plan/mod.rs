@@ -23,6 +23,7 @@
 //! transfer_leadership = true
 //! order = "followers-then-leader"   # or "leader-first", "as-listed"
 //! parallel = 1
+//! install_time = "5s"               # server down time to install the binary (or reboot)
 //! rollback = "halt"                 # or "reinstall-and-restore"
 //! upgrade_clients = true
 //! [upgrade.gate]
@@ -211,6 +212,11 @@ pub struct Upgrade {
     /// Proceed although failure tolerance is 0 before a step (1–2 server clusters).
     #[serde(default)]
     pub allow_zero_tolerance: bool,
+    /// How long a server stays down between stop and start to install the new binary
+    /// (package install, image pull, reboot). The rehearsal waits this long; a long install can
+    /// outlast gossip failure detection and dead-server cleanup (hashicorp/consul#8118).
+    #[serde(default = "d5s", with = "humantime_serde_compat")]
+    pub install_time: u64,
     /// The gate between servers.
     #[serde(default)]
     pub gate: Gate,
@@ -262,6 +268,9 @@ impl Default for Gate {
     }
 }
 
+fn d5s() -> u64 {
+    5_000_000_000
+}
 fn d120s() -> u64 {
     120_000_000_000
 }

@@ -1,0 +1,220 @@
+//! `rehearse check plan.toml [--seeds N]`: lint, then rehearse the plan on N seeds in the
+//! simulator. Exit 0 safe, 1 unsafe (or an error finding, or a seed that did not complete),
+//! 2 bad input.
+
+use crate::cli::{CliError, Verdict};
+use crate::cmd::lint::{has_errors, load, print_findings};
+use crate::plan::lint::lint;
+use crate::procedure::{ProcedureConfig, Variant};
+use crate::rehearsal::{Outcome, Verdict as RunVerdict, rehearse, sim_config};
+use std::path::PathBuf;
+
+/// Arguments of `rehearse check`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// Number of seeds to rehearse.
+    #[arg(long, default_value_t = 32)]
+    pub seeds: u64,
+    /// First seed (seeds are first..first+N).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Rehearse a deliberately broken variant of the procedure instead (to see what rehearse
+    /// catches): gate-healthy-only, no-voter-wait, leader-first, no-snapshot, two-at-a-time,
+    /// ignore-failure-tolerance.
+    #[arg(long, value_enum)]
+    pub variant: Option<VariantArg>,
+    /// Print every seed's outcome as JSON lines instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--variant` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum VariantArg {
+    /// The plan's procedure.
+    Safe,
+    /// Gate on `Healthy` only.
+    GateHealthyOnly,
+    /// No wait for voter promotion.
+    NoVoterWait,
+    /// Leader first.
+    LeaderFirst,
+    /// No snapshot.
+    NoSnapshot,
+    /// Two servers at once.
+    TwoAtATime,
+    /// No quorum check before a stop.
+    IgnoreFailureTolerance,
+}
+
+impl From<VariantArg> for Variant {
+    fn from(v: VariantArg) -> Self {
+        match v {
+            VariantArg::Safe => Variant::Safe,
+            VariantArg::GateHealthyOnly => Variant::GateHealthyOnly,
+            VariantArg::NoVoterWait => Variant::NoVoterWait,
+            VariantArg::LeaderFirst => Variant::LeaderFirst,
+            VariantArg::NoSnapshot => Variant::NoSnapshot,
+            VariantArg::TwoAtATime => Variant::TwoAtATime,
+            VariantArg::IgnoreFailureTolerance => Variant::IgnoreFailureTolerance,
+        }
+    }
+}
+
+/// Rehearses `seeds` seeds in parallel; outcomes come back in seed order (deterministic).
+pub fn rehearse_seeds(
+    plan: &crate::plan::Plan,
+    cfg: &ProcedureConfig,
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+) -> Result<Vec<Outcome>, CliError> {
+    let seeds: Vec<u64> = seeds.collect();
+    let jobs = jobs.clamp(1, seeds.len().max(1));
+    let chunks: Vec<Vec<u64>> = (0..jobs)
+        .map(|j| seeds.iter().copied().skip(j).step_by(jobs).collect())
+        .collect();
+    let results = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .iter()
+            .map(|chunk| {
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|&seed| rehearse(cfg, sim_config(plan, seed)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect::<Vec<_>>()
+    });
+    let mut out = Vec::new();
+    for r in results.into_iter().flatten() {
+        out.push(r.map_err(|e| CliError::new(e.to_string()))?);
+    }
+    out.sort_by_key(|o| o.seed);
+    Ok(out)
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> Result<Verdict, CliError> {
+    if args.seeds == 0 {
+        return Err(CliError::new("--seeds: must be at least 1"));
+    }
+    let plan = load(&args.plan)?;
+    let findings = lint(&plan);
+    let variant: Variant = args.variant.map_or(Variant::Safe, Into::into);
+    let cfg = variant.apply(ProcedureConfig::from_plan(&plan));
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let outcomes = rehearse_seeds(&plan, &cfg, args.seed..args.seed + args.seeds, jobs)?;
+    if args.json {
+        for o in &outcomes {
+            let line = serde_json::to_string(o).map_err(|e| CliError::new(e.to_string()))?;
+            println!("{line}");
+        }
+    } else {
+        print_findings(&findings);
+        print_summary(&args, variant, &outcomes);
+    }
+    let all_completed = outcomes.iter().all(|o| o.verdict == RunVerdict::Completed);
+    Ok(if all_completed && !has_errors(&findings) {
+        Verdict::Ok
+    } else {
+        Verdict::Violated
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn print_summary(args: &Args, variant: Variant, outcomes: &[Outcome]) {
+    let n = outcomes.len();
+    let completed = outcomes
+        .iter()
+        .filter(|o| o.verdict == RunVerdict::Completed)
+        .count();
+    let halted = outcomes
+        .iter()
+        .filter(|o| matches!(o.verdict, RunVerdict::Halted { .. }))
+        .count();
+    let unsafe_ = n - completed - halted;
+    println!();
+    println!(
+        "rehearsed {} on {n} seeds ({variant:?} procedure):",
+        args.plan.display()
+    );
+    println!("  completed {completed}, halted safely {halted}, UNSAFE {unsafe_}");
+    let secs = |f: &dyn Fn(&Outcome) -> f64| median(outcomes.iter().map(f).collect());
+    println!(
+        "  median duration            {:.1}s",
+        secs(&|o| o.duration_ms as f64 / 1e3)
+    );
+    println!(
+        "  median time without leader {:.2}s",
+        secs(&|o| o.metrics.no_leader_ns as f64 / 1e9)
+    );
+    println!(
+        "  median failed writes       {:.0}",
+        secs(&|o| o.workload.failed as f64)
+    );
+    let min_ft = outcomes
+        .iter()
+        .flat_map(|o| o.tolerance.iter().filter_map(|t| t.1))
+        .min();
+    if let Some(ft) = min_ft {
+        println!("  lowest failure tolerance   {ft}");
+    }
+    if let Some(o) = outcomes.first() {
+        println!(
+            "  upgrade order (seed {})    {}",
+            o.seed,
+            o.order.join(" -> ")
+        );
+    }
+    for o in outcomes
+        .iter()
+        .filter(|o| o.verdict != RunVerdict::Completed)
+        .take(5)
+    {
+        match &o.verdict {
+            RunVerdict::Unsafe { problems } => {
+                println!("  seed {}: UNSAFE: {}", o.seed, problems.join("; "))
+            }
+            RunVerdict::Halted { reason } => println!("  seed {}: halted: {reason}", o.seed),
+            RunVerdict::Completed => {}
+        }
+        println!("    replay: {}", replay_line(args, o.seed));
+    }
+}
+
+/// The one line that reproduces one seed.
+fn replay_line(args: &Args, seed: u64) -> String {
+    let mut s = format!(
+        "rehearse check {} --seeds 1 --seed {seed}",
+        args.plan.display()
+    );
+    if let Some(v) = args.variant {
+        let name = format!("{v:?}");
+        let kebab: String = name
+            .chars()
+            .enumerate()
+            .flat_map(|(i, c)| {
+                let dash = (i > 0 && c.is_uppercase()).then_some('-');
+                dash.into_iter().chain(c.to_lowercase())
+            })
+            .collect();
+        s.push_str(&format!(" --variant {kebab}"));
+    }
+    s
+}

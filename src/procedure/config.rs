@@ -1,0 +1,170 @@
+//! What the procedure needs to know, built from a plan, and the deliberately broken variants
+//! used to prove that rehearse catches unsafe procedures.
+
+use crate::plan::{Order, Plan, Rollback};
+use rehearse_sim::versions::{Product, Version, line_info};
+use serde::{Deserialize, Serialize};
+
+/// A server the procedure upgrades.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerRef {
+    /// Node name without region.
+    pub name: String,
+    /// Also runs a client (drained first).
+    pub also_client: bool,
+}
+
+/// The gate between servers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateConfig {
+    /// Continuous health required.
+    pub stable_for_ms: u64,
+    /// Halt after this long.
+    pub timeout_ms: u64,
+    /// Poll interval.
+    pub poll_ms: u64,
+    /// Count only health observed after the server itself answered, caught up, on the target.
+    pub require_fresh_health: bool,
+    /// The server must be a voter again.
+    pub require_voter: bool,
+    /// Its log must reach the leader's index recorded before the stop.
+    pub require_caught_up: bool,
+}
+
+/// The procedure's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcedureConfig {
+    /// Product.
+    pub product: Product,
+    /// Servers in plan order.
+    pub servers: Vec<ServerRef>,
+    /// Version now (rollback target).
+    pub from_version: Version,
+    /// Version to install.
+    pub target_version: Version,
+    /// Save and verify a snapshot first.
+    pub snapshot_first: bool,
+    /// Move leadership before upgrading the leader.
+    pub transfer_leadership: bool,
+    /// Whether the running version has the transfer API (Nomad 1.7+).
+    pub transfer_available: bool,
+    /// The gate.
+    pub gate: GateConfig,
+    /// Drain deadline for servers that are clients; `None` = no drain.
+    pub drain_deadline_ms: Option<u64>,
+    /// Upgrade clients after the servers.
+    pub upgrade_clients: bool,
+    /// Rollback policy.
+    pub rollback: Rollback,
+    /// Proceed with failure tolerance 0.
+    pub allow_zero_tolerance: bool,
+    /// Server order.
+    pub order: Order,
+    /// Servers at once.
+    pub parallel: usize,
+    /// Check before every stop that the others form a healthy quorum.
+    pub check_failure_tolerance: bool,
+    /// Time to install a binary while the server is stopped (the driver waits this long).
+    pub install_time_ms: u64,
+}
+
+impl ProcedureConfig {
+    /// The procedure a plan describes.
+    pub fn from_plan(plan: &Plan) -> Self {
+        let u = &plan.upgrade;
+        let ns_to_ms = |ns: u64| ns / 1_000_000;
+        let transfer_available = line_info(plan.cluster.product, plan.cluster.version)
+            .is_ok_and(|l| l.transfer_leadership_api);
+        ProcedureConfig {
+            product: plan.cluster.product,
+            servers: plan
+                .cluster
+                .servers
+                .iter()
+                .map(|s| ServerRef {
+                    name: s.name.clone(),
+                    also_client: s.client,
+                })
+                .collect(),
+            from_version: plan.cluster.version,
+            target_version: u.target,
+            snapshot_first: u.snapshot_first,
+            transfer_leadership: u.transfer_leadership,
+            transfer_available,
+            gate: GateConfig {
+                stable_for_ms: ns_to_ms(u.gate.stable_for),
+                timeout_ms: ns_to_ms(u.gate.timeout),
+                poll_ms: ns_to_ms(u.gate.poll).max(1),
+                require_fresh_health: u.gate.require_fresh_health,
+                require_voter: u.gate.require_voter,
+                require_caught_up: u.gate.require_fresh_health,
+            },
+            drain_deadline_ms: u.drain.enabled.then(|| ns_to_ms(u.drain.deadline)),
+            upgrade_clients: u.upgrade_clients,
+            rollback: u.rollback,
+            allow_zero_tolerance: u.allow_zero_tolerance,
+            order: u.order,
+            parallel: u.parallel,
+            check_failure_tolerance: true,
+            install_time_ms: ns_to_ms(u.install_time),
+        }
+    }
+}
+
+/// A procedure, or one deliberately broken in a way real runbooks have been.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// rehearse's procedure as configured.
+    Safe,
+    /// The gate reads only `Healthy` once (stale-health trap, consul-baseline.md).
+    GateHealthyOnly,
+    /// No wait for the restarted server to be a voter again (hashicorp/consul#8118).
+    NoVoterWait,
+    /// The leader first.
+    LeaderFirst,
+    /// No snapshot before the upgrade.
+    NoSnapshot,
+    /// Two servers at once.
+    TwoAtATime,
+    /// Stops a server without checking the others form a healthy quorum.
+    IgnoreFailureTolerance,
+}
+
+impl Variant {
+    /// Every broken variant.
+    pub const BROKEN: [Variant; 6] = [
+        Variant::GateHealthyOnly,
+        Variant::NoVoterWait,
+        Variant::LeaderFirst,
+        Variant::NoSnapshot,
+        Variant::TwoAtATime,
+        Variant::IgnoreFailureTolerance,
+    ];
+
+    /// Applies the variant to a configuration. Every broken variant also drops the pre-stop
+    /// quorum check: naive runbooks do not have it, and it would mask the guard removed.
+    pub fn apply(self, mut c: ProcedureConfig) -> ProcedureConfig {
+        if self != Variant::Safe {
+            c.check_failure_tolerance = false;
+        }
+        match self {
+            Variant::Safe => {}
+            Variant::GateHealthyOnly => {
+                c.gate.require_fresh_health = false;
+                c.gate.require_voter = false;
+                c.gate.require_caught_up = false;
+                c.gate.stable_for_ms = 0;
+            }
+            Variant::NoVoterWait => {
+                c.gate.require_voter = false;
+                c.gate.stable_for_ms = 0;
+            }
+            Variant::LeaderFirst => c.order = Order::LeaderFirst,
+            Variant::NoSnapshot => c.snapshot_first = false,
+            Variant::TwoAtATime => c.parallel = 2,
+            Variant::IgnoreFailureTolerance => {}
+        }
+        c
+    }
+}

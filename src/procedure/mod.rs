@@ -1,0 +1,885 @@
+//! The upgrade procedure as one pure state machine: `Observation` in, `Action` out.
+//!
+//! No I/O and no clock: time arrives only as `Observation::now_ms`. The same machine runs
+//! against the simulator (`crate::rehearsal`) and, through the live drivers, a real cluster.
+//!
+//! The runbook it encodes (Nomad's upgrade guide): preflight (leader known, members alive, all
+//! peers voters, autopilot healthy with failure tolerance ≥ 1, scheduler configuration
+//! recorded), a verified snapshot, then followers one at a time and the leader last (after a
+//! leadership transfer when asked and available): drain if also a client, stop, replace the
+//! binary, start, gate; then verify and upgrade clients. It never stops a server unless the
+//! others form a healthy quorum of voters.
+//!
+//! The gate and the stale-health trap: right after a restart autopilot can still report the
+//! health it computed *before* the restart (refresh every 2 s), and a restart shorter than the
+//! refresh may never be seen at all, so `StableSince` alone cannot prove freshness. The gate
+//! therefore anchors freshness on the restarted server's *own* answer (`/v1/agent/self`: it
+//! runs the target version and its log reaches the leader's index recorded before the stop);
+//! only health observed from then on counts, continuously for `stable_for` (≥ 10 s, several
+//! refresh intervals), and the server must be a voter again.
+
+pub mod config;
+mod gate;
+
+pub use config::{GateConfig, ProcedureConfig, ServerRef, Variant};
+
+use crate::plan::{Order, Rollback};
+use gate::GateState;
+use rehearse_sim::api::{
+    AgentSelf, ApiError, AutopilotHealth, Member, RaftConfiguration, SchedulerConfig, SerfStatus,
+    SnapshotInfo,
+};
+use rehearse_sim::versions::Version;
+use serde::{Deserialize, Serialize};
+
+/// Most observations one run may take before halting (a bound on every loop).
+pub const OBSERVATIONS_MAX: u64 = 200_000;
+
+/// What the driver read from the cluster right now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// Name of the leader, if any server knows one.
+    pub leader: Option<String>,
+    /// Gossip members.
+    pub members: Result<Vec<Member>, ApiError>,
+    /// Raft configuration.
+    pub raft: Result<RaftConfiguration, ApiError>,
+    /// Autopilot health (HTTP 429 is data: `healthy: false`).
+    pub health: Result<AutopilotHealth, ApiError>,
+    /// Each server's own `/v1/agent/self`, by plan name.
+    pub agents: Vec<(String, Result<AgentSelf, ApiError>)>,
+    /// Scheduler configuration (Nomad); `None` for Consul.
+    pub scheduler: Option<Result<SchedulerConfig, ApiError>>,
+    /// Servers whose client drain has completed.
+    pub drained: Vec<String>,
+}
+
+/// The result of the previous action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ActionResult {
+    /// No action yet, or an `Observe`.
+    None,
+    /// The action was carried out.
+    Ok,
+    /// A snapshot was saved.
+    Snapshot(SnapshotInfo),
+    /// The action failed.
+    Failed(String),
+}
+
+/// One observation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Observation {
+    /// Observer clock in milliseconds.
+    pub now_ms: u64,
+    /// Result of the previous action.
+    pub result: ActionResult,
+    /// The cluster as read.
+    pub view: ClusterView,
+}
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Action {
+    /// Save a Raft snapshot and return it in the next observation.
+    SaveSnapshot,
+    /// Drain the client on a server.
+    Drain {
+        /// Server name.
+        server: String,
+    },
+    /// Stop a server (SIGINT without leave).
+    Stop {
+        /// Server name.
+        server: String,
+    },
+    /// Install another binary version on a stopped server.
+    ReplaceBinary {
+        /// Server name.
+        server: String,
+        /// Version to install.
+        version: Version,
+    },
+    /// Start a server.
+    Start {
+        /// Server name.
+        server: String,
+    },
+    /// Move leadership away from the current leader.
+    TransferLeadership {
+        /// Current leader.
+        from: String,
+    },
+    /// Restore a saved snapshot.
+    RestoreSnapshot {
+        /// The snapshot.
+        snapshot: SnapshotInfo,
+    },
+    /// Upgrade the client nodes.
+    UpgradeClients {
+        /// Version.
+        version: Version,
+    },
+    /// Wait, then observe again.
+    Observe {
+        /// How long.
+        wait_ms: u64,
+    },
+    /// Finished successfully.
+    Done(Summary),
+    /// Stopped safely, with the reason.
+    Halt(HaltReason),
+}
+
+impl Action {
+    /// Whether the procedure has ended.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Action::Done(_) | Action::Halt(_))
+    }
+}
+
+/// Why the procedure halted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum HaltReason {
+    /// Preflight checks did not pass in time.
+    PreflightFailed {
+        /// Unmet conditions.
+        unmet: Vec<String>,
+    },
+    /// A restarted server did not pass its gate in time.
+    GateTimeout {
+        /// Server.
+        server: String,
+        /// Unmet conditions at the timeout.
+        unmet: Vec<String>,
+    },
+    /// The others did not form a healthy quorum, so the server was not stopped.
+    UnsafeToStop {
+        /// Server that would have been stopped.
+        server: String,
+        /// Healthy voters other than it.
+        healthy_other_voters: usize,
+        /// Quorum.
+        quorum: usize,
+    },
+    /// An action failed.
+    ActionFailed {
+        /// The action.
+        action: String,
+        /// Error.
+        error: String,
+    },
+    /// The final verification failed.
+    VerifyFailed {
+        /// Unmet conditions.
+        unmet: Vec<String>,
+    },
+    /// Rolled back after a halt.
+    RolledBack {
+        /// The original reason.
+        cause: Box<HaltReason>,
+    },
+    /// The observation bound was reached.
+    TooManySteps,
+}
+
+impl std::fmt::Display for HaltReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HaltReason::PreflightFailed { unmet } => {
+                write!(f, "preflight failed: {}", unmet.join("; "))
+            }
+            HaltReason::GateTimeout { server, unmet } => {
+                write!(f, "gate timed out for {server}: {}", unmet.join("; "))
+            }
+            HaltReason::UnsafeToStop {
+                server,
+                healthy_other_voters,
+                quorum,
+            } => write!(
+                f,
+                "did not stop {server}: only {healthy_other_voters} other healthy voters, quorum is {quorum}"
+            ),
+            HaltReason::ActionFailed { action, error } => write!(f, "{action} failed: {error}"),
+            HaltReason::VerifyFailed { unmet } => {
+                write!(f, "verification failed: {}", unmet.join("; "))
+            }
+            HaltReason::RolledBack { cause } => write!(f, "rolled back after: {cause}"),
+            HaltReason::TooManySteps => write!(f, "observation bound reached"),
+        }
+    }
+}
+
+/// What a completed upgrade did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Servers in the order they were upgraded.
+    pub order: Vec<String>,
+    /// Whether the last server upgraded was the leader when chosen (or leadership was moved).
+    pub leader_last: bool,
+    /// Notes (e.g. transfer skipped).
+    pub notes: Vec<String>,
+}
+
+/// Phase of the procedure, for timelines and fault placement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Checks before anything is touched.
+    Preflight,
+    /// Saving the snapshot.
+    Snapshot,
+    /// Draining a server's client.
+    Drain,
+    /// Moving leadership.
+    Transfer,
+    /// Waiting until it is safe to stop.
+    SafeToStop,
+    /// Stopping.
+    Stop,
+    /// Replacing the binary.
+    Replace,
+    /// Starting.
+    Start,
+    /// Waiting for the gate.
+    Gate,
+    /// Final verification.
+    Verify,
+    /// Clients.
+    Clients,
+    /// Rolling back.
+    Rollback,
+    /// Finished.
+    Done,
+    /// Halted.
+    Halted,
+}
+
+/// Where the procedure is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepInfo {
+    /// Phase.
+    pub phase: Phase,
+    /// Servers concerned.
+    pub servers: Vec<String>,
+    /// Index of the server batch (0-based), if in a server step.
+    pub batch: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+enum Stage {
+    Preflight { since_ms: Option<u64> },
+    Snapshot,
+    Choose { since_ms: Option<u64> },
+    Transfer { from: String, since_ms: u64 },
+    Drain { since_ms: Option<u64> },
+    SafeToStop { since_ms: u64 },
+    Stop { next: usize },
+    Replace { next: usize },
+    Start { next: usize },
+    Gate(GateState),
+    Verify { since_ms: u64 },
+    Clients,
+    Rollback,
+    Restore,
+    Finished,
+}
+
+/// The upgrade state machine.
+#[derive(Debug, Clone)]
+pub struct Procedure {
+    cfg: ProcedureConfig,
+    stage: Stage,
+    steps: u64,
+    snapshot: Option<SnapshotInfo>,
+    scheduler: Option<SchedulerConfig>,
+    preflight_tolerance: i64,
+    done: Vec<String>,
+    batch: Vec<String>,
+    batch_index: usize,
+    batch_was_leader: bool,
+    leader_index_at_stop: u64,
+    pass_version: Version,
+    rolling_back: bool,
+    notes: Vec<String>,
+    last_leader_last: bool,
+    rollback_cause: Option<HaltReason>,
+}
+
+impl Procedure {
+    /// A procedure at its first step.
+    pub fn new(cfg: ProcedureConfig) -> Self {
+        let pass_version = cfg.target_version;
+        Procedure {
+            cfg,
+            stage: Stage::Preflight { since_ms: None },
+            steps: 0,
+            snapshot: None,
+            scheduler: None,
+            preflight_tolerance: 1,
+            done: Vec::new(),
+            batch: Vec::new(),
+            batch_index: 0,
+            batch_was_leader: false,
+            leader_index_at_stop: 0,
+            pass_version,
+            rolling_back: false,
+            notes: Vec::new(),
+            last_leader_last: false,
+            rollback_cause: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ProcedureConfig {
+        &self.cfg
+    }
+
+    /// Where the procedure is now.
+    pub fn step_info(&self) -> StepInfo {
+        let phase = match &self.stage {
+            Stage::Preflight { .. } => Phase::Preflight,
+            Stage::Snapshot => Phase::Snapshot,
+            Stage::Choose { .. } | Stage::SafeToStop { .. } => Phase::SafeToStop,
+            Stage::Transfer { .. } => Phase::Transfer,
+            Stage::Drain { .. } => Phase::Drain,
+            Stage::Stop { .. } => Phase::Stop,
+            Stage::Replace { .. } => Phase::Replace,
+            Stage::Start { .. } => Phase::Start,
+            Stage::Gate(_) => Phase::Gate,
+            Stage::Verify { .. } => Phase::Verify,
+            Stage::Clients => Phase::Clients,
+            Stage::Rollback | Stage::Restore => Phase::Rollback,
+            Stage::Finished => Phase::Done,
+        };
+        let in_batch = !matches!(phase, Phase::Preflight | Phase::Snapshot | Phase::Verify);
+        StepInfo {
+            phase,
+            servers: if in_batch {
+                self.batch.clone()
+            } else {
+                Vec::new()
+            },
+            batch: in_batch.then_some(self.batch_index),
+        }
+    }
+
+    /// Servers upgraded so far, in order.
+    pub fn upgraded(&self) -> &[String] {
+        &self.done
+    }
+
+    /// Takes the next observation and returns the next action.
+    pub fn next(&mut self, obs: &Observation) -> Action {
+        self.steps += 1;
+        if self.steps > OBSERVATIONS_MAX {
+            return self.halt(HaltReason::TooManySteps);
+        }
+        if let ActionResult::Failed(e) = &obs.result {
+            let action = format!("{:?}", self.step_info().phase);
+            return self.halt(HaltReason::ActionFailed {
+                action,
+                error: e.clone(),
+            });
+        }
+        match self.stage.clone() {
+            Stage::Preflight { since_ms } => self.preflight(obs, since_ms),
+            Stage::Snapshot => self.after_snapshot(obs),
+            Stage::Choose { since_ms } => self.choose(obs, since_ms),
+            Stage::Transfer { from, since_ms } => self.transfer(obs, &from, since_ms),
+            Stage::Drain { since_ms } => self.drain(obs, since_ms),
+            Stage::SafeToStop { since_ms } => self.safe_to_stop(obs, since_ms),
+            Stage::Stop { next } => self.stop(obs, next),
+            Stage::Replace { next } => self.replace(next),
+            Stage::Start { next } => self.start(obs, next),
+            Stage::Gate(g) => self.gate(obs, g),
+            Stage::Verify { since_ms } => self.verify(obs, since_ms),
+            Stage::Clients => self.finish(),
+            Stage::Rollback => self.rollback_next(obs),
+            Stage::Restore => self.restored(),
+            Stage::Finished => Action::Observe { wait_ms: 0 },
+        }
+    }
+
+    fn poll(&self) -> Action {
+        Action::Observe {
+            wait_ms: self.cfg.gate.poll_ms,
+        }
+    }
+
+    fn timed_out(&self, obs: &Observation, since_ms: u64) -> bool {
+        obs.now_ms.saturating_sub(since_ms) > self.cfg.gate.timeout_ms
+    }
+
+    fn halt(&mut self, reason: HaltReason) -> Action {
+        let changed = !self.done.is_empty() || !self.batch.is_empty();
+        let can_roll_back = self.cfg.rollback == Rollback::ReinstallAndRestore
+            && changed
+            && !self.rolling_back
+            && !matches!(reason, HaltReason::UnsafeToStop { .. });
+        if can_roll_back {
+            return self.begin_rollback(reason);
+        }
+        self.stage = Stage::Finished;
+        Action::Halt(reason)
+    }
+
+    // ---- preflight and snapshot ----
+
+    fn preflight(&mut self, obs: &Observation, since_ms: Option<u64>) -> Action {
+        let since = since_ms.unwrap_or(obs.now_ms);
+        let unmet = self.preflight_unmet(&obs.view);
+        if unmet.is_empty() {
+            if let Some(Ok(s)) = &obs.view.scheduler {
+                self.scheduler = Some(s.clone());
+            }
+            if let Ok(h) = &obs.view.health {
+                self.preflight_tolerance = h.failure_tolerance.clamp(0, 1);
+            }
+            if self.cfg.snapshot_first {
+                self.stage = Stage::Snapshot;
+                return Action::SaveSnapshot;
+            }
+            return self.choose(obs, None);
+        }
+        if self.timed_out(obs, since) {
+            return self.halt(HaltReason::PreflightFailed { unmet });
+        }
+        self.stage = Stage::Preflight {
+            since_ms: Some(since),
+        };
+        self.poll()
+    }
+
+    fn preflight_unmet(&self, v: &ClusterView) -> Vec<String> {
+        let mut unmet = Vec::new();
+        if v.leader.is_none() {
+            unmet.push("no leader".to_string());
+        }
+        match &v.members {
+            Ok(m) => {
+                for s in &self.cfg.servers {
+                    let alive = m
+                        .iter()
+                        .any(|x| base(&x.name) == s.name && x.status == SerfStatus::Alive);
+                    if !alive {
+                        unmet.push(format!("{} not alive in members", s.name));
+                    }
+                }
+            }
+            Err(e) => unmet.push(format!("members: {e}")),
+        }
+        match &v.raft {
+            Ok(r) => {
+                for s in &self.cfg.servers {
+                    if !r.servers.iter().any(|x| base(&x.node) == s.name && x.voter) {
+                        unmet.push(format!("{} is not a voter", s.name));
+                    }
+                }
+            }
+            Err(e) => unmet.push(format!("raft configuration: {e}")),
+        }
+        let min_ft = if self.cfg.allow_zero_tolerance { 0 } else { 1 };
+        match &v.health {
+            Ok(h) if h.healthy && h.failure_tolerance >= min_ft => {}
+            Ok(h) => unmet.push(format!(
+                "autopilot healthy={} failure_tolerance={} (need >= {min_ft})",
+                h.healthy, h.failure_tolerance
+            )),
+            Err(e) => unmet.push(format!("autopilot health: {e}")),
+        }
+        unmet
+    }
+
+    fn after_snapshot(&mut self, obs: &Observation) -> Action {
+        match &obs.result {
+            ActionResult::Snapshot(s) if s.index > 0 && !s.digest.is_empty() => {
+                self.snapshot = Some(s.clone());
+                self.choose(obs, None)
+            }
+            other => self.halt(HaltReason::PreflightFailed {
+                unmet: vec![format!("snapshot not saved or not verifiable: {other:?}")],
+            }),
+        }
+    }
+
+    // ---- choosing the next batch ----
+
+    fn remaining(&self) -> Vec<String> {
+        let done = &self.done;
+        let names = self.cfg.servers.iter().map(|s| s.name.clone());
+        names.filter(|n| !done.contains(n)).collect()
+    }
+
+    fn choose(&mut self, obs: &Observation, since_ms: Option<u64>) -> Action {
+        let remaining = self.remaining();
+        if remaining.is_empty() {
+            return self.begin_verify(obs);
+        }
+        let Some(leader) = obs.view.leader.clone() else {
+            let since = since_ms.unwrap_or(obs.now_ms);
+            if self.timed_out(obs, since) {
+                return self.halt(HaltReason::PreflightFailed {
+                    unmet: vec!["no leader to plan the next step".into()],
+                });
+            }
+            self.stage = Stage::Choose {
+                since_ms: Some(since),
+            };
+            return self.poll();
+        };
+        let leader_pending = remaining.contains(&leader);
+        let batch = self.pick(&remaining, &leader);
+        let takes_leader = batch.contains(&leader);
+        if takes_leader
+            && self.cfg.order == Order::FollowersThenLeader
+            && self.cfg.transfer_leadership
+        {
+            if self.cfg.transfer_available {
+                self.stage = Stage::Transfer {
+                    from: leader.clone(),
+                    since_ms: obs.now_ms,
+                };
+                return Action::TransferLeadership { from: leader };
+            }
+            self.note("leadership transfer skipped: the running version has no transfer API");
+        }
+        self.start_batch(batch, takes_leader && leader_pending, obs)
+    }
+
+    fn pick(&self, remaining: &[String], leader: &str) -> Vec<String> {
+        let n = self.cfg.parallel.max(1);
+        let mut order: Vec<String> = match self.cfg.order {
+            Order::AsListed => remaining.to_vec(),
+            Order::LeaderFirst => {
+                let mut v: Vec<String> =
+                    remaining.iter().filter(|s| *s == leader).cloned().collect();
+                v.extend(remaining.iter().filter(|s| *s != leader).cloned());
+                v
+            }
+            Order::FollowersThenLeader => {
+                let mut v: Vec<String> =
+                    remaining.iter().filter(|s| *s != leader).cloned().collect();
+                v.extend(remaining.iter().filter(|s| *s == leader).cloned());
+                v
+            }
+        };
+        order.truncate(n);
+        order
+    }
+
+    fn note(&mut self, text: &str) {
+        if !self.notes.iter().any(|n| n == text) {
+            self.notes.push(text.to_string());
+        }
+    }
+
+    fn transfer(&mut self, obs: &Observation, from: &str, since_ms: u64) -> Action {
+        match &obs.view.leader {
+            Some(l) if l != from => self.choose(obs, None),
+            _ if self.timed_out(obs, since_ms) => {
+                self.note("leadership transfer did not complete; upgrading the leader in place");
+                let batch = vec![from.to_string()];
+                self.start_batch(batch, true, obs)
+            }
+            _ => self.poll(),
+        }
+    }
+
+    fn start_batch(&mut self, batch: Vec<String>, was_leader: bool, obs: &Observation) -> Action {
+        self.batch = batch;
+        self.batch_was_leader = was_leader;
+        let needs_drain = self.cfg.drain_deadline_ms.is_some()
+            && !self.rolling_back
+            && self.batch.iter().any(|s| self.is_client(s));
+        if needs_drain {
+            self.stage = Stage::Drain { since_ms: None };
+            let server = self.batch.iter().find(|s| self.is_client(s)).cloned();
+            if let Some(server) = server {
+                return Action::Drain { server };
+            }
+        }
+        self.safe_to_stop(obs, obs.now_ms)
+    }
+
+    fn is_client(&self, name: &str) -> bool {
+        self.cfg
+            .servers
+            .iter()
+            .any(|s| s.name == name && s.also_client)
+    }
+
+    fn drain(&mut self, obs: &Observation, since_ms: Option<u64>) -> Action {
+        let since = since_ms.unwrap_or(obs.now_ms);
+        let clients: Vec<String> = self
+            .batch
+            .iter()
+            .filter(|s| self.is_client(s))
+            .cloned()
+            .collect();
+        if clients.iter().all(|s| obs.view.drained.contains(s)) {
+            return self.safe_to_stop(obs, obs.now_ms);
+        }
+        let deadline = self.cfg.drain_deadline_ms.unwrap_or(0);
+        if obs.now_ms.saturating_sub(since) > deadline {
+            return self.halt(HaltReason::ActionFailed {
+                action: format!("drain {}", clients.join(",")),
+                error: "drain did not complete before the deadline".into(),
+            });
+        }
+        self.stage = Stage::Drain {
+            since_ms: Some(since),
+        };
+        self.poll()
+    }
+
+    // ---- the safety check, then stop / replace / start ----
+
+    fn safe_to_stop(&mut self, obs: &Observation, since_ms: u64) -> Action {
+        let (healthy_others, quorum) = self.healthy_other_voters(&obs.view);
+        let ok = !self.cfg.check_failure_tolerance || healthy_others >= quorum;
+        if ok {
+            self.leader_index_at_stop = leader_index(&obs.view);
+            return self.stop(obs, 0);
+        }
+        if self.timed_out(obs, since_ms) {
+            let server = self.batch.join(",");
+            return self.halt(HaltReason::UnsafeToStop {
+                server,
+                healthy_other_voters: healthy_others,
+                quorum,
+            });
+        }
+        self.stage = Stage::SafeToStop { since_ms };
+        self.poll()
+    }
+
+    /// Healthy voters outside the batch, and the quorum of the voter set. Errors count as
+    /// unhealthy: a server is never stopped on a view it cannot read.
+    fn healthy_other_voters(&self, v: &ClusterView) -> (usize, usize) {
+        let Ok(h) = &v.health else {
+            return (0, self.cfg.servers.len() / 2 + 1);
+        };
+        let voters: Vec<_> = h.servers.iter().filter(|s| s.voter).collect();
+        let quorum = voters.len() / 2 + 1;
+        let others = voters
+            .iter()
+            .filter(|s| s.healthy && s.serf_status == SerfStatus::Alive)
+            .filter(|s| !self.batch.iter().any(|b| *b == base(&s.name)))
+            .count();
+        (others, quorum)
+    }
+
+    fn stop(&mut self, _obs: &Observation, next: usize) -> Action {
+        match self.batch.get(next).cloned() {
+            Some(server) => {
+                self.stage = Stage::Stop { next: next + 1 };
+                Action::Stop { server }
+            }
+            None => self.replace(0),
+        }
+    }
+
+    fn replace(&mut self, next: usize) -> Action {
+        match self.batch.get(next).cloned() {
+            Some(server) => {
+                self.stage = Stage::Replace { next: next + 1 };
+                Action::ReplaceBinary {
+                    server,
+                    version: self.pass_version,
+                }
+            }
+            None => {
+                self.stage = Stage::Start { next: 0 };
+                self.start_next(0)
+            }
+        }
+    }
+
+    fn start(&mut self, obs: &Observation, next: usize) -> Action {
+        if next >= self.batch.len() {
+            let g = GateState::new(&self.batch, obs.now_ms, self.leader_index_at_stop);
+            return self.gate(obs, g);
+        }
+        self.start_next(next)
+    }
+
+    fn start_next(&mut self, next: usize) -> Action {
+        let server = self.batch[next].clone();
+        self.stage = Stage::Start { next: next + 1 };
+        Action::Start { server }
+    }
+
+    // ---- the gate ----
+
+    fn gate(&mut self, obs: &Observation, mut g: GateState) -> Action {
+        let min_ft = if self.cfg.allow_zero_tolerance {
+            0
+        } else {
+            self.preflight_tolerance
+        };
+        let unmet = g.update(obs, &self.cfg.gate, self.pass_version, min_ft);
+        if unmet.is_empty() {
+            return self.batch_done(obs);
+        }
+        if obs.now_ms.saturating_sub(g.restarted_at_ms) > self.cfg.gate.timeout_ms {
+            let server = self.batch.join(",");
+            return self.halt(HaltReason::GateTimeout { server, unmet });
+        }
+        self.stage = Stage::Gate(g);
+        self.poll()
+    }
+
+    fn batch_done(&mut self, obs: &Observation) -> Action {
+        let batch = std::mem::take(&mut self.batch);
+        if self.rolling_back {
+            self.done.retain(|d| !batch.contains(d));
+            return self.rollback_next(obs);
+        }
+        self.last_leader_last = self.batch_was_leader;
+        self.done.extend(batch);
+        self.batch_index += 1;
+        self.choose(obs, None)
+    }
+
+    // ---- verify, clients, done ----
+
+    fn begin_verify(&mut self, obs: &Observation) -> Action {
+        self.stage = Stage::Verify {
+            since_ms: obs.now_ms,
+        };
+        self.verify(obs, obs.now_ms)
+    }
+
+    fn verify(&mut self, obs: &Observation, since_ms: u64) -> Action {
+        let unmet = self.verify_unmet(&obs.view);
+        if unmet.is_empty() {
+            if self.cfg.upgrade_clients {
+                self.stage = Stage::Clients;
+                return Action::UpgradeClients {
+                    version: self.cfg.target_version,
+                };
+            }
+            return self.finish();
+        }
+        if self.timed_out(obs, since_ms) {
+            return self.halt(HaltReason::VerifyFailed { unmet });
+        }
+        self.stage = Stage::Verify { since_ms };
+        self.poll()
+    }
+
+    fn verify_unmet(&self, v: &ClusterView) -> Vec<String> {
+        let mut unmet = Vec::new();
+        for (name, a) in &v.agents {
+            match a {
+                Ok(a) if a.version == self.cfg.target_version => {}
+                Ok(a) => unmet.push(format!("{name} runs {}", a.version)),
+                Err(e) => unmet.push(format!("{name}: {e}")),
+            }
+        }
+        match &v.health {
+            Ok(h) if h.healthy && h.servers.iter().all(|s| s.voter) => {}
+            Ok(_) => unmet.push("not every server is a healthy voter".into()),
+            Err(e) => unmet.push(format!("autopilot health: {e}")),
+        }
+        if let (Some(before), Some(Ok(now))) = (&self.scheduler, &v.scheduler) {
+            let same = before.scheduler_algorithm == now.scheduler_algorithm
+                && before.preemption_service == now.preemption_service
+                && before.pause_eval_broker == now.pause_eval_broker
+                && before.reject_job_registration == now.reject_job_registration;
+            if !same {
+                unmet.push("scheduler configuration changed during the upgrade".into());
+            }
+        }
+        if v.leader.is_none() {
+            unmet.push("no leader".into());
+        }
+        unmet
+    }
+
+    fn finish(&mut self) -> Action {
+        self.stage = Stage::Finished;
+        Action::Done(Summary {
+            order: self.done.clone(),
+            leader_last: self.last_leader_last,
+            notes: self.notes.clone(),
+        })
+    }
+
+    // ---- rollback ----
+
+    fn begin_rollback(&mut self, cause: HaltReason) -> Action {
+        self.rolling_back = true;
+        self.rollback_cause = Some(cause);
+        self.pass_version = self.cfg.from_version;
+        // A batch interrupted mid-way was changed too: roll it back first, then the upgraded
+        // servers in reverse order.
+        let mut changed = std::mem::take(&mut self.batch);
+        changed.extend(self.done.iter().rev().cloned());
+        changed.dedup();
+        self.done = changed;
+        self.stage = Stage::Rollback;
+        self.poll()
+    }
+
+    fn rollback_next(&mut self, obs: &Observation) -> Action {
+        self.stage = Stage::Rollback;
+        match self.done.first().cloned() {
+            Some(server) => {
+                self.batch = vec![server];
+                self.batch_was_leader = false;
+                self.safe_to_stop(obs, obs.now_ms)
+            }
+            None => match self.snapshot.clone() {
+                Some(snapshot) => {
+                    self.stage = Stage::Restore;
+                    Action::RestoreSnapshot { snapshot }
+                }
+                None => self.restored(),
+            },
+        }
+    }
+
+    fn restored(&mut self) -> Action {
+        self.stage = Stage::Finished;
+        let cause = self
+            .rollback_cause
+            .take()
+            .unwrap_or(HaltReason::TooManySteps);
+        Action::Halt(HaltReason::RolledBack {
+            cause: Box::new(cause),
+        })
+    }
+}
+
+/// Node name without the region suffix (`s1.global` → `s1`).
+pub fn base(name: &str) -> &str {
+    name.split('.').next().unwrap_or(name)
+}
+
+/// The leader's last log index as seen in the view (its own stats, else autopilot's).
+fn leader_index(v: &ClusterView) -> u64 {
+    let Some(l) = &v.leader else { return 0 };
+    let own = v
+        .agents
+        .iter()
+        .find(|(n, _)| n == l)
+        .and_then(|(_, a)| a.as_ref().ok());
+    if let Some(a) = own {
+        return a.raft.last_log_index;
+    }
+    match &v.health {
+        Ok(h) => h
+            .servers
+            .iter()
+            .filter(|s| s.leader)
+            .map(|s| s.last_index)
+            .max()
+            .unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests;

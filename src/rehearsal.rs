@@ -1,0 +1,418 @@
+//! Rehearsal: runs the upgrade procedure against the simulator and judges the outcome from the
+//! simulator's ground truth (quorum, leaders, acknowledged writes, version-skew panics).
+//!
+//! The driver reads the cluster the way an operator would (each server's HTTP answers), feeds
+//! the procedure, carries out its actions on the world, and advances simulated time: `Observe`
+//! waits for its interval, every other action takes `ACTION_LATENCY_NS` (an API call or a
+//! systemctl command).
+
+use crate::plan::Plan;
+use crate::procedure::{
+    Action, ActionResult, ClusterView, Observation, Phase, Procedure, ProcedureConfig,
+};
+use rehearse_sim::api::ApiError;
+use rehearse_sim::state::StopMode;
+use rehearse_sim::time::{MS, SEC};
+use rehearse_sim::versions::Product;
+use rehearse_sim::{Metrics, ServerId, ServerSpec, SimConfig, Violation, WorkloadStats, World};
+use serde::{Deserialize, Serialize};
+
+/// Simulated time an action takes.
+pub const ACTION_LATENCY_NS: u64 = 200 * MS;
+/// Settling time before the procedure starts (cluster boot and first election).
+pub const WARMUP_NS: u64 = 30 * SEC;
+/// Observation after the procedure ends, to catch late damage (a crash on apply, a lost write).
+pub const COOLDOWN_NS: u64 = 30 * SEC;
+
+/// How a rehearsal ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Verdict {
+    /// The procedure completed and nothing unsafe happened.
+    Completed,
+    /// The procedure halted safely (nothing unsafe happened), with its reason.
+    Halted {
+        /// Why.
+        reason: String,
+    },
+    /// Something unsafe happened.
+    Unsafe {
+        /// What, one line each.
+        problems: Vec<String>,
+    },
+}
+
+/// One step of the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Simulated ms since the procedure started.
+    pub at_ms: u64,
+    /// Phase.
+    pub phase: Phase,
+    /// Servers concerned.
+    pub servers: Vec<String>,
+    /// The action, as text.
+    pub action: String,
+}
+
+/// Everything a rehearsal produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The seed.
+    pub seed: u64,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Actions, in order.
+    pub steps: Vec<StepRecord>,
+    /// (ms since start, autopilot failure tolerance) at each observation; `None` if unreadable.
+    pub tolerance: Vec<(u64, Option<i64>)>,
+    /// Duration of the procedure (simulated ms).
+    pub duration_ms: u64,
+    /// Simulator counters over the procedure and cooldown.
+    pub metrics: Metrics,
+    /// Workload counters.
+    pub workload: WorkloadStats,
+    /// Safety violations.
+    pub violations: Vec<Violation>,
+    /// Servers in upgrade order.
+    pub order: Vec<String>,
+    /// Final version of every server.
+    pub final_versions: Vec<(String, String)>,
+    /// Trace hash (replay check).
+    pub trace_hash: u64,
+}
+
+/// The simulator configuration that mirrors a plan's cluster.
+pub fn sim_config(plan: &Plan, seed: u64) -> SimConfig {
+    let c = &plan.cluster;
+    let mut cfg = match c.product {
+        Product::Nomad => SimConfig::nomad(c.servers.len(), c.version, seed),
+        Product::Consul => SimConfig::consul(c.servers.len(), seed),
+    };
+    cfg.servers = c
+        .servers
+        .iter()
+        .map(|s| ServerSpec {
+            name: s.name.clone(),
+            version: c.version,
+            raft_protocol: c.raft_protocol,
+            also_client: s.client,
+        })
+        .collect();
+    cfg.raft_multiplier = plan.raft_multiplier();
+    let a = &c.autopilot;
+    cfg.autopilot.cleanup_dead_servers = a.cleanup_dead_servers;
+    cfg.autopilot.last_contact_threshold_ns = a.last_contact_threshold;
+    cfg.autopilot.max_trailing_logs = a.max_trailing_logs;
+    cfg.autopilot.server_stabilization_time_ns = a.server_stabilization_time;
+    cfg.autopilot.min_quorum = a.min_quorum;
+    cfg.clients.count = plan.clients.count;
+    cfg.clients.version = Some(plan.client_version());
+    cfg
+}
+
+/// The first server's answer that is not an error, or the last error.
+fn first_ok<T>(n: usize, f: impl Fn(ServerId) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    let mut last = Err(ApiError::Unreachable {
+        addr: "cluster".into(),
+        why: "no server answered".into(),
+    });
+    for id in 0..n {
+        last = f(id);
+        if last.is_ok() {
+            break;
+        }
+    }
+    last
+}
+
+/// Reads the cluster as an operator would: cluster endpoints from the first server that
+/// answers, and every server's own `/v1/agent/self`.
+pub fn observe(world: &World) -> ClusterView {
+    let n = world.server_count();
+    let leader = (0..n)
+        .filter_map(|id| world.status_leader(id).ok().flatten())
+        .find_map(|addr| (0..n).find(|&id| world.address(id) == addr))
+        .map(|id| world.server_name(id).to_string());
+    let scheduler = (world.config().product == Product::Nomad)
+        .then(|| first_ok(n, |id| world.scheduler_config(id)));
+    ClusterView {
+        leader,
+        members: first_ok(n, |id| world.members(id)),
+        raft: first_ok(n, |id| world.raft_configuration(id)),
+        health: first_ok(n, |id| world.autopilot_health(id)),
+        agents: (0..n)
+            .map(|id| (world.server_name(id).to_string(), world.agent_self(id)))
+            .collect(),
+        scheduler,
+        drained: (0..n)
+            .filter(|&id| world.drain_complete(id))
+            .map(|id| world.server_name(id).to_string())
+            .collect(),
+    }
+}
+
+/// Hooks called around each action; the chaos engine injects faults through them.
+pub trait Hooks {
+    /// Before an action is carried out.
+    fn before(&mut self, _world: &mut World, _step: usize, _action: &Action) {}
+    /// After an action was carried out.
+    fn after(&mut self, _world: &mut World, _step: usize, _action: &Action) {}
+}
+
+/// No faults.
+pub struct NoFaults;
+impl Hooks for NoFaults {}
+
+/// Rehearses one procedure on one seed with no injected faults.
+pub fn rehearse(cfg: &ProcedureConfig, sim: SimConfig) -> Result<Outcome, rehearse_sim::SimError> {
+    rehearse_with(cfg, sim, &mut NoFaults)
+}
+
+struct Run {
+    world: World,
+    start_ns: u64,
+    unsafe_stops: Vec<String>,
+    steps: Vec<StepRecord>,
+    tolerance: Vec<(u64, Option<i64>)>,
+}
+
+impl Run {
+    fn ms(&self) -> u64 {
+        (self.world.now().as_nanos() - self.start_ns) / MS
+    }
+}
+
+/// Rehearses with hooks around every action.
+pub fn rehearse_with(
+    cfg: &ProcedureConfig,
+    sim: SimConfig,
+    hooks: &mut dyn Hooks,
+) -> Result<Outcome, rehearse_sim::SimError> {
+    let seed = sim.seed;
+    let mut world = World::new(sim)?;
+    world.run_for(WARMUP_NS);
+    let start_ns = world.now().as_nanos();
+    let base_metrics = world.metrics();
+    let mut run = Run {
+        world,
+        start_ns,
+        unsafe_stops: Vec::new(),
+        steps: Vec::new(),
+        tolerance: Vec::new(),
+    };
+    let mut proc = Procedure::new(cfg.clone());
+    let mut result = ActionResult::None;
+    let final_action = loop {
+        let view = observe(&run.world);
+        let ft = view.health.as_ref().ok().map(|h| h.failure_tolerance);
+        run.tolerance.push((run.ms(), ft));
+        let obs = Observation {
+            now_ms: run.world.now().as_millis(),
+            result,
+            view,
+        };
+        let action = proc.next(&obs);
+        if action.is_final() {
+            break action;
+        }
+        let step = run.steps.len();
+        record(&mut run, &proc, &action);
+        hooks.before(&mut run.world, step, &action);
+        result = execute(&mut run, &action, cfg.install_time_ms);
+        hooks.after(&mut run.world, step, &action);
+    };
+    let duration_ms = run.ms();
+    record(&mut run, &proc, &final_action);
+    run.world.run_for(COOLDOWN_NS);
+    Ok(judge(
+        run,
+        &final_action,
+        proc.upgraded().to_vec(),
+        seed,
+        duration_ms,
+        &base_metrics,
+    ))
+}
+
+fn record(run: &mut Run, proc: &Procedure, action: &Action) {
+    let info = proc.step_info();
+    let at_ms = run.ms();
+    run.steps.push(StepRecord {
+        at_ms,
+        phase: info.phase,
+        servers: info.servers,
+        action: describe(action),
+    });
+}
+
+/// One-line description of an action.
+pub fn describe(a: &Action) -> String {
+    match a {
+        Action::SaveSnapshot => "save snapshot".into(),
+        Action::Drain { server } => format!("drain {server}"),
+        Action::Stop { server } => format!("stop {server}"),
+        Action::ReplaceBinary { server, version } => format!("install {version} on {server}"),
+        Action::Start { server } => format!("start {server}"),
+        Action::TransferLeadership { from } => format!("transfer leadership from {from}"),
+        Action::RestoreSnapshot { snapshot } => format!("restore snapshot {}", snapshot.index),
+        Action::UpgradeClients { version } => format!("upgrade clients to {version}"),
+        Action::Observe { wait_ms } => format!("observe (wait {wait_ms} ms)"),
+        Action::Done(_) => "done".into(),
+        Action::Halt(r) => format!("halt: {r}"),
+    }
+}
+
+fn id_of(world: &World, name: &str) -> Result<ServerId, String> {
+    world
+        .server_id(name)
+        .ok_or_else(|| format!("unknown server {name}"))
+}
+
+fn execute(run: &mut Run, action: &Action, install_ms: u64) -> ActionResult {
+    let r = apply(run, action);
+    let wait = match action {
+        Action::Observe { wait_ms } => wait_ms * MS,
+        Action::ReplaceBinary { .. } => install_ms * MS,
+        _ => ACTION_LATENCY_NS,
+    };
+    run.world.run_for(wait.max(1));
+    match r {
+        Ok(res) => res,
+        Err(e) => ActionResult::Failed(e),
+    }
+}
+
+fn apply(run: &mut Run, action: &Action) -> Result<ActionResult, String> {
+    let w = &mut run.world;
+    match action {
+        Action::SaveSnapshot => {
+            let via = w.leader().unwrap_or(0);
+            w.snapshot_save(via)
+                .map(ActionResult::Snapshot)
+                .map_err(|e| e.to_string())
+        }
+        Action::Drain { server } => {
+            let id = id_of(w, server)?;
+            w.drain(id)
+                .map(|()| ActionResult::Ok)
+                .map_err(|e| e.to_string())
+        }
+        Action::Stop { server } => {
+            let id = id_of(w, server)?;
+            if !others_form_quorum(w, id) {
+                run.unsafe_stops
+                    .push(format!("{server} at {} ms", run.ms()));
+            }
+            run.world.stop(id, StopMode::Graceful);
+            Ok(ActionResult::Ok)
+        }
+        Action::ReplaceBinary { server, version } => {
+            let id = id_of(w, server)?;
+            w.replace_binary(id, *version)
+                .map(|()| ActionResult::Ok)
+                .map_err(|e| e.to_string())
+        }
+        Action::Start { server } => {
+            let id = id_of(w, server)?;
+            w.start(id);
+            Ok(ActionResult::Ok)
+        }
+        Action::TransferLeadership { from } => {
+            let id = id_of(w, from)?;
+            w.transfer_leadership(id, None)
+                .map(|()| ActionResult::Ok)
+                .map_err(|e| e.to_string())
+        }
+        Action::RestoreSnapshot { snapshot } => {
+            let via = w.leader().unwrap_or(0);
+            w.snapshot_restore(via, snapshot)
+                .map(|()| ActionResult::Ok)
+                .map_err(|e| e.to_string())
+        }
+        Action::UpgradeClients { .. } | Action::Observe { .. } => Ok(ActionResult::Ok),
+        Action::Done(_) | Action::Halt(_) => Ok(ActionResult::None),
+    }
+}
+
+/// Ground truth: do the running voters other than `id`, in the leader's configuration, form a
+/// quorum of the voter set? (The property: never stop a server unless this holds.)
+fn others_form_quorum(w: &World, id: ServerId) -> bool {
+    let Some(l) = w.leader() else { return false };
+    let Ok(cfg) = w.raft_configuration(l) else {
+        return false;
+    };
+    let voters: Vec<_> = cfg.servers.iter().filter(|s| s.voter).collect();
+    let up = voters
+        .iter()
+        .filter_map(|s| w.server_id(&s.node))
+        .filter(|&v| v != id && w.process_state(v) == rehearse_sim::ProcessState::Running)
+        .count();
+    up >= voters.len() / 2 + 1
+}
+
+fn judge(
+    run: Run,
+    action: &Action,
+    order: Vec<String>,
+    seed: u64,
+    duration_ms: u64,
+    base: &Metrics,
+) -> Outcome {
+    let w = &run.world;
+    let mut metrics = w.metrics();
+    metrics.no_leader_ns -= base.no_leader_ns.min(metrics.no_leader_ns);
+    metrics.quorum_lost_ns -= base.quorum_lost_ns.min(metrics.quorum_lost_ns);
+    metrics.skew_crashes -= base.skew_crashes.min(metrics.skew_crashes);
+    let workload = w.workload();
+    let mut problems = Vec::new();
+    if metrics.quorum_lost_ns > 0 {
+        problems.push(format!(
+            "quorum lost for {:.1}s",
+            metrics.quorum_lost_ns as f64 / 1e9
+        ));
+    }
+    if workload.lost_acked > 0 {
+        problems.push(format!("{} acknowledged writes lost", workload.lost_acked));
+    }
+    if metrics.skew_crashes > 0 {
+        problems.push(format!(
+            "{} servers panicked on a log entry they could not apply",
+            metrics.skew_crashes
+        ));
+    }
+    for s in &run.unsafe_stops {
+        problems.push(format!(
+            "stopped {s} while the others did not form a quorum"
+        ));
+    }
+    for v in w.violations() {
+        problems.push(format!("{}: {}", v.invariant, v.detail));
+    }
+    let verdict = match (problems.is_empty(), action) {
+        (false, _) => Verdict::Unsafe { problems },
+        (true, Action::Done(_)) => Verdict::Completed,
+        (true, Action::Halt(r)) => Verdict::Halted {
+            reason: r.to_string(),
+        },
+        (true, _) => Verdict::Halted {
+            reason: "ended without a verdict".into(),
+        },
+    };
+    let final_versions = (0..w.server_count())
+        .map(|id| (w.server_name(id).to_string(), w.version(id).to_string()))
+        .collect();
+    Outcome {
+        seed,
+        verdict,
+        steps: run.steps,
+        tolerance: run.tolerance,
+        duration_ms,
+        metrics,
+        workload,
+        violations: w.violations().to_vec(),
+        order,
+        final_versions,
+        trace_hash: w.trace_hash(),
+    }
+}
