@@ -76,6 +76,8 @@ pub struct Outcome {
     pub violations: Vec<Violation>,
     /// Servers in upgrade order.
     pub order: Vec<String>,
+    /// Whether the last server upgraded was the leader (or had just handed leadership over).
+    pub leader_last: bool,
     /// Final version of every server.
     pub final_versions: Vec<(String, String)>,
     /// Trace hash (replay check).
@@ -412,6 +414,7 @@ fn judge(
         workload,
         violations: w.violations().to_vec(),
         order,
+        leader_last: matches!(action, Action::Done(s) if s.leader_last),
         final_versions,
         trace_hash: w.trace_hash(),
     }

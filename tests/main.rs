@@ -1,1 +1,4 @@
+//! Integration tests, compiled into one test binary.
 
+mod cli;
+mod rehearse_plans;

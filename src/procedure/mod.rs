@@ -576,7 +576,8 @@ impl Procedure {
 
     fn transfer(&mut self, obs: &Observation, from: &str, since_ms: u64) -> Action {
         match &obs.view.leader {
-            Some(l) if l != from => self.choose(obs, None),
+            // Moved: the old leader (the last server) is upgraded now, as the leader's step.
+            Some(l) if l != from => self.start_batch(vec![from.to_string()], true, obs),
             _ if self.timed_out(obs, since_ms) => {
                 self.note("leadership transfer did not complete; upgrading the leader in place");
                 let batch = vec![from.to_string()];

@@ -1,1 +1,421 @@
+//! Pure tests of the state machine with hand-built observations (no simulator).
 
+use super::*;
+use crate::plan::Plan;
+use rehearse_sim::api::{AgentSelf, RaftServer, RaftState, RaftStats, ServerHealth};
+
+const PLAN: &str = r#"
+[cluster]
+product = "nomad"
+version = "1.9.7"
+servers = [{ name = "s1" }, { name = "s2" }, { name = "s3" }]
+[upgrade]
+target = "1.10.3"
+rollback = "reinstall-and-restore"
+"#;
+
+fn cfg() -> ProcedureConfig {
+    ProcedureConfig::from_plan(&Plan::from_str_named(PLAN, "t").unwrap())
+}
+
+/// A tiny cluster description to build views from.
+#[derive(Clone)]
+struct Fake {
+    leader: &'static str,
+    /// (name, version, up, voter, healthy, stable_since_ms, last_index)
+    servers: Vec<(&'static str, Version, bool, bool, bool, u64, u64)>,
+}
+
+fn v(s: &str) -> Version {
+    s.parse().unwrap()
+}
+
+impl Fake {
+    fn healthy() -> Fake {
+        let old = v("1.9.7");
+        Fake {
+            leader: "s1",
+            servers: vec![
+                ("s1", old, true, true, true, 0, 100),
+                ("s2", old, true, true, true, 0, 100),
+                ("s3", old, true, true, true, 0, 100),
+            ],
+        }
+    }
+
+    fn set(
+        &mut self,
+        name: &str,
+        f: impl Fn(&mut (&'static str, Version, bool, bool, bool, u64, u64)),
+    ) {
+        for s in self.servers.iter_mut().filter(|s| s.0 == name) {
+            f(s);
+        }
+    }
+
+    fn view(&self) -> ClusterView {
+        let voters: Vec<_> = self.servers.iter().filter(|s| s.3).collect();
+        let healthy_voters = voters.iter().filter(|s| s.4).count() as i64;
+        let health = AutopilotHealth {
+            healthy: self.servers.iter().all(|s| s.4),
+            failure_tolerance: healthy_voters - (voters.len() / 2 + 1) as i64,
+            leader: Some(self.leader.into()),
+            voters: voters.iter().map(|s| s.0.to_string()).collect(),
+            servers: self
+                .servers
+                .iter()
+                .map(|s| ServerHealth {
+                    id: s.0.into(),
+                    name: format!("{}.global", s.0),
+                    address: String::new(),
+                    serf_status: SerfStatus::Alive,
+                    version: s.1,
+                    leader: s.0 == self.leader,
+                    last_contact_ms: Some(10),
+                    last_term: 2,
+                    last_index: s.6,
+                    healthy: s.4,
+                    voter: s.3,
+                    stable_since_ms: Some(s.5),
+                })
+                .collect(),
+        };
+        let members = self
+            .servers
+            .iter()
+            .map(|s| Member {
+                name: format!("{}.global", s.0),
+                addr: String::new(),
+                status: SerfStatus::Alive,
+                build: s.1,
+                raft_vsn: 3,
+                id: s.0.into(),
+                nonvoter: false,
+            })
+            .collect();
+        let raft = RaftConfiguration {
+            index: 1,
+            servers: self
+                .servers
+                .iter()
+                .map(|s| RaftServer {
+                    id: s.0.into(),
+                    node: format!("{}.global", s.0),
+                    address: String::new(),
+                    leader: s.0 == self.leader,
+                    voter: s.3,
+                    raft_protocol: 3,
+                })
+                .collect(),
+        };
+        let agents = self
+            .servers
+            .iter()
+            .map(|s| {
+                let a = if s.2 {
+                    Ok(AgentSelf {
+                        name: s.0.into(),
+                        version: s.1,
+                        raft: RaftStats {
+                            state: if s.0 == self.leader {
+                                RaftState::Leader
+                            } else {
+                                RaftState::Follower
+                            },
+                            term: 2,
+                            last_log_index: s.6,
+                            last_log_term: 2,
+                            commit_index: s.6,
+                            applied_index: s.6,
+                            protocol_version: 3,
+                            num_peers: 2,
+                            last_contact_ms: Some(5),
+                        },
+                    })
+                } else {
+                    Err(ApiError::Unreachable {
+                        addr: s.0.into(),
+                        why: "connection refused".into(),
+                    })
+                };
+                (s.0.to_string(), a)
+            })
+            .collect();
+        ClusterView {
+            leader: Some(self.leader.into()),
+            members: Ok(members),
+            raft: Ok(raft),
+            health: Ok(health),
+            agents,
+            scheduler: None,
+            drained: Vec::new(),
+        }
+    }
+}
+
+fn obs(now_ms: u64, result: ActionResult, f: &Fake) -> Observation {
+    Observation {
+        now_ms,
+        result,
+        view: f.view(),
+    }
+}
+
+fn snap() -> ActionResult {
+    ActionResult::Snapshot(SnapshotInfo {
+        index: 100,
+        term: 2,
+        format: 3,
+        written_by: v("1.9.7"),
+        digest: "abc".into(),
+        size_bytes: 1,
+    })
+}
+
+/// Drives the machine through preflight and the first follower's stop/replace/start.
+fn to_first_gate(p: &mut Procedure, f: &Fake) -> String {
+    assert_eq!(p.next(&obs(0, ActionResult::None, f)), Action::SaveSnapshot);
+    let Action::Stop { server } = p.next(&obs(100, snap(), f)) else {
+        panic!("expected a stop")
+    };
+    assert_ne!(server, "s1", "the leader is not first");
+    assert!(matches!(
+        p.next(&obs(200, ActionResult::Ok, f)),
+        Action::ReplaceBinary { .. }
+    ));
+    assert!(matches!(
+        p.next(&obs(300, ActionResult::Ok, f)),
+        Action::Start { .. }
+    ));
+    server
+}
+
+#[test]
+fn stale_health_right_after_a_restart_does_not_pass_the_gate() {
+    let mut p = Procedure::new(cfg());
+    let f = Fake::healthy();
+    let s = to_first_gate(&mut p, &f);
+    // Autopilot still says healthy with the old StableSince, but the server itself does not
+    // answer yet (or still runs the old binary): the gate must hold for as long as that lasts.
+    let mut stale = f.clone();
+    stale.set(&s, |x| x.2 = false);
+    for t in (400..60_000).step_by(2_000) {
+        let a = p.next(&obs(t, ActionResult::Ok, &stale));
+        assert!(
+            matches!(a, Action::Observe { .. }),
+            "gate passed on stale health at {t}: {a:?}"
+        );
+    }
+}
+
+#[test]
+fn fresh_health_for_stable_for_passes_and_the_leader_goes_last() {
+    let mut p = Procedure::new(cfg());
+    let mut f = Fake::healthy();
+    let mut order = Vec::new();
+    let mut t = 0;
+    let mut result = ActionResult::None;
+    for _ in 0..500 {
+        t += 500;
+        let a = p.next(&obs(t, result.clone(), &f));
+        result = ActionResult::Ok;
+        match a {
+            Action::SaveSnapshot => result = snap(),
+            Action::ReplaceBinary { server, version } => {
+                let name: &'static str = Box::leak(server.into_boxed_str());
+                f.set(name, |x| x.1 = version);
+                order.push(name);
+            }
+            Action::TransferLeadership { .. } => f.leader = "s2",
+            Action::Done(summary) => {
+                assert_eq!(summary.order.len(), 3);
+                assert_eq!(order.last(), Some(&"s1"), "the leader last: {order:?}");
+                return;
+            }
+            Action::Halt(r) => panic!("halted: {r}"),
+            _ => {}
+        }
+    }
+    panic!("did not finish");
+}
+
+#[test]
+fn a_restarted_nonvoter_times_out_the_gate_naming_the_server() {
+    let mut c = cfg();
+    c.rollback = crate::plan::Rollback::Halt;
+    let mut p = Procedure::new(c);
+    let f = Fake::healthy();
+    let s = to_first_gate(&mut p, &f);
+    let mut nv = f.clone();
+    nv.set(&s, |x| {
+        x.1 = v("1.10.3");
+        x.3 = false;
+    });
+    let mut last = Action::Observe { wait_ms: 0 };
+    for t in (400..200_000).step_by(2_000) {
+        last = p.next(&obs(t, ActionResult::Ok, &nv));
+        if last.is_final() {
+            break;
+        }
+    }
+    match last {
+        Action::Halt(HaltReason::GateTimeout { server, unmet }) => {
+            assert_eq!(server, s);
+            assert!(unmet.iter().any(|u| u.contains("voter")), "{unmet:?}");
+        }
+        other => panic!("expected a gate timeout, got {other:?}"),
+    }
+}
+
+#[test]
+fn no_stop_while_another_server_is_down() {
+    let mut c = cfg();
+    c.snapshot_first = false;
+    c.rollback = crate::plan::Rollback::Halt;
+    c.allow_zero_tolerance = true;
+    let mut p = Procedure::new(c);
+    let mut f = Fake::healthy();
+    f.set("s3", |x| x.4 = false);
+    // Preflight needs a healthy cluster; it waits, then halts without stopping anything.
+    let mut t = 0;
+    loop {
+        let a = p.next(&obs(t, ActionResult::None, &f));
+        assert!(
+            !matches!(a, Action::Stop { .. }),
+            "stopped a server while s3 is unhealthy"
+        );
+        if a.is_final() {
+            assert!(matches!(
+                a,
+                Action::Halt(HaltReason::PreflightFailed { .. })
+            ));
+            break;
+        }
+        t += 2_000;
+        assert!(t < 1_000_000, "bounded");
+    }
+}
+
+#[test]
+fn unsafe_to_stop_halts_before_the_next_server() {
+    let mut c = cfg();
+    c.rollback = crate::plan::Rollback::Halt;
+    let mut p = Procedure::new(c);
+    let f = Fake::healthy();
+    assert_eq!(
+        p.next(&obs(0, ActionResult::None, &f)),
+        Action::SaveSnapshot
+    );
+    // Between preflight and the first stop another server fails.
+    let mut bad = f.clone();
+    bad.set("s3", |x| x.4 = false);
+    bad.set("s2", |x| x.4 = false);
+    let mut t = 100;
+    let mut result = snap();
+    loop {
+        let a = p.next(&obs(t, result, &bad));
+        result = ActionResult::None;
+        assert!(!matches!(a, Action::Stop { .. }));
+        if let Action::Halt(r) = a {
+            assert!(matches!(r, HaltReason::UnsafeToStop { .. }), "{r:?}");
+            break;
+        }
+        t += 2_000;
+        assert!(t < 1_000_000);
+    }
+}
+
+#[test]
+fn the_naive_gate_passes_on_stale_health() {
+    let mut p = Procedure::new(Variant::GateHealthyOnly.apply(cfg()));
+    let f = Fake::healthy();
+    let s = to_first_gate(&mut p, &f);
+    let mut stale = f.clone();
+    stale.set(&s, |x| x.2 = false);
+    let a = p.next(&obs(400, ActionResult::Ok, &stale));
+    assert!(
+        matches!(a, Action::Stop { .. }),
+        "naive gate should move on at once: {a:?}"
+    );
+}
+
+#[test]
+fn two_at_a_time_stops_two() {
+    let mut p = Procedure::new(Variant::TwoAtATime.apply(cfg()));
+    let f = Fake::healthy();
+    assert_eq!(
+        p.next(&obs(0, ActionResult::None, &f)),
+        Action::SaveSnapshot
+    );
+    assert!(matches!(p.next(&obs(1, snap(), &f)), Action::Stop { .. }));
+    assert!(matches!(
+        p.next(&obs(2, ActionResult::Ok, &f)),
+        Action::Stop { .. }
+    ));
+}
+
+#[test]
+fn a_gate_timeout_rolls_back_and_restores_the_pre_upgrade_snapshot() {
+    let mut p = Procedure::new(cfg());
+    let f = Fake::healthy();
+    let s = to_first_gate(&mut p, &f);
+    let mut down = f.clone();
+    down.set(&s, |x| x.2 = false);
+    let mut t = 400;
+    let mut saw_reinstall = false;
+    let mut result = ActionResult::Ok;
+    for _ in 0..1000 {
+        let a = p.next(&obs(t, result.clone(), &down));
+        result = ActionResult::Ok;
+        t += 2_000;
+        match a {
+            Action::ReplaceBinary { server, version } => {
+                assert_eq!(server, s);
+                assert_eq!(version, v("1.9.7"));
+                saw_reinstall = true;
+                // the old binary comes back fine
+                let name: &'static str = Box::leak(server.into_boxed_str());
+                down.set(name, |x| x.2 = true);
+            }
+            Action::RestoreSnapshot { snapshot } => {
+                assert!(saw_reinstall);
+                assert_eq!(snapshot.index, 100, "the pre-upgrade snapshot");
+            }
+            Action::Halt(HaltReason::RolledBack { cause }) => {
+                assert!(matches!(*cause, HaltReason::GateTimeout { .. }));
+                return;
+            }
+            Action::Halt(r) => panic!("halted without rollback: {r}"),
+            _ => {}
+        }
+    }
+    panic!("did not finish");
+}
+
+#[test]
+fn observation_errors_never_panic_and_are_bounded() {
+    let mut p = Procedure::new(cfg());
+    let err = || ApiError::NoLeader { addr: "x".into() };
+    let view = ClusterView {
+        leader: None,
+        members: Err(err()),
+        raft: Err(err()),
+        health: Err(err()),
+        agents: vec![],
+        scheduler: Some(Err(err())),
+        drained: vec![],
+    };
+    let mut t = 0;
+    for _ in 0..10_000 {
+        let a = p.next(&Observation {
+            now_ms: t,
+            result: ActionResult::None,
+            view: view.clone(),
+        });
+        if a.is_final() {
+            return;
+        }
+        t += 2_000;
+    }
+    panic!("no halt on a cluster that never answers");
+}
