@@ -350,7 +350,7 @@ fn others_form_quorum(w: &World, id: ServerId) -> bool {
         .filter_map(|s| w.server_id(&s.node))
         .filter(|&v| v != id && w.process_state(v) == rehearse_sim::ProcessState::Running)
         .count();
-    up >= voters.len() / 2 + 1
+    up >= rehearse_sim::raft::quorum(voters.len())
 }
 
 fn judge(

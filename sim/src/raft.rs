@@ -563,10 +563,8 @@ impl World {
             .iter()
             .find(|p| p.id == from)
             .copied();
-        if let Some(p) = peer {
-            if next <= leader_last {
-                self.replicate(to, p, false);
-            }
+        if let Some(p) = peer.filter(|_| next <= leader_last) {
+            self.replicate(to, p, false);
         }
     }
 

@@ -162,10 +162,8 @@ impl Disk {
         if index == 0 {
             return Some(0);
         }
-        if let Some(s) = &self.snapshot {
-            if index == s.index {
-                return Some(s.term);
-            }
+        if let Some(s) = self.snapshot.as_ref().filter(|s| s.index == index) {
+            return Some(s.term);
         }
         let start = self.log_start();
         if index < start {

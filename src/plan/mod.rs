@@ -417,10 +417,12 @@ impl Plan {
         if !(2..=3).contains(&c.raft_protocol) {
             return err("cluster.raft_protocol", "must be 2 or 3".into());
         }
-        if let Some(p) = self.upgrade.target_raft_protocol {
-            if !(2..=3).contains(&p) {
-                return err("upgrade.target_raft_protocol", "must be 2 or 3".into());
-            }
+        let bad_target = self
+            .upgrade
+            .target_raft_protocol
+            .filter(|p| !(2..=3).contains(p));
+        if bad_target.is_some() {
+            return err("upgrade.target_raft_protocol", "must be 2 or 3".into());
         }
         if !(1..=10).contains(&self.raft_multiplier()) {
             return err("cluster.raft_multiplier", "must be between 1 and 10".into());
