@@ -130,7 +130,7 @@ fn first_ok<T>(n: usize, f: impl Fn(ServerId) -> Result<T, ApiError>) -> Result<
 
 /// Reads the cluster as an operator would: cluster endpoints from the first server that
 /// answers, and every server's own `/v1/agent/self`.
-pub fn observe(world: &World) -> ClusterView {
+pub fn observe(world: &World, acked_before: u64) -> ClusterView {
     let n = world.server_count();
     let leader = (0..n)
         .filter_map(|id| world.status_leader(id).ok().flatten())
@@ -151,6 +151,9 @@ pub fn observe(world: &World) -> ClusterView {
             .filter(|&id| world.drain_complete(id))
             .map(|id| world.server_name(id).to_string())
             .collect(),
+        // The workload is the write probe: did any write get acknowledged since last time?
+        write_accepted: (world.config().workload.writes_per_sec > 0.0)
+            .then(|| world.workload().acked > acked_before),
     }
 }
 
@@ -205,8 +208,10 @@ pub fn rehearse_with(
     };
     let mut proc = Procedure::new(cfg.clone());
     let mut result = ActionResult::None;
+    let mut acked = run.world.workload().acked;
     let final_action = loop {
-        let view = observe(&run.world);
+        let view = observe(&run.world, acked);
+        acked = run.world.workload().acked;
         let ft = view.health.as_ref().ok().map(|h| h.failure_tolerance);
         run.tolerance.push((run.ms(), ft));
         let obs = Observation {
@@ -227,6 +232,7 @@ pub fn rehearse_with(
     let duration_ms = run.ms();
     record(&mut run, &proc, &final_action);
     run.world.run_for(COOLDOWN_NS);
+    run.world.check_log_matching();
     Ok(judge(
         run,
         &final_action,
@@ -337,18 +343,33 @@ fn apply(run: &mut Run, action: &Action) -> Result<ActionResult, String> {
     }
 }
 
-/// Ground truth: do the running voters other than `id`, in the leader's configuration, form a
-/// quorum of the voter set? (The property: never stop a server unless this holds.)
+/// Ground truth: are the voters other than `id` (in the leader's configuration) that are
+/// healthy — running, alive in gossip, and within autopilot's trailing-log bound of the
+/// leader — a quorum of the voter set? The property: never stop a server unless this holds.
 fn others_form_quorum(w: &World, id: ServerId) -> bool {
     let Some(l) = w.leader() else { return false };
     let Ok(cfg) = w.raft_configuration(l) else {
         return false;
     };
+    let Ok(leader_stats) = w.agent_self(l) else {
+        return false;
+    };
+    let max_trailing = w.config().autopilot.max_trailing_logs;
+    let members = w.members(l).unwrap_or_default();
+    let healthy = |v: ServerId| {
+        let alive = members
+            .get(v)
+            .is_some_and(|m| m.status == rehearse_sim::api::SerfStatus::Alive);
+        let caught_up = w.agent_self(v).is_ok_and(|a| {
+            a.raft.last_log_index + max_trailing >= leader_stats.raft.last_log_index
+        });
+        alive && caught_up
+    };
     let voters: Vec<_> = cfg.servers.iter().filter(|s| s.voter).collect();
     let up = voters
         .iter()
         .filter_map(|s| w.server_id(&s.node))
-        .filter(|&v| v != id && w.process_state(v) == rehearse_sim::ProcessState::Running)
+        .filter(|&v| v != id && healthy(v))
         .count();
     up >= rehearse_sim::raft::quorum(voters.len())
 }

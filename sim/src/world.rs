@@ -1206,6 +1206,39 @@ impl World {
         }
     }
 
+    /// Log matching: if two servers' logs hold an entry with the same index and term, they
+    /// hold the same entries up to it. Compares every pair of logs (O(n²·log length), so it
+    /// runs on demand, e.g. at the end of a run, not on every append).
+    pub fn check_log_matching(&mut self) {
+        let n = self.servers.len();
+        for a in 0..n {
+            for b in a + 1..n {
+                if let Some(index) = self.log_mismatch(a, b) {
+                    self.violation(
+                        "log_matching",
+                        format!("servers {a} and {b} agree on the term at an index but differ at {index}"),
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The first index where two logs differ below an index at which they agree on the term.
+    fn log_mismatch(&self, a: ServerId, b: ServerId) -> Option<u64> {
+        let (da, db) = (&self.servers[a].disk, &self.servers[b].disk);
+        let lo = da.log_start().max(db.log_start());
+        let hi = da.last_index().min(db.last_index());
+        // Highest common index with equal terms; everything from `lo` to it must be equal.
+        let top = (lo..=hi)
+            .rev()
+            .find(|&i| da.term_at(i).is_some() && da.term_at(i) == db.term_at(i))?;
+        (lo..=top).find(|&i| {
+            let (ea, eb) = (da.entry(i), db.entry(i));
+            ea.map(|e| (e.term, e.digest())) != eb.map(|e| (e.term, e.digest()))
+        })
+    }
+
     /// Invariant violations so far.
     pub fn violations(&self) -> &[Violation] {
         &self.violations
@@ -1323,5 +1356,25 @@ impl World {
 
     pub(crate) fn scheduler_index(&self) -> u64 {
         self.scheduler_modify_index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::versions::Version;
+
+    #[test]
+    fn log_matching_detects_a_diverged_entry() {
+        let cfg = SimConfig::nomad(3, Version::new(1, 9, 7), 1);
+        let mut w = World::new(cfg).unwrap();
+        w.run_for(20 * SEC);
+        w.check_log_matching();
+        assert!(w.violations().is_empty());
+        let d = &mut w.servers[1].disk;
+        let i = (d.last_index() - 2 - d.log_start()) as usize;
+        d.log[i].kind = EntryKind::Write(999_999);
+        w.check_log_matching();
+        assert!(w.violations().iter().any(|v| v.invariant == "log_matching"));
     }
 }

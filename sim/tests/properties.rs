@@ -79,6 +79,7 @@ proptest! {
                 break;
             }
         }
+        w.check_log_matching();
         prop_assert!(w.violations().is_empty(), "violations: {:?}", w.violations());
         prop_assert!(elected.is_some(), "no leader {ELECTION_BOUND_S}s after healing (seed {seed})");
         w.run_for(10 * SEC);

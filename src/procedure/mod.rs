@@ -52,6 +52,9 @@ pub struct ClusterView {
     pub scheduler: Option<Result<SchedulerConfig, ApiError>>,
     /// Servers whose client drain has completed.
     pub drained: Vec<String>,
+    /// Whether a probe write was acknowledged since the previous observation (`None`: the
+    /// driver has no write probe).
+    pub write_accepted: Option<bool>,
 }
 
 /// The result of the previous action.
@@ -795,6 +798,9 @@ impl Procedure {
         }
         if v.leader.is_none() {
             unmet.push("no leader".into());
+        }
+        if v.write_accepted == Some(false) {
+            unmet.push("the cluster does not acknowledge writes".into());
         }
         unmet
     }

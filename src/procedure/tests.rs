@@ -149,6 +149,7 @@ impl Fake {
             agents,
             scheduler: None,
             drained: Vec::new(),
+            write_accepted: Some(true),
         }
     }
 }
@@ -404,6 +405,7 @@ fn observation_errors_never_panic_and_are_bounded() {
         agents: vec![],
         scheduler: Some(Err(err())),
         drained: vec![],
+        write_accepted: Some(false),
     };
     let mut t = 0;
     for _ in 0..10_000 {
