@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Lint a plan, then rehearse it on many seeds in the simulator (the main job).
     Check(rehearse::cmd::check::Args),
+    /// Try every fault at every step of the procedure and report what breaks.
+    Explore(rehearse::cmd::explore::Args),
     /// Static checks of an upgrade plan.
     Lint(rehearse::cmd::lint::Args),
     /// Run the simulated cluster and summarise elections, availability and safety.
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Simulate(a) => rehearse::cmd::simulate::run(a),
         Command::Check(a) => rehearse::cmd::check::run(a),
         Command::Lint(a) => rehearse::cmd::lint::run(a),
+        Command::Explore(a) => rehearse::cmd::explore::run(a),
     };
     match result {
         Ok(v) => ExitCode::from(v.exit_code()),

@@ -76,6 +76,8 @@ pub struct Outcome {
     pub violations: Vec<Violation>,
     /// Servers in upgrade order.
     pub order: Vec<String>,
+    /// Stops issued while the other servers did not form a healthy quorum (ground truth).
+    pub unsafe_stops: Vec<String>,
     /// Whether the last server upgraded was the leader (or had just handed leadership over).
     pub leader_last: bool,
     /// Final version of every server.
@@ -157,12 +159,27 @@ pub fn observe(world: &World, acked_before: u64) -> ClusterView {
     }
 }
 
+/// Where the procedure is when a hook runs.
+pub struct StepCtx<'a> {
+    /// Index of the action in the run (0-based).
+    pub step: usize,
+    /// The action.
+    pub action: &'a Action,
+    /// Servers of the current batch (being upgraded).
+    pub batch: &'a [String],
+    /// Servers already upgraded.
+    pub upgraded: &'a [String],
+}
+
 /// Hooks called around each action; the chaos engine injects faults through them.
 pub trait Hooks {
-    /// Before an action is carried out.
-    fn before(&mut self, _world: &mut World, _step: usize, _action: &Action) {}
+    /// Before the procedure observes the cluster and chooses step `ctx.step` (`ctx.action`
+    /// is not known yet and reads `Observe`).
+    fn before(&mut self, _world: &mut World, _ctx: &StepCtx<'_>) {}
     /// After an action was carried out.
-    fn after(&mut self, _world: &mut World, _step: usize, _action: &Action) {}
+    fn after(&mut self, _world: &mut World, _ctx: &StepCtx<'_>) {}
+    /// When the procedure has ended, before the cooldown: undo whatever is temporary.
+    fn finish(&mut self, _world: &mut World) {}
 }
 
 /// No faults.
@@ -210,6 +227,16 @@ pub fn rehearse_with(
     let mut result = ActionResult::None;
     let mut acked = run.world.workload().acked;
     let final_action = loop {
+        // Faults fire before the procedure looks, so it decides on a world that has them.
+        let step = run.steps.len();
+        let info = proc.step_info();
+        let pre = StepCtx {
+            step,
+            action: &Action::Observe { wait_ms: 0 },
+            batch: &info.servers,
+            upgraded: proc.upgraded(),
+        };
+        hooks.before(&mut run.world, &pre);
         let view = observe(&run.world, acked);
         acked = run.world.workload().acked;
         let ft = view.health.as_ref().ok().map(|h| h.failure_tolerance);
@@ -223,14 +250,20 @@ pub fn rehearse_with(
         if action.is_final() {
             break action;
         }
-        let step = run.steps.len();
         record(&mut run, &proc, &action);
-        hooks.before(&mut run.world, step, &action);
+        let info = proc.step_info();
+        let ctx = StepCtx {
+            step,
+            action: &action,
+            batch: &info.servers,
+            upgraded: proc.upgraded(),
+        };
         result = execute(&mut run, &action, cfg.install_time_ms);
-        hooks.after(&mut run.world, step, &action);
+        hooks.after(&mut run.world, &ctx);
     };
     let duration_ms = run.ms();
     record(&mut run, &proc, &final_action);
+    hooks.finish(&mut run.world);
     run.world.run_for(COOLDOWN_NS);
     run.world.check_log_matching();
     Ok(judge(
@@ -343,35 +376,33 @@ fn apply(run: &mut Run, action: &Action) -> Result<ActionResult, String> {
     }
 }
 
-/// Ground truth: are the voters other than `id` (in the leader's configuration) that are
-/// healthy — running, alive in gossip, and within autopilot's trailing-log bound of the
-/// leader — a quorum of the voter set? The property: never stop a server unless this holds.
+/// Ground truth: are the voters other than `id` (newest configuration) that are healthy —
+/// running, alive in gossip, and within autopilot's trailing-log bound of the most advanced
+/// running voter — a quorum of the voter set? The property: never stop a server unless this
+/// holds. It needs no leader, so a crashed leader does not make every stop look unsafe.
 fn others_form_quorum(w: &World, id: ServerId) -> bool {
-    let Some(l) = w.leader() else { return false };
-    let Ok(cfg) = w.raft_configuration(l) else {
-        return false;
-    };
-    let Ok(leader_stats) = w.agent_self(l) else {
-        return false;
-    };
-    let max_trailing = w.config().autopilot.max_trailing_logs;
-    let members = w.members(l).unwrap_or_default();
-    let healthy = |v: ServerId| {
-        let alive = members
-            .get(v)
-            .is_some_and(|m| m.status == rehearse_sim::api::SerfStatus::Alive);
-        let caught_up = w.agent_self(v).is_ok_and(|a| {
-            a.raft.last_log_index + max_trailing >= leader_stats.raft.last_log_index
-        });
-        alive && caught_up
-    };
-    let voters: Vec<_> = cfg.servers.iter().filter(|s| s.voter).collect();
-    let up = voters
+    let voters = w.latest_voters();
+    let running = |v: &&ServerId| w.process_state(**v) == rehearse_sim::ProcessState::Running;
+    let last = |v: ServerId| w.agent_self(v).map_or(0, |a| a.raft.last_log_index);
+    let top = voters
         .iter()
-        .filter_map(|s| w.server_id(&s.node))
-        .filter(|&v| v != id && healthy(v))
+        .filter(running)
+        .map(|&v| last(v))
+        .max()
+        .unwrap_or(0);
+    let max_trailing = w.config().autopilot.max_trailing_logs;
+    let alive = |v: ServerId| {
+        w.members(v).is_ok_and(|m| {
+            m.get(v)
+                .is_some_and(|x| x.status == rehearse_sim::api::SerfStatus::Alive)
+        })
+    };
+    let healthy = voters
+        .iter()
+        .filter(running)
+        .filter(|&&v| v != id && alive(v) && last(v) + max_trailing >= top)
         .count();
-    up >= rehearse_sim::raft::quorum(voters.len())
+    healthy >= rehearse_sim::raft::quorum(voters.len())
 }
 
 fn judge(
@@ -435,6 +466,7 @@ fn judge(
         workload,
         violations: w.violations().to_vec(),
         order,
+        unsafe_stops: run.unsafe_stops.clone(),
         leader_last: matches!(action, Action::Done(s) if s.leader_last),
         final_versions,
         trace_hash: w.trace_hash(),

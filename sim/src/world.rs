@@ -1256,17 +1256,21 @@ impl World {
             .map(|(id, _)| id)
     }
 
-    /// Whether a majority of voters of the newest configuration are running and connected.
-    pub fn has_quorum(&self) -> bool {
-        let Some(cfg) = self
+    /// Voters of the newest configuration any server holds (ground truth, leader or not).
+    pub fn latest_voters(&self) -> Vec<ServerId> {
+        let cfg = self
             .servers
             .iter()
-            .max_by_key(|s| s.vol.config_index.max(s.disk.latest_config().0))
-            .map(|s| s.disk.latest_config().1)
-        else {
-            return false;
-        };
-        let voters: Vec<ServerId> = cfg.iter().filter(|p| p.voter).map(|p| p.id).collect();
+            .map(|s| s.disk.latest_config())
+            .max_by_key(|(index, _)| *index)
+            .map(|(_, peers)| peers)
+            .unwrap_or_default();
+        cfg.iter().filter(|p| p.voter).map(|p| p.id).collect()
+    }
+
+    /// Whether a majority of voters of the newest configuration are running and connected.
+    pub fn has_quorum(&self) -> bool {
+        let voters = self.latest_voters();
         let up: Vec<ServerId> = voters
             .iter()
             .copied()

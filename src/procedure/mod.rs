@@ -658,17 +658,19 @@ impl Procedure {
         self.poll()
     }
 
-    /// Healthy voters outside the batch, and the quorum of the voter set. Errors count as
-    /// unhealthy: a server is never stopped on a view it cannot read.
+    /// Healthy voters outside the batch, and the quorum of the voter set. Autopilot health
+    /// can be seconds old, so a voter counts only if its own `/v1/agent/self` answers now too.
+    /// Errors count as unhealthy: a server is never stopped on a view it cannot read.
     fn healthy_other_voters(&self, v: &ClusterView) -> (usize, usize) {
         let Ok(h) = &v.health else {
             return (0, self.cfg.servers.len() / 2 + 1);
         };
+        let answers = |name: &str| v.agents.iter().any(|(n, a)| n == name && a.is_ok());
         let voters: Vec<_> = h.servers.iter().filter(|s| s.voter).collect();
         let quorum = voters.len() / 2 + 1;
         let others = voters
             .iter()
-            .filter(|s| s.healthy && s.serf_status == SerfStatus::Alive)
+            .filter(|s| s.healthy && s.serf_status == SerfStatus::Alive && answers(base(&s.name)))
             .filter(|s| !self.batch.iter().any(|b| *b == base(&s.name)))
             .count();
         (others, quorum)

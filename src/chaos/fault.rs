@@ -1,0 +1,318 @@
+//! Faults placed at a step boundary of the procedure, aimed at a server by role.
+//!
+//! A fault is written `kind:target:step:duration`, e.g. `crash:other:7:30s` or
+//! `pause:upgrading:12:permanent`, so a failure can be replayed from one line.
+
+use crate::rehearsal::{Hooks, StepCtx};
+use rehearse_sim::state::{BadBinary, StopMode};
+use rehearse_sim::time::{MS, SEC};
+use rehearse_sim::{ServerId, World};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// What goes wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// kill -9; restarted when the fault heals.
+    Crash,
+    /// Graceful stop without leave; restarted when it heals.
+    Stop,
+    /// SIGSTOP (a frozen process: gray failure); SIGCONT when it heals.
+    Pause,
+    /// Cut off from every other server, both ways.
+    Isolate,
+    /// Messages from the target to the leader are dropped (one-way partition).
+    OneWay,
+    /// 20% message loss on every link.
+    Loss,
+    /// One-way latency 50–300 ms on every link.
+    Latency,
+    /// 200 ms fsync delay on the target's log appends.
+    SlowDisk,
+    /// The target's next binary fails to start (bad build, missing library).
+    BadBinary,
+    /// The target's next binary crash-loops a few seconds after start.
+    CrashLoop,
+    /// The target loses its data dir (stopped, wiped, started again).
+    WipeData,
+    /// The target comes back with a new address (stopped, readdressed, started).
+    NewAddress,
+}
+
+impl FaultKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [FaultKind; 12] = [
+        FaultKind::Crash,
+        FaultKind::Stop,
+        FaultKind::Pause,
+        FaultKind::Isolate,
+        FaultKind::OneWay,
+        FaultKind::Loss,
+        FaultKind::Latency,
+        FaultKind::SlowDisk,
+        FaultKind::BadBinary,
+        FaultKind::CrashLoop,
+        FaultKind::WipeData,
+        FaultKind::NewAddress,
+    ];
+
+    /// Whether the fault hits one server (so a target matters).
+    pub fn targeted(self) -> bool {
+        !matches!(self, FaultKind::Loss | FaultKind::Latency)
+    }
+}
+
+/// Which server a fault hits, by its role at the moment the fault fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// The current leader.
+    Leader,
+    /// The server being upgraded in this step.
+    Upgrading,
+    /// A follower not upgraded yet (and not in this step).
+    Pending,
+    /// A server already upgraded.
+    Upgraded,
+    /// Any server that is neither the leader nor in this step.
+    Other,
+}
+
+impl Target {
+    /// Every target, in a fixed order.
+    pub const ALL: [Target; 5] = [
+        Target::Leader,
+        Target::Upgrading,
+        Target::Pending,
+        Target::Upgraded,
+        Target::Other,
+    ];
+}
+
+/// One fault: what, at whom, before which step, for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Fault {
+    /// What.
+    pub kind: FaultKind,
+    /// At whom.
+    pub target: Target,
+    /// Before the procedure's action with this index.
+    pub step: usize,
+    /// Healed after this many seconds; `None` = permanent (until the procedure ends).
+    pub duration_s: Option<u64>,
+}
+
+fn name<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|j| j.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self
+            .duration_s
+            .map_or("permanent".into(), |s| format!("{s}s"));
+        write!(
+            f,
+            "{}:{}:{}:{d}",
+            name(&self.kind),
+            name(&self.target),
+            self.step
+        )
+    }
+}
+
+impl FromStr for Fault {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "invalid fault {s:?}: expected kind:target:step:duration, e.g. crash:other:7:30s"
+            )
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        let [kind, target, step, dur] = parts[..] else {
+            return Err(bad());
+        };
+        let kind: FaultKind = serde_json::from_value(kind.into()).map_err(|_| bad())?;
+        let target: Target = serde_json::from_value(target.into()).map_err(|_| bad())?;
+        let step = step.parse().map_err(|_| bad())?;
+        let duration_s = match dur {
+            "permanent" => None,
+            d => Some(humantime::parse_duration(d).map_err(|_| bad())?.as_secs()),
+        };
+        Ok(Fault {
+            kind,
+            target,
+            step,
+            duration_s,
+        })
+    }
+}
+
+/// Applies faults at their steps and heals them when their time is up.
+pub struct FaultHooks {
+    faults: Vec<Fault>,
+    active: Vec<(Fault, Option<ServerId>, Option<u64>)>,
+    fired: usize,
+    /// Faults that found no server with their role at their step (nothing happened).
+    pub missed: Vec<Fault>,
+}
+
+impl FaultHooks {
+    /// Hooks for these faults.
+    pub fn new(faults: Vec<Fault>) -> Self {
+        FaultHooks {
+            faults,
+            active: Vec::new(),
+            fired: 0,
+            missed: Vec::new(),
+        }
+    }
+
+    /// Whether any fault actually fired.
+    pub fn fired(&self) -> bool {
+        self.fired > 0
+    }
+
+    fn heal_due(&mut self, w: &mut World, all: bool) {
+        let now = w.now().as_nanos();
+        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.active)
+            .into_iter()
+            .partition(|(_, _, heal_at)| all || heal_at.is_some_and(|t| t <= now));
+        self.active = keep;
+        for (f, target, _) in due {
+            heal(w, f.kind, target);
+        }
+    }
+}
+
+/// Resolves a role to a server at this step (lowest id among candidates: deterministic).
+fn resolve(w: &World, t: Target, ctx: &StepCtx<'_>) -> Option<ServerId> {
+    let leader = w.leader();
+    let in_batch = |id: ServerId| ctx.batch.iter().any(|b| b == w.server_name(id));
+    let upgraded = |id: ServerId| ctx.upgraded.iter().any(|b| b == w.server_name(id));
+    let mut ids = 0..w.server_count();
+    match t {
+        Target::Leader => leader,
+        Target::Upgrading => ids.find(|&id| in_batch(id)),
+        Target::Pending => ids.find(|&id| Some(id) != leader && !in_batch(id) && !upgraded(id)),
+        Target::Upgraded => ids.find(|&id| upgraded(id) && !in_batch(id)),
+        Target::Other => ids.find(|&id| Some(id) != leader && !in_batch(id)),
+    }
+}
+
+fn inject(w: &mut World, kind: FaultKind, target: Option<ServerId>) {
+    let Some(id) = target else {
+        match kind {
+            FaultKind::Loss => w.set_loss(0.2),
+            FaultKind::Latency => w.set_latency(50 * MS, 300 * MS),
+            _ => {}
+        }
+        return;
+    };
+    match kind {
+        FaultKind::Crash => w.crash(id),
+        FaultKind::Stop => w.stop(id, StopMode::Graceful),
+        FaultKind::Pause => w.pause(id),
+        FaultKind::Isolate => {
+            let rest: Vec<ServerId> = (0..w.server_count()).filter(|&o| o != id).collect();
+            w.partition(&[id], &rest);
+        }
+        FaultKind::OneWay => {
+            if let Some(l) = w.leader().filter(|&l| l != id) {
+                w.partition_oneway(id, l);
+            }
+        }
+        FaultKind::SlowDisk => w.set_disk_delay(id, 200 * MS),
+        FaultKind::BadBinary => w.set_bad_binary(id, BadBinary::FailsToStart),
+        FaultKind::CrashLoop => w.set_bad_binary(id, BadBinary::CrashLoop),
+        FaultKind::WipeData => {
+            w.crash(id);
+            w.wipe_data(id);
+            w.start(id);
+        }
+        FaultKind::NewAddress => {
+            w.stop(id, StopMode::Graceful);
+            w.change_address(id);
+            w.start(id);
+        }
+        FaultKind::Loss | FaultKind::Latency => {}
+    }
+}
+
+fn heal(w: &mut World, kind: FaultKind, target: Option<ServerId>) {
+    let defaults = rehearse_sim::NetConfig::default();
+    match (kind, target) {
+        (FaultKind::Crash | FaultKind::Stop, Some(id)) => w.start(id),
+        (FaultKind::Pause, Some(id)) => w.resume(id),
+        (FaultKind::Isolate | FaultKind::OneWay, _) => w.heal(),
+        (FaultKind::Loss, _) => w.set_loss(0.0),
+        (FaultKind::Latency, _) => w.set_latency(defaults.latency_ns_min, defaults.latency_ns_max),
+        (FaultKind::SlowDisk, Some(id)) => w.set_disk_delay(id, 0),
+        // A bad binary, wiped data or a new address stay: the procedure must cope.
+        _ => {}
+    }
+}
+
+impl Hooks for FaultHooks {
+    fn before(&mut self, w: &mut World, ctx: &StepCtx<'_>) {
+        self.heal_due(w, false);
+        let due: Vec<Fault> = self
+            .faults
+            .iter()
+            .copied()
+            .filter(|f| f.step == ctx.step)
+            .collect();
+        for f in due {
+            let target = if f.kind.targeted() {
+                match resolve(w, f.target, ctx) {
+                    Some(id) => Some(id),
+                    None => {
+                        self.missed.push(f);
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            inject(w, f.kind, target);
+            self.fired += 1;
+            let heal_at = f.duration_s.map(|s| w.now().as_nanos() + s * SEC);
+            self.active.push((f, target, heal_at));
+        }
+    }
+
+    fn after(&mut self, w: &mut World, _ctx: &StepCtx<'_>) {
+        self.heal_due(w, false);
+    }
+
+    fn finish(&mut self, w: &mut World) {
+        self.heal_due(w, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_round_trip_through_their_one_line_form() {
+        for s in [
+            "crash:other:7:30s",
+            "pause:upgrading:12:permanent",
+            "loss:leader:0:10s",
+        ] {
+            let f: Fault = s.parse().unwrap();
+            assert_eq!(f.to_string(), s);
+        }
+        assert!("crash:nobody:1:1s".parse::<Fault>().is_err());
+        assert!("crash:leader:x:1s".parse::<Fault>().is_err());
+        assert!("crash".parse::<Fault>().is_err());
+    }
+}

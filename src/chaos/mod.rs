@@ -1,0 +1,6 @@
+//! Chaos: faults at any step of the procedure, and an explorer that tries them all.
+
+pub mod explore;
+pub mod fault;
+
+pub use fault::{Fault, FaultHooks, FaultKind, Target};
