@@ -199,10 +199,9 @@ fn fold(totals: &Mutex<Totals>, sched: &[Fault], seed: u64, o: &Outcome, fired: 
     let room = t.findings.len() < FINDINGS_MAX
         || (class == Class::Unsafe && t.findings.iter().any(|f| f.class != Class::Unsafe));
     if keep && room {
-        if t.findings.len() >= FINDINGS_MAX {
-            if let Some(pos) = t.findings.iter().position(|f| f.class != Class::Unsafe) {
-                t.findings.swap_remove(pos);
-            }
+        let evict = t.findings.len() >= FINDINGS_MAX;
+        if let Some(pos) = t.findings.iter().position(|f| evict && f.class != Class::Unsafe) {
+            t.findings.swap_remove(pos);
         }
         let problems = match &o.verdict {
             Verdict::Unsafe { problems } => problems.clone(),
