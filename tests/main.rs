@@ -1,4 +1,5 @@
 //! Integration tests, compiled into one test binary.
 
+mod chaos;
 mod cli;
 mod rehearse_plans;

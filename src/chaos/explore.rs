@@ -200,7 +200,11 @@ fn fold(totals: &Mutex<Totals>, sched: &[Fault], seed: u64, o: &Outcome, fired: 
         || (class == Class::Unsafe && t.findings.iter().any(|f| f.class != Class::Unsafe));
     if keep && room {
         let evict = t.findings.len() >= FINDINGS_MAX;
-        if let Some(pos) = t.findings.iter().position(|f| evict && f.class != Class::Unsafe) {
+        if let Some(pos) = t
+            .findings
+            .iter()
+            .position(|f| evict && f.class != Class::Unsafe)
+        {
             t.findings.swap_remove(pos);
         }
         let problems = match &o.verdict {

@@ -1,0 +1,130 @@
+//! Chaos: one fault at any step never makes rehearse's procedure do something unsafe, and the
+//! explorer catches every deliberately broken procedure.
+
+use proptest::prelude::*;
+use rehearse::chaos::explore::{
+    Class, baseline, boundaries, classify, explore, run_one, schedules,
+};
+use rehearse::chaos::{Fault, FaultKind, Target};
+use rehearse::plan::Plan;
+use rehearse::procedure::{ProcedureConfig, Variant};
+
+/// Upgrade paths from the catalog (current → target), none onto a known-bad release.
+const PATHS: &[(&str, &str)] = &[
+    ("1.3.10", "1.4.1"),
+    ("1.4.14", "1.5.17"),
+    ("1.5.17", "1.6.10"),
+    ("1.7.7", "1.8.4"),
+    ("1.8.4", "1.9.7"),
+    ("1.9.7", "1.10.3"),
+    ("1.10.3", "1.11.0"),
+    ("1.11.0", "2.0.0"),
+];
+
+fn plan(servers: usize, from: &str, to: &str, transfer: bool) -> Plan {
+    let names: Vec<String> = (1..=servers)
+        .map(|i| format!("{{ name = \"s{i}\" }}"))
+        .collect();
+    let text = format!(
+        "[cluster]\nproduct = \"nomad\"\nversion = \"{from}\"\nservers = [{}]\n[upgrade]\ntarget = \"{to}\"\ntransfer_leadership = {transfer}\nallow_zero_tolerance = true\n",
+        names.join(", ")
+    );
+    Plan::from_str_named(&text, "prop").unwrap()
+}
+
+fn fault() -> impl Strategy<Value = Fault> {
+    (
+        prop::sample::select(FaultKind::ALL.to_vec()),
+        prop::sample::select(Target::ALL.to_vec()),
+        0usize..60,
+        prop_oneof![Just(None), (5u64..120).prop_map(Some)],
+    )
+        .prop_map(|(kind, target, step, duration_s)| Fault {
+            kind,
+            target,
+            step,
+            duration_s,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Over valid plans (3/5/7 servers, catalog versions) and one fault at any step: the
+    /// procedure never stops a server without a healthy quorum of others, no acknowledged write
+    /// is lost, Raft safety holds, and the run ends (completed or halted) within a bound. With
+    /// 5 or 7 servers one fault is within tolerance, so quorum is never lost at all.
+    #[test]
+    fn one_fault_at_any_step_never_makes_the_procedure_unsafe(
+        servers in prop_oneof![Just(3usize), Just(5), Just(7)],
+        path in prop::sample::select(PATHS.to_vec()),
+        transfer in any::<bool>(),
+        f in fault(),
+        seed in 0u64..1_000,
+    ) {
+        let p = plan(servers, path.0, path.1, transfer);
+        let cfg = ProcedureConfig::from_plan(&p);
+        // Aim at a real step boundary of this plan (most steps are gate polls).
+        let steps = boundaries(&baseline(&p, &cfg, seed));
+        let f = Fault { step: steps[f.step % steps.len()], ..f };
+        let (o, _) = run_one(&p, &cfg, &[f], seed);
+        let class = classify(&o);
+        prop_assert_ne!(class, Class::Unsafe, "fault {} seed {}: {:?}", f, seed, o.verdict);
+        if servers >= 5 {
+            prop_assert_ne!(class, Class::BeyondTolerance, "fault {} seed {}: {:?}", f, seed, o.verdict);
+        }
+        // Bound: every server's gate may run to its timeout, plus preflight and verify.
+        let bound_ms = (servers as u64 + 2) * (cfg.gate.timeout_ms + cfg.install_time_ms + 60_000);
+        prop_assert!(o.duration_ms <= bound_ms, "took {} ms", o.duration_ms);
+    }
+}
+
+/// Explores one plan with a reduced fault set (process faults only) to keep the test fast.
+fn unsafe_runs(p: &Plan, v: Variant) -> u64 {
+    let cfg = v.apply(ProcedureConfig::from_plan(p));
+    let base = baseline(p, &cfg, 1);
+    let kinds = [FaultKind::Crash, FaultKind::Pause, FaultKind::Stop];
+    let scheds: Vec<Vec<Fault>> = schedules(&boundaries(&base), 1, usize::MAX)
+        .into_iter()
+        .filter(|s| kinds.contains(&s[0].kind))
+        .collect();
+    explore(p, &cfg, &scheds, 1..2, 2, &|_| {}).unsafe_runs
+}
+
+#[test]
+fn the_explorer_catches_every_broken_procedure_and_clears_the_safe_one() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/plans/nomad-3-servers.toml"
+    ))
+    .unwrap();
+    let p = Plan::from_str_named(&text, "nomad-3-servers").unwrap();
+    assert_eq!(unsafe_runs(&p, Variant::Safe), 0);
+    for v in Variant::BROKEN {
+        assert!(unsafe_runs(&p, v) > 0, "{v:?} was not caught");
+    }
+}
+
+#[test]
+fn a_finding_replays_exactly() {
+    let p = plan(3, "1.9.7", "1.10.3", false);
+    let cfg = Variant::IgnoreFailureTolerance.apply(ProcedureConfig::from_plan(&p));
+    let base = baseline(&p, &cfg, 3);
+    let scheds: Vec<Vec<Fault>> = schedules(&boundaries(&base), 1, usize::MAX)
+        .into_iter()
+        .filter(|s| s[0].kind == FaultKind::Crash)
+        .collect();
+    let t = explore(&p, &cfg, &scheds, 3..4, 2, &|_| {});
+    let finding = t
+        .findings
+        .iter()
+        .find(|f| f.class == Class::Unsafe)
+        .expect("an unsafe finding");
+    // The one-line form is all a replay needs.
+    let line = finding.faults[0].to_string();
+    let f: Fault = line.parse().unwrap();
+    let (a, _) = run_one(&p, &cfg, &[f], finding.seed);
+    let (b, _) = run_one(&p, &cfg, &[f], finding.seed);
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!(classify(&a), Class::Unsafe, "{line}: {:?}", a.verdict);
+}
