@@ -70,8 +70,8 @@ pub enum Msg {
     Install {
         /// Leader's term.
         term: u64,
-        /// The snapshot.
-        snap: Snapshot,
+        /// The snapshot (boxed: rare, and it would make every queued event larger).
+        snap: Box<Snapshot>,
     },
     /// Leadership transfer: start an election now.
     TimeoutNow {
@@ -375,8 +375,12 @@ impl World {
 
     /// Sends AppendEntries (or InstallSnapshot) to every peer that has nothing in flight.
     pub(crate) fn broadcast(&mut self, id: ServerId) {
-        for p in self.peers_of(id) {
-            self.replicate(id, p, true);
+        // Index loop: `replicate` needs `&mut self`, and Peer is Copy, so no clone of the config.
+        for i in 0..self.servers[id].vol.config.len() {
+            let p = self.servers[id].vol.config[i];
+            if p.id != id {
+                self.replicate(id, p, true);
+            }
         }
     }
 
@@ -443,6 +447,7 @@ impl World {
         let entries = self.cfg.workload.initial_state_entries + snap.fsm_writes;
         let rate = self.cfg.raft.install_snapshot_entries_per_sec.max(1);
         let transfer_ns = entries.saturating_mul(1_000_000_000) / rate;
+        let snap = Box::new(snap);
         self.send_delayed(id, p, Msg::Install { term, snap }, transfer_ns);
     }
 
@@ -620,14 +625,23 @@ impl World {
     /// Leader: raises the commit index to the highest index stored on a quorum of voters in
     /// the current term, then applies.
     pub(crate) fn advance_commit(&mut self, id: ServerId) {
-        let voters = self.voters_of(id);
         let s = &self.servers[id];
-        if s.vol.role != Role::Leader || voters.is_empty() {
+        if s.vol.role != Role::Leader {
             return;
         }
-        let mut matched: Vec<u64> = voters.iter().map(|&v| s.vol.progress[v].matched).collect();
+        // A stack buffer: this runs on every AppendEntries answer.
+        let mut matched = [0u64; crate::world::MAX_SERVERS];
+        let mut count = 0;
+        for p in s.vol.config.iter().filter(|p| p.voter) {
+            matched[count] = s.vol.progress[p.id].matched;
+            count += 1;
+        }
+        if count == 0 {
+            return;
+        }
+        let matched = &mut matched[..count];
         matched.sort_unstable_by(|a, b| b.cmp(a));
-        let n = matched[quorum(voters.len()) - 1];
+        let n = matched[quorum(count) - 1];
         if n > s.vol.commit && s.disk.term_at(n) == Some(s.disk.term) {
             self.servers[id].vol.commit = n;
             self.apply_committed(id);
@@ -744,7 +758,7 @@ impl World {
                 success,
                 last_index,
             } => self.on_append_resp(to, from, term, success, last_index),
-            Msg::Install { term, snap } => self.on_install(to, from, term, snap),
+            Msg::Install { term, snap } => self.on_install(to, from, term, *snap),
             Msg::TimeoutNow { term } => self.on_timeout_now(to, from, term),
         }
     }
