@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Lint a plan, then rehearse it on many seeds in the simulator (the main job).
     Check(rehearse::cmd::check::Args),
+    /// Run chaos scenario files and check each verdict against its expectation.
+    Chaos(rehearse::cmd::chaos::Args),
     /// Try every fault at every step of the procedure and report what breaks.
     Explore(rehearse::cmd::explore::Args),
     /// Static checks of an upgrade plan.
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Check(a) => rehearse::cmd::check::run(a),
         Command::Lint(a) => rehearse::cmd::lint::run(a),
         Command::Explore(a) => rehearse::cmd::explore::run(a),
+        Command::Chaos(a) => rehearse::cmd::chaos::run_cmd(a),
     };
     match result {
         Ok(v) => ExitCode::from(v.exit_code()),

@@ -3,3 +3,4 @@
 mod chaos;
 mod cli;
 mod rehearse_plans;
+mod scenarios;

@@ -2,5 +2,6 @@
 
 pub mod explore;
 pub mod fault;
+pub mod scenario;
 
 pub use fault::{Fault, FaultHooks, FaultKind, Target};

@@ -1,5 +1,6 @@
 //! Subcommands. Each module has an `Args` (clap) struct and a `run` function.
 
+pub mod chaos;
 pub mod check;
 pub mod explore;
 pub mod lint;

@@ -1,0 +1,117 @@
+//! `rehearse chaos [PATHS…]`: run scenario files and compare each verdict with its expectation.
+
+use crate::chaos::scenario::{ScenarioResult, discover, junit, load, run};
+use crate::cli::{CliError, Verdict};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Arguments of `rehearse chaos`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Scenario files or directories (default: scenarios/).
+    pub paths: Vec<PathBuf>,
+    /// Seeds per scenario (default: each scenario's own).
+    #[arg(long)]
+    pub seeds: Option<u64>,
+    /// Run only this seed (the replay form).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write JUnit XML (one test case per scenario) to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write one JSON record per run (everything needed to replay it) to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Run only shard i of n (`1/4`), by scenario index.
+    #[arg(long)]
+    pub shard: Option<String>,
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), CliError> {
+    let bad = || {
+        CliError::new(format!(
+            "--shard {s:?}: expected i/n with 1 <= i <= n, e.g. 2/4"
+        ))
+    };
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if n == 0 || i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i - 1, n))
+}
+
+/// Runs the command.
+pub fn run_cmd(args: Args) -> Result<Verdict, CliError> {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("scenarios")]
+    } else {
+        args.paths.clone()
+    };
+    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    let files = discover(&paths).map_err(CliError::new)?;
+    let loaded = files
+        .iter()
+        .map(|f| load(f).map_err(CliError::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut results: Vec<ScenarioResult> = Vec::new();
+    for (i, l) in loaded.iter().enumerate() {
+        if shard.is_some_and(|(k, n)| i % n != k) {
+            continue;
+        }
+        let started = Instant::now();
+        let seeds = match (args.seed, args.seeds) {
+            (Some(s), _) => Some(s..=s),
+            (None, Some(n)) => Some(1..=n),
+            (None, None) => None,
+        };
+        let mut r = run(l, seeds);
+        r.seconds = started.elapsed().as_secs_f64();
+        let mark = if r.passed { "ok  " } else { "FAIL" };
+        println!(
+            "{mark} {} ({}, expect {:?}, {} seeds)",
+            r.name,
+            r.file,
+            r.expect,
+            r.runs.len()
+        );
+        if !r.passed {
+            for run in r.runs.iter().filter(|x| !x.detail.is_empty()).take(3) {
+                println!(
+                    "     seed {}: {:?}: {}",
+                    run.seed,
+                    run.class,
+                    run.detail.join("; ")
+                );
+                println!("     replay: {}", run.replay);
+            }
+        }
+        results.push(r);
+    }
+    write_outputs(&args, &results)?;
+    let failed = results.iter().filter(|r| !r.passed).count();
+    println!("{} passed, {failed} failed", results.len() - failed);
+    Ok(if failed == 0 {
+        Verdict::Ok
+    } else {
+        Verdict::Violated
+    })
+}
+
+fn write_outputs(args: &Args, results: &[ScenarioResult]) -> Result<(), CliError> {
+    if let Some(path) = &args.junit {
+        std::fs::write(path, junit(results))
+            .map_err(|e| CliError::new(format!("--junit {}: {e}", path.display())))?;
+    }
+    if let Some(path) = &args.json {
+        let err = |e: std::io::Error| CliError::new(format!("--json {}: {e}", path.display()));
+        let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(err)?);
+        for run in results.iter().flat_map(|r| &r.runs) {
+            let line = serde_json::to_string(run).map_err(|e| CliError::new(e.to_string()))?;
+            writeln!(f, "{line}").map_err(err)?;
+        }
+        f.flush().map_err(err)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! Every scenario file under scenarios/ matches its declared verdict, and `rehearse chaos`
+//! reports it for CI (exit codes, JUnit, JSON, replay).
+
+use rehearse::chaos::scenario::{discover, load, run};
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn every_scenario_matches_its_declared_verdict() {
+    let files = discover(&[root().join("scenarios")]).unwrap();
+    assert!(files.len() >= 15, "only {} scenario files", files.len());
+    for f in files {
+        let l = load(&f).unwrap_or_else(|e| panic!("{e}"));
+        let r = run(&l, None);
+        assert!(
+            r.passed,
+            "{}: expected {:?}, got {:?}",
+            f.display(),
+            r.expect,
+            r.runs.iter().map(|x| (x.seed, x.class)).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn chaos_writes_junit_and_json_and_replays() {
+    let dir = std::env::temp_dir().join(format!("rehearse-chaos-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (junit, json) = (dir.join("out.xml"), dir.join("out.jsonl"));
+    let o = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .current_dir(root())
+        .args([
+            "chaos",
+            "scenarios/smoke",
+            "scenarios/incidents/nomad-5917-several-at-once.toml",
+            "--junit",
+        ])
+        .arg(&junit)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 3);
+    assert!(xml.contains("failures=\"0\""));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&json)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let unsafe_run = lines
+        .iter()
+        .find(|r| r["class"] == "unsafe")
+        .expect("an unsafe run");
+    // The record carries its replay line; replaying gives the same trace.
+    let replay = unsafe_run["replay"].as_str().unwrap();
+    let args: Vec<&str> = replay.split_whitespace().skip(1).collect();
+    let again = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .current_dir(root())
+        .args(&args)
+        .arg("--json")
+        .arg(dir.join("replay.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    let rec: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(dir.join("replay.jsonl"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!(rec["trace_hash"], unsafe_run["trace_hash"]);
+}
+
+#[test]
+fn a_scenario_whose_verdict_does_not_hold_fails_the_run_and_bad_files_exit_2() {
+    let dir = std::env::temp_dir().join(format!("rehearse-chaos-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan = root().join("plans/nomad-3-servers.toml");
+    let wrong = dir.join("wrong.toml");
+    std::fs::write(&wrong, format!("name = \"wrong\"\nplan = {:?}\nvariant = \"two-at-a-time\"\nseeds = 2\nexpect = \"completed\"\n", plan)).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .args(["chaos"])
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("replay: rehearse chaos"));
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\nplan = \"nope.toml\"\nexpect = \"maybe\"\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .args(["chaos"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("expect"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
