@@ -20,6 +20,10 @@ enum Command {
     Check(rehearse::cmd::check::Args),
     /// Run chaos scenario files and check each verdict against its expectation.
     Chaos(rehearse::cmd::chaos::Args),
+    /// Re-run a recorded chaos run exactly and compare its trace.
+    Replay(rehearse::cmd::replay::Args),
+    /// Merge JSON or JUnit outputs of sharded chaos runs.
+    Merge(rehearse::cmd::merge::Args),
     /// Try every fault at every step of the procedure and report what breaks.
     Explore(rehearse::cmd::explore::Args),
     /// Static checks of an upgrade plan.
@@ -47,6 +51,8 @@ fn main() -> ExitCode {
         Command::Lint(a) => rehearse::cmd::lint::run(a),
         Command::Explore(a) => rehearse::cmd::explore::run(a),
         Command::Chaos(a) => rehearse::cmd::chaos::run_cmd(a),
+        Command::Replay(a) => rehearse::cmd::replay::run(a),
+        Command::Merge(a) => rehearse::cmd::merge::run(a),
     };
     match result {
         Ok(v) => ExitCode::from(v.exit_code()),

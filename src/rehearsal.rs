@@ -180,6 +180,8 @@ pub trait Hooks {
     fn after(&mut self, _world: &mut World, _ctx: &StepCtx<'_>) {}
     /// When the procedure has ended, before the cooldown: undo whatever is temporary.
     fn finish(&mut self, _world: &mut World) {}
+    /// After the cooldown, with the final world (e.g. to keep its trace).
+    fn done(&mut self, _world: &World) {}
 }
 
 /// No faults.
@@ -266,6 +268,7 @@ pub fn rehearse_with(
     hooks.finish(&mut run.world);
     run.world.run_for(COOLDOWN_NS);
     run.world.check_log_matching();
+    hooks.done(&run.world);
     Ok(judge(
         run,
         &final_action,

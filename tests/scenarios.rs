@@ -114,3 +114,80 @@ fn a_scenario_whose_verdict_does_not_hold_fails_the_run_and_bad_files_exit_2() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn shards_merge_and_a_record_replays_with_the_same_trace() {
+    let dir = std::env::temp_dir().join(format!("rehearse-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = env!("CARGO_BIN_EXE_rehearse");
+    let mut runs = 0;
+    for shard in ["1/2", "2/2"] {
+        let n = &shard[..1];
+        let o = Command::new(bin)
+            .current_dir(root())
+            .args([
+                "chaos",
+                "scenarios/incidents",
+                "--seeds",
+                "2",
+                "--shard",
+                shard,
+                "--json",
+            ])
+            .arg(dir.join(format!("{n}.jsonl")))
+            .arg("--junit")
+            .arg(dir.join(format!("{n}.xml")))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        runs += std::fs::read_to_string(dir.join(format!("{n}.jsonl")))
+            .unwrap()
+            .lines()
+            .count();
+    }
+    let merged = Command::new(bin)
+        .args(["merge", "--junit"])
+        .arg(dir.join("all.xml"))
+        .arg(dir.join("1.xml"))
+        .arg(dir.join("2.xml"))
+        .output()
+        .unwrap();
+    assert_eq!(merged.status.code(), Some(0));
+    let xml = std::fs::read_to_string(dir.join("all.xml")).unwrap();
+    let incidents = discover(&[root().join("scenarios/incidents")])
+        .unwrap()
+        .len();
+    assert_eq!(xml.matches("<testcase ").count(), incidents);
+    let m = Command::new(bin)
+        .args(["merge", "--json"])
+        .arg(dir.join("all.jsonl"))
+        .arg(dir.join("1.jsonl"))
+        .arg(dir.join("2.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(m.status.code(), Some(0));
+    let all = std::fs::read_to_string(dir.join("all.jsonl")).unwrap();
+    assert_eq!(all.lines().count(), runs);
+    let r = Command::new(bin)
+        .current_dir(root())
+        .arg("replay")
+        .arg(dir.join("all.jsonl"))
+        .arg("--trace")
+        .arg(dir.join("trace.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(String::from_utf8_lossy(&r.stdout).contains("identical"));
+    assert!(
+        std::fs::read_to_string(dir.join("trace.jsonl"))
+            .unwrap()
+            .lines()
+            .count()
+            > 10
+    );
+}

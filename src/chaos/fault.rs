@@ -162,6 +162,10 @@ pub struct FaultHooks {
     fired: usize,
     /// Faults that found no server with their role at their step (nothing happened).
     pub missed: Vec<Fault>,
+    /// Keep the final trace (for replay).
+    pub keep_trace: bool,
+    /// The final trace as JSON lines, when `keep_trace` is set.
+    pub trace_jsonl: Vec<u8>,
 }
 
 impl FaultHooks {
@@ -172,6 +176,8 @@ impl FaultHooks {
             active: Vec::new(),
             fired: 0,
             missed: Vec::new(),
+            keep_trace: false,
+            trace_jsonl: Vec::new(),
         }
     }
 
@@ -294,6 +300,13 @@ impl Hooks for FaultHooks {
 
     fn finish(&mut self, w: &mut World) {
         self.heal_due(w, true);
+    }
+
+    fn done(&mut self, w: &World) {
+        if self.keep_trace {
+            // Writing into a Vec cannot fail.
+            let _ = w.trace_log().write_jsonl(&mut self.trace_jsonl);
+        }
     }
 }
 

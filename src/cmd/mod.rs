@@ -4,4 +4,6 @@ pub mod chaos;
 pub mod check;
 pub mod explore;
 pub mod lint;
+pub mod merge;
+pub mod replay;
 pub mod simulate;

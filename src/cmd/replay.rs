@@ -1,0 +1,96 @@
+//! `rehearse replay RECORDS [--line N] [--trace FILE]`: re-runs a run recorded by
+//! `rehearse chaos --json` exactly, checks the scenario has not changed since (its hash) and
+//! that the trace hash is the same, and can write the full trace.
+
+use crate::chaos::FaultHooks;
+use crate::chaos::explore::classify;
+use crate::chaos::scenario::load;
+use crate::cli::{CliError, Verdict};
+use crate::procedure::ProcedureConfig;
+use crate::rehearsal::{rehearse_with, sim_config};
+use std::path::PathBuf;
+
+/// Arguments of `rehearse replay`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A JSON-lines file written by `rehearse chaos --json`.
+    pub records: PathBuf,
+    /// Which record (1-based line number; default: the first unsafe one, else the first).
+    #[arg(long)]
+    pub line: Option<usize>,
+    /// Write the replayed run's trace as JSON lines to this file.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> Result<Verdict, CliError> {
+    let name = args.records.display().to_string();
+    let text = std::fs::read_to_string(&args.records)
+        .map_err(|e| CliError::new(format!("{name}: {e}")))?;
+    let records: Vec<(usize, serde_json::Value)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map(|v| (i + 1, v))
+                .map_err(|e| CliError::new(format!("{name}:{}: not a run record: {e}", i + 1)))
+        })
+        .collect::<Result<_, _>>()?;
+    let pick = match args.line {
+        Some(n) => records.iter().find(|(i, _)| *i == n),
+        None => records
+            .iter()
+            .find(|(_, r)| r["class"] == "unsafe")
+            .or(records.first()),
+    };
+    let (line, rec) = pick.ok_or_else(|| CliError::new(format!("{name}: no such record")))?;
+    let field = |k: &str| {
+        rec[k]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| CliError::new(format!("{name}:{line}: missing field {k}")))
+    };
+    let file = PathBuf::from(field("file")?);
+    let seed = rec["seed"]
+        .as_u64()
+        .ok_or_else(|| CliError::new(format!("{name}:{line}: missing field seed")))?;
+    let l = load(&file).map_err(CliError::new)?;
+    let recorded_hash = field("scenario_hash")?;
+    if format!("{:016x}", l.hash) != recorded_hash {
+        return Err(CliError::new(format!(
+            "{}: the scenario or its plan changed since the record (hash {recorded_hash}); cannot replay exactly",
+            file.display()
+        )));
+    }
+    let cfg = l
+        .scenario
+        .variant
+        .apply(ProcedureConfig::from_plan(&l.plan));
+    let mut hooks = FaultHooks::new(l.faults.clone());
+    hooks.keep_trace = args.trace.is_some();
+    let o = rehearse_with(&cfg, sim_config(&l.plan, seed), &mut hooks)
+        .map_err(|e| CliError::new(e.to_string()))?;
+    let trace_hash = format!("{:016x}", o.trace_hash);
+    let same = trace_hash == field("trace_hash")?;
+    println!(
+        "replayed {} seed {seed}: {:?}, trace {trace_hash} ({})",
+        l.scenario.name,
+        classify(&o),
+        if same { "identical" } else { "DIFFERENT" }
+    );
+    for step in &o.steps {
+        println!(
+            "  {:>8.1}s  {:<10} {}",
+            step.at_ms as f64 / 1e3,
+            format!("{:?}", step.phase),
+            step.action
+        );
+    }
+    if let Some(path) = &args.trace {
+        std::fs::write(path, &hooks.trace_jsonl)
+            .map_err(|e| CliError::new(format!("--trace {}: {e}", path.display())))?;
+    }
+    Ok(if same { Verdict::Ok } else { Verdict::Violated })
+}
