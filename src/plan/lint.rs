@@ -283,6 +283,13 @@ fn procedure(plan: &Plan, out: &mut Vec<Finding>) {
             "leave it off; the leader is still upgraded last",
         ));
     }
+    let in_place = crate::procedure::config::in_place_rollback_safe(plan);
+    if u.rollback == Rollback::ReinstallAndRestore && u.snapshot_first && !in_place {
+        out.push(finding("R014", Warning, "upgrade.rollback",
+            format!("{} writes log entries or snapshots {} cannot read: an in-place reinstall would panic, so rehearse will halt instead of rolling back",
+                u.target, plan.cluster.version),
+            "plan a re-provisioning rollback (fresh data dir + restore the pre-upgrade snapshot)"));
+    }
     if u.rollback == Rollback::ReinstallAndRestore && !u.snapshot_first {
         out.push(finding("R014", Error, "upgrade.rollback",
             "rollback restores the pre-upgrade snapshot, but none is taken (a newer snapshot may not load on the old version)".into(),

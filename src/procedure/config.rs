@@ -66,6 +66,10 @@ pub struct ProcedureConfig {
     pub check_failure_tolerance: bool,
     /// Time to install a binary while the server is stopped (the driver waits this long).
     pub install_time_ms: u64,
+    /// Whether the old binary can safely come back in place: false when the target writes a
+    /// newer log-entry schema or snapshot format the old version cannot read
+    /// (hashicorp/nomad#3033, #20072). Then rollback means re-provisioning, not reinstalling.
+    pub in_place_rollback_safe: bool,
 }
 
 impl ProcedureConfig {
@@ -107,7 +111,22 @@ impl ProcedureConfig {
             parallel: u.parallel,
             check_failure_tolerance: true,
             install_time_ms: ns_to_ms(u.install_time),
+            in_place_rollback_safe: in_place_rollback_safe(plan),
         }
+    }
+}
+
+/// Whether reinstalling the current version over the target's data is safe.
+pub fn in_place_rollback_safe(plan: &Plan) -> bool {
+    let p = plan.cluster.product;
+    match (
+        line_info(p, plan.cluster.version),
+        line_info(p, plan.upgrade.target),
+    ) {
+        (Ok(from), Ok(to)) => {
+            to.entry_schema <= from.entry_schema && to.snapshot_format <= from.snapshot_format
+        }
+        _ => false,
     }
 }
 

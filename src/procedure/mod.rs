@@ -414,14 +414,24 @@ impl Procedure {
         obs.now_ms.saturating_sub(since_ms) > self.cfg.gate.timeout_ms
     }
 
+    /// Notes gathered so far (e.g. a skipped transfer or a refused rollback).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
     fn halt(&mut self, reason: HaltReason) -> Action {
         let changed = !self.done.is_empty() || !self.batch.is_empty();
-        let can_roll_back = self.cfg.rollback == Rollback::ReinstallAndRestore
+        let wants_rollback = self.cfg.rollback == Rollback::ReinstallAndRestore
             && changed
             && !self.rolling_back
             && !matches!(reason, HaltReason::UnsafeToStop { .. });
-        if can_roll_back {
+        if wants_rollback && self.cfg.in_place_rollback_safe {
             return self.begin_rollback(reason);
+        }
+        if wants_rollback {
+            // The old binary could panic on entries (or refuse a snapshot) the new version has
+            // written: rolling back means re-provisioning, which is the operator's call.
+            self.note("in-place rollback refused: the target writes entries or snapshots the old version cannot read; re-provision the old version and restore the pre-upgrade snapshot");
         }
         self.stage = Stage::Finished;
         Action::Halt(reason)

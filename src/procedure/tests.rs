@@ -394,6 +394,37 @@ fn a_gate_timeout_rolls_back_and_restores_the_pre_upgrade_snapshot() {
 }
 
 #[test]
+fn no_in_place_rollback_across_an_entry_schema_change() {
+    let text = PLAN.replace("1.9.7", "1.8.4");
+    let mut c = ProcedureConfig::from_plan(&Plan::from_str_named(&text, "t").unwrap());
+    assert!(
+        !c.in_place_rollback_safe,
+        "1.8 -> 1.10 changes the entry schema"
+    );
+    c.from_version = v("1.9.7");
+    let mut p = Procedure::new(c);
+    let f = Fake::healthy();
+    let s = to_first_gate(&mut p, &f);
+    let mut down = f.clone();
+    down.set(&s, |x| x.2 = false);
+    let mut t = 400;
+    loop {
+        let a = p.next(&obs(t, ActionResult::Ok, &down));
+        assert!(
+            !matches!(a, Action::ReplaceBinary { .. }),
+            "reinstalled in place"
+        );
+        if let Action::Halt(r) = a {
+            assert!(matches!(r, HaltReason::GateTimeout { .. }), "{r:?}");
+            assert!(p.notes().iter().any(|n| n.contains("rollback refused")));
+            return;
+        }
+        t += 2_000;
+        assert!(t < 1_000_000);
+    }
+}
+
+#[test]
 fn observation_errors_never_panic_and_are_bounded() {
     let mut p = Procedure::new(cfg());
     let err = || ApiError::NoLeader { addr: "x".into() };
