@@ -191,3 +191,28 @@ fn shards_merge_and_a_record_replays_with_the_same_trace() {
             > 10
     );
 }
+
+/// `scenarios/schema.json` is generated from the types; regenerate with
+/// `REHEARSE_UPDATE_SCHEMA=1 cargo test --test integration schema`.
+#[test]
+fn the_scenario_schema_is_current() {
+    let path = root().join("scenarios/schema.json");
+    let fresh = rehearse::chaos::scenario::schema_json();
+    if std::env::var_os("REHEARSE_UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == fresh,
+        "scenarios/schema.json is stale: regenerate it (see this test's doc)"
+    );
+    let v: serde_json::Value = serde_json::from_str(&on_disk).unwrap();
+    assert!(v["properties"]["expect"].is_object());
+    assert!(
+        v["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "plan")
+    );
+}

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The verdict a scenario expects over all its seeds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Expect {
     /// No seed is unsafe (completing or halting safely are both fine).
@@ -33,7 +33,7 @@ pub enum Expect {
 }
 
 /// A scenario file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Name shown in reports and JUnit.
@@ -49,7 +49,7 @@ pub struct Scenario {
     /// Procedure variant (default safe).
     #[serde(default = "safe")]
     pub variant: Variant,
-    /// Faults, in their one-line form.
+    /// Faults, in their one-line form `kind:target:step:duration`.
     #[serde(default)]
     pub faults: Vec<String>,
     /// Seeds to run (1..=seeds).
@@ -234,6 +234,13 @@ fn matches_expectation(e: Expect, runs: &[RunRecord]) -> bool {
         Expect::Halted => no_unsafe && any(Class::Halted),
         Expect::Unsafe => any(Class::Unsafe),
     }
+}
+
+/// The JSON schema of scenario files (kept in `scenarios/schema.json`).
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(Scenario);
+    // A schema of plain derived types always serializes.
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
 }
 
 /// JUnit XML with one test case per scenario.

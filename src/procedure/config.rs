@@ -131,7 +131,9 @@ pub fn in_place_rollback_safe(plan: &Plan) -> bool {
 }
 
 /// A procedure, or one deliberately broken in a way real runbooks have been.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Variant {
     /// rehearse's procedure as configured.
