@@ -4,6 +4,7 @@
 pub mod chaos;
 pub mod cli;
 pub mod cmd;
+pub mod live;
 pub mod logging;
 pub mod plan;
 pub mod procedure;

@@ -26,6 +26,10 @@ enum Command {
     Merge(rehearse::cmd::merge::Args),
     /// Try every fault at every step of the procedure and report what breaks.
     Explore(rehearse::cmd::explore::Args),
+    /// Run the plan on the live cluster (dry run unless --apply), journaled and resumable.
+    Execute(rehearse::cmd::execute::Args),
+    /// Write a plan describing a live cluster (read-only).
+    Import(rehearse::cmd::import::Args),
     /// Static checks of an upgrade plan.
     Lint(rehearse::cmd::lint::Args),
     /// Run the simulated cluster and summarise elections, availability and safety.
@@ -53,6 +57,8 @@ fn main() -> ExitCode {
         Command::Chaos(a) => rehearse::cmd::chaos::run_cmd(a),
         Command::Replay(a) => rehearse::cmd::replay::run(a),
         Command::Merge(a) => rehearse::cmd::merge::run(a),
+        Command::Execute(a) => rehearse::cmd::execute::run(a),
+        Command::Import(a) => rehearse::cmd::import::run(a),
     };
     match result {
         Ok(v) => ExitCode::from(v.exit_code()),

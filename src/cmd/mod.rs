@@ -2,7 +2,9 @@
 
 pub mod chaos;
 pub mod check;
+pub mod execute;
 pub mod explore;
+pub mod import;
 pub mod lint;
 pub mod merge;
 pub mod replay;

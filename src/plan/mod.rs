@@ -54,6 +54,135 @@ pub struct Plan {
     pub clients: Clients,
     /// What to do.
     pub upgrade: Upgrade,
+    /// How `rehearse execute` controls the real servers (the simulator ignores it).
+    #[serde(default)]
+    pub execute: Option<Execute>,
+}
+
+/// How `rehearse execute` stops, installs and starts the real servers.
+///
+/// ```toml
+/// [execute]
+/// control = "process"            # or "command"
+/// stop_signal = "SIGINT"         # a server stopped with SIGINT does not leave (no leave_on_terminate)
+/// stop_timeout = "60s"           # then SIGKILL, as systemd would
+/// [execute.process]
+/// argv = ["{binary}", "agent", "-config-file=/etc/nomad.d/{name}.hcl"]
+/// pid_file = "/run/rehearse/{name}.pid"
+/// log_file = "/var/log/rehearse/{name}.log"
+/// [execute.current]              # what runs now
+/// binary = "/usr/local/bin/nomad-1.9.7"
+/// [execute.target]               # what the upgrade installs
+/// binary = "/usr/local/bin/nomad-1.10.3"
+/// vars = { extra = "-raft-protocol=3" }
+/// ```
+/// Placeholders: `{name}`, `{host}` (of the server's address), `{binary}`, `{version}`,
+/// `{raft_protocol}` and any key of `vars`; `current` values before a server's upgrade, `target`
+/// values after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Execute {
+    /// `process` or `command`.
+    pub control: ControlKind,
+    /// Signal that stops a server (SIGINT, SIGTERM, …).
+    #[serde(default = "sigint")]
+    pub stop_signal: String,
+    /// How long a stop may take before SIGKILL.
+    #[serde(default = "d60s", with = "humantime_serde_compat")]
+    pub stop_timeout: u64,
+    /// Local-process control.
+    #[serde(default)]
+    pub process: Option<ProcessControl>,
+    /// Command-template control (e.g. ssh + systemd).
+    #[serde(default)]
+    pub command: Option<CommandControl>,
+    /// The installation running now.
+    #[serde(default)]
+    pub current: Install,
+    /// The installation the upgrade puts in place.
+    #[serde(default)]
+    pub target: Install,
+    /// Write a KV probe (Consul) throughout the run and report its unavailability.
+    #[serde(default)]
+    pub probe: bool,
+}
+
+/// `execute.control`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ControlKind {
+    /// rehearse starts server processes itself and stops them by pid file and signal.
+    Process,
+    /// Shell command templates.
+    Command,
+}
+
+/// `[execute.process]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessControl {
+    /// Program and arguments, with placeholders.
+    pub argv: Vec<String>,
+    /// Where the server's pid is kept.
+    pub pid_file: String,
+    /// Where its output goes (appended).
+    pub log_file: String,
+}
+
+/// `[execute.command]`: each run with `sh -c`; exit 0 means success.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandControl {
+    /// Stops the server, e.g. `ssh {host} sudo systemctl stop nomad`.
+    pub stop: String,
+    /// Starts it.
+    pub start: String,
+    /// Exit 0 while the server process runs (makes a resumed run idempotent).
+    pub status: String,
+    /// Installs `{binary}`/`{version}` while the server is stopped.
+    #[serde(default)]
+    pub install: Option<String>,
+    /// Upgrades the client nodes after the servers.
+    #[serde(default)]
+    pub upgrade_clients: Option<String>,
+}
+
+/// `[execute.current]` / `[execute.target]`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Install {
+    /// Path of the server binary.
+    #[serde(default)]
+    pub binary: Option<String>,
+    /// Extra placeholders.
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
+}
+
+fn sigint() -> String {
+    "SIGINT".into()
+}
+
+fn d60s() -> u64 {
+    60_000_000_000
+}
+
+/// Placeholders every template may use besides `vars`.
+pub const TEMPLATE_KEYS: [&str; 5] = ["name", "host", "binary", "version", "raft_protocol"];
+
+/// The placeholders in a template (`{key}`), or the text of an unclosed one.
+pub fn template_keys(t: &str) -> Result<Vec<&str>, String> {
+    let mut keys = Vec::new();
+    let mut rest = t;
+    while let Some(i) = rest.find('{') {
+        let after = &rest[i + 1..];
+        let j = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed placeholder in {t:?}"))?;
+        keys.push(&after[..j]);
+        rest = &after[j + 1..];
+    }
+    Ok(keys)
 }
 
 /// The cluster as it is now.
@@ -436,6 +565,74 @@ impl Plan {
                 "upgrade.gate",
                 "timeout and poll must be greater than 0".into(),
             );
+        }
+        if let Some(x) = &self.execute {
+            self.validate_execute(x)?;
+        }
+        Ok(())
+    }
+
+    fn validate_execute(&self, x: &Execute) -> Result<(), (String, String)> {
+        let err = |f: &str, m: String| Err((f.to_string(), m));
+        if crate::live::control::signal_number(&x.stop_signal).is_none() {
+            return err(
+                "execute.stop_signal",
+                format!("unknown signal {:?} (SIGINT, SIGTERM, SIGKILL, …)", x.stop_signal),
+            );
+        }
+        let mut templates: Vec<(String, &str)> = Vec::new();
+        match (x.control, &x.process, &x.command) {
+            (ControlKind::Process, Some(p), _) => {
+                if p.argv.is_empty() {
+                    return err("execute.process.argv", "needs at least the program".into());
+                }
+                for (i, a) in p.argv.iter().enumerate() {
+                    templates.push((format!("execute.process.argv[{i}]"), a));
+                }
+                templates.push(("execute.process.pid_file".into(), &p.pid_file));
+                templates.push(("execute.process.log_file".into(), &p.log_file));
+            }
+            (ControlKind::Command, _, Some(c)) => {
+                templates.push(("execute.command.stop".into(), &c.stop));
+                templates.push(("execute.command.start".into(), &c.start));
+                templates.push(("execute.command.status".into(), &c.status));
+                if let Some(i) = &c.install {
+                    templates.push(("execute.command.install".into(), i));
+                }
+                if let Some(u) = &c.upgrade_clients {
+                    templates.push(("execute.command.upgrade_clients".into(), u));
+                }
+            }
+            (ControlKind::Process, None, _) => {
+                return err("execute.process", "control = \"process\" needs [execute.process]".into());
+            }
+            (ControlKind::Command, _, None) => {
+                return err("execute.command", "control = \"command\" needs [execute.command]".into());
+            }
+        }
+        for (field, t) in templates {
+            for key in template_keys(t).map_err(|m| (field.clone(), m))? {
+                let known = TEMPLATE_KEYS.contains(&key)
+                    && (key != "binary" || (x.current.binary.is_some() && x.target.binary.is_some()));
+                let var = x.current.vars.contains_key(key) && x.target.vars.contains_key(key);
+                if !known && !var {
+                    return err(
+                        &field,
+                        format!(
+                            "placeholder {{{key}}} is not defined (known: {}; {{binary}} needs execute.current.binary and execute.target.binary; other keys must be in both execute.current.vars and execute.target.vars)",
+                            TEMPLATE_KEYS.join(", ")
+                        ),
+                    );
+                }
+                if key == "host" {
+                    if let Some(i) = self.cluster.servers.iter().position(|s| s.address.is_none()) {
+                        return err(
+                            &format!("cluster.servers[{i}].address"),
+                            "a template uses {host}: every server needs an address".into(),
+                        );
+                    }
+                }
+            }
         }
         Ok(())
     }

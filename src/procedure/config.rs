@@ -70,6 +70,10 @@ pub struct ProcedureConfig {
     /// newer log-entry schema or snapshot format the old version cannot read
     /// (hashicorp/nomad#3033, #20072). Then rollback means re-provisioning, not reinstalling.
     pub in_place_rollback_safe: bool,
+    /// Servers a previous (halted) run already upgraded and restarted: not restarted again.
+    /// The preflight still requires them alive, voters and healthy.
+    #[serde(default)]
+    pub already_upgraded: Vec<String>,
 }
 
 impl ProcedureConfig {
@@ -112,6 +116,7 @@ impl ProcedureConfig {
             check_failure_tolerance: true,
             install_time_ms: ns_to_ms(u.install_time),
             in_place_rollback_safe: in_place_rollback_safe(plan),
+            already_upgraded: Vec::new(),
         }
     }
 }

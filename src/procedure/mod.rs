@@ -313,6 +313,12 @@ impl Procedure {
     /// A procedure at its first step.
     pub fn new(cfg: ProcedureConfig) -> Self {
         let pass_version = cfg.target_version;
+        let done = cfg
+            .servers
+            .iter()
+            .filter(|s| cfg.already_upgraded.contains(&s.name))
+            .map(|s| s.name.clone())
+            .collect();
         Procedure {
             cfg,
             stage: Stage::Preflight { since_ms: None },
@@ -320,7 +326,7 @@ impl Procedure {
             snapshot: None,
             scheduler: None,
             preflight_tolerance: 1,
-            done: Vec::new(),
+            done,
             batch: Vec::new(),
             batch_index: 0,
             batch_was_leader: false,
@@ -365,6 +371,11 @@ impl Procedure {
             },
             batch: in_batch.then_some(self.batch_index),
         }
+    }
+
+    /// Whether the procedure is rolling back (a `ReplaceBinary` now installs the old version).
+    pub fn is_rolling_back(&self) -> bool {
+        self.rolling_back
     }
 
     /// Servers upgraded so far, in order.
@@ -464,7 +475,8 @@ impl Procedure {
         self.poll()
     }
 
-    fn preflight_unmet(&self, v: &ClusterView) -> Vec<String> {
+    /// The preflight conditions `v` does not meet (empty: the upgrade may begin).
+    pub fn preflight_unmet(&self, v: &ClusterView) -> Vec<String> {
         let mut unmet = Vec::new();
         if v.leader.is_none() {
             unmet.push("no leader".to_string());

@@ -1,0 +1,442 @@
+//! One server's HTTP API: timeouts, bounded retries with backoff, tokens kept secret, and the
+//! mapping of transport and HTTP failures onto `ApiError` observations.
+//!
+//! "Connection refused", a timeout and "No cluster leader" are not errors of rehearse: they are
+//! what the cluster looks like right now, and the procedure decides what they mean.
+
+use rehearse_sim::api::ApiError;
+use rehearse_sim::versions::Product;
+use serde_json::Value;
+use std::fmt;
+use std::time::Duration;
+
+/// A token that never prints.
+#[derive(Clone, Default)]
+pub struct Secret(Option<String>);
+
+impl Secret {
+    /// Wraps a token; empty text means no token.
+    pub fn new(token: Option<String>) -> Self {
+        Secret(token.filter(|t| !t.is_empty()))
+    }
+
+    /// The token itself, for the request header only.
+    fn expose(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "<redacted>" } else { "<none>" })
+    }
+}
+
+/// TLS settings, as the `nomad`/`consul` CLIs read them from the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    /// PEM file of the CA that signed the servers' certificates.
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    pub client_cert: Option<std::path::PathBuf>,
+    /// Client key (PEM).
+    pub client_key: Option<std::path::PathBuf>,
+    /// Server name to verify instead of the host in the address (e.g. `server.global.nomad`).
+    pub server_name: Option<String>,
+    /// Turn verification off (the operator asked for it explicitly).
+    pub skip_verify: bool,
+}
+
+/// How to reach a cluster: the product, the token, TLS and the timeouts.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// Nomad or Consul (header names and endpoint paths differ).
+    pub product: Product,
+    /// ACL token.
+    pub token: Secret,
+    /// TLS settings.
+    pub tls: Tls,
+    /// Per-request timeout.
+    pub timeout_ms: u64,
+    /// Attempts for transient failures (reset connection, 502/503/504).
+    pub attempts: u32,
+    /// Nomad region (`?region=`), when set.
+    pub region: Option<String>,
+}
+
+impl Connection {
+    /// Defaults: 4 s per request, 3 attempts.
+    pub fn new(product: Product) -> Self {
+        Connection {
+            product,
+            token: Secret::default(),
+            tls: Tls::default(),
+            timeout_ms: 4000,
+            attempts: 3,
+            region: None,
+        }
+    }
+
+    /// Reads the token, TLS and region settings from the product's CLI environment
+    /// (`NOMAD_TOKEN`, `NOMAD_CACERT`, … or `CONSUL_HTTP_TOKEN`, `CONSUL_CACERT`, …).
+    pub fn from_env(product: Product) -> Self {
+        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+        let path = |n: &str| var(n).map(std::path::PathBuf::from);
+        let truthy = |n: &str| var(n).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE"));
+        let mut c = Connection::new(product);
+        match product {
+            Product::Nomad => {
+                c.token = Secret::new(var("NOMAD_TOKEN"));
+                c.tls = Tls {
+                    ca_cert: path("NOMAD_CACERT"),
+                    client_cert: path("NOMAD_CLIENT_CERT"),
+                    client_key: path("NOMAD_CLIENT_KEY"),
+                    server_name: var("NOMAD_TLS_SERVER_NAME"),
+                    skip_verify: truthy("NOMAD_SKIP_VERIFY"),
+                };
+                c.region = var("NOMAD_REGION");
+            }
+            Product::Consul => {
+                c.token = Secret::new(var("CONSUL_HTTP_TOKEN"));
+                c.tls = Tls {
+                    ca_cert: path("CONSUL_CACERT"),
+                    client_cert: path("CONSUL_CLIENT_CERT"),
+                    client_key: path("CONSUL_CLIENT_KEY"),
+                    server_name: var("CONSUL_TLS_SERVER_NAME"),
+                    // Consul's switch is inverted: CONSUL_HTTP_SSL_VERIFY=false turns it off.
+                    skip_verify: var("CONSUL_HTTP_SSL_VERIFY")
+                        .is_some_and(|v| matches!(v.as_str(), "0" | "false" | "FALSE")),
+                };
+            }
+        }
+        c
+    }
+
+    /// The address from the CLI environment (`NOMAD_ADDR` / `CONSUL_HTTP_ADDR`), or the default.
+    pub fn env_addr(product: Product) -> String {
+        let (var, default) = match product {
+            Product::Nomad => ("NOMAD_ADDR", "http://127.0.0.1:4646"),
+            Product::Consul => ("CONSUL_HTTP_ADDR", "http://127.0.0.1:8500"),
+        };
+        std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.to_string())
+    }
+}
+
+/// Why a client could not be built (bad address or unreadable certificate): bad input, exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientError(pub String);
+
+/// An answer: status, body, and the leader headers.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// Parsed JSON body (`Null` when empty or not JSON).
+    pub body: Value,
+    /// Raw body bytes (snapshots).
+    pub bytes: Vec<u8>,
+    /// `Digest` header, if any.
+    pub digest: Option<String>,
+    /// `X-Nomad-Index` / `X-Consul-Index` header, if any.
+    pub index: Option<u64>,
+}
+
+/// A client for one server.
+#[derive(Clone)]
+pub struct Client {
+    /// Base URL, e.g. `http://127.0.0.2:8500`.
+    pub base: String,
+    conn: Connection,
+    http: reqwest::Client,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Client({})", self.base)
+    }
+}
+
+/// Installs the process-wide TLS crypto provider once (ring; reqwest is built without one).
+fn install_crypto_provider() {
+    // Err means another thread installed it first, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn read_pem(path: &std::path::Path, what: &str) -> Result<Vec<u8>, ClientError> {
+    std::fs::read(path)
+        .map_err(|e| ClientError(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+impl Client {
+    /// A client for the server at `addr` (`http://host:port`, `https://…`, or `host:port`).
+    pub fn new(addr: &str, conn: &Connection) -> Result<Client, ClientError> {
+        install_crypto_provider();
+        let base = normalise_addr(addr)?;
+        let mut b = reqwest::Client::builder()
+            .timeout(Duration::from_millis(conn.timeout_ms))
+            .connect_timeout(Duration::from_millis(conn.timeout_ms.min(2000)))
+            .pool_max_idle_per_host(2);
+        if let Some(ca) = &conn.tls.ca_cert {
+            let pem = read_pem(ca, "CA certificate")?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| ClientError(format!("CA certificate {}: {e}", ca.display())))?;
+            b = b.add_root_certificate(cert);
+        }
+        if let (Some(c), Some(k)) = (&conn.tls.client_cert, &conn.tls.client_key) {
+            let mut pem = read_pem(c, "client certificate")?;
+            pem.extend(read_pem(k, "client key")?);
+            let id = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| ClientError(format!("client certificate {}: {e}", c.display())))?;
+            b = b.identity(id);
+        }
+        if conn.tls.skip_verify {
+            tracing::warn!("TLS verification is OFF for {base} (asked for by the environment)");
+            b = b.danger_accept_invalid_certs(true);
+        }
+        let mut base_url = base.clone();
+        if let Some(name) = &conn.tls.server_name {
+            // Verify the certificate against `name` while connecting to the address given.
+            let (host_port, sock) = resolve_target(&base)?;
+            b = b.resolve(name, sock);
+            base_url = base.replacen(&host_port, &format!("{name}:{}", sock.port()), 1);
+        }
+        let http = b
+            .build()
+            .map_err(|e| ClientError(format!("HTTP client for {base}: {e}")))?;
+        Ok(Client {
+            base: base_url,
+            conn: conn.clone(),
+            http,
+        })
+    }
+
+    /// The product this client speaks to.
+    pub fn product(&self) -> Product {
+        self.conn.product
+    }
+
+    fn url(&self, path: &str) -> String {
+        let mut url = format!("{}{}", self.base, path);
+        if let Some(r) = &self.conn.region {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str("region=");
+            url.push_str(r);
+        }
+        url
+    }
+
+    /// GET a JSON document.
+    pub async fn get(&self, path: &str) -> Result<Answer, ApiError> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    /// PUT (or POST) with an optional body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, ApiError> {
+        self.call(method, path, body).await
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, ApiError> {
+        let attempts = self.conn.attempts.max(1);
+        let mut backoff_ms = 100;
+        let mut last = None;
+        for attempt in 1..=attempts {
+            match self.once(method.clone(), path, body.clone()).await {
+                Err(Transient(e)) if attempt < attempts => {
+                    tracing::debug!("{} {path}: {e}; retrying in {backoff_ms} ms", self.base);
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                    backoff_ms *= 2;
+                }
+                Err(Transient(e)) => return Err(e),
+                Ok(a) => return a,
+            }
+        }
+        Err(last.unwrap_or_else(|| self.unreachable("no attempt made")))
+    }
+
+    fn unreachable(&self, why: &str) -> ApiError {
+        ApiError::Unreachable {
+            addr: self.base.clone(),
+            why: why.to_string(),
+        }
+    }
+
+    async fn once(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Result<Answer, ApiError>, Transient> {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = self.conn.token.expose() {
+            let header = match self.conn.product {
+                Product::Nomad => "X-Nomad-Token",
+                Product::Consul => "X-Consul-Token",
+            };
+            req = req.header(header, t);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return self.transport_error(&e),
+        };
+        let status = resp.status().as_u16();
+        let digest = resp
+            .headers()
+            .get("Digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let index = ["X-Nomad-Index", "X-Consul-Index"]
+            .iter()
+            .find_map(|h| resp.headers().get(*h))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let bytes = match resp.bytes().await {
+            Ok(b) => b.to_vec(),
+            Err(e) => return self.transport_error(&e),
+        };
+        let text = String::from_utf8_lossy(&bytes).trim().to_string();
+        let addr = self.base.clone();
+        match status {
+            // 429 is autopilot's "unhealthy" with the same body: data, not an error.
+            200..=299 | 429 => {
+                let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                Ok(Ok(Answer {
+                    status,
+                    body,
+                    bytes,
+                    digest,
+                    index,
+                }))
+            }
+            401 | 403 => Ok(Err(ApiError::Forbidden { addr })),
+            502..=504 => Err(Transient(ApiError::Rejected {
+                addr,
+                message: format!("HTTP {status}: {}", first_line(&text)),
+            })),
+            _ if text.contains("No cluster leader") => Ok(Err(ApiError::NoLeader { addr })),
+            404 | 405 => Ok(Err(ApiError::Unsupported {
+                addr,
+                what: format!("HTTP {status} for {path}"),
+            })),
+            _ => Ok(Err(ApiError::Rejected {
+                addr,
+                message: format!("HTTP {status}: {}", first_line(&text)),
+            })),
+        }
+    }
+
+    /// Refused connections and timeouts are observations at once; other transport failures
+    /// (a reset connection, a body cut short) are retried.
+    fn transport_error(&self, e: &reqwest::Error) -> Result<Result<Answer, ApiError>, Transient> {
+        let why = describe(e);
+        if e.is_timeout() {
+            return Ok(Err(self.unreachable(&format!("timed out ({why})"))));
+        }
+        if e.is_connect() {
+            return Ok(Err(self.unreachable(&format!("cannot connect ({why})"))));
+        }
+        Err(Transient(self.unreachable(&why)))
+    }
+}
+
+struct Transient(ApiError);
+
+fn first_line(text: &str) -> &str {
+    let line = text.lines().next().unwrap_or("");
+    &line[..line.len().min(200)]
+}
+
+/// The error chain in one line (reqwest's top-level message alone says little).
+fn describe(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        parts.push(s.to_string());
+        src = s.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+/// `host:port` → `http://host:port`; checks the scheme and that a host is present.
+pub fn normalise_addr(addr: &str) -> Result<String, ClientError> {
+    let a = addr.trim().trim_end_matches('/');
+    let with_scheme = if a.contains("://") {
+        a.to_string()
+    } else {
+        format!("http://{a}")
+    };
+    let rest = with_scheme
+        .strip_prefix("http://")
+        .or_else(|| with_scheme.strip_prefix("https://"))
+        .ok_or_else(|| {
+            ClientError(format!(
+                "address {addr:?}: only http:// and https:// are supported"
+            ))
+        })?;
+    if rest.is_empty() || rest.contains('/') || rest.starts_with(':') {
+        return Err(ClientError(format!(
+            "address {addr:?} is not of the form http(s)://host:port"
+        )));
+    }
+    Ok(with_scheme)
+}
+
+fn resolve_target(base: &str) -> Result<(String, std::net::SocketAddr), ClientError> {
+    use std::net::ToSocketAddrs;
+    let host_port = base.split("://").nth(1).unwrap_or(base).to_string();
+    let with_port = if host_port.contains(':') {
+        host_port.clone()
+    } else {
+        format!("{host_port}:443")
+    };
+    let sock = with_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| ClientError(format!("cannot resolve {host_port}")))?;
+    Ok((host_port, sock))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new(Some("s3cr3t".into()));
+        assert_eq!(format!("{s:?}"), "<redacted>");
+        let mut c = Connection::new(Product::Nomad);
+        c.token = s;
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn addresses_are_normalised_or_refused() {
+        assert_eq!(normalise_addr("127.0.0.2:8500").unwrap(), "http://127.0.0.2:8500");
+        assert_eq!(
+            normalise_addr("https://n1:4646/").unwrap(),
+            "https://n1:4646"
+        );
+        assert!(normalise_addr("ftp://x").is_err());
+        assert!(normalise_addr("http://").is_err());
+        assert!(normalise_addr("http://h:1/v1").is_err());
+    }
+}

@@ -1,0 +1,331 @@
+//! A live cluster seen through its servers' HTTP APIs: one `ClusterView` per observation, and
+//! the operator actions that go through the API (snapshot, transfer, drain).
+//!
+//! Every server is asked concurrently, so a paused server (which accepts the connection and
+//! never answers) costs one request timeout per observation, not one per endpoint.
+
+use super::client::{Answer, Client};
+use super::parse;
+use crate::procedure::{ClusterView, base};
+use rehearse_sim::api::{AgentSelf, ApiError, RaftConfiguration, SnapshotInfo};
+use rehearse_sim::versions::{Product, Version};
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+
+/// The servers of one cluster, by plan name.
+#[derive(Debug, Clone)]
+pub struct LiveCluster {
+    /// Nomad or Consul.
+    pub product: Product,
+    /// (plan name, client) in plan order.
+    pub servers: Vec<(String, Client)>,
+}
+
+fn bad_answer(c: &Client, e: parse::ParseError) -> ApiError {
+    ApiError::Rejected {
+        addr: c.base.clone(),
+        message: e.to_string(),
+    }
+}
+
+impl LiveCluster {
+    fn paths(&self) -> Paths {
+        match self.product {
+            Product::Nomad => Paths {
+                snapshot: "/v1/operator/snapshot",
+            },
+            Product::Consul => Paths {
+                snapshot: "/v1/snapshot",
+            },
+        }
+    }
+
+    /// The client of a server by plan name.
+    pub fn client(&self, name: &str) -> Option<&Client> {
+        self.servers.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+    }
+
+    async fn leader_of(c: &Client) -> Result<Option<String>, ApiError> {
+        let a = c.get("/v1/status/leader").await?;
+        parse::leader(&a.body).map_err(|e| bad_answer(c, e))
+    }
+
+    /// Reads the whole cluster once. `drained` and `write_accepted` are the caller's to fill.
+    pub async fn observe(&self) -> ClusterView {
+        let leaders =
+            futures_join_all(self.servers.iter().map(|(_, c)| Self::leader_of(c))).await;
+        let agents =
+            futures_join_all(self.servers.iter().map(|(_, c)| self.agent_self(c))).await;
+        // Ask a server that knows a leader (it forwards to it); else the first that answers.
+        let pick = leaders
+            .iter()
+            .position(|l| matches!(l, Ok(Some(_))))
+            .or_else(|| leaders.iter().position(|l| l.is_ok()));
+        let leader_addr = pick.and_then(|i| leaders[i].clone().ok().flatten());
+        let Some(i) = pick else {
+            let err = leaders
+                .into_iter()
+                .find_map(Result::err)
+                .unwrap_or_else(|| ApiError::Unreachable {
+                    addr: "cluster".into(),
+                    why: "no servers".into(),
+                });
+            return self.view_without_api(err, agents);
+        };
+        let via = &self.servers[i].1;
+        let (members, raft, health) = tokio::join!(
+            self.members(via),
+            self.raft_configuration(via),
+            self.health(via)
+        );
+        let scheduler = match self.product {
+            Product::Nomad => Some(self.scheduler(via).await),
+            Product::Consul => None,
+        };
+        let leader = leader_addr.and_then(|a| self.name_of_address(&a, raft.as_ref().ok()));
+        ClusterView {
+            leader,
+            members,
+            raft,
+            health,
+            agents: self.named(agents),
+            scheduler,
+            drained: Vec::new(),
+            write_accepted: None,
+        }
+    }
+
+    fn named(&self, agents: Vec<Result<AgentSelf, ApiError>>) -> Vec<(String, Result<AgentSelf, ApiError>)> {
+        self.servers
+            .iter()
+            .map(|(n, _)| n.clone())
+            .zip(agents)
+            .collect()
+    }
+
+    fn view_without_api(
+        &self,
+        err: ApiError,
+        agents: Vec<Result<AgentSelf, ApiError>>,
+    ) -> ClusterView {
+        ClusterView {
+            leader: None,
+            members: Err(err.clone()),
+            raft: Err(err.clone()),
+            health: Err(err.clone()),
+            agents: self.named(agents),
+            scheduler: (self.product == Product::Nomad).then(|| Err(err)),
+            drained: Vec::new(),
+            write_accepted: None,
+        }
+    }
+
+    /// Maps a leader's RPC address to its plan name through the raft configuration.
+    fn name_of_address(&self, addr: &str, raft: Option<&RaftConfiguration>) -> Option<String> {
+        let node = raft?.servers.iter().find(|s| s.address == addr)?;
+        let name = base(&node.node);
+        self.servers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(n, _)| n.clone())
+            .or_else(|| Some(name.to_string()))
+    }
+
+    /// `GET /v1/agent/self` of one server.
+    pub async fn agent_self(&self, c: &Client) -> Result<AgentSelf, ApiError> {
+        let a = c.get("/v1/agent/self").await?;
+        parse::agent_self(self.product, &a.body).map_err(|e| bad_answer(c, e))
+    }
+
+    async fn members(&self, c: &Client) -> Result<Vec<rehearse_sim::api::Member>, ApiError> {
+        let a = c.get("/v1/agent/members").await?;
+        parse::members(&a.body).map_err(|e| bad_answer(c, e))
+    }
+
+    /// `GET /v1/operator/raft/configuration` through one server.
+    pub async fn raft_configuration(&self, c: &Client) -> Result<RaftConfiguration, ApiError> {
+        let a = c.get("/v1/operator/raft/configuration").await?;
+        parse::raft_configuration(&a.body).map_err(|e| bad_answer(c, e))
+    }
+
+    async fn health(&self, c: &Client) -> Result<rehearse_sim::api::AutopilotHealth, ApiError> {
+        let a = c.get("/v1/operator/autopilot/health").await?;
+        if a.body.is_null() {
+            return Err(ApiError::Unsupported {
+                addr: c.base.clone(),
+                what: format!("autopilot health answered HTTP {} without a body", a.status),
+            });
+        }
+        parse::autopilot_health(&a.body).map_err(|e| bad_answer(c, e))
+    }
+
+    async fn scheduler(&self, c: &Client) -> Result<rehearse_sim::api::SchedulerConfig, ApiError> {
+        let a = c.get("/v1/operator/scheduler/configuration").await?;
+        parse::scheduler_config(&a.body).map_err(|e| bad_answer(c, e))
+    }
+
+    /// The first server that answers, preferring one that knows a leader.
+    async fn any_answering(&self) -> Result<&Client, ApiError> {
+        let leaders =
+            futures_join_all(self.servers.iter().map(|(_, c)| Self::leader_of(c))).await;
+        let i = leaders
+            .iter()
+            .position(|l| matches!(l, Ok(Some(_))))
+            .ok_or_else(|| {
+                leaders
+                    .into_iter()
+                    .find_map(Result::err)
+                    .unwrap_or(ApiError::NoLeader {
+                        addr: "every server".into(),
+                    })
+            })?;
+        Ok(&self.servers[i].1)
+    }
+
+    /// Saves a snapshot into `dir`, verifying the `Digest` header against the body.
+    pub async fn save_snapshot(&self, dir: &Path) -> Result<(SnapshotInfo, PathBuf), String> {
+        let c = self.any_answering().await.map_err(|e| e.to_string())?;
+        let a = c.get(self.paths().snapshot).await.map_err(|e| e.to_string())?;
+        let digest = verify_digest(&a)?;
+        let meta = super::archive::verify_archive(&a.bytes)?;
+        let index = meta.index;
+        let leader = self.agent_self(c).await.map_err(|e| e.to_string())?;
+        let info = SnapshotInfo {
+            index,
+            term: meta.term,
+            format: 0,
+            written_by: leader.version,
+            digest,
+            size_bytes: a.bytes.len() as u64,
+        };
+        let path = dir.join(format!("snapshot-{index}.snap"));
+        std::fs::write(&path, &a.bytes)
+            .map_err(|e| format!("cannot write snapshot {}: {e}", path.display()))?;
+        Ok((info, path))
+    }
+
+    /// Restores a snapshot file (forwarded to the leader).
+    pub async fn restore_snapshot(&self, path: &Path) -> Result<(), String> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("cannot read snapshot {}: {e}", path.display()))?;
+        let c = self.any_answering().await.map_err(|e| e.to_string())?;
+        c.send(reqwest::Method::PUT, self.paths().snapshot, Some(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Moves leadership away from `from` (Nomad 1.7+; Consul 1.8 has no such endpoint).
+    pub async fn transfer_leadership(&self, from: &str) -> Result<(), String> {
+        let c = self.client(from).ok_or(format!("unknown server {from}"))?;
+        let path = match self.product {
+            Product::Nomad => "/v1/operator/raft/transfer-leadership",
+            Product::Consul => return Err("Consul 1.8 has no leadership-transfer API".into()),
+        };
+        c.send(reqwest::Method::PUT, path, None)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Starts draining the Nomad client that runs on server `name` (found by node name).
+    pub async fn drain(&self, name: &str, deadline_ms: u64) -> Result<(), String> {
+        let id = self.node_id(name).await?;
+        let c = self.any_answering().await.map_err(|e| e.to_string())?;
+        let body = serde_json::json!({
+            "DrainSpec": {"Deadline": deadline_ms.saturating_mul(1_000_000), "IgnoreSystemJobs": false},
+            "MarkEligible": false,
+        });
+        let path = format!("/v1/node/{id}/drain");
+        c.send(reqwest::Method::POST, &path, Some(body.to_string().into_bytes()))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn node_id(&self, name: &str) -> Result<String, String> {
+        let c = self.any_answering().await.map_err(|e| e.to_string())?;
+        let a = c.get("/v1/nodes").await.map_err(|e| e.to_string())?;
+        parse::node_id(&a.body, name).ok_or(format!("no client node named {name}"))
+    }
+
+    /// Servers (plan names) whose Nomad client has finished draining.
+    pub async fn drained(&self, names: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        let Ok(c) = self.any_answering().await else {
+            return out;
+        };
+        let Ok(a) = c.get("/v1/nodes").await else {
+            return out;
+        };
+        for n in names {
+            if parse::node_drained(&a.body, n) {
+                out.push(n.clone());
+            }
+        }
+        out
+    }
+
+    /// Versions every server reports about itself (for verification and import).
+    pub async fn versions(&self) -> Vec<(String, Result<Version, ApiError>)> {
+        let agents =
+            futures_join_all(self.servers.iter().map(|(_, c)| self.agent_self(c))).await;
+        self.named(agents)
+            .into_iter()
+            .map(|(n, a)| (n, a.map(|a| a.version)))
+            .collect()
+    }
+}
+
+struct Paths {
+    snapshot: &'static str,
+}
+
+/// Checks `Digest: sha-256=<base64>` (Nomad) against the body when the header is present;
+/// returns the body's digest either way (the archive's own checksums are checked separately).
+fn verify_digest(a: &Answer) -> Result<String, String> {
+    use base64::Engine;
+    let got = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&a.bytes));
+    let Some(header) = a.digest.as_deref() else {
+        return Ok(got);
+    };
+    let want = header
+        .strip_prefix("sha-256=")
+        .ok_or(format!("unexpected Digest header {header:?}"))?;
+    if got != want {
+        return Err(format!(
+            "snapshot digest mismatch: header {want}, body {got} (the download was corrupted)"
+        ));
+    }
+    Ok(got)
+}
+
+/// Runs futures concurrently and collects their results in order (no extra crate needed).
+pub async fn futures_join_all<F, T>(futs: impl IntoIterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T>,
+{
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    let mut out: Vec<Option<T>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}

@@ -1,0 +1,323 @@
+//! Node control: stopping, installing and starting the real servers.
+//!
+//! Two backends, chosen per plan (`[execute]`): `process` (rehearse starts the server command
+//! itself, keeps its pid in a pid file, stops it with a chosen signal and escalates to SIGKILL
+//! after `stop_timeout`, as systemd does) and `command` (shell templates such as ssh + systemctl).
+//! Both answer "is it running?", which makes every action idempotent: a run resumed from its
+//! journal never stops or starts a server twice.
+
+use crate::plan::{ControlKind, Execute, Install, Plan};
+use rehearse_sim::versions::Version;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which installation a server runs (or will run at its next start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// `[execute.current]`.
+    Current,
+    /// `[execute.target]`.
+    Target,
+}
+
+/// The signal number of `SIGINT`, `TERM`, `9`, …
+pub fn signal_number(name: &str) -> Option<i32> {
+    let n = name.trim().to_ascii_uppercase();
+    let n = n.strip_prefix("SIG").unwrap_or(&n);
+    Some(match n {
+        "INT" => libc::SIGINT,
+        "TERM" => libc::SIGTERM,
+        "KILL" => libc::SIGKILL,
+        "QUIT" => libc::SIGQUIT,
+        "HUP" => libc::SIGHUP,
+        other => return other.parse().ok().filter(|s| (1..=64).contains(s)),
+    })
+}
+
+/// Controls the servers of one plan.
+#[derive(Debug, Clone)]
+pub struct NodeControl {
+    x: Execute,
+    /// Per server: the placeholders shared by both sides (name, host).
+    base_vars: BTreeMap<String, BTreeMap<String, String>>,
+    versions: [(Version, u8); 2],
+}
+
+impl NodeControl {
+    /// The control a plan describes; `None` when it has no `[execute]` section.
+    pub fn from_plan(plan: &Plan) -> Option<NodeControl> {
+        let x = plan.execute.clone()?;
+        let mut base_vars = BTreeMap::new();
+        for s in &plan.cluster.servers {
+            let mut v = BTreeMap::new();
+            v.insert("name".to_string(), s.name.clone());
+            let host = s.address.as_deref().map(host_of).unwrap_or_default();
+            v.insert("host".to_string(), host);
+            base_vars.insert(s.name.clone(), v);
+        }
+        let target_proto = plan
+            .upgrade
+            .target_raft_protocol
+            .unwrap_or(plan.cluster.raft_protocol);
+        Some(NodeControl {
+            x,
+            base_vars,
+            versions: [
+                (plan.cluster.version, plan.cluster.raft_protocol),
+                (plan.upgrade.target, target_proto),
+            ],
+        })
+    }
+
+    fn vars(&self, server: &str, side: Side) -> BTreeMap<String, String> {
+        let mut v = self.base_vars.get(server).cloned().unwrap_or_default();
+        let (install, (version, proto)): (&Install, _) = match side {
+            Side::Current => (&self.x.current, self.versions[0]),
+            Side::Target => (&self.x.target, self.versions[1]),
+        };
+        v.insert("version".into(), version.to_string());
+        v.insert("raft_protocol".into(), proto.to_string());
+        if let Some(b) = &install.binary {
+            v.insert("binary".into(), b.clone());
+        }
+        for (k, val) in &install.vars {
+            v.insert(k.clone(), val.clone());
+        }
+        v
+    }
+
+    /// A template with the placeholders of `server` on `side` filled in.
+    pub fn expand(&self, template: &str, server: &str, side: Side) -> String {
+        let vars = self.vars(server, side);
+        let mut out = template.to_string();
+        for (k, v) in &vars {
+            out = out.replace(&format!("{{{k}}}"), v);
+        }
+        out
+    }
+
+    fn stop_signal(&self) -> i32 {
+        // Validated with the plan; SIGINT is the safe default for servers (no leave).
+        signal_number(&self.x.stop_signal).unwrap_or(libc::SIGINT)
+    }
+
+    /// Whether the server's process runs.
+    pub async fn is_running(&self, server: &str, side: Side) -> Result<bool, String> {
+        match self.x.control {
+            ControlKind::Process => Ok(self.pid(server, side).is_some_and(alive)),
+            ControlKind::Command => {
+                let c = self.command()?;
+                Ok(shell(&self.expand(&c.status, server, side)).await.is_ok())
+            }
+        }
+    }
+
+    /// Stops a server (no-op when it is not running).
+    pub async fn stop(&self, server: &str, side: Side) -> Result<(), String> {
+        if !self.is_running(server, side).await? {
+            tracing::info!("{server} is not running: nothing to stop");
+            return Ok(());
+        }
+        match self.x.control {
+            ControlKind::Process => self.stop_process(server, side).await,
+            ControlKind::Command => {
+                let c = self.command()?;
+                shell(&self.expand(&c.stop, server, side)).await
+            }
+        }
+    }
+
+    async fn stop_process(&self, server: &str, side: Side) -> Result<(), String> {
+        let Some(pid) = self.pid(server, side) else {
+            return Ok(());
+        };
+        signal(pid, self.stop_signal())?;
+        let deadline_ms = self.x.stop_timeout / 1_000_000;
+        let mut waited_ms = 0;
+        while alive(pid) {
+            if waited_ms >= deadline_ms {
+                tracing::warn!("{server} (pid {pid}) still running after {deadline_ms} ms: SIGKILL");
+                signal(pid, libc::SIGKILL)?;
+                wait_gone(pid, 5_000).await;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited_ms += 50;
+        }
+        Ok(())
+    }
+
+    /// Installs `side` on a stopped server (command backend: the `install` template; process
+    /// backend: the next start uses that side's binary and variables).
+    pub async fn install(&self, server: &str, side: Side) -> Result<(), String> {
+        match (&self.x.control, &self.x.command) {
+            (ControlKind::Command, Some(c)) => match &c.install {
+                Some(t) => shell(&self.expand(t, server, side)).await,
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts a server on `side` (no-op when it already runs).
+    pub async fn start(&self, server: &str, side: Side) -> Result<(), String> {
+        if self.is_running(server, side).await? {
+            tracing::info!("{server} already runs: not started again");
+            return Ok(());
+        }
+        match self.x.control {
+            ControlKind::Process => self.spawn(server, side),
+            ControlKind::Command => {
+                let c = self.command()?;
+                shell(&self.expand(&c.start, server, side)).await
+            }
+        }
+    }
+
+    /// Runs the client-upgrade template, if the plan has one.
+    pub async fn upgrade_clients(&self) -> Result<Option<String>, String> {
+        match self.x.command.as_ref().and_then(|c| c.upgrade_clients.as_ref()) {
+            Some(t) => {
+                let any = self.base_vars.keys().next().cloned().unwrap_or_default();
+                shell(&self.expand(t, &any, Side::Target)).await?;
+                Ok(Some("clients upgraded by execute.command.upgrade_clients".into()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn command(&self) -> Result<&crate::plan::CommandControl, String> {
+        self.x
+            .command
+            .as_ref()
+            .ok_or_else(|| "execute.command is missing".to_string())
+    }
+
+    fn pid_file(&self, server: &str, side: Side) -> Option<PathBuf> {
+        let p = self.x.process.as_ref()?;
+        Some(PathBuf::from(self.expand(&p.pid_file, server, side)))
+    }
+
+    fn pid(&self, server: &str, side: Side) -> Option<i32> {
+        let text = std::fs::read_to_string(self.pid_file(server, side)?).ok()?;
+        text.trim().parse().ok().filter(|p: &i32| *p > 1)
+    }
+
+    fn spawn(&self, server: &str, side: Side) -> Result<(), String> {
+        let p = self
+            .x
+            .process
+            .as_ref()
+            .ok_or("execute.process is missing")?;
+        let argv: Vec<String> = p.argv.iter().map(|a| self.expand(a, server, side)).collect();
+        let log_path = PathBuf::from(self.expand(&p.log_file, server, side));
+        let pid_path = self.pid_file(server, side).ok_or("no pid_file")?;
+        for path in [&log_path, &pid_path] {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let mut cmd = std::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        // Its own session: the server outlives rehearse (a crash or Ctrl-C of rehearse must not
+        // take a server down with it).
+        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {server}: {}: {e}", argv[0]))?;
+        let pid = child.id();
+        std::fs::write(&pid_path, format!("{pid}\n"))
+            .map_err(|e| format!("cannot write {}: {e}", pid_path.display()))?;
+        // Reap it when it exits, so a stopped server does not linger as a zombie that still
+        // answers kill(pid, 0).
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        tracing::info!("started {server} (pid {pid}): {}", argv.join(" "));
+        Ok(())
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence.
+    let exists = unsafe { libc::kill(pid, 0) } == 0;
+    if !exists {
+        return false;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state is the field after the parenthesised command name.
+    let state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+    state != Some("Z")
+}
+
+fn signal(pid: i32, sig: i32) -> Result<(), String> {
+    // SAFETY: plain kill(2) on a pid we started (or were told about by the pid file).
+    if unsafe { libc::kill(pid, sig) } == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot signal pid {pid}: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+async fn wait_gone(pid: i32, max_ms: u64) {
+    let mut waited = 0;
+    while alive(pid) && waited < max_ms {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 50;
+    }
+}
+
+/// Runs `sh -c cmd`; Err with its output when it exits non-zero.
+async fn shell(cmd: &str) -> Result<(), String> {
+    let out = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("cannot run sh: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(format!(
+        "`{cmd}` exited with {}: {}",
+        out.status,
+        stderr.lines().last().unwrap_or("")
+    ))
+}
+
+/// The host part of `http://host:port`.
+pub fn host_of(addr: &str) -> String {
+    let rest = addr.split("://").nth(1).unwrap_or(addr);
+    let host_port = rest.split('/').next().unwrap_or(rest);
+    match host_port.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h.to_string(),
+        _ => host_port.to_string(),
+    }
+}

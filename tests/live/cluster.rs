@@ -1,0 +1,455 @@
+//! A real Consul 1.8.7 cluster of local processes for the executor tests: started through the
+//! plan's own `[execute.process]` templates, on 127.0.0.x addresses of its own, with ACLs on
+//! (a master token) so a wrong token can be tested. Dropped (also when a test fails): every
+//! server is killed and its data dir removed.
+
+use rehearse::live::client::{Client, Connection, Secret};
+use rehearse::live::control::{NodeControl, Side, alive};
+use rehearse::live::journal::{Journal, Record};
+use rehearse::live::probe::{self, Probe, ProbeReport};
+use rehearse::plan::Plan;
+use rehearse::procedure::Action;
+use rehearse_sim::versions::Product;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The ACL master token of every test cluster.
+pub const TOKEN: &str = "rehearse-test-master-5be7c1";
+
+/// Consul's binaries: the fetched one, copied twice as the "old" and the "new" install.
+fn consul_root() -> PathBuf {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let fetched = repo.join(".cache/consul/usr/bin/consul");
+    if !fetched.exists() {
+        let st = Command::new("bash")
+            .arg(repo.join(".ci/fetch-consul"))
+            .stdout(Stdio::null())
+            .status()
+            .expect("run .ci/fetch-consul");
+        assert!(st.success(), ".ci/fetch-consul failed: Consul 1.8.7 is needed for these tests");
+    }
+    let root = repo.join(".cache/consul");
+    for side in ["rehearse-old", "rehearse-new"] {
+        let dst = root.join(side).join("consul");
+        if !dst.exists() {
+            std::fs::create_dir_all(root.join(side)).unwrap();
+            let tmp = root.join(side).join(format!("consul.{}", std::process::id()));
+            std::fs::copy(&fetched, &tmp).unwrap();
+            std::fs::rename(&tmp, &dst).unwrap();
+        }
+    }
+    root
+}
+
+/// A fresh scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rehearse-live-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn ip(base: u8, i: usize) -> String {
+    format!("127.0.0.{}", base as usize + i)
+}
+
+/// The test plan: a rolling change from the "old" to the "new" binary with a new node-meta
+/// value (rev 1 → 2), both visible through the API afterwards.
+pub fn plan_text(dir: &Path, root: &Path, base: u8, n: usize) -> String {
+    let servers: Vec<String> = (0..n)
+        .map(|i| format!("{{ name = \"s{}\", address = \"http://{}:8500\" }}", i + 1, ip(base, i)))
+        .collect();
+    let joins: Vec<String> = (0..n)
+        .map(|i| format!("\"-retry-join={}\"", ip(base, i)))
+        .collect();
+    let d = dir.display();
+    let r = root.display();
+    format!(
+        r#"[cluster]
+product = "consul"
+version = "1.8.7"
+raft_protocol = 3
+servers = [{servers}]
+
+[upgrade]
+target = "1.8.7"
+allow_zero_tolerance = {zero}
+
+[upgrade.gate]
+stable_for = "5s"
+timeout = "40s"
+poll = "500ms"
+
+[execute]
+control = "process"
+stop_signal = "SIGINT"
+stop_timeout = "30s"
+probe = true
+
+[execute.process]
+argv = ["{{binary}}", "agent", "-server", "-bootstrap-expect={n}", "-node={{name}}",
+        "-bind={{host}}", "-client={{host}}", "-data-dir={d}/{{name}}/data",
+        "-config-file={d}/acl.json", {joins}, "-node-meta=rehearse_rev:{{rev}}", "-log-level=info"]
+pid_file = "{d}/{{name}}/pid"
+log_file = "{d}/{{name}}/consul.log"
+
+[execute.current]
+binary = "{r}/rehearse-old/consul"
+vars = {{ rev = "1" }}
+
+[execute.target]
+binary = "{r}/rehearse-new/consul"
+vars = {{ rev = "2" }}
+"#,
+        servers = servers.join(", "),
+        zero = n == 3,
+        joins = joins.join(", "),
+    )
+}
+
+/// A command's exit code and its output.
+pub struct Out {
+    /// Exit code.
+    pub code: Option<i32>,
+    /// stdout then stderr.
+    pub text: String,
+}
+
+/// Runs the rehearse binary.
+pub fn rehearse_cmd(args: &[&str], token: Option<&str>) -> Out {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehearse"));
+    cmd.args(args).env_remove("NOMAD_TOKEN").env_remove("CONSUL_HTTP_TOKEN");
+    if let Some(t) = token {
+        cmd.env("CONSUL_HTTP_TOKEN", t);
+    }
+    let o = cmd.output().expect("run rehearse");
+    Out {
+        code: o.status.code(),
+        text: format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    }
+}
+
+/// Waits (bounded) for a spawned rehearse; kills it at the bound.
+pub fn wait_output(child: &mut Child, max_s: u64) -> Out {
+    let t0 = Instant::now();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if t0.elapsed() > Duration::from_secs(max_s) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut text = String::new();
+    use std::io::Read;
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut text);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut text);
+    }
+    Out { code, text }
+}
+
+/// A running test cluster.
+pub struct ConsulCluster {
+    dir: PathBuf,
+    base: u8,
+    n: usize,
+    plan_path: PathBuf,
+    control: NodeControl,
+    rt: tokio::runtime::Runtime,
+    clients: Vec<Client>,
+}
+
+impl ConsulCluster {
+    /// Starts `n` servers on 127.0.0.{base}… and waits until autopilot is healthy.
+    pub fn start(name: &str, base: u8, n: usize) -> ConsulCluster {
+        let root = consul_root();
+        let dir = scratch(name);
+        std::fs::write(
+            dir.join("acl.json"),
+            format!(
+                r#"{{"primary_datacenter":"dc1","acl":{{"enabled":true,"default_policy":"deny","tokens":{{"master":"{TOKEN}","agent":"{TOKEN}"}}}}}}"#
+            ),
+        )
+        .unwrap();
+        let text = plan_text(&dir, &root, base, n);
+        let plan_path = dir.join("plan.toml");
+        std::fs::write(&plan_path, &text).unwrap();
+        let plan = Plan::from_str_named(&text, "test plan").unwrap();
+        let control = NodeControl::from_plan(&plan).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut conn = Connection::new(Product::Consul);
+        conn.token = Secret::new(Some(TOKEN.to_string()));
+        conn.timeout_ms = 2000;
+        conn.attempts = 1;
+        let clients = (0..n)
+            .map(|i| Client::new(&format!("http://{}:8500", ip(base, i)), &conn).unwrap())
+            .collect();
+        let c = ConsulCluster {
+            dir,
+            base,
+            n,
+            plan_path,
+            control,
+            rt,
+            clients,
+        };
+        for s in c.names() {
+            c.start_server(&s, false);
+        }
+        c.wait_healthy(if n >= 3 { 1 } else { 0 });
+        c
+    }
+
+    /// Server names.
+    pub fn names(&self) -> Vec<String> {
+        (1..=self.n).map(|i| format!("s{i}")).collect()
+    }
+
+    /// Starts one server on the old (or new) install.
+    pub fn start_server(&self, name: &str, target: bool) {
+        let side = if target { Side::Target } else { Side::Current };
+        self.rt.block_on(self.control.start(name, side)).unwrap();
+    }
+
+    fn get(&self, i: usize, path: &str) -> Option<serde_json::Value> {
+        self.rt.block_on(self.clients[i].get(path)).ok().map(|a| a.body)
+    }
+
+    /// Waits (≤ 90 s) until autopilot reports healthy with at least `ft` failure tolerance.
+    pub fn wait_healthy(&self, ft: i64) {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(90) {
+            for i in 0..self.n {
+                if let Some(h) = self.get(i, "/v1/operator/autopilot/health") {
+                    let healthy = h["Healthy"].as_bool() == Some(true);
+                    if healthy && h["FailureTolerance"].as_i64().unwrap_or(-1) >= ft {
+                        return;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("cluster in {} not healthy within 90 s", self.dir.display());
+    }
+
+    /// The current leader's name.
+    pub fn leader(&self) -> String {
+        for i in 0..self.n {
+            if let Some(l) = self.get(i, "/v1/status/leader") {
+                let addr = l.as_str().unwrap_or("").to_string();
+                if let Some(host) = addr.split(':').next().filter(|h| !h.is_empty()) {
+                    let last: usize = host.rsplit('.').next().unwrap().parse().unwrap();
+                    return format!("s{}", last - self.base as usize + 1);
+                }
+            }
+        }
+        panic!("no leader");
+    }
+
+    /// The journal path `execute` uses.
+    pub fn journal(&self) -> PathBuf {
+        self.dir.join("journal.jsonl")
+    }
+
+    fn stats_path(&self) -> PathBuf {
+        self.dir.join("stats.json")
+    }
+
+    fn exec_args<'a>(&'a self, extra: &[&'a str]) -> Vec<String> {
+        let mut v = vec!["execute".to_string()];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v.push(self.plan_path.display().to_string());
+        v.push("--journal".into());
+        v.push(self.journal().display().to_string());
+        v.push("--stats".into());
+        v.push(self.stats_path().display().to_string());
+        v
+    }
+
+    /// Runs `rehearse execute … plan` with the right token.
+    pub fn execute(&self, extra: &[&str]) -> Out {
+        self.execute_with_token(extra, TOKEN)
+    }
+
+    /// Runs `rehearse execute … plan` with the given token.
+    pub fn execute_with_token(&self, extra: &[&str], token: &str) -> Out {
+        let args = self.exec_args(extra);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        rehearse_cmd(&refs, Some(token))
+    }
+
+    /// Starts `rehearse execute` in the background (output to files).
+    pub fn spawn_execute(&self, extra: &[&str]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_rehearse"))
+            .args(self.exec_args(extra))
+            .env("CONSUL_HTTP_TOKEN", TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rehearse")
+    }
+
+    /// Polls the journal (≤ 180 s) until `f` finds what it looks for.
+    pub fn wait_for_journal<T>(&self, f: impl Fn(&[Record]) -> Option<T>) -> T {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(180) {
+            if let Ok(r) = Journal::read(&self.journal()) {
+                if let Some(v) = f(&r) {
+                    return v;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the journal never showed what the test waited for");
+    }
+
+    fn pid(&self, name: &str) -> i32 {
+        std::fs::read_to_string(self.dir.join(name).join("pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn signal(&self, name: &str, sig: i32) {
+        // SAFETY: kill(2) on a server process this test started.
+        unsafe {
+            libc::kill(self.pid(name), sig);
+        }
+    }
+
+    /// SIGKILL one server.
+    pub fn kill(&self, name: &str) {
+        self.signal(name, libc::SIGKILL);
+        let t0 = Instant::now();
+        while alive(self.pid(name)) && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGSTOP one server.
+    pub fn pause(&self, name: &str) {
+        self.signal(name, libc::SIGSTOP);
+    }
+
+    /// SIGCONT one server.
+    pub fn resume(&self, name: &str) {
+        self.signal(name, libc::SIGCONT);
+    }
+
+    /// How many times a server's agent started (from its log).
+    pub fn agent_starts(&self, name: &str) -> usize {
+        let log = std::fs::read_to_string(self.dir.join(name).join("consul.log")).unwrap_or_default();
+        log.matches("Consul agent running!").count()
+    }
+
+    /// Every server runs the new binary with the new config (read through the API and /proc).
+    pub fn assert_all_on_target(&self) {
+        for (i, name) in self.names().iter().enumerate() {
+            let me = self.get(i, "/v1/agent/self").expect("agent/self");
+            assert_eq!(me["Meta"]["rehearse_rev"], "2", "{name} runs the new config");
+            let exe = std::fs::read_link(format!("/proc/{}/exe", self.pid(name))).unwrap();
+            assert!(exe.ends_with("rehearse-new/consul"), "{name} runs {}", exe.display());
+        }
+    }
+
+    /// Each gate counted only health observed after the restart (see the test).
+    pub fn assert_fresh_gates(&self, records: &[Record]) {
+        let stable_ms = 5_000;
+        let mut restarted: Option<(String, u64)> = None;
+        let mut first_answer: Option<u64> = None;
+        for r in records {
+            match r {
+                Record::ActionBegin { action: Action::Start { server }, at_ms } => {
+                    restarted = Some((server.clone(), *at_ms));
+                    first_answer = None;
+                }
+                Record::Observation { obs } => {
+                    if let Some((s, at)) = &restarted {
+                        let own = obs.view.agents.iter().find(|(n, _)| n == s);
+                        let answered = own.is_some_and(|(_, a)| a.is_ok());
+                        if answered && obs.now_ms > *at && first_answer.is_none() {
+                            first_answer = Some(obs.now_ms);
+                        }
+                    }
+                }
+                Record::ActionBegin { action: Action::Stop { server }, at_ms } => {
+                    if let Some((s, _)) = &restarted {
+                        let first = first_answer.unwrap_or_else(|| {
+                            panic!("{server} stopped before {s} answered after its restart")
+                        });
+                        assert!(
+                            at_ms - first >= stable_ms,
+                            "{server} stopped {} ms after {s} first answered (< {stable_ms})",
+                            at_ms - first
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Starts the KV write probe.
+    pub fn start_probe(&self) -> Probe {
+        let _g = self.rt.enter();
+        Probe::start(self.clients.clone(), 50, "test")
+    }
+
+    /// Stops the probe; returns the attempts and the read-back report.
+    pub fn stop_probe(&self, p: Probe) -> (usize, ProbeReport) {
+        let (run, attempts) = p.stop();
+        let report = self
+            .rt
+            .block_on(probe::verify(&self.clients, &run, &attempts))
+            .expect("read the probe keys back");
+        (attempts.len(), report)
+    }
+
+    /// `stats.total_ms` of the last execute.
+    pub fn stats_total_ms(&self) -> u64 {
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(self.stats_path()).unwrap()).unwrap();
+        s["stats"]["total_ms"].as_u64().unwrap_or(0)
+    }
+}
+
+impl Drop for ConsulCluster {
+    fn drop(&mut self) {
+        for name in self.names() {
+            if let Ok(text) = std::fs::read_to_string(self.dir.join(&name).join("pid")) {
+                if let Ok(pid) = text.trim().parse::<i32>() {
+                    // SAFETY: kill(2) on a server process this test started.
+                    unsafe {
+                        libc::kill(pid, libc::SIGCONT);
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                    let t0 = Instant::now();
+                    while alive(pid) && t0.elapsed() < Duration::from_secs(10) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            }
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("kept {} for inspection", self.dir.display());
+        }
+    }
+}
