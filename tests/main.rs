@@ -1,7 +1,7 @@
 //! Integration tests, compiled into one test binary.
 
 mod chaos;
-mod live;
 mod cli;
+mod live;
 mod rehearse_plans;
 mod scenarios;

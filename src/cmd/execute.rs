@@ -62,7 +62,10 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         apply: args.apply,
         journal,
         snapshot_dir,
-        addr: args.addr.clone().unwrap_or_else(|| Connection::env_addr(product)),
+        addr: args
+            .addr
+            .clone()
+            .unwrap_or_else(|| Connection::env_addr(product)),
         conn: Connection::from_env(product),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -76,7 +79,11 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         ExecOutcome::DryRun { unmet } if unmet.is_empty() => Verdict::Ok,
         ExecOutcome::DryRun { .. } => Verdict::Violated,
         ExecOutcome::Done(s) => {
-            println!("done: upgraded {} (leader last: {})", s.order.join(", "), s.leader_last);
+            println!(
+                "done: upgraded {} (leader last: {})",
+                s.order.join(", "),
+                s.leader_last
+            );
             for n in &s.notes {
                 println!("note: {n}");
             }
@@ -91,7 +98,9 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         }
         ExecOutcome::Halted(h) => {
             println!("halted safely: {h}");
-            println!("fix the cause and rerun the same command: it resumes (servers already upgraded are not restarted)");
+            println!(
+                "fix the cause and rerun the same command: it resumes (servers already upgraded are not restarted)"
+            );
             Verdict::Violated
         }
         ExecOutcome::Interrupted => {

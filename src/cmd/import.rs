@@ -61,7 +61,9 @@ async fn detect(addr: &str) -> Result<Product, String> {
             Err(e) => return Err(format!("{e}: check --addr and that the server runs")),
         }
     }
-    Err(format!("{addr}: neither a Nomad nor a Consul agent answered /v1/agent/self"))
+    Err(format!(
+        "{addr}: neither a Nomad nor a Consul agent answered /v1/agent/self"
+    ))
 }
 
 async fn import(args: Args) -> Result<String, String> {
@@ -77,14 +79,20 @@ async fn import(args: Args) -> Result<String, String> {
     for (n, a) in &servers {
         clients.push((n.clone(), Client::new(a, &conn).map_err(|e| e.0)?));
     }
-    let cluster = LiveCluster { product, servers: clients };
+    let cluster = LiveCluster {
+        product,
+        servers: clients,
+    };
     let view = cluster.observe().await;
     let versions: Vec<String> = view
         .agents
         .iter()
         .filter_map(|(_, a)| a.as_ref().ok().map(|a| a.version.to_string()))
         .collect();
-    let version = versions.first().cloned().ok_or("no server answered /v1/agent/self")?;
+    let version = versions
+        .first()
+        .cloned()
+        .ok_or("no server answered /v1/agent/self")?;
     let protocol = view
         .agents
         .iter()
@@ -98,15 +106,27 @@ async fn import(args: Args) -> Result<String, String> {
         .map(|a| a.body)
         .unwrap_or(Value::Null);
     let mut out = String::new();
-    let _ = writeln!(out, "# Written by `rehearse import` from {addr} (read-only).");
+    let _ = writeln!(
+        out,
+        "# Written by `rehearse import` from {addr} (read-only)."
+    );
     if versions.iter().any(|v| *v != version) {
-        let _ = writeln!(out, "# WARNING: the servers run different versions: {versions:?}");
+        let _ = writeln!(
+            out,
+            "# WARNING: the servers run different versions: {versions:?}"
+        );
     }
     if let Some(l) = &view.leader {
         let _ = writeln!(out, "# Leader when imported: {l}.");
     }
-    let _ = writeln!(out, "# Edit upgrade.target, then add an [execute] section (see README).\n");
-    let _ = writeln!(out, "[cluster]\nproduct = \"{product}\"\nversion = \"{version}\"\nraft_protocol = {protocol}");
+    let _ = writeln!(
+        out,
+        "# Edit upgrade.target, then add an [execute] section (see README).\n"
+    );
+    let _ = writeln!(
+        out,
+        "[cluster]\nproduct = \"{product}\"\nversion = \"{version}\"\nraft_protocol = {protocol}"
+    );
     let _ = writeln!(out, "servers = [");
     for (n, a) in &servers {
         let _ = writeln!(out, "  {{ name = \"{n}\", address = \"{a}\" }},");
@@ -124,11 +144,22 @@ async fn import(args: Args) -> Result<String, String> {
         };
         let n = |k: &str| autopilot.get(k).and_then(Value::as_u64).unwrap_or(0);
         let _ = writeln!(out, "cleanup_dead_servers = {}", b("CleanupDeadServers"));
-        let _ = writeln!(out, "last_contact_threshold = \"{}ms\"", d("LastContactThreshold"));
+        let _ = writeln!(
+            out,
+            "last_contact_threshold = \"{}ms\"",
+            d("LastContactThreshold")
+        );
         let _ = writeln!(out, "max_trailing_logs = {}", n("MaxTrailingLogs"));
-        let _ = writeln!(out, "server_stabilization_time = \"{}ms\"", d("ServerStabilizationTime"));
+        let _ = writeln!(
+            out,
+            "server_stabilization_time = \"{}ms\"",
+            d("ServerStabilizationTime")
+        );
         let _ = writeln!(out, "min_quorum = {}\n", n("MinQuorum"));
     }
-    let _ = writeln!(out, "[upgrade]\ntarget = \"{version}\"   # edit: the version to install");
+    let _ = writeln!(
+        out,
+        "[upgrade]\ntarget = \"{version}\"   # edit: the version to install"
+    );
     Ok(out)
 }

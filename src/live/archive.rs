@@ -45,7 +45,9 @@ pub fn verify_archive(bytes: &[u8]) -> Result<ArchiveMeta, String> {
             .map(|b| format!("{b:02x}"))
             .collect();
         if got != want {
-            return Err(format!("snapshot file {name} is corrupt (sha-256 {got}, expected {want})"));
+            return Err(format!(
+                "snapshot file {name} is corrupt (sha-256 {got}, expected {want})"
+            ));
         }
         checked += 1;
     }
@@ -53,7 +55,9 @@ pub fn verify_archive(bytes: &[u8]) -> Result<ArchiveMeta, String> {
         return Err("snapshot SHA256SUMS is empty".into());
     }
     let meta: serde_json::Value = serde_json::from_slice(
-        files.get("meta.json").ok_or("snapshot archive has no meta.json")?,
+        files
+            .get("meta.json")
+            .ok_or("snapshot archive has no meta.json")?,
     )
     .map_err(|e| format!("snapshot meta.json: {e}"))?;
     let field = |k: &str| meta.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
@@ -114,9 +118,16 @@ mod tests {
     fn archive(state: &[u8], sum_of_state: &[u8]) -> Vec<u8> {
         let meta = br#"{"ID":"2-40-1","Index":40,"Term":2,"Version":1}"#;
         let hex = |b: &[u8]| -> String {
-            sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+            sha2::Sha256::digest(b)
+                .iter()
+                .map(|x| format!("{x:02x}"))
+                .collect()
         };
-        let sums = format!("{}  meta.json\n{}  state.bin\n", hex(meta), hex(sum_of_state));
+        let sums = format!(
+            "{}  meta.json\n{}  state.bin\n",
+            hex(meta),
+            hex(sum_of_state)
+        );
         let mut tar = entry("meta.json", meta);
         tar.extend(entry("state.bin", state));
         tar.extend(entry("SHA256SUMS", sums.as_bytes()));
@@ -129,7 +140,10 @@ mod tests {
     #[test]
     fn a_whole_archive_verifies_and_a_corrupt_one_does_not() {
         let good = archive(b"state", b"state");
-        assert_eq!(verify_archive(&good).unwrap(), ArchiveMeta { index: 40, term: 2 });
+        assert_eq!(
+            verify_archive(&good).unwrap(),
+            ArchiveMeta { index: 40, term: 2 }
+        );
         let bad = archive(b"state", b"other");
         assert!(verify_archive(&bad).unwrap_err().contains("corrupt"));
         assert!(verify_archive(b"not gzip").is_err());

@@ -28,7 +28,11 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() { "<redacted>" } else { "<none>" })
+        f.write_str(if self.0.is_some() {
+            "<redacted>"
+        } else {
+            "<none>"
+        })
     }
 }
 
@@ -377,7 +381,8 @@ fn describe(e: &reqwest::Error) -> String {
 
 /// `host:port` → `http://host:port`; checks the scheme and that a host is present.
 pub fn normalise_addr(addr: &str) -> Result<String, ClientError> {
-    let a = addr.trim().trim_end_matches('/');
+    let a = addr.trim();
+    let a = a.strip_suffix('/').unwrap_or(a);
     let with_scheme = if a.contains("://") {
         a.to_string()
     } else {
@@ -430,7 +435,10 @@ mod tests {
 
     #[test]
     fn addresses_are_normalised_or_refused() {
-        assert_eq!(normalise_addr("127.0.0.2:8500").unwrap(), "http://127.0.0.2:8500");
+        assert_eq!(
+            normalise_addr("127.0.0.2:8500").unwrap(),
+            "http://127.0.0.2:8500"
+        );
         assert_eq!(
             normalise_addr("https://n1:4646/").unwrap(),
             "https://n1:4646"

@@ -52,10 +52,8 @@ impl LiveCluster {
 
     /// Reads the whole cluster once. `drained` and `write_accepted` are the caller's to fill.
     pub async fn observe(&self) -> ClusterView {
-        let leaders =
-            futures_join_all(self.servers.iter().map(|(_, c)| Self::leader_of(c))).await;
-        let agents =
-            futures_join_all(self.servers.iter().map(|(_, c)| self.agent_self(c))).await;
+        let leaders = futures_join_all(self.servers.iter().map(|(_, c)| Self::leader_of(c))).await;
+        let agents = futures_join_all(self.servers.iter().map(|(_, c)| self.agent_self(c))).await;
         // Ask a server that knows a leader (it forwards to it); else the first that answers.
         let pick = leaders
             .iter()
@@ -95,7 +93,10 @@ impl LiveCluster {
         }
     }
 
-    fn named(&self, agents: Vec<Result<AgentSelf, ApiError>>) -> Vec<(String, Result<AgentSelf, ApiError>)> {
+    fn named(
+        &self,
+        agents: Vec<Result<AgentSelf, ApiError>>,
+    ) -> Vec<(String, Result<AgentSelf, ApiError>)> {
         self.servers
             .iter()
             .map(|(n, _)| n.clone())
@@ -114,7 +115,7 @@ impl LiveCluster {
             raft: Err(err.clone()),
             health: Err(err.clone()),
             agents: self.named(agents),
-            scheduler: (self.product == Product::Nomad).then(|| Err(err)),
+            scheduler: (self.product == Product::Nomad).then_some(Err(err)),
             drained: Vec::new(),
             write_accepted: None,
         }
@@ -166,8 +167,7 @@ impl LiveCluster {
 
     /// The first server that answers, preferring one that knows a leader.
     async fn any_answering(&self) -> Result<&Client, ApiError> {
-        let leaders =
-            futures_join_all(self.servers.iter().map(|(_, c)| Self::leader_of(c))).await;
+        let leaders = futures_join_all(self.servers.iter().map(|(_, c)| Self::leader_of(c))).await;
         let i = leaders
             .iter()
             .position(|l| matches!(l, Ok(Some(_))))
@@ -185,7 +185,10 @@ impl LiveCluster {
     /// Saves a snapshot into `dir`, verifying the `Digest` header against the body.
     pub async fn save_snapshot(&self, dir: &Path) -> Result<(SnapshotInfo, PathBuf), String> {
         let c = self.any_answering().await.map_err(|e| e.to_string())?;
-        let a = c.get(self.paths().snapshot).await.map_err(|e| e.to_string())?;
+        let a = c
+            .get(self.paths().snapshot)
+            .await
+            .map_err(|e| e.to_string())?;
         let digest = verify_digest(&a)?;
         let meta = super::archive::verify_archive(&a.bytes)?;
         let index = meta.index;
@@ -237,10 +240,14 @@ impl LiveCluster {
             "MarkEligible": false,
         });
         let path = format!("/v1/node/{id}/drain");
-        c.send(reqwest::Method::POST, &path, Some(body.to_string().into_bytes()))
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        c.send(
+            reqwest::Method::POST,
+            &path,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
     }
 
     async fn node_id(&self, name: &str) -> Result<String, String> {
@@ -268,8 +275,7 @@ impl LiveCluster {
 
     /// Versions every server reports about itself (for verification and import).
     pub async fn versions(&self) -> Vec<(String, Result<Version, ApiError>)> {
-        let agents =
-            futures_join_all(self.servers.iter().map(|(_, c)| self.agent_self(c))).await;
+        let agents = futures_join_all(self.servers.iter().map(|(_, c)| self.agent_self(c))).await;
         self.named(agents)
             .into_iter()
             .map(|(n, a)| (n, a.map(|a| a.version)))

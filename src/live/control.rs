@@ -138,7 +138,9 @@ impl NodeControl {
         let mut waited_ms = 0;
         while alive(pid) {
             if waited_ms >= deadline_ms {
-                tracing::warn!("{server} (pid {pid}) still running after {deadline_ms} ms: SIGKILL");
+                tracing::warn!(
+                    "{server} (pid {pid}) still running after {deadline_ms} ms: SIGKILL"
+                );
                 signal(pid, libc::SIGKILL)?;
                 wait_gone(pid, 5_000).await;
                 break;
@@ -178,11 +180,18 @@ impl NodeControl {
 
     /// Runs the client-upgrade template, if the plan has one.
     pub async fn upgrade_clients(&self) -> Result<Option<String>, String> {
-        match self.x.command.as_ref().and_then(|c| c.upgrade_clients.as_ref()) {
+        match self
+            .x
+            .command
+            .as_ref()
+            .and_then(|c| c.upgrade_clients.as_ref())
+        {
             Some(t) => {
                 let any = self.base_vars.keys().next().cloned().unwrap_or_default();
                 shell(&self.expand(t, &any, Side::Target)).await?;
-                Ok(Some("clients upgraded by execute.command.upgrade_clients".into()))
+                Ok(Some(
+                    "clients upgraded by execute.command.upgrade_clients".into(),
+                ))
             }
             None => Ok(None),
         }
@@ -211,7 +220,11 @@ impl NodeControl {
             .process
             .as_ref()
             .ok_or("execute.process is missing")?;
-        let argv: Vec<String> = p.argv.iter().map(|a| self.expand(a, server, side)).collect();
+        let argv: Vec<String> = p
+            .argv
+            .iter()
+            .map(|a| self.expand(a, server, side))
+            .collect();
         let log_path = PathBuf::from(self.expand(&p.log_file, server, side));
         let pid_path = self.pid_file(server, side).ok_or("no pid_file")?;
         for path in [&log_path, &pid_path] {
@@ -268,7 +281,10 @@ pub fn alive(pid: i32) -> bool {
     }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The state is the field after the parenthesised command name.
-    let state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().next());
     state != Some("Z")
 }
 

@@ -173,7 +173,15 @@ pub async fn check_cluster(plan: &Plan, cluster: &LiveCluster) -> Result<Cluster
         let why: Vec<String> = view
             .agents
             .iter()
-            .map(|(n, a)| format!("{n}: {}", a.as_ref().err().map(ToString::to_string).unwrap_or_default()))
+            .map(|(n, a)| {
+                format!(
+                    "{n}: {}",
+                    a.as_ref()
+                        .err()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                )
+            })
             .collect();
         return Err(ExecError(format!(
             "cannot reach any server of the plan ({}); check the addresses and that the cluster runs",
@@ -181,8 +189,17 @@ pub async fn check_cluster(plan: &Plan, cluster: &LiveCluster) -> Result<Cluster
         )));
     }
     if let Ok(r) = &view.raft {
-        let live: Vec<&str> = r.servers.iter().map(|s| crate::procedure::base(&s.node)).collect();
-        let planned: Vec<&str> = plan.cluster.servers.iter().map(|s| s.name.as_str()).collect();
+        let live: Vec<&str> = r
+            .servers
+            .iter()
+            .map(|s| crate::procedure::base(&s.node))
+            .collect();
+        let planned: Vec<&str> = plan
+            .cluster
+            .servers
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
         let extra: Vec<&&str> = live.iter().filter(|n| !planned.contains(n)).collect();
         let absent: Vec<&&str> = planned.iter().filter(|n| !live.contains(n)).collect();
         if !extra.is_empty() || !absent.is_empty() {
@@ -193,13 +210,13 @@ pub async fn check_cluster(plan: &Plan, cluster: &LiveCluster) -> Result<Cluster
     }
     let allowed = [plan.cluster.version, plan.upgrade.target];
     for (n, a) in &view.agents {
-        if let Ok(a) = a {
-            if !allowed.contains(&a.version) {
-                return Err(ExecError(format!(
-                    "{n} runs {}, but the plan says cluster.version = {} and upgrade.target = {}",
-                    a.version, plan.cluster.version, plan.upgrade.target
-                )));
-            }
+        if let Ok(a) = a
+            && !allowed.contains(&a.version)
+        {
+            return Err(ExecError(format!(
+                "{n} runs {}, but the plan says cluster.version = {} and upgrade.target = {}",
+                a.version, plan.cluster.version, plan.upgrade.target
+            )));
         }
     }
     Ok(view)
@@ -277,10 +294,16 @@ fn dry_run(plan: &Plan, cfg: &ProcedureConfig, view: &ClusterView) -> ExecOutcom
         println!("  save a Raft snapshot and verify its digest");
     }
     for s in order {
-        let lead = if s == leader { " (the leader, last)" } else { "" };
+        let lead = if s == leader {
+            " (the leader, last)"
+        } else {
+            ""
+        };
         println!(
             "  {s}{lead}: check the others form a healthy quorum; stop ({}); install {}; start; gate: own API answers on {} caught up, alive, voter, autopilot healthy for {}s",
-            plan.execute.as_ref().map_or("SIGINT", |x| x.stop_signal.as_str()),
+            plan.execute
+                .as_ref()
+                .map_or("SIGINT", |x| x.stop_signal.as_str()),
             plan.upgrade.target,
             plan.upgrade.target,
             cfg.gate.stable_for_ms / 1000
@@ -322,13 +345,13 @@ impl<'a> Run<'a> {
             .map(|(i, _)| i)
             .collect();
         let last_start = starts.last().copied();
-        if let Some(Record::Begin { plan_sha256, .. }) = last_start.map(|i| &records[i]) {
-            if plan_sha256 != digest {
-                return Err(ExecError(format!(
-                    "journal {} belongs to another plan (the plan file changed since it was written); move it away to start afresh",
-                    opts.journal.display()
-                )));
-            }
+        if let Some(Record::Begin { plan_sha256, .. }) = last_start.map(|i| &records[i])
+            && plan_sha256 != digest
+        {
+            return Err(ExecError(format!(
+                "journal {} belongs to another plan (the plan file changed since it was written); move it away to start afresh",
+                opts.journal.display()
+            )));
         }
         let attempt_records: Vec<Record> = last_start.map_or(Vec::new(), |i| records[i..].to_vec());
         let finished = attempt_records.iter().rev().find_map(|r| match r {
@@ -342,7 +365,10 @@ impl<'a> Run<'a> {
         let attempt = starts.len() as u32 + u32::from(!resume);
         let replay = if resume {
             // The unfinished attempt: same starting point as it had.
-            if let Some(Record::Begin { already_upgraded, .. }) = attempt_records.first() {
+            if let Some(Record::Begin {
+                already_upgraded, ..
+            }) = attempt_records.first()
+            {
                 cfg.already_upgraded = already_upgraded.clone();
             }
             attempt_records[1..].to_vec()
@@ -363,7 +389,11 @@ impl<'a> Run<'a> {
                 .map_err(|e| ExecError(e.to_string()))?;
         }
         if resume {
-            println!("resuming attempt {} from journal {}", attempt, opts.journal.display());
+            println!(
+                "resuming attempt {} from journal {}",
+                attempt,
+                opts.journal.display()
+            );
         } else if !cfg.already_upgraded.is_empty() {
             println!(
                 "attempt {attempt}: already upgraded by an earlier attempt: {}",
@@ -432,7 +462,9 @@ impl<'a> Run<'a> {
         let flag = interrupted.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupt: finishing the action in flight, then halting (a rerun resumes)");
+                eprintln!(
+                    "interrupt: finishing the action in flight, then halting (a rerun resumes)"
+                );
                 flag.store(true, Ordering::SeqCst);
             }
         });
@@ -481,7 +513,12 @@ impl<'a> Run<'a> {
         };
         if let Some(p) = probe {
             let (run, attempts) = p.stop();
-            let via: Vec<_> = self.cluster.servers.iter().map(|(_, c)| c.clone()).collect();
+            let via: Vec<_> = self
+                .cluster
+                .servers
+                .iter()
+                .map(|(_, c)| c.clone())
+                .collect();
             stats.probe = probe::verify(&via, &run, &attempts).await.ok();
         }
         Ok((outcome, stats))
@@ -505,7 +542,12 @@ impl<'a> Run<'a> {
         if !wanted || self.cluster.product != Product::Consul {
             return None;
         }
-        let servers = self.cluster.servers.iter().map(|(_, c)| c.clone()).collect();
+        let servers = self
+            .cluster
+            .servers
+            .iter()
+            .map(|(_, c)| c.clone())
+            .collect();
         Some(Probe::start(servers, 100, &format!("execute-{}", now_ms())))
     }
 
@@ -549,17 +591,27 @@ impl<'a> Run<'a> {
                 .save_snapshot(&self.opts.snapshot_dir)
                 .await
                 .map(|(info, path)| {
-                    println!("    snapshot at index {} saved to {}", info.index, path.display());
+                    println!(
+                        "    snapshot at index {} saved to {}",
+                        info.index,
+                        path.display()
+                    );
                     self.snapshots.push((info.clone(), path));
                     ActionResult::Snapshot(info)
                 }),
             Action::Drain { server } => {
                 let deadline = self.procedure.config().drain_deadline_ms.unwrap_or(0);
-                self.cluster.drain(server, deadline).await.map(|_| ActionResult::Ok)
+                self.cluster
+                    .drain(server, deadline)
+                    .await
+                    .map(|_| ActionResult::Ok)
             }
             Action::Stop { server } => {
                 let side = self.side(server);
-                self.control.stop(server, side).await.map(|_| ActionResult::Ok)
+                self.control
+                    .stop(server, side)
+                    .await
+                    .map(|_| ActionResult::Ok)
             }
             Action::ReplaceBinary { server, .. } => {
                 let side = if self.procedure.is_rolling_back() {
@@ -576,19 +628,28 @@ impl<'a> Run<'a> {
             }
             Action::Start { server } => {
                 let side = self.side(server);
-                self.control.start(server, side).await.map(|_| ActionResult::Ok)
+                self.control
+                    .start(server, side)
+                    .await
+                    .map(|_| ActionResult::Ok)
             }
             Action::TransferLeadership { from } => {
                 let view = self.cluster.observe().await;
                 if view.leader.as_deref() != Some(from.as_str()) {
                     Ok(ActionResult::Ok)
                 } else {
-                    self.cluster.transfer_leadership(from).await.map(|_| ActionResult::Ok)
+                    self.cluster
+                        .transfer_leadership(from)
+                        .await
+                        .map(|_| ActionResult::Ok)
                 }
             }
             Action::RestoreSnapshot { snapshot } => {
                 let path = self.snapshot_path(snapshot);
-                self.cluster.restore_snapshot(&path).await.map(|_| ActionResult::Ok)
+                self.cluster
+                    .restore_snapshot(&path)
+                    .await
+                    .map(|_| ActionResult::Ok)
             }
             Action::UpgradeClients { .. } => match self.control.upgrade_clients().await {
                 Ok(Some(note)) => {
@@ -596,7 +657,9 @@ impl<'a> Run<'a> {
                     Ok(ActionResult::Ok)
                 }
                 Ok(None) => {
-                    println!("    clients: no execute.command.upgrade_clients template; upgrade the clients now that every server runs the target");
+                    println!(
+                        "    clients: no execute.command.upgrade_clients template; upgrade the clients now that every server runs the target"
+                    );
                     Ok(ActionResult::Ok)
                 }
                 Err(e) => Err(e),

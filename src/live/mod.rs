@@ -15,4 +15,3 @@ pub mod executor;
 pub mod journal;
 pub mod parse;
 pub mod probe;
-

@@ -70,6 +70,7 @@ fn serf_status(v: &Value) -> Result<SerfStatus, ParseError> {
             Some(2) => "leaving",
             Some(3) => "left",
             Some(4) => "failed",
+            Some(0) => "none",
             _ => return Err(ParseError(format!("unknown member status {n}"))),
         },
         Value::String(s) => s.as_str(),
@@ -79,7 +80,8 @@ fn serf_status(v: &Value) -> Result<SerfStatus, ParseError> {
         "alive" => Ok(SerfStatus::Alive),
         "leaving" => Ok(SerfStatus::Leaving),
         "left" => Ok(SerfStatus::Left),
-        "failed" => Ok(SerfStatus::Failed),
+        // serf's StatusNone: no longer a member (e.g. removed by dead-server cleanup).
+        "failed" | "none" => Ok(SerfStatus::Failed),
         other => Err(ParseError(format!("unknown member status {other:?}"))),
     }
 }
@@ -102,7 +104,11 @@ pub fn members(v: &Value) -> Result<Vec<Member>, ParseError> {
         let name = str_field(m, "Name")?.to_string();
         let build = opt_str(&tags, "build");
         out.push(Member {
-            addr: format!("{}:{}", opt_str(m, "Addr"), m.get("Port").unwrap_or(&Value::Null)),
+            addr: format!(
+                "{}:{}",
+                opt_str(m, "Addr"),
+                m.get("Port").unwrap_or(&Value::Null)
+            ),
             status: serf_status(field(m, "Status")?)?,
             build: version(build, &format!("member {name} build tag"))?,
             raft_vsn: opt_str(&tags, "raft_vsn").parse().unwrap_or(0),
@@ -140,9 +146,14 @@ pub fn raft_configuration(v: &Value) -> Result<RaftConfiguration, ParseError> {
 
 /// `GET /v1/operator/autopilot/health` (the body is the same for HTTP 200 and 429).
 pub fn autopilot_health(v: &Value) -> Result<AutopilotHealth, ParseError> {
-    let list = field(v, "Servers")?
-        .as_array()
-        .ok_or_else(|| ParseError("Servers is not a list".into()))?;
+    // Consul answers `"Servers": null` while it has no leader to ask.
+    let empty = Vec::new();
+    let list = match field(v, "Servers")? {
+        Value::Null => &empty,
+        l => l
+            .as_array()
+            .ok_or_else(|| ParseError("Servers is not a list".into()))?,
+    };
     let mut servers = Vec::with_capacity(list.len());
     for s in list {
         let name = str_field(s, "Name")?.to_string();
@@ -366,10 +377,13 @@ mod tests {
         assert_eq!(go_duration_ms("-1ns"), None);
         assert_eq!(go_duration_ms("never"), None);
         assert_eq!(rfc3339_ms("1970-01-01T00:00:01Z"), Some(1000));
-        assert_eq!(rfc3339_ms("2026-11-25T13:01:02.123456789Z"), Some(1_795_352_462_123));
+        assert_eq!(
+            rfc3339_ms("2026-11-25T13:01:02.123456789Z"),
+            Some(1_795_611_662_123)
+        );
         assert_eq!(
             rfc3339_ms("2026-11-25T14:01:02.5+01:00"),
-            Some(1_795_352_462_500)
+            Some(1_795_611_662_500)
         );
         assert_eq!(rfc3339_ms("0001-01-01T00:00:00Z"), None);
         assert_eq!(rfc3339_ms("garbage"), None);

@@ -19,6 +19,8 @@ pub struct Attempt {
     pub seq: u64,
     /// Acknowledged.
     pub ok: bool,
+    /// Unix ms when the answer (or the failure) came back.
+    pub done_ms: u64,
 }
 
 /// The probe's record, shared with the task that writes.
@@ -69,18 +71,24 @@ impl Probe {
                     let i = (first + k) % servers.len();
                     let path = format!("/v1/kv/{PREFIX}/{run_id}/{seq:08}");
                     let body = Some(format!("{at_ms}").into_bytes());
-                    if let Ok(a) = servers[i].send(reqwest::Method::PUT, &path, body).await {
-                        if a.body == serde_json::Value::Bool(true) {
-                            ok = true;
-                            first = i;
-                            break;
-                        }
+                    if let Ok(a) = servers[i].send(reqwest::Method::PUT, &path, body).await
+                        && a.body == serde_json::Value::Bool(true)
+                    {
+                        ok = true;
+                        first = i;
+                        break;
                     }
                 }
                 {
                     let mut l = lock(&shared);
                     if l.attempts.len() < ATTEMPTS_MAX {
-                        l.attempts.push(Attempt { at_ms, seq, ok });
+                        let done_ms = now_ms();
+                        l.attempts.push(Attempt {
+                            at_ms,
+                            seq,
+                            ok,
+                            done_ms,
+                        });
                     }
                 }
                 seq += 1;
@@ -120,8 +128,7 @@ pub struct ProbeReport {
     pub attempted: usize,
     /// Writes acknowledged.
     pub acknowledged: usize,
-    /// Longest window without an acknowledged write (ms, from the first failure to the next
-    /// success).
+    /// Longest window without an acknowledgement (ms; see `unavailability`).
     pub longest_unavailable_ms: u64,
     /// Sum of all such windows (ms).
     pub unavailable_ms: u64,
@@ -130,7 +137,11 @@ pub struct ProbeReport {
 }
 
 /// Reads the probe's keys back through `via` and summarises the attempts.
-pub async fn verify(via: &[Client], run: &str, attempts: &[Attempt]) -> Result<ProbeReport, ApiError> {
+pub async fn verify(
+    via: &[Client],
+    run: &str,
+    attempts: &[Attempt],
+) -> Result<ProbeReport, ApiError> {
     let mut last_err = None;
     let mut keys = None;
     for c in via {
@@ -161,7 +172,7 @@ pub async fn verify(via: &[Client], run: &str, attempts: &[Attempt]) -> Result<P
         .filter(|a| a.ok && !present.contains(&a.seq))
         .map(|a| a.seq)
         .collect();
-    let (longest, total) = unavailability(attempts);
+    let (longest, total) = unavailability(attempts, GAP_MIN_MS);
     Ok(ProbeReport {
         attempted: attempts.len(),
         acknowledged: attempts.iter().filter(|a| a.ok).count(),
@@ -171,26 +182,32 @@ pub async fn verify(via: &[Client], run: &str, attempts: &[Attempt]) -> Result<P
     })
 }
 
-/// (longest, total) ms of windows from a failed write to the next acknowledged one.
-pub fn unavailability(attempts: &[Attempt]) -> (u64, u64) {
+/// Gaps between acknowledgements shorter than this are the probe's own pace, not an outage.
+pub const GAP_MIN_MS: u64 = 1000;
+
+/// (longest, total) ms during which no write was acknowledged: the gaps between consecutive
+/// acknowledgements (by the time the answer came back) longer than `gap_min_ms`, and a trailing
+/// gap when the last writes failed. A write the server holds during an election and
+/// acknowledges later counts as unavailable time too, not only writes that fail.
+pub fn unavailability(attempts: &[Attempt], gap_min_ms: u64) -> (u64, u64) {
     let (mut longest, mut total) = (0, 0);
-    let mut since: Option<u64> = None;
-    for a in attempts {
-        match (a.ok, since) {
-            (false, None) => since = Some(a.at_ms),
-            (true, Some(s)) => {
-                let w = a.at_ms.saturating_sub(s);
-                longest = longest.max(w);
-                total += w;
-                since = None;
-            }
-            _ => {}
+    let mut last_ack: Option<u64> = attempts.first().map(|a| a.at_ms);
+    let mut count = |gap: u64| {
+        if gap > gap_min_ms {
+            longest = longest.max(gap);
+            total += gap;
         }
+    };
+    for a in attempts.iter().filter(|a| a.ok) {
+        if let Some(prev) = last_ack {
+            count(a.done_ms.saturating_sub(prev));
+        }
+        last_ack = Some(a.done_ms);
     }
-    if let (Some(s), Some(last)) = (since, attempts.last()) {
-        let w = last.at_ms.saturating_sub(s);
-        longest = longest.max(w);
-        total += w;
+    if let (Some(prev), Some(last)) = (last_ack, attempts.last())
+        && !last.ok
+    {
+        count(last.done_ms.saturating_sub(prev));
     }
     (longest, total)
 }
@@ -201,10 +218,26 @@ mod tests {
 
     #[test]
     fn unavailability_windows() {
-        let a = |at_ms, ok| Attempt { at_ms, seq: 0, ok };
-        let v = [a(0, true), a(50, false), a(100, false), a(150, true), a(200, false), a(260, true)];
-        assert_eq!(unavailability(&v), (100, 160));
-        assert_eq!(unavailability(&[a(0, false), a(70, false)]), (70, 70));
-        assert_eq!(unavailability(&[]), (0, 0));
+        let a = |at_ms, ok, done_ms| Attempt {
+            at_ms,
+            seq: 0,
+            ok,
+            done_ms,
+        };
+        // A write held 3 s by an election, then a failure window of 2 s.
+        let v = [
+            a(0, true, 10),
+            a(60, true, 3060),
+            a(3100, false, 3200),
+            a(3300, false, 5100),
+            a(5200, true, 5210),
+            a(5260, true, 5270),
+        ];
+        assert_eq!(unavailability(&v, 1000), (3050, 5200));
+        assert_eq!(
+            unavailability(&[a(0, false, 10), a(70, false, 2080)], 1000),
+            (2080, 2080)
+        );
+        assert_eq!(unavailability(&[], 1000), (0, 0));
     }
 }

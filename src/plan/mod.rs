@@ -577,7 +577,10 @@ impl Plan {
         if crate::live::control::signal_number(&x.stop_signal).is_none() {
             return err(
                 "execute.stop_signal",
-                format!("unknown signal {:?} (SIGINT, SIGTERM, SIGKILL, …)", x.stop_signal),
+                format!(
+                    "unknown signal {:?} (SIGINT, SIGTERM, SIGKILL, …)",
+                    x.stop_signal
+                ),
             );
         }
         let mut templates: Vec<(String, &str)> = Vec::new();
@@ -604,16 +607,23 @@ impl Plan {
                 }
             }
             (ControlKind::Process, None, _) => {
-                return err("execute.process", "control = \"process\" needs [execute.process]".into());
+                return err(
+                    "execute.process",
+                    "control = \"process\" needs [execute.process]".into(),
+                );
             }
             (ControlKind::Command, _, None) => {
-                return err("execute.command", "control = \"command\" needs [execute.command]".into());
+                return err(
+                    "execute.command",
+                    "control = \"command\" needs [execute.command]".into(),
+                );
             }
         }
         for (field, t) in templates {
             for key in template_keys(t).map_err(|m| (field.clone(), m))? {
                 let known = TEMPLATE_KEYS.contains(&key)
-                    && (key != "binary" || (x.current.binary.is_some() && x.target.binary.is_some()));
+                    && (key != "binary"
+                        || (x.current.binary.is_some() && x.target.binary.is_some()));
                 let var = x.current.vars.contains_key(key) && x.target.vars.contains_key(key);
                 if !known && !var {
                     return err(
@@ -624,13 +634,17 @@ impl Plan {
                         ),
                     );
                 }
-                if key == "host" {
-                    if let Some(i) = self.cluster.servers.iter().position(|s| s.address.is_none()) {
-                        return err(
-                            &format!("cluster.servers[{i}].address"),
-                            "a template uses {host}: every server needs an address".into(),
-                        );
-                    }
+                if key == "host"
+                    && let Some(i) = self
+                        .cluster
+                        .servers
+                        .iter()
+                        .position(|s| s.address.is_none())
+                {
+                    return err(
+                        &format!("cluster.servers[{i}].address"),
+                        "a template uses {host}: every server needs an address".into(),
+                    );
                 }
             }
         }

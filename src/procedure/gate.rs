@@ -9,6 +9,8 @@ use rehearse_sim::versions::Version;
 #[derive(Debug, Clone)]
 pub(crate) struct GateState {
     servers: Vec<String>,
+    /// Every server of the plan: all must be alive members (and voters) before the next step.
+    everyone: Vec<String>,
     /// When the servers were started (observer ms).
     pub restarted_at_ms: u64,
     /// The leader's last index recorded before the stop.
@@ -20,9 +22,15 @@ pub(crate) struct GateState {
 }
 
 impl GateState {
-    pub(crate) fn new(servers: &[String], now_ms: u64, leader_index: u64) -> Self {
+    pub(crate) fn new(
+        servers: &[String],
+        everyone: Vec<String>,
+        now_ms: u64,
+        leader_index: u64,
+    ) -> Self {
         GateState {
             servers: servers.to_vec(),
+            everyone,
             restarted_at_ms: now_ms,
             leader_index,
             up_since_ms: None,
@@ -46,7 +54,18 @@ impl GateState {
             }
         }
         self.membership(obs, cfg, &mut unmet);
-        let healthy = self.health(obs, min_tolerance, &mut unmet);
+        let mut healthy = self.health(obs, min_tolerance, &mut unmet);
+        // Like Nomad's own upgrade test, the next server is touched only when *every* server is
+        // healthy again: a server that failed on its own during the gate (not the one restarted)
+        // halts the upgrade at the gate instead of letting it go on with a cluster already
+        // down one server.
+        if cfg.require_fresh_health {
+            let all = obs.view.health.as_ref().is_ok_and(|h| h.healthy);
+            if !all {
+                healthy = false;
+                unmet.push("not every server is healthy in autopilot".into());
+            }
+        }
         // Health counts only once the server has proven it is back (its own answer); stale
         // autopilot health from before the restart cannot start the clock.
         let anchored = !cfg.require_fresh_health || self.up_since_ms.is_some();
@@ -103,7 +122,16 @@ impl GateState {
         if !cfg.require_fresh_health && !cfg.require_voter {
             return; // the naive gate reads autopilot health only
         }
-        for s in &self.servers {
+        // The careful gate checks the whole cluster, as `server members` and `list-peers` in the
+        // runbook do: a server that failed on its own, or that autopilot removed as dead while
+        // this one restarted, halts the upgrade here (seen on real Consul: cleanup removed a
+        // killed server and autopilot reported the 2 remaining servers Healthy).
+        let who = if cfg.require_fresh_health {
+            &self.everyone
+        } else {
+            &self.servers
+        };
+        for s in who {
             let alive = obs.view.members.as_ref().is_ok_and(|m| {
                 m.iter()
                     .any(|x| base(&x.name) == s && x.status == SerfStatus::Alive)

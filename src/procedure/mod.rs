@@ -726,7 +726,8 @@ impl Procedure {
 
     fn start(&mut self, obs: &Observation, next: usize) -> Action {
         if next >= self.batch.len() {
-            let g = GateState::new(&self.batch, obs.now_ms, self.leader_index_at_stop);
+            let everyone = self.cfg.servers.iter().map(|s| s.name.clone()).collect();
+            let g = GateState::new(&self.batch, everyone, obs.now_ms, self.leader_index_at_stop);
             return self.gate(obs, g);
         }
         self.start_next(next)

@@ -27,14 +27,19 @@ fn consul_root() -> PathBuf {
             .stdout(Stdio::null())
             .status()
             .expect("run .ci/fetch-consul");
-        assert!(st.success(), ".ci/fetch-consul failed: Consul 1.8.7 is needed for these tests");
+        assert!(
+            st.success(),
+            ".ci/fetch-consul failed: Consul 1.8.7 is needed for these tests"
+        );
     }
     let root = repo.join(".cache/consul");
     for side in ["rehearse-old", "rehearse-new"] {
         let dst = root.join(side).join("consul");
         if !dst.exists() {
             std::fs::create_dir_all(root.join(side)).unwrap();
-            let tmp = root.join(side).join(format!("consul.{}", std::process::id()));
+            let tmp = root
+                .join(side)
+                .join(format!("consul.{}", std::process::id()));
             std::fs::copy(&fetched, &tmp).unwrap();
             std::fs::rename(&tmp, &dst).unwrap();
         }
@@ -58,7 +63,13 @@ fn ip(base: u8, i: usize) -> String {
 /// value (rev 1 → 2), both visible through the API afterwards.
 pub fn plan_text(dir: &Path, root: &Path, base: u8, n: usize) -> String {
     let servers: Vec<String> = (0..n)
-        .map(|i| format!("{{ name = \"s{}\", address = \"http://{}:8500\" }}", i + 1, ip(base, i)))
+        .map(|i| {
+            format!(
+                "{{ name = \"s{}\", address = \"http://{}:8500\" }}",
+                i + 1,
+                ip(base, i)
+            )
+        })
         .collect();
     let joins: Vec<String> = (0..n)
         .map(|i| format!("\"-retry-join={}\"", ip(base, i)))
@@ -119,7 +130,9 @@ pub struct Out {
 /// Runs the rehearse binary.
 pub fn rehearse_cmd(args: &[&str], token: Option<&str>) -> Out {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehearse"));
-    cmd.args(args).env_remove("NOMAD_TOKEN").env_remove("CONSUL_HTTP_TOKEN");
+    cmd.args(args)
+        .env_remove("NOMAD_TOKEN")
+        .env_remove("CONSUL_HTTP_TOKEN");
     if let Some(t) = token {
         cmd.env("CONSUL_HTTP_TOKEN", t);
     }
@@ -227,7 +240,10 @@ impl ConsulCluster {
     }
 
     fn get(&self, i: usize, path: &str) -> Option<serde_json::Value> {
-        self.rt.block_on(self.clients[i].get(path)).ok().map(|a| a.body)
+        self.rt
+            .block_on(self.clients[i].get(path))
+            .ok()
+            .map(|a| a.body)
     }
 
     /// Waits (≤ 90 s) until autopilot reports healthy with at least `ft` failure tolerance.
@@ -308,10 +324,10 @@ impl ConsulCluster {
     pub fn wait_for_journal<T>(&self, f: impl Fn(&[Record]) -> Option<T>) -> T {
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(180) {
-            if let Ok(r) = Journal::read(&self.journal()) {
-                if let Some(v) = f(&r) {
-                    return v;
-                }
+            if let Ok(r) = Journal::read(&self.journal())
+                && let Some(v) = f(&r)
+            {
+                return v;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -354,7 +370,8 @@ impl ConsulCluster {
 
     /// How many times a server's agent started (from its log).
     pub fn agent_starts(&self, name: &str) -> usize {
-        let log = std::fs::read_to_string(self.dir.join(name).join("consul.log")).unwrap_or_default();
+        let log =
+            std::fs::read_to_string(self.dir.join(name).join("consul.log")).unwrap_or_default();
         log.matches("Consul agent running!").count()
     }
 
@@ -362,9 +379,16 @@ impl ConsulCluster {
     pub fn assert_all_on_target(&self) {
         for (i, name) in self.names().iter().enumerate() {
             let me = self.get(i, "/v1/agent/self").expect("agent/self");
-            assert_eq!(me["Meta"]["rehearse_rev"], "2", "{name} runs the new config");
+            assert_eq!(
+                me["Meta"]["rehearse_rev"], "2",
+                "{name} runs the new config"
+            );
             let exe = std::fs::read_link(format!("/proc/{}/exe", self.pid(name))).unwrap();
-            assert!(exe.ends_with("rehearse-new/consul"), "{name} runs {}", exe.display());
+            assert!(
+                exe.ends_with("rehearse-new/consul"),
+                "{name} runs {}",
+                exe.display()
+            );
         }
     }
 
@@ -375,7 +399,10 @@ impl ConsulCluster {
         let mut first_answer: Option<u64> = None;
         for r in records {
             match r {
-                Record::ActionBegin { action: Action::Start { server }, at_ms } => {
+                Record::ActionBegin {
+                    action: Action::Start { server },
+                    at_ms,
+                } => {
                     restarted = Some((server.clone(), *at_ms));
                     first_answer = None;
                 }
@@ -388,7 +415,10 @@ impl ConsulCluster {
                         }
                     }
                 }
-                Record::ActionBegin { action: Action::Stop { server }, at_ms } => {
+                Record::ActionBegin {
+                    action: Action::Stop { server },
+                    at_ms,
+                } => {
                     if let Some((s, _)) = &restarted {
                         let first = first_answer.unwrap_or_else(|| {
                             panic!("{server} stopped before {s} answered after its restart")
@@ -432,17 +462,17 @@ impl ConsulCluster {
 impl Drop for ConsulCluster {
     fn drop(&mut self) {
         for name in self.names() {
-            if let Ok(text) = std::fs::read_to_string(self.dir.join(&name).join("pid")) {
-                if let Ok(pid) = text.trim().parse::<i32>() {
-                    // SAFETY: kill(2) on a server process this test started.
-                    unsafe {
-                        libc::kill(pid, libc::SIGCONT);
-                        libc::kill(pid, libc::SIGKILL);
-                    }
-                    let t0 = Instant::now();
-                    while alive(pid) && t0.elapsed() < Duration::from_secs(10) {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
+            if let Ok(text) = std::fs::read_to_string(self.dir.join(&name).join("pid"))
+                && let Ok(pid) = text.trim().parse::<i32>()
+            {
+                // SAFETY: kill(2) on a server process this test started.
+                unsafe {
+                    libc::kill(pid, libc::SIGCONT);
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                let t0 = Instant::now();
+                while alive(pid) && t0.elapsed() < Duration::from_secs(10) {
+                    std::thread::sleep(Duration::from_millis(20));
                 }
             }
         }

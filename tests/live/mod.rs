@@ -36,8 +36,16 @@ fn rolling_upgrade_completes_followers_first_leader_last_with_fresh_gates() {
 
     let records = Journal::read(&c.journal()).unwrap();
     let acts = actions(&records);
-    let stops: Vec<&str> = acts.iter().filter(|a| a.0 == "stop").map(|a| a.1.as_str()).collect();
-    let starts: Vec<&str> = acts.iter().filter(|a| a.0 == "start").map(|a| a.1.as_str()).collect();
+    let stops: Vec<&str> = acts
+        .iter()
+        .filter(|a| a.0 == "stop")
+        .map(|a| a.1.as_str())
+        .collect();
+    let starts: Vec<&str> = acts
+        .iter()
+        .filter(|a| a.0 == "start")
+        .map(|a| a.1.as_str())
+        .collect();
     assert_eq!(stops.len(), 3, "every server stopped once: {acts:?}");
     assert_eq!(stops, starts, "each stop followed by its start: {acts:?}");
     let mut uniq = stops.clone();
@@ -53,7 +61,11 @@ fn rolling_upgrade_completes_followers_first_leader_last_with_fresh_gates() {
 
     // The real change was rolled: every server runs the new binary with the new config.
     c.assert_all_on_target();
-    assert!(report.lost.is_empty(), "acknowledged writes lost: {:?}", report.lost);
+    assert!(
+        report.lost.is_empty(),
+        "acknowledged writes lost: {:?}",
+        report.lost
+    );
     assert!(attempts > 50, "the probe ran: {attempts} writes");
     println!(
         "measured: total {:.1}s; probe {} writes, {} acknowledged, longest unavailable {:.2}s, total unavailable {:.2}s",
@@ -77,7 +89,10 @@ fn second_server_killed_during_an_upgrade_halts_then_the_rerun_resumes() {
     // Wait until the first server has been started again (it is in its gate), then SIGKILL
     // another follower.
     let first = c.wait_for_journal(|recs| {
-        actions(recs).iter().find(|a| a.0 == "start").map(|a| a.1.clone())
+        actions(recs)
+            .iter()
+            .find(|a| a.0 == "start")
+            .map(|a| a.1.clone())
     });
     let victim = c
         .names()
@@ -90,7 +105,11 @@ fn second_server_killed_during_an_upgrade_halts_then_the_rerun_resumes() {
     assert_eq!(out.code, Some(1), "halts: {}", out.text);
     assert!(out.text.contains("halted safely"), "{}", out.text);
     let records = Journal::read(&c.journal()).unwrap();
-    let stops: Vec<String> = actions(&records).into_iter().filter(|a| a.0 == "stop").map(|a| a.1).collect();
+    let stops: Vec<String> = actions(&records)
+        .into_iter()
+        .filter(|a| a.0 == "stop")
+        .map(|a| a.1)
+        .collect();
     assert_eq!(stops, vec![first.clone()], "no other server was stopped");
 
     // The killed server returns; the rerun does not restart the upgraded one again.
@@ -100,8 +119,16 @@ fn second_server_killed_during_an_upgrade_halts_then_the_rerun_resumes() {
     println!("{}", rerun.text);
     assert_eq!(rerun.code, Some(0), "{}", rerun.text);
     let records = Journal::read(&c.journal()).unwrap();
-    let stops: Vec<String> = actions(&records).into_iter().filter(|a| a.0 == "stop").map(|a| a.1).collect();
-    assert_eq!(stops.len(), 3, "each server stopped once over both runs: {stops:?}");
+    let stops: Vec<String> = actions(&records)
+        .into_iter()
+        .filter(|a| a.0 == "stop")
+        .map(|a| a.1)
+        .collect();
+    assert_eq!(
+        stops.len(),
+        3,
+        "each server stopped once over both runs: {stops:?}"
+    );
     assert_eq!(stops.iter().filter(|s| **s == first).count(), 1);
     c.assert_all_on_target();
 }
@@ -113,12 +140,27 @@ fn server_paused_during_its_gate_times_out_and_halts() {
     // Pause the first server as soon as rehearse has started it again (it is in its gate).
     let first = c.wait_for_journal(|recs| {
         let at = recs.iter().position(|r| {
-            matches!(r, Record::ActionBegin { action: Action::Start { .. }, .. })
+            matches!(
+                r,
+                Record::ActionBegin {
+                    action: Action::Start { .. },
+                    ..
+                }
+            )
         })?;
         let ended = recs[at..].iter().any(|r| {
-            matches!(r, Record::ActionEnd { result: ActionResult::Ok, .. })
+            matches!(
+                r,
+                Record::ActionEnd {
+                    result: ActionResult::Ok,
+                    ..
+                }
+            )
         });
-        let started = actions(recs).iter().find(|a| a.0 == "start").map(|a| a.1.clone())?;
+        let started = actions(recs)
+            .iter()
+            .find(|a| a.0 == "start")
+            .map(|a| a.1.clone())?;
         ended.then_some(started)
     });
     c.pause(&first);
@@ -128,7 +170,10 @@ fn server_paused_during_its_gate_times_out_and_halts() {
     assert_eq!(out.code, Some(1), "{}", out.text);
     assert!(out.text.contains("gate timed out for"), "{}", out.text);
     let records = Journal::read(&c.journal()).unwrap();
-    let stops = actions(&records).into_iter().filter(|a| a.0 == "stop").count();
+    let stops = actions(&records)
+        .into_iter()
+        .filter(|a| a.0 == "stop")
+        .count();
     assert_eq!(stops, 1, "nothing else was stopped");
 }
 
@@ -179,7 +224,10 @@ fn five_server_rolling_upgrade_and_input_errors() {
     assert_eq!(out.code, Some(0), "{}", out.text);
     c.assert_all_on_target();
     let journal = std::fs::read_to_string(c.journal()).unwrap();
-    assert!(!journal.contains(cluster::TOKEN), "the token never reaches the journal");
+    assert!(
+        !journal.contains(cluster::TOKEN),
+        "the token never reaches the journal"
+    );
     assert!(!out.text.contains(cluster::TOKEN));
 }
 
