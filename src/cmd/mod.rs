@@ -6,4 +6,5 @@ pub mod explore;
 pub mod lint;
 pub mod merge;
 pub mod replay;
+pub mod report;
 pub mod simulate;
