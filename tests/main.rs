@@ -3,4 +3,5 @@
 mod chaos;
 mod cli;
 mod rehearse_plans;
+mod report;
 mod scenarios;

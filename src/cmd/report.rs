@@ -10,6 +10,7 @@ use crate::report::model::RiskReport;
 use crate::report::render::{Format, render_all};
 use crate::report::risk::FailureRate;
 use crate::report::{Options, build};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `rehearse report`.
@@ -122,7 +123,10 @@ pub fn report_to(
     let report = build(&plan, &file, opts).map_err(|e| CliError::new(e.to_string()))?;
     let written = write(&report, dir, formats)?;
     let r = &report.risk;
-    println!(
+    // A closed stdout (`| head`) is not an error: the files are written already.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
         "risk report of {file}: P(quorum loss) {} at {} per server, {:.1} s at failure tolerance 0, {} recommendation(s), explorer {} unsafe / {} runs",
         crate::report::render::prob(r.p_quorum_loss),
         opts.failure_rate,
@@ -136,7 +140,7 @@ pub fn report_to(
         report.explorer.runs,
     );
     for p in written {
-        println!("  wrote {}", p.display());
+        let _ = writeln!(out, "  wrote {}", p.display());
     }
     Ok(report)
 }

@@ -206,22 +206,51 @@ pub fn advise(
     jobs: usize,
     rate: &FailureRate,
 ) -> Result<(Vec<Recommendation>, Vec<Recommendation>), ReportError> {
-    let mut yes = Vec::new();
-    let mut no = Vec::new();
-    let mut combined = plan.clone();
-    let mut changes = Vec::new();
+    let mut tried: Vec<(Candidate, Recommendation, bool)> = Vec::new();
     for cand in candidates(plan) {
         let after = assess(&cand.plan, seeds.clone(), jobs, rate)?.numbers;
         let verdict = judge(&base.numbers, &after);
         let ok = verdict.is_ok();
         let rec = Recommendation {
             id: cand.id.to_string(),
-            title: cand.title,
+            title: cand.title.clone(),
             change: cand.change.clone(),
             before: base.numbers.clone(),
             after,
             verdict: verdict.unwrap_or_else(|e| e),
         };
+        tried.push((cand, rec, ok));
+    }
+    // Alternatives (one or two temporary servers; min_quorum or pausing cleanup): recommend
+    // the best of each group only.
+    let rank = |r: &Recommendation| {
+        (
+            r.after.unsafe_runs,
+            r.after.p_quorum_loss.to_bits(),
+            r.after.exposure_ms,
+            r.after.duration_ms,
+        )
+    };
+    for i in 0..tried.len() {
+        let group = group_of(tried[i].0.id);
+        let better = tried.iter().enumerate().find(|(j, (c, r, ok))| {
+            *j != i
+                && *ok
+                && group.is_some()
+                && group_of(c.id) == group
+                && (rank(r), *j) < (rank(&tried[i].1), i)
+        });
+        if let Some((_, (c, _, _))) = better.filter(|_| tried[i].2) {
+            let id = c.id;
+            tried[i].1.verdict = format!("{}; but `{id}` does as well or better", tried[i].1.verdict);
+            tried[i].2 = false;
+        }
+    }
+    let mut yes = Vec::new();
+    let mut no = Vec::new();
+    let mut combined = plan.clone();
+    let mut changes = Vec::new();
+    for (cand, rec, ok) in tried {
         if ok {
             combine(&mut combined, plan, &cand.plan);
             changes.push(cand.change);
@@ -243,6 +272,15 @@ pub fn advise(
         });
     }
     Ok((yes, no))
+}
+
+/// Candidates that are alternatives to one another.
+fn group_of(id: &str) -> Option<&'static str> {
+    match id {
+        "temporary-server" | "temporary-servers" => Some("servers"),
+        "min-quorum" | "pause-cleanup" => Some("cleanup"),
+        _ => None,
+    }
 }
 
 /// Applies the difference between `orig` and `changed` to `acc`.

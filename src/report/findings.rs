@@ -32,13 +32,17 @@ pub fn findings(plan: &Plan) -> Vec<Finding> {
         })
         .collect();
     let c = &plan.cluster;
-    for (role, v) in [("target", plan.upgrade.target), ("current", c.version)] {
-        for k in known_issues(c.product, v) {
+    // The target's known defects are lint R003; the running version's are listed here.
+    if c.version != plan.upgrade.target {
+        for k in known_issues(c.product, c.version) {
             out.push(Finding {
                 source: Source::KnownIssue,
                 id: k.reference.to_string(),
-                severity: if role == "target" { "error" } else { "info" }.into(),
-                message: format!("{} {v} ({role} version): {:?}", c.product, k.kind),
+                severity: "info".into(),
+                message: format!(
+                    "{} {} (the running version): {:?}",
+                    c.product, c.version, k.kind
+                ),
                 fix: k.fix_hint.to_string(),
                 scenario: None,
             });
