@@ -50,7 +50,7 @@ fn five_servers_are_less_exposed_than_three() {
     let server_steps = |a: &rehearse::report::assess::Assessment| {
         a.steps
             .iter()
-            .filter(|s| s.name.starts_with("upgrade"))
+            .filter(|s| s.name.contains(". upgrade"))
             .map(|s| s.exposure_ms)
             .collect::<Vec<_>>()
     };

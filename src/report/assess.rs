@@ -135,10 +135,10 @@ struct StepSeed<'a> {
 pub fn step_name(seg: &Segment, completed: bool) -> String {
     match seg.kind {
         StepKind::Preflight => "preflight".into(),
-        StepKind::Server(_) if seg.leader_step => {
-            format!("upgrade {} (leader)", seg.servers.join("+"))
+        StepKind::Server(i) if seg.leader_step => {
+            format!("{}. upgrade {} (leader)", i + 1, seg.servers.join("+"))
         }
-        StepKind::Server(_) => format!("upgrade {}", seg.servers.join("+")),
+        StepKind::Server(i) => format!("{}. upgrade {}", i + 1, seg.servers.join("+")),
         StepKind::Finish if completed => "verify & clients".into(),
         StepKind::Finish => "finish".into(),
     }
