@@ -277,7 +277,10 @@ fn reports_are_deterministic_and_json_is_versioned() {
         assert_eq!(render(&a, f).unwrap(), render(&b, f).unwrap(), "{f:?}");
     }
     let json: serde_json::Value = serde_json::from_str(&render(&a, Format::Json).unwrap()).unwrap();
-    assert_eq!(json["schema_version"], rehearse::report::model::SCHEMA_VERSION);
+    assert_eq!(
+        json["schema_version"],
+        rehearse::report::model::SCHEMA_VERSION
+    );
     assert_eq!(json["rehearse_version"], env!("CARGO_PKG_VERSION"));
     let html = render(&a, Format::Html).unwrap();
     assert!(!html.contains("<script") && !html.contains("<link") && !html.contains(" src="));
@@ -373,14 +376,21 @@ fn the_html_report_renders_in_headless_chromium() {
     let page = dir.join("report.html");
     std::fs::write(&page, render(report, Format::Html).unwrap()).unwrap();
 
-    let (dom, log) = chromium_run(&page, &["--enable-logging=stderr", "--v=0", "--dump-dom"], "dom");
+    let (dom, log) = chromium_run(
+        &page,
+        &["--enable-logging=stderr", "--v=0", "--dump-dom"],
+        "dom",
+    );
     let console: Vec<&str> = log
         .lines()
         .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
         .collect();
     assert!(console.is_empty(), "console messages: {console:#?}");
     let svgs = dom.matches("<svg").count();
-    assert!(svgs >= 4, "expected the 4 charts as svg elements, found {svgs}");
+    assert!(
+        svgs >= 4,
+        "expected the 4 charts as svg elements, found {svgs}"
+    );
     for needle in [
         "Failure tolerance over the upgrade",
         "Write availability",
@@ -401,5 +411,8 @@ fn the_html_report_renders_in_headless_chromium() {
     std::fs::write(&blank, "<!DOCTYPE html><html><body></body></html>").unwrap();
     let blank_png = dir.join("blank.png");
     screenshot(&blank, &blank_png, "blank");
-    assert!(not_blank(&blank_png).is_err(), "an empty page passed the blank check");
+    assert!(
+        not_blank(&blank_png).is_err(),
+        "an empty page passed the blank check"
+    );
 }

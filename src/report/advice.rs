@@ -242,7 +242,8 @@ pub fn advise(
         });
         if let Some((_, (c, _, _))) = better.filter(|_| tried[i].2) {
             let id = c.id;
-            tried[i].1.verdict = format!("{}; but `{id}` does as well or better", tried[i].1.verdict);
+            tried[i].1.verdict =
+                format!("{}; but `{id}` does as well or better", tried[i].1.verdict);
             tried[i].2 = false;
         }
     }

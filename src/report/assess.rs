@@ -1,10 +1,10 @@
 //! From measured fault-free rehearsals to numbers: per-step tolerance, exposure, write
 //! unavailability and the probability of quorum loss (formula in [`crate::report`]).
 
+use super::ReportError;
 use super::measure::{Measured, Sample, Segment, StepKind, measure, par_map};
 use super::model::{Numbers, Risk, StepRisk};
 use super::risk::{FailureRate, p_any, p_window, round_sig};
-use super::ReportError;
 use crate::plan::Plan;
 use crate::procedure::ProcedureConfig;
 use crate::rehearsal::Verdict;
@@ -198,7 +198,8 @@ pub fn reduce(runs: Vec<Measured>, rate: &FailureRate) -> Assessment {
         .enumerate()
         .map(|(index, v)| step_risk(index, v, first_completed))
         .collect();
-    let count = |f: &dyn Fn(&Verdict) -> bool| runs.iter().filter(|m| f(&m.outcome.verdict)).count();
+    let count =
+        |f: &dyn Fn(&Verdict) -> bool| runs.iter().filter(|m| f(&m.outcome.verdict)).count();
     let leader_no_leader = runs.iter().map(|m| {
         m.segments
             .iter()
@@ -227,10 +228,7 @@ pub fn reduce(runs: Vec<Measured>, rate: &FailureRate) -> Assessment {
         .round() as u64,
         failed_writes: round_mean(runs.iter().map(|m| growth(&m.samples, |s| s.failed))),
         acked_writes: round_mean(runs.iter().map(|m| growth(&m.samples, |s| s.acked))),
-        leader_changes: round_mean(
-            runs.iter()
-                .map(|m| m.outcome.metrics.leader_changes as f64),
-        ),
+        leader_changes: round_mean(runs.iter().map(|m| m.outcome.metrics.leader_changes as f64)),
         tolerance_min: runs
             .iter()
             .flat_map(|m| m.samples.iter().map(|s| s.tolerance))

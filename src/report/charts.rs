@@ -5,8 +5,8 @@
 
 use super::ReportError;
 use super::model::{Explorer, Timeline};
-use plotters::prelude::*;
 use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// Chart width (px).
@@ -157,7 +157,10 @@ pub fn tolerance(t: &Timeline) -> Result<String, ReportError> {
                 RED_C.mix(0.5).stroke_width(1),
             ))
             .map_err(&e)?;
-        let truth = step_points(t.samples.iter().map(|s| (s.t_ms, s.tolerance as f64)), x_max);
+        let truth = step_points(
+            t.samples.iter().map(|s| (s.t_ms, s.tolerance as f64)),
+            x_max,
+        );
         chart
             .draw_series(LineSeries::new(truth, BLUE_C.stroke_width(3)))
             .map_err(&e)?
@@ -253,16 +256,23 @@ pub fn availability(t: &Timeline) -> Result<String, ReportError> {
             }))
             .map_err(&e)?
             .label("no leader")
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED_C.mix(0.15).filled()));
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED_C.mix(0.15).filled())
+            });
         chart
-            .draw_series(AreaSeries::new(
-                step_points(rates.into_iter(), x_max),
-                0.0,
-                GREEN_C.mix(0.35),
-            ).border_style(GREEN_C.stroke_width(2)))
+            .draw_series(
+                AreaSeries::new(
+                    step_points(rates.into_iter(), x_max),
+                    0.0,
+                    GREEN_C.mix(0.35),
+                )
+                .border_style(GREEN_C.stroke_width(2)),
+            )
             .map_err(&e)?
             .label("writes acknowledged")
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], GREEN_C.mix(0.5).filled()));
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 20, y + 5)], GREEN_C.mix(0.5).filled())
+            });
         chart
             .draw_series(
                 failed
@@ -345,9 +355,9 @@ pub fn leadership(t: &Timeline) -> Result<String, ReportError> {
             .filter(|w| w[0].leader != w[1].leader)
             .map(|w| secs(w[1].t_ms));
         chart
-            .draw_series(changes.map(|x| {
-                PathElement::new([(x, 0.0), (x, y_max)], RED_C.stroke_width(1))
-            }))
+            .draw_series(
+                changes.map(|x| PathElement::new([(x, 0.0), (x, y_max)], RED_C.stroke_width(1))),
+            )
             .map_err(&e)?
             .label("leader changed")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED_C));
@@ -415,18 +425,24 @@ pub fn heatmap(ex: &Explorer) -> Result<String, ReportError> {
             title,
         ))
         .map_err(&e)?;
-        let head = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
+        let head =
+            TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
         for (j, s) in ex.steps.iter().enumerate() {
             let x = left + cell_w * j as i32 + cell_w / 2;
             root.draw(&Text::new(s.clone(), (x, top - 6), head.clone()))
                 .map_err(&e)?;
         }
         let side = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
-        let inner = TextStyle::from((FONT, 11).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+        let inner =
+            TextStyle::from((FONT, 11).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
         for (i, k) in ex.fault_kinds.iter().enumerate() {
             let y = top + cell_h * i as i32;
-            root.draw(&Text::new(k.clone(), (left - 8, y + cell_h / 2), side.clone()))
-                .map_err(&e)?;
+            root.draw(&Text::new(
+                k.clone(),
+                (left - 8, y + cell_h / 2),
+                side.clone(),
+            ))
+            .map_err(&e)?;
             for j in 0..ex.steps.len() {
                 let x = left + cell_w * j as i32;
                 let Some(c) = ex.cells.get(i * ex.steps.len() + j) else {
@@ -456,18 +472,25 @@ pub fn heatmap(ex: &Explorer) -> Result<String, ReportError> {
                 .map_err(&e)?;
             }
         }
-        let legend = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+        let legend =
+            TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
         let ly = top + cell_h * rows as i32 + 20;
         let items = [
             (RGBColor(170, 225, 180), "all completed"),
             (RGBColor(250, 230, 140), "some halted safely"),
-            (RGBColor(240, 115, 60), "quorum lost by the faults alone (share)"),
+            (
+                RGBColor(240, 115, 60),
+                "quorum lost by the faults alone (share)",
+            ),
             (RGBColor(120, 0, 20), "unsafe: the procedure's fault"),
         ];
         let mut lx = left;
         for (color, name) in items {
-            root.draw(&Rectangle::new([(lx, ly - 7), (lx + 14, ly + 7)], color.filled()))
-                .map_err(&e)?;
+            root.draw(&Rectangle::new(
+                [(lx, ly - 7), (lx + 14, ly + 7)],
+                color.filled(),
+            ))
+            .map_err(&e)?;
             root.draw(&Text::new(name, (lx + 20, ly), legend.clone()))
                 .map_err(&e)?;
             lx += 30 + 8 * name.len() as i32;

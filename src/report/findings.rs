@@ -70,7 +70,10 @@ pub fn incidents(plan: &Plan) -> Vec<Finding> {
     let c = &plan.cluster;
     let u = &plan.upgrade;
     let mut out = Vec::new();
-    let (from, to) = (line_info(c.product, c.version), line_info(c.product, u.target));
+    let (from, to) = (
+        line_info(c.product, c.version),
+        line_info(c.product, u.target),
+    );
     if let (Ok(from), Ok(to)) = (from, to) {
         if to.entry_schema > from.entry_schema {
             let leader_last = u.order == Order::FollowersThenLeader;
@@ -164,7 +167,10 @@ pub fn incidents(plan: &Plan) -> Vec<Finding> {
         out.push(incident(
             "hashicorp/nomad#5917, #1589, #2508",
             "error",
-            format!("{} servers restarted at once: split views or no leader", u.parallel),
+            format!(
+                "{} servers restarted at once: split views or no leader",
+                u.parallel
+            ),
             "parallel = 1",
             "nomad-5917-several-at-once.toml",
         ));

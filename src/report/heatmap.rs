@@ -125,9 +125,7 @@ pub fn explore(
             c.unsafe_runs += c_unsafe;
         }
         if matches!(r.class, Class::BeyondTolerance | Class::Unsafe) {
-            let e = bad
-                .entry((r.class != Class::Unsafe, key))
-                .or_insert((0, r));
+            let e = bad.entry((r.class != Class::Unsafe, key)).or_insert((0, r));
             e.0 += 1;
         }
     }

@@ -161,11 +161,9 @@ pub struct Segment {
 fn kind_of(phase: Phase) -> Option<StepKind> {
     match phase {
         Phase::Preflight | Phase::Snapshot => Some(StepKind::Preflight),
-        Phase::Verify
-        | Phase::Clients
-        | Phase::Rollback
-        | Phase::Done
-        | Phase::Halted => Some(StepKind::Finish),
+        Phase::Verify | Phase::Clients | Phase::Rollback | Phase::Done | Phase::Halted => {
+            Some(StepKind::Finish)
+        }
         _ => None,
     }
 }

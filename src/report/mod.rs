@@ -163,7 +163,12 @@ pub fn build(plan: &Plan, plan_file: &str, opts: &Options) -> Result<RiskReport,
     let timeline = Timeline {
         seed: first.outcome.seed,
         duration_ms: first.outcome.duration_ms,
-        servers: plan.cluster.servers.iter().map(|s| s.name.clone()).collect(),
+        servers: plan
+            .cluster
+            .servers
+            .iter()
+            .map(|s| s.name.clone())
+            .collect(),
         steps: first
             .segments
             .iter()

@@ -92,10 +92,11 @@ fn environment() -> Result<Environment<'static>, ReportError> {
     env.add_filter("num", num);
     env.add_filter("cell", cell);
     for (name, text) in [("report.md", MD_TEMPLATE), ("report.html", HTML_TEMPLATE)] {
-        env.add_template(name, text).map_err(|e| ReportError::Template {
-            name: name.to_string(),
-            message: e.to_string(),
-        })?;
+        env.add_template(name, text)
+            .map_err(|e| ReportError::Template {
+                name: name.to_string(),
+                message: e.to_string(),
+            })?;
     }
     Ok(env)
 }
@@ -111,7 +112,9 @@ fn template(
     };
     let env = environment()?;
     let tmpl = env.get_template(name).map_err(err)?;
-    let mut out = tmpl.render(context! { r => report, charts => charts }).map_err(err)?;
+    let mut out = tmpl
+        .render(context! { r => report, charts => charts })
+        .map_err(err)?;
     if !out.ends_with('\n') {
         out.push('\n');
     }
@@ -150,7 +153,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
