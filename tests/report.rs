@@ -145,6 +145,22 @@ fn report_writes_the_formats_asked_for() {
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(v["schema_version"], 1);
     assert_eq!(v["settings"]["seeds"], 2);
+    // Risk above the operator's threshold: exit 1, the report still written.
+    let o = rehearse(&[
+        "report",
+        "plans/nomad-3-servers.toml",
+        "-o",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+        "--seeds",
+        "1",
+        "--explore-seeds",
+        "0",
+        "--fail-above",
+        "1e-9",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 }
 
 #[test]
