@@ -139,7 +139,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             ..crate::report::Options::new(jobs)
         };
         let formats = crate::report::render::Format::ALL;
-        crate::cmd::report::report_to(&args.plan, &opts, dir, &formats)?;
+        crate::cmd::report::report_to(&args.plan, &opts, dir, &formats, args.json)?;
     }
     let all_completed = outcomes.iter().all(|o| o.verdict == RunVerdict::Completed);
     Ok(if all_completed && !has_errors(&findings) {

@@ -111,12 +111,14 @@ pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Builds and writes a report; prints what was written and the headline numbers.
+/// Builds and writes a report; prints what was written and the headline numbers (to stdout,
+/// or to stderr when stdout carries machine-readable output: `check --json`).
 pub fn report_to(
     plan_path: &Path,
     opts: &Options,
     dir: &Path,
     formats: &[Format],
+    to_stderr: bool,
 ) -> Result<RiskReport, CliError> {
     let plan = load(plan_path)?;
     let file = plan_path.display().to_string();
@@ -124,7 +126,11 @@ pub fn report_to(
     let written = write(&report, dir, formats)?;
     let r = &report.risk;
     // A closed stdout (`| head`) is not an error: the files are written already.
-    let mut out = std::io::stdout().lock();
+    let mut out: Box<dyn Write> = if to_stderr {
+        Box::new(std::io::stderr().lock())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
     let _ = writeln!(
         out,
         "risk report of {file}: P(quorum loss) {} at {} per server, {:.1} s at failure tolerance 0, {} recommendation(s), explorer {} unsafe / {} runs",
@@ -167,7 +173,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         jobs: args.jobs.unwrap_or_else(default_jobs).max(1),
         failure_rate,
     };
-    let report = report_to(&args.plan, &opts, &args.out, &formats)?;
+    let report = report_to(&args.plan, &opts, &args.out, &formats, false)?;
     let above = args
         .fail_above
         .is_some_and(|max| report.risk.p_quorum_loss > max);
