@@ -9,3 +9,4 @@ pub mod logging;
 pub mod plan;
 pub mod procedure;
 pub mod rehearsal;
+pub mod report;

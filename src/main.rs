@@ -30,6 +30,8 @@ enum Command {
     Execute(rehearse::cmd::execute::Args),
     /// Write a plan describing a live cluster (read-only).
     Import(rehearse::cmd::import::Args),
+    /// Risk report of a plan: HTML, Markdown and JSON, with re-simulated recommendations.
+    Report(rehearse::cmd::report::Args),
     /// Static checks of an upgrade plan.
     Lint(rehearse::cmd::lint::Args),
     /// Run the simulated cluster and summarise elections, availability and safety.
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Simulate(a) => rehearse::cmd::simulate::run(a),
         Command::Check(a) => rehearse::cmd::check::run(a),
         Command::Lint(a) => rehearse::cmd::lint::run(a),
+        Command::Report(a) => rehearse::cmd::report::run(a),
         Command::Explore(a) => rehearse::cmd::explore::run(a),
         Command::Chaos(a) => rehearse::cmd::chaos::run_cmd(a),
         Command::Replay(a) => rehearse::cmd::replay::run(a),

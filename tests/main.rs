@@ -4,4 +4,5 @@ mod chaos;
 mod cli;
 mod live;
 mod rehearse_plans;
+mod report;
 mod scenarios;

@@ -31,6 +31,10 @@ pub struct Args {
     /// Print every seed's outcome as JSON lines instead of the summary.
     #[arg(long)]
     pub json: bool,
+    /// After the check, write the plan's risk report (HTML, Markdown, JSON) into this
+    /// directory, as `rehearse report` does on the same seeds (the plan's own procedure).
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
 }
 
 /// `--variant` values.
@@ -109,6 +113,9 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         return Err(CliError::new("--seeds: must be at least 1"));
     }
     let plan = load(&args.plan)?;
+    if let Some(dir) = &args.report {
+        crate::cmd::report::prepare_dir(dir)?;
+    }
     let findings = lint(&plan);
     let variant: Variant = args.variant.map_or(Variant::Safe, Into::into);
     let cfg = variant.apply(ProcedureConfig::from_plan(&plan));
@@ -124,6 +131,15 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     } else {
         print_findings(&findings);
         print_summary(&args, variant, &outcomes);
+    }
+    if let Some(dir) = &args.report {
+        let opts = crate::report::Options {
+            seeds: args.seeds,
+            first_seed: args.seed,
+            ..crate::report::Options::new(jobs)
+        };
+        let formats = crate::report::render::Format::ALL;
+        crate::cmd::report::report_to(&args.plan, &opts, dir, &formats, args.json)?;
     }
     let all_completed = outcomes.iter().all(|o| o.verdict == RunVerdict::Completed);
     Ok(if all_completed && !has_errors(&findings) {

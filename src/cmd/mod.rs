@@ -8,4 +8,5 @@ pub mod import;
 pub mod lint;
 pub mod merge;
 pub mod replay;
+pub mod report;
 pub mod simulate;

@@ -1,0 +1,185 @@
+//! `rehearse report plan.toml [-o DIR] [--format html,md,json] [--seeds N]
+//! [--server-failure-rate 2/year]`: the risk report of a plan (see [`crate::report`]).
+//! Exit 0 when the report was written (1 if `--fail-above` is given and exceeded), 2 on bad
+//! input: an unknown format, a malformed failure rate, an output directory that cannot be
+//! written.
+
+use crate::cli::{CliError, Verdict};
+use crate::cmd::lint::load;
+use crate::report::model::RiskReport;
+use crate::report::render::{Format, render_all};
+use crate::report::risk::FailureRate;
+use crate::report::{Options, build};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `rehearse report`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// Directory to write report.html, report.md and report.json into (created if missing).
+    #[arg(short = 'o', long = "out", default_value = "rehearse-report")]
+    pub out: PathBuf,
+    /// Formats, comma-separated: html, md, json.
+    #[arg(long, default_value = "html,md,json")]
+    pub format: String,
+    /// Fault-free seeds to rehearse.
+    #[arg(long, default_value_t = 16)]
+    pub seeds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Seeds per fault schedule for the explorer's heatmap (0: skip the explorer).
+    #[arg(long, default_value_t = 1)]
+    pub explore_seeds: u64,
+    /// Per-server failure rate, COUNT/PERIOD: 2/year, 1/month, 1/1000h.
+    #[arg(long, default_value = "2/year")]
+    pub server_failure_rate: String,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Exit 1 if the probability of quorum loss is above this (e.g. 0.0001).
+    #[arg(long)]
+    pub fail_above: Option<f64>,
+}
+
+/// Parses `--format`: a comma-separated list, each once, in a fixed order.
+pub fn parse_formats(text: &str) -> Result<Vec<Format>, CliError> {
+    let mut out = Vec::new();
+    for part in text.split(',').filter(|p| !p.trim().is_empty()) {
+        let f: Format = part
+            .parse()
+            .map_err(|e: String| CliError::new(format!("--format: {e}")))?;
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    if out.is_empty() {
+        return Err(CliError::new(
+            "--format: no format given (use html, md, json, comma-separated)",
+        ));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Parses `--server-failure-rate`.
+pub fn parse_rate(text: &str) -> Result<FailureRate, CliError> {
+    text.parse()
+        .map_err(|e| CliError::new(format!("--server-failure-rate: {e}")))
+}
+
+/// Creates the output directory (and checks it is one), before any work is done.
+pub fn prepare_dir(dir: &Path) -> Result<(), CliError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        CliError::new(format!(
+            "output directory {}: cannot create it: {e} (choose another with -o DIR)",
+            dir.display()
+        ))
+    })?;
+    let probe = dir.join(".rehearse-write-test");
+    std::fs::write(&probe, b"").map_err(|e| {
+        CliError::new(format!(
+            "output directory {}: not writable: {e} (choose another with -o DIR)",
+            dir.display()
+        ))
+    })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Renders `report` in `formats` into `dir`; returns the files written.
+pub fn write(
+    report: &RiskReport,
+    dir: &Path,
+    formats: &[Format],
+) -> Result<Vec<PathBuf>, CliError> {
+    let files = render_all(report, formats).map_err(|e| CliError::new(e.to_string()))?;
+    let mut written = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| CliError::new(format!("{}: cannot write: {e}", path.display())))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Default worker threads: all cores.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Builds and writes a report; prints what was written and the headline numbers (to stdout,
+/// or to stderr when stdout carries machine-readable output: `check --json`).
+pub fn report_to(
+    plan_path: &Path,
+    opts: &Options,
+    dir: &Path,
+    formats: &[Format],
+    to_stderr: bool,
+) -> Result<RiskReport, CliError> {
+    let plan = load(plan_path)?;
+    let file = plan_path.display().to_string();
+    let report = build(&plan, &file, opts).map_err(|e| CliError::new(e.to_string()))?;
+    let written = write(&report, dir, formats)?;
+    let r = &report.risk;
+    // A closed stdout (`| head`) is not an error: the files are written already.
+    let mut out: Box<dyn Write> = if to_stderr {
+        Box::new(std::io::stderr().lock())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
+    let _ = writeln!(
+        out,
+        "risk report of {file}: P(quorum loss) {} at {} per server, {:.1} s at failure tolerance 0, {} recommendation(s), explorer {} unsafe / {} runs",
+        crate::report::render::prob(r.p_quorum_loss),
+        opts.failure_rate,
+        r.exposure_ms as f64 / 1e3,
+        report
+            .recommendations
+            .iter()
+            .filter(|c| c.id != "all-of-the-above")
+            .count(),
+        report.explorer.unsafe_runs,
+        report.explorer.runs,
+    );
+    for p in written {
+        let _ = writeln!(out, "  wrote {}", p.display());
+    }
+    Ok(report)
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> Result<Verdict, CliError> {
+    let formats = parse_formats(&args.format)?;
+    let failure_rate = parse_rate(&args.server_failure_rate)?;
+    if args.seeds == 0 {
+        return Err(CliError::new("--seeds: must be at least 1"));
+    }
+    if let Some(p) = args.fail_above.filter(|p| !(0.0..=1.0).contains(p)) {
+        return Err(CliError::new(format!(
+            "--fail-above: {p} is not a probability between 0 and 1"
+        )));
+    }
+    // Read the plan and open the directory before spending time on simulation.
+    load(&args.plan)?;
+    prepare_dir(&args.out)?;
+    let opts = Options {
+        seeds: args.seeds,
+        first_seed: args.seed,
+        explore_seeds: args.explore_seeds,
+        jobs: args.jobs.unwrap_or_else(default_jobs).max(1),
+        failure_rate,
+    };
+    let report = report_to(&args.plan, &opts, &args.out, &formats, false)?;
+    let above = args
+        .fail_above
+        .is_some_and(|max| report.risk.p_quorum_loss > max);
+    Ok(if above {
+        Verdict::Violated
+    } else {
+        Verdict::Ok
+    })
+}

@@ -1,0 +1,300 @@
+//! From measured fault-free rehearsals to numbers: per-step tolerance, exposure, write
+//! unavailability and the probability of quorum loss (formula in [`crate::report`]).
+
+use super::ReportError;
+use super::measure::{Measured, Sample, Segment, StepKind, measure, par_map};
+use super::model::{Numbers, Risk, StepRisk};
+use super::risk::{FailureRate, p_any, p_window, round_sig};
+use crate::plan::Plan;
+use crate::procedure::ProcedureConfig;
+use crate::rehearsal::Verdict;
+use std::collections::BTreeMap;
+
+/// Significant digits kept in probabilities and means.
+pub const DIGITS: usize = 4;
+
+/// A plan rehearsed on many seeds and reduced to numbers.
+#[derive(Debug, Clone)]
+pub struct Assessment {
+    /// Every seed's measurement, in seed order.
+    pub runs: Vec<Measured>,
+    /// Whole-upgrade numbers.
+    pub risk: Risk,
+    /// Per step.
+    pub steps: Vec<StepRisk>,
+    /// The numbers recommendations are judged on.
+    pub numbers: Numbers,
+}
+
+/// A stretch of time with one state, clipped to a step or the whole run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Window {
+    tolerance: i64,
+    healthy: u32,
+    ms: u64,
+}
+
+/// Splits `[from, to)` of a run into windows of constant (tolerance, healthy voters).
+fn windows(samples: &[Sample], from: u64, to: u64) -> Vec<Window> {
+    let mut out: Vec<Window> = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        let next = samples.get(i + 1).map_or(to, |n| n.t_ms);
+        let (a, b) = (s.t_ms.max(from), next.min(to));
+        if b <= a {
+            continue;
+        }
+        match out.last_mut() {
+            Some(w) if w.tolerance == s.tolerance && w.healthy == s.healthy_voters => {
+                w.ms += b - a;
+            }
+            _ => out.push(Window {
+                tolerance: s.tolerance,
+                healthy: s.healthy_voters,
+                ms: b - a,
+            }),
+        }
+    }
+    out
+}
+
+/// Probability of quorum loss over windows (certain if quorum was lost).
+fn p_loss(ws: &[Window], lambda_per_ms: f64) -> f64 {
+    if ws.iter().any(|w| w.tolerance < 0) {
+        return 1.0;
+    }
+    p_any(ws.iter().map(|w| {
+        let f = u32::try_from(w.tolerance).unwrap_or(u32::MAX);
+        p_window(lambda_per_ms, w.healthy, f, w.ms as f64)
+    }))
+}
+
+fn exposure_ms(ws: &[Window]) -> u64 {
+    ws.iter().filter(|w| w.tolerance <= 0).map(|w| w.ms).sum()
+}
+
+fn exposure_server_ms(ws: &[Window]) -> u64 {
+    ws.iter()
+        .filter(|w| w.tolerance == 0)
+        .map(|w| w.ms * u64::from(w.healthy))
+        .sum()
+}
+
+/// The last sample at or before `t_ms` (the first if none).
+fn at(samples: &[Sample], t_ms: u64) -> Option<&Sample> {
+    samples
+        .iter()
+        .take_while(|s| s.t_ms <= t_ms)
+        .last()
+        .or(samples.first())
+}
+
+/// Counter growth over a step: (no-leader ms, failed writes, leader changes, elections).
+fn deltas(samples: &[Sample], seg: &Segment) -> (u64, u64, u64, u64) {
+    let (Some(a), Some(b)) = (at(samples, seg.start_ms), at(samples, seg.end_ms)) else {
+        return (0, 0, 0, 0);
+    };
+    (
+        b.no_leader_ns.saturating_sub(a.no_leader_ns) / 1_000_000,
+        b.failed.saturating_sub(a.failed),
+        b.leader_changes.saturating_sub(a.leader_changes),
+        b.elections.saturating_sub(a.elections),
+    )
+}
+
+/// Growth of a counter over the procedure (the world's counters include the warm-up).
+fn growth(samples: &[Sample], f: impl Fn(&Sample) -> u64) -> f64 {
+    match (samples.first(), samples.last()) {
+        (Some(a), Some(b)) => f(b).saturating_sub(f(a)) as f64,
+        _ => 0.0,
+    }
+}
+
+fn mean(v: impl IntoIterator<Item = f64>) -> f64 {
+    let (sum, n) = v.into_iter().fold((0.0, 0u32), |(s, n), x| (s + x, n + 1));
+    if n == 0 { 0.0 } else { sum / f64::from(n) }
+}
+
+fn median_u64(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0)
+}
+
+fn round_mean(v: impl IntoIterator<Item = f64>) -> f64 {
+    round_sig(mean(v), DIGITS)
+}
+
+/// One seed's numbers for one step.
+struct StepSeed<'a> {
+    seg: &'a Segment,
+    ws: Vec<Window>,
+    p: f64,
+    deltas: (u64, u64, u64, u64),
+}
+
+/// Name of a step from a segment.
+pub fn step_name(seg: &Segment, completed: bool) -> String {
+    match seg.kind {
+        StepKind::Preflight => "preflight".into(),
+        StepKind::Server(i) if seg.leader_step => {
+            format!("{}. upgrade {} (leader)", i + 1, seg.servers.join("+"))
+        }
+        StepKind::Server(i) => format!("{}. upgrade {}", i + 1, seg.servers.join("+")),
+        StepKind::Finish if completed => "verify & clients".into(),
+        StepKind::Finish => "finish".into(),
+    }
+}
+
+/// Rehearses `plan` on `seeds` and computes its numbers.
+pub fn assess(
+    plan: &Plan,
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+    rate: &FailureRate,
+) -> Result<Assessment, ReportError> {
+    let cfg = ProcedureConfig::from_plan(plan);
+    let seeds: Vec<u64> = seeds.collect();
+    let runs = par_map(&seeds, jobs, |&s| measure(plan, &cfg, s))
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ReportError::Sim(e.to_string()))?;
+    Ok(reduce(runs, rate))
+}
+
+/// Reduces measured runs to numbers.
+pub fn reduce(runs: Vec<Measured>, rate: &FailureRate) -> Assessment {
+    let lambda = rate.per_ms();
+    let n = runs.len() as u64;
+    let mut by_step: BTreeMap<StepKind, Vec<StepSeed<'_>>> = BTreeMap::new();
+    let mut seed_p = Vec::new();
+    let mut seed_p1 = Vec::new();
+    let mut exposure = Vec::new();
+    let mut exposure_srv = Vec::new();
+    for m in &runs {
+        let ws = windows(&m.samples, 0, m.outcome.duration_ms);
+        let lost = m.outcome.metrics.quorum_lost_ns > 0;
+        seed_p.push(if lost { 1.0 } else { p_loss(&ws, lambda) });
+        let e_srv = exposure_server_ms(&ws);
+        let p1 = -(-lambda * e_srv as f64).exp_m1();
+        seed_p1.push(if lost { 1.0 } else { p1 });
+        exposure.push(exposure_ms(&ws) as f64);
+        exposure_srv.push(e_srv as f64);
+        for seg in &m.segments {
+            let ws = windows(&m.samples, seg.start_ms, seg.end_ms);
+            let p = p_loss(&ws, lambda);
+            let d = deltas(&m.samples, seg);
+            by_step.entry(seg.kind).or_default().push(StepSeed {
+                seg,
+                ws,
+                p,
+                deltas: d,
+            });
+        }
+    }
+    let first_completed = runs
+        .first()
+        .is_some_and(|m| m.outcome.verdict == Verdict::Completed);
+    let steps: Vec<StepRisk> = by_step
+        .values()
+        .enumerate()
+        .map(|(index, v)| step_risk(index, v, first_completed))
+        .collect();
+    let count =
+        |f: &dyn Fn(&Verdict) -> bool| runs.iter().filter(|m| f(&m.outcome.verdict)).count();
+    let leader_no_leader = runs.iter().map(|m| {
+        m.segments
+            .iter()
+            .filter(|s| s.leader_step)
+            .map(|s| deltas(&m.samples, s).0)
+            .sum::<u64>() as f64
+    });
+    let risk = Risk {
+        seeds: n,
+        completed: count(&|v| *v == Verdict::Completed) as u64,
+        halted: count(&|v| matches!(v, Verdict::Halted { .. })) as u64,
+        unsafe_runs: count(&|v| matches!(v, Verdict::Unsafe { .. })) as u64,
+        quorum_lost_runs: runs
+            .iter()
+            .filter(|m| m.outcome.metrics.quorum_lost_ns > 0)
+            .count() as u64,
+        duration_ms_median: median_u64(runs.iter().map(|m| m.outcome.duration_ms).collect()),
+        exposure_ms: mean(exposure).round() as u64,
+        exposure_server_ms: mean(exposure_srv).round() as u64,
+        p_quorum_loss: round_mean(seed_p),
+        p_quorum_loss_first_order: round_mean(seed_p1),
+        no_leader_ms: mean(
+            runs.iter()
+                .map(|m| (m.outcome.metrics.no_leader_ns / 1_000_000) as f64),
+        )
+        .round() as u64,
+        failed_writes: round_mean(runs.iter().map(|m| growth(&m.samples, |s| s.failed))),
+        acked_writes: round_mean(runs.iter().map(|m| growth(&m.samples, |s| s.acked))),
+        leader_changes: round_mean(runs.iter().map(|m| m.outcome.metrics.leader_changes as f64)),
+        tolerance_min: runs
+            .iter()
+            .flat_map(|m| m.samples.iter().map(|s| s.tolerance))
+            .min()
+            .unwrap_or(0),
+    };
+    let numbers = Numbers {
+        unsafe_runs: risk.unsafe_runs,
+        seeds: n,
+        p_quorum_loss: risk.p_quorum_loss,
+        exposure_ms: risk.exposure_ms,
+        leader_step_no_leader_ms: mean(leader_no_leader).round() as u64,
+        failed_writes: risk.failed_writes,
+        duration_ms: risk.duration_ms_median,
+    };
+    Assessment {
+        runs,
+        risk,
+        steps,
+        numbers,
+    }
+}
+
+fn step_risk(index: usize, v: &[StepSeed<'_>], first_completed: bool) -> StepRisk {
+    let first = v.first().map(|s| s.seg);
+    let mut hist: BTreeMap<i64, u64> = BTreeMap::new();
+    for s in v {
+        for w in &s.ws {
+            *hist.entry(w.tolerance).or_default() += w.ms;
+        }
+    }
+    let total: u64 = hist.values().sum();
+    let mut acc = 0;
+    let typical = hist
+        .iter()
+        .find(|(_, ms)| {
+            acc += **ms;
+            acc * 2 >= total
+        })
+        .map_or(0, |(t, _)| *t);
+    let leaders = v.iter().filter(|s| s.seg.leader_step).count();
+    let fm = |f: &dyn Fn(&StepSeed<'_>) -> f64| round_mean(v.iter().map(f));
+    StepRisk {
+        index,
+        name: first.map_or_else(String::new, |s| {
+            let mut seg = s.clone();
+            seg.leader_step = leaders * 2 > v.len();
+            step_name(&seg, first_completed)
+        }),
+        servers: first.map_or_else(Vec::new, |s| s.servers.clone()),
+        leader_step: leaders * 2 > v.len(),
+        seeds: v.len() as u64,
+        start_ms: median_u64(v.iter().map(|s| s.seg.start_ms).collect()),
+        duration_ms: median_u64(v.iter().map(|s| s.seg.end_ms - s.seg.start_ms).collect()),
+        tolerance_min: v
+            .iter()
+            .flat_map(|s| s.ws.iter().map(|w| w.tolerance))
+            .min()
+            .unwrap_or(0),
+        tolerance_typical: typical,
+        exposure_ms: mean(v.iter().map(|s| exposure_ms(&s.ws) as f64)).round() as u64,
+        exposure_ms_max: v.iter().map(|s| exposure_ms(&s.ws)).max().unwrap_or(0),
+        p_quorum_loss: fm(&|s| s.p),
+        no_leader_ms: mean(v.iter().map(|s| s.deltas.0 as f64)).round() as u64,
+        failed_writes: fm(&|s| s.deltas.1 as f64),
+        leader_changes: fm(&|s| s.deltas.2 as f64),
+        elections: fm(&|s| s.deltas.3 as f64),
+    }
+}

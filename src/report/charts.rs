@@ -1,0 +1,501 @@
+//! SVG charts drawn with plotters' SVG backend (no system fonts: text is emitted as SVG
+//! `<text>`, so the output is byte-identical everywhere): failure tolerance over the upgrade
+//! with its steps marked, write availability, leadership, and the explorer's step × fault
+//! heatmap.
+
+use super::ReportError;
+use super::model::{Explorer, Timeline};
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+/// Chart width (px).
+pub const WIDTH_PX: u32 = 1100;
+
+const FONT: &str = "sans-serif";
+const STEP_A: RGBColor = RGBColor(238, 242, 250);
+const STEP_B: RGBColor = RGBColor(250, 250, 252);
+const LEADER_STEP: RGBColor = RGBColor(255, 236, 214);
+const BLUE_C: RGBColor = RGBColor(37, 99, 235);
+const ORANGE_C: RGBColor = RGBColor(234, 120, 20);
+const RED_C: RGBColor = RGBColor(200, 30, 30);
+const GREEN_C: RGBColor = RGBColor(22, 150, 80);
+const GREY_C: RGBColor = RGBColor(170, 170, 170);
+
+fn chart_err<E: std::fmt::Display>(name: &'static str) -> impl Fn(E) -> ReportError {
+    move |e| ReportError::Chart {
+        name: name.to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn secs(ms: u64) -> f64 {
+    ms as f64 / 1e3
+}
+
+/// Every chart of a report, as SVG text.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Charts {
+    /// Failure tolerance over time.
+    pub tolerance: String,
+    /// Write acknowledgements and failures over time.
+    pub availability: String,
+    /// Leader and running servers over time.
+    pub leadership: String,
+    /// Explorer heatmap.
+    pub heatmap: String,
+}
+
+/// Draws every chart.
+pub fn draw(t: &Timeline, ex: &Explorer) -> Result<Charts, ReportError> {
+    Ok(Charts {
+        tolerance: tolerance(t)?,
+        availability: availability(t)?,
+        leadership: leadership(t)?,
+        heatmap: heatmap(ex)?,
+    })
+}
+
+/// Step bands behind a time chart, with the step names along the top.
+fn step_bands<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    t: &Timeline,
+    y: (f64, f64),
+    labels: bool,
+) -> Result<(), ReportError> {
+    let e = chart_err("steps");
+    chart
+        .draw_series(t.steps.iter().enumerate().map(|(i, s)| {
+            let color = if s.leader_step {
+                LEADER_STEP
+            } else if i % 2 == 0 {
+                STEP_A
+            } else {
+                STEP_B
+            };
+            Rectangle::new(
+                [(secs(s.start_ms), y.0), (secs(s.end_ms), y.1)],
+                color.filled(),
+            )
+        }))
+        .map_err(&e)?;
+    if labels {
+        let style = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Left, VPos::Top));
+        // Name only the steps wide enough for their name.
+        let min_ms = t.duration_ms / 14;
+        let wide = t
+            .steps
+            .iter()
+            .filter(|s| s.end_ms.saturating_sub(s.start_ms) >= min_ms);
+        chart
+            .draw_series(wide.map(|s| {
+                Text::new(
+                    s.name.clone(),
+                    (secs(s.start_ms) + secs(t.duration_ms) * 0.003, y.1),
+                    style.clone(),
+                )
+            }))
+            .map_err(&e)?;
+    }
+    Ok(())
+}
+
+/// Failure tolerance (ground truth and as autopilot reported it) over the upgrade.
+pub fn tolerance(t: &Timeline) -> Result<String, ReportError> {
+    let e = chart_err("tolerance");
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, 340)).into_drawing_area();
+        root.fill(&WHITE).map_err(&e)?;
+        let hi = t
+            .samples
+            .iter()
+            .map(|s| s.tolerance)
+            .chain(t.reported_tolerance.iter().filter_map(|r| r.1))
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64
+            + 1.0;
+        let lo = t
+            .reported_tolerance
+            .iter()
+            .filter_map(|r| r.1)
+            .min()
+            .unwrap_or(0)
+            .min(-1) as f64
+            - 0.5;
+        let x_max = secs(t.duration_ms).max(1.0);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("Failure tolerance over the upgrade (seed {})", t.seed),
+                (FONT, 18),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..x_max, lo..hi)
+            .map_err(&e)?;
+        step_bands(&mut chart, t, (lo, hi), true)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_labels(4 * (hi - lo) as usize)
+            .y_label_formatter(&|v| {
+                if (v - v.round()).abs() < 1e-6 {
+                    format!("{v:.0}")
+                } else {
+                    String::new()
+                }
+            })
+            .x_desc("seconds since the upgrade started")
+            .y_desc("servers that may still fail")
+            .draw()
+            .map_err(&e)?;
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, 0.0), (x_max, 0.0)],
+                RED_C.mix(0.5).stroke_width(1),
+            ))
+            .map_err(&e)?;
+        let truth = step_points(
+            t.samples.iter().map(|s| (s.t_ms, s.tolerance as f64)),
+            x_max,
+        );
+        chart
+            .draw_series(LineSeries::new(truth, BLUE_C.stroke_width(3)))
+            .map_err(&e)?
+            .label("ground truth (healthy voters − quorum)")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE_C.stroke_width(3)));
+        let reported = t
+            .reported_tolerance
+            .iter()
+            .filter_map(|(ms, v)| v.map(|v| (secs(*ms), v as f64)));
+        chart
+            .draw_series(reported.map(|p| Circle::new(p, 3, ORANGE_C.filled())))
+            .map_err(&e)?
+            .label("reported by autopilot to the procedure")
+            .legend(|(x, y)| Circle::new((x + 10, y), 3, ORANGE_C.filled()));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FONT, 12))
+            .draw()
+            .map_err(&e)?;
+        root.present().map_err(&e)?;
+    }
+    Ok(svg)
+}
+
+/// A step function through `(ms, value)` points: each value holds until the next point.
+fn step_points(points: impl Iterator<Item = (u64, f64)>, x_max: f64) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for (ms, v) in points {
+        if let Some(&(_, prev)) = out.last() {
+            out.push((secs(ms), prev));
+        }
+        out.push((secs(ms), v));
+    }
+    if let Some(&(_, last)) = out.last() {
+        out.push((x_max, last));
+    }
+    out
+}
+
+/// Write acknowledgements per second, failed writes, and time without a leader.
+pub fn availability(t: &Timeline) -> Result<String, ReportError> {
+    let e = chart_err("availability");
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, 300)).into_drawing_area();
+        root.fill(&WHITE).map_err(&e)?;
+        let x_max = secs(t.duration_ms).max(1.0);
+        let mut rates = Vec::new();
+        let mut failed = Vec::new();
+        for w in t.samples.windows(2) {
+            let dt = secs(w[1].t_ms.saturating_sub(w[0].t_ms));
+            if dt <= 0.0 {
+                continue;
+            }
+            let acked = w[1].acked.saturating_sub(w[0].acked) as f64;
+            rates.push((w[0].t_ms, acked / dt));
+            let f = w[1].failed.saturating_sub(w[0].failed);
+            if f > 0 {
+                failed.push((secs(w[0].t_ms), secs(w[1].t_ms), f as f64 / dt));
+            }
+        }
+        let y_max = rates
+            .iter()
+            .map(|r| r.1)
+            .chain(failed.iter().map(|f| f.2))
+            .fold(1.0, f64::max)
+            * 1.25;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Write availability", (FONT, 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+            .map_err(&e)?;
+        step_bands(&mut chart, t, (0.0, y_max), false)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc("seconds since the upgrade started")
+            .y_desc("writes per second")
+            .draw()
+            .map_err(&e)?;
+        let no_leader = t.samples.windows(2).filter(|w| w[0].leader.is_none());
+        chart
+            .draw_series(no_leader.map(|w| {
+                Rectangle::new(
+                    [(secs(w[0].t_ms), 0.0), (secs(w[1].t_ms), y_max)],
+                    RED_C.mix(0.15).filled(),
+                )
+            }))
+            .map_err(&e)?
+            .label("no leader")
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED_C.mix(0.15).filled())
+            });
+        chart
+            .draw_series(
+                AreaSeries::new(
+                    step_points(rates.into_iter(), x_max),
+                    0.0,
+                    GREEN_C.mix(0.35),
+                )
+                .border_style(GREEN_C.stroke_width(2)),
+            )
+            .map_err(&e)?
+            .label("writes acknowledged")
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 20, y + 5)], GREEN_C.mix(0.5).filled())
+            });
+        chart
+            .draw_series(
+                failed
+                    .iter()
+                    .map(|&(a, b, r)| Rectangle::new([(a, 0.0), (b, r)], RED_C.filled())),
+            )
+            .map_err(&e)?
+            .label("writes failed")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED_C.filled()));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FONT, 12))
+            .draw()
+            .map_err(&e)?;
+        root.present().map_err(&e)?;
+    }
+    Ok(svg)
+}
+
+/// One lane per server: running, stopped, and when it led.
+pub fn leadership(t: &Timeline) -> Result<String, ReportError> {
+    let e = chart_err("leadership");
+    let mut svg = String::new();
+    let n = t.servers.len().max(1);
+    {
+        let height = 90 + 32 * n as u32;
+        let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(&e)?;
+        let x_max = secs(t.duration_ms).max(1.0);
+        let y_max = n as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Leader and server processes", (FONT, 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+            .map_err(&e)?;
+        step_bands(&mut chart, t, (0.0, y_max), false)?;
+        let names = t.servers.clone();
+        let label = move |v: &f64| {
+            let i = v.floor();
+            let centred = (v - i - 0.5).abs() < 1e-6;
+            names
+                .get(i as usize)
+                .filter(|_| centred && i >= 0.0)
+                .cloned()
+                .unwrap_or_default()
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .y_labels(2 * n + 1)
+            .y_label_formatter(&label)
+            .x_desc("seconds since the upgrade started")
+            .draw()
+            .map_err(&e)?;
+        let lane = |name: &str| t.servers.iter().position(|s| s == name).unwrap_or(0) as f64;
+        let mut bars = Vec::new();
+        for w in t.samples.windows(2) {
+            let (a, b) = (secs(w[0].t_ms), secs(w[1].t_ms));
+            for name in &t.servers {
+                let y = lane(name);
+                let up = w[0].running.iter().any(|r| r == name);
+                let led = w[0].leader.as_deref() == Some(name);
+                let color = match (up, led) {
+                    (_, true) => BLUE_C.filled(),
+                    (true, false) => GREEN_C.mix(0.35).filled(),
+                    (false, false) => GREY_C.filled(),
+                };
+                bars.push(Rectangle::new([(a, y + 0.2), (b, y + 0.8)], color));
+            }
+        }
+        chart.draw_series(bars).map_err(&e)?;
+        let changes = t
+            .samples
+            .windows(2)
+            .filter(|w| w[0].leader != w[1].leader)
+            .map(|w| secs(w[1].t_ms));
+        chart
+            .draw_series(
+                changes.map(|x| PathElement::new([(x, 0.0), (x, y_max)], RED_C.stroke_width(1))),
+            )
+            .map_err(&e)?
+            .label("leader changed")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED_C));
+        chart
+            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+            .map_err(&e)?
+            .label("leader")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE_C.filled()));
+        chart
+            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+            .map_err(&e)?
+            .label("not running")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], GREY_C.filled()));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FONT, 12))
+            .draw()
+            .map_err(&e)?;
+        root.present().map_err(&e)?;
+    }
+    Ok(svg)
+}
+
+/// Colour of a heatmap cell: green all completed, yellow some halted safely, orange to red by
+/// the share of runs that lost quorum, dark red if any run was unsafe, grey if none ran.
+fn cell_color(c: &super::model::HeatCell) -> RGBColor {
+    if c.runs == 0 {
+        return RGBColor(235, 235, 235);
+    }
+    if c.unsafe_runs > 0 {
+        return RGBColor(120, 0, 20);
+    }
+    if c.beyond_tolerance > 0 {
+        let share = c.beyond_tolerance as f64 / c.runs as f64;
+        let g = (190.0 - 150.0 * share).round() as u8;
+        return RGBColor(240, g, 60);
+    }
+    if c.halted > 0 {
+        return RGBColor(250, 230, 140);
+    }
+    RGBColor(170, 225, 180)
+}
+
+/// Step × fault kind: outcomes of every single fault the explorer tried.
+pub fn heatmap(ex: &Explorer) -> Result<String, ReportError> {
+    let e = chart_err("heatmap");
+    let mut svg = String::new();
+    let (rows, cols) = (ex.fault_kinds.len().max(1), ex.steps.len().max(1));
+    let (left, top, cell_h) = (110i32, 60i32, 26i32);
+    let cell_w = ((WIDTH_PX as i32 - left - 20) / cols as i32).max(40);
+    let height = (top + cell_h * rows as i32 + 40) as u32;
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(&e)?;
+        let title = TextStyle::from((FONT, 18).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+        root.draw(&Text::new(
+            format!(
+                "Explorer: outcomes of single faults by step ({} runs)",
+                ex.runs
+            ),
+            (WIDTH_PX as i32 / 2, 8),
+            title,
+        ))
+        .map_err(&e)?;
+        let head =
+            TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
+        for (j, s) in ex.steps.iter().enumerate() {
+            let x = left + cell_w * j as i32 + cell_w / 2;
+            root.draw(&Text::new(s.clone(), (x, top - 6), head.clone()))
+                .map_err(&e)?;
+        }
+        let side = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+        let inner =
+            TextStyle::from((FONT, 11).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+        for (i, k) in ex.fault_kinds.iter().enumerate() {
+            let y = top + cell_h * i as i32;
+            root.draw(&Text::new(
+                k.clone(),
+                (left - 8, y + cell_h / 2),
+                side.clone(),
+            ))
+            .map_err(&e)?;
+            for j in 0..ex.steps.len() {
+                let x = left + cell_w * j as i32;
+                let Some(c) = ex.cells.get(i * ex.steps.len() + j) else {
+                    continue;
+                };
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell_w - 2, y + cell_h - 2)],
+                    cell_color(c).filled(),
+                ))
+                .map_err(&e)?;
+                let bad = c.beyond_tolerance + c.unsafe_runs;
+                let text = if c.runs == 0 {
+                    "-".to_string()
+                } else {
+                    format!("{bad}/{}", c.runs)
+                };
+                let style = if c.unsafe_runs > 0 {
+                    inner.clone().color(&WHITE)
+                } else {
+                    inner.clone()
+                };
+                root.draw(&Text::new(
+                    text,
+                    (x + cell_w / 2 - 1, y + cell_h / 2 - 1),
+                    style,
+                ))
+                .map_err(&e)?;
+            }
+        }
+        let legend =
+            TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+        let ly = top + cell_h * rows as i32 + 20;
+        let items = [
+            (RGBColor(170, 225, 180), "all completed"),
+            (RGBColor(250, 230, 140), "some halted safely"),
+            (
+                RGBColor(240, 115, 60),
+                "quorum lost by the faults alone (share)",
+            ),
+            (RGBColor(120, 0, 20), "unsafe: the procedure's fault"),
+        ];
+        let mut lx = left;
+        for (color, name) in items {
+            root.draw(&Rectangle::new(
+                [(lx, ly - 7), (lx + 14, ly + 7)],
+                color.filled(),
+            ))
+            .map_err(&e)?;
+            root.draw(&Text::new(name, (lx + 20, ly), legend.clone()))
+                .map_err(&e)?;
+            lx += 30 + 8 * name.len() as i32;
+        }
+        root.present().map_err(&e)?;
+    }
+    Ok(svg)
+}

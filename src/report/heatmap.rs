@@ -1,0 +1,149 @@
+//! The explorer's empirical side of the report: every single fault (kind × role × boundary ×
+//! duration, as `rehearse explore --faults 1`) on a small seed budget, folded into a
+//! step × fault-kind grid and a list of the faults that broke the upgrade.
+
+use super::measure::{Measured, Segment, par_map};
+use super::model::{Explorer, ExplorerFinding, HeatCell};
+use crate::chaos::explore::{Class, boundaries, classify, run_one, single_faults};
+use crate::chaos::{Fault, FaultKind};
+use crate::plan::Plan;
+use crate::procedure::ProcedureConfig;
+use crate::rehearsal::Verdict;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A serde enum's name (`crash`, `one-way`, `beyond_tolerance`…).
+pub fn serde_name<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|j| j.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Index of the step (in `segments`) an action index falls in.
+fn step_of(baseline: &Measured, action: usize) -> usize {
+    let last = baseline.segments.len().saturating_sub(1);
+    let Some(rec) = baseline.outcome.steps.get(action) else {
+        return last;
+    };
+    baseline
+        .segments
+        .iter()
+        .rposition(|s: &Segment| s.start_ms <= rec.at_ms)
+        .unwrap_or(0)
+}
+
+/// One run's result.
+struct Run {
+    fault: Fault,
+    seed: u64,
+    class: Class,
+    problem: String,
+}
+
+/// Runs every single fault at every boundary of `baseline` on `seeds`; `step_names` names the
+/// baseline's segments.
+pub fn explore(
+    plan: &Plan,
+    plan_file: &str,
+    baseline: &Measured,
+    step_names: &[String],
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+) -> Explorer {
+    let cfg = ProcedureConfig::from_plan(plan);
+    let faults = single_faults(&boundaries(&baseline.outcome));
+    let seeds: Vec<u64> = seeds.collect();
+    let work: Vec<(Fault, u64)> = faults
+        .iter()
+        .flat_map(|&f| seeds.iter().map(move |&s| (f, s)))
+        .collect();
+    let runs = par_map(&work, jobs, |&(fault, seed)| {
+        let (o, _) = run_one(plan, &cfg, &[fault], seed);
+        let problem = match &o.verdict {
+            Verdict::Unsafe { problems } => problems.join("; "),
+            _ => String::new(),
+        };
+        Run {
+            fault,
+            seed,
+            class: classify(&o),
+            problem,
+        }
+    });
+    let kinds: Vec<String> = FaultKind::ALL.iter().map(serde_name).collect();
+    let mut cells: Vec<HeatCell> = kinds
+        .iter()
+        .flat_map(|k| {
+            step_names.iter().map(move |s| HeatCell {
+                fault: k.clone(),
+                step: s.clone(),
+                ..HeatCell::default()
+            })
+        })
+        .collect();
+    let mut ex = Explorer {
+        schedules: faults.len() as u64,
+        runs: runs.len() as u64,
+        completed: 0,
+        halted: 0,
+        beyond_tolerance: 0,
+        unsafe_runs: 0,
+        fault_kinds: kinds,
+        steps: step_names.to_vec(),
+        cells: Vec::new(),
+        findings: Vec::new(),
+    };
+    // (step, kind, target, class) -> (runs, first run); of_runs keyed without the class.
+    type Key = (usize, FaultKind, crate::chaos::Target);
+    let mut bad: BTreeMap<(bool, Key), (u64, &Run)> = BTreeMap::new();
+    let mut of: BTreeMap<Key, u64> = BTreeMap::new();
+    for r in &runs {
+        let step = step_of(baseline, r.fault.step);
+        let row = FaultKind::ALL
+            .iter()
+            .position(|k| *k == r.fault.kind)
+            .unwrap_or(0);
+        let cell = cells.get_mut(row * step_names.len() + step);
+        let key = (step, r.fault.kind, r.fault.target);
+        *of.entry(key).or_default() += 1;
+        let (c_done, c_halt, c_beyond, c_unsafe) = match r.class {
+            Class::Completed => (1, 0, 0, 0),
+            Class::Halted => (0, 1, 0, 0),
+            Class::BeyondTolerance => (0, 0, 1, 0),
+            Class::Unsafe => (0, 0, 0, 1),
+        };
+        ex.completed += c_done;
+        ex.halted += c_halt;
+        ex.beyond_tolerance += c_beyond;
+        ex.unsafe_runs += c_unsafe;
+        if let Some(c) = cell {
+            c.runs += 1;
+            c.completed += c_done;
+            c.halted += c_halt;
+            c.beyond_tolerance += c_beyond;
+            c.unsafe_runs += c_unsafe;
+        }
+        if matches!(r.class, Class::BeyondTolerance | Class::Unsafe) {
+            let e = bad.entry((r.class != Class::Unsafe, key)).or_insert((0, r));
+            e.0 += 1;
+        }
+    }
+    ex.cells = cells;
+    ex.findings = bad
+        .iter()
+        .map(|((_, key), (n, r))| ExplorerFinding {
+            step: step_names.get(key.0).cloned().unwrap_or_default(),
+            fault: format!("{}:{}", serde_name(&key.1), serde_name(&key.2)),
+            class: serde_name(&r.class),
+            runs: *n,
+            of_runs: of.get(key).copied().unwrap_or(0),
+            replay: format!(
+                "rehearse explore {plan_file} --seeds 1 --seed {} --fault {}",
+                r.seed, r.fault
+            ),
+            problem: r.problem.clone(),
+        })
+        .collect();
+    ex
+}

@@ -1,0 +1,309 @@
+//! The serializable risk model every renderer reads. JSON is this model as is; its
+//! `schema_version` changes whenever a field changes meaning or is removed (adding a field
+//! keeps the version).
+
+use super::measure::Sample;
+use serde::Serialize;
+
+/// Version of the JSON schema.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A risk report of one plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct RiskReport {
+    /// JSON schema version ([`SCHEMA_VERSION`]).
+    pub schema_version: u32,
+    /// The rehearse version that produced it (no date: reports are reproducible).
+    pub rehearse_version: String,
+    /// The plan.
+    pub plan: PlanSummary,
+    /// How the report was computed.
+    pub settings: Settings,
+    /// The fault-free rehearsals and the risk computed from them.
+    pub risk: Risk,
+    /// Per step of the procedure.
+    pub steps: Vec<StepRisk>,
+    /// The explorer's empirical results (single faults at every step).
+    pub explorer: Explorer,
+    /// Lint findings, known defects of the versions and incidents that match the plan.
+    pub findings: Vec<Finding>,
+    /// Changes to the plan that measurably lower the risk, each re-simulated.
+    pub recommendations: Vec<Recommendation>,
+    /// Changes that apply but were not recommended, with their numbers.
+    pub not_recommended: Vec<Recommendation>,
+    /// The first seed's timeline, for the charts.
+    pub timeline: Timeline,
+}
+
+/// The plan in a few fields.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanSummary {
+    /// The plan file as given.
+    pub file: String,
+    /// `nomad` or `consul`.
+    pub product: String,
+    /// Current version.
+    pub from_version: String,
+    /// Target version.
+    pub to_version: String,
+    /// Server names.
+    pub servers: Vec<String>,
+    /// Transfer leadership before the leader's step.
+    pub transfer_leadership: bool,
+    /// Server order.
+    pub order: String,
+    /// Gate stable_for (ms).
+    pub stable_for_ms: u64,
+    /// Install time per server (ms).
+    pub install_time_ms: u64,
+    /// Autopilot dead-server cleanup.
+    pub cleanup_dead_servers: bool,
+    /// Autopilot min_quorum.
+    pub min_quorum: usize,
+}
+
+/// Inputs of the computation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// Fault-free seeds rehearsed (first..first+seeds).
+    pub seeds: u64,
+    /// First seed.
+    pub first_seed: u64,
+    /// Seeds per fault schedule in the explorer.
+    pub explore_seeds: u64,
+    /// Per-server failure rate, as given.
+    pub server_failure_rate: String,
+    /// The same, in failures per server per year.
+    pub failures_per_server_year: f64,
+}
+
+/// Whole-upgrade numbers, means over the fault-free seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Risk {
+    /// Seeds rehearsed.
+    pub seeds: u64,
+    /// Seeds that completed.
+    pub completed: u64,
+    /// Seeds that halted safely.
+    pub halted: u64,
+    /// Seeds that were unsafe without any injected fault.
+    pub unsafe_runs: u64,
+    /// Seeds that lost quorum without any injected fault.
+    pub quorum_lost_runs: u64,
+    /// Median upgrade duration (ms).
+    pub duration_ms_median: u64,
+    /// Mean time with failure tolerance 0 (ms).
+    pub exposure_ms: u64,
+    /// Mean Σ (healthy voters × time) over windows with tolerance 0 (server·ms).
+    pub exposure_server_ms: u64,
+    /// Probability of quorum loss during the upgrade (see the module doc).
+    pub p_quorum_loss: f64,
+    /// The same from windows with tolerance 0 alone: 1 − e^(−λ·exposure_server_ms), the
+    /// first-order term.
+    pub p_quorum_loss_first_order: f64,
+    /// Mean time without a leader (ms).
+    pub no_leader_ms: u64,
+    /// Mean failed writes.
+    pub failed_writes: f64,
+    /// Mean acknowledged writes.
+    pub acked_writes: f64,
+    /// Mean leader changes.
+    pub leader_changes: f64,
+    /// Lowest failure tolerance seen.
+    pub tolerance_min: i64,
+}
+
+/// One step, aggregated over seeds (server steps are matched by position in the order).
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRisk {
+    /// Position (0-based) in the report's step list.
+    pub index: usize,
+    /// Name, e.g. `upgrade s2`, from the first seed.
+    pub name: String,
+    /// Servers of the batch on the first seed.
+    pub servers: Vec<String>,
+    /// Whether this is the step that moves the leader (on most seeds).
+    pub leader_step: bool,
+    /// Seeds that reached this step.
+    pub seeds: u64,
+    /// Median start (ms since the procedure started).
+    pub start_ms: u64,
+    /// Median duration (ms).
+    pub duration_ms: u64,
+    /// Lowest failure tolerance seen in the step on any seed.
+    pub tolerance_min: i64,
+    /// Time-weighted median tolerance over all seeds.
+    pub tolerance_typical: i64,
+    /// Mean time at tolerance 0 or below (ms).
+    pub exposure_ms: u64,
+    /// Longest time at tolerance 0 or below on any seed (ms).
+    pub exposure_ms_max: u64,
+    /// Probability of quorum loss within this step (mean over seeds).
+    pub p_quorum_loss: f64,
+    /// Mean time without a leader (ms): write unavailability.
+    pub no_leader_ms: u64,
+    /// Mean failed writes.
+    pub failed_writes: f64,
+    /// Mean leader changes.
+    pub leader_changes: f64,
+    /// Mean candidacies (elections, pre-votes included).
+    pub elections: f64,
+}
+
+/// The explorer's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explorer {
+    /// Fault schedules (single faults).
+    pub schedules: u64,
+    /// Runs (schedules × seeds).
+    pub runs: u64,
+    /// Runs that completed.
+    pub completed: u64,
+    /// Runs that halted safely.
+    pub halted: u64,
+    /// Runs that lost quorum through the faults alone.
+    pub beyond_tolerance: u64,
+    /// Runs in which the procedure did something unsafe or data was lost.
+    pub unsafe_runs: u64,
+    /// Heatmap rows: fault kinds.
+    pub fault_kinds: Vec<String>,
+    /// Heatmap columns: step names.
+    pub steps: Vec<String>,
+    /// Heatmap cells, row-major (fault kind, then step).
+    pub cells: Vec<HeatCell>,
+    /// What broke it: faults that lost quorum or were unsafe, grouped by step.
+    pub findings: Vec<ExplorerFinding>,
+}
+
+/// Outcomes of every run of one fault kind at one step.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HeatCell {
+    /// Fault kind.
+    pub fault: String,
+    /// Step name.
+    pub step: String,
+    /// Runs.
+    pub runs: u64,
+    /// Completed.
+    pub completed: u64,
+    /// Halted safely.
+    pub halted: u64,
+    /// Quorum lost through the faults alone.
+    pub beyond_tolerance: u64,
+    /// Unsafe.
+    pub unsafe_runs: u64,
+}
+
+/// A fault that broke the upgrade at a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplorerFinding {
+    /// Step name.
+    pub step: String,
+    /// Fault kind and target, e.g. `crash of other`.
+    pub fault: String,
+    /// `beyond_tolerance` or `unsafe`.
+    pub class: String,
+    /// Runs with this outcome (over boundaries in the step, durations and seeds).
+    pub runs: u64,
+    /// Runs of this fault at this step.
+    pub of_runs: u64,
+    /// A command that replays one of them.
+    pub replay: String,
+    /// What went wrong on that run.
+    pub problem: String,
+}
+
+/// Where a finding comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// A lint rule (`rehearse lint`).
+    Lint,
+    /// A known defect of a release in the plan (the version catalog).
+    KnownIssue,
+    /// A real incident whose mechanism the plan is exposed to.
+    Incident,
+}
+
+/// A finding about the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// Where it comes from.
+    pub source: Source,
+    /// Lint id or public issue reference.
+    pub id: String,
+    /// `error`, `warning` or `info`.
+    pub severity: String,
+    /// What.
+    pub message: String,
+    /// What to do.
+    pub fix: String,
+    /// Scenario file that demonstrates it, if any.
+    pub scenario: Option<String>,
+}
+
+/// Numbers a recommendation is judged on (means over the fault-free seeds).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Numbers {
+    /// Seeds unsafe without faults.
+    pub unsafe_runs: u64,
+    /// Seeds rehearsed.
+    pub seeds: u64,
+    /// Probability of quorum loss.
+    pub p_quorum_loss: f64,
+    /// Time at tolerance 0 (ms).
+    pub exposure_ms: u64,
+    /// Time without a leader in the leader's step (ms).
+    pub leader_step_no_leader_ms: u64,
+    /// Failed writes.
+    pub failed_writes: f64,
+    /// Median duration (ms).
+    pub duration_ms: u64,
+}
+
+/// A change to the plan and its measured effect.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recommendation {
+    /// Stable id, e.g. `transfer-leadership`.
+    pub id: String,
+    /// What to do, in words.
+    pub title: String,
+    /// The change to the plan file.
+    pub change: String,
+    /// Before (the plan as is).
+    pub before: Numbers,
+    /// After (the plan with the change), re-simulated on the same seeds.
+    pub after: Numbers,
+    /// Why it is (or is not) recommended.
+    pub verdict: String,
+}
+
+/// The first seed's timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timeline {
+    /// The seed.
+    pub seed: u64,
+    /// Procedure duration (ms).
+    pub duration_ms: u64,
+    /// Servers in plan order.
+    pub servers: Vec<String>,
+    /// Steps.
+    pub steps: Vec<TimelineStep>,
+    /// Ground-truth samples.
+    pub samples: Vec<Sample>,
+    /// Failure tolerance as autopilot reported it to the procedure (ms, value).
+    pub reported_tolerance: Vec<(u64, Option<i64>)>,
+}
+
+/// A step on the timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineStep {
+    /// Name.
+    pub name: String,
+    /// Start (ms).
+    pub start_ms: u64,
+    /// End (ms).
+    pub end_ms: u64,
+    /// Whether it moved the leader.
+    pub leader_step: bool,
+}

@@ -1,0 +1,434 @@
+//! Risk reports: the numbers move the right way, bad input exits 2, the committed example
+//! reports are current, and the HTML renders in a real headless Chromium.
+
+use rehearse::plan::Plan;
+use rehearse::report::assess::{assess, reduce};
+use rehearse::report::model::RiskReport;
+use rehearse::report::render::{Format, render, render_all};
+use rehearse::report::risk::FailureRate;
+use rehearse::report::{Options, build};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn plan(servers: usize, extra: &str) -> Plan {
+    let names: Vec<String> = (1..=servers)
+        .map(|i| format!("{{ name = \"s{i}\" }}"))
+        .collect();
+    let text = format!(
+        "[cluster]\nproduct = \"nomad\"\nversion = \"1.9.7\"\nservers = [{}]\n[upgrade]\ntarget = \"1.10.3\"\nallow_zero_tolerance = true\n{extra}\n",
+        names.join(", ")
+    );
+    Plan::from_str_named(&text, "test").unwrap()
+}
+
+fn rate(text: &str) -> FailureRate {
+    text.parse().unwrap()
+}
+
+#[test]
+fn five_servers_are_less_exposed_than_three() {
+    let r = rate("2/year");
+    let three = assess(&plan(3, ""), 1..5, 2, &r).unwrap();
+    let five = assess(&plan(5, ""), 1..5, 2, &r).unwrap();
+    assert!(three.risk.exposure_ms > 10_000, "{:?}", three.risk);
+    assert!(
+        five.risk.exposure_ms < three.risk.exposure_ms,
+        "5 servers {} ms vs 3 servers {} ms",
+        five.risk.exposure_ms,
+        three.risk.exposure_ms
+    );
+    assert!(five.risk.p_quorum_loss < three.risk.p_quorum_loss);
+    assert_eq!(three.risk.tolerance_min, 0);
+    assert_eq!(five.risk.tolerance_min, 1);
+    // Every server step of the 3-server plan spends time at tolerance 0, none of the 5's.
+    let server_steps = |a: &rehearse::report::assess::Assessment| {
+        a.steps
+            .iter()
+            .filter(|s| s.name.contains(". upgrade"))
+            .map(|s| s.exposure_ms)
+            .collect::<Vec<_>>()
+    };
+    assert!(server_steps(&three).iter().all(|&e| e > 0));
+    assert!(server_steps(&five).iter().all(|&e| e == 0));
+}
+
+#[test]
+fn transferring_leadership_lowers_the_leader_steps_unavailability() {
+    let r = rate("2/year");
+    let without = assess(&plan(3, "transfer_leadership = false"), 1..9, 2, &r).unwrap();
+    let with = assess(&plan(3, "transfer_leadership = true"), 1..9, 2, &r).unwrap();
+    let leader_step = |a: &rehearse::report::assess::Assessment| {
+        a.steps
+            .iter()
+            .find(|s| s.leader_step)
+            .map(|s| (s.no_leader_ms, s.failed_writes))
+            .expect("a leader step")
+    };
+    let (w, wo) = (leader_step(&with), leader_step(&without));
+    assert!(wo.0 > 500, "an election takes time: {wo:?}");
+    assert!(w.0 < wo.0, "with transfer {w:?}, without {wo:?}");
+    assert!(
+        with.numbers.leader_step_no_leader_ms < without.numbers.leader_step_no_leader_ms,
+        "{:?} vs {:?}",
+        with.numbers,
+        without.numbers
+    );
+    // And the advice finds it, re-simulated, for the plan without it.
+    let p = plan(3, "transfer_leadership = false");
+    let (yes, _) = rehearse::report::advice::advise(&p, &without, 1..9, 2, &r).unwrap();
+    let t = yes
+        .iter()
+        .find(|c| c.id == "transfer-leadership")
+        .expect("transfer-leadership recommended");
+    assert!(t.after.leader_step_no_leader_ms < t.before.leader_step_no_leader_ms);
+}
+
+#[test]
+fn a_higher_failure_rate_raises_the_probability() {
+    let runs = assess(&plan(3, ""), 1..3, 2, &rate("2/year")).unwrap().runs;
+    let p = |r: &str| reduce(runs.clone(), &rate(r)).risk.p_quorum_loss;
+    let (low, mid, high) = (p("0/year"), p("2/year"), p("20/year"));
+    assert_eq!(low, 0.0);
+    assert!(0.0 < mid && mid < high, "{mid} {high}");
+    // First order: about ten times as likely at ten times the rate.
+    assert!((high / mid - 10.0).abs() < 0.1, "{mid} {high}");
+}
+
+// ---- the command line ----
+
+fn rehearse(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run rehearse")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rehearse-report-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn report_writes_the_formats_asked_for() {
+    let out = temp_dir("ok");
+    let o = rehearse(&[
+        "report",
+        "plans/nomad-3-servers.toml",
+        "-o",
+        out.to_str().unwrap(),
+        "--format",
+        "md,json",
+        "--seeds",
+        "2",
+        "--explore-seeds",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.join("report.md").exists() && !out.join("report.html").exists());
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["settings"]["seeds"], 2);
+    // Risk above the operator's threshold: exit 1, the report still written.
+    let o = rehearse(&[
+        "report",
+        "plans/nomad-3-servers.toml",
+        "-o",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+        "--seeds",
+        "1",
+        "--explore-seeds",
+        "0",
+        "--fail-above",
+        "1e-9",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+}
+
+#[test]
+fn bad_report_input_is_a_clear_error_with_exit_2() {
+    let out = temp_dir("bad");
+    let o = out.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--format", "html,pdf", "-o", o],
+            "--format: unknown format \"pdf\"",
+        ),
+        (
+            &["--server-failure-rate", "often", "-o", o],
+            "--server-failure-rate: invalid failure rate",
+        ),
+        (
+            &["--server-failure-rate", "2/fortnight", "-o", o],
+            "e.g. 2/year",
+        ),
+        (&["--seeds", "0", "-o", o], "--seeds"),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["report", "plans/nomad-3-servers.toml"];
+        all.extend_from_slice(args);
+        let r = rehearse(&all);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", text(&r));
+        assert!(text(&r).contains(expected), "{args:?}: {}", text(&r));
+        assert!(!text(&r).contains("panicked"), "{}", text(&r));
+    }
+    // A directory that cannot be created: its parent is a file.
+    let file = out.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let blocked = file.join("report");
+    for cmd in ["report", "check"] {
+        let r = rehearse(&[
+            cmd,
+            "plans/nomad-3-servers.toml",
+            "--seeds",
+            "1",
+            if cmd == "report" { "-o" } else { "--report" },
+            blocked.to_str().unwrap(),
+        ]);
+        assert_eq!(r.status.code(), Some(2), "{cmd}: {}", text(&r));
+        let t = text(&r);
+        assert!(
+            t.contains("output directory") && t.contains("a-file"),
+            "{cmd}: {t}"
+        );
+    }
+}
+
+#[test]
+fn check_report_writes_the_report_after_the_check() {
+    let out = temp_dir("check");
+    let r = rehearse(&[
+        "check",
+        "plans/consul-3-servers.toml",
+        "--seeds",
+        "2",
+        "--report",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r));
+    for f in ["report.html", "report.md", "report.json"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+}
+
+// ---- the example reports ----
+
+/// The example plans with a committed report, and the command that regenerates each.
+pub const EXAMPLES: [&str; 4] = [
+    "nomad-3-servers",
+    "nomad-5-servers",
+    "consul-3-servers",
+    "nomad-risky",
+];
+
+fn examples() -> &'static BTreeMap<&'static str, RiskReport> {
+    static REPORTS: OnceLock<BTreeMap<&'static str, RiskReport>> = OnceLock::new();
+    REPORTS.get_or_init(|| {
+        let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+        EXAMPLES
+            .iter()
+            .map(|name| {
+                let file = format!("plans/{name}.toml");
+                let plan = Plan::from_path(&root().join(&file)).unwrap();
+                (*name, build(&plan, &file, &Options::new(jobs)).unwrap())
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn the_example_reports_are_current() {
+    let bless = std::env::var_os("REHEARSE_BLESS").is_some();
+    let mut stale = Vec::new();
+    for (name, report) in examples() {
+        let dir = root().join("reports").join(name);
+        for (file, text) in render_all(report, &Format::ALL).unwrap() {
+            let path = dir.join(file);
+            if bless {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &text).unwrap();
+            } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+                stale.push(format!(
+                    "reports/{name}/{file}: regenerate with `cargo run --release -- report plans/{name}.toml -o reports/{name}`"
+                ));
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale example reports (or run REHEARSE_BLESS=1 cargo test the_example_reports_are_current):\n{}",
+        stale.join("\n")
+    );
+}
+
+#[test]
+fn reports_are_deterministic_and_json_is_versioned() {
+    let plan = plan(3, "");
+    let opts = Options {
+        seeds: 2,
+        explore_seeds: 0,
+        ..Options::new(2)
+    };
+    let a = build(&plan, "p.toml", &opts).unwrap();
+    let b = build(&plan, "p.toml", &Options { jobs: 1, ..opts }).unwrap();
+    for f in Format::ALL {
+        assert_eq!(render(&a, f).unwrap(), render(&b, f).unwrap(), "{f:?}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&render(&a, Format::Json).unwrap()).unwrap();
+    assert_eq!(
+        json["schema_version"],
+        rehearse::report::model::SCHEMA_VERSION
+    );
+    assert_eq!(json["rehearse_version"], env!("CARGO_PKG_VERSION"));
+    let html = render(&a, Format::Html).unwrap();
+    assert!(!html.contains("<script") && !html.contains("<link") && !html.contains(" src="));
+}
+
+// ---- the HTML in a real browser ----
+
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .flat_map(|d| ["chromium", "chromium-browser"].map(|n| d.join(n)))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "chromium is not installed: run .ci/install-chromium (it runs apt-get install chromium)"
+            )
+        })
+}
+
+/// Runs headless Chromium on a page; returns (stdout, stderr).
+fn chromium_run(page: &Path, extra: &[&str], profile: &str) -> (String, String) {
+    let profile_dir = root().join("target").join(format!("chromium-{profile}"));
+    let mut args: Vec<String> = [
+        "120",
+        chromium().to_str().unwrap(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(format!("--user-data-dir={}", profile_dir.display()));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(format!("file://{}", page.display()));
+    let o = Command::new("timeout").args(&args).output().unwrap();
+    assert!(o.status.success(), "chromium failed: {}", text(&o));
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn screenshot(page: &Path, png: &Path, profile: &str) {
+    let _ = std::fs::remove_file(png);
+    chromium_run(
+        page,
+        &[
+            &format!("--screenshot={}", png.display()),
+            "--window-size=1280,2000",
+        ],
+        profile,
+    );
+    assert!(png.exists(), "no screenshot written to {}", png.display());
+}
+
+/// Distinct colours in a PNG and the share of pixels that are not the most common colour.
+fn colours(png_path: &Path) -> (usize, f64) {
+    let file = std::io::BufReader::new(std::fs::File::open(png_path).unwrap());
+    let mut reader = png::Decoder::new(file).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let bpp = info.color_type.samples() * usize::from(info.bit_depth as u8).div_ceil(8);
+    let mut counts: BTreeMap<&[u8], u64> = BTreeMap::new();
+    for px in buf[..info.buffer_size()].chunks_exact(bpp) {
+        *counts.entry(px).or_default() += 1;
+    }
+    let total: u64 = counts.values().sum();
+    let top = counts.values().copied().max().unwrap_or(0);
+    (counts.len(), 1.0 - top as f64 / total.max(1) as f64)
+}
+
+fn not_blank(png: &Path) -> Result<(), String> {
+    let (distinct, ink) = colours(png);
+    if distinct >= 16 && ink >= 0.02 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} looks blank: {distinct} colours, {:.2}% of pixels not background",
+            png.display(),
+            ink * 100.0
+        ))
+    }
+}
+
+#[test]
+fn the_html_report_renders_in_headless_chromium() {
+    let report = &examples()["nomad-3-servers"];
+    let dir = root().join("target").join("report-chromium");
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = dir.join("report.html");
+    std::fs::write(&page, render(report, Format::Html).unwrap()).unwrap();
+
+    let (dom, log) = chromium_run(
+        &page,
+        &["--enable-logging=stderr", "--v=0", "--dump-dom"],
+        "dom",
+    );
+    let console: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
+        .collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    let svgs = dom.matches("<svg").count();
+    assert!(
+        svgs >= 4,
+        "expected the 4 charts as svg elements, found {svgs}"
+    );
+    for needle in [
+        "Failure tolerance over the upgrade",
+        "Write availability",
+        "Leader and server processes",
+        "Explorer: outcomes of single faults",
+        "<rect",
+        "<polyline",
+    ] {
+        assert!(dom.contains(needle), "rendered DOM lacks {needle:?}");
+    }
+
+    let png = root().join("target").join("report-screenshot.png");
+    screenshot(&page, &png, "shot");
+    not_blank(&png).unwrap();
+
+    // The blank check itself: an empty page must fail it.
+    let blank = dir.join("blank.html");
+    std::fs::write(&blank, "<!DOCTYPE html><html><body></body></html>").unwrap();
+    let blank_png = dir.join("blank.png");
+    screenshot(&blank, &blank_png, "blank");
+    assert!(
+        not_blank(&blank_png).is_err(),
+        "an empty page passed the blank check"
+    );
+}
