@@ -45,21 +45,23 @@ impl GateState {
         cfg: &GateConfig,
         version: Version,
         min_tolerance: i64,
+        whole_cluster: bool,
     ) -> Vec<String> {
         let mut unmet = Vec::new();
+        let whole_cluster = whole_cluster && cfg.require_fresh_health;
         if cfg.require_fresh_health {
             self.own_answers(obs, cfg, version, &mut unmet);
             if unmet.is_empty() {
                 self.up_since_ms.get_or_insert(obs.now_ms);
             }
         }
-        self.membership(obs, cfg, &mut unmet);
+        self.membership(obs, cfg, whole_cluster, &mut unmet);
         let mut healthy = self.health(obs, min_tolerance, &mut unmet);
         // Like Nomad's own upgrade test, the next server is touched only when *every* server is
         // healthy again: a server that failed on its own during the gate (not the one restarted)
         // halts the upgrade at the gate instead of letting it go on with a cluster already
         // down one server.
-        if cfg.require_fresh_health {
+        if whole_cluster {
             let all = obs.view.health.as_ref().is_ok_and(|h| h.healthy);
             if !all {
                 healthy = false;
@@ -118,7 +120,13 @@ impl GateState {
         }
     }
 
-    fn membership(&self, obs: &Observation, cfg: &GateConfig, unmet: &mut Vec<String>) {
+    fn membership(
+        &self,
+        obs: &Observation,
+        cfg: &GateConfig,
+        whole_cluster: bool,
+        unmet: &mut Vec<String>,
+    ) {
         if !cfg.require_fresh_health && !cfg.require_voter {
             return; // the naive gate reads autopilot health only
         }
@@ -126,7 +134,7 @@ impl GateState {
         // runbook do: a server that failed on its own, or that autopilot removed as dead while
         // this one restarted, halts the upgrade here (seen on real Consul: cleanup removed a
         // killed server and autopilot reported the 2 remaining servers Healthy).
-        let who = if cfg.require_fresh_health {
+        let who = if whole_cluster {
             &self.everyone
         } else {
             &self.servers

@@ -747,7 +747,13 @@ impl Procedure {
         } else {
             self.preflight_tolerance
         };
-        let unmet = g.update(obs, &self.cfg.gate, self.pass_version, min_ft);
+        // Normally the next server waits until the whole cluster is back (a server failing on
+        // its own halts the upgrade). Not when a leader already runs the target and the target
+        // writes entries or snapshots the old version cannot read: then every old server left
+        // behind will panic on the new entries, so waiting is the danger and the upgrade presses
+        // on (the check before each stop still requires a healthy quorum of the others).
+        let whole_cluster = self.cfg.in_place_rollback_safe || !self.leader_on(obs, self.pass_version);
+        let unmet = g.update(obs, &self.cfg.gate, self.pass_version, min_ft, whole_cluster);
         if unmet.is_empty() {
             return self.batch_done(obs);
         }
@@ -757,6 +763,16 @@ impl Procedure {
         }
         self.stage = Stage::Gate(g);
         self.poll()
+    }
+
+    fn leader_on(&self, obs: &Observation, version: Version) -> bool {
+        let Some(l) = &obs.view.leader else {
+            return false;
+        };
+        obs.view
+            .agents
+            .iter()
+            .any(|(n, a)| n == l && a.as_ref().is_ok_and(|a| a.version == version))
     }
 
     fn batch_done(&mut self, obs: &Observation) -> Action {
