@@ -124,9 +124,27 @@ impl NodeControl {
             ControlKind::Process => self.stop_process(server, side).await,
             ControlKind::Command => {
                 let c = self.command()?;
-                shell(&self.expand(&c.stop, server, side)).await
+                shell(&self.expand(&c.stop, server, side)).await?;
+                self.wait_stopped(server, side).await
             }
         }
+    }
+
+    /// A stop command may return before the process has exited (`kill`, a non-blocking
+    /// `systemctl --no-block`): poll `status` until it says stopped, within `stop_timeout`.
+    async fn wait_stopped(&self, server: &str, side: Side) -> Result<(), String> {
+        let deadline_ms = self.x.stop_timeout / 1_000_000;
+        let mut waited_ms = 0;
+        while self.is_running(server, side).await? {
+            if waited_ms >= deadline_ms {
+                return Err(format!(
+                    "{server} still running {deadline_ms} ms after the stop command"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            waited_ms += 100;
+        }
+        Ok(())
     }
 
     async fn stop_process(&self, server: &str, side: Side) -> Result<(), String> {
@@ -335,5 +353,74 @@ pub fn host_of(addr: &str) -> String {
     match host_port.rsplit_once(':') {
         Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h.to_string(),
         _ => host_port.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(dir: &std::path::Path) -> Plan {
+        let d = dir.display();
+        let text = format!(
+            r#"[cluster]
+product = "nomad"
+version = "1.9.7"
+servers = [{{ name = "s1", address = "http://127.0.0.1:4646" }}]
+[upgrade]
+target = "1.10.3"
+[execute]
+control = "command"
+stop_timeout = "5s"
+[execute.command]
+start = "sleep 30 >/dev/null 2>&1 & echo $! > {d}/{{name}}.pid; echo {{version}} {{marker}} >> {d}/starts"
+stop = "kill $(cat {d}/{{name}}.pid)"
+status = "kill -0 $(cat {d}/{{name}}.pid 2>/dev/null) 2>/dev/null"
+install = "echo {{host}} {{version}} >> {d}/installs"
+[execute.current]
+vars = {{ marker = "old" }}
+[execute.target]
+vars = {{ marker = "new" }}
+"#
+        );
+        Plan::from_str_named(&text, "t").unwrap()
+    }
+
+    #[test]
+    fn command_backend_is_idempotent_and_fills_placeholders() {
+        let dir = std::env::temp_dir().join(format!("rehearse-ctl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = NodeControl::from_plan(&plan(&dir)).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert!(!c.is_running("s1", Side::Current).await.unwrap());
+            c.start("s1", Side::Current).await.unwrap();
+            assert!(c.is_running("s1", Side::Current).await.unwrap());
+            c.start("s1", Side::Current).await.unwrap(); // already runs: no second start
+            c.stop("s1", Side::Current).await.unwrap();
+            assert!(!c.is_running("s1", Side::Current).await.unwrap());
+            c.stop("s1", Side::Current).await.unwrap(); // already stopped: no-op
+            c.install("s1", Side::Target).await.unwrap();
+            c.start("s1", Side::Target).await.unwrap();
+            c.stop("s1", Side::Target).await.unwrap();
+        });
+        let starts = std::fs::read_to_string(dir.join("starts")).unwrap();
+        assert_eq!(starts, "1.9.7 old\n1.10.3 new\n");
+        let installs = std::fs::read_to_string(dir.join("installs")).unwrap();
+        assert_eq!(installs, "127.0.0.1 1.10.3\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn signals_and_hosts() {
+        assert_eq!(signal_number("SIGINT"), Some(libc::SIGINT));
+        assert_eq!(signal_number("term"), Some(libc::SIGTERM));
+        assert_eq!(signal_number("9"), Some(9));
+        assert_eq!(signal_number("SIGNOPE"), None);
+        assert_eq!(host_of("https://10.0.0.1:4646"), "10.0.0.1");
+        assert_eq!(host_of("n1.example:4646"), "n1.example");
     }
 }

@@ -721,4 +721,37 @@ target = "1.10.3"
             .to_string();
         assert!(e.contains("duplicate"), "{e}");
     }
+
+    #[test]
+    fn execute_sections_are_checked_field_by_field() {
+        let with = |x: &str| format!("{MIN}{x}");
+        let err = |x: &str| {
+            Plan::from_str_named(&with(x), "p.toml")
+                .unwrap_err()
+                .to_string()
+        };
+        let ok = "[execute]\ncontrol = \"command\"\n[execute.command]\nstop = \"systemctl stop nomad\"\nstart = \"systemctl start nomad\"\nstatus = \"systemctl is-active nomad\"\n";
+        assert!(Plan::from_str_named(&with(ok), "p.toml").is_ok());
+        let e = err("[execute]\ncontrol = \"process\"\n");
+        assert!(e.contains("execute.process"), "{e}");
+        let e = err(&ok.replace("systemctl stop nomad", "ssh {host} stop"));
+        assert!(e.contains("cluster.servers[0].address"), "{e}");
+        let e = err(&ok.replace("systemctl stop nomad", "stop {flavour}"));
+        assert!(
+            e.contains("execute.command.stop") && e.contains("{flavour}"),
+            "{e}"
+        );
+        let e = err(&ok.replace("systemctl stop nomad", "stop {binary}"));
+        assert!(e.contains("execute.current.binary"), "{e}");
+        let e = err(&format!("{ok}stop_signal = \"SIGNOPE\"\n")
+            .replace("[execute.command]\n", "")
+            .replacen(
+                "control = \"command\"\n",
+                "control = \"command\"\nstop_signal = \"SIGNOPE\"\n[execute.command]\n",
+                1,
+            ));
+        assert!(e.contains("stop_signal"), "{e}");
+        let e = err(&ok.replace("status = ", "statsu = "));
+        assert!(e.contains("statsu"), "{e}");
+    }
 }

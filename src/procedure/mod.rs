@@ -752,8 +752,15 @@ impl Procedure {
         // writes entries or snapshots the old version cannot read: then every old server left
         // behind will panic on the new entries, so waiting is the danger and the upgrade presses
         // on (the check before each stop still requires a healthy quorum of the others).
-        let whole_cluster = self.cfg.in_place_rollback_safe || !self.leader_on(obs, self.pass_version);
-        let unmet = g.update(obs, &self.cfg.gate, self.pass_version, min_ft, whole_cluster);
+        let whole_cluster =
+            self.cfg.in_place_rollback_safe || !self.leader_on(obs, self.pass_version);
+        let unmet = g.update(
+            obs,
+            &self.cfg.gate,
+            self.pass_version,
+            min_ft,
+            whole_cluster,
+        );
         if unmet.is_empty() {
             return self.batch_done(obs);
         }

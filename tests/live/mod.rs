@@ -4,6 +4,7 @@
 //! tests (they are never skipped).
 
 mod cluster;
+mod nomad_shapes;
 
 use cluster::{ConsulCluster, rehearse_cmd};
 use rehearse::live::journal::{Journal, Record};
