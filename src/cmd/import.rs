@@ -51,18 +51,24 @@ fn default_addr() -> String {
 }
 
 async fn detect(addr: &str) -> Result<Product, String> {
-    // The token is not needed to tell the products apart: agent/self answers both shapes.
+    // Each product's token header is tried in turn (Consul ignores X-Nomad-Token and the
+    // reverse), so a cluster with ACLs answers the one whose token is set.
+    let mut errors = Vec::new();
     for p in [Product::Nomad, Product::Consul] {
         let c = Client::new(addr, &Connection::from_env(p)).map_err(|e| e.0)?;
         match c.get("/v1/agent/self").await {
             Ok(a) if a.body.get("config").is_some() => return Ok(Product::Nomad),
             Ok(a) if a.body.get("Config").is_some() => return Ok(Product::Consul),
-            Ok(_) => {}
-            Err(e) => return Err(format!("{e}: check --addr and that the server runs")),
+            Ok(_) => errors.push(format!("{p}: unexpected /v1/agent/self")),
+            Err(e @ rehearse_sim::api::ApiError::Unreachable { .. }) => {
+                return Err(format!("{e}: check --addr and that the server runs"));
+            }
+            Err(e) => errors.push(format!("as {p}: {e}")),
         }
     }
     Err(format!(
-        "{addr}: neither a Nomad nor a Consul agent answered /v1/agent/self"
+        "{addr}: neither a Nomad nor a Consul agent answered /v1/agent/self ({}); set NOMAD_TOKEN or CONSUL_HTTP_TOKEN, or pass --product",
+        errors.join("; ")
     ))
 }
 

@@ -215,6 +215,16 @@ fn five_server_rolling_upgrade_and_input_errors() {
     assert!(bad.text.contains("permission denied"), "{}", bad.text);
     assert!(!bad.text.contains("not-the-token-93f1"));
     assert!(!c.journal().exists(), "nothing journaled");
+    // Import (read-only) writes a plan that parses and names every server.
+    let imported = rehearse_cmd(
+        &["import", "--addr", "http://127.0.0.42:8500"],
+        Some(cluster::TOKEN),
+    );
+    assert_eq!(imported.code, Some(0), "{}", imported.text);
+    let plan = rehearse::plan::Plan::from_str_named(&imported.text, "imported").unwrap();
+    assert_eq!(plan.cluster.servers.len(), 5);
+    assert_eq!(plan.cluster.version.to_string(), "1.8.7");
+    assert!(plan.cluster.servers.iter().all(|s| s.address.is_some()));
     // Dry run: reads, prints, changes nothing.
     let dry = c.execute(&[]);
     assert_eq!(dry.code, Some(0), "{}", dry.text);
