@@ -13,5 +13,6 @@ pub mod cluster;
 pub mod control;
 pub mod executor;
 pub mod journal;
+pub mod local;
 pub mod parse;
 pub mod probe;

@@ -3,13 +3,11 @@
 //! (a master token) so a wrong token can be tested. Dropped (also when a test fails): every
 //! server is killed and its data dir removed.
 
-use rehearse::live::client::{Client, Connection, Secret};
-use rehearse::live::control::{NodeControl, Side, alive};
+use rehearse::live::client::Client;
 use rehearse::live::journal::{Journal, Record};
+use rehearse::live::local::{self, LocalConsul, LocalOptions};
 use rehearse::live::probe::{self, Probe, ProbeReport};
-use rehearse::plan::Plan;
 use rehearse::procedure::Action;
-use rehearse_sim::versions::Product;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -55,68 +53,23 @@ pub fn scratch(name: &str) -> PathBuf {
     d
 }
 
-fn ip(base: u8, i: usize) -> String {
-    format!("127.0.0.{}", base as usize + i)
+/// The plan of a test cluster (see `LocalConsul`): the old binary → the new one, rev 1 → 2.
+pub fn plan_text(dir: &Path, root: &Path, base: u8, n: usize) -> String {
+    local::plan_text(&options(dir, root, base, n))
 }
 
-/// The test plan: a rolling change from the "old" to the "new" binary with a new node-meta
-/// value (rev 1 → 2), both visible through the API afterwards.
-pub fn plan_text(dir: &Path, root: &Path, base: u8, n: usize) -> String {
-    let servers: Vec<String> = (0..n)
-        .map(|i| {
-            format!(
-                "{{ name = \"s{}\", address = \"http://{}:8500\" }}",
-                i + 1,
-                ip(base, i)
-            )
-        })
-        .collect();
-    let joins: Vec<String> = (0..n)
-        .map(|i| format!("\"-retry-join={}\"", ip(base, i)))
-        .collect();
-    let d = dir.display();
-    let r = root.display();
-    format!(
-        r#"[cluster]
-product = "consul"
-version = "1.8.7"
-raft_protocol = 3
-servers = [{servers}]
-
-[upgrade]
-target = "1.8.7"
-allow_zero_tolerance = {zero}
-
-[upgrade.gate]
-stable_for = "5s"
-timeout = "40s"
-poll = "500ms"
-
-[execute]
-control = "process"
-stop_signal = "SIGINT"
-stop_timeout = "30s"
-probe = true
-
-[execute.process]
-argv = ["{{binary}}", "agent", "-server", "-bootstrap-expect={n}", "-node={{name}}",
-        "-bind={{host}}", "-client={{host}}", "-data-dir={d}/{{name}}/data",
-        "-config-file={d}/acl.json", {joins}, "-node-meta=rehearse_rev:{{rev}}", "-log-level=info"]
-pid_file = "{d}/{{name}}/pid"
-log_file = "{d}/{{name}}/consul.log"
-
-[execute.current]
-binary = "{r}/rehearse-old/consul"
-vars = {{ rev = "1" }}
-
-[execute.target]
-binary = "{r}/rehearse-new/consul"
-vars = {{ rev = "2" }}
-"#,
-        servers = servers.join(", "),
-        zero = n == 3,
-        joins = joins.join(", "),
-    )
+fn options(dir: &Path, root: &Path, base: u8, n: usize) -> LocalOptions {
+    LocalOptions {
+        binary: root.join("rehearse-old/consul"),
+        target_binary: Some(root.join("rehearse-new/consul")),
+        base,
+        servers: n,
+        token: Some(TOKEN.to_string()),
+        dir: dir.to_path_buf(),
+        upgrade_extra: "[upgrade.gate]\nstable_for = \"5s\"\ntimeout = \"40s\"\npoll = \"500ms\""
+            .into(),
+        probe: true,
+    }
 }
 
 /// A command's exit code and its output.
@@ -174,13 +127,9 @@ pub fn wait_output(child: &mut Child, max_s: u64) -> Out {
 
 /// A running test cluster.
 pub struct ConsulCluster {
-    dir: PathBuf,
-    base: u8,
-    n: usize,
+    local: Option<LocalConsul>,
     plan_path: PathBuf,
-    control: NodeControl,
     rt: tokio::runtime::Runtime,
-    clients: Vec<Client>,
 }
 
 impl ConsulCluster {
@@ -188,102 +137,66 @@ impl ConsulCluster {
     pub fn start(name: &str, base: u8, n: usize) -> ConsulCluster {
         let root = consul_root();
         let dir = scratch(name);
-        std::fs::write(
-            dir.join("acl.json"),
-            format!(
-                r#"{{"primary_datacenter":"dc1","acl":{{"enabled":true,"default_policy":"deny","tokens":{{"master":"{TOKEN}","agent":"{TOKEN}"}}}}}}"#
-            ),
-        )
-        .unwrap();
-        let text = plan_text(&dir, &root, base, n);
-        let plan_path = dir.join("plan.toml");
-        std::fs::write(&plan_path, &text).unwrap();
-        let plan = Plan::from_str_named(&text, "test plan").unwrap();
-        let control = NodeControl::from_plan(&plan).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        let mut conn = Connection::new(Product::Consul);
-        conn.token = Secret::new(Some(TOKEN.to_string()));
-        conn.timeout_ms = 2000;
-        conn.attempts = 1;
-        let clients = (0..n)
-            .map(|i| Client::new(&format!("http://{}:8500", ip(base, i)), &conn).unwrap())
-            .collect();
-        let c = ConsulCluster {
-            dir,
-            base,
-            n,
+        let local = rt
+            .block_on(LocalConsul::start(options(&dir, &root, base, n)))
+            .unwrap();
+        let plan_path = local.write_plan().unwrap();
+        ConsulCluster {
+            local: Some(local),
             plan_path,
-            control,
             rt,
-            clients,
-        };
-        for s in c.names() {
-            c.start_server(&s, false);
         }
-        c.wait_healthy(if n >= 3 { 1 } else { 0 });
-        c
+    }
+
+    fn l(&self) -> &LocalConsul {
+        self.local.as_ref().unwrap()
+    }
+
+    fn clients(&self) -> Vec<Client> {
+        self.l()
+            .cluster
+            .servers
+            .iter()
+            .map(|(_, c)| c.clone())
+            .collect()
     }
 
     /// Server names.
     pub fn names(&self) -> Vec<String> {
-        (1..=self.n).map(|i| format!("s{i}")).collect()
+        self.l().names()
     }
 
     /// Starts one server on the old (or new) install.
     pub fn start_server(&self, name: &str, target: bool) {
-        let side = if target { Side::Target } else { Side::Current };
-        self.rt.block_on(self.control.start(name, side)).unwrap();
-    }
-
-    fn get(&self, i: usize, path: &str) -> Option<serde_json::Value> {
         self.rt
-            .block_on(self.clients[i].get(path))
-            .ok()
-            .map(|a| a.body)
+            .block_on(self.l().start_server(name, target))
+            .unwrap();
     }
 
     /// Waits (≤ 90 s) until autopilot reports healthy with at least `ft` failure tolerance.
     pub fn wait_healthy(&self, ft: i64) {
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(90) {
-            for i in 0..self.n {
-                if let Some(h) = self.get(i, "/v1/operator/autopilot/health") {
-                    let healthy = h["Healthy"].as_bool() == Some(true);
-                    if healthy && h["FailureTolerance"].as_i64().unwrap_or(-1) >= ft {
-                        return;
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        panic!("cluster in {} not healthy within 90 s", self.dir.display());
+        self.rt
+            .block_on(self.l().wait_healthy(ft, Duration::from_secs(90)))
+            .unwrap();
     }
 
     /// The current leader's name.
     pub fn leader(&self) -> String {
-        for i in 0..self.n {
-            if let Some(l) = self.get(i, "/v1/status/leader") {
-                let addr = l.as_str().unwrap_or("").to_string();
-                if let Some(host) = addr.split(':').next().filter(|h| !h.is_empty()) {
-                    let last: usize = host.rsplit('.').next().unwrap().parse().unwrap();
-                    return format!("s{}", last - self.base as usize + 1);
-                }
-            }
-        }
-        panic!("no leader");
+        self.rt.block_on(self.l().leader()).expect("a leader")
     }
 
     /// The journal path `execute` uses.
     pub fn journal(&self) -> PathBuf {
-        self.dir.join("journal.jsonl")
+        self.l().dir().join("journal.jsonl")
     }
 
     fn stats_path(&self) -> PathBuf {
-        self.dir.join("stats.json")
+        self.l().dir().join("stats.json")
     }
 
     fn exec_args<'a>(&'a self, extra: &[&'a str]) -> Vec<String> {
@@ -309,7 +222,7 @@ impl ConsulCluster {
         rehearse_cmd(&refs, Some(token))
     }
 
-    /// Starts `rehearse execute` in the background (output to files).
+    /// Starts `rehearse execute` in the background (output to pipes).
     pub fn spawn_execute(&self, extra: &[&str]) -> Child {
         Command::new(env!("CARGO_BIN_EXE_rehearse"))
             .args(self.exec_args(extra))
@@ -334,56 +247,42 @@ impl ConsulCluster {
         panic!("the journal never showed what the test waited for");
     }
 
-    fn pid(&self, name: &str) -> i32 {
-        std::fs::read_to_string(self.dir.join(name).join("pid"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
-    fn signal(&self, name: &str, sig: i32) {
-        // SAFETY: kill(2) on a server process this test started.
-        unsafe {
-            libc::kill(self.pid(name), sig);
-        }
-    }
-
     /// SIGKILL one server.
     pub fn kill(&self, name: &str) {
-        self.signal(name, libc::SIGKILL);
-        let t0 = Instant::now();
-        while alive(self.pid(name)) && t0.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.l().kill(name);
     }
 
     /// SIGSTOP one server.
     pub fn pause(&self, name: &str) {
-        self.signal(name, libc::SIGSTOP);
+        self.l().pause(name);
     }
 
     /// SIGCONT one server.
     pub fn resume(&self, name: &str) {
-        self.signal(name, libc::SIGCONT);
+        self.l().resume(name);
     }
 
     /// How many times a server's agent started (from its log).
     pub fn agent_starts(&self, name: &str) -> usize {
-        let log =
-            std::fs::read_to_string(self.dir.join(name).join("consul.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(self.l().server_dir(name).join("consul.log"))
+            .unwrap_or_default();
         log.matches("Consul agent running!").count()
     }
 
     /// Every server runs the new binary with the new config (read through the API and /proc).
     pub fn assert_all_on_target(&self) {
-        for (i, name) in self.names().iter().enumerate() {
-            let me = self.get(i, "/v1/agent/self").expect("agent/self");
+        for (name, c) in &self.l().cluster.servers {
+            let me = self
+                .rt
+                .block_on(c.get("/v1/agent/self"))
+                .expect("agent/self")
+                .body;
             assert_eq!(
                 me["Meta"]["rehearse_rev"], "2",
                 "{name} runs the new config"
             );
-            let exe = std::fs::read_link(format!("/proc/{}/exe", self.pid(name))).unwrap();
+            let pid = self.l().pid(name).unwrap();
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
             assert!(
                 exe.ends_with("rehearse-new/consul"),
                 "{name} runs {}",
@@ -438,7 +337,7 @@ impl ConsulCluster {
     /// Starts the KV write probe.
     pub fn start_probe(&self) -> Probe {
         let _g = self.rt.enter();
-        Probe::start(self.clients.clone(), 50, "test")
+        Probe::start(self.clients(), 50, "test")
     }
 
     /// Stops the probe; returns the attempts and the read-back report.
@@ -446,7 +345,7 @@ impl ConsulCluster {
         let (run, attempts) = p.stop();
         let report = self
             .rt
-            .block_on(probe::verify(&self.clients, &run, &attempts))
+            .block_on(probe::verify(&self.clients(), &run, &attempts))
             .expect("read the probe keys back");
         (attempts.len(), report)
     }
@@ -461,25 +360,12 @@ impl ConsulCluster {
 
 impl Drop for ConsulCluster {
     fn drop(&mut self) {
-        for name in self.names() {
-            if let Ok(text) = std::fs::read_to_string(self.dir.join(&name).join("pid"))
-                && let Ok(pid) = text.trim().parse::<i32>()
-            {
-                // SAFETY: kill(2) on a server process this test started.
-                unsafe {
-                    libc::kill(pid, libc::SIGCONT);
-                    libc::kill(pid, libc::SIGKILL);
-                }
-                let t0 = Instant::now();
-                while alive(pid) && t0.elapsed() < Duration::from_secs(10) {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
+        if std::thread::panicking()
+            && let Some(l) = &self.local
+        {
+            eprintln!("kept {} for inspection", l.dir().display());
         }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        } else {
-            eprintln!("kept {} for inspection", self.dir.display());
-        }
+        // LocalConsul's drop kills every server (and removes the dir unless panicking).
+        self.local.take();
     }
 }

@@ -1,0 +1,307 @@
+//! A local Consul cluster of real processes on 127.0.0.x, for calibration against the
+//! simulator and for tests: each server with its own address and data dir, started and stopped
+//! through the same `[execute.process]` node control that `rehearse execute` uses. Dropping it
+//! kills every server and removes its directory.
+
+use super::client::{Client, Connection, Secret};
+use super::cluster::LiveCluster;
+use super::control::{NodeControl, Side, alive};
+use crate::plan::Plan;
+use rehearse_sim::api::AutopilotHealth;
+use rehearse_sim::versions::Product;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Options of a local cluster.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Consul binary of the current install.
+    pub binary: PathBuf,
+    /// Consul binary of the target install (default: the same).
+    pub target_binary: Option<PathBuf>,
+    /// Last octet of the first server's 127.0.0.x address.
+    pub base: u8,
+    /// Servers.
+    pub servers: usize,
+    /// ACL master token (ACLs off when `None`).
+    pub token: Option<String>,
+    /// Scratch directory (created; removed on drop).
+    pub dir: PathBuf,
+    /// Extra plan text appended to `[upgrade]` (gate settings…).
+    pub upgrade_extra: String,
+    /// Write a KV probe during `execute`.
+    pub probe: bool,
+}
+
+/// A running local Consul cluster.
+#[derive(Debug)]
+pub struct LocalConsul {
+    /// Options it was started with.
+    pub opts: LocalOptions,
+    /// The plan that describes it (with an `[execute]` section).
+    pub plan_text: String,
+    control: NodeControl,
+    /// Clients of every server, in order s1…sN.
+    pub cluster: LiveCluster,
+}
+
+fn ip(base: u8, i: usize) -> String {
+    format!("127.0.0.{}", base as usize + i)
+}
+
+/// The plan of a local cluster: a rolling change from the current to the target binary with a
+/// new node-meta value (rev 1 → 2), both visible through the API afterwards.
+pub fn plan_text(o: &LocalOptions) -> String {
+    let n = o.servers;
+    let servers: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{{ name = \"s{}\", address = \"http://{}:8500\" }}",
+                i + 1,
+                ip(o.base, i)
+            )
+        })
+        .collect();
+    let joins: Vec<String> = (0..n)
+        .map(|i| format!("\"-retry-join={}\"", ip(o.base, i)))
+        .collect();
+    let d = o.dir.display();
+    let acl = if o.token.is_some() {
+        format!("\"-config-file={d}/acl.json\", ")
+    } else {
+        String::new()
+    };
+    let target = o.target_binary.as_ref().unwrap_or(&o.binary);
+    format!(
+        r#"[cluster]
+product = "consul"
+version = "1.8.7"
+raft_protocol = 3
+servers = [{servers}]
+
+[upgrade]
+target = "1.8.7"
+allow_zero_tolerance = {zero}
+{extra}
+
+[execute]
+control = "process"
+stop_signal = "SIGINT"
+stop_timeout = "30s"
+probe = {probe}
+
+[execute.process]
+argv = ["{{binary}}", "agent", "-server", "-bootstrap-expect={n}", "-node={{name}}",
+        "-bind={{host}}", "-client={{host}}", "-data-dir={d}/{{name}}/data", {acl}
+        {joins}, "-node-meta=rehearse_rev:{{rev}}", "-log-level=info"]
+pid_file = "{d}/{{name}}/pid"
+log_file = "{d}/{{name}}/consul.log"
+
+[execute.current]
+binary = "{current}"
+vars = {{ rev = "1" }}
+
+[execute.target]
+binary = "{target}"
+vars = {{ rev = "2" }}
+"#,
+        servers = servers.join(", "),
+        zero = n <= 3,
+        extra = o.upgrade_extra,
+        probe = o.probe,
+        joins = joins.join(", "),
+        current = o.binary.display(),
+        target = target.display(),
+    )
+}
+
+impl LocalConsul {
+    /// Starts every server and waits (≤ 90 s) until autopilot is healthy.
+    pub async fn start(opts: LocalOptions) -> Result<LocalConsul, String> {
+        let _ = std::fs::remove_dir_all(&opts.dir);
+        std::fs::create_dir_all(&opts.dir)
+            .map_err(|e| format!("cannot create {}: {e}", opts.dir.display()))?;
+        if let Some(t) = &opts.token {
+            let acl = format!(
+                r#"{{"primary_datacenter":"dc1","acl":{{"enabled":true,"default_policy":"deny","tokens":{{"master":"{t}","agent":"{t}"}}}}}}"#
+            );
+            std::fs::write(opts.dir.join("acl.json"), acl).map_err(|e| e.to_string())?;
+        }
+        let text = plan_text(&opts);
+        let plan = Plan::from_str_named(&text, "local cluster plan").map_err(|e| e.to_string())?;
+        let control = NodeControl::from_plan(&plan).ok_or("plan without [execute]")?;
+        let mut conn = Connection::new(Product::Consul);
+        conn.token = Secret::new(opts.token.clone());
+        conn.timeout_ms = 2000;
+        conn.attempts = 1;
+        let mut servers = Vec::new();
+        for i in 0..opts.servers {
+            let c = Client::new(&format!("http://{}:8500", ip(opts.base, i)), &conn)
+                .map_err(|e| e.0)?;
+            servers.push((format!("s{}", i + 1), c));
+        }
+        let local = LocalConsul {
+            opts,
+            plan_text: text,
+            control,
+            cluster: LiveCluster {
+                product: Product::Consul,
+                servers,
+            },
+        };
+        for s in local.names() {
+            local.start_server(&s, false).await?;
+        }
+        let ft = i64::from(local.opts.servers >= 3);
+        local.wait_healthy(ft, Duration::from_secs(90)).await?;
+        Ok(local)
+    }
+
+    /// Server names s1…sN.
+    pub fn names(&self) -> Vec<String> {
+        (1..=self.opts.servers).map(|i| format!("s{i}")).collect()
+    }
+
+    /// The directory of one server.
+    pub fn server_dir(&self, name: &str) -> PathBuf {
+        self.opts.dir.join(name)
+    }
+
+    /// Starts a server on the current (or target) install; no-op when it runs.
+    pub async fn start_server(&self, name: &str, target: bool) -> Result<(), String> {
+        let side = if target { Side::Target } else { Side::Current };
+        self.control.start(name, side).await
+    }
+
+    /// Stops a server gracefully (SIGINT: no leave) and waits until it has exited.
+    pub async fn stop_server(&self, name: &str) -> Result<(), String> {
+        self.control.stop(name, Side::Current).await
+    }
+
+    /// The pid of a server, from its pid file.
+    pub fn pid(&self, name: &str) -> Option<i32> {
+        std::fs::read_to_string(self.server_dir(name).join("pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn signal(&self, name: &str, sig: i32) {
+        if let Some(pid) = self.pid(name) {
+            // SAFETY: kill(2) on a server process this cluster started.
+            unsafe {
+                libc::kill(pid, sig);
+            }
+        }
+    }
+
+    /// SIGKILL a server and wait (≤ 10 s) until it is gone.
+    pub fn kill(&self, name: &str) {
+        self.signal(name, libc::SIGKILL);
+        let t0 = Instant::now();
+        while self.pid(name).is_some_and(alive) && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGSTOP a server.
+    pub fn pause(&self, name: &str) {
+        self.signal(name, libc::SIGSTOP);
+    }
+
+    /// SIGCONT a server.
+    pub fn resume(&self, name: &str) {
+        self.signal(name, libc::SIGCONT);
+    }
+
+    /// The leader a given server reports (`None`: none known or no answer).
+    pub async fn leader_seen_by(&self, name: &str) -> Option<String> {
+        let c = self.cluster.client(name)?;
+        let a = c.get("/v1/status/leader").await.ok()?;
+        let addr = a.body.as_str()?.to_string();
+        self.name_of(&addr)
+    }
+
+    /// The leader any server reports.
+    pub async fn leader(&self) -> Option<String> {
+        for n in self.names() {
+            if let Some(l) = self.leader_seen_by(&n).await {
+                return Some(l);
+            }
+        }
+        None
+    }
+
+    fn name_of(&self, raft_addr: &str) -> Option<String> {
+        let host = raft_addr.split(':').next().filter(|h| !h.is_empty())?;
+        let last: usize = host.rsplit('.').next()?.parse().ok()?;
+        let i = last.checked_sub(self.opts.base as usize)?;
+        (i < self.opts.servers).then(|| format!("s{}", i + 1))
+    }
+
+    /// Autopilot health as the first answering server reports it.
+    pub async fn health(&self) -> Option<AutopilotHealth> {
+        for (_, c) in &self.cluster.servers {
+            if let Ok(a) = c.get("/v1/operator/autopilot/health").await
+                && let Ok(h) = super::parse::autopilot_health(&a.body)
+            {
+                return Some(h);
+            }
+        }
+        None
+    }
+
+    /// Waits until autopilot reports healthy with failure tolerance ≥ `ft`.
+    pub async fn wait_healthy(&self, ft: i64, max: Duration) -> Result<(), String> {
+        let t0 = Instant::now();
+        while t0.elapsed() < max {
+            if self
+                .health()
+                .await
+                .is_some_and(|h| h.healthy && h.failure_tolerance >= ft)
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!(
+            "local Consul cluster in {} not healthy within {} s",
+            self.opts.dir.display(),
+            max.as_secs()
+        ))
+    }
+
+    /// Writes the plan next to the servers and returns its path.
+    pub fn write_plan(&self) -> Result<PathBuf, String> {
+        let p = self.opts.dir.join("plan.toml");
+        std::fs::write(&p, &self.plan_text).map_err(|e| e.to_string())?;
+        Ok(p)
+    }
+
+    /// The scratch directory.
+    pub fn dir(&self) -> &Path {
+        &self.opts.dir
+    }
+}
+
+impl Drop for LocalConsul {
+    fn drop(&mut self) {
+        for name in self.names() {
+            if let Some(pid) = self.pid(&name) {
+                // SAFETY: kill(2) on a server process this cluster started.
+                unsafe {
+                    libc::kill(pid, libc::SIGCONT);
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                let t0 = Instant::now();
+                while alive(pid) && t0.elapsed() < Duration::from_secs(10) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.opts.dir);
+        }
+    }
+}
