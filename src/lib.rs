@@ -1,6 +1,7 @@
 //! rehearse: rehearse a HashiCorp Nomad (or Consul) server-cluster upgrade in a deterministic
 //! simulator, under faults, then run the same procedure against a real cluster.
 
+pub mod calibrate;
 pub mod chaos;
 pub mod cli;
 pub mod cmd;

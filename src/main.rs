@@ -32,6 +32,8 @@ enum Command {
     Import(rehearse::cmd::import::Args),
     /// Risk report of a plan: HTML, Markdown and JSON, with re-simulated recommendations.
     Report(rehearse::cmd::report::Args),
+    /// Measure the simulator against real Consul servers, scenario by scenario.
+    Calibrate(rehearse::cmd::calibrate::Args),
     /// Static checks of an upgrade plan.
     Lint(rehearse::cmd::lint::Args),
     /// Run the simulated cluster and summarise elections, availability and safety.
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Merge(a) => rehearse::cmd::merge::run(a),
         Command::Execute(a) => rehearse::cmd::execute::run(a),
         Command::Import(a) => rehearse::cmd::import::run(a),
+        Command::Calibrate(a) => rehearse::cmd::calibrate::run(a),
     };
     match result {
         Ok(v) => ExitCode::from(v.exit_code()),

@@ -96,6 +96,17 @@ pub struct AutopilotConfig {
     pub health_interval_ns: u64,
     /// Reconcile / prune loop interval (10 s).
     pub reconcile_interval_ns: u64,
+    /// How long the stats fetch from a server that does not answer takes to fail (half the
+    /// health interval). Until then autopilot keeps reporting that server's previous health.
+    /// Calibrated on real Consul 1.8.7 (`rehearse calibrate`, follower-restart): a server killed
+    /// just after a refresh was marked unhealthy 2.97–3.08 s later (5 of 5 trials), i.e. on the
+    /// next refresh plus this timeout, not on the next refresh.
+    #[serde(default = "default_stats_timeout_ns")]
+    pub stats_timeout_ns: u64,
+}
+
+fn default_stats_timeout_ns() -> u64 {
+    SEC
 }
 
 impl Default for AutopilotConfig {
@@ -108,6 +119,7 @@ impl Default for AutopilotConfig {
             min_quorum: 0,
             health_interval_ns: 2 * SEC,
             reconcile_interval_ns: 10 * SEC,
+            stats_timeout_ns: default_stats_timeout_ns(),
         }
     }
 }
@@ -227,6 +239,10 @@ impl SimConfig {
     pub fn consul(servers: usize, seed: u64) -> SimConfig {
         let mut c = SimConfig::base(Product::Consul, servers, Version::new(1, 8, 7), seed);
         c.serf = SerfTimings::lan();
+        // Calibrated (`rehearse calibrate`, restart-within-refresh): a restarted Consul 1.8.7
+        // server had heard from the leader 0.10–0.31 s after its process was spawned.
+        c.boot_ns_min = 50 * MS;
+        c.boot_ns_max = 300 * MS;
         c
     }
 

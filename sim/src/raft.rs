@@ -309,6 +309,7 @@ impl World {
         s.vol.leader = Some(id);
         s.vol.transfer_to = None;
         self.set_role(id, Role::Leader);
+        self.start_autopilot(id);
         let term = self.servers[id].disk.term;
         self.check_election_safety(id, term);
         self.check_leader_completeness(id);

@@ -1,5 +1,6 @@
 //! Subcommands. Each module has an `Args` (clap) struct and a `run` function.
 
+pub mod calibrate;
 pub mod chaos;
 pub mod check;
 pub mod execute;

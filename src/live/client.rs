@@ -218,6 +218,11 @@ impl Client {
         })
     }
 
+    /// The connection settings (token, TLS, timeouts) this client was built with.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// The product this client speaks to.
     pub fn product(&self) -> Product {
         self.conn.product

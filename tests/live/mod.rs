@@ -260,3 +260,43 @@ fn unreachable_cluster_and_wrong_address_are_input_errors() {
     assert_eq!(out.code, Some(2), "{}", out.text);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn calibrate_runs_real_consul_trials_beside_the_simulator() {
+    // One real trial of the fastest scenario keeps the real side of `rehearse calibrate` from
+    // rotting; the full table is produced by hand (README) and pinned by tests/calibration.rs.
+    let json = cluster::scratch("calibrate").join("cal.json");
+    let out = rehearse_cmd(
+        &[
+            "calibrate",
+            "--against",
+            "consul",
+            "--trials",
+            "1",
+            "--seeds",
+            "4",
+            "--scenarios",
+            "restart-within-refresh",
+            "--base-octet",
+            "52",
+            "--consul",
+            &format!(
+                "{}/.cache/consul/usr/bin/consul",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(matches!(out.code, Some(0 | 1)), "{}", out.text);
+    assert!(
+        out.text.contains("| restart-within-refresh |"),
+        "{}",
+        out.text
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["runs"][0]["real"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["runs"][0]["sim"].as_array().unwrap().len(), 4);
+}

@@ -1,0 +1,185 @@
+//! `rehearse calibrate --against consul [--trials N] [--seeds M] [--scenarios a,b] [--json FILE]
+//! [--real FILE]`: run each fidelity scenario N times on real Consul 1.8.7 servers (local
+//! processes on 127.0.0.x) and on M simulator seeds, and print outcomes and timings side by
+//! side. `--real FILE` reuses the real trials of an earlier `--json` output, so the simulator
+//! can be re-compared without re-running the real servers. Exit 0 when every scenario meets
+//! the goal (outcome agreement ≥ 95 %, medians within ±25 %), 1 otherwise, 2 on bad input.
+
+use crate::calibrate::{self, Runs, SCENARIOS, Scenario, Trial, compare, meets_goal};
+use crate::cli::{CliError, Verdict};
+use std::path::PathBuf;
+
+/// Arguments of `rehearse calibrate`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The real system to compare with (only Consul can run here).
+    #[arg(long, value_enum)]
+    pub against: Against,
+    /// Real trials per scenario.
+    #[arg(long, default_value_t = 5)]
+    pub trials: usize,
+    /// Simulator seeds per scenario.
+    #[arg(long, default_value_t = 20)]
+    pub seeds: u64,
+    /// Comma-separated scenarios (default: all): leader-kill, follower-restart,
+    /// two-down-then-back, leader-paused, restart-within-refresh, rolling-naive, rolling-rehearse.
+    #[arg(long)]
+    pub scenarios: Option<String>,
+    /// Write every trial and the comparison as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Reuse the real trials of an earlier `--json` file instead of running servers.
+    #[arg(long)]
+    pub real: Option<PathBuf>,
+    /// Consul binary (default: .cache/consul/usr/bin/consul, as `.ci/fetch-consul` unpacks it).
+    #[arg(long)]
+    pub consul: Option<PathBuf>,
+    /// Last octet of the first 127.0.0.x address used (each trial takes 3, in turn).
+    #[arg(long, default_value_t = 100)]
+    pub base_octet: u8,
+}
+
+/// `--against` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Against {
+    /// Consul 1.8.7 servers started as local processes.
+    Consul,
+}
+
+fn scenarios(arg: &Option<String>) -> Result<Vec<Scenario>, CliError> {
+    let Some(list) = arg else {
+        return Ok(SCENARIOS.to_vec());
+    };
+    list.split(',')
+        .map(|s| {
+            Scenario::parse(s).ok_or_else(|| {
+                let known: Vec<&str> = SCENARIOS.iter().map(|s| s.name()).collect();
+                CliError::new(format!(
+                    "--scenarios: unknown scenario {s:?} (known: {})",
+                    known.join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
+fn consul_binary(arg: &Option<PathBuf>) -> Result<PathBuf, CliError> {
+    let p = arg
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".cache/consul/usr/bin/consul"));
+    if p.is_file() {
+        return Ok(p);
+    }
+    Err(CliError::new(format!(
+        "--consul: {} not found; run .ci/fetch-consul (Consul 1.8.7 from Debian) or pass --consul PATH",
+        p.display()
+    )))
+}
+
+fn load_real(path: &PathBuf) -> Result<Vec<Runs>, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::new(format!("--real {}: {e}", path.display())))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::new(format!("--real {}: {e}", path.display())))?;
+    serde_json::from_value(v["runs"].clone()).map_err(|e| {
+        CliError::new(format!(
+            "--real {}: not a calibrate --json output: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> Result<Verdict, CliError> {
+    let Against::Consul = args.against;
+    if args.trials == 0 || args.seeds == 0 {
+        return Err(CliError::new("--trials and --seeds must be at least 1"));
+    }
+    let chosen = scenarios(&args.scenarios)?;
+    let consul = consul_binary(&args.consul)?;
+    let plan = calibrate::real::plan(&consul).map_err(CliError::new)?;
+    let recorded = match &args.real {
+        Some(p) => Some(load_real(p)?),
+        None => None,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
+    let mut all = Vec::new();
+    let mut slot = 0usize;
+    for s in chosen {
+        let real = match &recorded {
+            Some(r) => r
+                .iter()
+                .find(|x| x.scenario == s)
+                .map(|x| x.real.clone())
+                .ok_or_else(|| CliError::new(format!("--real: no trials of {}", s.name())))?,
+            None => {
+                let mut v = Vec::new();
+                for t in 0..args.trials {
+                    let base = args.base_octet.wrapping_add(((slot % 30) * 4) as u8).max(2);
+                    slot += 1;
+                    let dir = std::env::temp_dir().join(format!(
+                        "rehearse-calibrate-{}-{}-{t}",
+                        std::process::id(),
+                        s.name()
+                    ));
+                    let opts = calibrate::real::options(&consul, base, &dir);
+                    let trial = rt
+                        .block_on(calibrate::real::run(s, opts))
+                        .map_err(|e| CliError::new(format!("{} trial {t}: {e}", s.name())))?;
+                    eprintln!(
+                        "real {} #{t}: {} {:?}",
+                        s.name(),
+                        trial.outcome,
+                        trial.timings
+                    );
+                    v.push(trial);
+                }
+                v
+            }
+        };
+        let sim: Vec<Trial> = (1..=args.seeds)
+            .map(|seed| calibrate::sim::run(s, seed, &plan))
+            .collect::<Result<_, _>>()
+            .map_err(CliError::new)?;
+        all.push(Runs {
+            scenario: s,
+            real,
+            sim,
+        });
+    }
+    let comparisons: Vec<_> = all.iter().map(compare).collect();
+    println!(
+        "Consul 1.8.7, 3 servers: {} real trials vs {} simulator seeds per scenario\n",
+        args.trials, args.seeds
+    );
+    print!("{}", calibrate::table(&comparisons));
+    let failing: Vec<&str> = comparisons
+        .iter()
+        .filter(|c| !meets_goal(c))
+        .map(|c| c.scenario.name())
+        .collect();
+    if failing.is_empty() {
+        println!("\nevery scenario meets the goal (agreement >= 95%, medians within 25%)");
+    } else {
+        println!("\nbelow the goal: {}", failing.join(", "));
+    }
+    if let Some(path) = &args.json {
+        let doc = serde_json::json!({
+            "against": "consul 1.8.7",
+            "trials": args.trials,
+            "seeds": args.seeds,
+            "runs": all,
+            "comparisons": comparisons,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
+            .map_err(|e| CliError::new(format!("--json {}: {e}", path.display())))?;
+    }
+    Ok(if failing.is_empty() {
+        Verdict::Ok
+    } else {
+        Verdict::Violated
+    })
+}
