@@ -1,5 +1,6 @@
 //! Integration tests, compiled into one test binary.
 
+mod calibration;
 mod chaos;
 mod cli;
 mod live;

@@ -89,6 +89,15 @@ fn load_real(path: &PathBuf) -> Result<Vec<Runs>, CliError> {
     })
 }
 
+/// The next trial's first address octet: `first`, `first + 3`, … up to 250, then around again.
+fn next_base(first: u8, slot: &mut usize) -> u8 {
+    let first = first.clamp(2, 247);
+    let slots = (250 - first as usize) / 3;
+    let base = first as usize + (*slot % slots.max(1)) * 3;
+    *slot += 1;
+    base as u8
+}
+
 /// Runs the command.
 pub fn run(args: Args) -> Result<Verdict, CliError> {
     let Against::Consul = args.against;
@@ -118,17 +127,28 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             None => {
                 let mut v = Vec::new();
                 for t in 0..args.trials {
-                    let base = args.base_octet.wrapping_add(((slot % 30) * 4) as u8).max(2);
-                    slot += 1;
-                    let dir = std::env::temp_dir().join(format!(
-                        "rehearse-calibrate-{}-{}-{t}",
-                        std::process::id(),
-                        s.name()
-                    ));
-                    let opts = calibrate::real::options(&consul, base, &dir);
-                    let trial = rt
-                        .block_on(calibrate::real::run(s, opts))
-                        .map_err(|e| CliError::new(format!("{} trial {t}: {e}", s.name())))?;
+                    // A cluster that does not come up (an address still in use, a slow
+                    // machine) is the harness's failure, not a trial: retry on fresh addresses.
+                    let mut attempt = 0;
+                    let trial = loop {
+                        let base = next_base(args.base_octet, &mut slot);
+                        let dir = std::env::temp_dir().join(format!(
+                            "rehearse-calibrate-{}-{}-{t}-{attempt}",
+                            std::process::id(),
+                            s.name()
+                        ));
+                        let opts = calibrate::real::options(&consul, base, &dir);
+                        match rt.block_on(calibrate::real::run(s, opts)) {
+                            Ok(trial) => break trial,
+                            Err(e) if attempt < 2 => {
+                                eprintln!("{} trial {t}: {e}; retrying", s.name());
+                                attempt += 1;
+                            }
+                            Err(e) => {
+                                return Err(CliError::new(format!("{} trial {t}: {e}", s.name())));
+                            }
+                        }
+                    };
                     eprintln!(
                         "real {} #{t}: {} {:?}",
                         s.name(),
