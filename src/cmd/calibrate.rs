@@ -171,9 +171,12 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         });
     }
     let comparisons: Vec<_> = all.iter().map(compare).collect();
+    let counts: Vec<usize> = all.iter().map(|r| r.real.len()).collect();
     println!(
-        "Consul 1.8.7, 3 servers: {} real trials vs {} simulator seeds per scenario\n",
-        args.trials, args.seeds
+        "Consul 1.8.7, 3 servers: {}–{} real trials vs {} simulator seeds per scenario\n",
+        counts.iter().min().unwrap_or(&0),
+        counts.iter().max().unwrap_or(&0),
+        args.seeds
     );
     print!("{}", calibrate::table(&comparisons));
     let failing: Vec<&str> = comparisons
