@@ -300,3 +300,52 @@ fn calibrate_runs_real_consul_trials_beside_the_simulator() {
     assert_eq!(doc["runs"][0]["real"].as_array().unwrap().len(), 1);
     assert_eq!(doc["runs"][0]["sim"].as_array().unwrap().len(), 4);
 }
+
+#[test]
+fn ctrl_c_finishes_the_action_in_flight_halts_and_the_rerun_resumes() {
+    let c = ConsulCluster::start("ctrlc", 62, 3);
+    let mut child = c.spawn_execute(&["--apply"]);
+    // Interrupt (SIGINT, as Ctrl-C sends) while the first server is in its gate.
+    c.wait_for_journal(|recs| {
+        let at = recs.iter().position(|r| {
+            matches!(
+                r,
+                Record::ActionBegin {
+                    action: Action::Start { .. },
+                    ..
+                }
+            )
+        })?;
+        recs[at..]
+            .iter()
+            .any(|r| matches!(r, Record::ActionEnd { .. }))
+            .then_some(())
+    });
+    // SAFETY: kill(2) on the rehearse process this test spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = cluster::wait_output(&mut child, 120);
+    println!("{}", out.text);
+    assert_eq!(out.code, Some(1), "{}", out.text);
+    assert!(out.text.contains("interrupted"), "{}", out.text);
+    let records = Journal::read(&c.journal()).unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r, Record::Interrupted { .. }))
+    );
+    let stops = actions(&records)
+        .into_iter()
+        .filter(|a| a.0 == "stop")
+        .count();
+    assert_eq!(stops, 1, "halted before touching another server");
+    let rerun = c.execute(&["--apply"]);
+    println!("{}", rerun.text);
+    assert_eq!(rerun.code, Some(0), "{}", rerun.text);
+    assert!(rerun.text.contains("resuming"), "{}", rerun.text);
+    for n in c.names() {
+        assert_eq!(c.agent_starts(&n), 2, "{n} started once by rehearse in all");
+    }
+    c.assert_all_on_target();
+}
