@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The scenarios, in table order.
-pub const SCENARIOS: [Scenario; 7] = [
+pub const SCENARIOS: [Scenario; 8] = [
     Scenario::LeaderKill,
     Scenario::FollowerRestart,
     Scenario::TwoDownThenBack,
     Scenario::LeaderPaused,
+    Scenario::LeaderPartitioned,
     Scenario::RestartWithinRefresh,
     Scenario::RollingNaive,
     Scenario::RollingRehearse,
@@ -35,6 +36,9 @@ pub enum Scenario {
     TwoDownThenBack,
     /// SIGSTOP the leader (gray failure); time until a survivor reports another leader.
     LeaderPaused,
+    /// Cut the leader off the network (each server in its own network namespace); time until
+    /// a survivor reports another leader.
+    LeaderPartitioned,
     /// Stop a follower gracefully and start it at once: does a gate reading only
     /// Healthy ∧ FT ≥ 1 pass before the server has heard from a leader again?
     RestartWithinRefresh,
@@ -52,6 +56,7 @@ impl Scenario {
             Scenario::FollowerRestart => "follower-restart",
             Scenario::TwoDownThenBack => "two-down-then-back",
             Scenario::LeaderPaused => "leader-paused",
+            Scenario::LeaderPartitioned => "leader-partitioned",
             Scenario::RestartWithinRefresh => "restart-within-refresh",
             Scenario::RollingNaive => "rolling-naive",
             Scenario::RollingRehearse => "rolling-rehearse",

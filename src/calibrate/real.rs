@@ -22,6 +22,7 @@ pub fn options(consul: &std::path::Path, base: u8, dir: &std::path::Path) -> Loc
         dir: dir.to_path_buf(),
         upgrade_extra: ROLLING_REHEARSE_UPGRADE.into(),
         probe: false,
+        netns: false,
     }
 }
 
@@ -33,9 +34,11 @@ pub fn plan(consul: &std::path::Path) -> Result<Plan, String> {
 }
 
 /// Runs one scenario on a fresh local cluster.
-pub async fn run(s: Scenario, opts: LocalOptions) -> Result<Trial, String> {
+pub async fn run(s: Scenario, mut opts: LocalOptions) -> Result<Trial, String> {
+    opts.netns = s == Scenario::LeaderPartitioned;
     let c = LocalConsul::start(opts).await?;
     match s {
+        Scenario::LeaderPartitioned => leader_partitioned(&c).await,
         Scenario::LeaderKill => Ok(leader_lost(&c, false).await),
         Scenario::LeaderPaused => Ok(leader_lost(&c, true).await),
         Scenario::FollowerRestart => follower_restart(&c).await,
@@ -98,6 +101,25 @@ async fn leader_lost(c: &LocalConsul, pause: bool) -> Trial {
         Some(t) => Trial::new("re-elected").with("failover_s", t),
         None => Trial::new("no leader in 60 s"),
     }
+}
+
+async fn leader_partitioned(c: &LocalConsul) -> Result<Trial, String> {
+    let (l, survivors) = leader(c).await?;
+    c.partition(&l)?;
+    let t = poll(50, 60, || async {
+        for s in &survivors {
+            if c.leader_seen_by(s).await.is_some_and(|n| n != l) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    c.heal(&l)?;
+    Ok(match t {
+        Some(t) => Trial::new("re-elected").with("failover_s", t),
+        None => Trial::new("no leader in 60 s"),
+    })
 }
 
 async fn follower_restart(c: &LocalConsul) -> Result<Trial, String> {

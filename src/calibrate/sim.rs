@@ -26,6 +26,7 @@ pub fn run(s: Scenario, seed: u64, plan: &Plan) -> Result<Trial, String> {
     Ok(match s {
         Scenario::LeaderKill => leader_lost(&mut w, false),
         Scenario::LeaderPaused => leader_lost(&mut w, true),
+        Scenario::LeaderPartitioned => leader_partitioned(&mut w),
         Scenario::FollowerRestart => follower_restart(&mut w),
         Scenario::TwoDownThenBack => two_down(&mut w),
         Scenario::RestartWithinRefresh => restart_within_refresh(&mut w),
@@ -99,6 +100,24 @@ fn leader_lost(w: &mut World, pause: bool) -> Trial {
             .iter()
             .any(|&s| leader_seen_by(w, s).is_some_and(|n| n != l))
     });
+    match t {
+        Some(t) => Trial::new("re-elected").with("failover_s", t),
+        None => Trial::new("no leader in 60 s"),
+    }
+}
+
+fn leader_partitioned(w: &mut World) -> Trial {
+    let Some(l) = any_leader(w) else {
+        return Trial::new("no leader before");
+    };
+    let survivors = followers(w, l);
+    w.partition(&[l], &survivors);
+    let t = poll(w, 50, 60, |w| {
+        survivors
+            .iter()
+            .any(|&s| leader_seen_by(w, s).is_some_and(|n| n != l))
+    });
+    w.heal();
     match t {
         Some(t) => Trial::new("re-elected").with("failover_s", t),
         None => Trial::new("no leader in 60 s"),

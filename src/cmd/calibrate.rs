@@ -22,7 +22,8 @@ pub struct Args {
     #[arg(long, default_value_t = 20)]
     pub seeds: u64,
     /// Comma-separated scenarios (default: all): leader-kill, follower-restart,
-    /// two-down-then-back, leader-paused, restart-within-refresh, rolling-naive, rolling-rehearse.
+    /// two-down-then-back, leader-paused, leader-partitioned (needs root: network namespaces),
+    /// restart-within-refresh, rolling-naive, rolling-rehearse.
     #[arg(long)]
     pub scenarios: Option<String>,
     /// Write every trial and the comparison as JSON.

@@ -31,6 +31,9 @@ pub struct LocalOptions {
     pub upgrade_extra: String,
     /// Write a KV probe during `execute`.
     pub probe: bool,
+    /// Run each server in a network namespace of its own (10.77.{base}.1x behind a bridge), so
+    /// a server can be cut off the network (`partition`). Needs root (`ip netns`).
+    pub netns: bool,
 }
 
 /// A running local Consul cluster.
@@ -45,8 +48,92 @@ pub struct LocalConsul {
     pub cluster: LiveCluster,
 }
 
-fn ip(base: u8, i: usize) -> String {
-    format!("127.0.0.{}", base as usize + i)
+fn ip(o: &LocalOptions, i: usize) -> String {
+    if o.netns {
+        format!("10.77.{}.{}", o.base, 10 + i)
+    } else {
+        format!("127.0.0.{}", o.base as usize + i)
+    }
+}
+
+/// Names of the network namespace and the host side of the veth pair of server `i` (0-based).
+fn netns_names(base: u8, i: usize) -> (String, String, String) {
+    (
+        format!("rh{base}-s{}", i + 1),
+        format!("rh{base}s{}h", i + 1),
+        format!("rh{base}s{}n", i + 1),
+    )
+}
+
+fn bridge_name(base: u8) -> String {
+    format!("rhb{base}")
+}
+
+/// Runs `ip …`; Err with its stderr.
+fn ip_cmd(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// A bridge 10.77.{base}.1/24 and one namespace per server, wired to it by a veth pair.
+fn setup_netns(base: u8, n: usize) -> Result<(), String> {
+    teardown_netns(base, n);
+    let br = bridge_name(base);
+    ip_cmd(&["link", "add", &br, "type", "bridge"])?;
+    ip_cmd(&["addr", "add", &format!("10.77.{base}.1/24"), "dev", &br])?;
+    ip_cmd(&["link", "set", &br, "up"])?;
+    // With br_netfilter loaded, bridged frames go through iptables' FORWARD chain, whose policy
+    // Docker sets to DROP: let this bridge's own traffic through (removed in teardown).
+    let _ = iptables(&["-I", "FORWARD", "-i", &br, "-o", &br, "-j", "ACCEPT"]);
+    for i in 0..n {
+        let (ns, host, inner) = netns_names(base, i);
+        ip_cmd(&["netns", "add", &ns])?;
+        ip_cmd(&["link", "add", &host, "type", "veth", "peer", "name", &inner])?;
+        ip_cmd(&["link", "set", &inner, "netns", &ns])?;
+        ip_cmd(&["link", "set", &host, "master", &br])?;
+        ip_cmd(&["link", "set", &host, "up"])?;
+        let addr = format!("10.77.{base}.{}/24", 10 + i);
+        ip_cmd(&["-n", &ns, "addr", "add", &addr, "dev", &inner])?;
+        ip_cmd(&["-n", &ns, "link", "set", &inner, "up"])?;
+        ip_cmd(&["-n", &ns, "link", "set", "lo", "up"])?;
+    }
+    Ok(())
+}
+
+/// Removes what `setup_netns` made (errors ignored: parts may be gone already).
+fn teardown_netns(base: u8, n: usize) {
+    for i in 0..n {
+        let (ns, host, _) = netns_names(base, i);
+        let _ = ip_cmd(&["link", "del", &host]);
+        let _ = ip_cmd(&["netns", "del", &ns]);
+    }
+    let br = bridge_name(base);
+    while iptables(&["-D", "FORWARD", "-i", &br, "-o", &br, "-j", "ACCEPT"]).is_ok() {}
+    let _ = ip_cmd(&["link", "del", &br]);
+}
+
+/// Runs `iptables …` (absent iptables: Err, and the bridge may still forward).
+fn iptables(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("iptables")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run iptables: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
 }
 
 /// The plan of a local cluster: a rolling change from the current to the target binary with a
@@ -58,13 +145,20 @@ pub fn plan_text(o: &LocalOptions) -> String {
             format!(
                 "{{ name = \"s{}\", address = \"http://{}:8500\" }}",
                 i + 1,
-                ip(o.base, i)
+                ip(o, i)
             )
         })
         .collect();
     let joins: Vec<String> = (0..n)
-        .map(|i| format!("\"-retry-join={}\"", ip(o.base, i)))
+        .map(|i| format!("\"-retry-join={}\"", ip(o, i)))
         .collect();
+    // In a namespace the server is started through `ip netns exec`, which execs it: the pid
+    // in the pid file is the server's own.
+    let prefix = if o.netns {
+        format!("\"ip\", \"netns\", \"exec\", \"rh{}-{{name}}\", ", o.base)
+    } else {
+        String::new()
+    };
     let d = o.dir.display();
     let acl = if o.token.is_some() {
         format!("\"-config-file={d}/acl.json\", ")
@@ -91,7 +185,7 @@ stop_timeout = "30s"
 probe = {probe}
 
 [execute.process]
-argv = ["{{binary}}", "agent", "-server", "-bootstrap-expect={n}", "-node={{name}}",
+argv = [{prefix}"{{binary}}", "agent", "-server", "-bootstrap-expect={n}", "-node={{name}}",
         "-bind={{host}}", "-client={{host}}", "-data-dir={d}/{{name}}/data", {acl}
         {joins}, "-node-meta=rehearse_rev:{{rev}}", "-log-level=info"]
 pid_file = "{d}/{{name}}/pid"
@@ -127,6 +221,9 @@ impl LocalConsul {
             );
             std::fs::write(opts.dir.join("acl.json"), acl).map_err(|e| e.to_string())?;
         }
+        if opts.netns {
+            setup_netns(opts.base, opts.servers)?;
+        }
         let text = plan_text(&opts);
         let plan = Plan::from_str_named(&text, "local cluster plan").map_err(|e| e.to_string())?;
         let control = NodeControl::from_plan(&plan).ok_or("plan without [execute]")?;
@@ -136,8 +233,8 @@ impl LocalConsul {
         conn.attempts = 1;
         let mut servers = Vec::new();
         for i in 0..opts.servers {
-            let c = Client::new(&format!("http://{}:8500", ip(opts.base, i)), &conn)
-                .map_err(|e| e.0)?;
+            let c =
+                Client::new(&format!("http://{}:8500", ip(&opts, i)), &conn).map_err(|e| e.0)?;
             servers.push((format!("s{}", i + 1), c));
         }
         let local = LocalConsul {
@@ -235,9 +332,32 @@ impl LocalConsul {
 
     fn name_of(&self, raft_addr: &str) -> Option<String> {
         let host = raft_addr.split(':').next().filter(|h| !h.is_empty())?;
-        let last: usize = host.rsplit('.').next()?.parse().ok()?;
-        let i = last.checked_sub(self.opts.base as usize)?;
-        (i < self.opts.servers).then(|| format!("s{}", i + 1))
+        (0..self.opts.servers)
+            .find(|&i| ip(&self.opts, i) == host)
+            .map(|i| format!("s{}", i + 1))
+    }
+
+    /// Cuts a server off the network (its veth link goes down); needs `netns`.
+    pub fn partition(&self, name: &str) -> Result<(), String> {
+        self.link(name, "down")
+    }
+
+    /// Reconnects a partitioned server.
+    pub fn heal(&self, name: &str) -> Result<(), String> {
+        self.link(name, "up")
+    }
+
+    fn link(&self, name: &str, state: &str) -> Result<(), String> {
+        if !self.opts.netns {
+            return Err("partitions need a cluster started with netns".into());
+        }
+        let i = self
+            .names()
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| format!("unknown server {name}"))?;
+        let (_, host, _) = netns_names(self.opts.base, i);
+        ip_cmd(&["link", "set", &host, state])
     }
 
     /// Autopilot health as the first answering server reports it.
@@ -299,6 +419,9 @@ impl Drop for LocalConsul {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }
+        }
+        if self.opts.netns {
+            teardown_netns(self.opts.base, self.opts.servers);
         }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.opts.dir);

@@ -69,6 +69,7 @@ fn options(dir: &Path, root: &Path, base: u8, n: usize) -> LocalOptions {
         upgrade_extra: "[upgrade.gate]\nstable_for = \"5s\"\ntimeout = \"40s\"\npoll = \"500ms\""
             .into(),
         probe: true,
+        netns: false,
     }
 }
 
