@@ -2,6 +2,7 @@
 
 mod chaos;
 mod cli;
+mod containers;
 mod live;
 mod rehearse_plans;
 mod report;
