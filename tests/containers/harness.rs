@@ -189,7 +189,7 @@ impl Spec {
             versions: [tag(old), tag(new)],
             http_port: 4646,
             ready_log: "Nomad agent started!",
-            entrypoint: Some("nomad"),
+            entrypoint: Some("/bin/nomad"),
             args: |name, ip, ips| {
                 let mut a: Vec<String> = ["agent", "-server", "-data-dir=/data"]
                     .map(String::from)
@@ -791,14 +791,13 @@ fn create_surroundings(
 ) -> Result<(String, BTreeMap<String, Node>), String> {
     let pid = std::process::id().to_string();
     let labels = [
-        "--label",
-        SUITE,
-        "--label",
-        &format!("rehearse.test={label}"),
-        "--label",
-        &format!("rehearse.pid={pid}"),
-    ]
-    .map(String::from);
+        "--label".to_string(),
+        SUITE.to_string(),
+        "--label".to_string(),
+        format!("rehearse.test={label}"),
+        "--label".to_string(),
+        format!("rehearse.pid={pid}"),
+    ];
     let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
     let net = format!("{label}-net");
     let octet = k % 256;
