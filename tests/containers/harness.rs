@@ -479,7 +479,12 @@ pub fn label_for(name: &str) -> String {
 fn plan_text(spec: &Spec, nodes: &BTreeMap<String, Node>) -> String {
     let servers: Vec<String> = nodes
         .iter()
-        .map(|(n, node)| format!("{{ name = \"{n}\", address = \"http://127.0.0.1:{}\" }}", node.port))
+        .map(|(n, node)| {
+            format!(
+                "{{ name = \"{n}\", address = \"http://127.0.0.1:{}\" }}",
+                node.port
+            )
+        })
         .collect();
     let product = match spec.product {
         Product::Consul => "consul",
@@ -585,7 +590,9 @@ impl ContainerCluster {
     }
 
     fn get(&self, i: usize, path: &str) -> Option<serde_json::Value> {
-        rt().block_on(self.clients[i].get(path)).ok().map(|a| a.body)
+        rt().block_on(self.clients[i].get(path))
+            .ok()
+            .map(|a| a.body)
     }
 
     /// Waits (≤ 120 s) until autopilot reports healthy with at least `ft` failure tolerance.
@@ -889,7 +896,10 @@ impl Drop for ContainerCluster {
         remove_by_label(&self.label);
         let left = leftovers(&self.label);
         if left != (0, 0, 0) {
-            eprintln!("{}: left behind (containers, networks, volumes) = {left:?}", self.label);
+            eprintln!(
+                "{}: left behind (containers, networks, volumes) = {left:?}",
+                self.label
+            );
         }
         if std::thread::panicking() {
             eprintln!("kept {} for inspection", self.dir.display());

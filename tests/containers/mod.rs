@@ -133,6 +133,10 @@ fn chaos_halts_then_resumes(
     let ExecOutcome::Halted(h) = &outcome else {
         panic!("halts safely: {outcome:?}");
     };
+    assert!(
+        h.to_string().contains("gate timed out for"),
+        "halt reason: {h}"
+    );
     assert!(h.to_string().contains(halt_says), "halt reason: {h}");
     let first = first_in_gate(&c.records()).unwrap();
     assert_eq!(
@@ -152,7 +156,11 @@ fn chaos_halts_then_resumes(
         "the rerun completes: {rerun:?}"
     );
     let stops = stops(&c.records());
-    assert_eq!(stops.len(), 3, "each server stopped once over both runs: {stops:?}");
+    assert_eq!(
+        stops.len(),
+        3,
+        "each server stopped once over both runs: {stops:?}"
+    );
     assert_eq!(stops.iter().filter(|s| **s == first).count(), 1);
     assert_eq!(stops[2], leader, "the leader last");
     assert_eq!(
@@ -181,7 +189,7 @@ fn containers_paused_server_in_its_gate_halts_then_resumes_after_unpause() {
         "pause",
         2,
         |recs, _| first_in_gate(recs).map(Chaos::Pause),
-        "gate timed out for",
+        "not answering",
     );
 }
 
@@ -197,7 +205,7 @@ fn containers_killed_server_during_a_gate_halts_then_resumes_after_restart() {
                 .find(|n| *n != first && *n != leader)?;
             Some(Chaos::Kill(victim.to_string()))
         },
-        "",
+        "not alive in serf",
     );
 }
 
@@ -207,7 +215,7 @@ fn containers_partitioned_server_in_its_gate_halts_then_resumes_after_reconnect(
         "partition",
         4,
         |recs, _| first_in_gate(recs).map(Chaos::Disconnect),
-        "",
+        "not answering",
     );
 }
 
@@ -217,7 +225,11 @@ fn containers_networks_and_volumes_are_removed_also_when_a_test_fails() {
     let failed = std::panic::catch_unwind(|| {
         let c = ContainerCluster::start("cleanup", 5, 3, Spec::consul());
         let left = harness::leftovers(&c.label);
-        assert_eq!(left, (6, 1, 3), "3 sandboxes + 3 servers, 1 network, 3 volumes");
+        assert_eq!(
+            left,
+            (6, 1, 3),
+            "3 sandboxes + 3 servers, 1 network, 3 volumes"
+        );
         if left == (6, 1, 3) {
             panic!("a failing test (deliberate)");
         }
@@ -235,26 +247,33 @@ fn nomad_images() -> Option<(String, String)> {
     let v = std::env::var("REHEARSE_NOMAD_IMAGES").ok()?;
     let (old, new) = v.split_once(',')?;
     let (old, new) = (old.trim().to_string(), new.trim().to_string());
-    let present = |i: &str| harness::docker(&["image", "inspect", "--format", "{{.Id}}", i]).is_ok();
+    let present =
+        |i: &str| harness::docker(&["image", "inspect", "--format", "{{.Id}}", i]).is_ok();
     (old.starts_with("hashicorp/nomad:") && present(&old) && present(&new)).then_some((old, new))
 }
 
-/// Runs only where two `hashicorp/nomad` images are loaded and named in REHEARSE_NOMAD_IMAGES
-/// (e.g. `hashicorp/nomad:1.9.7,hashicorp/nomad:1.10.3`); otherwise it prints that it was
-/// skipped and asserts nothing (it is not a pass of the Nomad driver).
+/// The same rolling upgrade on Nomad. It needs two `hashicorp/nomad` images loaded locally and
+/// named in REHEARSE_NOMAD_IMAGES (e.g. `hashicorp/nomad:1.9.7,hashicorp/nomad:1.10.3`), so it
+/// is ignored by default: a plain `cargo test` reports it as ignored, never as passed.
+/// `.ci/test` runs it (`--ignored`) when the images are present, and otherwise prints
+/// `skipped: no hashicorp/nomad image present`. Run explicitly without the images, it fails.
 #[test]
+#[ignore = "skipped unless hashicorp/nomad images are present: set REHEARSE_NOMAD_IMAGES=hashicorp/nomad:OLD,hashicorp/nomad:NEW (.ci/test runs it then)"]
 fn nomad_images_when_present() {
     let Some((old, new)) = nomad_images() else {
-        println!(
-            "skipped: no hashicorp/nomad image present (set REHEARSE_NOMAD_IMAGES=hashicorp/nomad:OLD,hashicorp/nomad:NEW with both images loaded locally)"
+        panic!(
+            "skipped: no hashicorp/nomad image present (REHEARSE_NOMAD_IMAGES={:?} does not name two hashicorp/nomad images loaded locally); this test was asked for explicitly, so the skip fails it",
+            std::env::var("REHEARSE_NOMAD_IMAGES").unwrap_or_default()
         );
-        return;
     };
     let c = ContainerCluster::start("nomad", 6, 3, Spec::nomad(&old, &new));
     let leader = c.leader();
     let t0 = Instant::now();
     let (outcome, _) = c.execute().expect("execute");
-    println!("nomad {old} -> {new}: {outcome:?} in {:.1}s", t0.elapsed().as_secs_f64());
+    println!(
+        "nomad {old} -> {new}: {outcome:?} in {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
     assert!(matches!(outcome, ExecOutcome::Done(_)), "{outcome:?}");
     assert_rolled(&c, &leader);
 }
@@ -262,8 +281,11 @@ fn nomad_images_when_present() {
 /// The README's docker-CLI `[execute]` example is a valid plan section.
 #[test]
 fn readme_docker_command_templates_parse() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let at = readme.find("**On your own Docker hosts").expect("the README section");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let at = readme
+        .find("**On your own Docker hosts")
+        .expect("the README section");
     let block = &readme[at..];
     let start = block.find("```toml\n").unwrap() + "```toml\n".len();
     let end = start + block[start..].find("```").unwrap();
@@ -279,9 +301,19 @@ target = "1.10.3"
     );
     let plan = rehearse::plan::Plan::from_str_named(&text, "README example").unwrap();
     let c = rehearse::live::control::NodeControl::from_plan(&plan).unwrap();
-    let start = &plan.execute.as_ref().unwrap().command.as_ref().unwrap().start;
+    let start = &plan
+        .execute
+        .as_ref()
+        .unwrap()
+        .command
+        .as_ref()
+        .unwrap()
+        .start;
     let s = c.expand(start, "s2", rehearse::live::control::Side::Target);
-    assert!(s.starts_with("ssh 10.0.0.2 docker run -d --name nomad-s2 "), "{s}");
+    assert!(
+        s.starts_with("ssh 10.0.0.2 docker run -d --name nomad-s2 "),
+        "{s}"
+    );
     assert!(s.contains(" hashicorp/nomad:1.10.3 agent"), "{s}");
 }
 
@@ -311,10 +343,8 @@ vars = { image = "rehearse-consul:old" }
     std::fs::create_dir_all(&dir).unwrap();
     let plan = dir.join("plan.toml");
     std::fs::write(&plan, &text).unwrap();
-    let out = crate::live::cluster::rehearse_cmd(
-        &["execute", "--apply", plan.to_str().unwrap()],
-        None,
-    );
+    let out =
+        crate::live::cluster::rehearse_cmd(&["execute", "--apply", plan.to_str().unwrap()], None);
     assert_eq!(out.code, Some(2), "{}", out.text);
     assert!(out.text.contains("in-process"), "{}", out.text);
     assert!(out.text.contains("control = \"command\""), "{}", out.text);
