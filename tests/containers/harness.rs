@@ -224,7 +224,9 @@ struct Slot {
 }
 
 /// The container node control: a `ServerControl` on testcontainers. Stop = `docker stop`
-/// (SIGTERM, SIGKILL after the plan's stop_timeout); install of the other side = remove the
+/// (SIGTERM, on which neither a Consul nor a Nomad server leaves the cluster by default; SIGKILL
+/// after the plan's stop_timeout; the plan's stop_signal is not used: the Docker API this
+/// machine speaks, 1.41, has no signal for stop); install of the other side = remove the
 /// stopped container; start = a new container from that side's image on the same volume and
 /// sandbox (or `docker start` of the existing one, readiness re-checked).
 pub struct TcControl {
@@ -560,7 +562,10 @@ impl ContainerCluster {
             label: label.clone(),
             nodes: nodes.clone(),
             slots: tokio::sync::Mutex::new(BTreeMap::new()),
-            stop_timeout_s: 30,
+            stop_timeout_s: plan
+                .execute
+                .as_ref()
+                .map_or(30, |x| (x.stop_timeout / 1_000_000_000) as i32),
             events: Mutex::new(Vec::new()),
         };
         let c = ContainerCluster {
