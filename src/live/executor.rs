@@ -479,14 +479,15 @@ impl<'a, C: ServerControl> Run<'a, C> {
     async fn go(&mut self) -> Result<(ExecOutcome, ExecStats), ExecError> {
         let interrupted = Arc::new(AtomicBool::new(false));
         let flag = interrupted.clone();
-        tokio::spawn(async move {
+        // Aborted when this run ends (or is dropped by a program that embeds rehearse).
+        let _ctrl_c = AbortOnDrop(tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 eprintln!(
                     "interrupt: finishing the action in flight, then halting (a rerun resumes)"
                 );
                 flag.store(true, Ordering::SeqCst);
             }
-        });
+        }));
         let probe = self.start_probe();
         let (in_flight, mut result) = self.replay()?;
         if let Some(a) = in_flight {
@@ -703,6 +704,15 @@ impl<'a, C: ServerControl> Run<'a, C> {
             .find(|(i, _)| i == s)
             .map(|(_, p)| p.clone())
             .unwrap_or_else(|| snapshot_file(&self.opts.snapshot_dir, s.index))
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -702,6 +702,29 @@ impl ContainerCluster {
         })
     }
 
+    /// `execute --apply`, dropped (as if rehearse were killed) the moment `when` holds for the
+    /// journal. Returns whether it was dropped before it finished.
+    pub fn execute_cancelled_when(&self, when: impl Fn(&[Record]) -> bool) -> bool {
+        let opts = self.opts();
+        rt().block_on(async {
+            let exec = execute_with(&self.plan, &self.plan_text, &opts, Some(&self.control));
+            let watch = async {
+                let t0 = Instant::now();
+                while t0.elapsed() < Duration::from_secs(240) {
+                    if Journal::read(&self.journal()).is_ok_and(|r| when(&r)) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                panic!("the journal never showed what the test waited for");
+            };
+            tokio::select! {
+                _ = exec => false,
+                _ = watch => true,
+            }
+        })
+    }
+
     async fn inject(&self, c: &Chaos) {
         match c {
             Chaos::Pause(s) => self.control.pause(s).await.unwrap(),

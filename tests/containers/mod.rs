@@ -220,6 +220,35 @@ fn containers_partitioned_server_in_its_gate_halts_then_resumes_after_reconnect(
 }
 
 #[test]
+fn containers_executor_dropped_mid_step_resumes_from_the_journal_without_double_actions() {
+    let c = ContainerCluster::start("resume", 7, 3, Spec::consul());
+    let leader = c.leader();
+    let probe = c.start_probe();
+    // Drop the run as soon as it has begun stopping the second server.
+    let cancelled = c.execute_cancelled_when(|recs| stops(recs).len() >= 2);
+    assert!(cancelled, "the run was dropped mid-step");
+    let (outcome, _) = c.execute().expect("rerun");
+    let (_, report) = c.stop_probe(probe);
+    assert!(
+        matches!(outcome, ExecOutcome::Done(_)),
+        "the rerun resumes and completes: {outcome:?}"
+    );
+    let records = c.records();
+    let begins = records
+        .iter()
+        .filter(|r| matches!(r, Record::Begin { .. }))
+        .count();
+    assert_eq!(begins, 1, "one attempt, resumed (not a new one)");
+    // The stop that was in flight was finished by the replay, not begun again.
+    assert_rolled(&c, &leader);
+    assert!(
+        report.lost.is_empty(),
+        "acknowledged writes lost: {:?}",
+        report.lost
+    );
+}
+
+#[test]
 fn containers_networks_and_volumes_are_removed_also_when_a_test_fails() {
     let label = harness::label_for("cleanup");
     let failed = std::panic::catch_unwind(|| {
