@@ -788,6 +788,20 @@ impl ContainerCluster {
         }
     }
 
+    /// Each Consul server's node ID (kept in its data dir, so it survives a replacement only
+    /// when the new container gets the old one's volume).
+    pub fn node_ids(&self) -> Vec<String> {
+        (0..self.nodes.len())
+            .map(|i| {
+                let me = self.get(i, "/v1/agent/self").expect("agent/self");
+                me["Config"]["NodeID"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+
     /// Starts the KV write probe (Consul).
     pub fn start_probe(&self) -> Probe {
         let _g = rt().enter();

@@ -86,6 +86,7 @@ fn assert_rolled(c: &ContainerCluster, leader: &str) {
 fn containers_rolling_upgrade_by_replacement_followers_first_leader_last() {
     let c = ContainerCluster::start("rolling", 1, 3, Spec::consul());
     let leader = c.leader();
+    let ids = c.node_ids();
     let probe = c.start_probe();
     let t0 = Instant::now();
     let (outcome, stats) = c.execute().expect("execute");
@@ -96,6 +97,11 @@ fn containers_rolling_upgrade_by_replacement_followers_first_leader_last() {
         "completed: {outcome:?}"
     );
     assert_rolled(&c, &leader);
+    assert_eq!(
+        c.node_ids(),
+        ids,
+        "each replacement container ran on its predecessor's data (same node IDs)"
+    );
     assert!(
         report.lost.is_empty(),
         "acknowledged writes lost: {:?}",
