@@ -3,6 +3,7 @@
 mod calibration;
 mod chaos;
 mod cli;
+mod containers;
 mod live;
 mod rehearse_plans;
 mod report;

@@ -5,6 +5,10 @@
 //! after `stop_timeout`, as systemd does) and `command` (shell templates such as ssh + systemctl).
 //! Both answer "is it running?", which makes every action idempotent: a run resumed from its
 //! journal never stops or starts a server twice.
+//!
+//! The executor drives any backend through [`ServerControl`]; a program that embeds rehearse can
+//! bring its own (the container tests drive testcontainers in-process this way, see
+//! `tests/containers/`).
 
 use crate::plan::{ControlKind, Execute, Install, Plan};
 use rehearse_sim::versions::Version;
@@ -22,6 +26,9 @@ pub enum Side {
     Target,
 }
 
+/// Why `NodeControl` cannot act on a `control = "container"` plan.
+pub const CONTAINER_IN_PROCESS: &str = "execute.control = \"container\" is rehearse's in-process container backend (a program that embeds rehearse, such as its testcontainers tests, brings the control); `rehearse execute --apply` cannot drive it. On your own Docker hosts use control = \"command\" with docker CLI templates (see README: Containers)";
+
 /// The signal number of `SIGINT`, `TERM`, `9`, …
 pub fn signal_number(name: &str) -> Option<i32> {
     let n = name.trim().to_ascii_uppercase();
@@ -36,7 +43,44 @@ pub fn signal_number(name: &str) -> Option<i32> {
     })
 }
 
-/// Controls the servers of one plan.
+/// What the executor needs from a node-control backend. Every method is idempotent: `stop` of a
+/// stopped server and `start` of a running one do nothing, so a run resumed from its journal can
+/// finish the action that was in flight without repeating it.
+// Plain `async fn`: the executor awaits these on its own task, so no `Send` bound is needed.
+#[allow(async_fn_in_trait)]
+pub trait ServerControl {
+    /// Whether the server runs (on either side).
+    async fn is_running(&self, server: &str, side: Side) -> Result<bool, String>;
+    /// Stops a server (no-op when it is not running).
+    async fn stop(&self, server: &str, side: Side) -> Result<(), String>;
+    /// Installs `side` on a stopped server; the next `start` runs it.
+    async fn install(&self, server: &str, side: Side) -> Result<(), String>;
+    /// Starts a server on `side` (no-op when it already runs).
+    async fn start(&self, server: &str, side: Side) -> Result<(), String>;
+    /// Upgrades the client nodes, if the backend knows how: `Some(note)` when it did.
+    async fn upgrade_clients(&self) -> Result<Option<String>, String>;
+}
+
+impl ServerControl for NodeControl {
+    async fn is_running(&self, server: &str, side: Side) -> Result<bool, String> {
+        NodeControl::is_running(self, server, side).await
+    }
+    async fn stop(&self, server: &str, side: Side) -> Result<(), String> {
+        NodeControl::stop(self, server, side).await
+    }
+    async fn install(&self, server: &str, side: Side) -> Result<(), String> {
+        NodeControl::install(self, server, side).await
+    }
+    async fn start(&self, server: &str, side: Side) -> Result<(), String> {
+        NodeControl::start(self, server, side).await
+    }
+    async fn upgrade_clients(&self) -> Result<Option<String>, String> {
+        NodeControl::upgrade_clients(self).await
+    }
+}
+
+/// Controls the servers of one plan: the `process` and `command` backends (for `container`
+/// it only expands templates; the embedding program brings the control).
 #[derive(Debug, Clone)]
 pub struct NodeControl {
     x: Execute,
@@ -111,7 +155,13 @@ impl NodeControl {
                 let c = self.command()?;
                 Ok(shell(&self.expand(&c.status, server, side)).await.is_ok())
             }
+            ControlKind::Container => Err(CONTAINER_IN_PROCESS.into()),
         }
+    }
+
+    /// The kind of control the plan asks for.
+    pub fn kind(&self) -> ControlKind {
+        self.x.control
     }
 
     /// Stops a server (no-op when it is not running).
@@ -127,6 +177,7 @@ impl NodeControl {
                 shell(&self.expand(&c.stop, server, side)).await?;
                 self.wait_stopped(server, side).await
             }
+            ControlKind::Container => Err(CONTAINER_IN_PROCESS.into()),
         }
     }
 
@@ -193,6 +244,7 @@ impl NodeControl {
                 let c = self.command()?;
                 shell(&self.expand(&c.start, server, side)).await
             }
+            ControlKind::Container => Err(CONTAINER_IN_PROCESS.into()),
         }
     }
 

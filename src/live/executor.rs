@@ -11,10 +11,10 @@
 
 use super::client::{ClientError, Connection};
 use super::cluster::LiveCluster;
-use super::control::{NodeControl, Side};
+use super::control::{CONTAINER_IN_PROCESS, NodeControl, ServerControl, Side};
 use super::journal::{Installed, Journal, Record};
 use super::probe::{self, Probe, ProbeReport};
-use crate::plan::Plan;
+use crate::plan::{ControlKind, Plan};
 use crate::procedure::{
     Action, ActionResult, ClusterView, HaltReason, Observation, Procedure, ProcedureConfig, Summary,
 };
@@ -230,11 +230,29 @@ pub fn plan_digest(text: &str) -> String {
         .collect()
 }
 
-/// Runs `execute` to the end.
+/// Runs `execute` to the end, stopping and starting servers with the plan's `process` or
+/// `command` backend.
 pub async fn execute(
     plan: &Plan,
     plan_text: &str,
     opts: &ExecOptions,
+) -> Result<(ExecOutcome, ExecStats), ExecError> {
+    let local = NodeControl::from_plan(plan);
+    if opts.apply && local.as_ref().map(NodeControl::kind) == Some(ControlKind::Container) {
+        // Refused before the cluster is touched: nothing here can drive those containers.
+        return Err(ExecError(CONTAINER_IN_PROCESS.into()));
+    }
+    execute_with(plan, plan_text, opts, local.as_ref()).await
+}
+
+/// Runs `execute` to the end with a node control the caller brings (`None`: the plan has no
+/// usable `[execute]` section; a dry run needs none). This is how a program that embeds rehearse
+/// drives servers rehearse's CLI cannot, e.g. containers whose handles live in that program.
+pub async fn execute_with<C: ServerControl>(
+    plan: &Plan,
+    plan_text: &str,
+    opts: &ExecOptions,
+    control: Option<&C>,
 ) -> Result<(ExecOutcome, ExecStats), ExecError> {
     let cluster = connect(plan, opts).await?;
     let first_view = check_cluster(plan, &cluster).await?;
@@ -242,8 +260,9 @@ pub async fn execute(
     if !opts.apply {
         return Ok((dry_run(plan, &cfg, &first_view), ExecStats::default()));
     }
-    let control = NodeControl::from_plan(plan).ok_or_else(|| {
-        ExecError("the plan has no [execute] section: rehearse does not know how to stop and start the servers (see plans/README or `rehearse execute --help`)".into())
+    let control = control.ok_or_else(|| match plan.execute.as_ref().map(|x| x.control) {
+        Some(ControlKind::Container) => ExecError(CONTAINER_IN_PROCESS.into()),
+        _ => ExecError("the plan has no [execute] section: rehearse does not know how to stop and start the servers (see plans/README or `rehearse execute --help`)".into()),
     })?;
     let records = Journal::read(&opts.journal).map_err(|e| ExecError(e.to_string()))?;
     let digest = plan_digest(plan_text);
@@ -314,10 +333,10 @@ fn dry_run(plan: &Plan, cfg: &ProcedureConfig, view: &ClusterView) -> ExecOutcom
 }
 
 /// One attempt of an applied run.
-struct Run<'a> {
+struct Run<'a, C: ServerControl> {
     plan: &'a Plan,
     cluster: LiveCluster,
-    control: NodeControl,
+    control: &'a C,
     opts: &'a ExecOptions,
     journal: Journal,
     procedure: Procedure,
@@ -329,15 +348,15 @@ struct Run<'a> {
     started_ms: u64,
 }
 
-impl<'a> Run<'a> {
+impl<'a, C: ServerControl> Run<'a, C> {
     fn new(
         plan: &'a Plan,
         cluster: LiveCluster,
-        control: NodeControl,
+        control: &'a C,
         opts: &'a ExecOptions,
         records: Vec<Record>,
         digest: &str,
-    ) -> Result<Run<'a>, ExecError> {
+    ) -> Result<Run<'a, C>, ExecError> {
         let starts: Vec<usize> = records
             .iter()
             .enumerate()
@@ -460,14 +479,15 @@ impl<'a> Run<'a> {
     async fn go(&mut self) -> Result<(ExecOutcome, ExecStats), ExecError> {
         let interrupted = Arc::new(AtomicBool::new(false));
         let flag = interrupted.clone();
-        tokio::spawn(async move {
+        // Aborted when this run ends (or is dropped by a program that embeds rehearse).
+        let _ctrl_c = AbortOnDrop(tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 eprintln!(
                     "interrupt: finishing the action in flight, then halting (a rerun resumes)"
                 );
                 flag.store(true, Ordering::SeqCst);
             }
-        });
+        }));
         let probe = self.start_probe();
         let (in_flight, mut result) = self.replay()?;
         if let Some(a) = in_flight {
@@ -684,6 +704,15 @@ impl<'a> Run<'a> {
             .find(|(i, _)| i == s)
             .map(|(_, p)| p.clone())
             .unwrap_or_else(|| snapshot_file(&self.opts.snapshot_dir, s.index))
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

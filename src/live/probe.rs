@@ -117,7 +117,15 @@ impl Probe {
     pub fn stop(self) -> (String, Vec<Attempt>) {
         self.task.abort();
         let l = lock(&self.log);
-        (self.run, l.attempts.clone())
+        (self.run.clone(), l.attempts.clone())
+    }
+}
+
+impl Drop for Probe {
+    /// A probe dropped without `stop` (its run was cancelled, e.g. an embedding program dropped
+    /// the executor's future) stops writing too: the task must not outlive it.
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

@@ -79,10 +79,17 @@ pub struct Plan {
 /// Placeholders: `{name}`, `{host}` (of the server's address), `{binary}`, `{version}`,
 /// `{raft_protocol}` and any key of `vars`; `current` values before a server's upgrade, `target`
 /// values after it.
+///
+/// `control = "container"` needs no sub-section: `execute.current.vars.image` and
+/// `execute.target.vars.image` name the two images, and a program that embeds rehearse drives
+/// the containers in-process (`live::executor::execute_with` with a `ServerControl` of its
+/// own, as the testcontainers backend in `tests/containers/` does). `rehearse execute --apply`
+/// refuses such a plan: on an operator's own Docker hosts, use `control = "command"` with
+/// docker CLI templates (README).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Execute {
-    /// `process` or `command`.
+    /// `process`, `command` or `container`.
     pub control: ControlKind,
     /// Signal that stops a server (SIGINT, SIGTERM, …).
     #[serde(default = "sigint")]
@@ -115,6 +122,8 @@ pub enum ControlKind {
     Process,
     /// Shell command templates.
     Command,
+    /// Containers driven in-process by an embedding program (images in `vars.image`).
+    Container,
 }
 
 /// `[execute.process]`.
@@ -604,6 +613,16 @@ impl Plan {
                 }
                 if let Some(u) = &c.upgrade_clients {
                     templates.push(("execute.command.upgrade_clients".into(), u));
+                }
+            }
+            (ControlKind::Container, _, _) => {
+                for (side, install) in [("current", &x.current), ("target", &x.target)] {
+                    if !install.vars.contains_key("image") {
+                        return err(
+                            &format!("execute.{side}.vars"),
+                            "control = \"container\" needs an `image` var on both sides (e.g. vars = { image = \"rehearse-consul:new\" })".into(),
+                        );
+                    }
                 }
             }
             (ControlKind::Process, None, _) => {

@@ -126,6 +126,50 @@ pub fn wait_output(child: &mut Child, max_s: u64) -> Out {
     Out { code, text }
 }
 
+/// Each gate counted only health observed after the restart: between a start and the next
+/// stop, the restarted server answered itself, and the next stop came at least `stable_ms`
+/// after that first answer.
+pub fn assert_fresh_gates(records: &[Record], stable_ms: u64) {
+    let mut restarted: Option<(String, u64)> = None;
+    let mut first_answer: Option<u64> = None;
+    for r in records {
+        match r {
+            Record::ActionBegin {
+                action: Action::Start { server },
+                at_ms,
+            } => {
+                restarted = Some((server.clone(), *at_ms));
+                first_answer = None;
+            }
+            Record::Observation { obs } => {
+                if let Some((s, at)) = &restarted {
+                    let own = obs.view.agents.iter().find(|(n, _)| n == s);
+                    let answered = own.is_some_and(|(_, a)| a.is_ok());
+                    if answered && obs.now_ms > *at && first_answer.is_none() {
+                        first_answer = Some(obs.now_ms);
+                    }
+                }
+            }
+            Record::ActionBegin {
+                action: Action::Stop { server },
+                at_ms,
+            } => {
+                if let Some((s, _)) = &restarted {
+                    let first = first_answer.unwrap_or_else(|| {
+                        panic!("{server} stopped before {s} answered after its restart")
+                    });
+                    assert!(
+                        at_ms - first >= stable_ms,
+                        "{server} stopped {} ms after {s} first answered (< {stable_ms})",
+                        at_ms - first
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// A running test cluster.
 pub struct ConsulCluster {
     local: Option<LocalConsul>,
@@ -294,45 +338,7 @@ impl ConsulCluster {
 
     /// Each gate counted only health observed after the restart (see the test).
     pub fn assert_fresh_gates(&self, records: &[Record]) {
-        let stable_ms = 5_000;
-        let mut restarted: Option<(String, u64)> = None;
-        let mut first_answer: Option<u64> = None;
-        for r in records {
-            match r {
-                Record::ActionBegin {
-                    action: Action::Start { server },
-                    at_ms,
-                } => {
-                    restarted = Some((server.clone(), *at_ms));
-                    first_answer = None;
-                }
-                Record::Observation { obs } => {
-                    if let Some((s, at)) = &restarted {
-                        let own = obs.view.agents.iter().find(|(n, _)| n == s);
-                        let answered = own.is_some_and(|(_, a)| a.is_ok());
-                        if answered && obs.now_ms > *at && first_answer.is_none() {
-                            first_answer = Some(obs.now_ms);
-                        }
-                    }
-                }
-                Record::ActionBegin {
-                    action: Action::Stop { server },
-                    at_ms,
-                } => {
-                    if let Some((s, _)) = &restarted {
-                        let first = first_answer.unwrap_or_else(|| {
-                            panic!("{server} stopped before {s} answered after its restart")
-                        });
-                        assert!(
-                            at_ms - first >= stable_ms,
-                            "{server} stopped {} ms after {s} first answered (< {stable_ms})",
-                            at_ms - first
-                        );
-                    }
-                }
-                _ => {}
-            }
-        }
+        assert_fresh_gates(records, 5_000);
     }
 
     /// Starts the KV write probe.

@@ -3,7 +3,7 @@
 //! Consul is fetched by `.ci/fetch-consul` when it is missing; a failure to get it fails the
 //! tests (they are never skipped).
 
-mod cluster;
+pub(crate) mod cluster;
 mod nomad_shapes;
 
 use cluster::{ConsulCluster, rehearse_cmd};
@@ -11,7 +11,7 @@ use rehearse::live::journal::{Journal, Record};
 use rehearse::procedure::{Action, ActionResult};
 
 /// Every Stop/Start action in the journal, in order: (kind, server, at_ms).
-fn actions(records: &[Record]) -> Vec<(String, String, u64)> {
+pub(crate) fn actions(records: &[Record]) -> Vec<(String, String, u64)> {
     let mut out = Vec::new();
     for r in records {
         if let Record::ActionBegin { action, at_ms } = r {
