@@ -173,6 +173,12 @@ fn run_live(
     }
     let records =
         crate::live::journal::Journal::read(journal).map_err(|e| CliError::new(e.to_string()))?;
+    if records.is_empty() {
+        return Err(CliError::new(format!(
+            "journal {}: no records (is it the journal of `rehearse execute --apply`?)",
+            journal.display()
+        )));
+    }
     let plan = args.plan.as_deref().map(load).transpose()?;
     prepare_dir(&args.out)?;
     let plan_file = args.plan.as_ref().map(|p| p.display().to_string());

@@ -43,14 +43,14 @@ pub fn build(
     rate: &FailureRate,
 ) -> Result<RiskReport, ReportError> {
     let t0 = records
-        .iter()
-        .find_map(|r| match r {
+        .first()
+        .map(|r| match r {
             Record::Begin { at_ms, .. }
             | Record::ActionBegin { at_ms, .. }
             | Record::ActionEnd { at_ms, .. }
             | Record::Interrupted { at_ms }
-            | Record::Finish { at_ms, .. } => Some(*at_ms),
-            Record::Observation { obs } => Some(obs.now_ms),
+            | Record::Finish { at_ms, .. } => *at_ms,
+            Record::Observation { obs } => obs.now_ms,
         })
         .ok_or_else(|| ReportError::Sim(format!("journal {journal_file}: no records")))?;
     let rel = |ms: u64| ms.saturating_sub(t0);
