@@ -432,3 +432,273 @@ fn the_html_report_renders_in_headless_chromium() {
         "an empty page passed the blank check"
     );
 }
+
+// ---- the report of a live run, from its journal ----
+
+mod live_journal {
+    use super::{rehearse, temp_dir, text};
+    use rehearse::live::journal::Record;
+    use rehearse::procedure::{Action, ActionResult, ClusterView, Observation, Summary};
+    use rehearse_sim::api::{
+        AgentSelf, ApiError, AutopilotHealth, RaftState, RaftStats, SerfStatus, ServerHealth,
+    };
+    use rehearse_sim::versions::Version;
+    use std::path::{Path, PathBuf};
+
+    const T0: u64 = 1_700_000_000_000;
+    const SERVERS: [&str; 3] = ["s1", "s2", "s3"];
+
+    fn agent(name: &str, version: Version) -> AgentSelf {
+        AgentSelf {
+            name: name.into(),
+            version,
+            raft: RaftStats {
+                state: if name == "s1" {
+                    RaftState::Leader
+                } else {
+                    RaftState::Follower
+                },
+                term: 2,
+                last_log_index: 10,
+                last_log_term: 2,
+                commit_index: 10,
+                applied_index: 10,
+                protocol_version: 3,
+                num_peers: 2,
+                last_contact_ms: None,
+            },
+        }
+    }
+
+    /// An observation at `t` s after the start; `down` is not running (and unhealthy).
+    fn obs(t: u64, down: Option<&str>, write: bool) -> Record {
+        let old = Version::new(1, 8, 7);
+        let healthy: Vec<ServerHealth> = SERVERS
+            .iter()
+            .map(|s| ServerHealth {
+                id: format!("id-{s}"),
+                name: s.to_string(),
+                address: format!("127.0.0.1:{}", 8300),
+                serf_status: if Some(*s) == down {
+                    SerfStatus::Failed
+                } else {
+                    SerfStatus::Alive
+                },
+                version: old,
+                leader: *s == "s1",
+                last_contact_ms: Some(5),
+                last_term: 2,
+                last_index: 10,
+                healthy: Some(*s) != down,
+                voter: true,
+                stable_since_ms: None,
+            })
+            .collect();
+        let ft = healthy.iter().filter(|s| s.healthy).count() as i64 - 2;
+        let view = ClusterView {
+            leader: Some("s1".into()),
+            members: Err(ApiError::Unsupported {
+                addr: "test".into(),
+                what: "not read".into(),
+            }),
+            raft: Err(ApiError::Unsupported {
+                addr: "test".into(),
+                what: "not read".into(),
+            }),
+            health: Ok(AutopilotHealth {
+                healthy: ft >= 1,
+                failure_tolerance: ft,
+                leader: Some("id-s1".into()),
+                voters: SERVERS.iter().map(|s| format!("id-{s}")).collect(),
+                servers: healthy,
+            }),
+            agents: SERVERS
+                .iter()
+                .map(|s| {
+                    let a = if Some(*s) == down {
+                        Err(ApiError::Unreachable {
+                            addr: s.to_string(),
+                            why: "connection refused".into(),
+                        })
+                    } else {
+                        Ok(agent(s, old))
+                    };
+                    (s.to_string(), a)
+                })
+                .collect(),
+            scheduler: None,
+            drained: Vec::new(),
+            write_accepted: Some(write),
+        };
+        Record::Observation {
+            obs: Box::new(Observation {
+                now_ms: T0 + t * 1000,
+                result: ActionResult::None,
+                view,
+            }),
+        }
+    }
+
+    fn action(t: u64, a: Action) -> [Record; 2] {
+        [
+            Record::ActionBegin {
+                at_ms: T0 + t * 1000,
+                action: a,
+            },
+            Record::ActionEnd {
+                at_ms: T0 + t * 1000 + 500,
+                result: ActionResult::Ok,
+                installed: None,
+            },
+        ]
+    }
+
+    /// Writes a journal: tolerance 1, s2 stopped (0), replaced, started, healthy again (1).
+    fn journal(dir: &Path) -> PathBuf {
+        let mut records = vec![
+            Record::Begin {
+                attempt: 1,
+                plan_sha256: "ab".repeat(32),
+                rehearse: env!("CARGO_PKG_VERSION").into(),
+                at_ms: T0,
+                already_upgraded: Vec::new(),
+            },
+            obs(1, None, true),
+            obs(3, None, true),
+        ];
+        records.extend(action(
+            4,
+            Action::Stop {
+                server: "s2".into(),
+            },
+        ));
+        records.push(obs(5, Some("s2"), true));
+        records.extend(action(
+            6,
+            Action::ReplaceBinary {
+                server: "s2".into(),
+                version: Version::new(1, 8, 8),
+            },
+        ));
+        records.push(obs(8, Some("s2"), false));
+        records.extend(action(
+            9,
+            Action::Start {
+                server: "s2".into(),
+            },
+        ));
+        records.push(obs(10, Some("s2"), true));
+        records.push(obs(14, None, true));
+        records.push(obs(25, None, true));
+        records.push(Record::Finish {
+            at_ms: T0 + 26_000,
+            action: Action::Done(Summary {
+                order: vec!["s2".into()],
+                leader_last: false,
+                notes: vec!["synthetic journal".into()],
+            }),
+            notes: Vec::new(),
+        });
+        let text: String = records
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect();
+        let path = dir.join("journal.jsonl");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_live_journal_renders_through_the_report_renderer() {
+        let dir = temp_dir("live");
+        let path = journal(&dir);
+        let out = dir.join("out");
+        let o = rehearse(&[
+            "report",
+            "--journal",
+            path.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(text(&o).contains("done"), "{}", text(&o));
+
+        let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+        // The same charts as a rehearsal (no heatmap: no explorer for a live run).
+        assert_eq!(html.matches("<svg").count(), 3, "three SVG charts");
+        for needle in [
+            "Live run",
+            "Failure tolerance over the upgrade (live run)",
+            "Write availability",
+            "Leader and server processes",
+            "preflight",
+            "1. upgrade s2",
+            "stop s2",
+            "replace binary s2 → 1.8.8",
+            "start s2",
+            "explorer heatmap",
+        ] {
+            assert!(html.contains(needle), "HTML lacks {needle:?}");
+        }
+        assert!(!html.contains("Explorer: outcomes of single faults"));
+        assert!(!html.contains("<script"));
+
+        let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+        assert!(md.contains("**This is a live run**"), "{md}");
+        assert!(md.contains("| **outcome** | **done** |"), "{md}");
+        assert!(md.contains("| 1. upgrade s2 | 0 / "), "{md}");
+        assert!(md.contains("synthetic journal"), "{md}");
+
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+        assert_eq!(v["schema_version"], rehearse::report::model::SCHEMA_VERSION);
+        assert_eq!(v["live"]["outcome"], "done");
+        assert_eq!(v["timeline"]["live"], true);
+        assert_eq!(v["plan"]["product"], "consul");
+        assert_eq!(v["risk"]["tolerance_min"], 0);
+        // s2 down from its stop (4 s) until healthy again (14 s): 9 s at tolerance 0, all in
+        // its step (observations at 5, 8, 10 s report 0; the one at 14 s reports 1).
+        assert_eq!(v["risk"]["exposure_ms"], 9_000);
+        let steps = v["steps"].as_array().unwrap();
+        let names: Vec<&str> = steps.iter().map(|s| s["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["preflight", "1. upgrade s2"]);
+        assert_eq!(steps[1]["exposure_ms"], 9_000);
+        assert_eq!(steps[1]["duration_ms"], 22_000);
+        assert_eq!(steps[1]["no_leader_ms"], 0);
+        assert_eq!(steps[1]["failed_writes"], 1.0);
+        assert_eq!(v["explorer"]["runs"], 0);
+        assert!(v["recommendations"].as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_malformed_journal_is_exit_2_naming_the_file_and_line() {
+        let dir = temp_dir("live-bad");
+        let path = journal(&dir);
+        let text_in = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<&str> = text_in.lines().collect();
+        lines.insert(3, "{\"record\": \"observation\", \"obs\": tru");
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let o = rehearse(&[
+            "report",
+            "--journal",
+            path.to_str().unwrap(),
+            "-o",
+            dir.join("out").to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let t = text(&o);
+        assert!(
+            t.contains(path.to_str().unwrap()) && t.contains("line 4"),
+            "{t}"
+        );
+        assert!(!t.contains("panicked"), "{t}");
+        // A journal that does not exist is bad input too.
+        let o = rehearse(&["report", "--journal", "/nonexistent/journal.jsonl"]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(
+            text(&o).contains("/nonexistent/journal.jsonl"),
+            "{}",
+            text(&o)
+        );
+    }
+}

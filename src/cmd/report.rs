@@ -1,5 +1,7 @@
 //! `rehearse report plan.toml [-o DIR] [--format html,md,json] [--seeds N]
 //! [--server-failure-rate 2/year]`: the risk report of a plan (see [`crate::report`]).
+//! `rehearse report --journal FILE [PLAN]`: the report of a live run (`execute --apply`), from
+//! its journal, through the same renderer (see [`crate::report::live`]).
 //! Exit 0 when the report was written (1 if `--fail-above` is given and exceeded), 2 on bad
 //! input: an unknown format, a malformed failure rate, an output directory that cannot be
 //! written.
@@ -16,8 +18,13 @@ use std::path::{Path, PathBuf};
 /// Arguments of `rehearse report`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The plan file.
-    pub plan: PathBuf,
+    /// The plan file (with `--journal`: optional, it names the plan and adds its findings).
+    #[arg(required_unless_present = "journal")]
+    pub plan: Option<PathBuf>,
+    /// Report a live run from its journal (`rehearse execute --apply --journal FILE`) instead
+    /// of rehearsing the plan: same report, charts from what the real cluster answered.
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
     /// Directory to write report.html, report.md and report.json into (created if missing).
     #[arg(short = 'o', long = "out", default_value = "rehearse-report")]
     pub out: PathBuf,
@@ -151,10 +158,70 @@ pub fn report_to(
     Ok(report)
 }
 
+/// Writes the report of the live run recorded in `journal`.
+fn run_live(
+    journal: &Path,
+    args: &Args,
+    formats: &[Format],
+    failure_rate: FailureRate,
+) -> Result<Verdict, CliError> {
+    if !journal.is_file() {
+        return Err(CliError::new(format!(
+            "journal {}: no such file (the file `rehearse execute --apply --journal FILE` wrote)",
+            journal.display()
+        )));
+    }
+    let records =
+        crate::live::journal::Journal::read(journal).map_err(|e| CliError::new(e.to_string()))?;
+    if records.is_empty() {
+        return Err(CliError::new(format!(
+            "journal {}: no records (is it the journal of `rehearse execute --apply`?)",
+            journal.display()
+        )));
+    }
+    let plan = args.plan.as_deref().map(load).transpose()?;
+    prepare_dir(&args.out)?;
+    let plan_file = args.plan.as_ref().map(|p| p.display().to_string());
+    let file = journal.display().to_string();
+    let report = crate::report::live::build(
+        &records,
+        &file,
+        plan.as_ref().zip(plan_file.as_deref()),
+        &failure_rate,
+    )
+    .map_err(|e| CliError::new(e.to_string()))?;
+    let written = write(&report, &args.out, formats)?;
+    let live = report.live.as_ref();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "live run report of {file}: {}{}, {:.1} s, {:.1} s at failure tolerance 0, {:.1} s without a known leader",
+        live.map_or("?", |l| l.outcome.as_str()),
+        live.and_then(|l| l.reason.as_deref())
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default(),
+        report.risk.duration_ms_median as f64 / 1e3,
+        report.risk.exposure_ms as f64 / 1e3,
+        report.risk.no_leader_ms as f64 / 1e3,
+    );
+    for p in written {
+        let _ = writeln!(out, "  wrote {}", p.display());
+    }
+    Ok(Verdict::Ok)
+}
+
 /// Runs the command.
 pub fn run(args: Args) -> Result<Verdict, CliError> {
     let formats = parse_formats(&args.format)?;
     let failure_rate = parse_rate(&args.server_failure_rate)?;
+    if let Some(journal) = &args.journal {
+        return run_live(journal, &args, &formats, failure_rate);
+    }
+    let Some(plan) = args.plan.as_deref() else {
+        return Err(CliError::new(
+            "a plan file is required (or --journal FILE for a live run)",
+        ));
+    };
     if args.seeds == 0 {
         return Err(CliError::new("--seeds: must be at least 1"));
     }
@@ -164,7 +231,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         )));
     }
     // Read the plan and open the directory before spending time on simulation.
-    load(&args.plan)?;
+    load(plan)?;
     prepare_dir(&args.out)?;
     let opts = Options {
         seeds: args.seeds,
@@ -173,7 +240,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         jobs: args.jobs.unwrap_or_else(default_jobs).max(1),
         failure_rate,
     };
-    let report = report_to(&args.plan, &opts, &args.out, &formats, false)?;
+    let report = report_to(plan, &opts, &args.out, &formats, false)?;
     let above = args
         .fail_above
         .is_some_and(|max| report.risk.p_quorum_loss > max);

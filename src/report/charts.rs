@@ -52,7 +52,8 @@ pub fn draw(t: &Timeline, ex: &Explorer) -> Result<Charts, ReportError> {
         tolerance: tolerance(t)?,
         availability: availability(t)?,
         leadership: leadership(t)?,
-        heatmap: heatmap(ex)?,
+        // A live run has no explorer: no heatmap (the report says why).
+        heatmap: if t.live { String::new() } else { heatmap(ex)? },
     })
 }
 
@@ -127,7 +128,11 @@ pub fn tolerance(t: &Timeline) -> Result<String, ReportError> {
         let x_max = secs(t.duration_ms).max(1.0);
         let mut chart = ChartBuilder::on(&root)
             .caption(
-                format!("Failure tolerance over the upgrade (seed {})", t.seed),
+                if t.live {
+                    "Failure tolerance over the upgrade (live run)".to_string()
+                } else {
+                    format!("Failure tolerance over the upgrade (seed {})", t.seed)
+                },
                 (FONT, 18),
             )
             .margin(12)
@@ -164,7 +169,11 @@ pub fn tolerance(t: &Timeline) -> Result<String, ReportError> {
         chart
             .draw_series(LineSeries::new(truth, BLUE_C.stroke_width(3)))
             .map_err(&e)?
-            .label("ground truth (healthy voters − quorum)")
+            .label(if t.live {
+                "autopilot's failure tolerance (held between observations)"
+            } else {
+                "ground truth (healthy voters − quorum)"
+            })
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE_C.stroke_width(3)));
         let reported = t
             .reported_tolerance
@@ -173,7 +182,11 @@ pub fn tolerance(t: &Timeline) -> Result<String, ReportError> {
         chart
             .draw_series(reported.map(|p| Circle::new(p, 3, ORANGE_C.filled())))
             .map_err(&e)?
-            .label("reported by autopilot to the procedure")
+            .label(if t.live {
+                "observations"
+            } else {
+                "reported by autopilot to the procedure"
+            })
             .legend(|(x, y)| Circle::new((x + 10, y), 3, ORANGE_C.filled()));
         chart
             .configure_series_labels()
@@ -232,7 +245,14 @@ pub fn availability(t: &Timeline) -> Result<String, ReportError> {
             .fold(1.0, f64::max)
             * 1.25;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Write availability", (FONT, 18))
+            .caption(
+                if t.live {
+                    "Write availability (live run: the write probe)"
+                } else {
+                    "Write availability"
+                },
+                (FONT, 18),
+            )
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(50)

@@ -67,6 +67,7 @@ pub mod assess;
 pub mod charts;
 pub mod findings;
 pub mod heatmap;
+pub mod live;
 pub mod measure;
 pub mod model;
 pub mod render;
@@ -182,6 +183,7 @@ pub fn build(plan: &Plan, plan_file: &str, opts: &Options) -> Result<RiskReport,
             .collect(),
         samples: first.samples.clone(),
         reported_tolerance: first.outcome.tolerance.clone(),
+        live: false,
     };
     Ok(RiskReport {
         schema_version: SCHEMA_VERSION,
@@ -201,6 +203,7 @@ pub fn build(plan: &Plan, plan_file: &str, opts: &Options) -> Result<RiskReport,
         recommendations,
         not_recommended,
         timeline,
+        live: None,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The serializable risk model every renderer reads. JSON is this model as is; its
 //! `schema_version` changes whenever a field changes meaning or is removed (adding a field
-//! keeps the version).
+//! keeps the version: the live-run fields `live` and `timeline.live` were added in version 1,
+//! absent from rehearsals' reports).
 
 use super::measure::Sample;
 use serde::Serialize;
@@ -31,8 +32,53 @@ pub struct RiskReport {
     pub recommendations: Vec<Recommendation>,
     /// Changes that apply but were not recommended, with their numbers.
     pub not_recommended: Vec<Recommendation>,
-    /// The first seed's timeline, for the charts.
+    /// The first seed's timeline, for the charts (of a live run: its one timeline).
     pub timeline: Timeline,
+    /// Set when the report is of a live run (`rehearse report --journal`), not a rehearsal:
+    /// then `settings` and `risk` describe one run, and `explorer` and `recommendations` are
+    /// empty (see `live.not_available`). Absent for rehearsals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveRun>,
+}
+
+/// A live run, read from its journal.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveRun {
+    /// The journal file as given.
+    pub journal: String,
+    /// sha-256 of the plan the run executed (from the last attempt's begin record).
+    pub plan_sha256: String,
+    /// Attempts in the journal.
+    pub attempts: u32,
+    /// When the run began (Unix ms); times in the report are ms since then.
+    pub started_at_unix_ms: u64,
+    /// Observations recorded.
+    pub observations: u64,
+    /// Whether the run had a write probe (`write_accepted` in its observations).
+    pub write_probe: bool,
+    /// `done`, `halt`, `interrupted` or `incomplete`.
+    pub outcome: String,
+    /// Why it halted, was interrupted or is incomplete.
+    pub reason: Option<String>,
+    /// The procedure's notes.
+    pub notes: Vec<String>,
+    /// The actions carried out, in order (observations left out).
+    pub actions: Vec<LiveAction>,
+    /// What a live run's report does not have, and why.
+    pub not_available: Vec<String>,
+}
+
+/// One action of a live run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveAction {
+    /// Start (ms since the run began).
+    pub at_ms: u64,
+    /// How long it took (ms).
+    pub duration_ms: u64,
+    /// The action in words, e.g. `stop s2`.
+    pub action: String,
+    /// `ok`, `failed: …`, `snapshot saved`.
+    pub result: String,
 }
 
 /// The plan in a few fields.
@@ -293,6 +339,10 @@ pub struct Timeline {
     pub samples: Vec<Sample>,
     /// Failure tolerance as autopilot reported it to the procedure (ms, value).
     pub reported_tolerance: Vec<(u64, Option<i64>)>,
+    /// A live run's timeline: `samples` hold what autopilot and the servers answered, not the
+    /// simulator's ground truth. Absent (false) for rehearsals.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live: bool,
 }
 
 /// A step on the timeline.

@@ -1,0 +1,496 @@
+//! The report of a live run (`rehearse execute --apply`), built from its journal and rendered
+//! by the same renderer, templates and charts as a rehearsal.
+//!
+//! The journal's observations become the timeline's samples: the failure tolerance is what
+//! autopilot reported (held from one observation to the next, and through observations whose
+//! health read failed), healthy voters are the healthy voters of that answer, the leader is the
+//! leader the driver read, running servers are those whose `/v1/agent/self` answered, and the
+//! write probe (`write_accepted`) counts as one acknowledged or failed write per observation.
+//! The actions cut the timeline into the same steps as a rehearsal: preflight (and snapshot),
+//! one step per server from its drain, leadership transfer or stop until the next server's,
+//! and the finish (clients, verification, rollback). The one run is reduced by the same code
+//! as a rehearsal's seeds ([`super::assess::reduce`]), so every per-step figure means the same.
+//!
+//! There is no explorer and there are no recommendations for a live run: they need the
+//! simulator. The report says so instead of showing empty or made-up numbers.
+
+use super::assess::{reduce, step_name};
+use super::measure::{Measured, Sample, Segment, StepKind};
+use super::model::{
+    Explorer, LiveAction, LiveRun, PlanSummary, RiskReport, SCHEMA_VERSION, Settings, Timeline,
+    TimelineStep,
+};
+use super::risk::{FailureRate, round_sig};
+use super::{ReportError, assess, findings};
+use crate::live::journal::Record;
+use crate::plan::Plan;
+use crate::procedure::{Action, ActionResult};
+use crate::rehearsal::{Outcome, Verdict};
+use rehearse_sim::{Metrics, WorkloadStats};
+
+/// What is not in a live run's report, and why.
+pub const NOT_AVAILABLE: [&str; 2] = [
+    "explorer heatmap: the explorer injects faults into simulated runs; a live run has one timeline and no injected faults (run `rehearse report PLAN` for the plan's explorer)",
+    "recommendations: each recommendation is re-simulated on many seeds; a live run cannot be re-run with a change (run `rehearse report PLAN` for the plan's recommendations)",
+];
+
+/// Builds the report of the live run recorded in `records` (the journal `journal_file`).
+/// `plan`, when given with its file name, fills the plan summary and the findings.
+pub fn build(
+    records: &[Record],
+    journal_file: &str,
+    plan: Option<(&Plan, &str)>,
+    rate: &FailureRate,
+) -> Result<RiskReport, ReportError> {
+    let t0 = records
+        .first()
+        .map(|r| match r {
+            Record::Begin { at_ms, .. }
+            | Record::ActionBegin { at_ms, .. }
+            | Record::ActionEnd { at_ms, .. }
+            | Record::Interrupted { at_ms }
+            | Record::Finish { at_ms, .. } => *at_ms,
+            Record::Observation { obs } => obs.now_ms,
+        })
+        .ok_or_else(|| ReportError::Sim(format!("journal {journal_file}: no records")))?;
+    let rel = |ms: u64| ms.saturating_sub(t0);
+
+    let mut st = Fold::default();
+    let mut attempts = 0;
+    let mut plan_sha256 = String::new();
+    let mut end_ms = 0;
+    let mut observations = 0;
+    let mut write_probe = false;
+    let mut actions: Vec<LiveAction> = Vec::new();
+    let mut finish: Option<(Action, Vec<String>)> = None;
+    let mut interrupted = false;
+    let mut versions: (Option<String>, Option<String>) = (None, None);
+    let mut scheduler = None;
+    for r in records {
+        match r {
+            Record::Begin {
+                at_ms,
+                plan_sha256: sha,
+                ..
+            } => {
+                attempts += 1;
+                plan_sha256 = sha.clone();
+                end_ms = end_ms.max(rel(*at_ms));
+            }
+            Record::Observation { obs } => {
+                observations += 1;
+                let t = rel(obs.now_ms);
+                end_ms = end_ms.max(t);
+                let v = &obs.view;
+                write_probe |= v.write_accepted.is_some();
+                scheduler = scheduler.or(Some(v.scheduler.is_some()));
+                for (name, a) in &v.agents {
+                    if !st.servers.contains(name) {
+                        st.servers.push(name.clone());
+                    }
+                    if let (Ok(a), None) = (a, &versions.0) {
+                        versions.0 = Some(a.version.to_string());
+                    }
+                }
+                st.observe(t, v);
+            }
+            Record::ActionBegin { at_ms, action } => {
+                let t = rel(*at_ms);
+                end_ms = end_ms.max(t);
+                if let Action::ReplaceBinary { version, .. } = action {
+                    versions.1 = Some(version.to_string());
+                }
+                if !matches!(action, Action::Observe { .. }) {
+                    st.action(t, action);
+                    actions.push(LiveAction {
+                        at_ms: t,
+                        duration_ms: 0,
+                        action: describe(action),
+                        result: "in flight (no end recorded)".into(),
+                    });
+                }
+            }
+            Record::ActionEnd { at_ms, result, .. } => {
+                let t = rel(*at_ms);
+                end_ms = end_ms.max(t);
+                if let Some(a) = actions
+                    .last_mut()
+                    .filter(|a| a.result.starts_with("in flight"))
+                {
+                    a.duration_ms = t.saturating_sub(a.at_ms);
+                    a.result = match result {
+                        ActionResult::Failed(e) => format!("failed: {e}"),
+                        ActionResult::Snapshot(_) => "snapshot saved".into(),
+                        ActionResult::Ok | ActionResult::None => "ok".into(),
+                    };
+                }
+            }
+            Record::Interrupted { at_ms } => {
+                interrupted = true;
+                end_ms = end_ms.max(rel(*at_ms));
+            }
+            Record::Finish {
+                at_ms,
+                action,
+                notes,
+            } => {
+                let t = rel(*at_ms);
+                end_ms = end_ms.max(t);
+                st.action(t, action);
+                finish = Some((action.clone(), notes.clone()));
+            }
+        }
+    }
+    if let Some(p) = plan {
+        st.servers = p.0.cluster.servers.iter().map(|s| s.name.clone()).collect();
+    }
+    let (outcome, reason, verdict, mut notes) = match finish {
+        Some((Action::Done(summary), notes)) => {
+            let mut n = summary.notes;
+            for x in notes {
+                if !n.contains(&x) {
+                    n.push(x);
+                }
+            }
+            ("done".to_string(), None, Verdict::Completed, n)
+        }
+        Some((Action::Halt(why), notes)) => (
+            "halt".to_string(),
+            Some(why.to_string()),
+            Verdict::Halted {
+                reason: why.to_string(),
+            },
+            notes,
+        ),
+        Some((other, notes)) => (
+            "unknown".to_string(),
+            Some(format!("journal ends with {other:?}")),
+            Verdict::Halted {
+                reason: "unknown ending".into(),
+            },
+            notes,
+        ),
+        None if interrupted => {
+            let why = "interrupted by the operator (Ctrl-C) after the action in flight";
+            (
+                "interrupted".to_string(),
+                Some(why.to_string()),
+                Verdict::Halted { reason: why.into() },
+                Vec::new(),
+            )
+        }
+        None => {
+            let why = "the journal has no finish record: the run is still going, or rehearse was stopped; rerun `rehearse execute --apply` to resume";
+            (
+                "incomplete".to_string(),
+                Some(why.to_string()),
+                Verdict::Halted { reason: why.into() },
+                Vec::new(),
+            )
+        }
+    };
+    if attempts > 1 {
+        notes.push(format!(
+            "{attempts} attempts in this journal, shown as one timeline"
+        ));
+    }
+    let duration_ms = end_ms;
+    let servers = st.servers.clone();
+    let (samples, segments, metrics, reported) = st.finish(duration_ms);
+    let completed = verdict == Verdict::Completed;
+    let measured = Measured {
+        outcome: Outcome {
+            seed: 0,
+            verdict,
+            steps: Vec::new(),
+            tolerance: reported.clone(),
+            duration_ms,
+            metrics,
+            workload: WorkloadStats::default(),
+            violations: Vec::new(),
+            order: Vec::new(),
+            unsafe_stops: Vec::new(),
+            leader_last: false,
+            final_versions: Vec::new(),
+            trace_hash: 0,
+        },
+        samples: samples.clone(),
+        segments: segments.clone(),
+    };
+    let base = reduce(vec![measured], rate);
+    let timeline = Timeline {
+        seed: 0,
+        duration_ms,
+        servers: servers.clone(),
+        steps: segments
+            .iter()
+            .map(|s| TimelineStep {
+                name: step_name(s, completed),
+                start_ms: s.start_ms,
+                end_ms: s.end_ms,
+                leader_step: s.leader_step,
+            })
+            .collect(),
+        samples,
+        reported_tolerance: reported,
+        live: true,
+    };
+    let product = match scheduler {
+        Some(true) => "nomad",
+        Some(false) => "consul",
+        None => "unknown",
+    };
+    let summary = match plan {
+        Some((p, file)) => super::summary(p, file),
+        None => PlanSummary {
+            file: journal_file.to_string(),
+            product: product.into(),
+            from_version: versions.0.unwrap_or_else(|| "?".into()),
+            to_version: versions.1.unwrap_or_else(|| "?".into()),
+            servers: servers.clone(),
+            transfer_leadership: actions.iter().any(|a| a.action.starts_with("transfer")),
+            order: "as run".into(),
+            stable_for_ms: 0,
+            install_time_ms: 0,
+            cleanup_dead_servers: false,
+            min_quorum: 0,
+        },
+    };
+    Ok(RiskReport {
+        schema_version: SCHEMA_VERSION,
+        rehearse_version: env!("CARGO_PKG_VERSION").to_string(),
+        plan: summary,
+        settings: Settings {
+            seeds: 1,
+            first_seed: 0,
+            explore_seeds: 0,
+            server_failure_rate: rate.text.clone(),
+            failures_per_server_year: round_sig(rate.per_year, assess::DIGITS),
+        },
+        risk: base.risk,
+        steps: base.steps,
+        explorer: Explorer {
+            schedules: 0,
+            runs: 0,
+            completed: 0,
+            halted: 0,
+            beyond_tolerance: 0,
+            unsafe_runs: 0,
+            fault_kinds: Vec::new(),
+            steps: Vec::new(),
+            cells: Vec::new(),
+            findings: Vec::new(),
+        },
+        findings: plan.map_or_else(Vec::new, |(p, _)| findings::findings(p)),
+        recommendations: Vec::new(),
+        not_recommended: Vec::new(),
+        timeline,
+        live: Some(LiveRun {
+            journal: journal_file.to_string(),
+            plan_sha256,
+            attempts,
+            started_at_unix_ms: t0,
+            observations,
+            write_probe,
+            outcome,
+            reason,
+            notes,
+            actions,
+            not_available: NOT_AVAILABLE.iter().map(|s| s.to_string()).collect(),
+        }),
+    })
+}
+
+/// An action in words.
+fn describe(a: &Action) -> String {
+    match a {
+        Action::SaveSnapshot => "save snapshot".into(),
+        Action::Drain { server } => format!("drain {server}"),
+        Action::Stop { server } => format!("stop {server}"),
+        Action::ReplaceBinary { server, version } => format!("replace binary {server} → {version}"),
+        Action::Start { server } => format!("start {server}"),
+        Action::TransferLeadership { from } => format!("transfer leadership from {from}"),
+        Action::RestoreSnapshot { .. } => "restore snapshot".into(),
+        Action::UpgradeClients { version } => format!("upgrade clients → {version}"),
+        Action::Observe { wait_ms } => format!("observe ({wait_ms} ms)"),
+        Action::Done(_) => "done".into(),
+        Action::Halt(why) => format!("halt: {why}"),
+    }
+}
+
+/// The journal folded into samples and segments.
+#[derive(Default)]
+struct Fold {
+    servers: Vec<String>,
+    samples: Vec<Sample>,
+    reported: Vec<(u64, Option<i64>)>,
+    segments: Vec<Segment>,
+    tolerance: i64,
+    healthy: u32,
+    acked: u64,
+    failed: u64,
+    no_leader_ms: u64,
+    quorum_lost_ms: u64,
+    leader_changes: u64,
+    last_leader: Option<String>,
+}
+
+impl Fold {
+    fn observe(&mut self, t: u64, v: &crate::procedure::ClusterView) {
+        // The time since the previous sample counts with the previous state.
+        if let Some(prev) = self.samples.last() {
+            let dt = t.saturating_sub(prev.t_ms);
+            if prev.leader.is_none() {
+                self.no_leader_ms += dt;
+            }
+            if prev.tolerance < 0 {
+                self.quorum_lost_ms += dt;
+            }
+        }
+        match &v.health {
+            Ok(h) => {
+                self.tolerance = h.failure_tolerance;
+                self.healthy = h.servers.iter().filter(|s| s.healthy && s.voter).count() as u32;
+                self.reported.push((t, Some(h.failure_tolerance)));
+            }
+            Err(_) => self.reported.push((t, None)),
+        }
+        match v.write_accepted {
+            Some(true) => self.acked += 1,
+            Some(false) => self.failed += 1,
+            None => {}
+        }
+        if self.samples.last().is_some() && v.leader != self.last_leader {
+            self.leader_changes += 1;
+        }
+        self.last_leader = v.leader.clone();
+        let s = Sample {
+            t_ms: t,
+            tolerance: self.tolerance,
+            healthy_voters: self.healthy,
+            leader: v.leader.clone(),
+            running: v
+                .agents
+                .iter()
+                .filter(|(_, a)| a.is_ok())
+                .map(|(n, _)| n.clone())
+                .collect(),
+            acked: self.acked,
+            failed: self.failed,
+            no_leader_ns: self.no_leader_ms * 1_000_000,
+            leader_changes: self.leader_changes,
+            elections: 0,
+        };
+        if self.samples.last().is_some_and(|l| l.t_ms == t) {
+            self.samples.pop();
+        }
+        self.samples.push(s);
+        if self.segments.is_empty() {
+            self.segments.push(Segment {
+                kind: StepKind::Preflight,
+                servers: Vec::new(),
+                start_ms: 0,
+                end_ms: 0,
+                leader_step: false,
+            });
+        }
+    }
+
+    /// Starts a new segment when an action moves to another server or to the finish.
+    fn action(&mut self, t: u64, a: &Action) {
+        let next = match a {
+            Action::Drain { server } | Action::Stop { server } => Some((server, false)),
+            Action::TransferLeadership { from } => Some((from, true)),
+            Action::ReplaceBinary { .. } | Action::Start { .. } => None,
+            Action::SaveSnapshot | Action::Observe { .. } => None,
+            Action::RestoreSnapshot { .. }
+            | Action::UpgradeClients { .. }
+            | Action::Done(_)
+            | Action::Halt(_) => {
+                if !matches!(self.segments.last(), Some(s) if s.kind == StepKind::Finish) {
+                    self.open(t, StepKind::Finish, Vec::new(), false);
+                }
+                return;
+            }
+        };
+        let Some((server, transfer)) = next else {
+            return;
+        };
+        match self.segments.last_mut() {
+            Some(s) if s.kind == StepKind::Finish => {}
+            Some(s) if matches!(s.kind, StepKind::Server(_)) && s.servers == [server.clone()] => {
+                s.leader_step |= transfer;
+            }
+            last => {
+                let n = match last {
+                    Some(Segment {
+                        kind: StepKind::Server(i),
+                        ..
+                    }) => *i + 1,
+                    _ => 0,
+                };
+                let leader = transfer || self.last_leader.as_ref() == Some(server);
+                self.open(t, StepKind::Server(n), vec![server.clone()], leader);
+            }
+        }
+    }
+
+    fn open(&mut self, t: u64, kind: StepKind, servers: Vec<String>, leader_step: bool) {
+        if self.segments.is_empty() {
+            self.segments.push(Segment {
+                kind: StepKind::Preflight,
+                servers: Vec::new(),
+                start_ms: 0,
+                end_ms: 0,
+                leader_step: false,
+            });
+        }
+        self.segments.push(Segment {
+            kind,
+            servers,
+            start_ms: t,
+            end_ms: t,
+            leader_step,
+        });
+    }
+
+    /// Closes the segments (each ends where the next begins) and returns the timeline.
+    #[allow(clippy::type_complexity)]
+    fn finish(
+        mut self,
+        duration_ms: u64,
+    ) -> (Vec<Sample>, Vec<Segment>, Metrics, Vec<(u64, Option<i64>)>) {
+        let starts: Vec<u64> = self.segments.iter().skip(1).map(|s| s.start_ms).collect();
+        for (s, end) in self
+            .segments
+            .iter_mut()
+            .zip(starts.into_iter().chain([duration_ms]))
+        {
+            s.end_ms = end.max(s.start_ms);
+        }
+        // A finish that took no time (the journal ends with it) is not a step.
+        if self
+            .segments
+            .last()
+            .is_some_and(|s| s.kind == StepKind::Finish && s.end_ms == s.start_ms)
+        {
+            self.segments.pop();
+        }
+        if let Some(prev) = self.samples.last() {
+            let dt = duration_ms.saturating_sub(prev.t_ms);
+            if prev.leader.is_none() {
+                self.no_leader_ms += dt;
+            }
+            if prev.tolerance < 0 {
+                self.quorum_lost_ms += dt;
+            }
+        }
+        let metrics = Metrics {
+            leader_changes: self.leader_changes,
+            no_leader_ns: self.no_leader_ms * 1_000_000,
+            quorum_lost_ns: self.quorum_lost_ms * 1_000_000,
+            ..Metrics::default()
+        };
+        (self.samples, self.segments, metrics, self.reported)
+    }
+}
