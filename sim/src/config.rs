@@ -215,6 +215,11 @@ pub struct SimConfig {
     pub boot_ns_min: u64,
     /// See `boot_ns_min`.
     pub boot_ns_max: u64,
+    /// The raft protocol a server's configuration sets when a given version is installed (a
+    /// plan's `target_raft_protocol` travels with the target binary). Versions not listed keep
+    /// the server's protocol.
+    #[serde(default)]
+    pub raft_protocol_by_version: Vec<(Version, u8)>,
 }
 
 impl SimConfig {
@@ -252,6 +257,7 @@ impl SimConfig {
             clients: ClientConfig::default(),
             boot_ns_min: 300 * MS,
             boot_ns_max: 2 * SEC,
+            raft_protocol_by_version: Vec::new(),
         }
     }
 

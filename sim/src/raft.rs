@@ -303,6 +303,7 @@ impl World {
                 matched: 0,
                 inflight: false,
                 contact: now,
+                snapshot_inflight: None,
             };
         }
         s.vol.progress[id].matched = last;
@@ -447,6 +448,11 @@ impl World {
         let entries = self.cfg.workload.initial_state_entries + snap.fsm_writes;
         let rate = self.cfg.raft.install_snapshot_entries_per_sec.max(1);
         let transfer_ns = entries.saturating_mul(1_000_000_000) / rate;
+        // Slack for the round trip; past it a lost transfer (the follower restarted) is retried
+        // on the next answer, like a failed RPC in hashicorp/raft.
+        let slack_ns = 2 * self.cfg.net.latency_ns_max + self.cfg.election_timeout_ns();
+        let until = self.now.plus(transfer_ns + slack_ns);
+        self.servers[id].vol.progress[p.id].snapshot_inflight = Some((snap.index, until));
         let snap = Box::new(snap);
         self.send_delayed(id, p, Msg::Install { term, snap }, transfer_ns);
     }
@@ -550,6 +556,13 @@ impl World {
         let leader_last = s.disk.last_index();
         let pr = &mut self.servers[to].vol.progress[from];
         pr.contact = now;
+        if let Some((index, until)) = pr.snapshot_inflight {
+            let install_answer = ok && last == index;
+            if !install_answer && now < until {
+                return; // a heartbeat's answer while the snapshot is still being sent
+            }
+            pr.snapshot_inflight = None;
+        }
         pr.inflight = false;
         if ok {
             pr.matched = pr.matched.max(last);
@@ -612,6 +625,7 @@ impl World {
         s.vol.config_index = ci;
         s.vol.config = c;
         let t = s.disk.term;
+        self.check_fsm(to, "after InstallSnapshot");
         self.reply(to, from, append_resp(t, true, idx));
     }
 
@@ -677,6 +691,7 @@ impl World {
                 if s.vol.role == Role::Leader {
                     self.ack_write(w, idx, e.term);
                 }
+                self.check_fsm(id, "after applying a write");
             }
         }
     }

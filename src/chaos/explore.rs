@@ -6,6 +6,7 @@ use super::fault::{Fault, FaultHooks, FaultKind, Target};
 use crate::plan::Plan;
 use crate::procedure::ProcedureConfig;
 use crate::rehearsal::{Outcome, Verdict, rehearse, rehearse_with, sim_config};
+use rehearse_sim::SimConfig;
 use serde::Serialize;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,7 +36,8 @@ pub fn classify(o: &Outcome) -> Class {
     let procedure_fault = !o.unsafe_stops.is_empty()
         || o.workload.lost_acked > 0
         || !o.violations.is_empty()
-        || o.metrics.skew_crashes > 0;
+        || o.metrics.skew_crashes > 0
+        || o.metrics.snapshot_refusals > 0;
     match &o.verdict {
         Verdict::Unsafe { .. } if procedure_fault => Class::Unsafe,
         Verdict::Unsafe { .. } => Class::BeyondTolerance,
@@ -176,8 +178,13 @@ pub fn explore(
 
 /// Runs one schedule on one seed; also says whether any fault fired.
 pub fn run_one(plan: &Plan, cfg: &ProcedureConfig, faults: &[Fault], seed: u64) -> (Outcome, bool) {
+    run_with(cfg, sim_config(plan, seed), faults)
+}
+
+/// Runs one schedule on a given simulator configuration (its seed included); also says
+/// whether any fault fired.
+pub fn run_with(cfg: &ProcedureConfig, sim: SimConfig, faults: &[Fault]) -> (Outcome, bool) {
     let mut hooks = FaultHooks::new(faults.to_vec());
-    let sim = sim_config(plan, seed);
     // A plan that parsed builds a valid world; a failure here is a bug worth seeing.
     let o = rehearse_with(cfg, sim, &mut hooks).unwrap_or_else(|e| panic!("invalid world: {e}"));
     let fired = hooks.fired();
