@@ -116,6 +116,7 @@ pub fn sim_config(plan: &Plan, seed: u64) -> SimConfig {
         })
         .collect();
     cfg.raft_multiplier = plan.raft_multiplier();
+    cfg.edition = c.edition;
     let a = &c.autopilot;
     cfg.autopilot.cleanup_dead_servers = a.cleanup_dead_servers;
     cfg.autopilot.last_contact_threshold_ns = a.last_contact_threshold;

@@ -4,7 +4,7 @@
 //! memberlist WAN for Nomad servers, LAN for Consul, autopilot defaults).
 
 use crate::time::{MS, SEC};
-use crate::versions::{Product, Version, default_raft_multiplier, line_info};
+use crate::versions::{Edition, Product, Version, default_raft_multiplier, line_info};
 use serde::{Deserialize, Serialize};
 
 /// hashicorp/raft timers before `raft_multiplier` is applied.
@@ -195,6 +195,9 @@ pub struct SimConfig {
     pub seed: u64,
     /// Product.
     pub product: Product,
+    /// Community or Enterprise build (Enterprise-only defects apply to the latter).
+    #[serde(default)]
+    pub edition: Edition,
     /// Servers, bootstrapped as voters.
     pub servers: Vec<ServerSpec>,
     /// raft_multiplier (1–10) applied to heartbeat, election and lease timeouts.
@@ -247,6 +250,7 @@ impl SimConfig {
         SimConfig {
             seed,
             product,
+            edition: Edition::Community,
             servers,
             raft_multiplier: default_raft_multiplier(product),
             raft: RaftTimings::default(),

@@ -315,6 +315,7 @@ impl World {
         self.check_leader_completeness(id);
         self.append_local(id, EntryKind::Noop);
         self.maybe_write_schema(id);
+        self.maybe_write_license_report(id);
         let hb = self.cfg.heartbeat_timeout_ns() / 10;
         self.timer(id, hb, TimerKind::Heartbeat);
         self.timer(id, self.cfg.leader_lease_ns(), TimerKind::Lease);
@@ -674,14 +675,14 @@ impl World {
             let Some(e) = s.disk.entry(idx).cloned() else {
                 return;
             };
-            if e.schema() > self.entry_schema(id) {
+            if let Some(why) = self.unreadable(id, &e) {
                 self.trace(TraceKind::SkewPanic {
                     server: id,
                     index: idx,
                     schema: e.schema(),
                 });
                 self.metrics.skew_crashes += 1;
-                return self.crash_process(id, "panic applying an unknown log entry type");
+                return self.crash_process(id, why);
             }
             self.check_apply(id, idx, &e);
             let s = &mut self.servers[id];

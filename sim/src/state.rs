@@ -64,6 +64,10 @@ pub enum EntryKind {
     Config(Vec<Peer>),
     /// An entry type introduced by a newer version (keyring, license…): needs this schema.
     Schema(u32),
+    /// Nomad Enterprise's offline-license-reporting entry, introduced in patch releases
+    /// (1.8.14+ent, 1.9.10+ent, 1.10.2+ent): servers before those cannot decode it
+    /// (hashicorp/nomad#26425). Outside the per-line schema order, so a kind of its own.
+    LicenseReport,
 }
 
 /// A Raft log entry.
@@ -91,6 +95,7 @@ impl Entry {
             EntryKind::Write(id) => 2 ^ (id << 4),
             EntryKind::Config(p) => 3 ^ ((p.len() as u64) << 4),
             EntryKind::Schema(s) => 4 ^ (u64::from(*s) << 4),
+            EntryKind::LicenseReport => 5,
         }
     }
 }

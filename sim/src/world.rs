@@ -22,7 +22,9 @@ use crate::state::{
 };
 use crate::time::{MS, SEC, SimTime};
 use crate::trace::{Trace, TraceKind};
-use crate::versions::{KnownIssueKind, Product, Version, has_issue, line_info};
+use crate::versions::{
+    KnownIssueKind, Product, Version, has_issue_for, line_info, reads_license_reporting,
+};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -1133,7 +1135,39 @@ impl World {
     }
 
     fn known(&self, id: ServerId, kind: KnownIssueKind) -> bool {
-        has_issue(self.cfg.product, self.servers[id].spec.version, kind)
+        let (product, edition) = (self.cfg.product, self.cfg.edition);
+        has_issue_for(product, self.servers[id].spec.version, edition, kind)
+    }
+
+    /// hashicorp/nomad#26425: an affected Enterprise leader writes its license-reporting entry
+    /// as soon as it leads, whatever the other servers run. (The snapshot does not carry it in
+    /// this model: only servers that apply it from the log can panic on it.)
+    pub(crate) fn maybe_write_license_report(&mut self, l: ServerId) {
+        if !self.known(l, KnownIssueKind::WritesLicenseReportingEntry) {
+            return;
+        }
+        let written = self.servers[l]
+            .disk
+            .log
+            .iter()
+            .any(|e| e.kind == EntryKind::LicenseReport);
+        if !written {
+            self.append_local(l, EntryKind::LicenseReport);
+            self.broadcast(l);
+        }
+    }
+
+    /// Why this server cannot apply an entry, if it cannot: a log-entry schema newer than its
+    /// binary's, or an Enterprise entry its version does not know.
+    pub(crate) fn unreadable(&self, id: ServerId, e: &Entry) -> Option<&'static str> {
+        if e.schema() > self.entry_schema(id) {
+            return Some("panic applying an unknown log entry type");
+        }
+        let version = self.servers[id].spec.version;
+        if e.kind == EntryKind::LicenseReport && !reads_license_reporting(version) {
+            return Some("panic: failed to apply request: unknown license reporting entry");
+        }
+        None
     }
 
     pub(crate) fn can_restore(&mut self, id: ServerId, snap: &crate::state::Snapshot) -> bool {
