@@ -528,10 +528,12 @@ fn notable_events(w: &World) -> Vec<String> {
                 }
             }
             TraceKind::InstallSnapshot { to, .. } => installs[*to] += 1,
-            TraceKind::Config { why, .. } if why.starts_with("dead-server cleanup") => {
-                if !out.contains(why) && out.len() < EVENTS_MAX {
-                    out.push(why.clone());
-                }
+            TraceKind::Config { why, .. }
+                if why.starts_with("dead-server cleanup")
+                    && !out.contains(why)
+                    && out.len() < EVENTS_MAX =>
+            {
+                out.push(why.clone());
             }
             _ => {}
         }

@@ -692,14 +692,14 @@ impl World {
         }
         // hashicorp/nomad#12362 (1.3.0): the server refuses to start with a raft protocol lower
         // than the one recorded in data_dir/raft/version.
-        if let Some(recorded) = s.disk.raft_version_file {
-            if s.spec.raft_protocol < recorded {
-                let why = format!(
-                    "refusing to start: raft_protocol {} is lower than {recorded} in data_dir/raft/version (downgrade)",
-                    s.spec.raft_protocol
-                );
-                return fail(why, false);
-            }
+        if let Some(recorded) = s.disk.raft_version_file
+            && s.spec.raft_protocol < recorded
+        {
+            let why = format!(
+                "refusing to start: raft_protocol {} is lower than {recorded} in data_dir/raft/version (downgrade)",
+                s.spec.raft_protocol
+            );
+            return fail(why, false);
         }
         let snap = s.disk.snapshot.as_ref()?;
         let own = self.snapshot_format(id);
