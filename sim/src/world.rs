@@ -8,6 +8,11 @@
 //! - Operator calls are instantaneous and the operator reaches every running server.
 //! - Messages to a paused process are dropped (real TCP would buffer, then time out).
 //! - A wiped data dir keeps the server's identity (real Nomad would mint a new node ID).
+//! - Serf tags (`build`, `raft_vsn`) are those of the server's last successful start; a binary
+//!   that never started is not advertised, as gossip keeps a failed member's last tags.
+//! - The FSM is a count of workload writes; the invariant `fsm_state_lost` compares it with
+//!   the committed log. Nomad Enterprise's license-reporting entry lives in the log only (a
+//!   snapshot does not carry it), so only servers that apply it from the log panic on it.
 //! - Autopilot's contact threshold is at least two heartbeat intervals: with raft_multiplier 5
 //!   the leader heartbeats every 0.5–1 s, yet real Consul reports such servers healthy with the
 //!   200 ms default (consul-baseline.md), because any replication traffic refreshes contact.
