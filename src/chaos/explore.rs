@@ -1,6 +1,8 @@
 //! The explorer: every fault kind × target × step boundary (× every pair with two faults),
 //! on several seeds, in parallel. Results are folded into counts as they arrive, so memory
-//! stays flat however many runs there are; only findings are kept (bounded).
+//! stays flat however many runs there are; only findings are kept (bounded). It records the
+//! time to first detection (runs and wall seconds until the first unsafe run), can stop there,
+//! and hands unsafe findings to the shrinker (`super::shrink`).
 
 use super::fault::{Fault, FaultHooks, FaultKind, Target};
 use super::shrink::{Shrunk, shrink};
