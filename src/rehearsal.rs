@@ -84,7 +84,19 @@ pub struct Outcome {
     pub final_versions: Vec<(String, String)>,
     /// Trace hash (replay check).
     pub trace_hash: u64,
+    /// The procedure's notes (e.g. a refused in-place rollback, a skipped transfer).
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// Notable simulator events, one line each, at most `EVENTS_MAX`: why servers crashed on
+    /// their own (`s2 crashed: <reason>`; a fault's kill -9 is left out), peer-set shrinks
+    /// (`dead-server cleanup removed s1`), and followers that needed InstallSnapshot
+    /// (`s2 was sent InstallSnapshot 3 times`).
+    #[serde(default)]
+    pub events: Vec<String>,
 }
+
+/// Most notable events an outcome keeps.
+pub const EVENTS_MAX: usize = 16;
 
 /// The simulator configuration that mirrors a plan's cluster.
 pub fn sim_config(plan: &Plan, seed: u64) -> SimConfig {
@@ -104,6 +116,7 @@ pub fn sim_config(plan: &Plan, seed: u64) -> SimConfig {
         })
         .collect();
     cfg.raft_multiplier = plan.raft_multiplier();
+    cfg.edition = c.edition;
     let a = &c.autopilot;
     cfg.autopilot.cleanup_dead_servers = a.cleanup_dead_servers;
     cfg.autopilot.last_contact_threshold_ns = a.last_contact_threshold;
@@ -112,6 +125,15 @@ pub fn sim_config(plan: &Plan, seed: u64) -> SimConfig {
     cfg.autopilot.min_quorum = a.min_quorum;
     cfg.clients.count = plan.clients.count;
     cfg.clients.version = Some(plan.client_version());
+    // A target raft protocol is part of the target's configuration; a rollback brings back the
+    // current one.
+    if let Some(p) = plan.upgrade.target_raft_protocol {
+        cfg.raft_protocol_by_version = vec![(plan.upgrade.target, p)];
+        if plan.upgrade.target != c.version {
+            cfg.raft_protocol_by_version
+                .push((c.version, c.raft_protocol));
+        }
+    }
     cfg
 }
 
@@ -269,14 +291,16 @@ pub fn rehearse_with(
     run.world.run_for(COOLDOWN_NS);
     run.world.check_log_matching();
     hooks.done(&run.world);
-    Ok(judge(
+    let mut outcome = judge(
         run,
         &final_action,
         proc.upgraded().to_vec(),
         seed,
         duration_ms,
         &base_metrics,
-    ))
+    );
+    outcome.notes = proc.notes().to_vec();
+    Ok(outcome)
 }
 
 fn record(run: &mut Run, proc: &Procedure, action: &Action) {
@@ -421,6 +445,7 @@ fn judge(
     metrics.no_leader_ns -= base.no_leader_ns.min(metrics.no_leader_ns);
     metrics.quorum_lost_ns -= base.quorum_lost_ns.min(metrics.quorum_lost_ns);
     metrics.skew_crashes -= base.skew_crashes.min(metrics.skew_crashes);
+    metrics.snapshot_refusals -= base.snapshot_refusals.min(metrics.snapshot_refusals);
     let workload = w.workload();
     let mut problems = Vec::new();
     if metrics.quorum_lost_ns > 0 {
@@ -436,6 +461,12 @@ fn judge(
         problems.push(format!(
             "{} servers panicked on a log entry they could not apply",
             metrics.skew_crashes
+        ));
+    }
+    if metrics.snapshot_refusals > 0 {
+        problems.push(format!(
+            "{} servers could not load a snapshot written by a newer version",
+            metrics.snapshot_refusals
         ));
     }
     for s in &run.unsafe_stops {
@@ -473,5 +504,52 @@ fn judge(
         leader_last: matches!(action, Action::Done(s) if s.leader_last),
         final_versions,
         trace_hash: w.trace_hash(),
+        notes: Vec::new(),
+        events: notable_events(w),
     }
+}
+
+/// Notable events from the trace: crashes the servers did on their own (a panic, a refused
+/// start, a crash loop; faults' `kill -9` are left out), peer-set shrinks by autopilot's
+/// dead-server cleanup, then InstallSnapshot counts per follower.
+fn notable_events(w: &World) -> Vec<String> {
+    use rehearse_sim::trace::TraceKind;
+    let mut out: Vec<String> = Vec::new();
+    let mut installs = vec![0u64; w.server_count()];
+    for ev in w.trace_log().events() {
+        match &ev.kind {
+            TraceKind::Process { server, what } => {
+                let Some(why) = what.strip_prefix("crash: ") else {
+                    continue;
+                };
+                let line = format!("{} crashed: {why}", w.server_name(*server));
+                if why != "kill -9" && !out.contains(&line) && out.len() < EVENTS_MAX {
+                    out.push(line);
+                }
+            }
+            TraceKind::InstallSnapshot { to, .. } => installs[*to] += 1,
+            TraceKind::Config { why, .. }
+                if why.starts_with("dead-server cleanup")
+                    && !out.contains(why)
+                    && out.len() < EVENTS_MAX =>
+            {
+                out.push(why.clone());
+            }
+            _ => {}
+        }
+    }
+    for (id, n) in installs.into_iter().enumerate() {
+        if n > 0 && out.len() < EVENTS_MAX {
+            let times = if n == 1 {
+                "once".into()
+            } else {
+                format!("{n} times")
+            };
+            out.push(format!(
+                "{} was sent InstallSnapshot {times}",
+                w.server_name(id)
+            ));
+        }
+    }
+    out
 }

@@ -128,3 +128,66 @@ fn a_finding_replays_exactly() {
     assert_eq!(a.trace_hash, b.trace_hash);
     assert_eq!(classify(&a), Class::Unsafe, "{line}: {:?}", a.verdict);
 }
+
+/// Shrinking: a deliberately padded unsafe schedule (an irrelevant latency spike and slow disk,
+/// an extra crash, a late permanent crash) shrinks to a single short crash that is still unsafe,
+/// and nothing simpler is: dropping it, shortening it or moving it earlier makes the run safe.
+#[test]
+fn shrinking_reduces_a_padded_schedule_to_a_minimal_one() {
+    use rehearse::chaos::explore::{Finding, shrink_finding};
+    use rehearse::chaos::shrink::DURATIONS_S;
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/plans/nomad-3-servers.toml"
+    ))
+    .unwrap();
+    let p = Plan::from_str_named(&text, "nomad-3-servers").unwrap();
+    let cfg = Variant::IgnoreFailureTolerance.apply(ProcedureConfig::from_plan(&p));
+    let padded: Vec<Fault> = [
+        "latency:leader:0:30s",
+        "crash:leader:0:30s",
+        "crash:leader:21:permanent",
+        "slow-disk:upgraded:40:permanent",
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
+    let seed = 1;
+    let is_unsafe = |s: &[Fault]| classify(&run_one(&p, &cfg, s, seed).0) == Class::Unsafe;
+    assert!(
+        is_unsafe(&padded),
+        "the padded schedule must be unsafe to start with"
+    );
+    let steps = boundaries(&baseline(&p, &cfg, seed));
+    let finding = Finding {
+        faults: padded.clone(),
+        seed,
+        class: Class::Unsafe,
+        problems: Vec::new(),
+    };
+    let s = shrink_finding(&p, &cfg, &finding, &steps);
+    assert!(!s.bounded);
+    assert_eq!(s.faults.len(), 1, "shrunk to {:?}", s.faults);
+    let f = s.faults[0];
+    assert_eq!(f.kind, FaultKind::Crash);
+    assert!(is_unsafe(&s.faults), "the minimal schedule replays unsafe");
+    assert!(!s.problems.is_empty());
+    // 1-minimal: no fault at all, a shorter duration or an earlier step is safe.
+    assert!(!is_unsafe(&[]));
+    for d in DURATIONS_S
+        .iter()
+        .filter(|&&d| f.duration_s.is_none_or(|c| d < c))
+    {
+        let shorter = Fault {
+            duration_s: Some(*d),
+            ..f
+        };
+        assert!(!is_unsafe(&[shorter]), "{shorter} is still unsafe");
+    }
+    for step in steps.iter().copied().chain([0]).filter(|&b| b < f.step) {
+        let earlier = Fault { step, ..f };
+        assert!(!is_unsafe(&[earlier]), "{earlier} is still unsafe");
+    }
+    // Deterministic: the same input shrinks to the same schedule.
+    assert_eq!(shrink_finding(&p, &cfg, &finding, &steps).faults, s.faults);
+}

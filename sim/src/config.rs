@@ -4,7 +4,7 @@
 //! memberlist WAN for Nomad servers, LAN for Consul, autopilot defaults).
 
 use crate::time::{MS, SEC};
-use crate::versions::{Product, Version, default_raft_multiplier, line_info};
+use crate::versions::{Edition, Product, Version, default_raft_multiplier, line_info};
 use serde::{Deserialize, Serialize};
 
 /// hashicorp/raft timers before `raft_multiplier` is applied.
@@ -207,6 +207,9 @@ pub struct SimConfig {
     pub seed: u64,
     /// Product.
     pub product: Product,
+    /// Community or Enterprise build (Enterprise-only defects apply to the latter).
+    #[serde(default)]
+    pub edition: Edition,
     /// Servers, bootstrapped as voters.
     pub servers: Vec<ServerSpec>,
     /// raft_multiplier (1–10) applied to heartbeat, election and lease timeouts.
@@ -227,6 +230,11 @@ pub struct SimConfig {
     pub boot_ns_min: u64,
     /// See `boot_ns_min`.
     pub boot_ns_max: u64,
+    /// The raft protocol a server's configuration sets when a given version is installed (a
+    /// plan's `target_raft_protocol` travels with the target binary). Versions not listed keep
+    /// the server's protocol.
+    #[serde(default)]
+    pub raft_protocol_by_version: Vec<(Version, u8)>,
 }
 
 impl SimConfig {
@@ -258,6 +266,7 @@ impl SimConfig {
         SimConfig {
             seed,
             product,
+            edition: Edition::Community,
             servers,
             raft_multiplier: default_raft_multiplier(product),
             raft: RaftTimings::default(),
@@ -268,6 +277,7 @@ impl SimConfig {
             clients: ClientConfig::default(),
             boot_ns_min: 300 * MS,
             boot_ns_max: 2 * SEC,
+            raft_protocol_by_version: Vec::new(),
         }
     }
 

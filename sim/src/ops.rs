@@ -19,9 +19,10 @@ impl World {
         format!("10.0.{g}.{}:{}", id + 1, self.rpc_port())
     }
 
-    /// Raft server ID: a UUID under protocol 3, the address under protocol 2.
+    /// Raft server ID: a UUID under protocol 3, the address under protocol 2 (the protocol the
+    /// server last ran with).
     pub fn raft_id(&self, id: ServerId) -> String {
-        if self.servers[id].spec.raft_protocol < 3 {
+        if self.servers[id].advertised_protocol < 3 {
             return self.address(id);
         }
         let h = fnv1a(self.cfg.seed, self.servers[id].spec.name.as_bytes());
@@ -97,8 +98,8 @@ impl World {
                     .address(id)
                     .replace(&format!(":{}", self.rpc_port()), ":4648"),
                 status: s.serf,
-                build: s.spec.version,
-                raft_vsn: s.spec.raft_protocol,
+                build: s.advertised,
+                raft_vsn: s.advertised_protocol,
                 id: self.raft_id(id),
                 nonvoter: false,
             }
@@ -116,7 +117,7 @@ impl World {
             address: self.address(p.id),
             leader: p.id == l,
             voter: p.voter,
-            raft_protocol: self.servers[p.id].spec.raft_protocol,
+            raft_protocol: self.servers[p.id].advertised_protocol,
         });
         Ok(RaftConfiguration {
             index: s.vol.config_index,
@@ -128,7 +129,7 @@ impl World {
     /// which can be up to one refresh interval old.
     pub fn autopilot_health(&self, via: ServerId) -> Result<AutopilotHealth, ApiError> {
         let l = self.forwarded(via)?;
-        if self.servers.iter().any(|s| s.spec.raft_protocol < 3) {
+        if self.servers.iter().any(|s| s.advertised_protocol < 3) {
             return Err(ApiError::Unsupported {
                 addr: self.node_name(via),
                 what: "autopilot health needs raft protocol 3 on every server (HTTP 500)".into(),

@@ -303,6 +303,7 @@ impl World {
                 matched: 0,
                 inflight: false,
                 contact: now,
+                snapshot_inflight: None,
             };
         }
         s.vol.progress[id].matched = last;
@@ -315,6 +316,7 @@ impl World {
         self.check_leader_completeness(id);
         self.append_local(id, EntryKind::Noop);
         self.maybe_write_schema(id);
+        self.maybe_write_license_report(id);
         let hb = self.cfg.heartbeat_timeout_ns() / 10;
         self.timer(id, hb, TimerKind::Heartbeat);
         self.timer(id, self.cfg.leader_lease_ns(), TimerKind::Lease);
@@ -448,6 +450,11 @@ impl World {
         let entries = self.cfg.workload.initial_state_entries + snap.fsm_writes;
         let rate = self.cfg.raft.install_snapshot_entries_per_sec.max(1);
         let transfer_ns = entries.saturating_mul(1_000_000_000) / rate;
+        // Slack for the round trip; past it a lost transfer (the follower restarted) is retried
+        // on the next answer, like a failed RPC in hashicorp/raft.
+        let slack_ns = 2 * self.cfg.net.latency_ns_max + self.cfg.election_timeout_ns();
+        let until = self.now.plus(transfer_ns + slack_ns);
+        self.servers[id].vol.progress[p.id].snapshot_inflight = Some((snap.index, until));
         let snap = Box::new(snap);
         self.send_delayed(id, p, Msg::Install { term, snap }, transfer_ns);
     }
@@ -551,6 +558,13 @@ impl World {
         let leader_last = s.disk.last_index();
         let pr = &mut self.servers[to].vol.progress[from];
         pr.contact = now;
+        if let Some((index, until)) = pr.snapshot_inflight {
+            let install_answer = ok && last == index;
+            if !install_answer && now < until {
+                return; // a heartbeat's answer while the snapshot is still being sent
+            }
+            pr.snapshot_inflight = None;
+        }
         pr.inflight = false;
         if ok {
             pr.matched = pr.matched.max(last);
@@ -613,6 +627,7 @@ impl World {
         s.vol.config_index = ci;
         s.vol.config = c;
         let t = s.disk.term;
+        self.check_fsm(to, "after InstallSnapshot");
         self.reply(to, from, append_resp(t, true, idx));
     }
 
@@ -661,14 +676,14 @@ impl World {
             let Some(e) = s.disk.entry(idx).cloned() else {
                 return;
             };
-            if e.schema() > self.entry_schema(id) {
+            if let Some(why) = self.unreadable(id, &e) {
                 self.trace(TraceKind::SkewPanic {
                     server: id,
                     index: idx,
                     schema: e.schema(),
                 });
                 self.metrics.skew_crashes += 1;
-                return self.crash_process(id, "panic applying an unknown log entry type");
+                return self.crash_process(id, why);
             }
             self.check_apply(id, idx, &e);
             let s = &mut self.servers[id];
@@ -678,6 +693,7 @@ impl World {
                 if s.vol.role == Role::Leader {
                     self.ack_write(w, idx, e.term);
                 }
+                self.check_fsm(id, "after applying a write");
             }
         }
     }

@@ -64,6 +64,10 @@ pub enum EntryKind {
     Config(Vec<Peer>),
     /// An entry type introduced by a newer version (keyring, license…): needs this schema.
     Schema(u32),
+    /// Nomad Enterprise's offline-license-reporting entry, introduced in patch releases
+    /// (1.8.14+ent, 1.9.10+ent, 1.10.2+ent): servers before those cannot decode it
+    /// (hashicorp/nomad#26425). Outside the per-line schema order, so a kind of its own.
+    LicenseReport,
 }
 
 /// A Raft log entry.
@@ -91,6 +95,7 @@ impl Entry {
             EntryKind::Write(id) => 2 ^ (id << 4),
             EntryKind::Config(p) => 3 ^ ((p.len() as u64) << 4),
             EntryKind::Schema(s) => 4 ^ (u64::from(*s) << 4),
+            EntryKind::LicenseReport => 5,
         }
     }
 }
@@ -126,6 +131,9 @@ pub struct Disk {
     pub log: Vec<Entry>,
     /// Latest snapshot.
     pub snapshot: Option<Snapshot>,
+    /// `data_dir/raft/version`: the raft protocol the server last ran with. Nomad 1.3.0+
+    /// writes it at start and refuses to start with a lower protocol (hashicorp/nomad#12362).
+    pub raft_version_file: Option<u8>,
 }
 
 impl Default for Disk {
@@ -136,6 +144,7 @@ impl Default for Disk {
             start: 1,
             log: Vec::new(),
             snapshot: None,
+            raft_version_file: None,
         }
     }
 }
@@ -244,6 +253,11 @@ pub struct Progress {
     pub inflight: bool,
     /// When the follower last answered.
     pub contact: SimTime,
+    /// An InstallSnapshot of this index is in flight until about this time (its transfer
+    /// time plus slack). Meanwhile only its own answer moves replication on: answers to the
+    /// heartbeats sent during the transfer just refresh contact, as in hashicorp/raft, where
+    /// heartbeats run on their own goroutine and the replication loop waits on the snapshot.
+    pub snapshot_inflight: Option<(u64, SimTime)>,
 }
 
 /// State lost on stop or crash.
@@ -331,4 +345,14 @@ pub struct Server {
     pub drain_done_at: Option<SimTime>,
     /// While paused: the state to return to on resume.
     pub paused_from: Option<ProcessState>,
+    /// The version this server last ran and advertised in its serf tags (`build`). A binary
+    /// that was installed but never started successfully is not advertised: gossip keeps the
+    /// member's last tags, and version checks such as Nomad's `ServersMeetMinimumVersion` read
+    /// those tags, failed members included.
+    pub advertised: crate::versions::Version,
+    /// The raft protocol it last ran with (serf tag `raft_vsn`; under protocol 3 its Raft ID is
+    /// a UUID, under 2 its address), likewise kept from its last successful start.
+    pub advertised_protocol: u8,
+    /// FSM divergence already reported for this server (one violation per server and run).
+    pub fsm_reported: bool,
 }

@@ -32,6 +32,21 @@ impl fmt::Display for Product {
     }
 }
 
+/// Community or Enterprise build. Enterprise servers write Raft entries of their own (licenses,
+/// license reporting) that Community servers, and older Enterprise servers, cannot decode
+/// (hashicorp/nomad#9958, #26425).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Edition {
+    /// The open-source build.
+    #[default]
+    Community,
+    /// Nomad Enterprise (`+ent` builds).
+    Enterprise,
+}
+
 /// A release version `major.minor.patch`. Build metadata (`+ent`) and the Consul build suffix
 /// (`1.8.7:abcdef`) are accepted on input and dropped: they do not change upgrade behaviour here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -150,6 +165,8 @@ pub struct LineInfo {
 pub struct KnownIssue {
     /// Product the release belongs to.
     pub product: Product,
+    /// Only Enterprise builds have the defect.
+    pub enterprise_only: bool,
     /// First affected version (inclusive).
     pub from: Version,
     /// Last affected version (inclusive).
@@ -175,6 +192,10 @@ pub enum KnownIssueKind {
     KeyringReplication,
     /// Restores an (almost) empty FSM from its local snapshot while Raft looks healthy (1.9.2).
     EmptyRestoreFromLocalSnapshot,
+    /// An Enterprise leader writes an offline-license-reporting entry as soon as it leads,
+    /// which earlier Enterprise releases cannot decode: they panic on apply (1.8.14+ent,
+    /// 1.9.10+ent, 1.10.2+ent and their next patch; hashicorp/nomad#26425).
+    WritesLicenseReportingEntry,
 }
 
 const fn v(major: u16, minor: u16, patch: u16) -> Version {
@@ -350,6 +371,7 @@ const fn nomad_line(
 pub const KNOWN_ISSUES: &[KnownIssue] = &[
     KnownIssue {
         product: Product::Nomad,
+        enterprise_only: false,
         from: v(1, 4, 0),
         to: v(1, 4, 0),
         kind: KnownIssueKind::WritesNewEntriesEarly,
@@ -358,6 +380,7 @@ pub const KNOWN_ISSUES: &[KnownIssue] = &[
     },
     KnownIssue {
         product: Product::Nomad,
+        enterprise_only: false,
         from: v(1, 6, 0),
         to: v(1, 6, 0),
         kind: KnownIssueKind::CannotLoadOlderSnapshot,
@@ -366,6 +389,7 @@ pub const KNOWN_ISSUES: &[KnownIssue] = &[
     },
     KnownIssue {
         product: Product::Nomad,
+        enterprise_only: false,
         from: v(1, 7, 0),
         to: v(1, 7, 1),
         kind: KnownIssueKind::KeyringReplication,
@@ -374,13 +398,44 @@ pub const KNOWN_ISSUES: &[KnownIssue] = &[
     },
     KnownIssue {
         product: Product::Nomad,
+        enterprise_only: false,
         from: v(1, 9, 2),
         to: v(1, 9, 2),
         kind: KnownIssueKind::EmptyRestoreFromLocalSnapshot,
         reference: "hashicorp/nomad#24411",
         fix_hint: "use 1.9.3 or later (release 1.9.2 was pulled)",
     },
+    license_reporting(v(1, 8, 14), v(1, 8, 15), "use 1.8.16+ent or later"),
+    license_reporting(v(1, 9, 10), v(1, 9, 11), "use 1.9.12+ent or later"),
+    license_reporting(v(1, 10, 2), v(1, 10, 3), "use 1.10.4+ent or later"),
 ];
+
+const fn license_reporting(from: Version, to: Version, fix_hint: &'static str) -> KnownIssue {
+    KnownIssue {
+        product: Product::Nomad,
+        enterprise_only: true,
+        from,
+        to,
+        kind: KnownIssueKind::WritesLicenseReportingEntry,
+        reference: "hashicorp/nomad#26425",
+        fix_hint,
+    }
+}
+
+/// First release of each line that can decode the offline-license-reporting entry
+/// (hashicorp/nomad#26425); every later line can too, earlier lines cannot.
+const LICENSE_REPORTING_SINCE: [Version; 3] = [v(1, 8, 14), v(1, 9, 10), v(1, 10, 2)];
+
+/// Whether an Enterprise server of this version can apply the offline-license-reporting entry.
+pub fn reads_license_reporting(version: Version) -> bool {
+    match LICENSE_REPORTING_SINCE
+        .iter()
+        .find(|s| s.line() == version.line())
+    {
+        Some(since) => version >= *since,
+        None => version > LICENSE_REPORTING_SINCE[2],
+    }
+}
 
 /// Why a version is not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -419,19 +474,40 @@ pub fn known_lines(product: Product) -> String {
         .join(", ")
 }
 
-/// Known defects affecting this exact version.
+/// Known defects affecting this exact version of the Community build.
 pub fn known_issues(
     product: Product,
     version: Version,
 ) -> impl Iterator<Item = &'static KnownIssue> {
-    KNOWN_ISSUES
-        .iter()
-        .filter(move |k| k.product == product && k.from <= version && version <= k.to)
+    known_issues_for(product, version, Edition::Community)
 }
 
-/// Whether this exact version has the given defect.
+/// Known defects affecting this exact version of the given edition (Enterprise builds have
+/// the Community defects too).
+pub fn known_issues_for(
+    product: Product,
+    version: Version,
+    edition: Edition,
+) -> impl Iterator<Item = &'static KnownIssue> {
+    KNOWN_ISSUES.iter().filter(move |k| {
+        let edition_ok = !k.enterprise_only || edition == Edition::Enterprise;
+        k.product == product && edition_ok && k.from <= version && version <= k.to
+    })
+}
+
+/// Whether this exact version of the Community build has the given defect.
 pub fn has_issue(product: Product, version: Version, kind: KnownIssueKind) -> bool {
-    known_issues(product, version).any(|k| k.kind == kind)
+    has_issue_for(product, version, Edition::Community, kind)
+}
+
+/// Whether this exact version of the given edition has the given defect.
+pub fn has_issue_for(
+    product: Product,
+    version: Version,
+    edition: Edition,
+    kind: KnownIssueKind,
+) -> bool {
+    known_issues_for(product, version, edition).any(|k| k.kind == kind)
 }
 
 /// Number of minor-line steps from `from` to `to` along the catalog (1.11 → 2.0 counts as one).
@@ -492,6 +568,14 @@ mod tests {
         ));
         assert!(has_issue(n, v(1, 7, 1), KnownIssueKind::KeyringReplication));
         assert!(line_info(n, v(3, 0, 0)).is_err());
+        let lic = KnownIssueKind::WritesLicenseReportingEntry;
+        assert!(!has_issue(n, v(1, 10, 3), lic), "Community is not affected");
+        assert!(has_issue_for(n, v(1, 10, 3), Edition::Enterprise, lic));
+        assert!(!has_issue_for(n, v(1, 10, 4), Edition::Enterprise, lic));
+        assert!(reads_license_reporting(v(1, 8, 14)));
+        assert!(!reads_license_reporting(v(1, 8, 13)));
+        assert!(!reads_license_reporting(v(1, 7, 7)));
+        assert!(reads_license_reporting(v(1, 11, 0)));
         assert!(line_info(Product::Consul, v(1, 8, 7)).is_ok());
     }
 }

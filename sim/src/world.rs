@@ -8,6 +8,11 @@
 //! - Operator calls are instantaneous and the operator reaches every running server.
 //! - Messages to a paused process are dropped (real TCP would buffer, then time out).
 //! - A wiped data dir keeps the server's identity (real Nomad would mint a new node ID).
+//! - Serf tags (`build`, `raft_vsn`) are those of the server's last successful start; a binary
+//!   that never started is not advertised, as gossip keeps a failed member's last tags.
+//! - The FSM is a count of workload writes; the invariant `fsm_state_lost` compares it with
+//!   the committed log. Nomad Enterprise's license-reporting entry lives in the log only (a
+//!   snapshot does not carry it), so only servers that apply it from the log panic on it.
 //! - Autopilot's contact threshold is at least two heartbeat intervals: with raft_multiplier 5
 //!   the leader heartbeats every 0.5–1 s, yet real Consul reports such servers healthy with the
 //!   200 ms default (consul-baseline.md), because any replication traffic refreshes contact.
@@ -22,7 +27,9 @@ use crate::state::{
 };
 use crate::time::{MS, SEC, SimTime};
 use crate::trace::{Trace, TraceKind};
-use crate::versions::{KnownIssueKind, Version, has_issue, line_info};
+use crate::versions::{
+    KnownIssueKind, Product, Version, has_issue_for, line_info, reads_license_reporting,
+};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -157,6 +164,10 @@ pub struct Metrics {
     pub quorum_lost_ns: u64,
     /// Servers that panicked on an entry of an unknown schema.
     pub skew_crashes: u64,
+    /// Servers that could not load a snapshot written by a newer version (on start, or sent by
+    /// InstallSnapshot): "Unrecognized snapshot type" (hashicorp/nomad#20072).
+    #[serde(default)]
+    pub snapshot_refusals: u64,
     /// Messages delivered.
     pub messages: u64,
     /// Events processed.
@@ -174,6 +185,14 @@ pub struct WorkloadStats {
     pub failed: u64,
     /// Acknowledged writes missing from the current leader's log.
     pub lost_acked: u64,
+}
+
+/// Why a server could not boot.
+struct BootFailure {
+    /// The reason, as the server would log it.
+    why: String,
+    /// Its data was written by a newer version (counted in `Metrics::snapshot_refusals`).
+    newer_data: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -198,6 +217,9 @@ pub struct World {
     violations: Vec<Violation>,
     leaders_by_term: BTreeMap<u64, ServerId>,
     canon: Vec<(u64, u64)>,
+    /// Workload writes in the committed log up to each index (`canon_writes[i - 1]` for index
+    /// i): what a server's state machine must hold once it has applied index i.
+    canon_writes: Vec<u64>,
     acked: Vec<(u64, u64)>,
     pending: Vec<Pending>,
     next_write: u64,
@@ -236,6 +258,7 @@ impl World {
             })
             .collect();
         let seed = cfg.seed;
+        let writes_version_file = cfg.product == Product::Nomad;
         let servers = cfg.servers.iter().map(|spec| {
             // hashicorp/raft BootstrapCluster: the configuration at index 1, term 1.
             let disk = Disk {
@@ -244,6 +267,8 @@ impl World {
                     term: 1,
                     kind: EntryKind::Config(peers.clone()),
                 }],
+                // Every Nomad line in the catalog (1.3+) has written the version file already.
+                raft_version_file: writes_version_file.then_some(spec.raft_protocol),
                 ..Disk::default()
             };
             let vol = Volatile::boot(n, &disk, SimTime::ZERO);
@@ -260,6 +285,9 @@ impl World {
                 serf_gen: 0,
                 drain_done_at: None,
                 paused_from: None,
+                advertised: spec.version,
+                advertised_protocol: spec.raft_protocol,
+                fsm_reported: false,
             }
         });
         let write_rate = cfg.workload.writes_per_sec;
@@ -277,6 +305,7 @@ impl World {
             violations: Vec::new(),
             leaders_by_term: BTreeMap::new(),
             canon: Vec::new(),
+            canon_writes: Vec::new(),
             acked: Vec::new(),
             pending: Vec::new(),
             next_write: 0,
@@ -632,15 +661,24 @@ impl World {
         if self.servers[id].incarnation != inc || self.servers[id].proc != ProcessState::Starting {
             return;
         }
-        if let Some(why) = self.boot_failure(id) {
-            return self.crash_process(id, &why);
+        if let Some(failure) = self.boot_failure(id) {
+            if failure.newer_data {
+                self.metrics.snapshot_refusals += 1;
+            }
+            return self.crash_process(id, &failure.why);
         }
         let (n, now) = (self.servers.len(), self.now);
         let empty_restore = self.known(id, KnownIssueKind::EmptyRestoreFromLocalSnapshot);
+        let writes_version_file = self.cfg.product == Product::Nomad;
         let s = &mut self.servers[id];
         s.proc = ProcessState::Running;
         s.vol = Volatile::boot(n, &s.disk, now);
         s.vol.role_gen = (s.incarnation << 20) + 1;
+        s.advertised = s.spec.version;
+        s.advertised_protocol = s.spec.raft_protocol;
+        if writes_version_file {
+            s.disk.raft_version_file = Some(s.spec.raft_protocol);
+        }
         if empty_restore && s.disk.snapshot.is_some() {
             // hashicorp/nomad#24411: the FSM comes back (almost) empty while Raft looks fine.
             s.vol.fsm_writes = 0;
@@ -649,6 +687,7 @@ impl World {
             server: id,
             what: "running".into(),
         });
+        self.check_fsm(id, "after restoring its local snapshot on start");
         self.arm_follower_timer(id);
         let iv = self.cfg.raft.snapshot_interval_ns;
         let d = self.rng_timers.range(iv, 2 * iv);
@@ -661,19 +700,38 @@ impl World {
         self.update_quorum();
     }
 
-    /// Why a server cannot boot with its binary and data, if it cannot.
-    fn boot_failure(&self, id: ServerId) -> Option<String> {
+    /// Why a server cannot boot with its binary, configuration and data, if it cannot.
+    fn boot_failure(&self, id: ServerId) -> Option<BootFailure> {
         let s = &self.servers[id];
+        let fail = |why: String, newer_data: bool| Some(BootFailure { why, newer_data });
         if s.bad_binary == Some(BadBinary::FailsToStart) {
-            return Some("bad binary: exits on start".into());
+            return fail("bad binary: exits on start".into(), false);
+        }
+        // hashicorp/nomad#12362 (1.3.0): the server refuses to start with a raft protocol lower
+        // than the one recorded in data_dir/raft/version.
+        if let Some(recorded) = s.disk.raft_version_file
+            && s.spec.raft_protocol < recorded
+        {
+            let why = format!(
+                "refusing to start: raft_protocol {} is lower than {recorded} in data_dir/raft/version (downgrade)",
+                s.spec.raft_protocol
+            );
+            return fail(why, false);
         }
         let snap = s.disk.snapshot.as_ref()?;
         let own = self.snapshot_format(id);
         if snap.format > own || snap.max_schema > self.entry_schema(id) {
-            return Some("Unrecognized snapshot type: snapshot written by a newer version".into());
+            let why = format!(
+                "Unrecognized snapshot type: the on-disk snapshot (format {}) was written by a newer version than {}",
+                snap.format, s.spec.version
+            );
+            return fail(why, true);
         }
         if snap.format < own && self.known(id, KnownIssueKind::CannotLoadOlderSnapshot) {
-            return Some("cannot load the older on-disk snapshot (crash loop)".into());
+            return fail(
+                "cannot load the older on-disk snapshot (crash loop)".into(),
+                false,
+            );
         }
         None
     }
@@ -738,6 +796,16 @@ impl World {
         let s = &mut self.servers[id];
         s.spec.version = version;
         s.bad_binary = None;
+        // The configuration that goes with this binary may set another raft protocol (a plan's
+        // target_raft_protocol); it takes effect at the next start.
+        let protocol = self
+            .cfg
+            .raft_protocol_by_version
+            .iter()
+            .find(|(v, _)| *v == version);
+        if let Some(&(_, p)) = protocol {
+            s.spec.raft_protocol = p;
+        }
         self.fault(format!(
             "replace binary {} -> {version}",
             self.servers[id].spec.name
@@ -1026,7 +1094,12 @@ impl World {
             .filter(|p| !remove.contains(&p.id))
             .copied()
             .collect();
-        Some((peers, format!("remove dead servers {remove:?}")))
+        let names: Vec<&str> = remove
+            .iter()
+            .map(|&id| self.servers[id].spec.name.as_str())
+            .collect();
+        let why = format!("dead-server cleanup removed {}", names.join(", "));
+        Some((peers, why))
     }
 
     fn add_new(&self, config: &[Peer]) -> Option<(Vec<Peer>, String)> {
@@ -1093,11 +1166,13 @@ impl World {
             return;
         }
         let early = self.known(l, KnownIssueKind::WritesNewEntriesEarly);
+        // Like Nomad's ServersMeetMinimumVersion: by the versions members advertise, so a server
+        // whose new binary never started still counts with its old version.
         let all_ready = self.servers[l]
             .vol
             .config
             .iter()
-            .all(|p| self.entry_schema(p.id) >= schema);
+            .all(|p| self.advertised_schema(p.id) >= schema);
         if early || all_ready {
             self.append_local(l, EntryKind::Schema(schema));
             self.broadcast(l);
@@ -1108,16 +1183,53 @@ impl World {
         line_info(self.cfg.product, self.servers[id].spec.version).map_or(1, |l| l.entry_schema)
     }
 
+    fn advertised_schema(&self, id: ServerId) -> u32 {
+        line_info(self.cfg.product, self.servers[id].advertised).map_or(1, |l| l.entry_schema)
+    }
+
     pub(crate) fn snapshot_format(&self, id: ServerId) -> u32 {
         line_info(self.cfg.product, self.servers[id].spec.version).map_or(1, |l| l.snapshot_format)
     }
 
     fn known(&self, id: ServerId, kind: KnownIssueKind) -> bool {
-        has_issue(self.cfg.product, self.servers[id].spec.version, kind)
+        let (product, edition) = (self.cfg.product, self.cfg.edition);
+        has_issue_for(product, self.servers[id].spec.version, edition, kind)
+    }
+
+    /// hashicorp/nomad#26425: an affected Enterprise leader writes its license-reporting entry
+    /// as soon as it leads, whatever the other servers run. (The snapshot does not carry it in
+    /// this model: only servers that apply it from the log can panic on it.)
+    pub(crate) fn maybe_write_license_report(&mut self, l: ServerId) {
+        if !self.known(l, KnownIssueKind::WritesLicenseReportingEntry) {
+            return;
+        }
+        let written = self.servers[l]
+            .disk
+            .log
+            .iter()
+            .any(|e| e.kind == EntryKind::LicenseReport);
+        if !written {
+            self.append_local(l, EntryKind::LicenseReport);
+            self.broadcast(l);
+        }
+    }
+
+    /// Why this server cannot apply an entry, if it cannot: a log-entry schema newer than its
+    /// binary's, or an Enterprise entry its version does not know.
+    pub(crate) fn unreadable(&self, id: ServerId, e: &Entry) -> Option<&'static str> {
+        if e.schema() > self.entry_schema(id) {
+            return Some("panic applying an unknown log entry type");
+        }
+        let version = self.servers[id].spec.version;
+        if e.kind == EntryKind::LicenseReport && !reads_license_reporting(version) {
+            return Some("panic: failed to apply request: unknown license reporting entry");
+        }
+        None
     }
 
     pub(crate) fn can_restore(&mut self, id: ServerId, snap: &crate::state::Snapshot) -> bool {
         if snap.format > self.snapshot_format(id) || snap.max_schema > self.entry_schema(id) {
+            self.metrics.snapshot_refusals += 1;
             self.crash_process(id, "Unrecognized snapshot type in InstallSnapshot");
             return false;
         }
@@ -1255,7 +1367,33 @@ impl World {
             }
         } else if i == self.canon.len() {
             self.canon.push(mine);
+            let before = self.canon_writes.last().copied().unwrap_or(0);
+            let write = matches!(e.kind, EntryKind::Write(_));
+            self.canon_writes.push(before + u64::from(write));
         }
+    }
+
+    /// Invariant: a server that has applied index i holds in its state machine exactly the
+    /// writes of the committed log up to i. Catches a state restored incompletely while Raft
+    /// looks healthy (hashicorp/nomad#24411). Skipped past the end of the canonical log, e.g.
+    /// after an operator snapshot restore, which replaces the state on purpose. Reported once
+    /// per server.
+    pub(crate) fn check_fsm(&mut self, id: ServerId, when: &str) {
+        let s = &self.servers[id];
+        let applied = s.vol.applied;
+        if s.fsm_reported || applied == 0 || applied > self.canon_writes.len() as u64 {
+            return;
+        }
+        let expected = self.canon_writes[applied as usize - 1];
+        if s.vol.fsm_writes == expected {
+            return;
+        }
+        let detail = format!(
+            "{} {when}: its state holds {} writes at index {applied}, the committed log holds {expected}",
+            s.spec.name, s.vol.fsm_writes
+        );
+        self.servers[id].fsm_reported = true;
+        self.violation("fsm_state_lost", detail);
     }
 
     /// Log matching: if two servers' logs hold an entry with the same index and term, they

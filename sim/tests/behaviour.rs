@@ -224,6 +224,76 @@ fn a_newer_snapshot_does_not_load_on_an_older_binary() {
 }
 
 #[test]
+fn a_lower_raft_protocol_than_the_version_file_refuses_to_start() {
+    let mut cfg = SimConfig::nomad(3, Version::new(1, 3, 5), 2);
+    cfg.raft_protocol_by_version = vec![(Version::new(1, 3, 10), 2)];
+    let mut w = World::new(cfg).unwrap();
+    let l = settle(&mut w);
+    let f = (0..3).find(|&i| i != l).unwrap();
+    w.stop(f, StopMode::Graceful);
+    w.replace_binary(f, Version::new(1, 3, 10)).unwrap();
+    w.start(f);
+    w.run_for(5 * SEC);
+    assert_eq!(w.process_state(f), ProcessState::Crashed);
+    // Its serf tags keep the protocol it last ran with: autopilot still answers.
+    assert!(w.autopilot_health(l).is_ok());
+}
+
+#[test]
+fn an_empty_restore_from_the_local_snapshot_breaks_the_fsm_invariant() {
+    let run = |to: Version| {
+        let mut cfg = SimConfig::nomad(3, Version::new(1, 9, 1), 5);
+        cfg.raft.snapshot_threshold = 50;
+        cfg.raft.snapshot_interval_ns = 5 * SEC;
+        let mut w = World::new(cfg).unwrap();
+        w.run_for(60 * SEC);
+        let l = w.leader().unwrap();
+        let f = (0..3).find(|&i| i != l).unwrap();
+        w.stop(f, StopMode::Graceful);
+        w.replace_binary(f, to).unwrap();
+        w.start(f);
+        w.run_for(10 * SEC);
+        w.violations()
+            .iter()
+            .any(|v| v.invariant == "fsm_state_lost")
+    };
+    assert!(run(Version::new(1, 9, 2)), "1.9.2 (hashicorp/nomad#24411)");
+    assert!(!run(Version::new(1, 9, 3)), "1.9.3 has the fix");
+}
+
+/// hashicorp/raft sends heartbeats on their own goroutine while the replication loop waits on
+/// an InstallSnapshot: their answers must not start another transfer.
+#[test]
+fn one_install_snapshot_per_transfer_even_with_heartbeats_in_between() {
+    let mut cfg = SimConfig::nomad(3, Version::new(1, 9, 7), 6);
+    cfg.raft.snapshot_threshold = 100;
+    cfg.raft.snapshot_interval_ns = SEC;
+    cfg.raft.trailing_logs = 500; // more than the 100 entries written during a transfer
+    cfg.workload.writes_per_sec = 50.0;
+    cfg.workload.initial_state_entries = 40_000; // 2 s to install: 20 heartbeat intervals
+    let mut w = World::new(cfg).unwrap();
+    let l = settle(&mut w);
+    let f = (0..3).find(|&i| i != l).unwrap();
+    w.stop(f, StopMode::Graceful);
+    w.run_for(20 * SEC);
+    w.start(f);
+    w.run_for(30 * SEC);
+    let installs = w
+        .trace_log()
+        .events()
+        .iter()
+        .filter(|e| matches!(e.kind, trace::TraceKind::InstallSnapshot { to, .. } if to == f))
+        .count();
+    assert_eq!(installs, 1, "{installs} InstallSnapshots");
+    let a = w.agent_self(f).unwrap();
+    let lead = w.agent_self(w.leader().unwrap()).unwrap();
+    assert!(
+        a.raft.last_log_index + 250 >= lead.raft.last_log_index,
+        "caught up"
+    );
+}
+
+#[test]
 fn bad_input_is_an_error_not_a_panic() {
     assert!(World::new(SimConfig::nomad(0, Version::new(1, 9, 7), 1)).is_err());
     assert!(World::new(SimConfig::nomad(3, Version::new(3, 1, 0), 1)).is_err());

@@ -1,14 +1,19 @@
 //! The explorer: every fault kind × target × step boundary (× every pair with two faults),
 //! on several seeds, in parallel. Results are folded into counts as they arrive, so memory
-//! stays flat however many runs there are; only findings are kept (bounded).
+//! stays flat however many runs there are; only findings are kept (bounded). It records the
+//! time to first detection (runs and wall seconds until the first unsafe run), can stop there,
+//! and hands unsafe findings to the shrinker (`super::shrink`).
 
 use super::fault::{Fault, FaultHooks, FaultKind, Target};
+use super::shrink::{Shrunk, shrink};
 use crate::plan::Plan;
 use crate::procedure::ProcedureConfig;
 use crate::rehearsal::{Outcome, Verdict, rehearse, rehearse_with, sim_config};
+use rehearse_sim::SimConfig;
 use serde::Serialize;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
 
 /// Most findings kept (the counts still cover every run).
 pub const FINDINGS_MAX: usize = 1_000;
@@ -35,7 +40,8 @@ pub fn classify(o: &Outcome) -> Class {
     let procedure_fault = !o.unsafe_stops.is_empty()
         || o.workload.lost_acked > 0
         || !o.violations.is_empty()
-        || o.metrics.skew_crashes > 0;
+        || o.metrics.skew_crashes > 0
+        || o.metrics.snapshot_refusals > 0;
     match &o.verdict {
         Verdict::Unsafe { .. } if procedure_fault => Class::Unsafe,
         Verdict::Unsafe { .. } => Class::BeyondTolerance,
@@ -74,6 +80,32 @@ pub struct Totals {
     pub unsafe_runs: u64,
     /// Kept findings (unsafe first), at most `FINDINGS_MAX`.
     pub findings: Vec<Finding>,
+    /// When the first unsafe run was found (time to first detection), if any was.
+    pub first_unsafe: Option<FirstUnsafe>,
+    /// Whether the exploration stopped at the first unsafe run (`fail_fast`).
+    pub stopped_early: bool,
+    /// Unsafe findings shrunk to minimal schedules (filled by the caller that shrinks).
+    pub shrunk: Vec<Shrunk>,
+}
+
+/// Time to first detection: how far the explorer got before its first unsafe run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FirstUnsafe {
+    /// Runs finished when the first unsafe result came in (that one included). With one job
+    /// this is the run's position in the run order; with more it depends on scheduling.
+    pub after_runs: u64,
+    /// Wall seconds from the start of the exploration to that result.
+    pub after_s: f64,
+    /// Position (1-based) of the earliest unsafe run in the run order (schedules × seeds,
+    /// seeds innermost): the same whatever the number of jobs.
+    pub first_in_order: u64,
+}
+
+/// How to explore.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExploreOptions {
+    /// Stop at the first unsafe run (the totals then cover only the runs done).
+    pub fail_fast: bool,
 }
 
 /// The step boundaries worth a fault: before every action that changes something, and before
@@ -146,27 +178,53 @@ pub fn explore(
     jobs: usize,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Totals {
+    let opts = ExploreOptions::default();
+    explore_with(plan, cfg, schedules, seeds, jobs, &opts, progress)
+}
+
+/// `explore` with options (stop at the first unsafe run).
+pub fn explore_with(
+    plan: &Plan,
+    cfg: &ProcedureConfig,
+    schedules: &[Vec<Fault>],
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+    opts: &ExploreOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Totals {
     let seeds: Vec<u64> = seeds.collect();
     let total = schedules.len() * seeds.len();
     let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
     let totals = Mutex::new(Totals::default());
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1) {
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= total {
+                    if i >= total || stop.load(Ordering::Relaxed) {
                         break;
                     }
                     let (sched, seed) = (&schedules[i / seeds.len()], seeds[i % seeds.len()]);
                     let (o, fired) = run_one(plan, cfg, sched, seed);
-                    fold(&totals, sched, seed, &o, fired);
+                    let run = Run {
+                        index: i,
+                        sched,
+                        seed,
+                        outcome: &o,
+                        fired,
+                    };
+                    if fold(&totals, &run, started) == Class::Unsafe && opts.fail_fast {
+                        stop.store(true, Ordering::Relaxed);
+                    }
                     progress(i + 1);
                 }
             });
         }
     });
     let mut t = totals.into_inner().unwrap_or_else(|e| e.into_inner());
+    t.stopped_early = stop.load(Ordering::Relaxed);
     t.findings.sort_by(|a, b| {
         let key = |f: &Finding| (f.class != Class::Unsafe, f.faults.clone(), f.seed);
         key(a).cmp(&key(b))
@@ -176,19 +234,44 @@ pub fn explore(
 
 /// Runs one schedule on one seed; also says whether any fault fired.
 pub fn run_one(plan: &Plan, cfg: &ProcedureConfig, faults: &[Fault], seed: u64) -> (Outcome, bool) {
+    run_with(cfg, sim_config(plan, seed), faults)
+}
+
+/// Runs one schedule on a given simulator configuration (its seed included); also says
+/// whether any fault fired.
+pub fn run_with(cfg: &ProcedureConfig, sim: SimConfig, faults: &[Fault]) -> (Outcome, bool) {
     let mut hooks = FaultHooks::new(faults.to_vec());
-    let sim = sim_config(plan, seed);
     // A plan that parsed builds a valid world; a failure here is a bug worth seeing.
     let o = rehearse_with(cfg, sim, &mut hooks).unwrap_or_else(|e| panic!("invalid world: {e}"));
     let fired = hooks.fired();
     (o, fired)
 }
 
-fn fold(totals: &Mutex<Totals>, sched: &[Fault], seed: u64, o: &Outcome, fired: bool) {
+/// One finished run, as `fold` needs it.
+struct Run<'a> {
+    index: usize,
+    sched: &'a [Fault],
+    seed: u64,
+    outcome: &'a Outcome,
+    fired: bool,
+}
+
+/// Folds a run into the totals; returns its class.
+fn fold(totals: &Mutex<Totals>, run: &Run<'_>, started: Instant) -> Class {
+    let (sched, seed, o) = (run.sched, run.seed, run.outcome);
     let class = classify(o);
     let mut t = totals.lock().unwrap_or_else(|e| e.into_inner());
     t.runs += 1;
-    t.fired += u64::from(fired);
+    t.fired += u64::from(run.fired);
+    if class == Class::Unsafe {
+        let (position, runs) = (run.index as u64 + 1, t.runs);
+        let first = t.first_unsafe.get_or_insert(FirstUnsafe {
+            after_runs: runs,
+            after_s: started.elapsed().as_secs_f64(),
+            first_in_order: position,
+        });
+        first.first_in_order = first.first_in_order.min(position);
+    }
     match class {
         Class::Completed => t.completed += 1,
         Class::Halted => t.halted += 1,
@@ -207,10 +290,7 @@ fn fold(totals: &Mutex<Totals>, sched: &[Fault], seed: u64, o: &Outcome, fired: 
         {
             t.findings.swap_remove(pos);
         }
-        let problems = match &o.verdict {
-            Verdict::Unsafe { problems } => problems.clone(),
-            _ => Vec::new(),
-        };
+        let problems = problems(o);
         t.findings.push(Finding {
             faults: sched.to_vec(),
             seed,
@@ -218,6 +298,35 @@ fn fold(totals: &Mutex<Totals>, sched: &[Fault], seed: u64, o: &Outcome, fired: 
             problems,
         });
     }
+    class
+}
+
+/// What went wrong in a run (empty unless it is unsafe or lost quorum).
+fn problems(o: &Outcome) -> Vec<String> {
+    match &o.verdict {
+        Verdict::Unsafe { problems } => problems.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// Shrinks an unsafe finding on its own seed to a minimal schedule that is still unsafe (see
+/// `shrink`), trying the step boundaries `steps` as earlier positions.
+pub fn shrink_finding(
+    plan: &Plan,
+    cfg: &ProcedureConfig,
+    finding: &Finding,
+    steps: &[usize],
+) -> Shrunk {
+    let mut unsafe_run = |s: &[Fault]| {
+        let (o, _) = run_one(plan, cfg, s, finding.seed);
+        (classify(&o) == Class::Unsafe).then(|| problems(&o))
+    };
+    shrink(
+        &finding.faults,
+        steps,
+        finding.problems.clone(),
+        &mut unsafe_run,
+    )
 }
 
 /// A fault-free run to find the step boundaries.

@@ -3,5 +3,6 @@
 pub mod explore;
 pub mod fault;
 pub mod scenario;
+pub mod shrink;
 
 pub use fault::{Fault, FaultHooks, FaultKind, Target};

@@ -8,13 +8,24 @@
 //! faults = ["pause:upgrading:9:60s"]                 # optional, kind:target:step:duration
 //! seeds = 8                                          # optional; default 8
 //! expect = "unsafe"                                  # safe | completed | halted | unsafe
+//! expect_detail = "non-voter"                        # optional: must appear in a run's details
+//!
+//! [sim]                         # optional: cluster facts the plan does not describe
+//! writes_per_sec = 10.0         # write workload (default 10)
+//! state_entries = 5000          # FSM size at the start (drives InstallSnapshot time)
+//! snapshot_threshold = 8192     # hashicorp/raft SnapshotThreshold (Nomad raft_snapshot_threshold)
+//! snapshot_interval_s = 120     # SnapshotInterval (raft_snapshot_interval)
+//! trailing_logs = 10240         # TrailingLogs (raft_trailing_logs)
 //! ```
 
 use super::Fault;
-use super::explore::{Class, classify, run_one};
+use super::explore::{Class, classify, run_with};
 use crate::plan::Plan;
 use crate::procedure::{ProcedureConfig, Variant};
+use crate::rehearsal::{Outcome, Verdict, sim_config};
+use rehearse_sim::SimConfig;
 use rehearse_sim::rng::fnv1a;
+use rehearse_sim::time::SEC;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -57,6 +68,78 @@ pub struct Scenario {
     pub seeds: u64,
     /// Expected verdict.
     pub expect: Expect,
+    /// A phrase that must appear in the details (problems, halt reason, notes, crash reasons)
+    /// of at least one run of the expected kind: an unsafe run for `unsafe`, a halted run for
+    /// `halted`, any run otherwise. Pins the scenario to its mechanism, not just any failure.
+    #[serde(default)]
+    pub expect_detail: Option<String>,
+    /// Simulator settings the plan does not describe (workload, state size, snapshots).
+    #[serde(default)]
+    pub sim: SimOverrides,
+}
+
+/// Cluster facts a plan does not describe, needed by some mechanisms (a snapshot on disk, a
+/// state too large to install quickly, a high write rate). Unset fields keep the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimOverrides {
+    /// Writes per simulated second (default 10).
+    #[serde(default)]
+    pub writes_per_sec: Option<f64>,
+    /// FSM entries at the start (default 5,000); InstallSnapshot takes time proportional to it.
+    #[serde(default)]
+    pub state_entries: Option<u64>,
+    /// hashicorp/raft SnapshotThreshold: entries applied since the last snapshot before a new
+    /// one (default 8,192; Nomad's `raft_snapshot_threshold`).
+    #[serde(default)]
+    pub snapshot_threshold: Option<u64>,
+    /// hashicorp/raft SnapshotInterval in seconds (default 120; Nomad's
+    /// `raft_snapshot_interval`). The check runs at a random time in [I, 2I).
+    #[serde(default)]
+    pub snapshot_interval_s: Option<u64>,
+    /// hashicorp/raft TrailingLogs kept after a snapshot (default 10,240; Nomad's
+    /// `raft_trailing_logs`).
+    #[serde(default)]
+    pub trailing_logs: Option<u64>,
+}
+
+impl SimOverrides {
+    /// Applies the overrides to a simulator configuration.
+    pub fn apply(&self, mut c: SimConfig) -> SimConfig {
+        if let Some(w) = self.writes_per_sec {
+            c.workload.writes_per_sec = w;
+        }
+        if let Some(n) = self.state_entries {
+            c.workload.initial_state_entries = n;
+        }
+        if let Some(n) = self.snapshot_threshold {
+            c.raft.snapshot_threshold = n;
+        }
+        if let Some(s) = self.snapshot_interval_s {
+            c.raft.snapshot_interval_ns = s.saturating_mul(SEC);
+        }
+        if let Some(n) = self.trailing_logs {
+            c.raft.trailing_logs = n;
+        }
+        c
+    }
+
+    /// Checks the values, naming the field at fault.
+    fn validate(&self) -> Result<(), String> {
+        if self
+            .writes_per_sec
+            .is_some_and(|w| !(w.is_finite() && (0.0..=10_000.0).contains(&w)))
+        {
+            return Err("sim.writes_per_sec: must be between 0 and 10000".into());
+        }
+        if self.snapshot_threshold == Some(0) {
+            return Err("sim.snapshot_threshold: must be at least 1".into());
+        }
+        if self.snapshot_interval_s == Some(0) {
+            return Err("sim.snapshot_interval_s: must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 fn safe() -> Variant {
@@ -81,6 +164,21 @@ pub struct Loaded {
     pub hash: u64,
 }
 
+impl Loaded {
+    /// The simulator configuration of one seed: the plan's cluster with the scenario's
+    /// overrides.
+    pub fn sim_config(&self, seed: u64) -> SimConfig {
+        self.scenario.sim.apply(sim_config(&self.plan, seed))
+    }
+
+    /// The procedure configuration: the plan's procedure with the scenario's variant.
+    pub fn procedure(&self) -> ProcedureConfig {
+        self.scenario
+            .variant
+            .apply(ProcedureConfig::from_plan(&self.plan))
+    }
+}
+
 /// Loads a scenario file, with errors naming the file, line and field.
 pub fn load(path: &Path) -> Result<Loaded, String> {
     let name = path.display().to_string();
@@ -90,6 +188,10 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
     if scenario.seeds == 0 {
         return Err(format!("{name}: seeds: must be at least 1"));
     }
+    scenario
+        .sim
+        .validate()
+        .map_err(|e| format!("{name}: {e}"))?;
     let plan_path = path.parent().unwrap_or(Path::new(".")).join(&scenario.plan);
     let plan_text = std::fs::read_to_string(&plan_path)
         .map_err(|e| format!("{name}: plan: {}: {e}", plan_path.display()))?;
@@ -187,20 +289,13 @@ pub struct ScenarioResult {
 /// Runs a scenario on the given seeds (its own `1..=seeds` by default).
 pub fn run(l: &Loaded, seeds: Option<std::ops::RangeInclusive<u64>>) -> ScenarioResult {
     let seeds = seeds.unwrap_or(1..=l.scenario.seeds);
-    let cfg = l
-        .scenario
-        .variant
-        .apply(ProcedureConfig::from_plan(&l.plan));
+    let cfg = l.procedure();
     let file = l.path.display().to_string();
     let runs: Vec<RunRecord> = seeds
         .map(|seed| {
-            let (o, _) = run_one(&l.plan, &cfg, &l.faults, seed);
+            let (o, _) = run_with(&cfg, l.sim_config(seed), &l.faults);
             let class = classify(&o);
-            let detail = match &o.verdict {
-                crate::rehearsal::Verdict::Unsafe { problems } => problems.clone(),
-                crate::rehearsal::Verdict::Halted { reason } => vec![reason.clone()],
-                crate::rehearsal::Verdict::Completed => Vec::new(),
-            };
+            let detail = details(&o);
             RunRecord {
                 scenario: l.scenario.name.clone(),
                 file: file.clone(),
@@ -214,7 +309,11 @@ pub fn run(l: &Loaded, seeds: Option<std::ops::RangeInclusive<u64>>) -> Scenario
             }
         })
         .collect();
-    let passed = matches_expectation(l.scenario.expect, &runs);
+    let passed = matches_expectation(l.scenario.expect, &runs)
+        && l.scenario
+            .expect_detail
+            .as_deref()
+            .is_none_or(|d| detail_found(l.scenario.expect, d, &runs));
     ScenarioResult {
         name: l.scenario.name.clone(),
         file,
@@ -223,6 +322,31 @@ pub fn run(l: &Loaded, seeds: Option<std::ops::RangeInclusive<u64>>) -> Scenario
         runs,
         seconds: 0.0,
     }
+}
+
+/// What a run's record says about it: problems or the halt reason, then the procedure's notes
+/// (`note: …`) and notable simulator events (`sim: s2 crashed: …`).
+fn details(o: &Outcome) -> Vec<String> {
+    let mut out = match &o.verdict {
+        Verdict::Unsafe { problems } => problems.clone(),
+        Verdict::Halted { reason } => vec![reason.clone()],
+        Verdict::Completed => Vec::new(),
+    };
+    out.extend(o.notes.iter().map(|n| format!("note: {n}")));
+    out.extend(o.events.iter().map(|e| format!("sim: {e}")));
+    out
+}
+
+/// Whether `phrase` appears in the details of a run of the expected kind.
+fn detail_found(e: Expect, phrase: &str, runs: &[RunRecord]) -> bool {
+    let kind = |r: &&RunRecord| match e {
+        Expect::Unsafe => r.class == Class::Unsafe,
+        Expect::Halted => r.class == Class::Halted,
+        Expect::Safe | Expect::Completed => true,
+    };
+    runs.iter()
+        .filter(kind)
+        .any(|r| r.detail.iter().any(|d| d.contains(phrase)))
 }
 
 fn matches_expectation(e: Expect, runs: &[RunRecord]) -> bool {

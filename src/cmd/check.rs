@@ -25,7 +25,7 @@ pub struct Args {
     pub jobs: Option<usize>,
     /// Rehearse a deliberately broken variant of the procedure instead (to see what rehearse
     /// catches): gate-healthy-only, no-voter-wait, leader-first, no-snapshot, two-at-a-time,
-    /// ignore-failure-tolerance.
+    /// ignore-failure-tolerance, rollback-in-place.
     #[arg(long, value_enum)]
     pub variant: Option<VariantArg>,
     /// Print every seed's outcome as JSON lines instead of the summary.
@@ -54,6 +54,8 @@ pub enum VariantArg {
     TwoAtATime,
     /// No quorum check before a stop.
     IgnoreFailureTolerance,
+    /// Reinstall the old binary in place on rollback, even across a data-format change.
+    RollbackInPlace,
 }
 
 impl From<VariantArg> for Variant {
@@ -66,6 +68,7 @@ impl From<VariantArg> for Variant {
             VariantArg::NoSnapshot => Variant::NoSnapshot,
             VariantArg::TwoAtATime => Variant::TwoAtATime,
             VariantArg::IgnoreFailureTolerance => Variant::IgnoreFailureTolerance,
+            VariantArg::RollbackInPlace => Variant::RollbackInPlace,
         }
     }
 }

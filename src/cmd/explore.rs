@@ -1,10 +1,13 @@
 //! `rehearse explore plan.toml [--faults 1|2] [--seeds N]`: every fault at every step.
 
 use crate::chaos::Fault;
-use crate::chaos::explore::{Class, baseline, boundaries, explore, schedules};
+use crate::chaos::explore::{
+    Class, ExploreOptions, Totals, baseline, boundaries, explore_with, schedules, shrink_finding,
+};
 use crate::cli::{CliError, Verdict};
 use crate::cmd::check::VariantArg;
 use crate::cmd::lint::load;
+use crate::plan::Plan;
 use crate::procedure::{ProcedureConfig, Variant};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -39,6 +42,13 @@ pub struct Args {
     /// Write the totals and findings as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Stop at the first unsafe run (time to first detection; the totals cover the runs done).
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Shrink this many unsafe findings (the first ones) to minimal schedules: drop faults,
+    /// shorten durations, move them to earlier steps, keeping the run unsafe. 0 turns it off.
+    #[arg(long, default_value_t = 1)]
+    pub shrink: usize,
 }
 
 /// Runs the command.
@@ -49,9 +59,9 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     let plan = load(&args.plan)?;
     let variant: Variant = args.variant.map_or(Variant::Safe, Into::into);
     let cfg = variant.apply(ProcedureConfig::from_plan(&plan));
+    let steps = boundaries(&baseline(&plan, &cfg, args.seed));
     let scheds = if args.only.is_empty() {
-        let base = baseline(&plan, &cfg, args.seed);
-        schedules(&boundaries(&base), usize::from(args.faults), args.max_runs)
+        schedules(&steps, usize::from(args.faults), args.max_runs)
     } else {
         let faults = args
             .only
@@ -75,33 +85,51 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             eprint!("\r  {done}/{total} runs ({pct}%)");
         }
     };
-    let t = explore(
-        &plan,
-        &cfg,
-        &scheds,
-        args.seed..args.seed + args.seeds,
-        jobs,
-        &progress,
-    );
+    let opts = ExploreOptions {
+        fail_fast: args.fail_fast,
+    };
+    let seeds = args.seed..args.seed + args.seeds;
+    let mut t = explore_with(&plan, &cfg, &scheds, seeds, jobs, &opts, &progress);
     if tty {
         eprintln!();
     }
+    report(&args, &t, variant, scheds.len());
+    shrink_findings(&args, &plan, &cfg, &steps, &mut t);
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&t).map_err(|e| CliError::new(e.to_string()))?;
         std::fs::write(path, text)
             .map_err(|e| CliError::new(format!("--json {}: {e}", path.display())))?;
     }
+    Ok(if t.unsafe_runs == 0 {
+        Verdict::Ok
+    } else {
+        Verdict::Violated
+    })
+}
+
+fn report(args: &Args, t: &Totals, variant: Variant, schedules: usize) {
     println!(
-        "explored {} with {} fault schedules x {} seeds ({variant:?} procedure): {} runs",
+        "explored {} with {} fault schedules x {} seeds ({variant:?} procedure): {} runs{}",
         args.plan.display(),
-        scheds.len(),
+        schedules,
         args.seeds,
-        t.runs
+        t.runs,
+        if t.stopped_early {
+            " (stopped at the first unsafe run)"
+        } else {
+            ""
+        }
     );
     println!(
         "  faults fired {}, completed {}, halted safely {}, quorum lost by the faults alone {}, UNSAFE {}",
         t.fired, t.completed, t.halted, t.beyond_tolerance, t.unsafe_runs
     );
+    if let Some(first) = &t.first_unsafe {
+        println!(
+            "  first unsafe after {} runs, {:.2} s (earliest unsafe run in the run order: #{})",
+            first.after_runs, first.after_s, first.first_in_order
+        );
+    }
     let unsafe_findings = t.findings.iter().filter(|f| f.class == Class::Unsafe);
     for f in unsafe_findings.take(10) {
         let faults: Vec<String> = f.faults.iter().map(ToString::to_string).collect();
@@ -111,13 +139,51 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             faults.join(" "),
             f.problems.join("; ")
         );
-        println!("    replay: {}", replay_line(&args, f.seed, &faults));
+        println!("    replay: {}", replay_line(args, f.seed, &faults));
     }
-    Ok(if t.unsafe_runs == 0 {
-        Verdict::Ok
-    } else {
-        Verdict::Violated
-    })
+}
+
+/// Shrinks the first `--shrink` unsafe findings and prints each minimal schedule with its
+/// replay line.
+fn shrink_findings(
+    args: &Args,
+    plan: &Plan,
+    cfg: &ProcedureConfig,
+    steps: &[usize],
+    t: &mut Totals,
+) {
+    let firsts: Vec<_> = t
+        .findings
+        .iter()
+        .filter(|f| f.class == Class::Unsafe)
+        .take(args.shrink)
+        .cloned()
+        .collect();
+    for f in firsts {
+        let s = shrink_finding(plan, cfg, &f, steps);
+        let show =
+            |faults: &[Fault]| -> Vec<String> { faults.iter().map(ToString::to_string).collect() };
+        let minimal = show(&s.faults);
+        println!(
+            "  shrunk seed {} faults {} in {} runs{} to: {}",
+            f.seed,
+            show(&s.from).join(" "),
+            s.runs,
+            if s.bounded {
+                " (run bound reached)"
+            } else {
+                ""
+            },
+            if minimal.is_empty() {
+                "no fault at all".to_string()
+            } else {
+                minimal.join(" ")
+            }
+        );
+        println!("    {}", s.problems.join("; "));
+        println!("    replay: {}", replay_line(args, f.seed, &minimal));
+        t.shrunk.push(s);
+    }
 }
 
 fn replay_line(args: &Args, seed: u64, faults: &[String]) -> String {

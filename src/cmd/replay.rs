@@ -6,8 +6,7 @@ use crate::chaos::FaultHooks;
 use crate::chaos::explore::classify;
 use crate::chaos::scenario::load;
 use crate::cli::{CliError, Verdict};
-use crate::procedure::ProcedureConfig;
-use crate::rehearsal::{rehearse_with, sim_config};
+use crate::rehearsal::rehearse_with;
 use std::path::PathBuf;
 
 /// Arguments of `rehearse replay`.
@@ -64,13 +63,10 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             file.display()
         )));
     }
-    let cfg = l
-        .scenario
-        .variant
-        .apply(ProcedureConfig::from_plan(&l.plan));
+    let cfg = l.procedure();
     let mut hooks = FaultHooks::new(l.faults.clone());
     hooks.keep_trace = args.trace.is_some();
-    let o = rehearse_with(&cfg, sim_config(&l.plan, seed), &mut hooks)
+    let o = rehearse_with(&cfg, l.sim_config(seed), &mut hooks)
         .map_err(|e| CliError::new(e.to_string()))?;
     let trace_hash = format!("{:016x}", o.trace_hash);
     let same = trace_hash == field("trace_hash")?;

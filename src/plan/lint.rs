@@ -1,7 +1,7 @@
 //! Static lints of an upgrade plan: stable ids, a severity and a fix hint each.
 
 use super::{Order, Plan, Rollback};
-use rehearse_sim::versions::{known_issues, line_info, minor_steps};
+use rehearse_sim::versions::{known_issues_for, line_info, minor_steps};
 use serde::Serialize;
 
 /// How bad a finding is. `Error` makes `lint` and `check` exit 1.
@@ -152,7 +152,7 @@ fn versions(plan: &Plan, out: &mut Vec<Finding>) {
             "roll back by re-provisioning the old version and restoring the pre-upgrade snapshot",
         ));
     }
-    for k in known_issues(p, to) {
+    for k in known_issues_for(p, to, plan.cluster.edition) {
         out.push(finding(
             "R003",
             Error,

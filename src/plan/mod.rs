@@ -4,6 +4,7 @@
 //! [cluster]
 //! product = "nomad"            # or "consul"
 //! version = "1.9.7"            # current server version
+//! edition = "community"        # optional; or "enterprise" (Enterprise-only defects apply)
 //! raft_protocol = 3
 //! raft_multiplier = 1          # optional; default nomad 1, consul 5
 //! servers = [ { name = "s1" }, { name = "s2", client = true }, { name = "s3" } ]
@@ -39,7 +40,7 @@
 
 pub mod lint;
 
-use rehearse_sim::versions::{Product, Version, default_raft_multiplier, line_info};
+use rehearse_sim::versions::{Edition, Product, Version, default_raft_multiplier, line_info};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -202,6 +203,9 @@ pub struct Cluster {
     pub product: Product,
     /// Current server version.
     pub version: Version,
+    /// Community (default) or Enterprise build.
+    #[serde(default)]
+    pub edition: Edition,
     /// Raft protocol the servers run.
     #[serde(default = "default_protocol")]
     pub raft_protocol: u8,

@@ -155,17 +155,22 @@ pub enum Variant {
     TwoAtATime,
     /// Stops a server without checking the others form a healthy quorum.
     IgnoreFailureTolerance,
+    /// Rolls back by reinstalling the old binary in place even when the target writes log
+    /// entries or snapshots the old version cannot read (the "rollback = reinstall the old
+    /// package" runbook; hashicorp/nomad#3033, #20072). Differs from `Safe` only on such paths.
+    RollbackInPlace,
 }
 
 impl Variant {
     /// Every broken variant.
-    pub const BROKEN: [Variant; 6] = [
+    pub const BROKEN: [Variant; 7] = [
         Variant::GateHealthyOnly,
         Variant::NoVoterWait,
         Variant::LeaderFirst,
         Variant::NoSnapshot,
         Variant::TwoAtATime,
         Variant::IgnoreFailureTolerance,
+        Variant::RollbackInPlace,
     ];
 
     /// Applies the variant to a configuration. Every broken variant also drops the pre-stop
@@ -190,6 +195,7 @@ impl Variant {
             Variant::NoSnapshot => c.snapshot_first = false,
             Variant::TwoAtATime => c.parallel = 2,
             Variant::IgnoreFailureTolerance => {}
+            Variant::RollbackInPlace => c.in_place_rollback_safe = true,
         }
         c
     }

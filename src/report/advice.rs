@@ -7,7 +7,7 @@ use super::assess::{Assessment, assess};
 use super::model::{Numbers, Recommendation};
 use super::risk::FailureRate;
 use crate::plan::{Order, Plan, ServerEntry};
-use rehearse_sim::versions::{Product, Version, known_issues, line_info};
+use rehearse_sim::versions::{Edition, Product, Version, known_issues_for, line_info};
 
 /// A candidate change.
 pub struct Candidate {
@@ -128,7 +128,7 @@ pub fn candidates(plan: &Plan) -> Vec<Candidate> {
             &|p| p.cluster.autopilot.cleanup_dead_servers = false,
         );
     }
-    if let Some(v) = fixed_target(c.product, u.target) {
+    if let Some(v) = fixed_target(c.product, c.edition, u.target) {
         add(
             "other-target",
             format!("Target {v} instead of {} (known defect)", u.target),
@@ -140,11 +140,11 @@ pub fn candidates(plan: &Plan) -> Vec<Candidate> {
 }
 
 /// The next patch release of the target's line without a known defect.
-fn fixed_target(product: Product, target: Version) -> Option<Version> {
-    known_issues(product, target).next()?;
+fn fixed_target(product: Product, edition: Edition, target: Version) -> Option<Version> {
+    known_issues_for(product, target, edition).next()?;
     (1..=20)
         .map(|d| Version::new(target.major, target.minor, target.patch + d))
-        .find(|&v| known_issues(product, v).next().is_none())
+        .find(|&v| known_issues_for(product, v, edition).next().is_none())
 }
 
 /// Why `after` is better than `before`, or why not.

@@ -7,7 +7,7 @@ use super::model::{Finding, Source};
 use crate::plan::lint::{Severity, lint};
 use crate::plan::{Order, Plan, Rollback};
 use crate::rehearsal::sim_config;
-use rehearse_sim::versions::{Product, known_issues, line_info};
+use rehearse_sim::versions::{Product, known_issues_for, line_info};
 
 fn severity(s: Severity) -> String {
     match s {
@@ -34,7 +34,7 @@ pub fn findings(plan: &Plan) -> Vec<Finding> {
     let c = &plan.cluster;
     // The target's known defects are lint R003; the running version's are listed here.
     if c.version != plan.upgrade.target {
-        for k in known_issues(c.product, c.version) {
+        for k in known_issues_for(c.product, c.version, c.edition) {
             out.push(Finding {
                 source: Source::KnownIssue,
                 id: k.reference.to_string(),

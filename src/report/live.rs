@@ -213,6 +213,8 @@ pub fn build(
             leader_last: false,
             final_versions: Vec::new(),
             trace_hash: 0,
+            notes: Vec::new(),
+            events: Vec::new(),
         },
         samples: samples.clone(),
         segments: segments.clone(),
