@@ -63,3 +63,10 @@ pub fn parse_duration_ns(flag: &str, text: &str) -> Result<u64, CliError> {
     u64::try_from(d.as_nanos())
         .map_err(|_| CliError::new(format!("{flag}: duration {text:?} is too long")))
 }
+
+/// Writes one line to stdout, ignoring a closed or failing stdout (see [`crate::out!`]).
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_fmt(args).and_then(|()| o.write_all(b"\n"));
+}

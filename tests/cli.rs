@@ -145,3 +145,34 @@ fn the_same_seed_gives_the_same_trace_from_the_cli() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn a_closed_stdout_does_not_panic() {
+    // `rehearse … | head -1`: the reader goes away; the command still finishes with its own
+    // exit code (Rust ignores SIGPIPE, so a plain println! would panic with exit 101).
+    for args in [
+        &[
+            "simulate",
+            "--servers",
+            "3",
+            "--duration",
+            "2m",
+            "--seed",
+            "1",
+        ][..],
+        &["lint", "plans/nomad-3-servers.toml"][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run rehearse");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}

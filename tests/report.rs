@@ -692,6 +692,22 @@ mod live_journal {
             "{t}"
         );
         assert!(!t.contains("panicked"), "{t}");
+        // A plan that is not the one the journal's run used is bad input (its sha-256 differs).
+        let good = journal(&dir);
+        let o = rehearse(&[
+            "report",
+            "--journal",
+            good.to_str().unwrap(),
+            "plans/nomad-3-servers.toml",
+            "-o",
+            dir.join("out").to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let t = text(&o);
+        assert!(
+            t.contains("is not the plan of journal") && t.contains(&"ab".repeat(32)),
+            "{t}"
+        );
         // A journal that does not exist is bad input too.
         let o = rehearse(&["report", "--journal", "/nonexistent/journal.jsonl"]);
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));

@@ -173,22 +173,22 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     }
     let comparisons: Vec<_> = all.iter().map(compare).collect();
     let counts: Vec<usize> = all.iter().map(|r| r.real.len()).collect();
-    println!(
+    out!(
         "Consul 1.8.7, 3 servers: {}–{} real trials vs {} simulator seeds per scenario\n",
         counts.iter().min().unwrap_or(&0),
         counts.iter().max().unwrap_or(&0),
         args.seeds
     );
-    print!("{}", calibrate::table(&comparisons));
+    out!("{}", calibrate::table(&comparisons).trim_end_matches('\n'));
     let failing: Vec<&str> = comparisons
         .iter()
         .filter(|c| !meets_goal(c))
         .map(|c| c.scenario.name())
         .collect();
     if failing.is_empty() {
-        println!("\nevery scenario meets the goal (agreement >= 95%, medians within 25%)");
+        out!("\nevery scenario meets the goal (agreement >= 95%, medians within 25%)");
     } else {
-        println!("\nbelow the goal: {}", failing.join(", "));
+        out!("\nbelow the goal: {}", failing.join(", "));
     }
     if let Some(path) = &args.json {
         let doc = serde_json::json!({

@@ -69,7 +69,7 @@ pub fn run_cmd(args: Args) -> Result<Verdict, CliError> {
         let mut r = run(l, seeds);
         r.seconds = started.elapsed().as_secs_f64();
         let mark = if r.passed { "ok  " } else { "FAIL" };
-        println!(
+        out!(
             "{mark} {} ({}, expect {:?}, {} seeds)",
             r.name,
             r.file,
@@ -78,20 +78,20 @@ pub fn run_cmd(args: Args) -> Result<Verdict, CliError> {
         );
         if !r.passed {
             for run in r.runs.iter().filter(|x| !x.detail.is_empty()).take(3) {
-                println!(
+                out!(
                     "     seed {}: {:?}: {}",
                     run.seed,
                     run.class,
                     run.detail.join("; ")
                 );
-                println!("     replay: {}", run.replay);
+                out!("     replay: {}", run.replay);
             }
         }
         results.push(r);
     }
     write_outputs(&args, &results)?;
     let failed = results.iter().filter(|r| !r.passed).count();
-    println!("{} passed, {failed} failed", results.len() - failed);
+    out!("{} passed, {failed} failed", results.len() - failed);
     Ok(if failed == 0 {
         Verdict::Ok
     } else {

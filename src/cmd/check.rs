@@ -129,7 +129,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     if args.json {
         for o in &outcomes {
             let line = serde_json::to_string(o).map_err(|e| CliError::new(e.to_string()))?;
-            println!("{line}");
+            out!("{line}");
         }
     } else {
         print_findings(&findings);
@@ -168,22 +168,22 @@ fn print_summary(args: &Args, variant: Variant, outcomes: &[Outcome]) {
         .filter(|o| matches!(o.verdict, RunVerdict::Halted { .. }))
         .count();
     let unsafe_ = n - completed - halted;
-    println!();
-    println!(
+    out!();
+    out!(
         "rehearsed {} on {n} seeds ({variant:?} procedure):",
         args.plan.display()
     );
-    println!("  completed {completed}, halted safely {halted}, UNSAFE {unsafe_}");
+    out!("  completed {completed}, halted safely {halted}, UNSAFE {unsafe_}");
     let secs = |f: &dyn Fn(&Outcome) -> f64| median(outcomes.iter().map(f).collect());
-    println!(
+    out!(
         "  median duration            {:.1}s",
         secs(&|o| o.duration_ms as f64 / 1e3)
     );
-    println!(
+    out!(
         "  median time without leader {:.2}s",
         secs(&|o| o.metrics.no_leader_ns as f64 / 1e9)
     );
-    println!(
+    out!(
         "  median failed writes       {:.0}",
         secs(&|o| o.workload.failed as f64)
     );
@@ -192,10 +192,10 @@ fn print_summary(args: &Args, variant: Variant, outcomes: &[Outcome]) {
         .flat_map(|o| o.tolerance.iter().filter_map(|t| t.1))
         .min();
     if let Some(ft) = min_ft {
-        println!("  lowest failure tolerance   {ft}");
+        out!("  lowest failure tolerance   {ft}");
     }
     if let Some(o) = outcomes.first() {
-        println!(
+        out!(
             "  upgrade order (seed {})    {}",
             o.seed,
             o.order.join(" -> ")
@@ -208,12 +208,12 @@ fn print_summary(args: &Args, variant: Variant, outcomes: &[Outcome]) {
     {
         match &o.verdict {
             RunVerdict::Unsafe { problems } => {
-                println!("  seed {}: UNSAFE: {}", o.seed, problems.join("; "))
+                out!("  seed {}: UNSAFE: {}", o.seed, problems.join("; "))
             }
-            RunVerdict::Halted { reason } => println!("  seed {}: halted: {reason}", o.seed),
+            RunVerdict::Halted { reason } => out!("  seed {}: halted: {reason}", o.seed),
             RunVerdict::Completed => {}
         }
-        println!("    replay: {}", replay_line(args, o.seed));
+        out!("    replay: {}", replay_line(args, o.seed));
     }
 }
 

@@ -79,39 +79,39 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         ExecOutcome::DryRun { unmet } if unmet.is_empty() => Verdict::Ok,
         ExecOutcome::DryRun { .. } => Verdict::Violated,
         ExecOutcome::Done(s) => {
-            println!(
+            out!(
                 "done: upgraded {} (leader last: {})",
                 s.order.join(", "),
                 s.leader_last
             );
             for n in &s.notes {
-                println!("note: {n}");
+                out!("note: {n}");
             }
             Verdict::Ok
         }
         ExecOutcome::AlreadyDone => {
-            println!(
+            out!(
                 "journal {} says this plan already completed; nothing to do (move the journal away to run it again)",
                 opts.journal.display()
             );
             Verdict::Ok
         }
         ExecOutcome::Halted(h) => {
-            println!("halted safely: {h}");
-            println!(
+            out!("halted safely: {h}");
+            out!(
                 "fix the cause and rerun the same command: it resumes (servers already upgraded are not restarted)"
             );
             Verdict::Violated
         }
         ExecOutcome::Interrupted => {
-            println!("interrupted: rerun the same command to resume");
+            out!("interrupted: rerun the same command to resume");
             Verdict::Violated
         }
     };
     if args.apply {
-        println!("total time: {:.1}s", stats.total_ms as f64 / 1000.0);
+        out!("total time: {:.1}s", stats.total_ms as f64 / 1000.0);
         if let Some(p) = &stats.probe {
-            println!(
+            out!(
                 "write probe: {} attempted, {} acknowledged, longest unavailable {:.1}s (total {:.1}s), acknowledged writes lost: {}",
                 p.attempted,
                 p.acknowledged,

@@ -108,7 +108,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
 }
 
 fn report(args: &Args, t: &Totals, variant: Variant, schedules: usize) {
-    println!(
+    out!(
         "explored {} with {} fault schedules x {} seeds ({variant:?} procedure): {} runs{}",
         args.plan.display(),
         schedules,
@@ -120,26 +120,32 @@ fn report(args: &Args, t: &Totals, variant: Variant, schedules: usize) {
             ""
         }
     );
-    println!(
+    out!(
         "  faults fired {}, completed {}, halted safely {}, quorum lost by the faults alone {}, UNSAFE {}",
-        t.fired, t.completed, t.halted, t.beyond_tolerance, t.unsafe_runs
+        t.fired,
+        t.completed,
+        t.halted,
+        t.beyond_tolerance,
+        t.unsafe_runs
     );
     if let Some(first) = &t.first_unsafe {
-        println!(
+        out!(
             "  first unsafe after {} runs, {:.2} s (earliest unsafe run in the run order: #{})",
-            first.after_runs, first.after_s, first.first_in_order
+            first.after_runs,
+            first.after_s,
+            first.first_in_order
         );
     }
     let unsafe_findings = t.findings.iter().filter(|f| f.class == Class::Unsafe);
     for f in unsafe_findings.take(10) {
         let faults: Vec<String> = f.faults.iter().map(ToString::to_string).collect();
-        println!(
+        out!(
             "  UNSAFE seed {} faults {}: {}",
             f.seed,
             faults.join(" "),
             f.problems.join("; ")
         );
-        println!("    replay: {}", replay_line(args, f.seed, &faults));
+        out!("    replay: {}", replay_line(args, f.seed, &faults));
     }
 }
 
@@ -164,7 +170,7 @@ fn shrink_findings(
         let show =
             |faults: &[Fault]| -> Vec<String> { faults.iter().map(ToString::to_string).collect() };
         let minimal = show(&s.faults);
-        println!(
+        out!(
             "  shrunk seed {} faults {} in {} runs{} to: {}",
             f.seed,
             show(&s.from).join(" "),
@@ -180,8 +186,8 @@ fn shrink_findings(
                 minimal.join(" ")
             }
         );
-        println!("    {}", s.problems.join("; "));
-        println!("    replay: {}", replay_line(args, f.seed, &minimal));
+        out!("    {}", s.problems.join("; "));
+        out!("    replay: {}", replay_line(args, f.seed, &minimal));
         t.shrunk.push(s);
     }
 }

@@ -39,7 +39,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         .build()
         .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
     let text = rt.block_on(import(args)).map_err(CliError::new)?;
-    print!("{text}");
+    out!("{}", text.trim_end_matches('\n'));
     Ok(Verdict::Ok)
 }
 

@@ -23,7 +23,7 @@ pub fn load(path: &std::path::Path) -> Result<Plan, CliError> {
 /// Prints findings for people.
 pub fn print_findings(findings: &[Finding]) {
     if findings.is_empty() {
-        println!("lint: no findings");
+        out!("lint: no findings");
     }
     for f in findings {
         let sev = match f.severity {
@@ -31,8 +31,8 @@ pub fn print_findings(findings: &[Finding]) {
             Severity::Warning => "warning",
             Severity::Info => "info",
         };
-        println!("{sev}[{}] {}: {} ({})", f.id, f.field, f.message, f.rule);
-        println!("    fix: {}", f.fix);
+        out!("{sev}[{}] {}: {} ({})", f.id, f.field, f.message, f.rule);
+        out!("    fix: {}", f.fix);
     }
 }
 
@@ -48,7 +48,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     if args.json {
         let text = serde_json::to_string_pretty(&findings)
             .map_err(|e| CliError::new(format!("cannot render JSON: {e}")))?;
-        println!("{text}");
+        out!("{text}");
     } else {
         print_findings(&findings);
     }

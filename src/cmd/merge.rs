@@ -66,7 +66,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     );
     std::fs::write(out, xml)
         .map_err(|e| CliError::new(format!("--junit {}: {e}", out.display())))?;
-    println!("{tests} test cases, {failures} failed");
+    out!("{tests} test cases, {failures} failed");
     Ok(if failures == 0 {
         Verdict::Ok
     } else {

@@ -70,14 +70,14 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         .map_err(|e| CliError::new(e.to_string()))?;
     let trace_hash = format!("{:016x}", o.trace_hash);
     let same = trace_hash == field("trace_hash")?;
-    println!(
+    out!(
         "replayed {} seed {seed}: {:?}, trace {trace_hash} ({})",
         l.scenario.name,
         classify(&o),
         if same { "identical" } else { "DIFFERENT" }
     );
     for step in &o.steps {
-        println!(
+        out!(
             "  {:>8.1}s  {:<10} {}",
             step.at_ms as f64 / 1e3,
             format!("{:?}", step.phase),

@@ -180,6 +180,9 @@ fn run_live(
         )));
     }
     let plan = args.plan.as_deref().map(load).transpose()?;
+    if let Some(path) = &args.plan {
+        check_plan_matches(journal, &records, path)?;
+    }
     prepare_dir(&args.out)?;
     let plan_file = args.plan.as_ref().map(|p| p.display().to_string());
     let file = journal.display().to_string();
@@ -208,6 +211,34 @@ fn run_live(
         let _ = writeln!(out, "  wrote {}", p.display());
     }
     Ok(Verdict::Ok)
+}
+
+/// The plan given beside a journal must be the plan the run was made with (the sha-256 every
+/// attempt's `Begin` record carries), or the report would mix one plan's findings with another
+/// run's timeline.
+fn check_plan_matches(
+    journal: &Path,
+    records: &[crate::live::journal::Record],
+    plan: &Path,
+) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(plan)
+        .map_err(|e| CliError::new(format!("{}: {e}", plan.display())))?;
+    let digest = crate::live::executor::plan_digest(&text);
+    let recorded: Vec<&String> = records
+        .iter()
+        .filter_map(|r| match r {
+            crate::live::journal::Record::Begin { plan_sha256, .. } => Some(plan_sha256),
+            _ => None,
+        })
+        .collect();
+    match recorded.iter().find(|d| **d != &digest) {
+        Some(other) => Err(CliError::new(format!(
+            "{} is not the plan of journal {}: the journal's run used a plan with sha-256 {other}, this file has {digest}",
+            plan.display(),
+            journal.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Runs the command.

@@ -123,31 +123,35 @@ fn print_summary(world: &World, args: &Args, product: Product) {
     let m = world.metrics();
     let w = world.workload();
     let secs = world.now().as_nanos() as f64 / SEC as f64;
-    println!(
+    out!(
         "simulated {product} cluster: {} servers, {secs:.0}s, seed {}",
-        args.servers, args.seed
+        args.servers,
+        args.seed
     );
-    println!("  elections started      {}", m.elections);
-    println!("  leader changes         {}", m.leader_changes);
-    println!(
+    out!("  elections started      {}", m.elections);
+    out!("  leader changes         {}", m.leader_changes);
+    out!(
         "  time without a leader  {:.3}s",
         m.no_leader_ns as f64 / 1e9
     );
-    println!(
+    out!(
         "  time without quorum    {:.3}s",
         m.quorum_lost_ns as f64 / 1e9
     );
-    println!(
+    out!(
         "  writes                 {} submitted, {} acknowledged, {} failed, {} acknowledged-then-lost",
-        w.submitted, w.acked, w.failed, w.lost_acked
+        w.submitted,
+        w.acked,
+        w.failed,
+        w.lost_acked
     );
-    println!("  invariant violations   {}", world.violations().len());
+    out!("  invariant violations   {}", world.violations().len());
     for v in world.violations() {
-        println!("    {} at {}: {}", v.invariant, v.at, v.detail);
+        out!("    {} at {}: {}", v.invariant, v.at, v.detail);
     }
-    println!("  trace hash             {:016x}", world.trace_hash());
+    out!("  trace hash             {:016x}", world.trace_hash());
     if !world.violations().is_empty() {
-        println!("replay: {}", replay_line(args));
+        out!("replay: {}", replay_line(args));
     }
 }
 

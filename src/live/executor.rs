@@ -275,27 +275,31 @@ pub async fn execute_with<C: ServerControl>(
 
 fn dry_run(plan: &Plan, cfg: &ProcedureConfig, view: &ClusterView) -> ExecOutcome {
     let unmet = Procedure::new(cfg.clone()).preflight_unmet(view);
-    println!("dry run (nothing will be changed; add --apply to act)");
-    println!("leader: {}", view.leader.as_deref().unwrap_or("none"));
+    out!("dry run (nothing will be changed; add --apply to act)");
+    out!("leader: {}", view.leader.as_deref().unwrap_or("none"));
     for (n, a) in &view.agents {
         match a {
-            Ok(a) => println!(
+            Ok(a) => out!(
                 "  {n}: {} {:?} term {} index {}",
-                a.version, a.raft.state, a.raft.term, a.raft.last_log_index
+                a.version,
+                a.raft.state,
+                a.raft.term,
+                a.raft.last_log_index
             ),
-            Err(e) => println!("  {n}: {e}"),
+            Err(e) => out!("  {n}: {e}"),
         }
     }
     if let Ok(h) = &view.health {
-        println!(
+        out!(
             "autopilot: healthy={} failure_tolerance={}",
-            h.healthy, h.failure_tolerance
+            h.healthy,
+            h.failure_tolerance
         );
     }
     if unmet.is_empty() {
-        println!("preflight: ok");
+        out!("preflight: ok");
     } else {
-        println!("preflight: NOT ready: {}", unmet.join("; "));
+        out!("preflight: NOT ready: {}", unmet.join("; "));
     }
     let leader = view.leader.clone().unwrap_or_default();
     let mut order: Vec<&str> = plan
@@ -308,9 +312,9 @@ fn dry_run(plan: &Plan, cfg: &ProcedureConfig, view: &ClusterView) -> ExecOutcom
     if !leader.is_empty() {
         order.push(&leader);
     }
-    println!("would do:");
+    out!("would do:");
     if cfg.snapshot_first {
-        println!("  save a Raft snapshot and verify its digest");
+        out!("  save a Raft snapshot and verify its digest");
     }
     for s in order {
         let lead = if s == leader {
@@ -318,7 +322,7 @@ fn dry_run(plan: &Plan, cfg: &ProcedureConfig, view: &ClusterView) -> ExecOutcom
         } else {
             ""
         };
-        println!(
+        out!(
             "  {s}{lead}: check the others form a healthy quorum; stop ({}); install {}; start; gate: own API answers on {} caught up, alive, voter, autopilot healthy for {}s",
             plan.execute
                 .as_ref()
@@ -328,7 +332,7 @@ fn dry_run(plan: &Plan, cfg: &ProcedureConfig, view: &ClusterView) -> ExecOutcom
             cfg.gate.stable_for_ms / 1000
         );
     }
-    println!("  verify versions, voters, health and the scheduler configuration");
+    out!("  verify versions, voters, health and the scheduler configuration");
     ExecOutcome::DryRun { unmet }
 }
 
@@ -408,13 +412,13 @@ impl<'a, C: ServerControl> Run<'a, C> {
                 .map_err(|e| ExecError(e.to_string()))?;
         }
         if resume {
-            println!(
+            out!(
                 "resuming attempt {} from journal {}",
                 attempt,
                 opts.journal.display()
             );
         } else if !cfg.already_upgraded.is_empty() {
-            println!(
+            out!(
                 "attempt {attempt}: already upgraded by an earlier attempt: {}",
                 cfg.already_upgraded.join(", ")
             );
@@ -491,7 +495,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
         let probe = self.start_probe();
         let (in_flight, mut result) = self.replay()?;
         if let Some(a) = in_flight {
-            println!("finishing the action that was in flight: {}", describe(&a));
+            out!("finishing the action that was in flight: {}", describe(&a));
             result = self.act(&a).await?;
         }
         let outcome = loop {
@@ -522,7 +526,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
                     break ExecOutcome::Halted(h.clone());
                 }
                 other => {
-                    println!("[{:>6.1}s] {}", self.elapsed_s(), describe(other));
+                    out!("[{:>6.1}s] {}", self.elapsed_s(), describe(other));
                     result = self.act(other).await?;
                 }
             }
@@ -611,7 +615,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
                 .save_snapshot(&self.opts.snapshot_dir)
                 .await
                 .map(|(info, path)| {
-                    println!(
+                    out!(
                         "    snapshot at index {} saved to {}",
                         info.index,
                         path.display()
@@ -673,11 +677,11 @@ impl<'a, C: ServerControl> Run<'a, C> {
             }
             Action::UpgradeClients { .. } => match self.control.upgrade_clients().await {
                 Ok(Some(note)) => {
-                    println!("    {note}");
+                    out!("    {note}");
                     Ok(ActionResult::Ok)
                 }
                 Ok(None) => {
-                    println!(
+                    out!(
                         "    clients: no execute.command.upgrade_clients template; upgrade the clients now that every server runs the target"
                     );
                     Ok(ActionResult::Ok)
@@ -687,7 +691,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
             Action::Observe { .. } | Action::Done(_) | Action::Halt(_) => Ok(ActionResult::None),
         };
         let result = r.unwrap_or_else(|e| {
-            println!("    failed: {e}");
+            out!("    failed: {e}");
             ActionResult::Failed(e)
         });
         self.log(Record::ActionEnd {

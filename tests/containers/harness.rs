@@ -585,7 +585,7 @@ impl ContainerCluster {
                 c.control.start(&s, Side::Current).await.unwrap();
             }
         });
-        c.wait_healthy(1);
+        c.wait_healthy(1, Duration::from_secs(120));
         c
     }
 
@@ -600,21 +600,57 @@ impl ContainerCluster {
             .map(|a| a.body)
     }
 
-    /// Waits (≤ 120 s) until autopilot reports healthy with at least `ft` failure tolerance.
-    pub fn wait_healthy(&self, ft: i64) {
+    /// Waits (at most `bound`) until autopilot reports healthy with at least `ft` failure
+    /// tolerance; returns how long that took. On timeout it prints what each server reports
+    /// (autopilot health, raft configuration, serf members) and the tail of each server's log,
+    /// then panics: a failure in CI must be diagnosable from its output alone.
+    pub fn wait_healthy(&self, ft: i64, bound: Duration) -> Duration {
         let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(120) {
+        while t0.elapsed() < bound {
             for i in 0..self.nodes.len() {
                 if let Some(h) = self.get(i, "/v1/operator/autopilot/health") {
                     let healthy = h["Healthy"].as_bool() == Some(true);
                     if healthy && h["FailureTolerance"].as_i64().unwrap_or(-1) >= ft {
-                        return;
+                        return t0.elapsed();
                     }
                 }
             }
             std::thread::sleep(Duration::from_millis(250));
         }
-        panic!("{}: cluster not healthy within 120 s", self.label);
+        self.print_diagnostics();
+        panic!(
+            "{}: cluster not healthy within {} s",
+            self.label,
+            bound.as_secs()
+        );
+    }
+
+    /// Prints every server's view and log tail (for a failing test's output).
+    pub fn print_diagnostics(&self) {
+        for (i, name) in self.names().iter().enumerate() {
+            println!("--- {name}: what it reports");
+            for path in [
+                "/v1/operator/autopilot/health",
+                "/v1/operator/raft/configuration",
+                "/v1/agent/members",
+            ] {
+                match self.get(i, path) {
+                    Some(v) => println!("{path}: {v}"),
+                    None => println!("{path}: no answer"),
+                }
+            }
+            match rt().block_on(self.control.id_of(name)) {
+                Ok(id) => {
+                    let state = docker(&["inspect", "--format", "{{.State.Status}}", &id]);
+                    println!("container {id}: {state:?}");
+                    match docker(&["logs", "--tail", "40", &id]) {
+                        Ok(log) => println!("--- {name}: last log lines\n{log}"),
+                        Err(e) => println!("--- {name}: no log: {e}"),
+                    }
+                }
+                Err(e) => println!("{name}: {e}"),
+            }
+        }
     }
 
     /// The current leader's name (by its raft IP).

@@ -15,7 +15,7 @@ use harness::{Chaos, ContainerCluster, Spec};
 use rehearse::live::executor::ExecOutcome;
 use rehearse::live::journal::Record;
 use rehearse::procedure::{Action, ActionResult};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The servers stopped, in order, over every attempt in the journal.
 fn stops(records: &[Record]) -> Vec<String> {
@@ -152,7 +152,13 @@ fn chaos_halts_then_resumes(
     );
 
     c.heal(&done);
-    c.wait_healthy(1);
+    // Back to healthy takes Consul's own time, longest after a partition: the isolated server
+    // retries members it marked failed every 30 s (serf's reconnect interval), its refutation
+    // of "dead" may need a second round when gossip to the dead has stopped (30 s on LAN), then
+    // the leader re-adds it to Raft and autopilot waits out server_stabilization_time (10 s).
+    // That is ~100 s in the worst case; 240 s leaves room for a slow CI machine.
+    let took = c.wait_healthy(1, Duration::from_secs(240));
+    println!("healthy again {:.1} s after the heal", took.as_secs_f64());
     // Leadership may have moved during the chaos: the rerun takes the leader as it is now.
     let leader = c.leader();
     let (rerun, _) = c.execute().expect("rerun");
