@@ -403,18 +403,26 @@ fn apply(run: &mut Run, action: &Action) -> Result<ActionResult, String> {
     }
 }
 
-/// Ground truth: are the voters other than `id` (newest configuration) that are healthy —
-/// running, alive in gossip, and within autopilot's trailing-log bound of the most advanced
-/// running voter — a quorum of the voter set? The property: never stop a server unless this
-/// holds. It needs no leader, so a crashed leader does not make every stop look unsafe.
+/// Ground truth: are the voters other than `id` (newest configuration) that are healthy a
+/// quorum of the voter set? The property: never stop a server unless this holds. It needs no
+/// leader, so a crashed leader does not make every stop look unsafe.
 fn others_form_quorum(w: &World, id: ServerId) -> bool {
+    let (healthy, voters) = healthy_voters(w, Some(id));
+    healthy >= rehearse_sim::raft::quorum(voters)
+}
+
+/// The voters of the newest configuration that are healthy — running, alive in their own
+/// gossip view, and within autopilot's trailing-log bound of the most advanced running voter —
+/// leaving `except` out of the count. Returns (healthy voters, all voters).
+pub fn healthy_voters(w: &World, except: Option<ServerId>) -> (usize, usize) {
     let voters = w.latest_voters();
-    let running = |v: &&ServerId| w.process_state(**v) == rehearse_sim::ProcessState::Running;
+    let running = |v: ServerId| w.process_state(v) == rehearse_sim::ProcessState::Running;
     let last = |v: ServerId| w.agent_self(v).map_or(0, |a| a.raft.last_log_index);
     let top = voters
         .iter()
-        .filter(running)
-        .map(|&v| last(v))
+        .copied()
+        .filter(|&v| running(v))
+        .map(last)
         .max()
         .unwrap_or(0);
     let max_trailing = w.config().autopilot.max_trailing_logs;
@@ -426,10 +434,10 @@ fn others_form_quorum(w: &World, id: ServerId) -> bool {
     };
     let healthy = voters
         .iter()
-        .filter(running)
-        .filter(|&&v| v != id && alive(v) && last(v) + max_trailing >= top)
+        .copied()
+        .filter(|&v| Some(v) != except && running(v) && alive(v) && last(v) + max_trailing >= top)
         .count();
-    healthy >= rehearse_sim::raft::quorum(voters.len())
+    (healthy, voters.len())
 }
 
 fn judge(

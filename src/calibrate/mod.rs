@@ -92,6 +92,23 @@ impl Trial {
         self.timings.insert(name.to_string(), seconds);
         self
     }
+
+    /// The outcome of a failover trial: re-elected after `t` seconds, or no leader within the
+    /// 60 s bound.
+    pub fn failover(t: Option<f64>) -> Trial {
+        match t {
+            Some(t) => Trial::new("re-elected").with("failover_s", t),
+            None => Trial::new("no leader in 60 s"),
+        }
+    }
+
+    /// Adds a timing if it was measured (a condition that never came within the bound has none).
+    pub fn with_some(self, name: &str, seconds: Option<f64>) -> Trial {
+        match seconds {
+            Some(s) => self.with(name, s),
+            None => self,
+        }
+    }
 }
 
 /// Real and simulated trials of one scenario.

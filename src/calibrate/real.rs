@@ -76,6 +76,20 @@ async fn leader(c: &LocalConsul) -> Result<(String, Vec<String>), String> {
     Ok((l, others))
 }
 
+/// Seconds until a survivor sees a leader other than `old` (polled every 50 ms, ≤ 60 s).
+async fn failover(c: &LocalConsul, old: &str, survivors: &[String]) -> Option<f64> {
+    poll(50, 60, || async {
+        for s in survivors {
+            if c.leader_seen_by(s).await.is_some_and(|n| n != old) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+}
+
+/// The leader killed (or paused, then resumed once a survivor sees a new leader).
 async fn leader_lost(c: &LocalConsul, pause: bool) -> Trial {
     let Ok((l, survivors)) = leader(c).await else {
         return Trial::new("no leader before");
@@ -85,41 +99,19 @@ async fn leader_lost(c: &LocalConsul, pause: bool) -> Trial {
     } else {
         c.kill(&l);
     }
-    let t = poll(50, 60, || async {
-        for s in &survivors {
-            if c.leader_seen_by(s).await.is_some_and(|n| n != l) {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
+    let t = failover(c, &l, &survivors).await;
     if pause {
         c.resume(&l);
     }
-    match t {
-        Some(t) => Trial::new("re-elected").with("failover_s", t),
-        None => Trial::new("no leader in 60 s"),
-    }
+    Trial::failover(t)
 }
 
 async fn leader_partitioned(c: &LocalConsul) -> Result<Trial, String> {
     let (l, survivors) = leader(c).await?;
     c.partition(&l)?;
-    let t = poll(50, 60, || async {
-        for s in &survivors {
-            if c.leader_seen_by(s).await.is_some_and(|n| n != l) {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
+    let t = failover(c, &l, &survivors).await;
     c.heal(&l)?;
-    Ok(match t {
-        Some(t) => Trial::new("re-elected").with("failover_s", t),
-        None => Trial::new("no leader in 60 s"),
-    })
+    Ok(Trial::failover(t))
 }
 
 async fn follower_restart(c: &LocalConsul) -> Result<Trial, String> {
@@ -140,12 +132,8 @@ async fn follower_restart(c: &LocalConsul) -> Result<Trial, String> {
         "leader changed"
     };
     let mut t = Trial::new(outcome);
-    if let Some(d) = detected {
-        t = t.with("marked_unhealthy_s", d);
-    }
-    if let Some(b) = back {
-        t = t.with("healthy_again_s", b);
-    }
+    t = t.with_some("marked_unhealthy_s", detected);
+    t = t.with_some("healthy_again_s", back);
     Ok(t)
 }
 
@@ -168,9 +156,7 @@ async fn two_down(c: &LocalConsul) -> Result<Trial, String> {
         "{during}, then {}",
         if back.is_some() { "re-elected" } else { "none" }
     ));
-    if let Some(b) = back {
-        t = t.with("leader_after_restart_s", b);
-    }
+    t = t.with_some("leader_after_restart_s", back);
     Ok(t)
 }
 

@@ -100,10 +100,7 @@ fn leader_lost(w: &mut World, pause: bool) -> Trial {
             .iter()
             .any(|&s| leader_seen_by(w, s).is_some_and(|n| n != l))
     });
-    match t {
-        Some(t) => Trial::new("re-elected").with("failover_s", t),
-        None => Trial::new("no leader in 60 s"),
-    }
+    Trial::failover(t)
 }
 
 fn leader_partitioned(w: &mut World) -> Trial {
@@ -118,10 +115,7 @@ fn leader_partitioned(w: &mut World) -> Trial {
             .any(|&s| leader_seen_by(w, s).is_some_and(|n| n != l))
     });
     w.heal();
-    match t {
-        Some(t) => Trial::new("re-elected").with("failover_s", t),
-        None => Trial::new("no leader in 60 s"),
-    }
+    Trial::failover(t)
 }
 
 fn follower_restart(w: &mut World) -> Trial {
@@ -143,12 +137,8 @@ fn follower_restart(w: &mut World) -> Trial {
         "leader changed"
     };
     let mut t = Trial::new(outcome);
-    if let Some(d) = detected {
-        t = t.with("marked_unhealthy_s", d);
-    }
-    if let Some(b) = back {
-        t = t.with("healthy_again_s", b);
-    }
+    t = t.with_some("marked_unhealthy_s", detected);
+    t = t.with_some("healthy_again_s", back);
     t
 }
 
@@ -174,9 +164,7 @@ fn two_down(w: &mut World) -> Trial {
         "{during}, then {}",
         if back.is_some() { "re-elected" } else { "none" }
     ));
-    if let Some(b) = back {
-        t = t.with("leader_after_restart_s", b);
-    }
+    t = t.with_some("leader_after_restart_s", back);
     t
 }
 
@@ -226,12 +214,8 @@ pub fn stale_or_fresh(gate: Option<f64>, rejoined: Option<f64>) -> Trial {
         (None, _) => "gate never passed",
     };
     let mut t = Trial::new(outcome);
-    if let Some(g) = gate {
-        t = t.with("naive_gate_s", g);
-    }
-    if let Some(r) = rejoined {
-        t = t.with("rejoined_s", r);
-    }
+    t = t.with_some("naive_gate_s", gate);
+    t = t.with_some("rejoined_s", rejoined);
     t
 }
 

@@ -10,7 +10,7 @@ use crate::plan::Plan;
 use crate::procedure::{Phase, ProcedureConfig};
 use crate::rehearsal::{Hooks, Outcome, StepCtx, StepRecord, rehearse_with, sim_config};
 use rehearse_sim::time::MS;
-use rehearse_sim::{ProcessState, ServerId, World};
+use rehearse_sim::{ProcessState, World};
 use serde::Serialize;
 
 /// Ground truth at one instant.
@@ -100,29 +100,8 @@ impl Hooks for Sampler {
 /// running voter, minus the quorum of all voters. Returns (healthy voters, tolerance); the
 /// tolerance is −1 when the world has no quorum.
 pub fn tolerance(w: &World) -> (u32, i64) {
-    let voters = w.latest_voters();
-    let running = |v: ServerId| w.process_state(v) == ProcessState::Running;
-    let last = |v: ServerId| w.agent_self(v).map_or(0, |a| a.raft.last_log_index);
-    let top = voters
-        .iter()
-        .copied()
-        .filter(|&v| running(v))
-        .map(last)
-        .max()
-        .unwrap_or(0);
-    let max_trailing = w.config().autopilot.max_trailing_logs;
-    let alive = |v: ServerId| {
-        w.members(v).is_ok_and(|m| {
-            m.get(v)
-                .is_some_and(|x| x.status == rehearse_sim::api::SerfStatus::Alive)
-        })
-    };
-    let healthy = voters
-        .iter()
-        .copied()
-        .filter(|&v| running(v) && alive(v) && last(v) + max_trailing >= top)
-        .count();
-    let quorum = rehearse_sim::raft::quorum(voters.len());
+    let (healthy, voters) = crate::rehearsal::healthy_voters(w, None);
+    let quorum = rehearse_sim::raft::quorum(voters);
     let tol = if w.has_quorum() {
         healthy as i64 - quorum as i64
     } else {

@@ -9,12 +9,11 @@
 
 mod harness;
 
-use crate::live::actions;
 use crate::live::cluster::assert_fresh_gates;
+use crate::live::{actions, first_in_gate};
 use harness::{Chaos, ContainerCluster, Spec};
 use rehearse::live::executor::ExecOutcome;
 use rehearse::live::journal::Record;
-use rehearse::procedure::{Action, ActionResult};
 use std::time::{Duration, Instant};
 
 /// The servers stopped, in order, over every attempt in the journal.
@@ -24,34 +23,6 @@ fn stops(records: &[Record]) -> Vec<String> {
         .filter(|a| a.0 == "stop")
         .map(|a| a.1)
         .collect()
-}
-
-/// The first server the executor started again, once its start has finished (it is in its
-/// gate from then on).
-fn first_in_gate(recs: &[Record]) -> Option<String> {
-    let at = recs.iter().position(|r| {
-        matches!(
-            r,
-            Record::ActionBegin {
-                action: Action::Start { .. },
-                ..
-            }
-        )
-    })?;
-    let ended = recs[at..].iter().any(|r| {
-        matches!(
-            r,
-            Record::ActionEnd {
-                result: ActionResult::Ok,
-                ..
-            }
-        )
-    });
-    let started = actions(recs)
-        .iter()
-        .find(|a| a.0 == "start")
-        .map(|a| a.1.clone())?;
-    ended.then_some(started)
 }
 
 /// The full rolling-upgrade assertions on a finished run.

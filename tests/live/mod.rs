@@ -25,6 +25,34 @@ pub(crate) fn actions(records: &[Record]) -> Vec<(String, String, u64)> {
     out
 }
 
+/// The first server the executor started again, once its start has finished (it is in its
+/// gate from then on).
+pub(crate) fn first_in_gate(recs: &[Record]) -> Option<String> {
+    let at = recs.iter().position(|r| {
+        matches!(
+            r,
+            Record::ActionBegin {
+                action: Action::Start { .. },
+                ..
+            }
+        )
+    })?;
+    let ended = recs[at..].iter().any(|r| {
+        matches!(
+            r,
+            Record::ActionEnd {
+                result: ActionResult::Ok,
+                ..
+            }
+        )
+    });
+    let started = actions(recs)
+        .iter()
+        .find(|a| a.0 == "start")
+        .map(|a| a.1.clone())?;
+    ended.then_some(started)
+}
+
 #[test]
 fn rolling_upgrade_completes_followers_first_leader_last_with_fresh_gates() {
     let c = ConsulCluster::start("rolling", 2, 3);
@@ -139,31 +167,7 @@ fn server_paused_during_its_gate_times_out_and_halts() {
     let c = ConsulCluster::start("pause", 22, 3);
     let mut child = c.spawn_execute(&["--apply"]);
     // Pause the first server as soon as rehearse has started it again (it is in its gate).
-    let first = c.wait_for_journal(|recs| {
-        let at = recs.iter().position(|r| {
-            matches!(
-                r,
-                Record::ActionBegin {
-                    action: Action::Start { .. },
-                    ..
-                }
-            )
-        })?;
-        let ended = recs[at..].iter().any(|r| {
-            matches!(
-                r,
-                Record::ActionEnd {
-                    result: ActionResult::Ok,
-                    ..
-                }
-            )
-        });
-        let started = actions(recs)
-            .iter()
-            .find(|a| a.0 == "start")
-            .map(|a| a.1.clone())?;
-        ended.then_some(started)
-    });
+    let first = c.wait_for_journal(first_in_gate);
     c.pause(&first);
     let out = cluster::wait_output(&mut child, 240);
     c.resume(&first);
