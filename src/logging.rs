@@ -32,8 +32,13 @@ pub fn init(verbosity: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // The TLS verifier logs every failed handshake as an ERROR of its own; rehearse
+        // reports the failure itself, naming the address (and `import` tries each
+        // product's TLS settings in turn, so one failure there is expected).
+        let quiet = if verbosity >= 2 { "debug" } else { "off" };
+        tracing_subscriber::EnvFilter::new(format!("{level},rustls_platform_verifier={quiet}"))
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_timer(SimClock)

@@ -23,6 +23,7 @@ pub fn options(consul: &std::path::Path, base: u8, dir: &std::path::Path) -> Loc
         upgrade_extra: ROLLING_REHEARSE_UPGRADE.into(),
         probe: false,
         netns: false,
+        tls: false,
     }
 }
 

@@ -53,7 +53,10 @@ fn default_addr() -> String {
 async fn detect(addr: &str) -> Result<Product, String> {
     // Each product's token header is tried in turn (Consul ignores X-Nomad-Token and the
     // reverse), so a cluster with ACLs answers the one whose token is set.
+    // Each product's TLS settings too (NOMAD_CACERT… or CONSUL_CACERT…): a server that cannot
+    // be reached with one product's settings may be reached with the other's.
     let mut errors = Vec::new();
+    let mut unreachable = Vec::new();
     for p in [Product::Nomad, Product::Consul] {
         let c = Client::new(addr, &Connection::from_env(p)).map_err(|e| e.0)?;
         match c.get("/v1/agent/self").await {
@@ -61,10 +64,16 @@ async fn detect(addr: &str) -> Result<Product, String> {
             Ok(a) if a.body.get("Config").is_some() => return Ok(Product::Consul),
             Ok(_) => errors.push(format!("{p}: unexpected /v1/agent/self")),
             Err(e @ rehearse_sim::api::ApiError::Unreachable { .. }) => {
-                return Err(format!("{e}: check --addr and that the server runs"));
+                unreachable.push(format!("with {p}'s settings: {e}"));
             }
             Err(e) => errors.push(format!("as {p}: {e}")),
         }
+    }
+    if errors.is_empty() {
+        return Err(format!(
+            "{addr}: unreachable ({}): check --addr, that the server runs, and the TLS settings (NOMAD_CACERT/CONSUL_CACERT, client certificate and key)",
+            unreachable.join("; ")
+        ));
     }
     Err(format!(
         "{addr}: neither a Nomad nor a Consul agent answered /v1/agent/self ({}); set NOMAD_TOKEN or CONSUL_HTTP_TOKEN, or pass --product",

@@ -34,6 +34,9 @@ pub struct LocalOptions {
     /// Run each server in a network namespace of its own (10.77.{base}.1x behind a bridge), so
     /// a server can be cut off the network (`partition`). Needs root (`ip netns`).
     pub netns: bool,
+    /// Serve the HTTP API over mutual TLS only (HTTPS on 8501, plain HTTP off), with a CA and
+    /// certificates made by `consul tls` in `dir/tls` (see [`LocalConsul::tls_env`]).
+    pub tls: bool,
 }
 
 /// A running local Consul cluster.
@@ -54,6 +57,55 @@ fn ip(o: &LocalOptions, i: usize) -> String {
     } else {
         format!("127.0.0.{}", o.base as usize + i)
     }
+}
+
+/// The API address of server `i`.
+fn api_addr(o: &LocalOptions, i: usize) -> String {
+    if o.tls {
+        format!("https://{}:8501", ip(o, i))
+    } else {
+        format!("http://{}:8500", ip(o, i))
+    }
+}
+
+/// Makes a CA, one server certificate (valid for `server.dc1.consul`, localhost and every
+/// server's IP) and one client certificate with Consul's own `consul tls` commands, and the
+/// agent configuration that serves the API over HTTPS only and requires a client certificate.
+fn make_tls(o: &LocalOptions) -> Result<(), String> {
+    let dir = o.dir.join("tls");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let ips: Vec<String> = (0..o.servers)
+        .map(|i| format!("-additional-ipaddress={}", ip(o, i)))
+        .collect();
+    let mut server = vec!["tls", "cert", "create", "-server", "-dc", "dc1"];
+    server.extend(ips.iter().map(String::as_str));
+    for args in [
+        &["tls", "ca", "create"][..],
+        &server[..],
+        &["tls", "cert", "create", "-client", "-dc", "dc1"][..],
+    ] {
+        let out = std::process::Command::new(&o.binary)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", o.binary.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "consul {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    let d = dir.display();
+    let cfg = format!(
+        r#"{{"ports": {{"http": -1, "https": 8501}},
+"ca_file": "{d}/consul-agent-ca.pem",
+"cert_file": "{d}/dc1-server-consul-0.pem",
+"key_file": "{d}/dc1-server-consul-0-key.pem",
+"verify_incoming_https": true}}"#
+    );
+    std::fs::write(o.dir.join("tls.json"), cfg).map_err(|e| e.to_string())
 }
 
 /// Names of the network namespace and the host side of the veth pair of server `i` (0-based).
@@ -143,9 +195,9 @@ pub fn plan_text(o: &LocalOptions) -> String {
     let servers: Vec<String> = (0..n)
         .map(|i| {
             format!(
-                "{{ name = \"s{}\", address = \"http://{}:8500\" }}",
+                "{{ name = \"s{}\", address = \"{}\" }}",
                 i + 1,
-                ip(o, i)
+                api_addr(o, i)
             )
         })
         .collect();
@@ -164,6 +216,11 @@ pub fn plan_text(o: &LocalOptions) -> String {
         format!("\"-config-file={d}/acl.json\", ")
     } else {
         String::new()
+    };
+    let acl = if o.tls {
+        format!("{acl}\"-config-file={d}/tls.json\", ")
+    } else {
+        acl
     };
     let target = o.target_binary.as_ref().unwrap_or(&o.binary);
     format!(
@@ -224,6 +281,9 @@ impl LocalConsul {
         if opts.netns {
             setup_netns(opts.base, opts.servers)?;
         }
+        if opts.tls {
+            make_tls(&opts)?;
+        }
         let text = plan_text(&opts);
         let plan = Plan::from_str_named(&text, "local cluster plan").map_err(|e| e.to_string())?;
         let control = NodeControl::from_plan(&plan).ok_or("plan without [execute]")?;
@@ -231,10 +291,15 @@ impl LocalConsul {
         conn.token = Secret::new(opts.token.clone());
         conn.timeout_ms = 2000;
         conn.attempts = 1;
+        if opts.tls {
+            let t = opts.dir.join("tls");
+            conn.tls.ca_cert = Some(t.join("consul-agent-ca.pem"));
+            conn.tls.client_cert = Some(t.join("dc1-client-consul-0.pem"));
+            conn.tls.client_key = Some(t.join("dc1-client-consul-0-key.pem"));
+        }
         let mut servers = Vec::new();
         for i in 0..opts.servers {
-            let c =
-                Client::new(&format!("http://{}:8500", ip(&opts, i)), &conn).map_err(|e| e.0)?;
+            let c = Client::new(&api_addr(&opts, i), &conn).map_err(|e| e.0)?;
             servers.push((format!("s{}", i + 1), c));
         }
         let local = LocalConsul {
@@ -397,6 +462,17 @@ impl LocalConsul {
         let p = self.opts.dir.join("plan.toml");
         std::fs::write(&p, &self.plan_text).map_err(|e| e.to_string())?;
         Ok(p)
+    }
+
+    /// With `tls`: the environment the `consul` CLI (and rehearse) reads to reach this cluster
+    /// over mutual TLS: `CONSUL_CACERT`, `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY`.
+    pub fn tls_env(&self) -> Vec<(&'static str, PathBuf)> {
+        let t = self.opts.dir.join("tls");
+        vec![
+            ("CONSUL_CACERT", t.join("consul-agent-ca.pem")),
+            ("CONSUL_CLIENT_CERT", t.join("dc1-client-consul-0.pem")),
+            ("CONSUL_CLIENT_KEY", t.join("dc1-client-consul-0-key.pem")),
+        ]
     }
 
     /// The scratch directory.

@@ -59,6 +59,10 @@ pub fn plan_text(dir: &Path, root: &Path, base: u8, n: usize) -> String {
 }
 
 fn options(dir: &Path, root: &Path, base: u8, n: usize) -> LocalOptions {
+    options_tls(dir, root, base, n, false)
+}
+
+fn options_tls(dir: &Path, root: &Path, base: u8, n: usize, tls: bool) -> LocalOptions {
     LocalOptions {
         binary: root.join("rehearse-old/consul"),
         target_binary: Some(root.join("rehearse-new/consul")),
@@ -70,6 +74,7 @@ fn options(dir: &Path, root: &Path, base: u8, n: usize) -> LocalOptions {
             .into(),
         probe: true,
         netns: false,
+        tls,
     }
 }
 
@@ -77,22 +82,42 @@ fn options(dir: &Path, root: &Path, base: u8, n: usize) -> LocalOptions {
 pub struct Out {
     /// Exit code.
     pub code: Option<i32>,
+    /// stdout alone.
+    pub stdout: String,
     /// stdout then stderr.
     pub text: String,
 }
 
+/// The CLI environment a test sets itself (anything inherited is removed).
+const CLI_ENV: [&str; 6] = [
+    "NOMAD_TOKEN",
+    "CONSUL_HTTP_TOKEN",
+    "CONSUL_CACERT",
+    "CONSUL_CLIENT_CERT",
+    "CONSUL_CLIENT_KEY",
+    "CONSUL_TLS_SERVER_NAME",
+];
+
 /// Runs the rehearse binary.
 pub fn rehearse_cmd(args: &[&str], token: Option<&str>) -> Out {
+    rehearse_cmd_env(args, token, &[])
+}
+
+/// Runs the rehearse binary with extra environment (TLS files…).
+pub fn rehearse_cmd_env(args: &[&str], token: Option<&str>, env: &[(&str, PathBuf)]) -> Out {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehearse"));
-    cmd.args(args)
-        .env_remove("NOMAD_TOKEN")
-        .env_remove("CONSUL_HTTP_TOKEN");
+    cmd.args(args);
+    for v in CLI_ENV {
+        cmd.env_remove(v);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_os_str())));
     if let Some(t) = token {
         cmd.env("CONSUL_HTTP_TOKEN", t);
     }
     let o = cmd.output().expect("run rehearse");
     Out {
         code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).to_string(),
         text: format!(
             "{}{}",
             String::from_utf8_lossy(&o.stdout),
@@ -120,10 +145,11 @@ pub fn wait_output(child: &mut Child, max_s: u64) -> Out {
     if let Some(mut o) = child.stdout.take() {
         let _ = o.read_to_string(&mut text);
     }
+    let stdout = text.clone();
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_string(&mut text);
     }
-    Out { code, text }
+    Out { code, stdout, text }
 }
 
 /// Each gate counted only health observed after the restart: between a start and the next
@@ -173,6 +199,8 @@ pub fn assert_fresh_gates(records: &[Record], stable_ms: u64) {
 /// A running test cluster.
 pub struct ConsulCluster {
     local: Option<LocalConsul>,
+    /// Environment rehearse needs to reach it (TLS files when it serves TLS).
+    pub env: Vec<(&'static str, PathBuf)>,
     plan_path: PathBuf,
     rt: tokio::runtime::Runtime,
 }
@@ -180,6 +208,11 @@ pub struct ConsulCluster {
 impl ConsulCluster {
     /// Starts `n` servers on 127.0.0.{base}… and waits until autopilot is healthy.
     pub fn start(name: &str, base: u8, n: usize) -> ConsulCluster {
+        ConsulCluster::start_with(name, base, n, false)
+    }
+
+    /// Like `start`, with the API on mutual TLS only when `tls`.
+    pub fn start_with(name: &str, base: u8, n: usize, tls: bool) -> ConsulCluster {
         let root = consul_root();
         let dir = scratch(name);
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -188,11 +221,13 @@ impl ConsulCluster {
             .build()
             .unwrap();
         let local = rt
-            .block_on(LocalConsul::start(options(&dir, &root, base, n)))
+            .block_on(LocalConsul::start(options_tls(&dir, &root, base, n, tls)))
             .unwrap();
         let plan_path = local.write_plan().unwrap();
+        let env = if tls { local.tls_env() } else { Vec::new() };
         ConsulCluster {
             local: Some(local),
+            env,
             plan_path,
             rt,
         }
@@ -264,13 +299,14 @@ impl ConsulCluster {
     pub fn execute_with_token(&self, extra: &[&str], token: &str) -> Out {
         let args = self.exec_args(extra);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        rehearse_cmd(&refs, Some(token))
+        rehearse_cmd_env(&refs, Some(token), &self.env)
     }
 
     /// Starts `rehearse execute` in the background (output to pipes).
     pub fn spawn_execute(&self, extra: &[&str]) -> Child {
         Command::new(env!("CARGO_BIN_EXE_rehearse"))
             .args(self.exec_args(extra))
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_os_str())))
             .env("CONSUL_HTTP_TOKEN", TOKEN)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

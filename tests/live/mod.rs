@@ -247,6 +247,54 @@ fn five_server_rolling_upgrade_and_input_errors() {
 }
 
 #[test]
+fn mutual_tls_cluster_import_refusals_and_rolling_upgrade() {
+    // The API on HTTPS only, a client certificate required (verify_incoming_https), the
+    // certificates made by `consul tls`; rehearse reads them from CONSUL_CACERT,
+    // CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY as the consul CLI does.
+    let c = ConsulCluster::start_with("tls", 72, 3, true);
+    let addr = "https://127.0.0.72:8501";
+    let import = |env: &[(&str, std::path::PathBuf)]| {
+        cluster::rehearse_cmd_env(&["import", "--addr", addr], Some(cluster::TOKEN), env)
+    };
+    let ok = import(&c.env);
+    assert_eq!(ok.code, Some(0), "{}", ok.text);
+    let plan = rehearse::plan::Plan::from_str_named(&ok.stdout, "imported").unwrap();
+    assert_eq!(plan.cluster.servers.len(), 3);
+    assert!(
+        plan.cluster.servers.iter().all(|s| s
+            .address
+            .as_deref()
+            .is_some_and(|a| a.starts_with("https://"))),
+        "{}",
+        ok.text
+    );
+    // Without the CA the server's certificate is not trusted; without the client certificate
+    // the server refuses the handshake. Both: exit 2, the address named, nothing else done.
+    for (what, env) in [
+        ("no CA", &c.env[1..]),
+        ("no client certificate", &c.env[..1]),
+    ] {
+        let o = import(env);
+        assert_eq!(o.code, Some(2), "{what}: {}", o.text);
+        assert!(o.text.contains("127.0.0.72:8501"), "{what}: {}", o.text);
+        assert!(!o.text.contains("panicked"), "{what}: {}", o.text);
+    }
+    // Verification against the certificate's name (CONSUL_TLS_SERVER_NAME) while connecting
+    // to the address given.
+    let mut named = c.env.clone();
+    named.push(("CONSUL_TLS_SERVER_NAME", "server.dc1.consul".into()));
+    let o = import(&named);
+    assert_eq!(o.code, Some(0), "server name: {}", o.text);
+    // The whole rolling upgrade over mutual TLS, probe included.
+    let out = c.execute(&["--apply"]);
+    println!("{}", out.text);
+    assert_eq!(out.code, Some(0), "{}", out.text);
+    c.assert_all_on_target();
+    let records = Journal::read(&c.journal()).unwrap();
+    c.assert_fresh_gates(&records);
+}
+
+#[test]
 fn unreachable_cluster_and_wrong_address_are_input_errors() {
     // Nothing listens on 127.0.0.250: connection refused, exit 2, nothing journaled.
     let dir = cluster::scratch("unreachable");
@@ -262,6 +310,11 @@ fn unreachable_cluster_and_wrong_address_are_input_errors() {
     assert!(!dir.join("plan.toml.journal.jsonl").exists());
     let out = rehearse_cmd(&["import", "--addr", "http://127.0.0.250:8500"], None);
     assert_eq!(out.code, Some(2), "{}", out.text);
+    assert!(
+        out.text.contains("127.0.0.250:8500: unreachable"),
+        "{}",
+        out.text
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
