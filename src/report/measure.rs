@@ -122,7 +122,7 @@ pub fn tolerance(w: &World) -> (u32, i64) {
         .copied()
         .filter(|&v| running(v) && alive(v) && last(v) + max_trailing >= top)
         .count();
-    let quorum = rehearse_sim::raft::quorum(voters.len());
+    let quorum = rehearse_sim::raft::quorum(w.latest_voter_count());
     let tol = if w.has_quorum() {
         healthy as i64 - quorum as i64
     } else {
