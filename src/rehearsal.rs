@@ -370,8 +370,15 @@ fn apply(run: &mut Run, action: &Action) -> Result<ActionResult, String> {
         Action::Stop { server } => {
             let id = id_of(w, server)?;
             if !others_form_quorum(w, id) {
+                let wedged = w.leader().filter(|&l| l != id && w.is_wedged(l));
+                let why = wedged.map_or(String::new(), |l| {
+                    format!(
+                        " (leader {} had not established leadership)",
+                        w.server_name(l)
+                    )
+                });
                 run.unsafe_stops
-                    .push(format!("{server} at {} ms", run.ms()));
+                    .push(format!("{server} at {} ms{why}", run.ms()));
             }
             run.world.stop(id, StopMode::Graceful);
             Ok(ActionResult::Ok)
@@ -407,7 +414,9 @@ fn apply(run: &mut Run, action: &Action) -> Result<ActionResult, String> {
 /// Ground truth: are the voters other than `id` (newest configuration) that are healthy —
 /// running, alive in gossip, and within autopilot's trailing-log bound of the most advanced
 /// running voter — a quorum of the voter set? The property: never stop a server unless this
-/// holds. It needs no leader, so a crashed leader does not make every stop look unsafe.
+/// holds. It needs no leader, so a crashed leader does not make every stop look unsafe; but a
+/// leader that won and never established leadership (hashicorp/nomad#8470) is not healthy: it
+/// serves nothing, and its heartbeats keep the others from electing anyone while it runs.
 fn others_form_quorum(w: &World, id: ServerId) -> bool {
     let voters = w.latest_voters();
     let running = |v: &&ServerId| w.process_state(**v) == rehearse_sim::ProcessState::Running;
@@ -428,7 +437,7 @@ fn others_form_quorum(w: &World, id: ServerId) -> bool {
     let healthy = voters
         .iter()
         .filter(running)
-        .filter(|&&v| v != id && alive(v) && last(v) + max_trailing >= top)
+        .filter(|&&v| v != id && alive(v) && last(v) + max_trailing >= top && !w.is_wedged(v))
         .count();
     healthy >= rehearse_sim::raft::quorum(w.latest_voter_count())
 }

@@ -171,9 +171,10 @@ pub enum Variant {
     RollbackInPlace,
     /// rehearse's procedure without autopilot, as a raft protocol 2 cluster allows (its health
     /// endpoint needs protocol 3 on every server): the gate still waits for the restarted
-    /// server's own answer (target version, caught up, has heard from a leader), every member
-    /// alive, the server a voter in `list-peers` and a known leader, held for `stable_for`;
-    /// but no autopilot health and so no quorum check before a stop. Not in `BROKEN`: it is
+    /// server's own answer (`agent-info`: target version, caught up, has heard from a leader),
+    /// every member alive in `server members` and a known leader, held for `stable_for`; but
+    /// no autopilot health, so no quorum check before a stop, and no `list-peers` voter check
+    /// (it must reach the leader). Not in `BROKEN`: it is
     /// the baseline of protocol-2 incidents (hashicorp/nomad#12926, #8470) rather than a
     /// mutation of the safe procedure, and the explorer's efficacy test stays on the mutations.
     NoAutopilot,
@@ -214,7 +215,10 @@ impl Variant {
             Variant::TwoAtATime => c.parallel = 2,
             Variant::IgnoreFailureTolerance => {}
             Variant::RollbackInPlace => c.in_place_rollback_safe = true,
-            Variant::NoAutopilot => c.gate.use_autopilot = false,
+            Variant::NoAutopilot => {
+                c.gate.use_autopilot = false;
+                c.gate.require_voter = false;
+            }
         }
         c
     }
