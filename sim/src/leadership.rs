@@ -155,3 +155,58 @@ impl World {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::SimConfig;
+    use crate::state::StopMode;
+    use crate::time::SEC;
+    use crate::versions::Version;
+    use crate::world::World;
+
+    /// Seeds in which the faulted follower won the election after the leader stopped: whether
+    /// it was still the leader 10 s later, and the writes acknowledged meanwhile.
+    fn wedges(protocol: u8) -> Vec<(bool, u64)> {
+        let mut out = Vec::new();
+        for seed in 1..=12 {
+            let mut cfg = SimConfig::nomad(3, Version::new(1, 3, 5), seed);
+            for s in &mut cfg.servers {
+                s.raft_protocol = protocol;
+            }
+            let mut w = World::new(cfg).unwrap();
+            w.run_for(20 * SEC);
+            let l = w.leader().unwrap();
+            let f = (l + 1) % 3;
+            w.set_fails_to_lead(f, true);
+            w.stop(l, StopMode::Graceful);
+            w.run_for(3 * SEC);
+            if w.wedge.longest.is_none() && w.wedge.current.is_none() {
+                continue; // the other follower won
+            }
+            let acked = w.workload().acked;
+            w.run_for(10 * SEC);
+            out.push((w.leader() == Some(f), w.workload().acked - acked));
+        }
+        out
+    }
+
+    #[test]
+    fn under_protocol_2_the_wedged_leader_keeps_leading_and_refuses_writes() {
+        let runs = wedges(2);
+        assert!(!runs.is_empty());
+        assert!(
+            runs.iter().all(|&(leads, acked)| leads && acked == 0),
+            "{runs:?}"
+        );
+    }
+
+    #[test]
+    fn under_protocol_3_the_wedged_leader_hands_leadership_over() {
+        let runs = wedges(3);
+        assert!(!runs.is_empty());
+        assert!(
+            runs.iter().all(|&(leads, acked)| !leads && acked > 0),
+            "{runs:?}"
+        );
+    }
+}

@@ -98,3 +98,52 @@ impl World {
         Some((peers, why))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::SimConfig;
+    use crate::state::StopMode;
+    use crate::time::SEC;
+    use crate::versions::Version;
+    use crate::world::World;
+
+    /// A follower restarted at a new address, then another follower stopped.
+    fn readdress_then_stop(protocol: u8) -> World {
+        let mut cfg = SimConfig::nomad(3, Version::new(1, 3, 5), 7);
+        for s in &mut cfg.servers {
+            s.raft_protocol = protocol;
+        }
+        let mut w = World::new(cfg).unwrap();
+        w.run_for(20 * SEC);
+        let l = w.leader().unwrap();
+        let (a, b) = match l {
+            0 => (1, 2),
+            1 => (0, 2),
+            _ => (0, 1),
+        };
+        w.stop(a, StopMode::Graceful);
+        w.change_address(a);
+        w.start(a);
+        w.run_for(20 * SEC);
+        w.stop(b, StopMode::Graceful);
+        w.run_for(5 * SEC);
+        w
+    }
+
+    #[test]
+    fn under_protocol_2_the_old_address_stays_a_voter_and_raises_the_quorum() {
+        let w = readdress_then_stop(2);
+        assert_eq!(w.latest_voter_count(), 4);
+        assert_eq!(w.latest_voters().len(), 3);
+        assert!(!w.has_quorum(), "2 of 4 voters alive");
+        assert!(w.leader().is_none());
+    }
+
+    #[test]
+    fn under_protocol_3_the_leader_fixes_the_address() {
+        let w = readdress_then_stop(3);
+        assert_eq!(w.latest_voter_count(), 3);
+        assert!(w.has_quorum());
+        assert!(w.leader().is_some());
+    }
+}
