@@ -73,13 +73,17 @@ impl World {
         }
     }
 
-    /// Whether `id` leads in Raft without having established leadership.
+    /// Whether `id` leads in Raft without having established leadership (and runs).
     pub fn is_wedged(&self, id: ServerId) -> bool {
+        self.wedge_holds(id) && self.servers[id].proc == ProcessState::Running
+    }
+
+    /// Whether `id` still holds the leadership it failed to establish (a pause does not end it:
+    /// a leader resumed before it steps down is as wedged as before).
+    fn wedge_holds(&self, id: ServerId) -> bool {
         let s = &self.servers[id];
         self.wedge.current.is_some_and(|(k, _)| {
-            k == (id, s.disk.term, s.incarnation)
-                && s.vol.role == Role::Leader
-                && s.proc == ProcessState::Running
+            k == (id, s.disk.term, s.incarnation) && s.vol.role == Role::Leader
         })
     }
 
@@ -140,7 +144,7 @@ impl World {
     /// Closes the wedge, if any, when its leader no longer leads (or has established).
     pub(crate) fn track_wedge(&mut self) {
         if let Some(((id, ..), _)) = self.wedge.current
-            && !self.is_wedged(id)
+            && !self.wedge_holds(id)
         {
             self.end_wedge();
         }

@@ -249,7 +249,11 @@ impl World {
         let s = &self.servers[to];
         let reply = |granted, term| Msg::VoteResp { term, granted, pre };
         let known_leader = s.vol.leader.is_some_and(|l| l != from);
-        let member = (s.vol.config.iter()).any(|p| p.id == from && p.voter && self.is_server(p));
+        let member = s
+            .vol
+            .config
+            .iter()
+            .any(|p| p.id == from && p.voter && self.is_server(p));
         if (known_leader && !transfer) || term < s.disk.term || !member {
             let t = s.disk.term;
             return self.reply(to, from, reply(false, t));
