@@ -88,9 +88,10 @@ pub struct Outcome {
     #[serde(default)]
     pub notes: Vec<String>,
     /// Notable simulator events, one line each, at most `EVENTS_MAX`: why servers crashed on
-    /// their own (`s2 crashed: <reason>`; a fault's kill -9 is left out), peer-set shrinks
-    /// (`dead-server cleanup removed s1`), and followers that needed InstallSnapshot
-    /// (`s2 was sent InstallSnapshot 3 times`).
+    /// their own (`s2 crashed: <reason>`; a fault's kill -9 is left out), leaders that failed
+    /// to establish leadership, peer-set shrinks (`dead-server cleanup removed s1`), servers
+    /// added again at a new address under raft protocol 2, and followers that needed
+    /// InstallSnapshot (`s2 was sent InstallSnapshot 3 times`).
     #[serde(default)]
     pub events: Vec<String>,
 }
@@ -369,8 +370,15 @@ fn apply(run: &mut Run, action: &Action) -> Result<ActionResult, String> {
         Action::Stop { server } => {
             let id = id_of(w, server)?;
             if !others_form_quorum(w, id) {
+                let wedged = w.leader().filter(|&l| l != id && w.is_wedged(l));
+                let why = wedged.map_or(String::new(), |l| {
+                    format!(
+                        " (leader {} had not established leadership)",
+                        w.server_name(l)
+                    )
+                });
                 run.unsafe_stops
-                    .push(format!("{server} at {} ms", run.ms()));
+                    .push(format!("{server} at {} ms{why}", run.ms()));
             }
             run.world.stop(id, StopMode::Graceful);
             Ok(ActionResult::Ok)
@@ -412,8 +420,11 @@ fn others_form_quorum(w: &World, id: ServerId) -> bool {
 }
 
 /// The voters of the newest configuration that are healthy — running, alive in their own
-/// gossip view, and within autopilot's trailing-log bound of the most advanced running voter —
-/// leaving `except` out of the count. Returns (healthy voters, all voters).
+/// gossip view, within autopilot's trailing-log bound of the most advanced running voter, and
+/// not a leader that won but never established leadership (hashicorp/nomad#8470: it serves
+/// nothing, and its heartbeats keep the others from electing anyone while it runs) — leaving
+/// `except` out of the count. Returns (healthy voters, all voter entries: under raft protocol 2
+/// a stale address still counts toward the quorum, hashicorp/nomad#12926).
 pub fn healthy_voters(w: &World, except: Option<ServerId>) -> (usize, usize) {
     let voters = w.latest_voters();
     let running = |v: ServerId| w.process_state(v) == rehearse_sim::ProcessState::Running;
@@ -435,9 +446,15 @@ pub fn healthy_voters(w: &World, except: Option<ServerId>) -> (usize, usize) {
     let healthy = voters
         .iter()
         .copied()
-        .filter(|&v| Some(v) != except && running(v) && alive(v) && last(v) + max_trailing >= top)
+        .filter(|&v| {
+            Some(v) != except
+                && running(v)
+                && alive(v)
+                && last(v) + max_trailing >= top
+                && !w.is_wedged(v)
+        })
         .count();
-    (healthy, voters.len())
+    (healthy, w.latest_voter_count())
 }
 
 fn judge(
@@ -475,6 +492,18 @@ fn judge(
         problems.push(format!(
             "{} servers could not load a snapshot written by a newer version",
             metrics.snapshot_refusals
+        ));
+    }
+    // A leader that won but never established leadership serves nothing while its heartbeats
+    // keep anyone else from being elected (hashicorp/nomad#8470). One shorter than an ordinary
+    // election (2 × ElectionTimeout) is the fix at work: since Nomad 1.3.0 it hands leadership
+    // over within a round trip or two (PR #12293).
+    let election_ns = 2 * w.config().election_timeout_ns();
+    if let Some((id, ns)) = w.longest_wedge().filter(|&(_, ns)| ns > election_ns) {
+        problems.push(format!(
+            "{} won the election but could not establish leadership: writes refused for {:.1}s while it led",
+            w.server_name(id),
+            ns as f64 / 1e9
         ));
     }
     for s in &run.unsafe_stops {
@@ -518,14 +547,21 @@ fn judge(
 }
 
 /// Notable events from the trace: crashes the servers did on their own (a panic, a refused
-/// start, a crash loop; faults' `kill -9` are left out), peer-set shrinks by autopilot's
-/// dead-server cleanup, then InstallSnapshot counts per follower.
+/// start, a crash loop; faults' `kill -9` are left out), leaders that failed to establish
+/// leadership, peer-set shrinks by autopilot's dead-server cleanup and protocol-2 servers added
+/// again at a new address, then InstallSnapshot counts per follower.
 fn notable_events(w: &World) -> Vec<String> {
     use rehearse_sim::trace::TraceKind;
     let mut out: Vec<String> = Vec::new();
     let mut installs = vec![0u64; w.server_count()];
     for ev in w.trace_log().events() {
         match &ev.kind {
+            TraceKind::Process { server, what } if what.starts_with("failed to establish") => {
+                let line = format!("{} {what}", w.server_name(*server));
+                if !out.contains(&line) && out.len() < EVENTS_MAX {
+                    out.push(line);
+                }
+            }
             TraceKind::Process { server, what } => {
                 let Some(why) = what.strip_prefix("crash: ") else {
                     continue;
@@ -537,7 +573,8 @@ fn notable_events(w: &World) -> Vec<String> {
             }
             TraceKind::InstallSnapshot { to, .. } => installs[*to] += 1,
             TraceKind::Config { why, .. }
-                if why.starts_with("dead-server cleanup")
+                if (why.starts_with("dead-server cleanup")
+                    || why.contains("old address stays"))
                     && !out.contains(why)
                     && out.len() < EVENTS_MAX =>
             {

@@ -11,8 +11,10 @@
 
 pub mod api;
 pub mod config;
+pub mod leadership;
 mod ops;
 pub mod raft;
+mod readdress;
 pub mod rng;
 pub mod state;
 pub mod time;

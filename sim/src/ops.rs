@@ -67,7 +67,17 @@ impl World {
         let ok = self.servers[l].proc == ProcessState::Running
             && self.servers[l].vol.role == Role::Leader
             && !self.link_down(via, l);
-        if ok { Ok(l) } else { Err(no_leader()) }
+        if !ok {
+            return Err(no_leader());
+        }
+        // A leader that has not established leadership refuses (see `leadership`).
+        if self.is_wedged(l) {
+            return Err(ApiError::Rejected {
+                addr: self.node_name(via),
+                message: "Not ready to serve consistent reads".into(),
+            });
+        }
+        Ok(l)
     }
 
     fn link_down(&self, a: ServerId, b: ServerId) -> bool {
@@ -84,7 +94,7 @@ impl World {
     pub fn status_peers(&self, via: ServerId) -> Result<Vec<String>, ApiError> {
         self.answering(via)?;
         let cfg = &self.servers[via].vol.config;
-        Ok(cfg.iter().map(|p| self.address(p.id)).collect())
+        Ok(cfg.iter().map(|p| self.entry_address(p)).collect())
     }
 
     /// `GET /v1/agent/members` through `via` (the global gossip view).
@@ -111,10 +121,21 @@ impl World {
     pub fn raft_configuration(&self, via: ServerId) -> Result<RaftConfiguration, ApiError> {
         let l = self.forwarded(via)?;
         let s = &self.servers[l];
+        // A stale raft-protocol-2 address (see `readdress`) is listed under its own ID, the old
+        // address, and no gossip member matches it: Nomad shows its node as `(unknown)`.
+        let stale = |p: &crate::state::Peer| !self.is_server(p);
         let servers = s.vol.config.iter().map(|p| RaftServer {
-            id: self.raft_id(p.id),
-            node: self.node_name(p.id),
-            address: self.address(p.id),
+            id: if stale(p) {
+                self.entry_address(p)
+            } else {
+                self.raft_id(p.id)
+            },
+            node: if stale(p) {
+                "(unknown)".into()
+            } else {
+                self.node_name(p.id)
+            },
+            address: self.entry_address(p),
             leader: p.id == l,
             voter: p.voter,
             raft_protocol: self.servers[p.id].advertised_protocol,

@@ -91,12 +91,7 @@ impl World {
             .vol
             .config
             .iter()
-            .any(|p| p.id == id && p.voter)
-    }
-
-    fn voters_of(&self, id: ServerId) -> Vec<ServerId> {
-        let c = &self.servers[id].vol.config;
-        c.iter().filter(|p| p.voter).map(|p| p.id).collect()
+            .any(|p| p.id == id && p.voter && self.is_server(p))
     }
 
     fn peers_of(&self, id: ServerId) -> Vec<Peer> {
@@ -236,10 +231,10 @@ impl World {
     }
 
     fn check_votes(&mut self, id: ServerId) {
-        let voters = self.voters_of(id);
+        let (voters, entries) = self.voter_entries(id);
         let s = &self.servers[id];
         let got = voters.iter().filter(|v| s.vol.votes.contains(v)).count();
-        if got < quorum(voters.len()) {
+        if got < quorum(entries) {
             return;
         }
         if s.vol.prevote {
@@ -254,7 +249,11 @@ impl World {
         let s = &self.servers[to];
         let reply = |granted, term| Msg::VoteResp { term, granted, pre };
         let known_leader = s.vol.leader.is_some_and(|l| l != from);
-        let member = s.vol.config.iter().any(|p| p.id == from && p.voter);
+        let member = s
+            .vol
+            .config
+            .iter()
+            .any(|p| p.id == from && p.voter && self.is_server(p));
         if (known_leader && !transfer) || term < s.disk.term || !member {
             let t = s.disk.term;
             return self.reply(to, from, reply(false, t));
@@ -310,13 +309,20 @@ impl World {
         s.vol.leader = Some(id);
         s.vol.transfer_to = None;
         self.set_role(id, Role::Leader);
-        self.start_autopilot(id);
+        // Nomad's leader loop (see `leadership`): autopilot and the newer entry types only once
+        // leadership is established.
+        let established = self.establish_leadership(id);
+        if established {
+            self.start_autopilot(id);
+        }
         let term = self.servers[id].disk.term;
         self.check_election_safety(id, term);
         self.check_leader_completeness(id);
         self.append_local(id, EntryKind::Noop);
-        self.maybe_write_schema(id);
-        self.maybe_write_license_report(id);
+        if established {
+            self.maybe_write_schema(id);
+            self.maybe_write_license_report(id);
+        }
         let hb = self.cfg.heartbeat_timeout_ns() / 10;
         self.timer(id, hb, TimerKind::Heartbeat);
         self.timer(id, self.cfg.leader_lease_ns(), TimerKind::Lease);
@@ -359,14 +365,14 @@ impl World {
             return;
         }
         let lease = self.cfg.leader_lease_ns();
-        let voters = self.voters_of(id);
+        let (voters, entries) = self.voter_entries(id);
         let now = self.now;
         let s = &self.servers[id];
         let in_touch = voters
             .iter()
             .filter(|&&v| v == id || now.since(s.vol.progress[v].contact) <= lease)
             .count();
-        if in_touch < quorum(voters.len()) {
+        if in_touch < quorum(entries) {
             let term = s.disk.term;
             self.trace(TraceKind::LeaseLost { server: id, term });
             self.servers[id].vol.leader = None;
@@ -381,7 +387,7 @@ impl World {
         // Index loop: `replicate` needs `&mut self`, and Peer is Copy, so no clone of the config.
         for i in 0..self.servers[id].vol.config.len() {
             let p = self.servers[id].vol.config[i];
-            if p.id != id {
+            if p.id != id && self.is_server(&p) {
                 self.replicate(id, p, true);
             }
         }
@@ -577,12 +583,7 @@ impl World {
             self.advance_commit(to);
         }
         self.maybe_send_timeout_now(to, from, matched);
-        let peer = self.servers[to]
-            .vol
-            .config
-            .iter()
-            .find(|p| p.id == from)
-            .copied();
+        let peer = self.entry_of(to, from);
         if let Some(p) = peer.filter(|_| next <= leader_last) {
             self.replicate(to, p, false);
         }
@@ -594,7 +595,7 @@ impl World {
             return;
         }
         let term = s.disk.term;
-        if let Some(p) = s.vol.config.iter().find(|p| p.id == peer).copied() {
+        if let Some(p) = self.entry_of(leader, peer) {
             self.send(leader, p, Msg::TimeoutNow { term });
         }
     }
@@ -649,7 +650,12 @@ impl World {
         let mut matched = [0u64; crate::world::MAX_SERVERS];
         let mut count = 0;
         for p in s.vol.config.iter().filter(|p| p.voter) {
-            matched[count] = s.vol.progress[p.id].matched;
+            // A stale protocol-2 address is a voter that never acknowledges.
+            matched[count] = if self.is_server(p) {
+                s.vol.progress[p.id].matched
+            } else {
+                0
+            };
             count += 1;
         }
         if count == 0 {
@@ -736,12 +742,17 @@ impl World {
             s.vol
                 .config
                 .iter()
-                .filter(|p| p.voter && p.id != id)
+                .filter(|p| p.voter && p.id != id && self.is_server(p))
                 .max_by_key(|p| (s.vol.progress[p.id].matched, std::cmp::Reverse(p.id)))
                 .map(|p| p.id)
         });
         let Some(t) = pick else { return false };
-        if !s.vol.config.iter().any(|p| p.id == t && p.voter) {
+        if !s
+            .vol
+            .config
+            .iter()
+            .any(|p| p.id == t && p.voter && self.is_server(p))
+        {
             return false;
         }
         self.servers[id].vol.transfer_to = Some(t);
@@ -756,6 +767,7 @@ impl World {
         // hashicorp/raft aborts a transfer that did not finish within ElectionTimeout.
         if self.servers[id].vol.role == Role::Leader {
             self.servers[id].vol.transfer_to = None;
+            self.retry_wedged_transfer(id);
         }
     }
 

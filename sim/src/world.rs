@@ -232,6 +232,8 @@ pub struct World {
     quorum_since: SimTime,
     pub(crate) ap: Autopilot,
     scheduler_modify_index: u64,
+    /// Leaders that won but could not establish leadership (see `leadership`).
+    pub(crate) wedge: crate::leadership::Wedge,
 }
 
 /// Errors from building or driving a world.
@@ -318,6 +320,7 @@ impl World {
             quorum_since: SimTime::ZERO,
             ap: Autopilot::default(),
             scheduler_modify_index: 1,
+            wedge: Default::default(),
             cfg,
         };
         for id in 0..n {
@@ -897,7 +900,8 @@ impl World {
 
     fn autopilot_leader(&self) -> Option<ServerId> {
         let l = self.leader()?;
-        (self.servers[l].proc == ProcessState::Running).then_some(l)
+        // Autopilot starts in establishLeadership: a wedged leader does not run it.
+        (self.servers[l].proc == ProcessState::Running && !self.is_wedged(l)).then_some(l)
     }
 
     fn refresh_health(&mut self) {
@@ -1027,6 +1031,7 @@ impl World {
         let config = s.vol.config.clone();
         let change = self
             .fix_addresses(&config)
+            .or_else(|| self.add_readdressed_v2(&config))
             .or_else(|| self.prune_dead(l, &config))
             .or_else(|| self.add_new(&config))
             .or_else(|| self.promote_stable(&config));
@@ -1040,7 +1045,10 @@ impl World {
             .iter()
             .filter(|p| {
                 let s = &self.servers[p.id];
-                p.addr_gen != s.addr_gen && s.serf == SerfStatus::Alive
+                // Under raft protocol 2 the address is the ID: see `readdress`.
+                p.addr_gen != s.addr_gen
+                    && s.serf == SerfStatus::Alive
+                    && s.advertised_protocol >= 3
             })
             .map(|p| p.id)
             .collect();
@@ -1050,7 +1058,11 @@ impl World {
         let peers = config
             .iter()
             .map(|p| Peer {
-                addr_gen: self.servers[p.id].addr_gen,
+                addr_gen: if stale.contains(&p.id) {
+                    self.servers[p.id].addr_gen
+                } else {
+                    p.addr_gen
+                },
                 ..*p
             })
             .collect();
@@ -1268,7 +1280,8 @@ impl World {
             return;
         };
         let s = &self.servers[l];
-        if s.proc != ProcessState::Running || s.vol.transfer_to.is_some() {
+        // A wedged leader answers "Not ready to serve consistent reads" (see `leadership`).
+        if s.proc != ProcessState::Running || s.vol.transfer_to.is_some() || self.is_wedged(l) {
             self.workload_stats.failed += 1;
             return;
         }
@@ -1446,16 +1459,13 @@ impl World {
             .map(|(id, _)| id)
     }
 
-    /// Voters of the newest configuration any server holds (ground truth, leader or not).
+    /// Voters of the newest configuration any server holds (ground truth, leader or not):
+    /// the servers behind its voter entries. A stale raft-protocol-2 address is left out here
+    /// but counts in `latest_voter_count`, the base of the quorum.
     pub fn latest_voters(&self) -> Vec<ServerId> {
-        let cfg = self
-            .servers
-            .iter()
-            .map(|s| s.disk.latest_config())
-            .max_by_key(|(index, _)| *index)
-            .map(|(_, peers)| peers)
-            .unwrap_or_default();
-        cfg.iter().filter(|p| p.voter).map(|p| p.id).collect()
+        let cfg = self.newest_config();
+        let current = |p: &&Peer| p.voter && self.is_server(p);
+        cfg.iter().filter(current).map(|p| p.id).collect()
     }
 
     /// Whether a majority of voters of the newest configuration are running and connected.
@@ -1471,10 +1481,11 @@ impl World {
             .map(|&a| up.iter().filter(|&&b| self.reachable(a, b)).count())
             .max()
             .unwrap_or(0);
-        best >= quorum(voters.len())
+        best >= quorum(self.latest_voter_count())
     }
 
     pub(crate) fn leadership_changed(&mut self) {
+        self.track_wedge();
         let l = self.leader();
         if l == self.cur_leader {
             return;

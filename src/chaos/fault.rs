@@ -39,6 +39,11 @@ pub enum FaultKind {
     WipeData,
     /// The target comes back with a new address (stopped, readdressed, started).
     NewAddress,
+    /// The target's leader loop fails to establish leadership each time it wins an election
+    /// (hashicorp/nomad#8470): it leads in Raft but serves nothing until it hands leadership
+    /// over or the fault heals. Not in `ALL`: it changes nothing until the target wins an
+    /// election, so the explorer's blind placement rarely exercises it; scenarios place it.
+    FailsToLead,
 }
 
 impl FaultKind {
@@ -248,6 +253,7 @@ fn inject(w: &mut World, kind: FaultKind, target: Option<ServerId>) {
             w.change_address(id);
             w.start(id);
         }
+        FaultKind::FailsToLead => w.set_fails_to_lead(id, true),
         FaultKind::Loss | FaultKind::Latency => {}
     }
 }
@@ -261,6 +267,7 @@ fn heal(w: &mut World, kind: FaultKind, target: Option<ServerId>) {
         (FaultKind::Loss, _) => w.set_loss(0.0),
         (FaultKind::Latency, _) => w.set_latency(defaults.latency_ns_min, defaults.latency_ns_max),
         (FaultKind::SlowDisk, Some(id)) => w.set_disk_delay(id, 0),
+        (FaultKind::FailsToLead, Some(id)) => w.set_fails_to_lead(id, false),
         // A bad binary, wiped data or a new address stay: the procedure must cope.
         _ => {}
     }

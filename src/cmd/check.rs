@@ -56,6 +56,8 @@ pub enum VariantArg {
     IgnoreFailureTolerance,
     /// Reinstall the old binary in place on rollback, even across a data-format change.
     RollbackInPlace,
+    /// The safe procedure without autopilot, as under raft protocol 2 (no quorum check).
+    NoAutopilot,
 }
 
 impl From<VariantArg> for Variant {
@@ -69,6 +71,7 @@ impl From<VariantArg> for Variant {
             VariantArg::TwoAtATime => Variant::TwoAtATime,
             VariantArg::IgnoreFailureTolerance => Variant::IgnoreFailureTolerance,
             VariantArg::RollbackInPlace => Variant::RollbackInPlace,
+            VariantArg::NoAutopilot => Variant::NoAutopilot,
         }
     }
 }

@@ -29,6 +29,15 @@ pub struct GateConfig {
     pub require_voter: bool,
     /// Its log must reach the leader's index recorded before the stop.
     pub require_caught_up: bool,
+    /// Read autopilot health (preflight, gate, verification, the check before a stop). Off
+    /// only in the `no-autopilot` variant: autopilot's health endpoint needs raft protocol 3 on
+    /// every server, so a protocol-2 runbook cannot read it.
+    #[serde(default = "yes")]
+    pub use_autopilot: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The procedure's configuration.
@@ -106,6 +115,7 @@ impl ProcedureConfig {
                 require_fresh_health: u.gate.require_fresh_health,
                 require_voter: u.gate.require_voter,
                 require_caught_up: u.gate.require_fresh_health,
+                use_autopilot: true,
             },
             drain_deadline_ms: u.drain.enabled.then(|| ns_to_ms(u.drain.deadline)),
             upgrade_clients: u.upgrade_clients,
@@ -159,6 +169,15 @@ pub enum Variant {
     /// entries or snapshots the old version cannot read (the "rollback = reinstall the old
     /// package" runbook; hashicorp/nomad#3033, #20072). Differs from `Safe` only on such paths.
     RollbackInPlace,
+    /// rehearse's procedure without autopilot, as a raft protocol 2 cluster allows (its health
+    /// endpoint needs protocol 3 on every server): the gate still waits for the restarted
+    /// server's own answer (`agent-info`: target version, caught up, has heard from a leader),
+    /// every member alive in `server members` and a known leader, held for `stable_for`; but
+    /// no autopilot health, so no quorum check before a stop, and no `list-peers` voter check
+    /// (it must reach the leader). Not in `BROKEN`: it is
+    /// the baseline of protocol-2 incidents (hashicorp/nomad#12926, #8470) rather than a
+    /// mutation of the safe procedure, and the explorer's efficacy test stays on the mutations.
+    NoAutopilot,
 }
 
 impl Variant {
@@ -196,6 +215,10 @@ impl Variant {
             Variant::TwoAtATime => c.parallel = 2,
             Variant::IgnoreFailureTolerance => {}
             Variant::RollbackInPlace => c.in_place_rollback_safe = true,
+            Variant::NoAutopilot => {
+                c.gate.use_autopilot = false;
+                c.gate.require_voter = false;
+            }
         }
         c
     }

@@ -56,12 +56,21 @@ impl GateState {
             }
         }
         self.membership(obs, cfg, whole_cluster, &mut unmet);
-        let mut healthy = self.health(obs, min_tolerance, &mut unmet);
+        let mut healthy = if cfg.use_autopilot {
+            self.health(obs, min_tolerance, &mut unmet)
+        } else {
+            // A protocol-2 runbook has no autopilot health: a known leader stands in for it.
+            let known = obs.view.leader.is_some();
+            if !known {
+                unmet.push("no leader".into());
+            }
+            known
+        };
         // Like Nomad's own upgrade test, the next server is touched only when *every* server is
         // healthy again: a server that failed on its own during the gate (not the one restarted)
         // halts the upgrade at the gate instead of letting it go on with a cluster already
         // down one server.
-        if whole_cluster {
+        if whole_cluster && cfg.use_autopilot {
             let all = obs.view.health.as_ref().is_ok_and(|h| h.healthy);
             if !all {
                 healthy = false;
@@ -127,7 +136,7 @@ impl GateState {
         whole_cluster: bool,
         unmet: &mut Vec<String>,
     ) {
-        if !cfg.require_fresh_health && !cfg.require_voter {
+        if cfg.use_autopilot && !cfg.require_fresh_health && !cfg.require_voter {
             return; // the naive gate reads autopilot health only
         }
         // The careful gate checks the whole cluster, as `server members` and `list-peers` in the

@@ -506,6 +506,7 @@ impl Procedure {
         }
         let min_ft = if self.cfg.allow_zero_tolerance { 0 } else { 1 };
         match &v.health {
+            _ if !self.cfg.gate.use_autopilot => {}
             Ok(h) if h.healthy && h.failure_tolerance >= min_ft => {}
             Ok(h) => unmet.push(format!(
                 "autopilot healthy={} failure_tolerance={} (need >= {min_ft})",
@@ -831,6 +832,7 @@ impl Procedure {
             }
         }
         match &v.health {
+            _ if !self.cfg.gate.use_autopilot => {}
             Ok(h) if h.healthy && h.servers.iter().all(|s| s.voter) => {}
             Ok(_) => unmet.push("not every server is a healthy voter".into()),
             Err(e) => unmet.push(format!("autopilot health: {e}")),
