@@ -15,6 +15,7 @@ mod ops;
 pub mod raft;
 pub mod rng;
 pub mod state;
+mod steady;
 pub mod time;
 pub mod trace;
 pub mod versions;

@@ -105,6 +105,7 @@ impl World {
     }
 
     pub(crate) fn set_role(&mut self, id: ServerId, role: Role) {
+        self.leave_steady();
         let s = &mut self.servers[id];
         if s.vol.role == role && role != Role::Candidate {
             return;
@@ -121,6 +122,7 @@ impl World {
     }
 
     pub(crate) fn become_follower(&mut self, id: ServerId, term: u64) {
+        self.leave_steady();
         let s = &mut self.servers[id];
         if term > s.disk.term {
             s.disk.term = term;
@@ -325,6 +327,12 @@ impl World {
 
     /// Appends an entry on the leader and returns its index.
     pub(crate) fn append_local(&mut self, id: ServerId, kind: EntryKind) -> u64 {
+        self.leave_steady();
+        self.append_entry(id, kind)
+    }
+
+    /// `append_local` without leaving a steady period (the closed-form write round).
+    pub(crate) fn append_entry(&mut self, id: ServerId, kind: EntryKind) -> u64 {
         let s = &mut self.servers[id];
         let term = s.disk.term;
         if let EntryKind::Config(p) = &kind {
@@ -378,6 +386,7 @@ impl World {
 
     /// Sends AppendEntries (or InstallSnapshot) to every peer that has nothing in flight.
     pub(crate) fn broadcast(&mut self, id: ServerId) {
+        self.leave_steady();
         // Index loop: `replicate` needs `&mut self`, and Peer is Copy, so no clone of the config.
         for i in 0..self.servers[id].vol.config.len() {
             let p = self.servers[id].vol.config[i];
@@ -731,6 +740,7 @@ impl World {
 
     /// Leader: starts a leadership transfer to `target` (or the most caught-up voter).
     pub(crate) fn start_transfer(&mut self, id: ServerId, target: Option<ServerId>) -> bool {
+        self.leave_steady();
         let s = &self.servers[id];
         let pick = target.or_else(|| {
             s.vol

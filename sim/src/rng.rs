@@ -58,3 +58,48 @@ impl SimRng {
         self.inner.next_u64()
     }
 }
+
+/// A stateless random function: the value for a given tuple of words is fixed by the key alone,
+/// whatever was drawn before. The quiet-period elision (`steady`) draws the latencies of the
+/// heartbeats it does not simulate from it, in any order and only when they matter (a read, or
+/// the moment the elision ends), and gets the same value whenever it asks. The mixer is
+/// SplitMix64's finalizer applied per word: stable across platforms and releases.
+#[derive(Debug, Clone, Copy)]
+pub struct StatelessRng {
+    key: u64,
+}
+
+impl StatelessRng {
+    /// The function named `name` of a run with seed `seed`.
+    pub fn new(seed: u64, name: &str) -> Self {
+        StatelessRng {
+            key: fnv1a(seed, name.as_bytes()),
+        }
+    }
+
+    /// A 64-bit value for the tuple `words`.
+    pub fn at(&self, words: [u64; 4]) -> u64 {
+        let mut h = self.key;
+        for w in words {
+            h = mix64(h ^ w);
+        }
+        h
+    }
+
+    /// Uniform integer in `[lo, hi)` for the tuple `words`; `lo` when the range is empty (the
+    /// same reduction as `SimRng::range`).
+    pub fn range_at(&self, lo: u64, hi: u64, words: [u64; 4]) -> u64 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + self.at(words) % (hi - lo)
+    }
+}
+
+/// SplitMix64's output function: a bijective 64-bit mixer.
+fn mix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

@@ -291,6 +291,10 @@ pub struct Volatile {
     pub role_gen: u64,
     /// Time the process last became Running.
     pub running_since: SimTime,
+    /// When the latest follower, heartbeat and lease timer (in that order) was armed to fire,
+    /// with the role generation it carries: the quiet-period elision (`steady`) takes over
+    /// these timers' schedules and hands them back.
+    pub timer_at: [(SimTime, u64); 3],
 }
 
 impl Volatile {
@@ -314,6 +318,7 @@ impl Volatile {
             config,
             role_gen: 0,
             running_since: now,
+            timer_at: [(SimTime::ZERO, u64::MAX); 3],
         }
     }
 }

@@ -20,7 +20,8 @@
 use crate::api::SerfStatus;
 use crate::config::SimConfig;
 use crate::raft::{Msg, quorum};
-use crate::rng::SimRng;
+use crate::rng::{SimRng, StatelessRng};
+use crate::steady::Steady;
 use crate::state::{
     BadBinary, Disk, Entry, EntryKind, Peer, ProcessState, Role, Server, ServerId, StopMode,
     Volatile,
@@ -232,6 +233,43 @@ pub struct World {
     quorum_since: SimTime,
     pub(crate) ap: Autopilot,
     scheduler_modify_index: u64,
+    profile: [u64; EV_KINDS.len()],
+    /// The current steady period, if the cluster is in one (see `steady`).
+    pub(crate) steady: Option<Steady>,
+    /// How far the caller lets the world run before it reads it (the `run_until` target):
+    /// closed-form rounds must end by then.
+    pub(crate) limit: SimTime,
+    /// Message events in the queue.
+    msgs_in_flight: u64,
+    /// Latencies of elided heartbeats and closed-form write rounds.
+    pub(crate) net_hash: StatelessRng,
+}
+
+/// Names of the event kinds counted by `World::event_profile`.
+const EV_KINDS: [&str; 17] = [
+    "msg:vote", "msg:vote_resp", "msg:append(hb)", "msg:append(entries)", "msg:append_resp",
+    "msg:install", "msg:timeout_now", "timer:follower", "timer:candidate", "timer:heartbeat",
+    "timer:lease", "timer:snapshot", "timer:transfer", "boot/crashloop", "serf", "workload",
+    "autopilot",
+];
+
+fn ev_kind(ev: &Ev) -> usize {
+    match ev {
+        Ev::Msg { msg, .. } => match msg {
+            Msg::Vote { .. } => 0,
+            Msg::VoteResp { .. } => 1,
+            Msg::Append { entries, .. } if entries.is_empty() => 2,
+            Msg::Append { .. } => 3,
+            Msg::AppendResp { .. } => 4,
+            Msg::Install { .. } => 5,
+            Msg::TimeoutNow { .. } => 6,
+        },
+        Ev::Timer { kind, .. } => 7 + *kind as usize,
+        Ev::Boot { .. } | Ev::CrashLoop { .. } => 13,
+        Ev::Serf { .. } => 14,
+        Ev::Workload => 15,
+        _ => 16,
+    }
 }
 
 /// Errors from building or driving a world.
@@ -318,6 +356,11 @@ impl World {
             quorum_since: SimTime::ZERO,
             ap: Autopilot::default(),
             scheduler_modify_index: 1,
+            profile: [0; EV_KINDS.len()],
+            steady: None,
+            limit: SimTime::ZERO,
+            msgs_in_flight: 0,
+            net_hash: StatelessRng::new(seed, "net-steady"),
             cfg,
         };
         for id in 0..n {
@@ -342,6 +385,11 @@ impl World {
     /// Current simulated time.
     pub fn now(&self) -> SimTime {
         self.now
+    }
+
+    /// Events processed so far, by kind (a profile of where simulation effort goes).
+    pub fn event_profile(&self) -> Vec<(&'static str, u64)> {
+        EV_KINDS.iter().copied().zip(self.profile).collect()
     }
 
     /// Number of servers.
@@ -374,6 +422,9 @@ impl World {
 
     fn push(&mut self, delay_ns: u64, ev: Ev) {
         assert!(self.queue.len() < QUEUE_MAX, "event queue overflow");
+        if matches!(ev, Ev::Msg { .. }) {
+            self.msgs_in_flight += 1;
+        }
         self.seq += 1;
         let q = Queued {
             at: self.now.plus(delay_ns),
@@ -383,8 +434,33 @@ impl World {
         self.queue.push(Reverse(q));
     }
 
+    /// Queues a message that arrives at `at` (handed back by the steady period).
+    pub(crate) fn push_msg_at(&mut self, at: SimTime, from: ServerId, to: ServerId, msg: Msg) {
+        self.push(at.since(self.now), Ev::Msg { from, to, msg });
+    }
+
+    /// Events queued so far (a sequence number).
+    pub(crate) fn events_queued(&self) -> u64 {
+        self.seq
+    }
+
+    /// When the next queued event fires.
+    pub(crate) fn next_event_at(&self) -> Option<SimTime> {
+        self.queue.peek().map(|Reverse(q)| q.at)
+    }
+
     pub(crate) fn timer(&mut self, id: ServerId, delay_ns: u64, kind: TimerKind) {
-        let s = &self.servers[id];
+        let slot = match kind {
+            TimerKind::Follower => Some(0),
+            TimerKind::Heartbeat => Some(1),
+            TimerKind::Lease => Some(2),
+            _ => None,
+        };
+        let at = self.now.plus(delay_ns);
+        let s = &mut self.servers[id];
+        if let Some(k) = slot {
+            s.vol.timer_at[k] = (at, s.vol.role_gen);
+        }
         let ev = Ev::Timer {
             server: id,
             inc: s.incarnation,
@@ -396,25 +472,71 @@ impl World {
 
     /// Processes one event; false when nothing is pending.
     pub fn step(&mut self) -> bool {
-        let Some(Reverse(q)) = self.queue.pop() else {
+        let Some(at) = self.next_event_at() else {
             return false;
+        };
+        // The caller may read the world right after this event: nothing may run ahead of it.
+        self.limit = at;
+        self.step_one();
+        self.settle_steady();
+        true
+    }
+
+    fn step_one(&mut self) {
+        let Some(Reverse(q)) = self.queue.pop() else {
+            return;
         };
         debug_assert!(q.at >= self.now, "time went backwards");
         self.now = q.at;
         self.metrics.events += 1;
+        self.profile[ev_kind(&q.ev)] += 1;
+        if matches!(q.ev, Ev::Msg { .. }) {
+            self.msgs_in_flight -= 1;
+        }
+        if self.is_steady() && !self.steady_keeps(&q.ev) {
+            self.leave_steady();
+        }
         self.dispatch(q.ev);
-        true
+        if self.msgs_in_flight == 0 && !self.is_steady() {
+            self.try_enter_steady();
+        }
+    }
+
+    /// Whether an event can run inside a steady period (everything else ends it first): the
+    /// workload (which decides itself), autopilot, gossip, snapshot checks, and timers that are
+    /// stale anyway.
+    fn steady_keeps(&self, ev: &Ev) -> bool {
+        match ev {
+            Ev::Workload
+            | Ev::AutopilotHealth { .. }
+            | Ev::AutopilotReconcile
+            | Ev::AutopilotStatsTimeout { .. }
+            | Ev::Serf { .. } => true,
+            Ev::Timer {
+                server,
+                inc,
+                generation,
+                kind,
+            } => {
+                let s = &self.servers[*server];
+                let dead = s.incarnation != *inc || s.proc != ProcessState::Running;
+                dead || *kind == TimerKind::Snapshot || *generation != s.vol.role_gen
+            }
+            Ev::Msg { .. } | Ev::Boot { .. } | Ev::CrashLoop { .. } => false,
+        }
     }
 
     /// Runs every event up to and including time `t`, then sets the clock to `t`.
     pub fn run_until(&mut self, t: SimTime) {
+        self.limit = t;
         while let Some(Reverse(q)) = self.queue.peek() {
             if q.at > t {
                 break;
             }
-            self.step();
+            self.step_one();
         }
         self.now = self.now.max(t);
+        self.settle_steady();
     }
 
     /// Runs for `d_ns` nanoseconds of simulated time.
@@ -454,6 +576,7 @@ impl World {
                     && s.vol.role == crate::state::Role::Leader
                     && s.disk.term == term;
                 if same {
+                    self.settle_steady();
                     self.refresh_health();
                     let d = self.cfg.autopilot.health_interval_ns;
                     self.push(d, Ev::AutopilotHealth { leader, term });
@@ -478,7 +601,10 @@ impl World {
             TimerKind::Candidate => self.on_candidate_timer(id, generation),
             TimerKind::Heartbeat => self.on_heartbeat_timer(id, generation),
             TimerKind::Lease => self.on_lease_timer(id, generation),
-            TimerKind::Snapshot => self.on_snapshot_timer(id),
+            TimerKind::Snapshot => {
+                self.settle_steady_server(id);
+                self.on_snapshot_timer(id)
+            }
             TimerKind::TransferDeadline => {
                 if s.vol.role_gen == generation {
                     self.on_transfer_deadline(id)
@@ -490,6 +616,7 @@ impl World {
     // ---- network ----
 
     pub(crate) fn send_delayed(&mut self, from: ServerId, to: Peer, msg: Msg, extra_ns: u64) {
+        debug_assert!(!self.is_steady(), "a message sent inside a steady period");
         if self.servers[from].proc != ProcessState::Running
             || self.blocked.contains(&(from, to.id))
             || to.addr_gen != self.servers[to.id].addr_gen
@@ -512,6 +639,11 @@ impl World {
         );
     }
 
+    /// Whether no link is cut.
+    pub(crate) fn blocked_is_empty(&self) -> bool {
+        self.blocked.is_empty()
+    }
+
     /// Whether a message from `a` can reach `b` right now (no partition in that direction).
     pub(crate) fn send_possible(&self, a: ServerId, b: ServerId) -> bool {
         !self.blocked.contains(&(a, b))
@@ -528,6 +660,7 @@ impl World {
 
     /// Cuts every link between group `a` and group `b`, both ways.
     pub fn partition(&mut self, a: &[ServerId], b: &[ServerId]) {
+        self.leave_steady();
         for &x in a {
             for &y in b {
                 self.blocked.insert((x, y));
@@ -539,24 +672,28 @@ impl World {
 
     /// Drops every message from `from` to `to` (one-way partition).
     pub fn partition_oneway(&mut self, from: ServerId, to: ServerId) {
+        self.leave_steady();
         self.blocked.insert((from, to));
         self.fault(format!("partition one-way {from} -> {to}"));
     }
 
     /// Repairs every partition.
     pub fn heal(&mut self) {
+        self.leave_steady();
         self.blocked.clear();
         self.fault("heal".into());
     }
 
     /// Sets the message loss probability on every link.
     pub fn set_loss(&mut self, probability: f64) {
+        self.leave_steady();
         self.cfg.net.loss = probability.clamp(0.0, 1.0);
         self.fault(format!("loss {probability}"));
     }
 
     /// Sets the one-way latency range.
     pub fn set_latency(&mut self, min_ns: u64, max_ns: u64) {
+        self.leave_steady();
         self.cfg.net.latency_ns_min = min_ns;
         self.cfg.net.latency_ns_max = max_ns.max(min_ns);
         self.fault(format!("latency {min_ns}..{max_ns} ns"));
@@ -564,6 +701,7 @@ impl World {
 
     /// Adds an fsync delay to every log append on a server (slow disk).
     pub fn set_disk_delay(&mut self, id: ServerId, fsync_ns: u64) {
+        self.leave_steady();
         self.servers[id].disk_delay_ns = fsync_ns;
         self.fault(format!(
             "disk delay {} {fsync_ns} ns",
@@ -621,6 +759,7 @@ impl World {
     }
 
     fn take_down(&mut self, id: ServerId, to: ProcessState, what: &str) {
+        self.leave_steady();
         let now = self.now;
         let n = self.servers.len();
         let s = &mut self.servers[id];
@@ -738,6 +877,7 @@ impl World {
 
     /// Freezes a server (SIGSTOP).
     pub fn pause(&mut self, id: ServerId) {
+        self.leave_steady();
         let s = &mut self.servers[id];
         if !matches!(s.proc, ProcessState::Running | ProcessState::Starting) {
             return;
@@ -756,6 +896,7 @@ impl World {
 
     /// Thaws a paused server (SIGCONT): its overdue timers fire at once.
     pub fn resume(&mut self, id: ServerId) {
+        self.leave_steady();
         let s = &mut self.servers[id];
         let Some(prev) = s.paused_from.take() else {
             return;
@@ -831,6 +972,7 @@ impl World {
     /// The server comes back with a new address: peers' configurations keep the stale one until
     /// the leader reconciles it from gossip.
     pub fn change_address(&mut self, id: ServerId) {
+        self.leave_steady();
         self.servers[id].addr_gen += 1;
         self.fault(format!("new address {}", self.servers[id].spec.name));
     }
@@ -1274,6 +1416,9 @@ impl World {
         }
         self.pending.push(Pending { id, leader: l });
         assert!(self.pending.len() < QUEUE_MAX, "pending writes unbounded");
+        if self.steady_write(l, id) {
+            return;
+        }
         self.append_local(l, EntryKind::Write(id));
         self.broadcast(l);
     }

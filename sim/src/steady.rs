@@ -1,0 +1,449 @@
+//! Quiet-period elision: while a cluster is steady, its heartbeats, follower timers and lease
+//! checks are not simulated event by event but computed when they matter.
+//!
+//! Steady means: one running leader; every server in its configuration running, a follower of
+//! it in its term, caught up, with nothing in flight on its link; no partition, no loss, no slow
+//! disk, and latencies short enough that a heartbeat round trip ends before the next heartbeat
+//! (2·latency_max < HT/10). In that state the model's own rules make the elided events
+//! predictable:
+//! - the leader's heartbeat timer fires every HT/10 from a known first tick; each tick sends
+//!   every follower an empty AppendEntries that only refreshes its last contact, carries the
+//!   commit index, and is answered (refreshing the leader's contact with the follower);
+//! - a follower's timer fires at U[HT,2HT) intervals and, contact being fresher than HT,
+//!   only re-arms (the state at entry guarantees fresh contact until the first elided tick
+//!   lands, and every tick lands within HT/10 + latency_max of the previous one);
+//! - the leader's lease check passes every LeaderLeaseTimeout for the same reason.
+//!
+//! The latency of an elided heartbeat is drawn from a stateless function of (leader, term, tick
+//! time, follower, direction), so it is the same whenever it is asked for. "Settling" brings
+//! the fields an observer can read (followers' last contact, commit and applied indexes, the
+//! leader's per-follower contact, the message counter) to their exact values at a time: at the
+//! end of `run_until`, before an autopilot refresh or a snapshot check. "Leaving" settles, then
+//! hands back what is in flight: the last tick's undelivered AppendEntries or answers become
+//! ordinary message events, and the heartbeat, lease and follower timers are re-armed at the
+//! next time their schedules (the follower timers' renewals drawn now) say they fire. Anything
+//! that could make the state matter — a fault verb, an operator action, a message from outside
+//! the steady set, a live timer of another server, a configuration change, an election —
+//! leaves first and then runs as before.
+//!
+//! Writes are the one thing steady mode does besides elision: a write whose AppendEntries
+//! round trip to every follower ends before anything else can happen (the next heartbeat
+//! tick, the next queued event, the end of the current `run_until`) and that does not meet a
+//! heartbeat round still in flight is carried out at once, with the same effects the message
+//! handlers would have, in the same order: each follower stores the entry, takes the leader's
+//! commit index and applies up to it when the AppendEntries arrives; the leader commits and
+//! acknowledges when the answer that completes a quorum arrives. A write that meets a
+//! heartbeat round in flight, or whose round would overlap anything, leaves steady mode and
+//! runs message by message (those interleavings have their own behaviour in the model, e.g. a
+//! heartbeat sent at the matched index while a batch is in flight).
+//!
+//! Not elided on purpose: write arrivals, autopilot refreshes and reconciles, gossip events,
+//! snapshot checks (each still an event).
+
+use crate::raft::{Msg, quorum};
+use crate::state::{Entry, EntryKind, Role, ServerId};
+use crate::time::SimTime;
+use crate::world::{MAX_SERVERS, TimerKind, World};
+use crate::{ProcessState, state::Progress};
+
+/// Which stateless draw a latency is (part of its key).
+const DRAW_TICK: u64 = 1;
+const DRAW_WRITE: u64 = 2;
+
+/// The state of a steady period.
+#[derive(Debug, Clone)]
+pub(crate) struct Steady {
+    leader: ServerId,
+    term: u64,
+    /// The leader's peers (followers and non-voters) in configuration order.
+    followers: [ServerId; MAX_SERVERS],
+    n: usize,
+    /// Voters among `followers`.
+    voter: [bool; MAX_SERVERS],
+    /// First elided heartbeat tick; ticks at `tick0 + k·hb`.
+    tick0: SimTime,
+    hb_ns: u64,
+    /// First elided lease check; checks at `lease0 + k·lease`.
+    lease0: SimTime,
+    lease_ns: u64,
+    /// Per follower: when its follower timer fires next (renewals are drawn on leaving).
+    follower_timer: [SimTime; MAX_SERVERS],
+    /// Send time of the last write round (or the entry time): ticks before it are dominated.
+    last_round: SimTime,
+    /// Ticks whose messages have been counted in `Metrics::messages`.
+    counted: u64,
+    /// Latency range of the network while steady (changing it leaves steady mode).
+    lat_lo: u64,
+    lat_hi: u64,
+}
+
+impl Steady {
+    fn tick(&self, k: u64) -> SimTime {
+        self.tick0.plus(k * self.hb_ns)
+    }
+
+    /// The last tick at or before `t`.
+    fn last_tick(&self, t: SimTime) -> Option<u64> {
+        (t >= self.tick0).then(|| t.since(self.tick0) / self.hb_ns)
+    }
+
+    /// The first tick after `t`.
+    fn next_tick(&self, t: SimTime) -> u64 {
+        self.last_tick(t).map_or(0, |k| k + 1)
+    }
+}
+
+impl World {
+    /// A one-way latency of an elided (or closed-form) message, from the stateless stream.
+    fn steady_lat(&self, st: &Steady, draw: u64, x: u64, f: ServerId, dir: u64) -> u64 {
+        let who = (st.leader as u64) << 32 | (f as u64) << 8 | dir;
+        self.net_hash
+            .range_at(st.lat_lo, st.lat_hi, [draw, st.term, x, who])
+    }
+
+    fn tick_lats(&self, st: &Steady, k: u64, f: ServerId) -> (u64, u64) {
+        let t = st.tick(k).0;
+        (
+            self.steady_lat(st, DRAW_TICK, t, f, 0),
+            self.steady_lat(st, DRAW_TICK, t, f, 1),
+        )
+    }
+
+    /// Whether the world is in a steady period.
+    pub(crate) fn is_steady(&self) -> bool {
+        self.steady.is_some()
+    }
+
+    /// Enters steady mode if the cluster is steady now (see the module docs). Called when no
+    /// message is in flight.
+    pub(crate) fn try_enter_steady(&mut self) {
+        if let Some(st) = self.steady_candidate() {
+            for i in 0..st.n {
+                self.servers[st.followers[i]].vol.role_gen += 1;
+            }
+            // Their pending heartbeat, lease and follower timers are now stale: steady mode
+            // keeps those schedules until it hands them back.
+            self.servers[st.leader].vol.role_gen += 1;
+            self.steady = Some(st);
+        }
+    }
+
+    fn steady_candidate(&self) -> Option<Steady> {
+        let net = &self.cfg.net;
+        let (lat_lo, lat_hi) = (net.latency_ns_min, net.latency_ns_max.max(net.latency_ns_min + 1));
+        let ht = self.cfg.heartbeat_timeout_ns();
+        let hb = ht / 10;
+        let lease = self.cfg.leader_lease_ns();
+        // Round trips shorter than the heartbeat period; contact refreshed well within HT and
+        // the lease by every tick.
+        let rtt = 2 * lat_hi;
+        if net.loss > 0.0 || !self.blocked_is_empty() || rtt >= hb || hb + rtt >= lease {
+            return None;
+        }
+        let mut leaders = self
+            .servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.proc == ProcessState::Running && s.vol.role == Role::Leader);
+        let (l, ls) = leaders.next()?;
+        if leaders.next().is_some() || ls.vol.transfer_to.is_some() || !self.is_voter(l) {
+            return None;
+        }
+        let now = self.now;
+        let (term, last, last_term) = (ls.disk.term, ls.disk.last_index(), ls.disk.last_term());
+        if ls.vol.commit != last || ls.vol.applied != last {
+            return None;
+        }
+        let live = |s: &crate::state::Server, k: usize| {
+            let (at, generation) = s.vol.timer_at[k];
+            (generation == s.vol.role_gen && at > now).then_some(at)
+        };
+        let tick0 = live(ls, 1)?;
+        let lease0 = live(ls, 2)?;
+        let mut st = Steady {
+            leader: l,
+            term,
+            followers: [0; MAX_SERVERS],
+            n: 0,
+            voter: [false; MAX_SERVERS],
+            tick0,
+            hb_ns: hb,
+            lease0,
+            lease_ns: lease,
+            follower_timer: [SimTime::ZERO; MAX_SERVERS],
+            last_round: now,
+            counted: 0,
+            lat_lo,
+            lat_hi,
+        };
+        for p in ls.vol.config.iter().filter(|p| p.id != l) {
+            let s = &self.servers[p.id];
+            let pr = &ls.vol.progress[p.id];
+            let steady = s.proc == ProcessState::Running
+                && s.vol.role == Role::Follower
+                && s.disk.term == term
+                && s.vol.leader == Some(l)
+                && p.addr_gen == s.addr_gen
+                && s.disk_delay_ns == 0
+                && s.disk.last_index() == last
+                && s.disk.last_term() == last_term
+                && !pr.inflight
+                && pr.snapshot_inflight.is_none()
+                && pr.matched == last
+                && pr.next == last + 1
+                && s.vol.last_contact.is_some_and(|c| now.since(c) + hb + rtt < ht)
+                && now.since(pr.contact) + hb + rtt < lease
+                && (s.vol.applied + 1..=last)
+                    .all(|i| s.disk.entry(i).is_some_and(|e| self.unreadable(p.id, e).is_none()));
+            if !steady {
+                return None;
+            }
+            st.follower_timer[st.n] = live(s, 0)?;
+            st.followers[st.n] = p.id;
+            st.voter[st.n] = p.voter;
+            st.n += 1;
+        }
+        Some(st)
+    }
+
+    /// Brings what observers can read to its exact value at the current time.
+    pub(crate) fn settle_steady(&mut self) {
+        if let Some(mut st) = self.steady.take() {
+            self.settle(&mut st);
+            self.steady = Some(st);
+        }
+    }
+
+    /// Settles one server only (before its snapshot check).
+    pub(crate) fn settle_steady_server(&mut self, id: ServerId) {
+        if let Some(st) = self.steady.take() {
+            if let Some(i) = (0..st.n).find(|&i| st.followers[i] == id) {
+                self.settle_follower(&st, i);
+            }
+            self.steady = Some(st);
+        }
+    }
+
+    fn settle(&mut self, st: &mut Steady) {
+        let now = self.now;
+        // Ticks whose round trips are surely over: count their messages.
+        let done = now.0.checked_sub(st.tick0.0 + 2 * st.lat_hi);
+        let done = done.map_or(0, |d| d / st.hb_ns + 1);
+        if done > st.counted {
+            self.metrics.messages += 2 * st.n as u64 * (done - st.counted);
+            st.counted = done;
+        }
+        for i in 0..st.n {
+            self.settle_follower(st, i);
+        }
+    }
+
+    /// Applies to follower `i` the effects of the latest tick delivered by now: last contact,
+    /// commit index (and what it lets the follower apply), and the leader's contact with it.
+    fn settle_follower(&mut self, st: &Steady, i: usize) {
+        let now = self.now;
+        let Some(km) = st.last_tick(now) else { return };
+        let f = st.followers[i];
+        // Tick km-1 has surely landed and been answered (its round trip ends before tick km).
+        let ticks = [Some(km), km.checked_sub(1)];
+        let ticks = ticks.into_iter().flatten().filter(|&k| st.tick(k) > st.last_round);
+        let mut delivered = None;
+        let mut answered = None;
+        for k in ticks {
+            let (a, b) = self.tick_lats(st, k, f);
+            let d = st.tick(k).plus(a);
+            if delivered.is_none() && d <= now {
+                delivered = Some(d);
+            }
+            if answered.is_none() && d.plus(b) <= now {
+                answered = Some(d.plus(b));
+            }
+        }
+        if let Some(r) = answered {
+            let pr = &mut self.servers[st.leader].vol.progress[f];
+            pr.contact = pr.contact.max(r);
+        }
+        let Some(d) = delivered else { return };
+        let commit = self.servers[st.leader].vol.commit;
+        let s = &mut self.servers[f];
+        if s.vol.last_contact.is_some_and(|c| c >= d) {
+            return;
+        }
+        s.vol.last_contact = Some(d);
+        let learned = commit.min(s.disk.last_index()).max(s.vol.commit);
+        if learned > s.vol.applied {
+            s.vol.commit = learned;
+            self.at(d, |w| w.apply_committed(f));
+        } else {
+            s.vol.commit = learned;
+        }
+    }
+
+    /// Runs `f` with the clock set to `t` (when an elided or closed-form message lands: just
+    /// before now when settling, just after it in a write round), then puts the clock back.
+    /// What runs this way (applying entries, committing) schedules no event.
+    fn at(&mut self, t: SimTime, f: impl FnOnce(&mut World)) {
+        let now = self.now;
+        let before = self.events_queued();
+        self.now = t;
+        f(self);
+        self.now = now;
+        debug_assert_eq!(before, self.events_queued(), "an event scheduled off the clock");
+    }
+
+    /// Ends the steady period: settles, then hands back what is in flight and the timers.
+    pub(crate) fn leave_steady(&mut self) {
+        let Some(mut st) = self.steady.take() else {
+            return;
+        };
+        self.settle(&mut st);
+        let now = self.now;
+        let (l, term) = (st.leader, st.term);
+        let (last, commit) = {
+            let ls = &self.servers[l];
+            (ls.disk.last_index(), ls.vol.commit)
+        };
+        let prev_term = self.servers[l].disk.term_at(last).unwrap_or(0);
+        if let Some(km) = st.last_tick(now) {
+            for k in st.counted..=km {
+                let live = k == km && st.tick(k) > st.last_round;
+                for i in 0..st.n {
+                    let f = st.followers[i];
+                    let (a, b) = self.tick_lats(&st, k, f);
+                    let d = st.tick(k).plus(a);
+                    let r = d.plus(b);
+                    debug_assert!(live || r <= now, "an older tick still in flight");
+                    if d > now {
+                        let msg = Msg::Append {
+                            term,
+                            prev_index: last,
+                            prev_term,
+                            entries: Vec::new(),
+                            commit,
+                        };
+                        self.push_msg_at(d, l, f, msg);
+                        self.servers[l].vol.progress[f].inflight = true;
+                    } else if r > now {
+                        self.metrics.messages += 1;
+                        let msg = Msg::AppendResp {
+                            term,
+                            success: true,
+                            last_index: last,
+                        };
+                        self.push_msg_at(r, f, l, msg);
+                        self.servers[l].vol.progress[f].inflight = true;
+                    } else {
+                        self.metrics.messages += 2;
+                    }
+                }
+            }
+        }
+        // The timers, where their schedules stand.
+        let next_tick = st.tick(st.next_tick(now));
+        self.timer(l, next_tick.since(now), TimerKind::Heartbeat);
+        let j = if now >= st.lease0 {
+            now.since(st.lease0) / st.lease_ns + 1
+        } else {
+            0
+        };
+        let next_lease = st.lease0.plus(j * st.lease_ns);
+        self.timer(l, next_lease.since(now), TimerKind::Lease);
+        let ht = self.cfg.heartbeat_timeout_ns();
+        for i in 0..st.n {
+            let mut at = st.follower_timer[i];
+            // Each renewal found contact fresh and re-armed (bounded: at least HT apart).
+            while at <= now {
+                at = at.plus(self.rng_timers.range(ht, 2 * ht));
+            }
+            self.timer(st.followers[i], at.since(now), TimerKind::Follower);
+        }
+    }
+
+    /// A workload write on the steady leader `l`, carried out in closed form if its round is
+    /// isolated (see the module docs). False: nothing was done; leave and take the normal path.
+    pub(crate) fn steady_write(&mut self, l: ServerId, id: u64) -> bool {
+        let Some(mut st) = self.steady.take() else {
+            return false;
+        };
+        let done = self.write_round(&mut st, l, id);
+        self.steady = Some(st);
+        done
+    }
+
+    fn write_round(&mut self, st: &mut Steady, l: ServerId, id: u64) -> bool {
+        debug_assert_eq!(st.leader, l);
+        let now = self.now;
+        // The last tick's round must be over (answers at exactly now would come after us).
+        if let Some(km) = st.last_tick(now).filter(|&k| st.tick(k) > st.last_round) {
+            for i in 0..st.n {
+                let (a, b) = self.tick_lats(st, km, st.followers[i]);
+                if st.tick(km).plus(a + b) >= now {
+                    return false;
+                }
+            }
+        }
+        let idx = self.servers[l].disk.last_index() + 1;
+        let mut lats = [(0u64, 0u64); MAX_SERVERS];
+        let mut end = now;
+        for (i, lat) in lats.iter_mut().enumerate().take(st.n) {
+            let f = st.followers[i];
+            *lat = (
+                self.steady_lat(st, DRAW_WRITE, idx, f, 0),
+                self.steady_lat(st, DRAW_WRITE, idx, f, 1),
+            );
+            end = end.max(now.plus(lat.0 + lat.1));
+        }
+        // Isolated: over before the next tick, the next queued event and the caller's horizon.
+        let next_tick = st.tick(st.next_tick(now));
+        let next_event = self.next_event_at().unwrap_or(SimTime(u64::MAX));
+        if end >= next_tick || end >= next_event || end > self.limit {
+            return false;
+        }
+        let term = st.term;
+        self.append_entry(l, EntryKind::Write(id));
+        debug_assert_eq!(self.servers[l].disk.last_index(), idx);
+        let commit = self.servers[l].vol.commit;
+        let mut answers = [SimTime(u64::MAX); MAX_SERVERS];
+        let mut voters = 0;
+        for i in 0..st.n {
+            let f = st.followers[i];
+            let (a, b) = lats[i];
+            let d = now.plus(a);
+            // AppendEntries lands: contact, the entry, the leader's commit index, apply.
+            let s = &mut self.servers[f];
+            debug_assert_eq!(s.disk.last_index() + 1, idx);
+            s.disk.log.push(Entry {
+                term,
+                kind: EntryKind::Write(id),
+            });
+            s.vol.last_contact = Some(d);
+            let learned = commit.min(idx).max(s.vol.commit);
+            s.vol.commit = learned;
+            if learned > s.vol.applied {
+                self.at(d, |w| w.apply_committed(f));
+            }
+            // Its answer reaches the leader.
+            self.servers[l].vol.progress[f] = Progress {
+                next: idx + 1,
+                matched: idx,
+                inflight: false,
+                contact: d.plus(b),
+                snapshot_inflight: None,
+            };
+            self.metrics.messages += 2;
+            if st.voter[i] {
+                answers[voters] = d.plus(b);
+                voters += 1;
+            }
+        }
+        // The leader commits on the answer that completes a quorum (itself included).
+        let need = quorum(voters + 1) - 1;
+        if need > 0 {
+            let answers = &mut answers[..voters];
+            answers.sort_unstable();
+            self.at(answers[need - 1], |w| w.advance_commit(l));
+        }
+        st.last_round = now;
+        true
+    }
+}
