@@ -224,6 +224,13 @@ impl Disk {
         }
     }
 
+    /// Whether the snapshot or the log holds an entry of `schema` or newer (`max_schema() >=
+    /// schema`, stopping at the first such entry: a leader writes its schema entry early).
+    pub fn has_schema(&self, schema: u32) -> bool {
+        self.snapshot.as_ref().map_or(1, |s| s.max_schema) >= schema
+            || self.log.iter().any(|e| e.schema() >= schema)
+    }
+
     /// Highest schema in the snapshot and log.
     pub fn max_schema(&self) -> u32 {
         let snap = self.snapshot.as_ref().map_or(1, |s| s.max_schema);

@@ -16,6 +16,16 @@
 //! - Autopilot's contact threshold is at least two heartbeat intervals: with raft_multiplier 5
 //!   the leader heartbeats every 0.5–1 s, yet real Consul reports such servers healthy with the
 //!   200 ms default (consul-baseline.md), because any replication traffic refreshes contact.
+//! - Quiet periods are not simulated event by event (module `steady`): while the cluster is
+//!   steady, heartbeats, follower timers and lease checks are computed when something reads or
+//!   changes the state, and a write whose round trips cannot meet anything else is carried out
+//!   in closed form. Departures from the event-by-event run, all of measure zero or invisible:
+//!   (1) the latencies of those messages come from a stateless function of the run seed
+//!   instead of the sequential network stream (same distribution); (2) the order of a
+//!   heartbeat tick and a message due at the same nanosecond is fixed (tick first) inside an
+//!   episode; (3) a follower applies entries a closed-form write taught it to commit when it is
+//!   next settled, with the clock at the time it learned them — only a violation's timestamp
+//!   could tell (and such a follower holds the leader's log, so none can arise).
 
 use crate::api::SerfStatus;
 use crate::config::SimConfig;
@@ -171,7 +181,8 @@ pub struct Metrics {
     pub snapshot_refusals: u64,
     /// Messages delivered.
     pub messages: u64,
-    /// Events processed.
+    /// Events processed (the heartbeats, timers and messages a steady period elides are not
+    /// processed events; the messages are still counted in `messages`).
     pub events: u64,
 }
 
@@ -235,7 +246,7 @@ pub struct World {
     scheduler_modify_index: u64,
     profile: [u64; EV_KINDS.len()],
     /// The current steady period, if the cluster is in one (see `steady`).
-    pub(crate) steady: Option<Steady>,
+    pub(crate) steady: Option<Box<Steady>>,
     /// How far the caller lets the world run before it reads it (the `run_until` target):
     /// closed-form rounds must end by then.
     pub(crate) limit: SimTime,
@@ -243,6 +254,19 @@ pub struct World {
     msgs_in_flight: u64,
     /// Latencies of elided heartbeats and closed-form write rounds.
     pub(crate) net_hash: StatelessRng,
+    /// While a steady period runs an episode: its local message queue, latest first.
+    pub(crate) episode: Option<Vec<LocalMsg>>,
+    episode_seq: u64,
+}
+
+/// A message on an episode's local queue (see `steady`).
+#[derive(Debug)]
+pub(crate) struct LocalMsg {
+    pub at: SimTime,
+    pub seq: u64,
+    pub from: ServerId,
+    pub to: ServerId,
+    pub msg: Msg,
 }
 
 /// Names of the event kinds counted by `World::event_profile`.
@@ -253,17 +277,21 @@ const EV_KINDS: [&str; 17] = [
     "autopilot",
 ];
 
+fn msg_kind(msg: &Msg) -> usize {
+    match msg {
+        Msg::Vote { .. } => 0,
+        Msg::VoteResp { .. } => 1,
+        Msg::Append { entries, .. } if entries.is_empty() => 2,
+        Msg::Append { .. } => 3,
+        Msg::AppendResp { .. } => 4,
+        Msg::Install { .. } => 5,
+        Msg::TimeoutNow { .. } => 6,
+    }
+}
+
 fn ev_kind(ev: &Ev) -> usize {
     match ev {
-        Ev::Msg { msg, .. } => match msg {
-            Msg::Vote { .. } => 0,
-            Msg::VoteResp { .. } => 1,
-            Msg::Append { entries, .. } if entries.is_empty() => 2,
-            Msg::Append { .. } => 3,
-            Msg::AppendResp { .. } => 4,
-            Msg::Install { .. } => 5,
-            Msg::TimeoutNow { .. } => 6,
-        },
+        Ev::Msg { msg, .. } => msg_kind(msg),
         Ev::Timer { kind, .. } => 7 + *kind as usize,
         Ev::Boot { .. } | Ev::CrashLoop { .. } => 13,
         Ev::Serf { .. } => 14,
@@ -361,6 +389,8 @@ impl World {
             limit: SimTime::ZERO,
             msgs_in_flight: 0,
             net_hash: StatelessRng::new(seed, "net-steady"),
+            episode: None,
+            episode_seq: 0,
             cfg,
         };
         for id in 0..n {
@@ -434,9 +464,40 @@ impl World {
         self.queue.push(Reverse(q));
     }
 
-    /// Queues a message that arrives at `at` (handed back by the steady period).
+    /// Queues a message that arrives at `at`: on the event queue, or on the local queue of a
+    /// steady period's episode (see `steady`).
     pub(crate) fn push_msg_at(&mut self, at: SimTime, from: ServerId, to: ServerId, msg: Msg) {
+        if let Some(local) = self.episode.as_mut() {
+            assert!(local.len() < QUEUE_MAX, "episode queue overflow");
+            self.episode_seq += 1;
+            let seq = self.episode_seq;
+            // Kept sorted latest first: the next message is popped from the end.
+            let pos = local.partition_point(|m| (m.at, m.seq) > (at, seq));
+            let m = LocalMsg {
+                at,
+                seq,
+                from,
+                to,
+                msg,
+            };
+            local.insert(pos, m);
+            return;
+        }
         self.push(at.since(self.now), Ev::Msg { from, to, msg });
+    }
+
+    /// Delivers a message (an event, or an episode's local message).
+    pub(crate) fn deliver_msg(&mut self, from: ServerId, to: ServerId, msg: Msg) {
+        if self.servers[to].proc == ProcessState::Running {
+            self.metrics.messages += 1;
+            self.deliver(to, from, msg);
+        }
+    }
+
+    /// Counts an episode's local message as a processed event.
+    pub(crate) fn count_local_event(&mut self, msg: &Msg) {
+        self.metrics.events += 1;
+        self.profile[msg_kind(msg)] += 1;
     }
 
     /// Events queued so far (a sequence number).
@@ -546,12 +607,7 @@ impl World {
 
     fn dispatch(&mut self, ev: Ev) {
         match ev {
-            Ev::Msg { from, to, msg } => {
-                if self.servers[to].proc == ProcessState::Running {
-                    self.metrics.messages += 1;
-                    self.deliver(to, from, msg);
-                }
-            }
+            Ev::Msg { from, to, msg } => self.deliver_msg(from, to, msg),
             Ev::Timer {
                 server,
                 inc,
@@ -629,14 +685,7 @@ impl World {
         }
         let (lo, hi) = (net.latency_ns_min, net.latency_ns_max);
         let lat = self.rng_net.range(lo, hi.max(lo + 1));
-        self.push(
-            lat + extra_ns,
-            Ev::Msg {
-                from,
-                to: to.id,
-                msg,
-            },
-        );
+        self.push_msg_at(self.now.plus(lat + extra_ns), from, to.id, msg);
     }
 
     /// Whether no link is cut.
@@ -1304,7 +1353,7 @@ impl World {
     /// release known to write it early (Nomad 1.4.0, hashicorp/nomad#14819).
     pub(crate) fn maybe_write_schema(&mut self, l: ServerId) {
         let schema = self.entry_schema(l);
-        if self.servers[l].disk.max_schema() >= schema {
+        if self.servers[l].disk.has_schema(schema) {
             return;
         }
         let early = self.known(l, KnownIssueKind::WritesNewEntriesEarly);
@@ -1359,6 +1408,9 @@ impl World {
     /// Why this server cannot apply an entry, if it cannot: a log-entry schema newer than its
     /// binary's, or an Enterprise entry its version does not know.
     pub(crate) fn unreadable(&self, id: ServerId, e: &Entry) -> Option<&'static str> {
+        if matches!(e.kind, EntryKind::Write(_) | EntryKind::Noop) {
+            return None; // schema 1, which every binary reads (`entry_schema` is at least 1)
+        }
         if e.schema() > self.entry_schema(id) {
             return Some("panic applying an unknown log entry type");
         }
@@ -1405,7 +1457,8 @@ impl World {
         self.workload_stats.submitted += 1;
         let id = self.next_write;
         self.next_write += 1;
-        let Some(l) = self.leader() else {
+        // A steady period has exactly one running leader (and `leader()` scans every server).
+        let Some(l) = self.steady_leader().or_else(|| self.leader()) else {
             self.workload_stats.failed += 1;
             return;
         };
