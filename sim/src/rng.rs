@@ -78,7 +78,7 @@ impl StatelessRng {
     }
 
     /// A 64-bit value for the tuple `words`.
-    pub fn at(&self, words: [u64; 4]) -> u64 {
+    pub fn at(&self, words: [u64; 3]) -> u64 {
         // Odd-multiplier absorption of each word, then one full avalanche.
         let mut h = self.key;
         for w in words {
@@ -87,15 +87,22 @@ impl StatelessRng {
         mix64(h)
     }
 
-    /// Uniform integer in `[lo, hi)` for the tuple `words`; `lo` when the range is empty.
-    /// (Multiply-high reduction: the same negligible bias as `SimRng::range`'s modulo, without
-    /// a division.)
-    pub fn range_at(&self, lo: u64, hi: u64, words: [u64; 4]) -> u64 {
+    /// Two uniform integers in `[lo, hi)` for the tuple `words` (one from each half of the
+    /// value when the range fits in 32 bits, else from two values); `lo` when the range is
+    /// empty. Multiply-high reduction: the same negligible bias as `SimRng::range`'s modulo.
+    pub fn pair_at(&self, lo: u64, hi: u64, words: [u64; 3]) -> (u64, u64) {
         if hi <= lo {
-            return lo;
+            return (lo, lo);
         }
-        let span = u128::from(hi - lo);
-        lo + ((u128::from(self.at(words)) * span) >> 64) as u64
+        let span = hi - lo;
+        let h = self.at(words);
+        if span <= u64::from(u32::MAX) {
+            let reduce = |x: u64| lo + (((x & 0xffff_ffff) * span) >> 32);
+            return (reduce(h), reduce(h >> 32));
+        }
+        let reduce = |x: u64| lo + ((u128::from(x) * u128::from(span)) >> 64) as u64;
+        let [a, b, c] = words;
+        (reduce(h), reduce(self.at([a, b, !c])))
     }
 }
 

@@ -49,6 +49,7 @@ use crate::state::{Entry, EntryKind, Role, ServerId};
 use crate::time::SimTime;
 use crate::world::{MAX_SERVERS, TimerKind, World};
 use crate::{ProcessState, state::Progress};
+use std::collections::VecDeque;
 
 /// Which stateless draw a latency is (part of its key).
 const DRAW_TICK: u64 = 1;
@@ -108,19 +109,16 @@ impl Steady {
 }
 
 impl World {
-    /// A one-way latency of an elided (or closed-form) message, from the stateless stream.
-    fn steady_lat(&self, st: &Steady, draw: u64, x: u64, f: ServerId, dir: u64) -> u64 {
-        let who = (st.leader as u64) << 32 | (f as u64) << 8 | dir;
+    /// The two one-way latencies (there, back) of an elided or closed-form AppendEntries round
+    /// trip `x` of kind `draw` to follower `f`, from the stateless stream.
+    fn steady_lats(&self, st: &Steady, draw: u64, x: u64, f: ServerId) -> (u64, u64) {
+        let who = draw << 56 | (st.leader as u64) << 48 | (f as u64) << 40;
         self.net_hash
-            .range_at(st.lat_lo, st.lat_hi, [draw, st.term, x, who])
+            .pair_at(st.lat_lo, st.lat_hi, [st.term, x, who])
     }
 
     fn tick_lats(&self, st: &Steady, k: u64, f: ServerId) -> (u64, u64) {
-        let t = st.tick(k).0;
-        (
-            self.steady_lat(st, DRAW_TICK, t, f, 0),
-            self.steady_lat(st, DRAW_TICK, t, f, 1),
-        )
+        self.steady_lats(st, DRAW_TICK, st.tick(k).0, f)
     }
 
     /// The leader of the steady period, if one runs.
@@ -153,7 +151,10 @@ impl World {
 
     fn steady_candidate(&self) -> Option<Box<Steady>> {
         let net = &self.cfg.net;
-        let (lat_lo, lat_hi) = (net.latency_ns_min, net.latency_ns_max.max(net.latency_ns_min + 1));
+        let (lat_lo, lat_hi) = (
+            net.latency_ns_min,
+            net.latency_ns_max.max(net.latency_ns_min + 1),
+        );
         let ht = self.cfg.heartbeat_timeout_ns();
         let hb = ht / 10;
         let lease = self.cfg.leader_lease_ns();
@@ -237,10 +238,15 @@ impl World {
             && pr.snapshot_inflight.is_none()
             && pr.matched == last
             && pr.next == last + 1
-            && s.vol.last_contact.is_some_and(|c| now.since(c) + hb + rtt < ht)
+            && s.vol
+                .last_contact
+                .is_some_and(|c| now.since(c) + hb + rtt < ht)
             && now.since(pr.contact) + hb + rtt < lease
-            && (s.vol.applied + 1..=last)
-                .all(|i| s.disk.entry(i).is_some_and(|e| self.unreadable(p.id, e).is_none()))
+            && (s.vol.applied + 1..=last).all(|i| {
+                s.disk
+                    .entry(i)
+                    .is_some_and(|e| self.unreadable(p.id, e).is_none())
+            })
     }
 
     /// Whether the period `st` still holds after an episode: same leader, term, roles and
@@ -313,7 +319,10 @@ impl World {
         let Some(km) = st.last_tick(now) else { return };
         // Tick km-1 has surely landed and been answered (its round trip ends before tick km).
         let ticks = [Some(km), km.checked_sub(1)];
-        let ticks = ticks.into_iter().flatten().filter(|&k| st.tick(k) > st.last_round);
+        let ticks = ticks
+            .into_iter()
+            .flatten()
+            .filter(|&k| st.tick(k) > st.last_round);
         let mut delivered = None;
         let mut answered = None;
         for k in ticks {
@@ -355,7 +364,11 @@ impl World {
         self.now = t;
         f(self);
         self.now = now;
-        debug_assert_eq!(before, self.events_queued(), "an event scheduled off the clock");
+        debug_assert_eq!(
+            before,
+            self.events_queued(),
+            "an event scheduled off the clock"
+        );
     }
 
     /// Ends the steady period: settles, then hands back what is in flight and the timers.
@@ -460,7 +473,7 @@ impl World {
     /// event queue and the period ends.
     fn run_episode(&mut self, mut st: Box<Steady>, start: impl FnOnce(&mut World)) {
         self.settle(&mut st);
-        self.episode = Some(Vec::new());
+        self.episode = Some(VecDeque::new());
         self.materialize_tick(&mut st);
         let mut k = st.next_tick(self.now);
         let queued = self.events_queued();
@@ -470,7 +483,7 @@ impl World {
             let Some(local) = self.episode.as_ref() else {
                 break false;
             };
-            let Some(next) = local.last() else {
+            let Some(next) = local.front() else {
                 break true;
             };
             let tick_at = st.tick(k);
@@ -486,18 +499,19 @@ impl World {
                 // The leader's heartbeat timer (it comes first on a tie: it was queued first).
                 self.broadcast(st.leader);
                 k += 1;
-            } else if let Some(m) = self.episode.as_mut().and_then(Vec::pop) {
+            } else if let Some(m) = self.episode.as_mut().and_then(VecDeque::pop_front) {
                 self.count_local_event(&m.msg);
                 self.deliver_msg(m.from, m.to, m.msg);
             }
         };
-        let mut local = self.episode.take().unwrap_or_default();
+        let local = self.episode.take().unwrap_or_default();
         if quiet && self.steady_holds(&st) {
             st.last_round = self.now;
             st.counted = st.counted.max(k);
             self.steady = Some(st);
             return;
         }
+        let mut local: Vec<_> = local.into();
         local.sort_by_key(|m| m.seq);
         for m in local {
             self.push_msg_at(m.at, m.from, m.to, m.msg);
@@ -526,7 +540,8 @@ impl World {
         debug_assert_eq!(st.leader, l);
         let now = self.now;
         // The last tick's round must be over (answers at exactly now would come after us).
-        let recent = |k: &u64| st.tick(*k) > st.last_round && now.since(st.tick(*k)) < 2 * st.lat_hi;
+        let recent =
+            |k: &u64| st.tick(*k) > st.last_round && now.since(st.tick(*k)) < 2 * st.lat_hi;
         if let Some(km) = st.last_tick(now).filter(recent) {
             for i in 0..st.n {
                 let (a, b) = self.tick_lats(st, km, st.followers[i]);
@@ -540,10 +555,7 @@ impl World {
         let mut end = now;
         for (i, lat) in lats.iter_mut().enumerate().take(st.n) {
             let f = st.followers[i];
-            *lat = (
-                self.steady_lat(st, DRAW_WRITE, idx, f, 0),
-                self.steady_lat(st, DRAW_WRITE, idx, f, 1),
-            );
+            *lat = self.steady_lats(st, DRAW_WRITE, idx, f);
             end = end.max(now.plus(lat.0 + lat.1));
         }
         // Isolated: over before the next tick, the next queued event and the caller's horizon.
@@ -558,9 +570,8 @@ impl World {
         let commit = self.servers[l].vol.commit;
         let mut answers = [SimTime(u64::MAX); MAX_SERVERS];
         let mut voters = 0;
-        for i in 0..st.n {
+        for (i, &(a, b)) in lats.iter().enumerate().take(st.n) {
             let f = st.followers[i];
-            let (a, b) = lats[i];
             let d = now.plus(a);
             // AppendEntries lands: contact, the entry, the leader's commit index, apply.
             let s = &mut self.servers[f];

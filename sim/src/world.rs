@@ -31,11 +31,11 @@ use crate::api::SerfStatus;
 use crate::config::SimConfig;
 use crate::raft::{Msg, quorum};
 use crate::rng::{SimRng, StatelessRng};
-use crate::steady::Steady;
 use crate::state::{
     BadBinary, Disk, Entry, EntryKind, Peer, ProcessState, Role, Server, ServerId, StopMode,
     Volatile,
 };
+use crate::steady::Steady;
 use crate::time::{MS, SEC, SimTime};
 use crate::trace::{Trace, TraceKind};
 use crate::versions::{
@@ -43,7 +43,7 @@ use crate::versions::{
 };
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 /// Most servers a world may have.
 pub const MAX_SERVERS: usize = 15;
@@ -254,8 +254,8 @@ pub struct World {
     msgs_in_flight: u64,
     /// Latencies of elided heartbeats and closed-form write rounds.
     pub(crate) net_hash: StatelessRng,
-    /// While a steady period runs an episode: its local message queue, latest first.
-    pub(crate) episode: Option<Vec<LocalMsg>>,
+    /// While a steady period runs an episode: its local message queue, in delivery order.
+    pub(crate) episode: Option<VecDeque<LocalMsg>>,
     episode_seq: u64,
 }
 
@@ -271,9 +271,22 @@ pub(crate) struct LocalMsg {
 
 /// Names of the event kinds counted by `World::event_profile`.
 const EV_KINDS: [&str; 17] = [
-    "msg:vote", "msg:vote_resp", "msg:append(hb)", "msg:append(entries)", "msg:append_resp",
-    "msg:install", "msg:timeout_now", "timer:follower", "timer:candidate", "timer:heartbeat",
-    "timer:lease", "timer:snapshot", "timer:transfer", "boot/crashloop", "serf", "workload",
+    "msg:vote",
+    "msg:vote_resp",
+    "msg:append(hb)",
+    "msg:append(entries)",
+    "msg:append_resp",
+    "msg:install",
+    "msg:timeout_now",
+    "timer:follower",
+    "timer:candidate",
+    "timer:heartbeat",
+    "timer:lease",
+    "timer:snapshot",
+    "timer:transfer",
+    "boot/crashloop",
+    "serf",
+    "workload",
     "autopilot",
 ];
 
@@ -325,14 +338,20 @@ impl World {
             .collect();
         let seed = cfg.seed;
         let writes_version_file = cfg.product == Product::Nomad;
+        // Room for the log a server keeps between snapshots (SnapshotThreshold + TrailingLogs),
+        // reserved once: growing it by doubling copied every entry again and again. Memory the
+        // log never reaches is never touched.
+        let log_capacity = (cfg.raft.snapshot_threshold + cfg.raft.trailing_logs + 1024) as usize;
         let servers = cfg.servers.iter().map(|spec| {
+            let mut log = Vec::with_capacity(log_capacity.min(1 << 20));
             // hashicorp/raft BootstrapCluster: the configuration at index 1, term 1.
+            log.push(Entry {
+                term: 1,
+                kind: EntryKind::Config(peers.clone()),
+            });
             let disk = Disk {
                 term: 1,
-                log: vec![Entry {
-                    term: 1,
-                    kind: EntryKind::Config(peers.clone()),
-                }],
+                log,
                 // Every Nomad line in the catalog (1.3+) has written the version file already.
                 raft_version_file: writes_version_file.then_some(spec.raft_protocol),
                 ..Disk::default()
@@ -471,8 +490,8 @@ impl World {
             assert!(local.len() < QUEUE_MAX, "episode queue overflow");
             self.episode_seq += 1;
             let seq = self.episode_seq;
-            // Kept sorted latest first: the next message is popped from the end.
-            let pos = local.partition_point(|m| (m.at, m.seq) > (at, seq));
+            // Kept in delivery order; a new message usually goes at (or near) the back.
+            let pos = local.partition_point(|m| (m.at, m.seq) < (at, seq));
             let m = LocalMsg {
                 at,
                 seq,
