@@ -682,25 +682,31 @@ impl World {
                 return;
             }
             let idx = s.vol.applied + 1;
-            let Some(e) = s.disk.entry(idx).cloned() else {
+            let Some(e) = s.disk.entry(idx) else {
                 return;
             };
-            if let Some(why) = self.unreadable(id, &e) {
+            // What the checks need, without cloning the entry (a configuration holds a Vec).
+            let (term, digest, schema) = (e.term, e.digest(), e.schema());
+            let write = match e.kind {
+                EntryKind::Write(w) => Some(w),
+                _ => None,
+            };
+            if let Some(why) = self.unreadable(id, e) {
                 self.trace(TraceKind::SkewPanic {
                     server: id,
                     index: idx,
-                    schema: e.schema(),
+                    schema,
                 });
                 self.metrics.skew_crashes += 1;
                 return self.crash_process(id, why);
             }
-            self.check_apply(id, idx, &e);
+            self.check_apply(id, idx, (term, digest), write.is_some());
             let s = &mut self.servers[id];
             s.vol.applied = idx;
-            if let EntryKind::Write(w) = e.kind {
+            if let Some(w) = write {
                 s.vol.fsm_writes += 1;
                 if s.vol.role == Role::Leader {
-                    self.ack_write(w, idx, e.term);
+                    self.ack_write(w, idx, term);
                 }
                 self.check_fsm(id, "after applying a write");
             }

@@ -1572,9 +1572,9 @@ impl World {
         }
     }
 
-    pub(crate) fn check_apply(&mut self, id: ServerId, index: u64, e: &Entry) {
+    /// `mine` is the applied entry's (term, digest); `write` whether it is a workload write.
+    pub(crate) fn check_apply(&mut self, id: ServerId, index: u64, mine: (u64, u64), write: bool) {
         let i = index as usize - 1;
-        let mine = (e.term, e.digest());
         if i < self.canon.len() {
             if self.canon[i] != mine {
                 self.violation(
@@ -1585,7 +1585,6 @@ impl World {
         } else if i == self.canon.len() {
             self.canon.push(mine);
             let before = self.canon_writes.last().copied().unwrap_or(0);
-            let write = matches!(e.kind, EntryKind::Write(_));
             self.canon_writes.push(before + u64::from(write));
         }
     }
