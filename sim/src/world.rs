@@ -108,10 +108,12 @@ enum Ev {
 }
 
 #[derive(Debug)]
+/// A queue entry: the event's time and sequence number, and where the event waits in the
+/// slab (the heap moves 24-byte keys, not events).
 struct Queued {
     at: SimTime,
     seq: u64,
-    ev: Ev,
+    slot: u32,
 }
 
 impl PartialEq for Queued {
@@ -218,6 +220,9 @@ pub struct World {
     pub(crate) cfg: SimConfig,
     pub(crate) now: SimTime,
     queue: BinaryHeap<Reverse<Queued>>,
+    /// Events waiting in the queue, by slot; `free` lists the empty slots.
+    slab: Vec<Option<Ev>>,
+    free: Vec<u32>,
     seq: u64,
     pub(crate) servers: Vec<Server>,
     pub(crate) rng_timers: SimRng,
@@ -380,6 +385,8 @@ impl World {
             servers: servers.collect(),
             now: SimTime::ZERO,
             queue: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             seq: 0,
             rng_timers: SimRng::child(seed, "timers"),
             rng_net: SimRng::child(seed, "net"),
@@ -475,10 +482,21 @@ impl World {
             self.msgs_in_flight += 1;
         }
         self.seq += 1;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = Some(ev);
+                slot
+            }
+            None => {
+                self.slab.push(Some(ev));
+                // Bounded by QUEUE_MAX (asserted above), far below u32::MAX.
+                (self.slab.len() - 1) as u32
+            }
+        };
         let q = Queued {
             at: self.now.plus(delay_ns),
             seq: self.seq,
-            ev,
+            slot,
         };
         self.queue.push(Reverse(q));
     }
@@ -491,7 +509,12 @@ impl World {
             self.episode_seq += 1;
             let seq = self.episode_seq;
             // Kept in delivery order; a new message usually goes at (or near) the back.
-            let pos = local.partition_point(|m| (m.at, m.seq) < (at, seq));
+            let after_all = local.back().is_none_or(|m| (m.at, m.seq) < (at, seq));
+            let pos = if after_all {
+                local.len()
+            } else {
+                local.partition_point(|m| (m.at, m.seq) < (at, seq))
+            };
             let m = LocalMsg {
                 at,
                 seq,
@@ -566,17 +589,22 @@ impl World {
         let Some(Reverse(q)) = self.queue.pop() else {
             return;
         };
+        // `push` fills a slot before queueing its key, and only this pop empties it.
+        let Some(ev) = self.slab[q.slot as usize].take() else {
+            unreachable!("a queued slot holds its event");
+        };
+        self.free.push(q.slot);
         debug_assert!(q.at >= self.now, "time went backwards");
         self.now = q.at;
         self.metrics.events += 1;
-        self.profile[ev_kind(&q.ev)] += 1;
-        if matches!(q.ev, Ev::Msg { .. }) {
+        self.profile[ev_kind(&ev)] += 1;
+        if matches!(ev, Ev::Msg { .. }) {
             self.msgs_in_flight -= 1;
         }
-        if self.is_steady() && !self.steady_keeps(&q.ev) {
+        if self.is_steady() && !self.steady_keeps(&ev) {
             self.leave_steady();
         }
-        self.dispatch(q.ev);
+        self.dispatch(ev);
         if self.msgs_in_flight == 0 && !self.is_steady() {
             self.try_enter_steady();
         }
