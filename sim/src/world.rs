@@ -259,6 +259,8 @@ pub struct World {
     msgs_in_flight: u64,
     /// Latencies of elided heartbeats and closed-form write rounds.
     pub(crate) net_hash: StatelessRng,
+    /// Whether quiet periods may be elided (on unless switched off for validation).
+    pub(crate) elision: bool,
     /// While a steady period runs an episode: its local message queue, in delivery order.
     pub(crate) episode: Option<VecDeque<LocalMsg>>,
     episode_seq: u64,
@@ -417,6 +419,7 @@ impl World {
             net_hash: StatelessRng::new(seed, "net-steady"),
             episode: None,
             episode_seq: 0,
+            elision: true,
             cfg,
         };
         for id in 0..n {
@@ -441,6 +444,14 @@ impl World {
     /// Current simulated time.
     pub fn now(&self) -> SimTime {
         self.now
+    }
+
+    /// Switches the quiet-period elision (module `steady`) on or off; it is on by default and
+    /// changes no behaviour, only cost. Off, every heartbeat, timer and message is an event (the
+    /// equivalence tests run both ways).
+    pub fn set_quiet_elision(&mut self, on: bool) {
+        self.leave_steady();
+        self.elision = on;
     }
 
     /// Events processed so far, by kind (a profile of where simulation effort goes).
@@ -605,7 +616,7 @@ impl World {
             self.leave_steady();
         }
         self.dispatch(ev);
-        if self.msgs_in_flight == 0 && !self.is_steady() {
+        if self.msgs_in_flight == 0 && !self.is_steady() && self.elision {
             self.try_enter_steady();
         }
     }
