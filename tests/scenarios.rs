@@ -128,13 +128,7 @@ fn shards_merge_and_a_record_replays_with_the_same_trace() {
             // Each scenario's own seeds: its verdict is declared over them (an `unsafe` pair
             // may be unsafe on only some seeds, e.g. nomad#26425 leader-first, where it takes
             // the upgraded server winning an election while old servers run: about half).
-            .args([
-                "chaos",
-                "scenarios/incidents",
-                "--shard",
-                shard,
-                "--json",
-            ])
+            .args(["chaos", "scenarios/incidents", "--shard", shard, "--json"])
             .arg(dir.join(format!("{n}.jsonl")))
             .arg("--junit")
             .arg(dir.join(format!("{n}.xml")))
