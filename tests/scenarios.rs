@@ -125,15 +125,10 @@ fn shards_merge_and_a_record_replays_with_the_same_trace() {
         let n = &shard[..1];
         let o = Command::new(bin)
             .current_dir(root())
-            .args([
-                "chaos",
-                "scenarios/incidents",
-                "--seeds",
-                "2",
-                "--shard",
-                shard,
-                "--json",
-            ])
+            // Each scenario's own seeds: its verdict is declared over them (an `unsafe` pair
+            // may be unsafe on only some seeds, e.g. nomad#26425 leader-first, where it takes
+            // the upgraded server winning an election while old servers run: about half).
+            .args(["chaos", "scenarios/incidents", "--shard", shard, "--json"])
             .arg(dir.join(format!("{n}.jsonl")))
             .arg("--junit")
             .arg(dir.join(format!("{n}.xml")))

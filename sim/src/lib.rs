@@ -17,6 +17,7 @@ pub mod raft;
 mod readdress;
 pub mod rng;
 pub mod state;
+mod steady;
 pub mod time;
 pub mod trace;
 pub mod versions;

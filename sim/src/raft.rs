@@ -100,6 +100,7 @@ impl World {
     }
 
     pub(crate) fn set_role(&mut self, id: ServerId, role: Role) {
+        self.leave_steady();
         let s = &mut self.servers[id];
         if s.vol.role == role && role != Role::Candidate {
             return;
@@ -116,6 +117,7 @@ impl World {
     }
 
     pub(crate) fn become_follower(&mut self, id: ServerId, term: u64) {
+        self.leave_steady();
         let s = &mut self.servers[id];
         if term > s.disk.term {
             s.disk.term = term;
@@ -331,6 +333,12 @@ impl World {
 
     /// Appends an entry on the leader and returns its index.
     pub(crate) fn append_local(&mut self, id: ServerId, kind: EntryKind) -> u64 {
+        self.leave_steady();
+        self.append_entry(id, kind)
+    }
+
+    /// `append_local` without leaving a steady period (the closed-form write round).
+    pub(crate) fn append_entry(&mut self, id: ServerId, kind: EntryKind) -> u64 {
         let s = &mut self.servers[id];
         let term = s.disk.term;
         if let EntryKind::Config(p) = &kind {
@@ -384,6 +392,7 @@ impl World {
 
     /// Sends AppendEntries (or InstallSnapshot) to every peer that has nothing in flight.
     pub(crate) fn broadcast(&mut self, id: ServerId) {
+        self.leave_steady();
         // Index loop: `replicate` needs `&mut self`, and Peer is Copy, so no clone of the config.
         for i in 0..self.servers[id].vol.config.len() {
             let p = self.servers[id].vol.config[i];
@@ -679,25 +688,31 @@ impl World {
                 return;
             }
             let idx = s.vol.applied + 1;
-            let Some(e) = s.disk.entry(idx).cloned() else {
+            let Some(e) = s.disk.entry(idx) else {
                 return;
             };
-            if let Some(why) = self.unreadable(id, &e) {
+            // What the checks need, without cloning the entry (a configuration holds a Vec).
+            let (term, digest, schema) = (e.term, e.digest(), e.schema());
+            let write = match e.kind {
+                EntryKind::Write(w) => Some(w),
+                _ => None,
+            };
+            if let Some(why) = self.unreadable(id, e) {
                 self.trace(TraceKind::SkewPanic {
                     server: id,
                     index: idx,
-                    schema: e.schema(),
+                    schema,
                 });
                 self.metrics.skew_crashes += 1;
                 return self.crash_process(id, why);
             }
-            self.check_apply(id, idx, &e);
+            self.check_apply(id, idx, (term, digest), write.is_some());
             let s = &mut self.servers[id];
             s.vol.applied = idx;
-            if let EntryKind::Write(w) = e.kind {
+            if let Some(w) = write {
                 s.vol.fsm_writes += 1;
                 if s.vol.role == Role::Leader {
-                    self.ack_write(w, idx, e.term);
+                    self.ack_write(w, idx, term);
                 }
                 self.check_fsm(id, "after applying a write");
             }
@@ -737,6 +752,7 @@ impl World {
 
     /// Leader: starts a leadership transfer to `target` (or the most caught-up voter).
     pub(crate) fn start_transfer(&mut self, id: ServerId, target: Option<ServerId>) -> bool {
+        self.leave_steady();
         let s = &self.servers[id];
         let pick = target.or_else(|| {
             s.vol

@@ -58,3 +58,58 @@ impl SimRng {
         self.inner.next_u64()
     }
 }
+
+/// A stateless random function: the value for a given tuple of words is fixed by the key alone,
+/// whatever was drawn before. The quiet-period elision (`steady`) draws the latencies of the
+/// heartbeats it does not simulate from it, in any order and only when they matter (a read, or
+/// the moment the elision ends), and gets the same value whenever it asks. The mixer is
+/// SplitMix64's finalizer applied per word: stable across platforms and releases.
+#[derive(Debug, Clone, Copy)]
+pub struct StatelessRng {
+    key: u64,
+}
+
+impl StatelessRng {
+    /// The function named `name` of a run with seed `seed`.
+    pub fn new(seed: u64, name: &str) -> Self {
+        StatelessRng {
+            key: fnv1a(seed, name.as_bytes()),
+        }
+    }
+
+    /// A 64-bit value for the tuple `words`.
+    pub fn at(&self, words: [u64; 3]) -> u64 {
+        // Odd-multiplier absorption of each word, then one full avalanche.
+        let mut h = self.key;
+        for w in words {
+            h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+        }
+        mix64(h)
+    }
+
+    /// Two uniform integers in `[lo, hi)` for the tuple `words` (one from each half of the
+    /// value when the range fits in 32 bits, else from two values); `lo` when the range is
+    /// empty. Multiply-high reduction: the same negligible bias as `SimRng::range`'s modulo.
+    pub fn pair_at(&self, lo: u64, hi: u64, words: [u64; 3]) -> (u64, u64) {
+        if hi <= lo {
+            return (lo, lo);
+        }
+        let span = hi - lo;
+        let h = self.at(words);
+        if span <= u64::from(u32::MAX) {
+            let reduce = |x: u64| lo + (((x & 0xffff_ffff) * span) >> 32);
+            return (reduce(h), reduce(h >> 32));
+        }
+        let reduce = |x: u64| lo + ((u128::from(x) * u128::from(span)) >> 64) as u64;
+        let [a, b, c] = words;
+        (reduce(h), reduce(self.at([a, b, !c])))
+    }
+}
+
+/// SplitMix64's output function: a bijective 64-bit mixer.
+fn mix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

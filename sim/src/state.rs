@@ -224,6 +224,13 @@ impl Disk {
         }
     }
 
+    /// Whether the snapshot or the log holds an entry of `schema` or newer (`max_schema() >=
+    /// schema`, stopping at the first such entry: a leader writes its schema entry early).
+    pub fn has_schema(&self, schema: u32) -> bool {
+        self.snapshot.as_ref().map_or(1, |s| s.max_schema) >= schema
+            || self.log.iter().any(|e| e.schema() >= schema)
+    }
+
     /// Highest schema in the snapshot and log.
     pub fn max_schema(&self) -> u32 {
         let snap = self.snapshot.as_ref().map_or(1, |s| s.max_schema);
@@ -291,6 +298,10 @@ pub struct Volatile {
     pub role_gen: u64,
     /// Time the process last became Running.
     pub running_since: SimTime,
+    /// When the latest follower, heartbeat and lease timer (in that order) was armed to fire,
+    /// with the role generation it carries: the quiet-period elision (`steady`) takes over
+    /// these timers' schedules and hands them back.
+    pub timer_at: [(SimTime, u64); 3],
 }
 
 impl Volatile {
@@ -314,6 +325,7 @@ impl Volatile {
             config,
             role_gen: 0,
             running_since: now,
+            timer_at: [(SimTime::ZERO, u64::MAX); 3],
         }
     }
 }

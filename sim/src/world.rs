@@ -16,15 +16,26 @@
 //! - Autopilot's contact threshold is at least two heartbeat intervals: with raft_multiplier 5
 //!   the leader heartbeats every 0.5–1 s, yet real Consul reports such servers healthy with the
 //!   200 ms default (consul-baseline.md), because any replication traffic refreshes contact.
+//! - Quiet periods are not simulated event by event (module `steady`): while the cluster is
+//!   steady, heartbeats, follower timers and lease checks are computed when something reads or
+//!   changes the state, and a write whose round trips cannot meet anything else is carried out
+//!   in closed form. Departures from the event-by-event run, all of measure zero or invisible:
+//!   (1) the latencies of those messages come from a stateless function of the run seed
+//!   instead of the sequential network stream (same distribution); (2) the order of a
+//!   heartbeat tick and a message due at the same nanosecond is fixed (tick first) inside an
+//!   episode; (3) a follower applies entries a closed-form write taught it to commit when it is
+//!   next settled, with the clock at the time it learned them — only a violation's timestamp
+//!   could tell (and such a follower holds the leader's log, so none can arise).
 
 use crate::api::SerfStatus;
 use crate::config::SimConfig;
 use crate::raft::{Msg, quorum};
-use crate::rng::SimRng;
+use crate::rng::{SimRng, StatelessRng};
 use crate::state::{
     BadBinary, Disk, Entry, EntryKind, Peer, ProcessState, Role, Server, ServerId, StopMode,
     Volatile,
 };
+use crate::steady::Steady;
 use crate::time::{MS, SEC, SimTime};
 use crate::trace::{Trace, TraceKind};
 use crate::versions::{
@@ -32,7 +43,7 @@ use crate::versions::{
 };
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 /// Most servers a world may have.
 pub const MAX_SERVERS: usize = 15;
@@ -97,10 +108,12 @@ enum Ev {
 }
 
 #[derive(Debug)]
+/// A queue entry: the event's time and sequence number, and where the event waits in the
+/// slab (the heap moves 24-byte keys, not events).
 struct Queued {
     at: SimTime,
     seq: u64,
-    ev: Ev,
+    slot: u32,
 }
 
 impl PartialEq for Queued {
@@ -170,7 +183,8 @@ pub struct Metrics {
     pub snapshot_refusals: u64,
     /// Messages delivered.
     pub messages: u64,
-    /// Events processed.
+    /// Events processed (the heartbeats, timers and messages a steady period elides are not
+    /// processed events; the messages are still counted in `messages`).
     pub events: u64,
 }
 
@@ -206,6 +220,9 @@ pub struct World {
     pub(crate) cfg: SimConfig,
     pub(crate) now: SimTime,
     queue: BinaryHeap<Reverse<Queued>>,
+    /// Events waiting in the queue, by slot; `free` lists the empty slots.
+    slab: Vec<Option<Ev>>,
+    free: Vec<u32>,
     seq: u64,
     pub(crate) servers: Vec<Server>,
     pub(crate) rng_timers: SimRng,
@@ -234,6 +251,75 @@ pub struct World {
     scheduler_modify_index: u64,
     /// Leaders that won but could not establish leadership (see `leadership`).
     pub(crate) wedge: crate::leadership::Wedge,
+    profile: [u64; EV_KINDS.len()],
+    /// The current steady period, if the cluster is in one (see `steady`).
+    pub(crate) steady: Option<Box<Steady>>,
+    /// How far the caller lets the world run before it reads it (the `run_until` target):
+    /// closed-form rounds must end by then.
+    pub(crate) limit: SimTime,
+    /// Message events in the queue.
+    msgs_in_flight: u64,
+    /// Latencies of elided heartbeats and closed-form write rounds.
+    pub(crate) net_hash: StatelessRng,
+    /// Whether quiet periods may be elided (on unless switched off for validation).
+    pub(crate) elision: bool,
+    /// While a steady period runs an episode: its local message queue, in delivery order.
+    pub(crate) episode: Option<VecDeque<LocalMsg>>,
+    episode_seq: u64,
+}
+
+/// A message on an episode's local queue (see `steady`).
+#[derive(Debug)]
+pub(crate) struct LocalMsg {
+    pub at: SimTime,
+    pub seq: u64,
+    pub from: ServerId,
+    pub to: ServerId,
+    pub msg: Msg,
+}
+
+/// Names of the event kinds counted by `World::event_profile`.
+const EV_KINDS: [&str; 17] = [
+    "msg:vote",
+    "msg:vote_resp",
+    "msg:append(hb)",
+    "msg:append(entries)",
+    "msg:append_resp",
+    "msg:install",
+    "msg:timeout_now",
+    "timer:follower",
+    "timer:candidate",
+    "timer:heartbeat",
+    "timer:lease",
+    "timer:snapshot",
+    "timer:transfer",
+    "boot/crashloop",
+    "serf",
+    "workload",
+    "autopilot",
+];
+
+fn msg_kind(msg: &Msg) -> usize {
+    match msg {
+        Msg::Vote { .. } => 0,
+        Msg::VoteResp { .. } => 1,
+        Msg::Append { entries, .. } if entries.is_empty() => 2,
+        Msg::Append { .. } => 3,
+        Msg::AppendResp { .. } => 4,
+        Msg::Install { .. } => 5,
+        Msg::TimeoutNow { .. } => 6,
+    }
+}
+
+fn ev_kind(ev: &Ev) -> usize {
+    match ev {
+        Ev::Msg { msg, .. } => msg_kind(msg),
+        Ev::Timer { kind, .. } => 7 + *kind as usize,
+        Ev::Boot { .. } | Ev::CrashLoop { .. } => 13,
+        Ev::Serf { .. } => 14,
+        Ev::Workload => 15,
+        _ => 16,
+    }
 }
 
 /// Errors from building or driving a world.
@@ -261,14 +347,20 @@ impl World {
             .collect();
         let seed = cfg.seed;
         let writes_version_file = cfg.product == Product::Nomad;
+        // Room for the log a server keeps between snapshots (SnapshotThreshold + TrailingLogs),
+        // reserved once: growing it by doubling copied every entry again and again. Memory the
+        // log never reaches is never touched.
+        let log_capacity = (cfg.raft.snapshot_threshold + cfg.raft.trailing_logs + 1024) as usize;
         let servers = cfg.servers.iter().map(|spec| {
+            let mut log = Vec::with_capacity(log_capacity.min(1 << 20));
             // hashicorp/raft BootstrapCluster: the configuration at index 1, term 1.
+            log.push(Entry {
+                term: 1,
+                kind: EntryKind::Config(peers.clone()),
+            });
             let disk = Disk {
                 term: 1,
-                log: vec![Entry {
-                    term: 1,
-                    kind: EntryKind::Config(peers.clone()),
-                }],
+                log,
                 // Every Nomad line in the catalog (1.3+) has written the version file already.
                 raft_version_file: writes_version_file.then_some(spec.raft_protocol),
                 ..Disk::default()
@@ -297,6 +389,8 @@ impl World {
             servers: servers.collect(),
             now: SimTime::ZERO,
             queue: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             seq: 0,
             rng_timers: SimRng::child(seed, "timers"),
             rng_net: SimRng::child(seed, "net"),
@@ -321,6 +415,14 @@ impl World {
             ap: Autopilot::default(),
             scheduler_modify_index: 1,
             wedge: Default::default(),
+            profile: [0; EV_KINDS.len()],
+            steady: None,
+            limit: SimTime::ZERO,
+            msgs_in_flight: 0,
+            net_hash: StatelessRng::new(seed, "net-steady"),
+            episode: None,
+            episode_seq: 0,
+            elision: true,
             cfg,
         };
         for id in 0..n {
@@ -345,6 +447,19 @@ impl World {
     /// Current simulated time.
     pub fn now(&self) -> SimTime {
         self.now
+    }
+
+    /// Switches the quiet-period elision (module `steady`) on or off; it is on by default and
+    /// changes no behaviour, only cost. Off, every heartbeat, timer and message is an event (the
+    /// equivalence tests run both ways).
+    pub fn set_quiet_elision(&mut self, on: bool) {
+        self.leave_steady();
+        self.elision = on;
+    }
+
+    /// Events processed so far, by kind (a profile of where simulation effort goes).
+    pub fn event_profile(&self) -> Vec<(&'static str, u64)> {
+        EV_KINDS.iter().copied().zip(self.profile).collect()
     }
 
     /// Number of servers.
@@ -377,17 +492,92 @@ impl World {
 
     fn push(&mut self, delay_ns: u64, ev: Ev) {
         assert!(self.queue.len() < QUEUE_MAX, "event queue overflow");
+        if matches!(ev, Ev::Msg { .. }) {
+            self.msgs_in_flight += 1;
+        }
         self.seq += 1;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = Some(ev);
+                slot
+            }
+            None => {
+                self.slab.push(Some(ev));
+                // Bounded by QUEUE_MAX (asserted above), far below u32::MAX.
+                (self.slab.len() - 1) as u32
+            }
+        };
         let q = Queued {
             at: self.now.plus(delay_ns),
             seq: self.seq,
-            ev,
+            slot,
         };
         self.queue.push(Reverse(q));
     }
 
+    /// Queues a message that arrives at `at`: on the event queue, or on the local queue of a
+    /// steady period's episode (see `steady`).
+    pub(crate) fn push_msg_at(&mut self, at: SimTime, from: ServerId, to: ServerId, msg: Msg) {
+        if let Some(local) = self.episode.as_mut() {
+            assert!(local.len() < QUEUE_MAX, "episode queue overflow");
+            self.episode_seq += 1;
+            let seq = self.episode_seq;
+            // Kept in delivery order; a new message usually goes at (or near) the back.
+            let after_all = local.back().is_none_or(|m| (m.at, m.seq) < (at, seq));
+            let pos = if after_all {
+                local.len()
+            } else {
+                local.partition_point(|m| (m.at, m.seq) < (at, seq))
+            };
+            let m = LocalMsg {
+                at,
+                seq,
+                from,
+                to,
+                msg,
+            };
+            local.insert(pos, m);
+            return;
+        }
+        self.push(at.since(self.now), Ev::Msg { from, to, msg });
+    }
+
+    /// Delivers a message (an event, or an episode's local message).
+    pub(crate) fn deliver_msg(&mut self, from: ServerId, to: ServerId, msg: Msg) {
+        if self.servers[to].proc == ProcessState::Running {
+            self.metrics.messages += 1;
+            self.deliver(to, from, msg);
+        }
+    }
+
+    /// Counts an episode's local message as a processed event.
+    pub(crate) fn count_local_event(&mut self, msg: &Msg) {
+        self.metrics.events += 1;
+        self.profile[msg_kind(msg)] += 1;
+    }
+
+    /// Events queued so far (a sequence number).
+    pub(crate) fn events_queued(&self) -> u64 {
+        self.seq
+    }
+
+    /// When the next queued event fires.
+    pub(crate) fn next_event_at(&self) -> Option<SimTime> {
+        self.queue.peek().map(|Reverse(q)| q.at)
+    }
+
     pub(crate) fn timer(&mut self, id: ServerId, delay_ns: u64, kind: TimerKind) {
-        let s = &self.servers[id];
+        let slot = match kind {
+            TimerKind::Follower => Some(0),
+            TimerKind::Heartbeat => Some(1),
+            TimerKind::Lease => Some(2),
+            _ => None,
+        };
+        let at = self.now.plus(delay_ns);
+        let s = &mut self.servers[id];
+        if let Some(k) = slot {
+            s.vol.timer_at[k] = (at, s.vol.role_gen);
+        }
         let ev = Ev::Timer {
             server: id,
             inc: s.incarnation,
@@ -399,25 +589,76 @@ impl World {
 
     /// Processes one event; false when nothing is pending.
     pub fn step(&mut self) -> bool {
-        let Some(Reverse(q)) = self.queue.pop() else {
+        let Some(at) = self.next_event_at() else {
             return false;
         };
+        // The caller may read the world right after this event: nothing may run ahead of it.
+        self.limit = at;
+        self.step_one();
+        self.settle_steady();
+        true
+    }
+
+    fn step_one(&mut self) {
+        let Some(Reverse(q)) = self.queue.pop() else {
+            return;
+        };
+        // `push` fills a slot before queueing its key, and only this pop empties it.
+        let Some(ev) = self.slab[q.slot as usize].take() else {
+            unreachable!("a queued slot holds its event");
+        };
+        self.free.push(q.slot);
         debug_assert!(q.at >= self.now, "time went backwards");
         self.now = q.at;
         self.metrics.events += 1;
-        self.dispatch(q.ev);
-        true
+        self.profile[ev_kind(&ev)] += 1;
+        if matches!(ev, Ev::Msg { .. }) {
+            self.msgs_in_flight -= 1;
+        }
+        if self.is_steady() && !self.steady_keeps(&ev) {
+            self.leave_steady();
+        }
+        self.dispatch(ev);
+        if self.msgs_in_flight == 0 && !self.is_steady() && self.elision {
+            self.try_enter_steady();
+        }
+    }
+
+    /// Whether an event can run inside a steady period (everything else ends it first): the
+    /// workload (which decides itself), autopilot, gossip, snapshot checks, and timers that are
+    /// stale anyway.
+    fn steady_keeps(&self, ev: &Ev) -> bool {
+        match ev {
+            Ev::Workload
+            | Ev::AutopilotHealth { .. }
+            | Ev::AutopilotReconcile
+            | Ev::AutopilotStatsTimeout { .. }
+            | Ev::Serf { .. } => true,
+            Ev::Timer {
+                server,
+                inc,
+                generation,
+                kind,
+            } => {
+                let s = &self.servers[*server];
+                let dead = s.incarnation != *inc || s.proc != ProcessState::Running;
+                dead || *kind == TimerKind::Snapshot || *generation != s.vol.role_gen
+            }
+            Ev::Msg { .. } | Ev::Boot { .. } | Ev::CrashLoop { .. } => false,
+        }
     }
 
     /// Runs every event up to and including time `t`, then sets the clock to `t`.
     pub fn run_until(&mut self, t: SimTime) {
+        self.limit = t;
         while let Some(Reverse(q)) = self.queue.peek() {
             if q.at > t {
                 break;
             }
-            self.step();
+            self.step_one();
         }
         self.now = self.now.max(t);
+        self.settle_steady();
     }
 
     /// Runs for `d_ns` nanoseconds of simulated time.
@@ -427,12 +668,7 @@ impl World {
 
     fn dispatch(&mut self, ev: Ev) {
         match ev {
-            Ev::Msg { from, to, msg } => {
-                if self.servers[to].proc == ProcessState::Running {
-                    self.metrics.messages += 1;
-                    self.deliver(to, from, msg);
-                }
-            }
+            Ev::Msg { from, to, msg } => self.deliver_msg(from, to, msg),
             Ev::Timer {
                 server,
                 inc,
@@ -457,6 +693,7 @@ impl World {
                     && s.vol.role == crate::state::Role::Leader
                     && s.disk.term == term;
                 if same {
+                    self.settle_steady();
                     self.refresh_health();
                     let d = self.cfg.autopilot.health_interval_ns;
                     self.push(d, Ev::AutopilotHealth { leader, term });
@@ -481,7 +718,10 @@ impl World {
             TimerKind::Candidate => self.on_candidate_timer(id, generation),
             TimerKind::Heartbeat => self.on_heartbeat_timer(id, generation),
             TimerKind::Lease => self.on_lease_timer(id, generation),
-            TimerKind::Snapshot => self.on_snapshot_timer(id),
+            TimerKind::Snapshot => {
+                self.settle_steady_server(id);
+                self.on_snapshot_timer(id)
+            }
             TimerKind::TransferDeadline => {
                 if s.vol.role_gen == generation {
                     self.on_transfer_deadline(id)
@@ -493,6 +733,7 @@ impl World {
     // ---- network ----
 
     pub(crate) fn send_delayed(&mut self, from: ServerId, to: Peer, msg: Msg, extra_ns: u64) {
+        debug_assert!(!self.is_steady(), "a message sent inside a steady period");
         if self.servers[from].proc != ProcessState::Running
             || self.blocked.contains(&(from, to.id))
             || to.addr_gen != self.servers[to.id].addr_gen
@@ -505,14 +746,12 @@ impl World {
         }
         let (lo, hi) = (net.latency_ns_min, net.latency_ns_max);
         let lat = self.rng_net.range(lo, hi.max(lo + 1));
-        self.push(
-            lat + extra_ns,
-            Ev::Msg {
-                from,
-                to: to.id,
-                msg,
-            },
-        );
+        self.push_msg_at(self.now.plus(lat + extra_ns), from, to.id, msg);
+    }
+
+    /// Whether no link is cut.
+    pub(crate) fn blocked_is_empty(&self) -> bool {
+        self.blocked.is_empty()
     }
 
     /// Whether a message from `a` can reach `b` right now (no partition in that direction).
@@ -531,6 +770,7 @@ impl World {
 
     /// Cuts every link between group `a` and group `b`, both ways.
     pub fn partition(&mut self, a: &[ServerId], b: &[ServerId]) {
+        self.leave_steady();
         for &x in a {
             for &y in b {
                 self.blocked.insert((x, y));
@@ -542,24 +782,28 @@ impl World {
 
     /// Drops every message from `from` to `to` (one-way partition).
     pub fn partition_oneway(&mut self, from: ServerId, to: ServerId) {
+        self.leave_steady();
         self.blocked.insert((from, to));
         self.fault(format!("partition one-way {from} -> {to}"));
     }
 
     /// Repairs every partition.
     pub fn heal(&mut self) {
+        self.leave_steady();
         self.blocked.clear();
         self.fault("heal".into());
     }
 
     /// Sets the message loss probability on every link.
     pub fn set_loss(&mut self, probability: f64) {
+        self.leave_steady();
         self.cfg.net.loss = probability.clamp(0.0, 1.0);
         self.fault(format!("loss {probability}"));
     }
 
     /// Sets the one-way latency range.
     pub fn set_latency(&mut self, min_ns: u64, max_ns: u64) {
+        self.leave_steady();
         self.cfg.net.latency_ns_min = min_ns;
         self.cfg.net.latency_ns_max = max_ns.max(min_ns);
         self.fault(format!("latency {min_ns}..{max_ns} ns"));
@@ -567,6 +811,7 @@ impl World {
 
     /// Adds an fsync delay to every log append on a server (slow disk).
     pub fn set_disk_delay(&mut self, id: ServerId, fsync_ns: u64) {
+        self.leave_steady();
         self.servers[id].disk_delay_ns = fsync_ns;
         self.fault(format!(
             "disk delay {} {fsync_ns} ns",
@@ -624,6 +869,7 @@ impl World {
     }
 
     fn take_down(&mut self, id: ServerId, to: ProcessState, what: &str) {
+        self.leave_steady();
         let now = self.now;
         let n = self.servers.len();
         let s = &mut self.servers[id];
@@ -741,6 +987,7 @@ impl World {
 
     /// Freezes a server (SIGSTOP).
     pub fn pause(&mut self, id: ServerId) {
+        self.leave_steady();
         let s = &mut self.servers[id];
         if !matches!(s.proc, ProcessState::Running | ProcessState::Starting) {
             return;
@@ -759,6 +1006,7 @@ impl World {
 
     /// Thaws a paused server (SIGCONT): its overdue timers fire at once.
     pub fn resume(&mut self, id: ServerId) {
+        self.leave_steady();
         let s = &mut self.servers[id];
         let Some(prev) = s.paused_from.take() else {
             return;
@@ -834,6 +1082,7 @@ impl World {
     /// The server comes back with a new address: peers' configurations keep the stale one until
     /// the leader reconciles it from gossip.
     pub fn change_address(&mut self, id: ServerId) {
+        self.leave_steady();
         self.servers[id].addr_gen += 1;
         self.fault(format!("new address {}", self.servers[id].spec.name));
     }
@@ -1174,7 +1423,7 @@ impl World {
     /// release known to write it early (Nomad 1.4.0, hashicorp/nomad#14819).
     pub(crate) fn maybe_write_schema(&mut self, l: ServerId) {
         let schema = self.entry_schema(l);
-        if self.servers[l].disk.max_schema() >= schema {
+        if self.servers[l].disk.has_schema(schema) {
             return;
         }
         let early = self.known(l, KnownIssueKind::WritesNewEntriesEarly);
@@ -1229,6 +1478,9 @@ impl World {
     /// Why this server cannot apply an entry, if it cannot: a log-entry schema newer than its
     /// binary's, or an Enterprise entry its version does not know.
     pub(crate) fn unreadable(&self, id: ServerId, e: &Entry) -> Option<&'static str> {
+        if matches!(e.kind, EntryKind::Write(_) | EntryKind::Noop) {
+            return None; // schema 1, which every binary reads (`entry_schema` is at least 1)
+        }
         if e.schema() > self.entry_schema(id) {
             return Some("panic applying an unknown log entry type");
         }
@@ -1275,7 +1527,8 @@ impl World {
         self.workload_stats.submitted += 1;
         let id = self.next_write;
         self.next_write += 1;
-        let Some(l) = self.leader() else {
+        // A steady period has exactly one running leader (and `leader()` scans every server).
+        let Some(l) = self.steady_leader().or_else(|| self.leader()) else {
             self.workload_stats.failed += 1;
             return;
         };
@@ -1287,6 +1540,9 @@ impl World {
         }
         self.pending.push(Pending { id, leader: l });
         assert!(self.pending.len() < QUEUE_MAX, "pending writes unbounded");
+        if self.steady_write(l, id) {
+            return;
+        }
         self.append_local(l, EntryKind::Write(id));
         self.broadcast(l);
     }
@@ -1368,9 +1624,9 @@ impl World {
         }
     }
 
-    pub(crate) fn check_apply(&mut self, id: ServerId, index: u64, e: &Entry) {
+    /// `mine` is the applied entry's (term, digest); `write` whether it is a workload write.
+    pub(crate) fn check_apply(&mut self, id: ServerId, index: u64, mine: (u64, u64), write: bool) {
         let i = index as usize - 1;
-        let mine = (e.term, e.digest());
         if i < self.canon.len() {
             if self.canon[i] != mine {
                 self.violation(
@@ -1381,7 +1637,6 @@ impl World {
         } else if i == self.canon.len() {
             self.canon.push(mine);
             let before = self.canon_writes.last().copied().unwrap_or(0);
-            let write = matches!(e.kind, EntryKind::Write(_));
             self.canon_writes.push(before + u64::from(write));
         }
     }

@@ -1,0 +1,617 @@
+//! Quiet-period elision: while a cluster is steady, its heartbeats, follower timers and lease
+//! checks are not simulated event by event but computed when they matter.
+//!
+//! Steady means: one running leader; every server in its configuration running, a follower of
+//! it in its term, caught up, with nothing in flight on its link; no partition, no loss, no slow
+//! disk, and latencies short enough that a heartbeat round trip ends before the next heartbeat
+//! (2·latency_max < HT/10). In that state the model's own rules make the elided events
+//! predictable:
+//! - the leader's heartbeat timer fires every HT/10 from a known first tick; each tick sends
+//!   every follower an empty AppendEntries that only refreshes its last contact, carries the
+//!   commit index, and is answered (refreshing the leader's contact with the follower);
+//! - a follower's timer fires at U[HT,2HT) intervals and, contact being fresher than HT,
+//!   only re-arms (the state at entry guarantees fresh contact until the first elided tick
+//!   lands, and every tick lands within HT/10 + latency_max of the previous one);
+//! - the leader's lease check passes every LeaderLeaseTimeout for the same reason.
+//!
+//! The latency of an elided heartbeat is drawn from a stateless function of (leader, term, tick
+//! time, follower, direction), so it is the same whenever it is asked for. "Settling" brings
+//! the fields an observer can read (followers' last contact, commit and applied indexes, the
+//! leader's per-follower contact, the message counter) to their exact values at a time: at the
+//! end of `run_until`, before an autopilot refresh or a snapshot check. "Leaving" settles, then
+//! hands back what is in flight: the last tick's undelivered AppendEntries or answers become
+//! ordinary message events, and the heartbeat, lease and follower timers are re-armed at the
+//! next time their schedules (the follower timers' renewals drawn now) say they fire. Anything
+//! that could make the state matter — a fault verb, an operator action, a message from outside
+//! the steady set, a live timer of another server, a configuration change, an election —
+//! leaves first and then runs as before.
+//!
+//! Writes are the one thing steady mode does besides elision: a write whose AppendEntries
+//! round trip to every follower ends before anything else can happen (the next heartbeat
+//! tick, the next queued event, the end of the current `run_until`) and that does not meet a
+//! heartbeat round still in flight is carried out at once, with the same effects the message
+//! handlers would have, in the same order: each follower stores the entry, takes the leader's
+//! commit index and applies up to it when the AppendEntries arrives; the leader commits and
+//! acknowledges when the answer that completes a quorum arrives. A write that meets a
+//! heartbeat round in flight, or whose round would reach the next tick, runs as an *episode*:
+//! message by message through the ordinary handlers (those interleavings have their own
+//! behaviour in the model, e.g. a heartbeat sent at the matched index while a batch is in
+//! flight), on a small local queue, with the heartbeat ticks that fall in it sent for real. When
+//! the local queue empties and the cluster is still steady, the period goes on; if the episode
+//! would reach the next queued event or the caller's horizon, or schedules anything, its
+//! messages move to the event queue and the period ends.
+//!
+//! Not elided on purpose: write arrivals, autopilot refreshes and reconciles, gossip events,
+//! snapshot checks (each still an event).
+
+use crate::raft::{Msg, quorum};
+use crate::state::{Entry, EntryKind, Role, ServerId};
+use crate::time::SimTime;
+use crate::world::{MAX_SERVERS, TimerKind, World};
+use crate::{ProcessState, state::Progress};
+use std::collections::VecDeque;
+
+/// Which stateless draw a latency is (part of its key).
+const DRAW_TICK: u64 = 1;
+const DRAW_WRITE: u64 = 2;
+
+/// The state of a steady period.
+#[derive(Debug, Clone)]
+pub(crate) struct Steady {
+    leader: ServerId,
+    term: u64,
+    /// The leader's peers (followers and non-voters) in configuration order.
+    followers: [ServerId; MAX_SERVERS],
+    n: usize,
+    /// Voters among `followers`.
+    voter: [bool; MAX_SERVERS],
+    /// First elided heartbeat tick; ticks at `tick0 + k·hb`.
+    tick0: SimTime,
+    hb_ns: u64,
+    /// First elided lease check; checks at `lease0 + k·lease`.
+    lease0: SimTime,
+    lease_ns: u64,
+    /// Per follower: when its follower timer fires next (renewals are drawn on leaving).
+    follower_timer: [SimTime; MAX_SERVERS],
+    /// Send time of the last write round (or the entry time): ticks before it are dominated.
+    last_round: SimTime,
+    /// Ticks whose messages have been counted in `Metrics::messages`.
+    counted: u64,
+    /// Latency range of the network while steady (changing it leaves steady mode).
+    lat_lo: u64,
+    lat_hi: u64,
+    /// Role generations of the leader and followers while steady (a change means a role
+    /// changed in an episode: its timers are then that role's business, not ours).
+    leader_gen: u64,
+    gens: [u64; MAX_SERVERS],
+    /// Per follower: when a closed-form write round last raised its commit index. It applies
+    /// what that lets it apply when settled, with the clock at that time.
+    learned_at: [SimTime; MAX_SERVERS],
+}
+
+/// Most steps an episode takes before it hands its messages to the event queue.
+const EPISODE_STEPS_MAX: u32 = 100_000;
+
+impl Steady {
+    fn tick(&self, k: u64) -> SimTime {
+        self.tick0.plus(k * self.hb_ns)
+    }
+
+    /// The last tick at or before `t`.
+    fn last_tick(&self, t: SimTime) -> Option<u64> {
+        (t >= self.tick0).then(|| t.since(self.tick0) / self.hb_ns)
+    }
+
+    /// The first tick after `t`.
+    fn next_tick(&self, t: SimTime) -> u64 {
+        self.last_tick(t).map_or(0, |k| k + 1)
+    }
+}
+
+impl World {
+    /// The two one-way latencies (there, back) of an elided or closed-form AppendEntries round
+    /// trip `x` of kind `draw` to follower `f`, from the stateless stream.
+    fn steady_lats(&self, st: &Steady, draw: u64, x: u64, f: ServerId) -> (u64, u64) {
+        let who = draw << 56 | (st.leader as u64) << 48 | (f as u64) << 40;
+        self.net_hash
+            .pair_at(st.lat_lo, st.lat_hi, [st.term, x, who])
+    }
+
+    fn tick_lats(&self, st: &Steady, k: u64, f: ServerId) -> (u64, u64) {
+        self.steady_lats(st, DRAW_TICK, st.tick(k).0, f)
+    }
+
+    /// The leader of the steady period, if one runs.
+    pub(crate) fn steady_leader(&self) -> Option<ServerId> {
+        self.steady.as_ref().map(|st| st.leader)
+    }
+
+    /// Whether the world is in a steady period.
+    pub(crate) fn is_steady(&self) -> bool {
+        self.steady.is_some()
+    }
+
+    /// Enters steady mode if the cluster is steady now (see the module docs). Called when no
+    /// message is in flight.
+    pub(crate) fn try_enter_steady(&mut self) {
+        if let Some(mut st) = self.steady_candidate() {
+            // Their pending heartbeat, lease and follower timers become stale: steady mode
+            // keeps those schedules until it hands them back.
+            for i in 0..st.n {
+                let s = &mut self.servers[st.followers[i]];
+                s.vol.role_gen += 1;
+                st.gens[i] = s.vol.role_gen;
+            }
+            let ls = &mut self.servers[st.leader];
+            ls.vol.role_gen += 1;
+            st.leader_gen = ls.vol.role_gen;
+            self.steady = Some(st);
+        }
+    }
+
+    fn steady_candidate(&self) -> Option<Box<Steady>> {
+        let net = &self.cfg.net;
+        let (lat_lo, lat_hi) = (
+            net.latency_ns_min,
+            net.latency_ns_max.max(net.latency_ns_min + 1),
+        );
+        let ht = self.cfg.heartbeat_timeout_ns();
+        let hb = ht / 10;
+        let lease = self.cfg.leader_lease_ns();
+        // Round trips shorter than the heartbeat period; contact refreshed well within HT and
+        // the lease by every tick.
+        let rtt = 2 * lat_hi;
+        if net.loss > 0.0 || !self.blocked_is_empty() || rtt >= hb || hb + rtt >= lease {
+            return None;
+        }
+        let mut leaders = self
+            .servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.proc == ProcessState::Running && s.vol.role == Role::Leader);
+        let (l, ls) = leaders.next()?;
+        if leaders.next().is_some() || ls.vol.transfer_to.is_some() || !self.is_voter(l) {
+            return None;
+        }
+        let now = self.now;
+        let (term, last) = (ls.disk.term, ls.disk.last_index());
+        if ls.vol.commit != last || ls.vol.applied != last {
+            return None;
+        }
+        let live = |s: &crate::state::Server, k: usize| {
+            let (at, generation) = s.vol.timer_at[k];
+            (generation == s.vol.role_gen && at > now).then_some(at)
+        };
+        let tick0 = live(ls, 1)?;
+        let lease0 = live(ls, 2)?;
+        let mut st = Box::new(Steady {
+            leader: l,
+            term,
+            followers: [0; MAX_SERVERS],
+            n: 0,
+            voter: [false; MAX_SERVERS],
+            tick0,
+            hb_ns: hb,
+            lease0,
+            lease_ns: lease,
+            follower_timer: [SimTime::ZERO; MAX_SERVERS],
+            last_round: now,
+            counted: 0,
+            lat_lo,
+            lat_hi,
+            leader_gen: 0,
+            gens: [0; MAX_SERVERS],
+            learned_at: [SimTime::ZERO; MAX_SERVERS],
+        });
+        for p in ls.vol.config.iter().filter(|p| p.id != l) {
+            if !self.follower_steady(l, p, rtt) {
+                return None;
+            }
+            let s = &self.servers[p.id];
+            st.follower_timer[st.n] = live(s, 0)?;
+            st.followers[st.n] = p.id;
+            st.voter[st.n] = p.voter;
+            st.n += 1;
+        }
+        Some(st)
+    }
+
+    /// Whether peer `p` of leader `l` is steady: running, following `l` in its term, caught up
+    /// with nothing in flight, able to apply what it has not applied yet, and in fresh contact
+    /// both ways (fresh enough to stay so until the first elided tick lands).
+    fn follower_steady(&self, l: ServerId, p: &crate::state::Peer, rtt: u64) -> bool {
+        let ls = &self.servers[l];
+        let (term, last, last_term) = (ls.disk.term, ls.disk.last_index(), ls.disk.last_term());
+        let ht = self.cfg.heartbeat_timeout_ns();
+        let (hb, lease, now) = (ht / 10, self.cfg.leader_lease_ns(), self.now);
+        let s = &self.servers[p.id];
+        let pr = &ls.vol.progress[p.id];
+        s.proc == ProcessState::Running
+            && s.vol.role == Role::Follower
+            && s.disk.term == term
+            && s.vol.leader == Some(l)
+            && p.addr_gen == s.addr_gen
+            && s.disk_delay_ns == 0
+            && s.disk.last_index() == last
+            && s.disk.last_term() == last_term
+            && !pr.inflight
+            && pr.snapshot_inflight.is_none()
+            && pr.matched == last
+            && pr.next == last + 1
+            && s.vol
+                .last_contact
+                .is_some_and(|c| now.since(c) + hb + rtt < ht)
+            && now.since(pr.contact) + hb + rtt < lease
+            && (s.vol.applied + 1..=last).all(|i| {
+                s.disk
+                    .entry(i)
+                    .is_some_and(|e| self.unreadable(p.id, e).is_none())
+            })
+    }
+
+    /// Whether the period `st` still holds after an episode: same leader, term, roles and
+    /// configuration, everything caught up and quiet.
+    fn steady_holds(&self, st: &Steady) -> bool {
+        let l = st.leader;
+        let ls = &self.servers[l];
+        let last = ls.disk.last_index();
+        let leader_ok = ls.proc == ProcessState::Running
+            && ls.vol.role == Role::Leader
+            && ls.vol.role_gen == st.leader_gen
+            && ls.disk.term == st.term
+            && ls.vol.transfer_to.is_none()
+            && ls.vol.commit == last
+            && ls.vol.applied == last;
+        let peers = ls.vol.config.iter().filter(|p| p.id != l);
+        if !leader_ok || peers.clone().count() != st.n {
+            return false;
+        }
+        let rtt = 2 * st.lat_hi;
+        peers.enumerate().all(|(i, p)| {
+            p.id == st.followers[i]
+                && p.voter == st.voter[i]
+                && self.servers[p.id].vol.role_gen == st.gens[i]
+                && self.follower_steady(l, p, rtt)
+        })
+    }
+
+    /// Brings what observers can read to its exact value at the current time.
+    pub(crate) fn settle_steady(&mut self) {
+        if let Some(mut st) = self.steady.take() {
+            self.settle(&mut st);
+            self.steady = Some(st);
+        }
+    }
+
+    /// Settles one server only (before its snapshot check).
+    pub(crate) fn settle_steady_server(&mut self, id: ServerId) {
+        if let Some(st) = self.steady.take() {
+            if let Some(i) = (0..st.n).find(|&i| st.followers[i] == id) {
+                self.settle_follower(&st, i);
+            }
+            self.steady = Some(st);
+        }
+    }
+
+    fn settle(&mut self, st: &mut Steady) {
+        let now = self.now;
+        // Ticks whose round trips are surely over: count their messages.
+        let done = now.0.checked_sub(st.tick0.0 + 2 * st.lat_hi);
+        let done = done.map_or(0, |d| d / st.hb_ns + 1);
+        if done > st.counted {
+            self.metrics.messages += 2 * st.n as u64 * (done - st.counted);
+            st.counted = done;
+        }
+        for i in 0..st.n {
+            self.settle_follower(st, i);
+        }
+    }
+
+    /// Applies to follower `i` the effects of the latest tick delivered by now: last contact,
+    /// commit index (and what it lets the follower apply), and the leader's contact with it.
+    fn settle_follower(&mut self, st: &Steady, i: usize) {
+        let now = self.now;
+        let f = st.followers[i];
+        let s = &self.servers[f];
+        if s.vol.commit.min(s.disk.last_index()) > s.vol.applied {
+            self.at(st.learned_at[i], |w| w.apply_committed(f));
+        }
+        let Some(km) = st.last_tick(now) else { return };
+        // Tick km-1 has surely landed and been answered (its round trip ends before tick km).
+        let ticks = [Some(km), km.checked_sub(1)];
+        let ticks = ticks
+            .into_iter()
+            .flatten()
+            .filter(|&k| st.tick(k) > st.last_round);
+        let mut delivered = None;
+        let mut answered = None;
+        for k in ticks {
+            let (a, b) = self.tick_lats(st, k, f);
+            let d = st.tick(k).plus(a);
+            if delivered.is_none() && d <= now {
+                delivered = Some(d);
+            }
+            if answered.is_none() && d.plus(b) <= now {
+                answered = Some(d.plus(b));
+            }
+        }
+        if let Some(r) = answered {
+            let pr = &mut self.servers[st.leader].vol.progress[f];
+            pr.contact = pr.contact.max(r);
+        }
+        let Some(d) = delivered else { return };
+        let commit = self.servers[st.leader].vol.commit;
+        let s = &mut self.servers[f];
+        if s.vol.last_contact.is_some_and(|c| c >= d) {
+            return;
+        }
+        s.vol.last_contact = Some(d);
+        let learned = commit.min(s.disk.last_index()).max(s.vol.commit);
+        if learned > s.vol.applied {
+            s.vol.commit = learned;
+            self.at(d, |w| w.apply_committed(f));
+        } else {
+            s.vol.commit = learned;
+        }
+    }
+
+    /// Runs `f` with the clock set to `t` (when an elided or closed-form message lands: just
+    /// before now when settling, just after it in a write round), then puts the clock back.
+    /// What runs this way (applying entries, committing) schedules no event.
+    fn at(&mut self, t: SimTime, f: impl FnOnce(&mut World)) {
+        let now = self.now;
+        let before = self.events_queued();
+        self.now = t;
+        f(self);
+        self.now = now;
+        debug_assert_eq!(
+            before,
+            self.events_queued(),
+            "an event scheduled off the clock"
+        );
+    }
+
+    /// Ends the steady period: settles, then hands back what is in flight and the timers.
+    pub(crate) fn leave_steady(&mut self) {
+        let Some(mut st) = self.steady.take() else {
+            return;
+        };
+        self.settle(&mut st);
+        self.materialize_tick(&mut st);
+        let k = st.next_tick(self.now);
+        self.hand_back_timers(&st, k);
+    }
+
+    /// The messages of the last elided tick that are still in flight become real messages (on
+    /// the event queue, or an episode's local queue); every earlier tick is over and counted.
+    fn materialize_tick(&mut self, st: &mut Steady) {
+        let now = self.now;
+        let Some(km) = st.last_tick(now) else {
+            return;
+        };
+        let (l, term) = (st.leader, st.term);
+        let (last, commit) = {
+            let ls = &self.servers[l];
+            (ls.disk.last_index(), ls.vol.commit)
+        };
+        let prev_term = self.servers[l].disk.term_at(last).unwrap_or(0);
+        for k in st.counted..=km {
+            let live = k == km && st.tick(k) > st.last_round;
+            for i in 0..st.n {
+                let f = st.followers[i];
+                let (a, b) = self.tick_lats(st, k, f);
+                let d = st.tick(k).plus(a);
+                let r = d.plus(b);
+                debug_assert!(live || r <= now, "an older tick still in flight");
+                if d > now {
+                    let msg = Msg::Append {
+                        term,
+                        prev_index: last,
+                        prev_term,
+                        entries: Vec::new(),
+                        commit,
+                    };
+                    self.push_msg_at(d, l, f, msg);
+                    self.servers[l].vol.progress[f].inflight = true;
+                } else if r > now {
+                    self.metrics.messages += 1;
+                    let msg = Msg::AppendResp {
+                        term,
+                        success: true,
+                        last_index: last,
+                    };
+                    self.push_msg_at(r, f, l, msg);
+                    self.servers[l].vol.progress[f].inflight = true;
+                } else {
+                    self.metrics.messages += 2;
+                }
+            }
+        }
+        st.counted = st.counted.max(km + 1);
+    }
+
+    /// Re-arms the elided timers where their schedules stand: the heartbeat at tick `k`, the
+    /// lease check, and each follower timer after the renewals that fell in the period (each
+    /// found contact fresh). A server whose role changed meanwhile has its own timers.
+    fn hand_back_timers(&mut self, st: &Steady, k: u64) {
+        let now = self.now;
+        let (l, ls) = (st.leader, &self.servers[st.leader]);
+        let lead = ls.proc == ProcessState::Running
+            && ls.vol.role == Role::Leader
+            && ls.vol.role_gen == st.leader_gen;
+        if lead {
+            self.timer(l, st.tick(k).since(now), TimerKind::Heartbeat);
+            let j = if now >= st.lease0 {
+                now.since(st.lease0) / st.lease_ns + 1
+            } else {
+                0
+            };
+            let next_lease = st.lease0.plus(j * st.lease_ns);
+            self.timer(l, next_lease.since(now), TimerKind::Lease);
+        }
+        let ht = self.cfg.heartbeat_timeout_ns();
+        for i in 0..st.n {
+            let f = st.followers[i];
+            let s = &self.servers[f];
+            if s.proc != ProcessState::Running || s.vol.role_gen != st.gens[i] {
+                continue;
+            }
+            let mut at = st.follower_timer[i];
+            // Bounded: renewals are at least HT apart.
+            while at <= now {
+                at = at.plus(self.rng_timers.range(ht, 2 * ht));
+            }
+            self.timer(f, at.since(now), TimerKind::Follower);
+        }
+    }
+
+    /// Runs an episode: what `start` sends, and everything it leads to, message by message
+    /// with the ordinary handlers, on a local queue, with the elided heartbeat ticks that fall
+    /// in it sent for real. It ends when the local queue is empty: the period goes on if the
+    /// cluster is still steady. If the next message would reach the next queued event or the
+    /// caller's horizon, or anything is scheduled on the event queue, the messages go to the
+    /// event queue and the period ends.
+    fn run_episode(&mut self, mut st: Box<Steady>, start: impl FnOnce(&mut World)) {
+        self.settle(&mut st);
+        self.episode = Some(VecDeque::new());
+        self.materialize_tick(&mut st);
+        let mut k = st.next_tick(self.now);
+        let queued = self.events_queued();
+        start(self);
+        let mut steps = 0;
+        let quiet = loop {
+            let Some(local) = self.episode.as_ref() else {
+                break false;
+            };
+            let Some(next) = local.front() else {
+                break true;
+            };
+            let tick_at = st.tick(k);
+            let at = tick_at.min(next.at);
+            let head = self.next_event_at().unwrap_or(SimTime(u64::MAX));
+            let disturbed = self.events_queued() != queued;
+            if disturbed || at >= head || at > self.limit || steps >= EPISODE_STEPS_MAX {
+                break false;
+            }
+            steps += 1;
+            self.now = at;
+            if tick_at <= at {
+                // The leader's heartbeat timer (it comes first on a tie: it was queued first).
+                self.broadcast(st.leader);
+                k += 1;
+            } else if let Some(m) = self.episode.as_mut().and_then(VecDeque::pop_front) {
+                self.count_local_event(&m.msg);
+                self.deliver_msg(m.from, m.to, m.msg);
+            }
+        };
+        let local = self.episode.take().unwrap_or_default();
+        if quiet && self.steady_holds(&st) {
+            st.last_round = self.now;
+            st.counted = st.counted.max(k);
+            self.steady = Some(st);
+            return;
+        }
+        let mut local: Vec<_> = local.into();
+        local.sort_by_key(|m| m.seq);
+        for m in local {
+            self.push_msg_at(m.at, m.from, m.to, m.msg);
+        }
+        self.hand_back_timers(&st, k);
+    }
+
+    /// A workload write on the steady leader `l`, carried out in closed form if its round is
+    /// isolated (see the module docs). False: nothing was done; leave and take the normal path.
+    pub(crate) fn steady_write(&mut self, l: ServerId, id: u64) -> bool {
+        let Some(mut st) = self.steady.take() else {
+            return false;
+        };
+        if self.write_round(&mut st, l, id) {
+            self.steady = Some(st);
+            return true;
+        }
+        self.run_episode(st, |w| {
+            w.append_local(l, EntryKind::Write(id));
+            w.broadcast(l);
+        });
+        true
+    }
+
+    fn write_round(&mut self, st: &mut Steady, l: ServerId, id: u64) -> bool {
+        debug_assert_eq!(st.leader, l);
+        let now = self.now;
+        // The last tick's round must be over (answers at exactly now would come after us).
+        let recent =
+            |k: &u64| st.tick(*k) > st.last_round && now.since(st.tick(*k)) < 2 * st.lat_hi;
+        if let Some(km) = st.last_tick(now).filter(recent) {
+            for i in 0..st.n {
+                let (a, b) = self.tick_lats(st, km, st.followers[i]);
+                if st.tick(km).plus(a + b) >= now {
+                    return false;
+                }
+            }
+        }
+        let idx = self.servers[l].disk.last_index() + 1;
+        let mut lats = [(0u64, 0u64); MAX_SERVERS];
+        let mut end = now;
+        for (i, lat) in lats.iter_mut().enumerate().take(st.n) {
+            let f = st.followers[i];
+            *lat = self.steady_lats(st, DRAW_WRITE, idx, f);
+            end = end.max(now.plus(lat.0 + lat.1));
+        }
+        // Isolated: over before the next tick, the next queued event and the caller's horizon.
+        let next_tick = st.tick(st.next_tick(now));
+        let next_event = self.next_event_at().unwrap_or(SimTime(u64::MAX));
+        if end >= next_tick || end >= next_event || end > self.limit {
+            return false;
+        }
+        let term = st.term;
+        self.append_entry(l, EntryKind::Write(id));
+        debug_assert_eq!(self.servers[l].disk.last_index(), idx);
+        let commit = self.servers[l].vol.commit;
+        let mut answers = [SimTime(u64::MAX); MAX_SERVERS];
+        let mut voters = 0;
+        for (i, &(a, b)) in lats.iter().enumerate().take(st.n) {
+            let f = st.followers[i];
+            let d = now.plus(a);
+            // AppendEntries lands: contact, the entry, the leader's commit index, apply.
+            let s = &mut self.servers[f];
+            debug_assert_eq!(s.disk.last_index() + 1, idx);
+            s.disk.log.push(Entry {
+                term,
+                kind: EntryKind::Write(id),
+            });
+            s.vol.last_contact = Some(d);
+            let learned = commit.min(idx).max(s.vol.commit);
+            if learned > s.vol.commit {
+                // Applied when settled (see `learned_at`): nothing reads it before.
+                st.learned_at[i] = d;
+            }
+            s.vol.commit = learned;
+            // Its answer reaches the leader.
+            self.servers[l].vol.progress[f] = Progress {
+                next: idx + 1,
+                matched: idx,
+                inflight: false,
+                contact: d.plus(b),
+                snapshot_inflight: None,
+            };
+            self.metrics.messages += 2;
+            if st.voter[i] {
+                answers[voters] = d.plus(b);
+                voters += 1;
+            }
+        }
+        // The leader commits on the answer that completes a quorum (itself included): what
+        // `advance_commit` does on that answer, as every voter has now matched `idx`.
+        let need = quorum(voters + 1) - 1;
+        if need > 0 {
+            let answers = &mut answers[..voters];
+            answers.sort_unstable();
+            debug_assert!(self.servers[l].vol.commit < idx);
+            self.servers[l].vol.commit = idx;
+            self.at(answers[need - 1], |w| w.apply_committed(l));
+        }
+        st.last_round = now;
+        true
+    }
+}
