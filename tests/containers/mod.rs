@@ -10,7 +10,7 @@
 mod harness;
 
 use crate::live::cluster::assert_fresh_gates;
-use crate::live::{actions, first_in_gate};
+use crate::live::{actions, assert_rolled_in_order, first_in_gate};
 use harness::{Chaos, ContainerCluster, Spec};
 use rehearse::live::executor::ExecOutcome;
 use rehearse::live::journal::Record;
@@ -28,20 +28,7 @@ fn stops(records: &[Record]) -> Vec<String> {
 /// The full rolling-upgrade assertions on a finished run.
 fn assert_rolled(c: &ContainerCluster, leader: &str) {
     let records = c.records();
-    let acts = actions(&records);
-    let stops = stops(&records);
-    let starts: Vec<String> = acts
-        .iter()
-        .filter(|a| a.0 == "start")
-        .map(|a| a.1.clone())
-        .collect();
-    assert_eq!(stops.len(), 3, "every server stopped once: {acts:?}");
-    assert_eq!(stops, starts, "each stop followed by its start: {acts:?}");
-    let mut uniq = stops.clone();
-    uniq.sort();
-    uniq.dedup();
-    assert_eq!(uniq.len(), 3, "no server twice: {stops:?}");
-    assert_eq!(stops[2], leader, "the leader last");
+    assert_rolled_in_order(&records, leader);
     assert_fresh_gates(&records, 5_000);
     c.assert_all_on_target();
     for n in c.names() {

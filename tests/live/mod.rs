@@ -26,6 +26,26 @@ pub(crate) fn actions(records: &[Record]) -> Vec<(String, String, u64)> {
 }
 
 /// The first server the executor started again, once its start has finished (it is in its
+/// A finished 3-server rolling upgrade in the journal: every server stopped once, each stop
+/// followed by its start, followers first and `leader` last.
+pub(crate) fn assert_rolled_in_order(records: &[Record], leader: &str) {
+    let acts = actions(records);
+    let of = |kind: &str| -> Vec<&str> {
+        acts.iter()
+            .filter(|a| a.0 == kind)
+            .map(|a| a.1.as_str())
+            .collect()
+    };
+    let (stops, starts) = (of("stop"), of("start"));
+    assert_eq!(stops.len(), 3, "every server stopped once: {acts:?}");
+    assert_eq!(stops, starts, "each stop followed by its start: {acts:?}");
+    let mut uniq = stops.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), 3, "no server twice: {stops:?}");
+    assert_eq!(stops[2], leader, "the leader last");
+}
+
 /// gate from then on).
 pub(crate) fn first_in_gate(recs: &[Record]) -> Option<String> {
     let at = recs.iter().position(|r| {
@@ -64,24 +84,7 @@ fn rolling_upgrade_completes_followers_first_leader_last_with_fresh_gates() {
     assert_eq!(out.code, Some(0), "execute failed:\n{}", out.text);
 
     let records = Journal::read(&c.journal()).unwrap();
-    let acts = actions(&records);
-    let stops: Vec<&str> = acts
-        .iter()
-        .filter(|a| a.0 == "stop")
-        .map(|a| a.1.as_str())
-        .collect();
-    let starts: Vec<&str> = acts
-        .iter()
-        .filter(|a| a.0 == "start")
-        .map(|a| a.1.as_str())
-        .collect();
-    assert_eq!(stops.len(), 3, "every server stopped once: {acts:?}");
-    assert_eq!(stops, starts, "each stop followed by its start: {acts:?}");
-    let mut uniq = stops.clone();
-    uniq.sort();
-    uniq.dedup();
-    assert_eq!(uniq.len(), 3, "no server twice: {stops:?}");
-    assert_eq!(stops[2], leader, "the leader last");
+    assert_rolled_in_order(&records, &leader);
 
     // Each gate passed on health observed after that server's restart: between a start and
     // the next stop, the restarted server answered itself on the new binary, and the next
