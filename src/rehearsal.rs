@@ -178,7 +178,7 @@ pub fn observe(world: &World, acked_before: u64) -> ClusterView {
             .collect(),
         // The workload is the write probe: did any write get acknowledged since last time?
         write_accepted: (world.config().workload.writes_per_sec > 0.0)
-            .then(|| world.workload().acked > acked_before),
+            .then(|| world.acked_writes() > acked_before),
     }
 }
 
@@ -216,6 +216,7 @@ pub fn rehearse(cfg: &ProcedureConfig, sim: SimConfig) -> Result<Outcome, rehear
     rehearse_with(cfg, sim, &mut NoFaults)
 }
 
+#[derive(Clone)]
 struct Run {
     world: World,
     start_ns: u64,
@@ -230,28 +231,78 @@ impl Run {
     }
 }
 
-/// Rehearses with hooks around every action.
-pub fn rehearse_with(
-    cfg: &ProcedureConfig,
-    sim: SimConfig,
-    hooks: &mut dyn Hooks,
-) -> Result<Outcome, rehearse_sim::SimError> {
-    let seed = sim.seed;
-    let mut world = World::new(sim)?;
-    world.run_for(WARMUP_NS);
-    let start_ns = world.now().as_nanos();
-    let base_metrics = world.metrics();
-    let mut run = Run {
-        world,
-        start_ns,
-        unsafe_stops: Vec::new(),
-        steps: Vec::new(),
-        tolerance: Vec::new(),
-    };
-    let mut proc = Procedure::new(cfg.clone());
-    let mut result = ActionResult::None;
-    let mut acked = run.world.workload().acked;
-    let final_action = loop {
+/// A rehearsal paused at the top of a step, before the hooks' `before`: everything needed to
+/// go on. A run is a pure function of its seed and its hooks, and hooks that have not fired
+/// yet change nothing, so a run with faults from step k on is the fault-free run up to step k
+/// followed by the faulty rest: the explorer clones one checkpoint per step boundary instead
+/// of simulating the same prefix once per fault (`resume` from a clone is the same run,
+/// event for event, as `rehearse_with` from the start; `tests/chaos.rs` checks trace hashes).
+#[derive(Clone)]
+pub struct Checkpoint {
+    run: Run,
+    proc: Procedure,
+    result: ActionResult,
+    acked: u64,
+    base_metrics: Metrics,
+    seed: u64,
+    /// The procedure's final action, once it has one.
+    last: Option<Action>,
+}
+
+impl Checkpoint {
+    /// A new rehearsal on `sim`, after the warm-up, before step 0.
+    pub fn start(cfg: &ProcedureConfig, sim: SimConfig) -> Result<Self, rehearse_sim::SimError> {
+        let seed = sim.seed;
+        let mut world = World::new(sim)?;
+        world.run_for(WARMUP_NS);
+        let start_ns = world.now().as_nanos();
+        let base_metrics = world.metrics();
+        let acked = world.acked_writes();
+        Ok(Checkpoint {
+            run: Run {
+                world,
+                start_ns,
+                unsafe_stops: Vec::new(),
+                steps: Vec::new(),
+                tolerance: Vec::new(),
+            },
+            proc: Procedure::new(cfg.clone()),
+            result: ActionResult::None,
+            acked,
+            base_metrics,
+            seed,
+            last: None,
+        })
+    }
+
+    /// The index of the next step.
+    pub fn step(&self) -> usize {
+        self.run.steps.len()
+    }
+
+    /// Whether the procedure has ended (its final action is chosen).
+    pub fn ended(&self) -> bool {
+        self.last.is_some()
+    }
+
+    /// The world as it is now.
+    pub fn world(&self) -> &World {
+        &self.run.world
+    }
+
+    /// Where the procedure is, as the hooks see it before the next step.
+    pub fn ctx(&self) -> (Vec<String>, Vec<String>) {
+        (self.proc.step_info().servers, self.proc.upgraded().to_vec())
+    }
+
+    /// Runs one step: hooks, observation, the procedure's choice and its action. Does nothing
+    /// once the procedure has ended.
+    pub fn advance(&mut self, cfg: &ProcedureConfig, hooks: &mut dyn Hooks) {
+        if self.last.is_some() {
+            return;
+        }
+        let run = &mut self.run;
+        let proc = &mut self.proc;
         // Faults fire before the procedure looks, so it decides on a world that has them.
         let step = run.steps.len();
         let info = proc.step_info();
@@ -262,10 +313,11 @@ pub fn rehearse_with(
             upgraded: proc.upgraded(),
         };
         hooks.before(&mut run.world, &pre);
-        let view = observe(&run.world, acked);
-        acked = run.world.workload().acked;
+        let view = observe(&run.world, self.acked);
+        self.acked = run.world.acked_writes();
         let ft = view.health.as_ref().ok().map(|h| h.failure_tolerance);
         run.tolerance.push((run.ms(), ft));
+        let result = std::mem::replace(&mut self.result, ActionResult::None);
         let obs = Observation {
             now_ms: run.world.now().as_millis(),
             result,
@@ -273,9 +325,10 @@ pub fn rehearse_with(
         };
         let action = proc.next(&obs);
         if action.is_final() {
-            break action;
+            self.last = Some(action);
+            return;
         }
-        record(&mut run, &proc, &action);
+        record(run, proc, &action);
         let info = proc.step_info();
         let ctx = StepCtx {
             step,
@@ -283,25 +336,51 @@ pub fn rehearse_with(
             batch: &info.servers,
             upgraded: proc.upgraded(),
         };
-        result = execute(&mut run, &action, cfg.install_time_ms);
+        self.result = execute(run, &action, cfg.install_time_ms);
         hooks.after(&mut run.world, &ctx);
-    };
-    let duration_ms = run.ms();
-    record(&mut run, &proc, &final_action);
-    hooks.finish(&mut run.world);
-    run.world.run_for(COOLDOWN_NS);
-    run.world.check_log_matching();
-    hooks.done(&run.world);
-    let mut outcome = judge(
-        run,
-        &final_action,
-        proc.upgraded().to_vec(),
-        seed,
-        duration_ms,
-        &base_metrics,
-    );
-    outcome.notes = proc.notes().to_vec();
-    Ok(outcome)
+    }
+
+    /// Runs to the end of the procedure, then the cooldown, and judges the run.
+    pub fn resume(mut self, cfg: &ProcedureConfig, hooks: &mut dyn Hooks) -> Outcome {
+        let final_action = loop {
+            if let Some(a) = self.last.take() {
+                break a;
+            }
+            self.advance(cfg, hooks);
+        };
+        let Checkpoint {
+            mut run,
+            proc,
+            base_metrics,
+            seed,
+            ..
+        } = self;
+        let duration_ms = run.ms();
+        record(&mut run, &proc, &final_action);
+        hooks.finish(&mut run.world);
+        run.world.run_for(COOLDOWN_NS);
+        run.world.check_log_matching();
+        hooks.done(&run.world);
+        let mut outcome = judge(
+            run,
+            &final_action,
+            proc.upgraded().to_vec(),
+            seed,
+            duration_ms,
+            &base_metrics,
+        );
+        outcome.notes = proc.notes().to_vec();
+        outcome
+    }
+}
+
+/// Rehearses with hooks around every action.
+pub fn rehearse_with(
+    cfg: &ProcedureConfig,
+    sim: SimConfig,
+    hooks: &mut dyn Hooks,
+) -> Result<Outcome, rehearse_sim::SimError> {
+    Ok(Checkpoint::start(cfg, sim)?.resume(cfg, hooks))
 }
 
 fn record(run: &mut Run, proc: &Procedure, action: &Action) {

@@ -191,3 +191,92 @@ fn shrinking_reduces_a_padded_schedule_to_a_minimal_one() {
     // Deterministic: the same input shrinks to the same schedule.
     assert_eq!(shrink_finding(&p, &cfg, &finding, &steps).faults, s.faults);
 }
+
+/// The explorer forks runs from a fault-free run at each step and simulates runs whose faults
+/// land on the same server once: its totals and findings must be exactly those of running
+/// every schedule from scratch, one by one. Checked on a broken procedure (so there are unsafe
+/// and beyond-tolerance runs), single faults (every 5th, all kinds and roles) and pairs, with
+/// one and two jobs.
+#[test]
+fn forked_and_shared_runs_are_the_runs_from_scratch() {
+    use rehearse::chaos::explore::{FINDINGS_MAX, Totals};
+    let p = plan(3, "1.9.7", "1.10.3", false);
+    let cfg = Variant::IgnoreFailureTolerance.apply(ProcedureConfig::from_plan(&p));
+    let steps = boundaries(&baseline(&p, &cfg, 1));
+    let mut scheds: Vec<Vec<Fault>> = schedules(&steps, 1, usize::MAX)
+        .into_iter()
+        .step_by(5)
+        .collect();
+    scheds.extend(schedules(&steps, 2, usize::MAX).into_iter().step_by(997));
+    // A fault at a step the procedure never reaches misses.
+    scheds.push(vec!["crash:leader:500:30s".parse().unwrap()]);
+    let seeds = 1..3u64;
+    let mut naive = Totals::default();
+    let mut findings = Vec::new();
+    for seed in seeds.clone() {
+        for s in &scheds {
+            let (o, fired) = run_one(&p, &cfg, s, seed);
+            naive.runs += 1;
+            naive.fired += u64::from(fired);
+            match classify(&o) {
+                Class::Completed => naive.completed += 1,
+                Class::Halted => naive.halted += 1,
+                Class::BeyondTolerance => naive.beyond_tolerance += 1,
+                Class::Unsafe => naive.unsafe_runs += 1,
+            }
+            if matches!(classify(&o), Class::Unsafe | Class::BeyondTolerance) {
+                findings.push((s.clone(), seed, classify(&o)));
+            }
+        }
+    }
+    findings.sort_by_key(|(s, seed, c)| (*c != Class::Unsafe, s.clone(), *seed));
+    assert!(naive.unsafe_runs > 0 && naive.completed > 0, "{naive:?}");
+    for jobs in [1, 2] {
+        let t = explore(&p, &cfg, &scheds, seeds.clone(), jobs, &|_| {});
+        let counts = |t: &Totals| {
+            let c = (t.completed, t.halted, t.beyond_tolerance, t.unsafe_runs);
+            (t.runs, t.fired, c)
+        };
+        let got: Vec<_> = t
+            .findings
+            .iter()
+            .map(|f| (f.faults.clone(), f.seed, f.class))
+            .collect();
+        // Findings are capped (unsafe ones first); which beyond-tolerance runs are kept past the
+        // cap depends on the order runs finish in.
+        let only_got: Vec<_> = got.iter().filter(|g| !findings.contains(g)).collect();
+        assert!(only_got.is_empty(), "jobs {jobs}: {only_got:?}");
+        assert_eq!(got.len(), findings.len().min(FINDINGS_MAX), "jobs {jobs}");
+        let unsafe_of = |v: &[(Vec<Fault>, u64, Class)]| -> Vec<(Vec<Fault>, u64, Class)> {
+            v.iter().filter(|f| f.2 == Class::Unsafe).cloned().collect()
+        };
+        assert_eq!(unsafe_of(&got), unsafe_of(&findings), "jobs {jobs}");
+        assert_eq!(counts(&t), counts(&naive), "jobs {jobs}");
+        assert!(t.simulated < t.runs, "nothing was shared: {t:?}");
+    }
+}
+
+/// A run forked from the fault-free run at a fault's step is the run from scratch, event for
+/// event: same trace hash.
+#[test]
+fn a_forked_run_is_the_run_from_scratch_event_for_event() {
+    use rehearse::chaos::fault::FaultHooks;
+    use rehearse::rehearsal::{Checkpoint, NoFaults, sim_config};
+    let p = plan(5, "1.8.4", "1.9.7", true);
+    let cfg = ProcedureConfig::from_plan(&p);
+    for (seed, line) in [
+        (1, "crash:leader:12:30s"),
+        (2, "isolate:pending:3:permanent"),
+    ] {
+        let f: Fault = line.parse().unwrap();
+        let (scratch, fired) = run_one(&p, &cfg, &[f], seed);
+        assert!(fired, "{line}");
+        let mut cp = Checkpoint::start(&cfg, sim_config(&p, seed)).unwrap();
+        while cp.step() < f.step {
+            cp.advance(&cfg, &mut NoFaults);
+        }
+        let forked = cp.resume(&cfg, &mut FaultHooks::new(vec![f]));
+        assert_eq!(forked.trace_hash, scratch.trace_hash, "{line}");
+        assert_eq!(forked.steps.len(), scratch.steps.len(), "{line}");
+    }
+}

@@ -12,11 +12,26 @@ use crate::trace::TraceKind;
 use crate::versions::line_info;
 use crate::world::World;
 
+/// A server's formatted Raft ID and addresses (by address generation).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Labels {
+    uuid: String,
+    addrs: Vec<String>,
+}
+
 impl World {
     /// RPC address of a server as peers know it (`10.0.<addr_gen>.<n>:<port>`).
     pub fn address(&self, id: ServerId) -> String {
-        let g = self.servers[id].addr_gen;
-        format!("10.0.{g}.{}:{}", id + 1, self.rpc_port())
+        self.address_at(id, self.servers[id].addr_gen)
+    }
+
+    /// RPC address of server `id` at address generation `g` (kept in `labels`: every
+    /// observation reads each server's address and ID, so they are formatted once).
+    pub(crate) fn address_at(&self, id: ServerId, g: u32) -> String {
+        match self.labels.get(id).and_then(|l| l.addrs.get(g as usize)) {
+            Some(a) => a.clone(),
+            None => format!("10.0.{g}.{}:{}", id + 1, self.rpc_port()),
+        }
     }
 
     /// Raft server ID: a UUID under protocol 3, the address under protocol 2 (the protocol the
@@ -25,6 +40,13 @@ impl World {
         if self.servers[id].advertised_protocol < 3 {
             return self.address(id);
         }
+        match self.labels.get(id) {
+            Some(l) => l.uuid.clone(),
+            None => self.uuid(id),
+        }
+    }
+
+    fn uuid(&self, id: ServerId) -> String {
         let h = fnv1a(self.cfg.seed, self.servers[id].spec.name.as_bytes());
         format!(
             "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
@@ -34,6 +56,19 @@ impl World {
             (h >> 4) & 0xfff,
             id
         )
+    }
+
+    /// Formats every server's ID and addresses up to its current address generation.
+    pub(crate) fn refresh_labels(&mut self) {
+        let labels = (0..self.servers.len())
+            .map(|id| Labels {
+                uuid: self.uuid(id),
+                addrs: (0..=self.servers[id].addr_gen)
+                    .map(|g| format!("10.0.{g}.{}:{}", id + 1, self.rpc_port()))
+                    .collect(),
+            })
+            .collect();
+        self.labels = labels;
     }
 
     fn node_name(&self, id: ServerId) -> String {

@@ -56,6 +56,8 @@ pub enum Msg {
         entries: Vec<Entry>,
         /// Leader's commit index.
         commit: u64,
+        /// Sent by the heartbeat path while a batch is in flight (see `AppendResp::heartbeat`).
+        heartbeat: bool,
     },
     /// Answer to `Append` or `Install`.
     AppendResp {
@@ -65,6 +67,11 @@ pub enum Msg {
         success: bool,
         /// Follower's last index after the call (a hint on failure).
         last_index: u64,
+        /// Answers a heartbeat sent while a batch was in flight. In hashicorp/raft heartbeats
+        /// run on their own goroutine and connection: their answers refresh contact and never
+        /// move nextIndex or start another replication round, so the leader keeps one
+        /// replication chain per follower whatever the latency.
+        heartbeat: bool,
     },
     /// InstallSnapshot.
     Install {
@@ -303,6 +310,7 @@ impl World {
                 next: last + 1,
                 matched: 0,
                 inflight: false,
+                inflight_until: now,
                 contact: now,
                 snapshot_inflight: None,
             };
@@ -426,6 +434,7 @@ impl World {
                 prev_term,
                 entries: Vec::new(),
                 commit,
+                heartbeat: true,
             };
             return self.send(id, p, msg);
         }
@@ -446,8 +455,12 @@ impl World {
             prev_term,
             entries,
             commit: s.vol.commit,
+            heartbeat: false,
         };
-        self.servers[id].vol.progress[p.id].inflight = true;
+        let until = self.now.plus(self.rpc_slack_ns());
+        let pr = &mut self.servers[id].vol.progress[p.id];
+        pr.inflight = true;
+        pr.inflight_until = until;
         self.send(id, p, msg);
     }
 
@@ -467,11 +480,16 @@ impl World {
         let transfer_ns = entries.saturating_mul(1_000_000_000) / rate;
         // Slack for the round trip; past it a lost transfer (the follower restarted) is retried
         // on the next answer, like a failed RPC in hashicorp/raft.
-        let slack_ns = 2 * self.cfg.net.latency_ns_max + self.cfg.election_timeout_ns();
-        let until = self.now.plus(transfer_ns + slack_ns);
+        let until = self.now.plus(transfer_ns + self.rpc_slack_ns());
         self.servers[id].vol.progress[p.id].snapshot_inflight = Some((snap.index, until));
         let snap = Box::new(snap);
         self.send_delayed(id, p, Msg::Install { term, snap }, transfer_ns);
+    }
+
+    /// How long an RPC in flight is waited for before it counts as lost: a round trip at the
+    /// slowest latency plus an election timeout (hashicorp/raft sees a broken connection).
+    pub(crate) fn rpc_slack_ns(&self) -> u64 {
+        2 * self.cfg.net.latency_ns_max + self.cfg.election_timeout_ns()
     }
 
     fn on_append(&mut self, to: ServerId, from: ServerId, m: Msg) {
@@ -481,6 +499,7 @@ impl World {
             prev_term,
             entries,
             commit,
+            heartbeat,
         } = m
         else {
             return;
@@ -490,7 +509,7 @@ impl World {
                 self.servers[to].disk.term,
                 self.servers[to].disk.last_index(),
             );
-            return self.reply(to, from, append_resp(t, false, li));
+            return self.reply(to, from, append_resp(t, false, li, heartbeat));
         }
         let s = &mut self.servers[to];
         let ok_prev = match s.disk.term_at(prev_index) {
@@ -501,7 +520,7 @@ impl World {
         if prev_index > s.disk.last_index() || !ok_prev {
             let hint = s.disk.last_index().min(prev_index.saturating_sub(1));
             let t = s.disk.term;
-            return self.reply(to, from, append_resp(t, false, hint));
+            return self.reply(to, from, append_resp(t, false, hint, heartbeat));
         }
         let n = entries.len() as u64;
         let wrote = self.store_entries(to, prev_index, entries);
@@ -513,7 +532,7 @@ impl World {
         let delay = if wrote { s.disk_delay_ns } else { 0 };
         self.apply_committed(to);
         if self.servers[to].vol.role == Role::Follower {
-            self.reply_delayed(to, from, append_resp(t, true, last_new), delay);
+            self.reply_delayed(to, from, append_resp(t, true, last_new, heartbeat), delay);
         }
     }
 
@@ -561,7 +580,8 @@ impl World {
         wrote
     }
 
-    fn on_append_resp(&mut self, to: ServerId, from: ServerId, term: u64, ok: bool, last: u64) {
+    fn on_append_resp(&mut self, to: ServerId, from: ServerId, resp: (u64, bool, u64, bool)) {
+        let (term, ok, last, heartbeat) = resp;
         let s = &self.servers[to];
         if term > s.disk.term {
             return self.become_follower(to, term);
@@ -573,6 +593,9 @@ impl World {
         let leader_last = s.disk.last_index();
         let pr = &mut self.servers[to].vol.progress[from];
         pr.contact = now;
+        if heartbeat && pr.inflight && now < pr.inflight_until {
+            return; // the batch in flight moves replication on, not the heartbeat beside it
+        }
         if let Some((index, until)) = pr.snapshot_inflight {
             let install_answer = ok && last == index;
             if !install_answer && now < until {
@@ -615,7 +638,7 @@ impl World {
                 self.servers[to].disk.term,
                 self.servers[to].disk.last_index(),
             );
-            return self.reply(to, from, append_resp(t, false, li));
+            return self.reply(to, from, append_resp(t, false, li, false));
         }
         if !self.can_restore(to, &snap) {
             return;
@@ -638,7 +661,7 @@ impl World {
         s.vol.config = c;
         let t = s.disk.term;
         self.check_fsm(to, "after InstallSnapshot");
-        self.reply(to, from, append_resp(t, true, idx));
+        self.reply(to, from, append_resp(t, true, idx, false));
     }
 
     fn on_timeout_now(&mut self, to: ServerId, from: ServerId, term: u64) {
@@ -802,7 +825,8 @@ impl World {
                 term,
                 success,
                 last_index,
-            } => self.on_append_resp(to, from, term, success, last_index),
+                heartbeat,
+            } => self.on_append_resp(to, from, (term, success, last_index, heartbeat)),
             Msg::Install { term, snap } => self.on_install(to, from, term, *snap),
             Msg::TimeoutNow { term } => self.on_timeout_now(to, from, term),
         }
@@ -827,10 +851,11 @@ impl World {
     }
 }
 
-fn append_resp(term: u64, success: bool, last_index: u64) -> Msg {
+fn append_resp(term: u64, success: bool, last_index: u64, heartbeat: bool) -> Msg {
     Msg::AppendResp {
         term,
         success,
         last_index,
+        heartbeat,
     }
 }

@@ -68,7 +68,7 @@ impl World {
 
     /// RPC address a configuration entry records (`10.0.<addr_gen>.<n>:<port>`).
     pub(crate) fn entry_address(&self, p: &Peer) -> String {
-        format!("10.0.{}.{}:{}", p.addr_gen, p.id + 1, self.rpc_port())
+        self.address_at(p.id, p.addr_gen)
     }
 
     /// Protocol 2: a running, alive server whose configuration entries all record old

@@ -258,6 +258,9 @@ pub struct Progress {
     pub matched: u64,
     /// An AppendEntries/InstallSnapshot is in flight.
     pub inflight: bool,
+    /// Until when the batch in flight is waited for; past it a heartbeat's answer restarts
+    /// replication (the batch or its answer was lost).
+    pub inflight_until: SimTime,
     /// When the follower last answered.
     pub contact: SimTime,
     /// An InstallSnapshot of this index is in flight until about this time (its transfer

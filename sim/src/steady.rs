@@ -410,18 +410,26 @@ impl World {
                         prev_term,
                         entries: Vec::new(),
                         commit,
+                        heartbeat: false,
                     };
                     self.push_msg_at(d, l, f, msg);
-                    self.servers[l].vol.progress[f].inflight = true;
+                    let until = st.tick(k).plus(self.rpc_slack_ns());
+                    let pr = &mut self.servers[l].vol.progress[f];
+                    pr.inflight = true;
+                    pr.inflight_until = until;
                 } else if r > now {
                     self.metrics.messages += 1;
                     let msg = Msg::AppendResp {
                         term,
                         success: true,
                         last_index: last,
+                        heartbeat: false,
                     };
                     self.push_msg_at(r, f, l, msg);
-                    self.servers[l].vol.progress[f].inflight = true;
+                    let until = st.tick(k).plus(self.rpc_slack_ns());
+                    let pr = &mut self.servers[l].vol.progress[f];
+                    pr.inflight = true;
+                    pr.inflight_until = until;
                 } else {
                     self.metrics.messages += 2;
                 }
@@ -592,6 +600,7 @@ impl World {
                 next: idx + 1,
                 matched: idx,
                 inflight: false,
+                inflight_until: SimTime::default(),
                 contact: d.plus(b),
                 snapshot_inflight: None,
             };

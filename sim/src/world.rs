@@ -107,7 +107,7 @@ enum Ev {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 /// A queue entry: the event's time and sequence number, and where the event waits in the
 /// slab (the heap moves 24-byte keys, not events).
 struct Queued {
@@ -216,6 +216,7 @@ struct Pending {
 }
 
 /// The simulated cluster.
+#[derive(Clone)]
 pub struct World {
     pub(crate) cfg: SimConfig,
     pub(crate) now: SimTime,
@@ -229,6 +230,8 @@ pub struct World {
     rng_net: SimRng,
     rng_proc: SimRng,
     blocked: BTreeSet<(ServerId, ServerId)>,
+    /// Formatted IDs and addresses (see `ops::Labels`).
+    pub(crate) labels: Vec<crate::ops::Labels>,
     pub(crate) metrics: Metrics,
     trace: Trace,
     violations: Vec<Violation>,
@@ -269,7 +272,7 @@ pub struct World {
 }
 
 /// A message on an episode's local queue (see `steady`).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct LocalMsg {
     pub at: SimTime,
     pub seq: u64,
@@ -396,6 +399,7 @@ impl World {
             rng_net: SimRng::child(seed, "net"),
             rng_proc: SimRng::child(seed, "process"),
             blocked: BTreeSet::new(),
+            labels: Vec::new(),
             metrics: Metrics::default(),
             trace: Trace::default(),
             violations: Vec::new(),
@@ -428,6 +432,7 @@ impl World {
         for id in 0..n {
             w.start(id);
         }
+        w.refresh_labels();
         w.schedule_workload();
         let ri = w.cfg.autopilot.reconcile_interval_ns;
         w.push(ri, Ev::AutopilotReconcile);
@@ -740,6 +745,17 @@ impl World {
         {
             return;
         }
+        if matches!(
+            self.servers[to.id].proc,
+            ProcessState::Stopped | ProcessState::Crashed | ProcessState::Starting
+        ) {
+            // Nothing listens there: the connection is refused at once, and an AppendEntries
+            // fails right away (hashicorp/raft retries after a backoff) rather than being
+            // waited for. The message itself is lost as before.
+            if let Some(pr) = self.servers[from].vol.progress.get_mut(to.id) {
+                pr.inflight_until = self.now;
+            }
+        }
         let net = &self.cfg.net;
         if net.loss > 0.0 && self.rng_net.chance(net.loss) {
             return;
@@ -876,9 +892,16 @@ impl World {
         s.proc = to;
         s.paused_from = None;
         s.incarnation += 1;
-        let disk = s.disk.clone();
-        s.vol = Volatile::boot(n, &disk, now);
+        s.vol = Volatile::boot(n, &s.disk, now);
         s.vol.role_gen = s.incarnation << 20;
+        // Its connections break: a leader's AppendEntries in flight to it fails at once (in
+        // hashicorp/raft the RPC returns an error and the replication loop retries), so the
+        // next answer after it is back restarts replication instead of waiting out the batch.
+        for o in &mut self.servers {
+            if let Some(pr) = o.vol.progress.get_mut(id) {
+                pr.inflight_until = now;
+            }
+        }
         self.trace(TraceKind::Process {
             server: id,
             what: what.to_string(),
@@ -1084,6 +1107,7 @@ impl World {
     pub fn change_address(&mut self, id: ServerId) {
         self.leave_steady();
         self.servers[id].addr_gen += 1;
+        self.refresh_labels();
         self.fault(format!("new address {}", self.servers[id].spec.name));
     }
 
@@ -1553,6 +1577,17 @@ impl World {
             self.acked.push((index, term));
             self.workload_stats.acked += 1;
         }
+    }
+
+    /// Writes acknowledged so far (cheap: `workload` also checks every acknowledged write
+    /// against the leader's log).
+    pub fn acked_writes(&self) -> u64 {
+        self.workload_stats.acked
+    }
+
+    /// Writes that failed so far (cheap, like `acked_writes`).
+    pub fn failed_writes(&self) -> u64 {
+        self.workload_stats.failed
     }
 
     /// Workload counters, with acknowledged writes missing from the current leader's log.

@@ -4,11 +4,13 @@
 //! time to first detection (runs and wall seconds until the first unsafe run), can stop there,
 //! and hands unsafe findings to the shrinker (`super::shrink`).
 
-use super::fault::{Fault, FaultHooks, FaultKind, Target};
+use super::fault::{Fault, FaultHooks, FaultKind, Target, landing};
 use super::shrink::{Shrunk, shrink};
 use crate::plan::Plan;
 use crate::procedure::ProcedureConfig;
-use crate::rehearsal::{Outcome, Verdict, rehearse, rehearse_with, sim_config};
+use crate::rehearsal::{
+    Checkpoint, NoFaults, Outcome, Verdict, rehearse, rehearse_with, sim_config,
+};
 use rehearse_sim::SimConfig;
 use serde::Serialize;
 use std::sync::Mutex;
@@ -66,8 +68,12 @@ pub struct Finding {
 /// Totals of an exploration.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Totals {
-    /// Runs.
+    /// Runs (schedules × seeds).
     pub runs: u64,
+    /// Runs actually simulated: the others were the same run as one already simulated (same
+    /// seed, same fault on the same server at the same step, or a fault that missed), plus one
+    /// fault-free walk per seed and thread.
+    pub simulated: u64,
     /// Runs in which at least one fault found its target.
     pub fired: u64,
     /// Completed.
@@ -91,13 +97,13 @@ pub struct Totals {
 /// Time to first detection: how far the explorer got before its first unsafe run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct FirstUnsafe {
-    /// Runs finished when the first unsafe result came in (that one included). With one job
-    /// this is the run's position in the run order; with more it depends on scheduling.
+    /// Runs finished when the first unsafe result came in (that one included). It depends on
+    /// how the work was shared between threads.
     pub after_runs: u64,
     /// Wall seconds from the start of the exploration to that result.
     pub after_s: f64,
-    /// Position (1-based) of the earliest unsafe run in the run order (schedules × seeds,
-    /// seeds innermost): the same whatever the number of jobs.
+    /// Position (1-based) of the earliest unsafe run in the run order (seeds × schedules,
+    /// schedules innermost): the same whatever the number of jobs.
     pub first_in_order: u64,
 }
 
@@ -183,6 +189,17 @@ pub fn explore(
 }
 
 /// `explore` with options (stop at the first unsafe run).
+///
+/// How the work is shared. The run order is seeds outermost, then the schedules in their
+/// order. Work is handed out as (seed, step) units: every schedule of a seed whose first
+/// fault is at that step. A run with its first fault at step k is the fault-free run up to
+/// step k, then the faulty rest (see `rehearsal::Checkpoint`), so each thread walks one
+/// fault-free run per seed forward and forks it at each unit's step instead of simulating the
+/// prefix again for every fault. Within a unit, single faults that land on the same server
+/// (roles are resolved at the step: "pending" and "other" are often the same server) are the
+/// same run and are simulated once; a fault whose role no server has misses, and its run is
+/// the seed's fault-free run. Every schedule × seed is still counted as a run; `simulated`
+/// says how many runs were actually simulated.
 pub fn explore_with(
     plan: &Plan,
     cfg: &ProcedureConfig,
@@ -193,33 +210,68 @@ pub fn explore_with(
     progress: &(dyn Fn(usize) + Sync),
 ) -> Totals {
     let seeds: Vec<u64> = seeds.collect();
-    let total = schedules.len() * seeds.len();
+    let groups = by_first_step(schedules);
+    let units: Vec<(usize, usize)> = (0..seeds.len())
+        .flat_map(|s| (0..groups.len()).map(move |g| (s, g)))
+        .collect();
     let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let started = Instant::now();
     let totals = Mutex::new(Totals::default());
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1) {
             s.spawn(|| {
+                let mut walker = Walker::default();
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= total || stop.load(Ordering::Relaxed) {
+                    let u = next.fetch_add(1, Ordering::Relaxed);
+                    if u >= units.len() || stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let (sched, seed) = (&schedules[i / seeds.len()], seeds[i % seeds.len()]);
-                    let (o, fired) = run_one(plan, cfg, sched, seed);
-                    let run = Run {
-                        index: i,
-                        sched,
-                        seed,
-                        outcome: &o,
-                        fired,
-                    };
-                    if fold(&totals, &run, started) == Class::Unsafe && opts.fail_fast {
-                        stop.store(true, Ordering::Relaxed);
+                    let (seed_pos, g) = units[u];
+                    let (step, members) = &groups[g];
+                    let seed = seeds[seed_pos];
+                    let fork = walker.at(plan, cfg, seed, *step).clone();
+                    let mut same: Vec<(Landing, Ran)> = Vec::new();
+                    for &i in members {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let sched = &schedules[i];
+                        let ran = match landing_key(&fork, sched) {
+                            Some(key) => {
+                                if let Some((_, r)) = same.iter().find(|(k, _)| *k == key) {
+                                    r.clone()
+                                } else {
+                                    let r = if key == Landing::Missed {
+                                        walker.fault_free(cfg)
+                                    } else {
+                                        walker.simulated += 1;
+                                        Ran::of(fork.clone(), cfg, sched)
+                                    };
+                                    same.push((key, r.clone()));
+                                    r
+                                }
+                            }
+                            None => {
+                                walker.simulated += 1;
+                                Ran::of(fork.clone(), cfg, sched)
+                            }
+                        };
+                        let run = Run {
+                            index: seed_pos * schedules.len() + i,
+                            sched,
+                            seed,
+                            ran: &ran,
+                        };
+                        if fold(&totals, &run, started) == Class::Unsafe && opts.fail_fast {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        progress(done.fetch_add(1, Ordering::Relaxed) + 1);
                     }
-                    progress(i + 1);
                 }
+                let mut t = totals.lock().unwrap_or_else(|e| e.into_inner());
+                t.simulated += walker.simulated;
             });
         }
     });
@@ -230,6 +282,119 @@ pub fn explore_with(
         key(a).cmp(&key(b))
     });
     t
+}
+
+/// Schedule indices grouped by the step of their first fault (ascending); a schedule with no
+/// fault goes with step 0.
+fn by_first_step(schedules: &[Vec<Fault>]) -> Vec<(usize, Vec<usize>)> {
+    let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for (i, s) in schedules.iter().enumerate() {
+        let first = s.iter().map(|f| f.step).min().unwrap_or(0);
+        groups.entry(first).or_default().push(i);
+    }
+    groups.into_iter().collect()
+}
+
+/// Where a single-fault schedule lands at its step: two schedules with the same landing are
+/// the same run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Landing {
+    /// No server has the role: the fault-free run.
+    Missed,
+    /// This fault kind on this server (or the network), healed after this long.
+    On(FaultKind, Option<rehearse_sim::ServerId>, Option<u64>),
+}
+
+/// The landing of a one-fault schedule forked at its step; `None` for other schedules (they
+/// are simulated each time).
+fn landing_key(fork: &Checkpoint, sched: &[Fault]) -> Option<Landing> {
+    let [f] = sched else {
+        return None;
+    };
+    if fork.ended() || fork.step() != f.step {
+        // The procedure ended before the fault's step: the fault never fires.
+        return Some(Landing::Missed);
+    }
+    let (batch, upgraded) = fork.ctx();
+    Some(match landing(fork.world(), f, &batch, &upgraded) {
+        None => Landing::Missed,
+        Some(target) => Landing::On(f.kind, target, f.duration_s),
+    })
+}
+
+/// What a run showed, as the totals need it.
+#[derive(Debug, Clone)]
+struct Ran {
+    class: Class,
+    problems: Vec<String>,
+    fired: bool,
+}
+
+impl Ran {
+    fn of(fork: Checkpoint, cfg: &ProcedureConfig, sched: &[Fault]) -> Ran {
+        let mut hooks = FaultHooks::new(sched.to_vec());
+        let o = fork.resume(cfg, &mut hooks);
+        Ran::from_outcome(&o, hooks.fired())
+    }
+
+    fn from_outcome(o: &Outcome, fired: bool) -> Ran {
+        Ran {
+            class: classify(o),
+            problems: problems(o),
+            fired,
+        }
+    }
+}
+
+/// One thread's fault-free run of the current seed, walked forward to each unit's step.
+#[derive(Default)]
+struct Walker {
+    seed: Option<u64>,
+    at: Option<Checkpoint>,
+    fault_free: Option<Ran>,
+    simulated: u64,
+}
+
+impl Walker {
+    /// The fault-free run of `seed` paused at `step` (or where it ended, if earlier).
+    fn at(&mut self, plan: &Plan, cfg: &ProcedureConfig, seed: u64, step: usize) -> &Checkpoint {
+        let behind = self.seed != Some(seed)
+            || self
+                .at
+                .as_ref()
+                .is_none_or(|c| c.step() > step && !c.ended());
+        if behind {
+            // A plan that parsed builds a valid world; a failure here is a bug worth seeing.
+            let start = Checkpoint::start(cfg, sim_config(plan, seed))
+                .unwrap_or_else(|e| panic!("invalid world: {e}"));
+            self.at = Some(start);
+            if self.seed != Some(seed) {
+                self.fault_free = None;
+                self.simulated += 1;
+            }
+            self.seed = Some(seed);
+        }
+        let cp = self.at.get_or_insert_with(|| unreachable!("set above"));
+        while cp.step() < step && !cp.ended() {
+            cp.advance(cfg, &mut NoFaults);
+        }
+        cp
+    }
+
+    /// The seed's fault-free run, judged (simulated to the end once per seed).
+    fn fault_free(&mut self, cfg: &ProcedureConfig) -> Ran {
+        if self.fault_free.is_none()
+            && let Some(cp) = &self.at
+        {
+            let o = cp.clone().resume(cfg, &mut NoFaults);
+            self.fault_free = Some(Ran::from_outcome(&o, false));
+        }
+        self.fault_free.clone().unwrap_or(Ran {
+            class: Class::Completed,
+            problems: Vec::new(),
+            fired: false,
+        })
+    }
 }
 
 /// Runs one schedule on one seed; also says whether any fault fired.
@@ -252,17 +417,16 @@ struct Run<'a> {
     index: usize,
     sched: &'a [Fault],
     seed: u64,
-    outcome: &'a Outcome,
-    fired: bool,
+    ran: &'a Ran,
 }
 
 /// Folds a run into the totals; returns its class.
 fn fold(totals: &Mutex<Totals>, run: &Run<'_>, started: Instant) -> Class {
-    let (sched, seed, o) = (run.sched, run.seed, run.outcome);
-    let class = classify(o);
+    let (sched, seed) = (run.sched, run.seed);
+    let class = run.ran.class;
     let mut t = totals.lock().unwrap_or_else(|e| e.into_inner());
     t.runs += 1;
-    t.fired += u64::from(run.fired);
+    t.fired += u64::from(run.ran.fired);
     if class == Class::Unsafe {
         let (position, runs) = (run.index as u64 + 1, t.runs);
         let first = t.first_unsafe.get_or_insert(FirstUnsafe {
@@ -290,12 +454,11 @@ fn fold(totals: &Mutex<Totals>, run: &Run<'_>, started: Instant) -> Class {
         {
             t.findings.swap_remove(pos);
         }
-        let problems = problems(o);
         t.findings.push(Finding {
             faults: sched.to_vec(),
             seed,
             class,
-            problems,
+            problems: run.ran.problems.clone(),
         });
     }
     class

@@ -205,9 +205,29 @@ impl FaultHooks {
 
 /// Resolves a role to a server at this step (lowest id among candidates: deterministic).
 fn resolve(w: &World, t: Target, ctx: &StepCtx<'_>) -> Option<ServerId> {
+    resolve_in(w, t, ctx.batch, ctx.upgraded)
+}
+
+/// Where a fault lands if it fires now, with `batch` being upgraded and `upgraded` done:
+/// `Some(Some(id))` on a server, `Some(None)` on the whole network (loss, latency), `None`
+/// when no server has the role (the fault misses and the run is the fault-free one).
+pub fn landing(
+    w: &World,
+    f: &Fault,
+    batch: &[String],
+    upgraded: &[String],
+) -> Option<Option<ServerId>> {
+    if f.kind.targeted() {
+        resolve_in(w, f.target, batch, upgraded).map(Some)
+    } else {
+        Some(None)
+    }
+}
+
+fn resolve_in(w: &World, t: Target, batch: &[String], upgraded: &[String]) -> Option<ServerId> {
     let leader = w.leader();
-    let in_batch = |id: ServerId| ctx.batch.iter().any(|b| b == w.server_name(id));
-    let upgraded = |id: ServerId| ctx.upgraded.iter().any(|b| b == w.server_name(id));
+    let in_batch = |id: ServerId| batch.iter().any(|b| b == w.server_name(id));
+    let upgraded = |id: ServerId| upgraded.iter().any(|b| b == w.server_name(id));
     let mut ids = 0..w.server_count();
     match t {
         Target::Leader => leader,

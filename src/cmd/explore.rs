@@ -109,11 +109,12 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
 
 fn report(args: &Args, t: &Totals, variant: Variant, schedules: usize) {
     out!(
-        "explored {} with {} fault schedules x {} seeds ({variant:?} procedure): {} runs{}",
+        "explored {} with {} fault schedules x {} seeds ({variant:?} procedure): {} runs ({} simulated, the rest the same run as one of them){}",
         args.plan.display(),
         schedules,
         args.seeds,
         t.runs,
+        t.simulated,
         if t.stopped_early {
             " (stopped at the first unsafe run)"
         } else {

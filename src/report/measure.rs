@@ -67,8 +67,8 @@ impl Sampler {
                 .filter(|&id| w.process_state(id) == ProcessState::Running)
                 .map(|id| w.server_name(id).to_string())
                 .collect(),
-            acked: w.workload().acked,
-            failed: w.workload().failed,
+            acked: w.acked_writes(),
+            failed: w.failed_writes(),
             no_leader_ns: m.no_leader_ns.saturating_sub(base.0),
             leader_changes: m.leader_changes.saturating_sub(base.1),
             elections: m.elections.saturating_sub(base.2),
