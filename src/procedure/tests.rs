@@ -150,6 +150,8 @@ impl Fake {
             scheduler: None,
             drained: Vec::new(),
             write_accepted: Some(true),
+            nodes: None,
+            allocs_running: None,
         }
     }
 }
@@ -436,6 +438,8 @@ fn observation_errors_never_panic_and_are_bounded() {
         agents: vec![],
         scheduler: Some(Err(err())),
         drained: vec![],
+        nodes: None,
+        allocs_running: None,
         write_accepted: Some(false),
     };
     let mut t = 0;
