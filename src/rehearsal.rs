@@ -23,6 +23,10 @@ pub const ACTION_LATENCY_NS: u64 = 200 * MS;
 pub const WARMUP_NS: u64 = 30 * SEC;
 /// Observation after the procedure ends, to catch late damage (a crash on apply, a lost write).
 pub const COOLDOWN_NS: u64 = 30 * SEC;
+/// After the cooldown, the world runs on until the heartbeat timers of client nodes whose
+/// hosts are gone have fired (at most this long), so that a node lost near the end of a run
+/// is judged too (hashicorp/nomad#24231). Only runs with a gone node go on.
+pub const NODE_TIMERS_MAX_NS: u64 = 7 * 60 * SEC;
 
 /// How a rehearsal ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +98,11 @@ pub struct Outcome {
     /// InstallSnapshot (`s2 was sent InstallSnapshot 3 times`).
     #[serde(default)]
     pub events: Vec<String>,
+    /// Harm to client nodes, one line each: a server stopped while its client's allocations
+    /// still ran after its drain had reported complete (hashicorp/nomad#14293), and nodes whose
+    /// hosts are gone but that a leader could not mark down (hashicorp/nomad#24231).
+    #[serde(default)]
+    pub client_problems: Vec<String>,
 }
 
 /// Most notable events an outcome keeps.
@@ -179,6 +188,16 @@ pub fn observe(world: &World, acked_before: u64) -> ClusterView {
         // The workload is the write probe: did any write get acknowledged since last time?
         write_accepted: (world.config().workload.writes_per_sec > 0.0)
             .then(|| world.acked_writes() > acked_before),
+        nodes: (world.config().product == Product::Nomad)
+            .then(|| first_ok(n, |id| world.nodes(id))),
+        allocs_running: Some(
+            (0..n)
+                .filter(|&id| world.config().servers[id].also_client)
+                // Unreadable counts as running: never stop on a view that cannot be read.
+                .filter(|&id| !matches!(world.allocations_running(id), Ok(0)))
+                .map(|id| world.server_name(id).to_string())
+                .collect(),
+        ),
     }
 }
 
@@ -221,6 +240,9 @@ struct Run {
     world: World,
     start_ns: u64,
     unsafe_stops: Vec<String>,
+    /// Stops of servers whose client still ran allocations although its drain had reported
+    /// complete (hashicorp/nomad#14293).
+    early_stops: Vec<String>,
     steps: Vec<StepRecord>,
     tolerance: Vec<(u64, Option<i64>)>,
 }
@@ -263,6 +285,7 @@ impl Checkpoint {
                 world,
                 start_ns,
                 unsafe_stops: Vec::new(),
+                early_stops: Vec::new(),
                 steps: Vec::new(),
                 tolerance: Vec::new(),
             },
@@ -359,6 +382,16 @@ impl Checkpoint {
         record(&mut run, &proc, &final_action);
         hooks.finish(&mut run.world);
         run.world.run_for(COOLDOWN_NS);
+        let horizon = run.world.now().plus(NODE_TIMERS_MAX_NS);
+        // Each pass fires at least one timer (and disarms it), so the nodes bound the loop.
+        for _ in 0..=run.world.client_count() {
+            let now = run.world.now();
+            let next = run.world.next_node_deadline();
+            let Some(t) = next.filter(|&t| t > now && t <= horizon) else {
+                break;
+            };
+            run.world.run_until(t);
+        }
         run.world.check_log_matching();
         hooks.done(&run.world);
         let mut outcome = judge(
@@ -459,6 +492,13 @@ fn apply(run: &mut Run, action: &Action) -> Result<ActionResult, String> {
                 run.unsafe_stops
                     .push(format!("{server} at {} ms{why}", run.ms()));
             }
+            let allocs = run.world.allocations_running_now(id);
+            if allocs > 0 && run.world.drain_complete(id) {
+                run.early_stops.push(format!(
+                    "stopped {server} at {} ms while {allocs} allocations were still running on it: its drain had reported complete (hashicorp/nomad#14293)",
+                    run.ms()
+                ));
+            }
             run.world.stop(id, StopMode::Graceful);
             Ok(ActionResult::Ok)
         }
@@ -485,7 +525,11 @@ fn apply(run: &mut Run, action: &Action) -> Result<ActionResult, String> {
                 .map(|()| ActionResult::Ok)
                 .map_err(|e| e.to_string())
         }
-        Action::UpgradeClients { .. } | Action::Observe { .. } => Ok(ActionResult::Ok),
+        Action::UpgradeClients { version } => {
+            w.upgrade_clients(*version);
+            Ok(ActionResult::Ok)
+        }
+        Action::Observe { .. } => Ok(ActionResult::Ok),
         Action::Done(_) | Action::Halt(_) => Ok(ActionResult::None),
     }
 }
@@ -590,6 +634,9 @@ fn judge(
             "stopped {s} while the others did not form a quorum"
         ));
     }
+    let mut client_problems = run.early_stops.clone();
+    client_problems.extend(w.nodes_not_marked_down());
+    problems.extend(client_problems.iter().cloned());
     for v in w.violations() {
         problems.push(format!("{}: {}", v.invariant, v.detail));
     }
@@ -622,6 +669,7 @@ fn judge(
         trace_hash: w.trace_hash(),
         notes: Vec::new(),
         events: notable_events(w),
+        client_problems,
     }
 }
 

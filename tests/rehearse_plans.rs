@@ -133,3 +133,48 @@ fn rehearsals_replay_exactly() {
         assert_eq!(x.steps, y.steps);
     }
 }
+
+/// hashicorp/nomad#24231: after upgrading the servers to 1.9.0 (ACLs on), a client whose host
+/// is gone stays `ready` on the old version. rehearse's client check notices it and halts;
+/// on 1.9.1 the node is marked down and the upgrade completes with a note.
+#[test]
+fn the_client_check_notices_a_gone_client_that_1_9_0_never_marks_down() {
+    use rehearse::chaos::{Fault, FaultHooks};
+    use rehearse::rehearsal::rehearse_with;
+    for (target, halts) in [("1.9.0", true), ("1.9.1", false)] {
+        let text = format!(
+            "[cluster]\nproduct = \"nomad\"\nversion = \"1.8.4\"\nservers = [{{ name = \"s1\" }}, {{ name = \"s2\" }}, {{ name = \"s3\" }}]\n[clients]\ncount = 5\n[upgrade]\ntarget = \"{target}\"\ntransfer_leadership = true\n"
+        );
+        let p = Plan::from_str_named(&text, "test").unwrap();
+        let cfg = ProcedureConfig::from_plan(&p);
+        for seed in 1..=3 {
+            let mut sim = sim_config(&p, seed);
+            sim.acl_enabled = true;
+            let fault: Fault = "client-down:client:30:permanent".parse().unwrap();
+            let mut hooks = FaultHooks::new(vec![fault]);
+            let o = rehearse_with(&cfg, sim, &mut hooks).unwrap();
+            let last = &o.steps.last().unwrap().action;
+            if halts {
+                assert!(
+                    last.contains("client c1 is ready but runs 1.8.4"),
+                    "{target} seed {seed}: {last}"
+                );
+                assert!(
+                    o.client_problems
+                        .iter()
+                        .any(|p| p.contains("could not mark it down")),
+                    "{target} seed {seed}: {:?}",
+                    o.client_problems
+                );
+            } else {
+                assert_eq!(o.verdict, Verdict::Completed, "{target} seed {seed}");
+                assert!(
+                    o.notes
+                        .iter()
+                        .any(|n| n == "client c1 is down: not upgraded")
+                );
+                assert!(o.client_problems.is_empty());
+            }
+        }
+    }
+}

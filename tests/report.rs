@@ -529,6 +529,8 @@ mod live_journal {
             scheduler: None,
             drained: Vec::new(),
             write_accepted: Some(write),
+            nodes: None,
+            allocs_running: None,
         };
         Record::Observation {
             obs: Box::new(Observation {

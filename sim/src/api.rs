@@ -236,3 +236,26 @@ pub enum ApiError {
         message: String,
     },
 }
+
+/// A client node's status, as `GET /v1/nodes` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    /// Heartbeating (or not yet marked down).
+    Ready,
+    /// Marked down by the leader after its heartbeat TTL expired.
+    Down,
+}
+
+/// One entry of `GET /v1/nodes`, reduced to what an upgrade reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Node name.
+    pub name: String,
+    /// Status.
+    pub status: NodeStatus,
+    /// The client's version (`Version`, as it registered).
+    pub version: Version,
+    /// Whether a drain was requested (`Drain`).
+    pub drain: bool,
+}

@@ -163,7 +163,8 @@ impl Default for WorkloadConfig {
     }
 }
 
-/// Client nodes.
+/// Client nodes and the leader's heartbeat timers (Nomad's `nomad/heartbeat.go`; see the
+/// `clients` module).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientConfig {
     /// Number of client-only nodes.
@@ -174,6 +175,34 @@ pub struct ClientConfig {
     pub drain_ns_min: u64,
     /// See `drain_ns_min`.
     pub drain_ns_max: u64,
+    /// Server `min_heartbeat_ttl` (10 s): the shortest TTL the leader grants.
+    #[serde(default = "d10s")]
+    pub min_heartbeat_ttl_ns: u64,
+    /// Server `max_heartbeats_per_second` (50): the TTL grows past the minimum so that all
+    /// nodes together heartbeat at most this often.
+    #[serde(default = "d50")]
+    pub max_heartbeats_per_sec: f64,
+    /// Server `heartbeat_grace` (10 s): added to the TTL before a node is marked down.
+    #[serde(default = "d10s")]
+    pub heartbeat_grace_ns: u64,
+    /// Server `failover_heartbeat_ttl` (5 min): the TTL a new leader gives every node.
+    #[serde(default = "d300s")]
+    pub failover_heartbeat_ttl_ns: u64,
+    /// How long the allocations of a drained server-client keep running after its drain
+    /// reports complete: the tasks' `kill_timeout`/`shutdown_delay` (hashicorp/nomad#14293).
+    /// 0: they have stopped when the drain completes.
+    #[serde(default)]
+    pub kill_timeout_ns: u64,
+}
+
+fn d10s() -> u64 {
+    10 * SEC
+}
+fn d50() -> f64 {
+    50.0
+}
+fn d300s() -> u64 {
+    300 * SEC
 }
 
 impl Default for ClientConfig {
@@ -183,6 +212,11 @@ impl Default for ClientConfig {
             version: None,
             drain_ns_min: 5 * SEC,
             drain_ns_max: 30 * SEC,
+            min_heartbeat_ttl_ns: d10s(),
+            max_heartbeats_per_sec: d50(),
+            heartbeat_grace_ns: d10s(),
+            failover_heartbeat_ttl_ns: d300s(),
+            kill_timeout_ns: 0,
         }
     }
 }
@@ -226,6 +260,10 @@ pub struct SimConfig {
     pub workload: WorkloadConfig,
     /// Clients.
     pub clients: ClientConfig,
+    /// ACLs are enabled (`acl { enabled = true }`): the leader's own RPCs need its token
+    /// (hashicorp/nomad#24231 is a missing one).
+    #[serde(default)]
+    pub acl_enabled: bool,
     /// Server boot time, min and max (process start → Raft running).
     pub boot_ns_min: u64,
     /// See `boot_ns_min`.
@@ -275,6 +313,7 @@ impl SimConfig {
             net: NetConfig::default(),
             workload: WorkloadConfig::default(),
             clients: ClientConfig::default(),
+            acl_enabled: false,
             boot_ns_min: 300 * MS,
             boot_ns_max: 2 * SEC,
             raft_protocol_by_version: Vec::new(),
@@ -304,6 +343,16 @@ impl SimConfig {
         }
         if !(self.workload.writes_per_sec.is_finite() && self.workload.writes_per_sec >= 0.0) {
             return bad("workload.writes_per_sec: must be >= 0".into());
+        }
+        if self.clients.count > crate::clients::MAX_NODES {
+            return bad(format!(
+                "clients.count: at most {} client nodes",
+                crate::clients::MAX_NODES
+            ));
+        }
+        let rate = self.clients.max_heartbeats_per_sec;
+        if !rate.is_finite() || rate <= 0.0 {
+            return bad("clients.max_heartbeats_per_sec: must be > 0".into());
         }
         for (i, s) in self.servers.iter().enumerate() {
             line_info(self.product, s.version)

@@ -10,6 +10,7 @@
 //! (the version catalog).
 
 pub mod api;
+pub mod clients;
 pub mod config;
 pub mod leadership;
 mod ops;

@@ -93,7 +93,7 @@ impl World {
     }
 
     /// The leader a request through `via` is forwarded to.
-    fn forwarded(&self, via: ServerId) -> Result<ServerId, ApiError> {
+    pub(crate) fn forwarded(&self, via: ServerId) -> Result<ServerId, ApiError> {
         self.answering(via)?;
         let no_leader = || ApiError::NoLeader {
             addr: self.node_name(via),
@@ -384,7 +384,7 @@ impl World {
         Ok(())
     }
 
-    fn any_forward(&self) -> Result<ServerId, ApiError> {
+    pub(crate) fn any_forward(&self) -> Result<ServerId, ApiError> {
         (0..self.servers.len())
             .find_map(|v| self.forwarded(v).ok())
             .ok_or(ApiError::NoLeader {

@@ -68,6 +68,14 @@ pub enum EntryKind {
     /// (1.8.14+ent, 1.9.10+ent, 1.10.2+ent): servers before those cannot decode it
     /// (hashicorp/nomad#26425). Outside the per-line schema order, so a kind of its own.
     LicenseReport,
+    /// Nomad's `Node.UpdateStatus` for a client node (index in `World::nodes`): down (the
+    /// leader's heartbeat timer expired) or ready (the node heartbeats again).
+    NodeStatus {
+        /// Node index.
+        node: u32,
+        /// Down (true) or ready (false).
+        down: bool,
+    },
 }
 
 /// A Raft log entry.
@@ -96,6 +104,9 @@ impl Entry {
             EntryKind::Config(p) => 3 ^ ((p.len() as u64) << 4),
             EntryKind::Schema(s) => 4 ^ (u64::from(*s) << 4),
             EntryKind::LicenseReport => 5,
+            EntryKind::NodeStatus { node, down } => {
+                6 ^ (u64::from(*node) << 5) ^ (u64::from(*down) << 4)
+            }
         }
     }
 }

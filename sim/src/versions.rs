@@ -196,6 +196,10 @@ pub enum KnownIssueKind {
     /// which earlier Enterprise releases cannot decode: they panic on apply (1.8.14+ent,
     /// 1.9.10+ent, 1.10.2+ent and their next patch; hashicorp/nomad#26425).
     WritesLicenseReportingEntry,
+    /// With ACLs enabled, the leader's request to mark a node down whose heartbeat TTL
+    /// expired is refused ("Permission denied"): a client whose host is gone stays `ready`
+    /// (1.9.0; hashicorp/nomad#24231, fixed in 1.9.1 by PR #24241).
+    HeartbeatMarkDownRefused,
 }
 
 const fn v(major: u16, minor: u16, patch: u16) -> Version {
@@ -404,6 +408,15 @@ pub const KNOWN_ISSUES: &[KnownIssue] = &[
         kind: KnownIssueKind::EmptyRestoreFromLocalSnapshot,
         reference: "hashicorp/nomad#24411",
         fix_hint: "use 1.9.3 or later (release 1.9.2 was pulled)",
+    },
+    KnownIssue {
+        product: Product::Nomad,
+        enterprise_only: false,
+        from: v(1, 9, 0),
+        to: v(1, 9, 0),
+        kind: KnownIssueKind::HeartbeatMarkDownRefused,
+        reference: "hashicorp/nomad#24231",
+        fix_hint: "use 1.9.1 or later: with ACLs enabled, 1.9.0 never marks a client with missed heartbeats down",
     },
     license_reporting(v(1, 8, 14), v(1, 8, 15), "use 1.8.16+ent or later"),
     license_reporting(v(1, 9, 10), v(1, 9, 11), "use 1.9.12+ent or later"),

@@ -105,6 +105,11 @@ enum Ev {
         server: ServerId,
         leader: (ServerId, u64),
     },
+    /// A client node's heartbeat timer on the leader (see `clients`).
+    ClientTtl {
+        node: u32,
+        generation: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -269,6 +274,8 @@ pub struct World {
     /// While a steady period runs an episode: its local message queue, in delivery order.
     pub(crate) episode: Option<VecDeque<LocalMsg>>,
     episode_seq: u64,
+    /// Client nodes and the leader's heartbeat timers (see `clients`).
+    pub(crate) clients: crate::clients::Clients,
 }
 
 /// A message on an episode's local queue (see `steady`).
@@ -282,7 +289,7 @@ pub(crate) struct LocalMsg {
 }
 
 /// Names of the event kinds counted by `World::event_profile`.
-const EV_KINDS: [&str; 17] = [
+const EV_KINDS: [&str; 18] = [
     "msg:vote",
     "msg:vote_resp",
     "msg:append(hb)",
@@ -300,6 +307,7 @@ const EV_KINDS: [&str; 17] = [
     "serf",
     "workload",
     "autopilot",
+    "client-ttl",
 ];
 
 fn msg_kind(msg: &Msg) -> usize {
@@ -321,6 +329,7 @@ fn ev_kind(ev: &Ev) -> usize {
         Ev::Boot { .. } | Ev::CrashLoop { .. } => 13,
         Ev::Serf { .. } => 14,
         Ev::Workload => 15,
+        Ev::ClientTtl { .. } => 17,
         _ => 16,
     }
 }
@@ -388,6 +397,8 @@ impl World {
             }
         });
         let write_rate = cfg.workload.writes_per_sec;
+        let client_version = cfg.clients.version.unwrap_or(cfg.servers[0].version);
+        let clients = crate::clients::Clients::new(cfg.clients.count, client_version, seed);
         let mut w = World {
             servers: servers.collect(),
             now: SimTime::ZERO,
@@ -427,6 +438,7 @@ impl World {
             episode: None,
             episode_seq: 0,
             elision: true,
+            clients,
             cfg,
         };
         for id in 0..n {
@@ -638,6 +650,7 @@ impl World {
             | Ev::AutopilotHealth { .. }
             | Ev::AutopilotReconcile
             | Ev::AutopilotStatsTimeout { .. }
+            | Ev::ClientTtl { .. }
             | Ev::Serf { .. } => true,
             Ev::Timer {
                 server,
@@ -705,6 +718,7 @@ impl World {
                 }
             }
             Ev::AutopilotStatsTimeout { server, leader } => self.stats_timed_out(server, leader),
+            Ev::ClientTtl { node, generation } => self.on_client_ttl(node as usize, generation),
             Ev::AutopilotReconcile => {
                 self.reconcile();
                 let d = self.cfg.autopilot.reconcile_interval_ns;
@@ -1231,6 +1245,19 @@ impl World {
         let term = self.servers[leader].disk.term;
         let d = self.cfg.autopilot.health_interval_ns;
         self.push(d, Ev::AutopilotHealth { leader, term });
+        // The heartbeat timers start in establishLeadership too.
+        self.clients_on_established(leader);
+    }
+
+    /// Queues a client node's heartbeat timer (see `clients`).
+    pub(crate) fn push_client_ttl(&mut self, at: SimTime, node: u32, generation: u64) {
+        self.push(at.since(self.now), Ev::ClientTtl { node, generation });
+    }
+
+    /// The (term, digest) of the committed entry at `index`, if known.
+    pub(crate) fn committed_entry(&self, index: u64) -> Option<(u64, u64)> {
+        let i = usize::try_from(index).ok()?.checked_sub(1)?;
+        self.canon.get(i).copied()
     }
 
     /// A stats fetch started at the last refresh failed: the server is unhealthy from now on

@@ -43,7 +43,8 @@ pub fn classify(o: &Outcome) -> Class {
         || o.workload.lost_acked > 0
         || !o.violations.is_empty()
         || o.metrics.skew_crashes > 0
-        || o.metrics.snapshot_refusals > 0;
+        || o.metrics.snapshot_refusals > 0
+        || !o.client_problems.is_empty();
     match &o.verdict {
         Verdict::Unsafe { .. } if procedure_fault => Class::Unsafe,
         Verdict::Unsafe { .. } => Class::BeyondTolerance,

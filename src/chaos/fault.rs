@@ -44,6 +44,11 @@ pub enum FaultKind {
     /// over or the fault heals. Not in `ALL`: it changes nothing until the target wins an
     /// election, so the explorer's blind placement rarely exercises it; scenarios place it.
     FailsToLead,
+    /// A client-only node's host goes away (target `client`: the first whose host runs): it
+    /// stops heartbeating and should be marked down once the leader's timer for it fires.
+    /// Healed (the host returns) only when it has a duration: a lost host stays lost. Not in
+    /// `ALL`: the explorer aims at servers.
+    ClientDown,
 }
 
 impl FaultKind {
@@ -83,6 +88,8 @@ pub enum Target {
     Upgraded,
     /// Any server that is neither the leader nor in this step.
     Other,
+    /// A client-only node (for `client-down`); not in `ALL`.
+    Client,
 }
 
 impl Target {
@@ -193,9 +200,14 @@ impl FaultHooks {
 
     fn heal_due(&mut self, w: &mut World, all: bool) {
         let now = w.now().as_nanos();
-        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.active)
-            .into_iter()
-            .partition(|(_, _, heal_at)| all || heal_at.is_some_and(|t| t <= now));
+        let (due, keep): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.active)
+                .into_iter()
+                .partition(|(f, _, heal_at)| {
+                    // A lost client host stays lost, even when the procedure ends.
+                    let lasts = f.kind == FaultKind::ClientDown && f.duration_s.is_none();
+                    (all && !lasts) || heal_at.is_some_and(|t| t <= now)
+                });
         self.active = keep;
         for (f, target, _) in due {
             heal(w, f.kind, target);
@@ -203,28 +215,41 @@ impl FaultHooks {
     }
 }
 
-/// Resolves a role to a server at this step (lowest id among candidates: deterministic).
-fn resolve(w: &World, t: Target, ctx: &StepCtx<'_>) -> Option<ServerId> {
-    resolve_in(w, t, ctx.batch, ctx.upgraded)
+/// Resolves a role to a server at this step (lowest id among candidates: deterministic), or
+/// for `client-down` to a client-only node.
+fn resolve(w: &World, kind: FaultKind, t: Target, ctx: &StepCtx<'_>) -> Option<usize> {
+    resolve_in(w, kind, t, ctx.batch, ctx.upgraded)
 }
 
 /// Where a fault lands if it fires now, with `batch` being upgraded and `upgraded` done:
-/// `Some(Some(id))` on a server, `Some(None)` on the whole network (loss, latency), `None`
-/// when no server has the role (the fault misses and the run is the fault-free one).
+/// `Some(Some(id))` on a server (or client node), `Some(None)` on the whole network (loss,
+/// latency), `None` when nothing has the role (the fault misses and the run is the
+/// fault-free one).
 pub fn landing(
     w: &World,
     f: &Fault,
     batch: &[String],
     upgraded: &[String],
-) -> Option<Option<ServerId>> {
+) -> Option<Option<usize>> {
     if f.kind.targeted() {
-        resolve_in(w, f.target, batch, upgraded).map(Some)
+        resolve_in(w, f.kind, f.target, batch, upgraded).map(Some)
     } else {
         Some(None)
     }
 }
 
-fn resolve_in(w: &World, t: Target, batch: &[String], upgraded: &[String]) -> Option<ServerId> {
+fn resolve_in(
+    w: &World,
+    kind: FaultKind,
+    t: Target,
+    batch: &[String],
+    upgraded: &[String],
+) -> Option<usize> {
+    match (kind == FaultKind::ClientDown, t == Target::Client) {
+        (true, true) => return w.first_running_client(),
+        (false, false) => {}
+        _ => return None,
+    }
     let leader = w.leader();
     let in_batch = |id: ServerId| batch.iter().any(|b| b == w.server_name(id));
     let upgraded = |id: ServerId| upgraded.iter().any(|b| b == w.server_name(id));
@@ -235,6 +260,7 @@ fn resolve_in(w: &World, t: Target, batch: &[String], upgraded: &[String]) -> Op
         Target::Pending => ids.find(|&id| Some(id) != leader && !in_batch(id) && !upgraded(id)),
         Target::Upgraded => ids.find(|&id| upgraded(id) && !in_batch(id)),
         Target::Other => ids.find(|&id| Some(id) != leader && !in_batch(id)),
+        Target::Client => None,
     }
 }
 
@@ -274,6 +300,7 @@ fn inject(w: &mut World, kind: FaultKind, target: Option<ServerId>) {
             w.start(id);
         }
         FaultKind::FailsToLead => w.set_fails_to_lead(id, true),
+        FaultKind::ClientDown => w.client_down(id),
         FaultKind::Loss | FaultKind::Latency => {}
     }
 }
@@ -288,6 +315,7 @@ fn heal(w: &mut World, kind: FaultKind, target: Option<ServerId>) {
         (FaultKind::Latency, _) => w.set_latency(defaults.latency_ns_min, defaults.latency_ns_max),
         (FaultKind::SlowDisk, Some(id)) => w.set_disk_delay(id, 0),
         (FaultKind::FailsToLead, Some(id)) => w.set_fails_to_lead(id, false),
+        (FaultKind::ClientDown, Some(i)) => w.client_up(i),
         // A bad binary, wiped data or a new address stay: the procedure must cope.
         _ => {}
     }
@@ -304,7 +332,7 @@ impl Hooks for FaultHooks {
             .collect();
         for f in due {
             let target = if f.kind.targeted() {
-                match resolve(w, f.target, ctx) {
+                match resolve(w, f.kind, f.target, ctx) {
                     Some(id) => Some(id),
                     None => {
                         self.missed.push(f);

@@ -16,6 +16,8 @@
 //! snapshot_threshold = 8192     # hashicorp/raft SnapshotThreshold (Nomad raft_snapshot_threshold)
 //! snapshot_interval_s = 120     # SnapshotInterval (raft_snapshot_interval)
 //! trailing_logs = 10240         # TrailingLogs (raft_trailing_logs)
+//! acl_enabled = false           # ACLs on (hashicorp/nomad#24231 needs them)
+//! kill_timeout_s = 0            # allocations outlive a drain's completion this long (nomad#14293)
 //! ```
 
 use super::Fault;
@@ -101,6 +103,15 @@ pub struct SimOverrides {
     /// `raft_trailing_logs`).
     #[serde(default)]
     pub trailing_logs: Option<u64>,
+    /// ACLs enabled on the servers (default false): the leader's own RPCs need its token
+    /// (hashicorp/nomad#24231).
+    #[serde(default)]
+    pub acl_enabled: Option<bool>,
+    /// Seconds the allocations of a drained server-client keep running after its drain
+    /// reports complete: tasks' `kill_timeout`/`shutdown_delay` (default 0;
+    /// hashicorp/nomad#14293).
+    #[serde(default)]
+    pub kill_timeout_s: Option<u64>,
 }
 
 impl SimOverrides {
@@ -120,6 +131,12 @@ impl SimOverrides {
         }
         if let Some(n) = self.trailing_logs {
             c.raft.trailing_logs = n;
+        }
+        if let Some(a) = self.acl_enabled {
+            c.acl_enabled = a;
+        }
+        if let Some(s) = self.kill_timeout_s {
+            c.clients.kill_timeout_ns = s.saturating_mul(SEC);
         }
         c
     }

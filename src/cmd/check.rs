@@ -58,6 +58,8 @@ pub enum VariantArg {
     RollbackInPlace,
     /// The safe procedure without autopilot, as under raft protocol 2 (no quorum check).
     NoAutopilot,
+    /// Stop a server-client as soon as its drain reports complete (allocations may still run).
+    DrainStatusOnly,
 }
 
 impl From<VariantArg> for Variant {
@@ -72,6 +74,7 @@ impl From<VariantArg> for Variant {
             VariantArg::IgnoreFailureTolerance => Variant::IgnoreFailureTolerance,
             VariantArg::RollbackInPlace => Variant::RollbackInPlace,
             VariantArg::NoAutopilot => Variant::NoAutopilot,
+            VariantArg::DrainStatusOnly => Variant::DrainStatusOnly,
         }
     }
 }

@@ -90,6 +90,8 @@ impl LiveCluster {
             scheduler,
             drained: Vec::new(),
             write_accepted: None,
+            nodes: None,
+            allocs_running: None,
         }
     }
 
@@ -118,6 +120,8 @@ impl LiveCluster {
             scheduler: (self.product == Product::Nomad).then_some(Err(err)),
             drained: Vec::new(),
             write_accepted: None,
+            nodes: None,
+            allocs_running: None,
         }
     }
 

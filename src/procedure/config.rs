@@ -83,6 +83,13 @@ pub struct ProcedureConfig {
     /// The preflight still requires them alive, voters and healthy.
     #[serde(default)]
     pub already_upgraded: Vec<String>,
+    /// Before stopping a server that is also a client, wait until its allocations have stopped,
+    /// not only until its drain reports complete (hashicorp/nomad#14293).
+    #[serde(default = "yes")]
+    pub drain_waits_for_allocs: bool,
+    /// After upgrading clients, check that every `ready` node runs the target.
+    #[serde(default = "yes")]
+    pub verify_clients: bool,
 }
 
 impl ProcedureConfig {
@@ -127,6 +134,8 @@ impl ProcedureConfig {
             install_time_ms: ns_to_ms(u.install_time),
             in_place_rollback_safe: in_place_rollback_safe(plan),
             already_upgraded: Vec::new(),
+            drain_waits_for_allocs: true,
+            verify_clients: true,
         }
     }
 }
@@ -178,6 +187,11 @@ pub enum Variant {
     /// the baseline of protocol-2 incidents (hashicorp/nomad#12926, #8470) rather than a
     /// mutation of the safe procedure, and the explorer's efficacy test stays on the mutations.
     NoAutopilot,
+    /// Trusts a drain's completion (`LastDrain.Status = complete`) and stops the server at
+    /// once, as `nomad node drain -enable` followed by a stop does; a drain reports complete
+    /// before allocations with a `kill_timeout` have stopped (hashicorp/nomad#14293). Not in
+    /// `BROKEN`: it differs from `Safe` only on servers that are also clients.
+    DrainStatusOnly,
 }
 
 impl Variant {
@@ -219,6 +233,7 @@ impl Variant {
                 c.gate.use_autopilot = false;
                 c.gate.require_voter = false;
             }
+            Variant::DrainStatusOnly => c.drain_waits_for_allocs = false,
         }
         c
     }

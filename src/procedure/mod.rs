@@ -26,14 +26,19 @@ pub use config::{GateConfig, ProcedureConfig, ServerRef, Variant};
 use crate::plan::{Order, Rollback};
 use gate::GateState;
 use rehearse_sim::api::{
-    AgentSelf, ApiError, AutopilotHealth, Member, RaftConfiguration, SchedulerConfig, SerfStatus,
-    SnapshotInfo,
+    AgentSelf, ApiError, AutopilotHealth, Member, NodeInfo, NodeStatus, RaftConfiguration,
+    SchedulerConfig, SerfStatus, SnapshotInfo,
 };
 use rehearse_sim::versions::Version;
 use serde::{Deserialize, Serialize};
 
 /// Most observations one run may take before halting (a bound on every loop).
 pub const OBSERVATIONS_MAX: u64 = 200_000;
+/// How long the client check after `UpgradeClients` waits for every `ready` node to run the
+/// target: a node whose host is gone shows `ready` until the leader's heartbeat timer for it
+/// fires, which after a leader election is `failover_heartbeat_ttl` (5 min) plus at most one
+/// TTL and the grace (10–20 s + 10 s with up to 500 nodes).
+pub const CLIENT_CHECK_TIMEOUT_MS: u64 = 6 * 60 * 1000;
 
 /// What the driver read from the cluster right now.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +60,13 @@ pub struct ClusterView {
     /// Whether a probe write was acknowledged since the previous observation (`None`: the
     /// driver has no write probe).
     pub write_accepted: Option<bool>,
+    /// Client nodes (`GET /v1/nodes`); `None` when the driver does not read them.
+    #[serde(default)]
+    pub nodes: Option<Result<Vec<NodeInfo>, ApiError>>,
+    /// Servers that are also clients with allocations still running
+    /// (`GET /v1/node/:id/allocations`, ClientStatus `running`); `None` when not read.
+    #[serde(default)]
+    pub allocs_running: Option<Vec<String>>,
 }
 
 /// The result of the previous action.
@@ -282,7 +294,7 @@ enum Stage {
     Start { next: usize },
     Gate(GateState),
     Verify { since_ms: u64 },
-    Clients,
+    Clients { since_ms: Option<u64> },
     Rollback,
     Restore,
     Finished,
@@ -357,7 +369,7 @@ impl Procedure {
             Stage::Start { .. } => Phase::Start,
             Stage::Gate(_) => Phase::Gate,
             Stage::Verify { .. } => Phase::Verify,
-            Stage::Clients => Phase::Clients,
+            Stage::Clients { .. } => Phase::Clients,
             Stage::Rollback | Stage::Restore => Phase::Rollback,
             Stage::Finished => Phase::Done,
         };
@@ -408,7 +420,7 @@ impl Procedure {
             Stage::Start { next } => self.start(obs, next),
             Stage::Gate(g) => self.gate(obs, g),
             Stage::Verify { since_ms } => self.verify(obs, since_ms),
-            Stage::Clients => self.finish(),
+            Stage::Clients { since_ms } => self.check_clients(obs, since_ms),
             Stage::Rollback => self.rollback_next(obs),
             Stage::Restore => self.restored(),
             Stage::Finished => Action::Observe { wait_ms: 0 },
@@ -644,8 +656,25 @@ impl Procedure {
             .filter(|s| self.is_client(s))
             .cloned()
             .collect();
-        if clients.iter().all(|s| obs.view.drained.contains(s)) {
+        // A drain reports complete before allocations with a kill_timeout have stopped
+        // (hashicorp/nomad#14293): wait for them too when the driver can read them.
+        let stopped = |s: &String| {
+            !self.cfg.drain_waits_for_allocs
+                || obs
+                    .view
+                    .allocs_running
+                    .as_ref()
+                    .is_none_or(|running| !running.contains(s))
+        };
+        let drained = clients.iter().all(|s| obs.view.drained.contains(s));
+        if drained && clients.iter().all(stopped) {
             return self.safe_to_stop(obs, obs.now_ms);
+        }
+        if drained {
+            let names = clients.join(",");
+            self.note(&format!(
+                "{names}: the drain reported complete while allocations still ran; waiting for them to stop (hashicorp/nomad#14293)"
+            ));
         }
         let deadline = self.cfg.drain_deadline_ms.unwrap_or(0);
         if obs.now_ms.saturating_sub(since) > deadline {
@@ -808,7 +837,7 @@ impl Procedure {
         let unmet = self.verify_unmet(&obs.view);
         if unmet.is_empty() {
             if self.cfg.upgrade_clients {
-                self.stage = Stage::Clients;
+                self.stage = Stage::Clients { since_ms: None };
                 return Action::UpgradeClients {
                     version: self.cfg.target_version,
                 };
@@ -853,6 +882,53 @@ impl Procedure {
             unmet.push("the cluster does not acknowledge writes".into());
         }
         unmet
+    }
+
+    /// After `UpgradeClients`: every node that is `ready` must run the target. A node still
+    /// `ready` on an older version did not take the upgrade: its host may be gone without the
+    /// leader having marked it down (hashicorp/nomad#24231), which shows once the leader's
+    /// heartbeat timer for it has fired. Nodes `down` are noted, not waited for.
+    fn check_clients(&mut self, obs: &Observation, since_ms: Option<u64>) -> Action {
+        let since = since_ms.unwrap_or(obs.now_ms);
+        if !self.cfg.verify_clients {
+            return self.finish();
+        }
+        let nodes = match &obs.view.nodes {
+            Some(Ok(n)) => n,
+            None => return self.finish(),
+            Some(Err(e)) => {
+                let unmet = vec![format!("nodes: {e}")];
+                return self.clients_wait(obs, since, unmet);
+            }
+        };
+        let target = self.cfg.target_version;
+        let unmet: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.status == NodeStatus::Ready && n.version < target)
+            .map(|n| {
+                format!(
+                    "client {} is ready but runs {} (a node whose host is gone stays ready when missed heartbeats do not mark it down, hashicorp/nomad#24231)",
+                    n.name, n.version
+                )
+            })
+            .collect();
+        if !unmet.is_empty() {
+            return self.clients_wait(obs, since, unmet);
+        }
+        for n in nodes.iter().filter(|n| n.status == NodeStatus::Down) {
+            self.note(&format!("client {} is down: not upgraded", n.name));
+        }
+        self.finish()
+    }
+
+    fn clients_wait(&mut self, obs: &Observation, since: u64, unmet: Vec<String>) -> Action {
+        if obs.now_ms.saturating_sub(since) > CLIENT_CHECK_TIMEOUT_MS {
+            return self.halt(HaltReason::VerifyFailed { unmet });
+        }
+        self.stage = Stage::Clients {
+            since_ms: Some(since),
+        };
+        self.poll()
     }
 
     fn finish(&mut self) -> Action {

@@ -150,6 +150,8 @@ impl Fake {
             scheduler: None,
             drained: Vec::new(),
             write_accepted: Some(true),
+            nodes: None,
+            allocs_running: None,
         }
     }
 }
@@ -436,6 +438,8 @@ fn observation_errors_never_panic_and_are_bounded() {
         agents: vec![],
         scheduler: Some(Err(err())),
         drained: vec![],
+        nodes: None,
+        allocs_running: None,
         write_accepted: Some(false),
     };
     let mut t = 0;
@@ -451,4 +455,117 @@ fn observation_errors_never_panic_and_are_bounded() {
         t += 2_000;
     }
     panic!("no halt on a cluster that never answers");
+}
+
+/// hashicorp/nomad#14293: a drain reports complete while allocations still run. The procedure
+/// stops the server only once they have stopped; `drain-status-only` stops it at once.
+#[test]
+fn a_drained_server_client_is_stopped_only_once_its_allocations_have_stopped() {
+    let text = PLAN
+        .replace("{ name = \"s2\" }", "{ name = \"s2\", client = true }")
+        .replace(
+            "[upgrade]",
+            "[upgrade]\ndrain = { enabled = true, deadline = \"5m\" }",
+        );
+    let plan = Plan::from_str_named(&text, "t").unwrap();
+    for (variant, waits) in [(Variant::Safe, true), (Variant::DrainStatusOnly, false)] {
+        let mut p = Procedure::new(variant.apply(ProcedureConfig::from_plan(&plan)));
+        let f = Fake::healthy();
+        assert_eq!(
+            p.next(&obs(0, ActionResult::None, &f)),
+            Action::SaveSnapshot
+        );
+        let a = p.next(&obs(100, snap(), &f));
+        assert_eq!(
+            a,
+            Action::Drain {
+                server: "s2".into()
+            }
+        );
+        let mut drained = obs(200, ActionResult::Ok, &f);
+        drained.view.drained = vec!["s2".into()];
+        drained.view.allocs_running = Some(vec!["s2".into()]);
+        let a = p.next(&drained);
+        if waits {
+            assert!(matches!(a, Action::Observe { .. }), "{a:?}");
+            assert!(p.notes().iter().any(|n| n.contains("nomad#14293")));
+            drained.now_ms = 2_200;
+            drained.view.allocs_running = Some(Vec::new());
+            let a = p.next(&drained);
+            assert_eq!(
+                a,
+                Action::Stop {
+                    server: "s2".into()
+                }
+            );
+        } else {
+            assert_eq!(
+                a,
+                Action::Stop {
+                    server: "s2".into()
+                }
+            );
+        }
+    }
+}
+
+/// hashicorp/nomad#24231: after the client upgrade, a node still `ready` on the old version
+/// holds the procedure until it is marked down, or halts it at the timeout.
+#[test]
+fn the_client_check_waits_for_ready_nodes_on_the_target_and_notes_down_ones() {
+    use rehearse_sim::api::{NodeInfo, NodeStatus};
+    let mut p = Procedure::new(cfg());
+    let mut f = Fake::healthy();
+    let mut t = 0;
+    let mut result = ActionResult::None;
+    let node = |status, version: &str| NodeInfo {
+        name: "c1".into(),
+        status,
+        version: v(version),
+        drain: false,
+    };
+    let mut clients_from = None;
+    for _ in 0..2_000 {
+        t += 500;
+        let mut o = obs(t, result.clone(), &f);
+        if let Some(from) = clients_from {
+            // c1 is gone: ready on the old version until the 3rd minute, then down.
+            let down = t > from + 180_000;
+            let n = if down {
+                node(NodeStatus::Down, "1.9.7")
+            } else {
+                node(NodeStatus::Ready, "1.9.7")
+            };
+            o.view.nodes = Some(Ok(vec![
+                n,
+                NodeInfo {
+                    name: "c2".into(),
+                    ..node(NodeStatus::Ready, "1.10.3")
+                },
+            ]));
+        }
+        result = ActionResult::Ok;
+        match p.next(&o) {
+            Action::SaveSnapshot => result = snap(),
+            Action::ReplaceBinary { server, version } => {
+                let name: &'static str = Box::leak(server.into_boxed_str());
+                f.set(name, |x| x.1 = version);
+            }
+            Action::TransferLeadership { .. } => f.leader = "s2",
+            Action::UpgradeClients { .. } => clients_from = Some(t),
+            Action::Done(_) => {
+                let from = clients_from.expect("clients upgraded");
+                assert!(t > from + 180_000, "done before c1 was down");
+                assert!(
+                    p.notes()
+                        .iter()
+                        .any(|n| n == "client c1 is down: not upgraded")
+                );
+                return;
+            }
+            Action::Halt(r) => panic!("halted: {r}"),
+            _ => {}
+        }
+    }
+    panic!("did not finish");
 }

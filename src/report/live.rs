@@ -215,6 +215,7 @@ pub fn build(
             trace_hash: 0,
             notes: Vec::new(),
             events: Vec::new(),
+            client_problems: Vec::new(),
         },
         samples: samples.clone(),
         segments: segments.clone(),

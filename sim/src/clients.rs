@@ -1,0 +1,495 @@
+//! Client nodes and the leader's heartbeat timers (hashicorp/nomad `nomad/heartbeat.go`,
+//! `client/client.go`).
+//!
+//! How Nomad does it: a client heartbeats (`Node.UpdateStatus`) to any server, which forwards to
+//! the leader. The leader answers with a TTL — `min_heartbeat_ttl` (10 s), or more when
+//! `nodes / max_heartbeats_per_second` (50/s) is longer, plus a random stagger of up to as much
+//! again — and (re)arms the node's timer at TTL + `heartbeat_grace` (10 s). The client
+//! heartbeats again after the TTL. Timers live only on the leader: they start in
+//! `establishLeadership` (`initializeHeartbeatTimers`), where every node not already down gets
+//! `failover_heartbeat_ttl` (5 min) so that clients have time to find the new leader, and they
+//! are cleared when leadership is lost. When a node's timer fires, the leader marks it down
+//! with a Raft write (`Node.UpdateStatus` to itself); a heartbeat that comes back later marks it
+//! ready again (another write). Heartbeats themselves are not Raft writes.
+//!
+//! Nomad 1.9.0 (hashicorp/nomad#24231, fixed in 1.9.1 by PR #24241): the `Node.UpdateStatus`
+//! handler was made stricter (#23838) and the leader's own mark-down request carried no token,
+//! so with ACLs enabled it fails with "Permission denied" and a node whose host is gone stays
+//! `ready` for good (its allocations are never replaced).
+//!
+//! The model is cheap: nothing happens per heartbeat. A node that runs always heartbeats in
+//! time (its timer is always in the future), so only a node that stops gets a timer, computed
+//! in closed form when it stops: its last heartbeat was a uniform time within one TTL before;
+//! if that was before the current leader took office, the leader's timer is still the
+//! failover one. One event per stopped node per leader; none at all without clients.
+//!
+//! Departures: clients are outside the network model — a running client reaches a running
+//! server, so its heartbeats succeed whenever there is an established leader (a partition
+//! between servers does not cut clients off). A client's restart onto a new binary
+//! (`upgrade_clients`) is not downtime: it takes seconds and its timer is at least 20 s. The
+//! leader's mark-down is written the moment its timer fires (Nomad first checks leadership with
+//! a barrier, milliseconds). A server that is also a client is listed (named after the server,
+//! running the server's version) but its heartbeats are not modelled: its drain and allocations
+//! are (see `drain`), and its restarts last seconds.
+
+use crate::api::{ApiError, NodeInfo, NodeStatus};
+use crate::rng::SimRng;
+use crate::state::{EntryKind, ProcessState, Role, ServerId};
+use crate::time::{SEC, SimTime};
+use crate::trace::TraceKind;
+use crate::versions::{KnownIssueKind, Version, has_issue_for};
+use crate::world::World;
+
+/// Most client nodes a world may have.
+pub const MAX_NODES: usize = 10_000;
+/// Most status writes kept per node (each death or return adds one).
+const MARKS_MAX: usize = 1_000;
+/// Allocations a server-client runs before it is drained (any positive number would do: the
+/// question is whether they have stopped).
+const ALLOCS_PER_NODE: usize = 3;
+
+/// One client-only node.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    name: String,
+    /// The version it last registered with.
+    version: Version,
+    /// When its host or agent stopped (it heartbeats while `None`).
+    gone_since: Option<SimTime>,
+    /// The leader's timer for it: when it fires, and the leader (id, term) that armed it.
+    timer: Option<(SimTime, (ServerId, u64))>,
+    /// Bumped whenever the node stops or returns or its timer is re-armed: older timer events
+    /// are stale.
+    generation: u64,
+    /// Status writes for it: (index, term, down), oldest first.
+    marks: Vec<(u64, u64, bool)>,
+    /// When a leader's timer fired and the mark-down write was refused (nomad#24231).
+    refused_at: Option<SimTime>,
+}
+
+/// The nodes and the leader whose timers run.
+#[derive(Debug, Clone)]
+pub(crate) struct Clients {
+    nodes: Vec<Node>,
+    rng: SimRng,
+    /// The leader that established leadership last: (id, term, since).
+    leader: Option<(ServerId, u64, SimTime)>,
+}
+
+impl Clients {
+    /// `count` client-only nodes `c1..cN` on `version`.
+    pub(crate) fn new(count: usize, version: Version, seed: u64) -> Clients {
+        let nodes = (1..=count)
+            .map(|i| Node {
+                name: format!("c{i}"),
+                version,
+                gone_since: None,
+                timer: None,
+                generation: 0,
+                marks: Vec::new(),
+                refused_at: None,
+            })
+            .collect();
+        Clients {
+            nodes,
+            rng: SimRng::child(seed, "clients"),
+            leader: None,
+        }
+    }
+}
+
+impl World {
+    /// The established leader whose heartbeat timers run now: (id, term, since).
+    fn timer_leader(&self) -> Option<(ServerId, u64, SimTime)> {
+        let (l, term, since) = self.clients.leader?;
+        let s = &self.servers[l];
+        let same = s.proc == ProcessState::Running
+            && s.vol.role == Role::Leader
+            && s.disk.term == term
+            && !self.is_wedged(l);
+        same.then_some((l, term, since))
+    }
+
+    /// The TTL the leader grants one heartbeat: `RateScaledInterval` plus `RandomStagger`.
+    fn draw_ttl(&mut self) -> u64 {
+        let c = &self.cfg.clients;
+        let n = self.clients.nodes.len() as f64;
+        let scaled = (n / c.max_heartbeats_per_sec * 1e9) as u64;
+        let base = c.min_heartbeat_ttl_ns.max(scaled);
+        base + self.clients.rng.range(0, base)
+    }
+
+    /// `establishLeadership` on `l`: every node not down gets the failover TTL; a node that
+    /// runs heartbeats within it (nothing to do), a stopped one will expire.
+    pub(crate) fn clients_on_established(&mut self, l: ServerId) {
+        if self.clients.nodes.is_empty() {
+            return;
+        }
+        let term = self.servers[l].disk.term;
+        self.clients.leader = Some((l, term, self.now));
+        let at = self.now.plus(self.cfg.clients.failover_heartbeat_ttl_ns);
+        for i in 0..self.clients.nodes.len() {
+            let down = self.node_down_at(i, l);
+            let n = &self.clients.nodes[i];
+            if n.gone_since.is_some() && !down {
+                self.arm(i, at, (l, term));
+            } else if n.gone_since.is_none() && down {
+                // A node that came back while there was no leader registers with this one.
+                self.write_status(i, l, false);
+            }
+        }
+    }
+
+    fn arm(&mut self, i: usize, at: SimTime, by: (ServerId, u64)) {
+        let n = &mut self.clients.nodes[i];
+        // A new timer replaces the old one (Nomad resets it): older events are stale.
+        n.generation += 1;
+        n.timer = Some((at, by));
+        let generation = n.generation;
+        self.push_client_ttl(at, i as u32, generation);
+    }
+
+    /// A client-only node's host goes away (no heartbeats from now on).
+    pub fn client_down(&mut self, i: usize) {
+        let now = self.now;
+        let n = &mut self.clients.nodes[i];
+        if n.gone_since.is_some() {
+            return;
+        }
+        n.gone_since = Some(now);
+        n.generation += 1;
+        n.timer = None;
+        let name = n.name.clone();
+        self.trace(TraceKind::Fault {
+            what: format!("client {name} down"),
+        });
+        let Some((l, term, since)) = self.timer_leader() else {
+            return; // no timers run; the next leader arms the failover TTL
+        };
+        // Its last heartbeat came a uniform time within one TTL ago.
+        let ttl = self.draw_ttl();
+        let ago = self.clients.rng.range(0, ttl);
+        let last = SimTime(now.0.saturating_sub(ago));
+        let at = if last < since {
+            since.plus(self.cfg.clients.failover_heartbeat_ttl_ns)
+        } else {
+            last.plus(ttl + self.cfg.clients.heartbeat_grace_ns)
+        };
+        self.arm(i, at.max(now), (l, term));
+    }
+
+    /// A client-only node's host is back: it heartbeats (and is marked ready if it was down).
+    pub fn client_up(&mut self, i: usize) {
+        let n = &mut self.clients.nodes[i];
+        if n.gone_since.take().is_none() {
+            return;
+        }
+        n.generation += 1;
+        n.timer = None;
+        let name = n.name.clone();
+        self.trace(TraceKind::Fault {
+            what: format!("client {name} up"),
+        });
+        if let Some((l, ..)) = self.timer_leader()
+            && self.node_down_at(i, l)
+        {
+            self.write_status(i, l, false);
+        }
+    }
+
+    /// A node's heartbeat timer fired on the leader.
+    pub(crate) fn on_client_ttl(&mut self, i: usize, generation: u64) {
+        let n = &self.clients.nodes[i];
+        let Some((_, by)) = n.timer else { return };
+        if n.generation != generation || n.gone_since.is_none() {
+            return;
+        }
+        let Some((l, term, _)) = self.timer_leader() else {
+            return;
+        };
+        if (l, term) != by {
+            // Armed by a leader that has lost office since: its timers went with it.
+            self.clients.nodes[i].timer = None;
+            return;
+        }
+        self.clients.nodes[i].timer = None;
+        let name = self.clients.nodes[i].name.clone();
+        let version = self.servers[l].spec.version;
+        let (product, edition) = (self.cfg.product, self.cfg.edition);
+        let refused = self.cfg.acl_enabled
+            && has_issue_for(
+                product,
+                version,
+                edition,
+                KnownIssueKind::HeartbeatMarkDownRefused,
+            );
+        if refused {
+            // hashicorp/nomad#24231: the timer has fired and is gone; the node stays ready
+            // until the next leader's failover TTL fires (and is refused again).
+            let now = self.now;
+            self.clients.nodes[i].refused_at.get_or_insert(now);
+            self.trace(TraceKind::Process {
+                server: l,
+                what: format!(
+                    "node {name} TTL expired; update node status failed: Permission denied"
+                ),
+            });
+            return;
+        }
+        self.trace(TraceKind::Process {
+            server: l,
+            what: format!("node {name} TTL expired; marked down"),
+        });
+        self.write_status(i, l, true);
+    }
+
+    fn write_status(&mut self, i: usize, l: ServerId, down: bool) {
+        let kind = EntryKind::NodeStatus {
+            node: i as u32,
+            down,
+        };
+        let index = self.append_local(l, kind);
+        self.broadcast(l);
+        let term = self.servers[l].disk.term;
+        let marks = &mut self.clients.nodes[i].marks;
+        assert!(marks.len() < MARKS_MAX, "node status writes unbounded");
+        marks.push((index, term, down));
+    }
+
+    /// Whether node `i` is down in the state of server `via`: its newest status write that
+    /// was committed and that `via` has applied says so.
+    fn node_down_at(&self, i: usize, via: ServerId) -> bool {
+        let applied = self.servers[via].vol.applied;
+        let marks = &self.clients.nodes[i].marks;
+        marks
+            .iter()
+            .rev()
+            .find(|&&(index, term, down)| {
+                let digest = EntryKind::NodeStatus {
+                    node: i as u32,
+                    down,
+                };
+                let e = crate::state::Entry { term, kind: digest };
+                index <= applied && self.committed_entry(index) == Some((term, e.digest()))
+            })
+            .is_some_and(|m| m.2)
+    }
+
+    /// Number of client-only nodes.
+    pub fn client_count(&self) -> usize {
+        self.clients.nodes.len()
+    }
+
+    /// The first client-only node whose host runs, if any.
+    pub fn first_running_client(&self) -> Option<usize> {
+        self.clients
+            .nodes
+            .iter()
+            .position(|n| n.gone_since.is_none())
+    }
+
+    /// `GET /v1/nodes` through `via` (forwarded to the leader, as Nomad does without `?stale`):
+    /// client-only nodes, then the servers that are also clients.
+    pub fn nodes(&self, via: ServerId) -> Result<Vec<NodeInfo>, ApiError> {
+        let l = self.forwarded(via)?;
+        let mut out: Vec<NodeInfo> = (0..self.clients.nodes.len())
+            .map(|i| {
+                let n = &self.clients.nodes[i];
+                NodeInfo {
+                    name: n.name.clone(),
+                    status: if self.node_down_at(i, l) {
+                        NodeStatus::Down
+                    } else {
+                        NodeStatus::Ready
+                    },
+                    version: n.version,
+                    drain: false,
+                }
+            })
+            .collect();
+        for s in self.servers.iter().filter(|s| s.spec.also_client) {
+            out.push(NodeInfo {
+                name: s.spec.name.clone(),
+                status: NodeStatus::Ready,
+                version: s.advertised,
+                drain: s.drain_done_at.is_some(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Upgrades every running client-only node to `version` (its agent restarts on the new
+    /// binary and registers with it). A node whose host is gone keeps the version it last
+    /// registered with.
+    pub fn upgrade_clients(&mut self, version: Version) {
+        for n in self.clients.nodes.iter_mut() {
+            if n.gone_since.is_none() {
+                n.version = version;
+            }
+        }
+        self.trace(TraceKind::Fault {
+            what: format!("upgrade running clients to {version}"),
+        });
+    }
+
+    /// Ground truth: client-only nodes that are gone, whose leader's timer fired, and that
+    /// are still `ready` because the mark-down was refused (hashicorp/nomad#24231), one line
+    /// each.
+    pub fn nodes_not_marked_down(&self) -> Vec<String> {
+        let leader = self.timer_leader().map(|(l, ..)| l);
+        self.clients
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                let gone = n.gone_since?;
+                let refused = n.refused_at?;
+                let down = leader.is_some_and(|l| self.node_down_at(i, l));
+                (!down).then(|| {
+                    format!(
+                        "client {} gone since {:.1}s is still ready: its heartbeat TTL expired at {:.1}s but the leader could not mark it down (update node status failed: Permission denied)",
+                        n.name,
+                        gone.0 as f64 / SEC as f64,
+                        refused.0 as f64 / SEC as f64
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// When the next armed heartbeat timer of a gone node fires, if any: a judge runs the
+    /// world that far, so that a node gone near the end of a run is judged too.
+    pub fn next_node_deadline(&self) -> Option<SimTime> {
+        let leader = self.timer_leader()?;
+        self.clients
+            .nodes
+            .iter()
+            .filter(|n| n.gone_since.is_some())
+            .filter_map(|n| n.timer)
+            .filter(|&(_, by)| by == (leader.0, leader.1))
+            .map(|(at, _)| at)
+            .min()
+    }
+
+    /// Allocations still running on the client of server `id` (`GET /v1/node/:id/allocations`,
+    /// those whose ClientStatus is `running`). A drain reports complete once every allocation
+    /// is marked to migrate; tasks with a `kill_timeout` or `shutdown_delay` keep running that
+    /// long after (hashicorp/nomad#14293, PR #14348 not merged): `ClientConfig::kill_timeout_ns`.
+    pub fn allocations_running(&self, id: ServerId) -> Result<usize, ApiError> {
+        let s = &self.servers[id];
+        if !s.spec.also_client {
+            return Ok(0);
+        }
+        self.forwarded(id).or_else(|_| self.any_forward())?;
+        let stopped = s
+            .drain_done_at
+            .is_some_and(|t| self.now >= t.plus(self.cfg.clients.kill_timeout_ns));
+        Ok(if stopped { 0 } else { ALLOCS_PER_NODE })
+    }
+
+    /// Ground truth for the judge: allocations running on server `id`'s client right now.
+    pub fn allocations_running_now(&self, id: ServerId) -> usize {
+        let s = &self.servers[id];
+        let stopped = s
+            .drain_done_at
+            .is_some_and(|t| self.now >= t.plus(self.cfg.clients.kill_timeout_ns));
+        if s.spec.also_client && !stopped {
+            ALLOCS_PER_NODE
+        } else {
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::NodeStatus;
+    use crate::config::SimConfig;
+    use crate::state::StopMode;
+    use crate::time::SEC;
+    use crate::versions::Version;
+    use crate::world::World;
+
+    fn world(version: Version, acl: bool, seed: u64) -> World {
+        let mut cfg = SimConfig::nomad(3, version, seed);
+        cfg.clients.count = 5;
+        cfg.acl_enabled = acl;
+        let mut w = World::new(cfg).unwrap();
+        w.run_for(20 * SEC);
+        w
+    }
+
+    fn status(w: &World, name: &str) -> NodeStatus {
+        let l = w.leader().unwrap();
+        let nodes = w.nodes(l).unwrap();
+        nodes.iter().find(|n| n.name == name).unwrap().status
+    }
+
+    #[test]
+    fn a_gone_node_is_marked_down_within_ttl_and_grace_then_ready_again() {
+        for seed in 1..=6 {
+            let mut w = world(Version::new(1, 9, 1), true, seed);
+            // The first leader's failover TTL (5 min) covers nodes gone soon after it took
+            // office; wait it out so the ordinary TTL applies.
+            w.run_for(300 * SEC);
+            w.client_down(1);
+            // Its timer: last heartbeat (within one TTL of 10-20 s) + TTL + grace (10 s).
+            w.run_for(9 * SEC);
+            assert_eq!(
+                status(&w, "c2"),
+                NodeStatus::Ready,
+                "seed {seed}: too early"
+            );
+            w.run_for(22 * SEC);
+            assert_eq!(status(&w, "c2"), NodeStatus::Down, "seed {seed}");
+            assert_eq!(status(&w, "c1"), NodeStatus::Ready);
+            w.client_up(1);
+            w.run_for(SEC);
+            assert_eq!(status(&w, "c2"), NodeStatus::Ready, "seed {seed}");
+            assert!(w.nodes_not_marked_down().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_new_leader_waits_the_failover_ttl_before_marking_anything_down() {
+        let mut w = world(Version::new(1, 9, 1), true, 3);
+        let l = w.leader().unwrap();
+        w.client_down(0);
+        w.stop(l, StopMode::Graceful);
+        w.run_for(60 * SEC);
+        assert_eq!(status(&w, "c1"), NodeStatus::Ready, "failover TTL is 5 min");
+        w.run_for(250 * SEC);
+        assert_eq!(status(&w, "c1"), NodeStatus::Down);
+    }
+
+    #[test]
+    fn nomad_1_9_0_with_acls_never_marks_a_gone_node_down() {
+        let mut w = world(Version::new(1, 9, 0), true, 2);
+        w.run_for(300 * SEC);
+        w.client_down(0);
+        w.run_for(120 * SEC);
+        assert_eq!(status(&w, "c1"), NodeStatus::Ready);
+        let lines = w.nodes_not_marked_down();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("Permission denied"));
+        // Without ACLs the leader's request needs no token.
+        let mut w = world(Version::new(1, 9, 0), false, 2);
+        w.run_for(300 * SEC);
+        w.client_down(0);
+        w.run_for(120 * SEC);
+        assert_eq!(status(&w, "c1"), NodeStatus::Down);
+    }
+
+    #[test]
+    fn nodes_add_no_events_while_every_client_runs() {
+        let mut a = SimConfig::nomad(3, Version::new(1, 9, 1), 5);
+        let mut b = a.clone();
+        b.clients.count = 40;
+        a.clients.count = 0;
+        let (mut a, mut b) = (World::new(a).unwrap(), World::new(b).unwrap());
+        a.run_for(600 * SEC);
+        b.run_for(600 * SEC);
+        assert_eq!(a.metrics().events, b.metrics().events);
+        assert_eq!(a.trace_hash(), b.trace_hash());
+    }
+}
