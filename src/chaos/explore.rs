@@ -211,15 +211,62 @@ pub fn explore_with(
     progress: &(dyn Fn(usize) + Sync),
 ) -> Totals {
     let seeds: Vec<u64> = seeds.collect();
+    let done = AtomicUsize::new(0);
+    let started = Instant::now();
+    let totals = Mutex::new(Totals::default());
+    let stopped = AtomicBool::new(false);
+    let simulated = for_each_run(plan, cfg, schedules, &seeds, jobs, &|r: &RunAt<'_>| {
+        let run = Run {
+            index: r.seed_pos * schedules.len() + r.schedule,
+            sched: &schedules[r.schedule],
+            seed: r.seed,
+            ran: r.result,
+        };
+        let stop = fold(&totals, &run, started) == Class::Unsafe && opts.fail_fast;
+        stopped.fetch_or(stop, Ordering::Relaxed);
+        progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+        stop
+    });
+    let mut t = totals.into_inner().unwrap_or_else(|e| e.into_inner());
+    t.simulated = simulated;
+    t.stopped_early = stopped.load(Ordering::Relaxed);
+    t.findings.sort_by(|a, b| {
+        let key = |f: &Finding| (f.class != Class::Unsafe, f.faults.clone(), f.seed);
+        key(a).cmp(&key(b))
+    });
+    t
+}
+
+/// One run as `for_each_run` hands it over.
+pub struct RunAt<'a> {
+    /// Index of the schedule in the list given.
+    pub schedule: usize,
+    /// Position of the seed in the list given.
+    pub seed_pos: usize,
+    /// The seed.
+    pub seed: u64,
+    /// What the run showed.
+    pub result: &'a RunResult,
+}
+
+/// Runs every schedule on every seed with `jobs` threads (see `explore_with` for how the work
+/// is shared) and calls `each` with every run as it finishes, in no fixed order; `each`
+/// returns true to stop. Returns the number of runs actually simulated.
+pub fn for_each_run(
+    plan: &Plan,
+    cfg: &ProcedureConfig,
+    schedules: &[Vec<Fault>],
+    seeds: &[u64],
+    jobs: usize,
+    each: &(dyn Fn(&RunAt<'_>) -> bool + Sync),
+) -> u64 {
     let groups = by_first_step(schedules);
     let units: Vec<(usize, usize)> = (0..seeds.len())
         .flat_map(|s| (0..groups.len()).map(move |g| (s, g)))
         .collect();
     let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let started = Instant::now();
-    let totals = Mutex::new(Totals::default());
+    let simulated = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1) {
             s.spawn(|| {
@@ -233,56 +280,41 @@ pub fn explore_with(
                     let (step, members) = &groups[g];
                     let seed = seeds[seed_pos];
                     let fork = walker.at(plan, cfg, seed, *step).clone();
-                    let mut same: Vec<(Landing, Ran)> = Vec::new();
+                    let mut same: Vec<(Landing, RunResult)> = Vec::new();
                     for &i in members {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
                         let sched = &schedules[i];
-                        let ran = match landing_key(&fork, sched) {
-                            Some(key) => {
-                                if let Some((_, r)) = same.iter().find(|(k, _)| *k == key) {
-                                    r.clone()
-                                } else {
-                                    let r = if key == Landing::Missed {
-                                        walker.fault_free(cfg)
-                                    } else {
-                                        walker.simulated += 1;
-                                        Ran::of(fork.clone(), cfg, sched)
-                                    };
-                                    same.push((key, r.clone()));
-                                    r
-                                }
-                            }
-                            None => {
+                        let key = landing_key(&fork, sched);
+                        let known = key.and_then(|k| same.iter().find(|(l, _)| *l == k));
+                        let result = match (key, known) {
+                            (_, Some((_, r))) => r.clone(),
+                            (Some(Landing::Missed), None) => walker.fault_free(cfg),
+                            (_, None) => {
                                 walker.simulated += 1;
-                                Ran::of(fork.clone(), cfg, sched)
+                                RunResult::of(fork.clone(), cfg, sched)
                             }
                         };
-                        let run = Run {
-                            index: seed_pos * schedules.len() + i,
-                            sched,
+                        if let Some(k) = key.filter(|_| known.is_none()) {
+                            same.push((k, result.clone()));
+                        }
+                        let at = RunAt {
+                            schedule: i,
+                            seed_pos,
                             seed,
-                            ran: &ran,
+                            result: &result,
                         };
-                        if fold(&totals, &run, started) == Class::Unsafe && opts.fail_fast {
+                        if each(&at) {
                             stop.store(true, Ordering::Relaxed);
                         }
-                        progress(done.fetch_add(1, Ordering::Relaxed) + 1);
                     }
                 }
-                let mut t = totals.lock().unwrap_or_else(|e| e.into_inner());
-                t.simulated += walker.simulated;
+                simulated.fetch_add(walker.simulated as usize, Ordering::Relaxed);
             });
         }
     });
-    let mut t = totals.into_inner().unwrap_or_else(|e| e.into_inner());
-    t.stopped_early = stop.load(Ordering::Relaxed);
-    t.findings.sort_by(|a, b| {
-        let key = |f: &Finding| (f.class != Class::Unsafe, f.faults.clone(), f.seed);
-        key(a).cmp(&key(b))
-    });
-    t
+    simulated.into_inner() as u64
 }
 
 /// Schedule indices grouped by the step of their first fault (ascending); a schedule with no
@@ -323,23 +355,26 @@ fn landing_key(fork: &Checkpoint, sched: &[Fault]) -> Option<Landing> {
     })
 }
 
-/// What a run showed, as the totals need it.
+/// What a run showed.
 #[derive(Debug, Clone)]
-struct Ran {
-    class: Class,
-    problems: Vec<String>,
-    fired: bool,
+pub struct RunResult {
+    /// Its class.
+    pub class: Class,
+    /// What went wrong (for unsafe runs and runs that lost quorum).
+    pub problems: Vec<String>,
+    /// Whether any fault fired.
+    pub fired: bool,
 }
 
-impl Ran {
-    fn of(fork: Checkpoint, cfg: &ProcedureConfig, sched: &[Fault]) -> Ran {
+impl RunResult {
+    fn of(fork: Checkpoint, cfg: &ProcedureConfig, sched: &[Fault]) -> RunResult {
         let mut hooks = FaultHooks::new(sched.to_vec());
         let o = fork.resume(cfg, &mut hooks);
-        Ran::from_outcome(&o, hooks.fired())
+        RunResult::from_outcome(&o, hooks.fired())
     }
 
-    fn from_outcome(o: &Outcome, fired: bool) -> Ran {
-        Ran {
+    fn from_outcome(o: &Outcome, fired: bool) -> RunResult {
+        RunResult {
             class: classify(o),
             problems: problems(o),
             fired,
@@ -352,7 +387,7 @@ impl Ran {
 struct Walker {
     seed: Option<u64>,
     at: Option<Checkpoint>,
-    fault_free: Option<Ran>,
+    fault_free: Option<RunResult>,
     simulated: u64,
 }
 
@@ -383,14 +418,14 @@ impl Walker {
     }
 
     /// The seed's fault-free run, judged (simulated to the end once per seed).
-    fn fault_free(&mut self, cfg: &ProcedureConfig) -> Ran {
+    fn fault_free(&mut self, cfg: &ProcedureConfig) -> RunResult {
         if self.fault_free.is_none()
             && let Some(cp) = &self.at
         {
             let o = cp.clone().resume(cfg, &mut NoFaults);
-            self.fault_free = Some(Ran::from_outcome(&o, false));
+            self.fault_free = Some(RunResult::from_outcome(&o, false));
         }
-        self.fault_free.clone().unwrap_or(Ran {
+        self.fault_free.clone().unwrap_or(RunResult {
             class: Class::Completed,
             problems: Vec::new(),
             fired: false,
@@ -418,7 +453,7 @@ struct Run<'a> {
     index: usize,
     sched: &'a [Fault],
     seed: u64,
-    ran: &'a Ran,
+    ran: &'a RunResult,
 }
 
 /// Folds a run into the totals; returns its class.

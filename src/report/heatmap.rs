@@ -2,13 +2,12 @@
 //! duration, as `rehearse explore --faults 1`) on a small seed budget, folded into a
 //! step × fault-kind grid and a list of the faults that broke the upgrade.
 
-use super::measure::{Measured, Segment, par_map};
+use super::measure::{Measured, Segment};
 use super::model::{Explorer, ExplorerFinding, HeatCell};
-use crate::chaos::explore::{Class, boundaries, classify, run_one, single_faults};
+use crate::chaos::explore::{Class, boundaries, for_each_run, single_faults};
 use crate::chaos::{Fault, FaultKind};
 use crate::plan::Plan;
 use crate::procedure::ProcedureConfig;
-use crate::rehearsal::Verdict;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -54,23 +53,27 @@ pub fn explore(
     let cfg = ProcedureConfig::from_plan(plan);
     let faults = single_faults(&boundaries(&baseline.outcome));
     let seeds: Vec<u64> = seeds.collect();
-    let work: Vec<(Fault, u64)> = faults
-        .iter()
-        .flat_map(|&f| seeds.iter().map(move |&s| (f, s)))
-        .collect();
-    let runs = par_map(&work, jobs, |&(fault, seed)| {
-        let (o, _) = run_one(plan, &cfg, &[fault], seed);
-        let problem = match &o.verdict {
-            Verdict::Unsafe { problems } => problems.join("; "),
-            _ => String::new(),
-        };
-        Run {
-            fault,
-            seed,
-            class: classify(&o),
+    let scheds: Vec<Vec<Fault>> = faults.iter().map(|&f| vec![f]).collect();
+    let found = std::sync::Mutex::new(Vec::new());
+    for_each_run(plan, &cfg, &scheds, &seeds, jobs, &|r| {
+        // Empty unless the run was unsafe or lost quorum.
+        let problem = r.result.problems.join("; ");
+        let run = Run {
+            fault: faults[r.schedule],
+            seed: r.seed,
+            class: r.result.class,
             problem,
-        }
+        };
+        found
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((r.schedule, r.seed_pos, run));
+        false
     });
+    let mut found = found.into_inner().unwrap_or_else(|e| e.into_inner());
+    // Runs finish in any order; the report is the same whatever the threads did.
+    found.sort_by_key(|(i, s, _)| (*i, *s));
+    let runs: Vec<Run> = found.into_iter().map(|(_, _, r)| r).collect();
     let kinds: Vec<String> = FaultKind::ALL.iter().map(serde_name).collect();
     let mut cells: Vec<HeatCell> = kinds
         .iter()
