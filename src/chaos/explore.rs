@@ -12,6 +12,7 @@ use crate::rehearsal::{
     Checkpoint, NoFaults, Outcome, Verdict, rehearse, rehearse_with, sim_config,
 };
 use rehearse_sim::SimConfig;
+use rehearse_sim::time::SEC;
 use serde::Serialize;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -280,25 +281,56 @@ pub fn for_each_run(
                     let (step, members) = &groups[g];
                     let seed = seeds[seed_pos];
                     let fork = walker.at(plan, cfg, seed, *step).clone();
+                    let keys: Vec<Option<Landing>> = members
+                        .iter()
+                        .map(|&i| landing_key(&fork, &schedules[i]))
+                        .collect();
                     let mut same: Vec<(Landing, RunResult)> = Vec::new();
-                    for &i in members {
+                    for (&i, &key) in members.iter().zip(&keys) {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
                         let sched = &schedules[i];
-                        let key = landing_key(&fork, sched);
                         let known = key.and_then(|k| same.iter().find(|(l, _)| *l == k));
                         let result = match (key, known) {
                             (_, Some((_, r))) => r.clone(),
                             (Some(Landing::Missed), None) => walker.fault_free(cfg),
+                            (Some(Landing::On(kind, target, _)), None)
+                                if kind != FaultKind::ClientDown =>
+                            {
+                                // Every duration of this fault on this server, in one go.
+                                let mut durations: Vec<Option<u64>> = keys
+                                    .iter()
+                                    .filter_map(|k| match k {
+                                        Some(Landing::On(k2, t2, d))
+                                            if (*k2, *t2) == (kind, target) =>
+                                        {
+                                            Some(*d)
+                                        }
+                                        _ => None,
+                                    })
+                                    .collect();
+                                durations.sort_unstable();
+                                durations.dedup();
+                                walker.simulated += durations.len() as u64;
+                                let runs = run_durations(&fork, cfg, sched[0], &durations);
+                                for (d, r) in runs {
+                                    same.push((Landing::On(kind, target, d), r));
+                                }
+                                let mine = same.iter().find(|(l, _)| Some(*l) == key);
+                                mine.map(|(_, r)| r.clone()).unwrap_or_else(|| {
+                                    unreachable!("run_durations answers every duration")
+                                })
+                            }
                             (_, None) => {
                                 walker.simulated += 1;
-                                RunResult::of(fork.clone(), cfg, sched)
+                                let r = RunResult::of(fork.clone(), cfg, sched);
+                                if let Some(k) = key {
+                                    same.push((k, r.clone()));
+                                }
+                                r
                             }
                         };
-                        if let Some(k) = key.filter(|_| known.is_none()) {
-                            same.push((k, result.clone()));
-                        }
                         let at = RunAt {
                             schedule: i,
                             seed_pos,
@@ -353,6 +385,60 @@ fn landing_key(fork: &Checkpoint, sched: &[Fault]) -> Option<Landing> {
         None => Landing::Missed,
         Some(target) => Landing::On(f.kind, target, f.duration_s),
     })
+}
+
+/// Runs fault `f` from `fork` with each of `durations` at once. Runs that differ only in how
+/// long the fault lasts are the same run until the shorter one heals, which happens at the
+/// first step boundary at or after its time (hooks run only there, and no time passes
+/// between one step's `after` and the next step's `before`). So the longest variant runs, and
+/// at each step boundary a shorter one whose time has come is forked off with its fault due
+/// to heal; one that would heal only after the procedure ended is the longest run (every
+/// fault heals when the procedure ends).
+fn run_durations(
+    fork: &Checkpoint,
+    cfg: &ProcedureConfig,
+    f: Fault,
+    durations: &[Option<u64>],
+) -> Vec<(Option<u64>, RunResult)> {
+    // `None` (permanent) sorts first; otherwise the longest is last.
+    let longest = if durations.contains(&None) {
+        None
+    } else {
+        durations.iter().copied().max().flatten()
+    };
+    let mut shorter: Vec<u64> = durations.iter().flatten().copied().collect();
+    shorter.sort_unstable();
+    shorter.retain(|&d| Some(d) != longest);
+    let injected_ns = fork.world().now().as_nanos();
+    let mut hooks = FaultHooks::new(vec![Fault {
+        duration_s: longest,
+        ..f
+    }]);
+    let mut cp = fork.clone();
+    let mut out = Vec::new();
+    let mut next = 0;
+    while !cp.ended() {
+        if cp.step() > fork.step() {
+            let now = cp.world().now().as_nanos();
+            while let Some(&d) = shorter.get(next) {
+                if now < injected_ns + d * SEC {
+                    break;
+                }
+                let mut h = hooks.lasting(d, injected_ns);
+                let o = cp.clone().resume(cfg, &mut h);
+                out.push((Some(d), RunResult::from_outcome(&o, h.fired())));
+                next += 1;
+            }
+        }
+        cp.advance(cfg, &mut hooks);
+    }
+    let o = cp.resume(cfg, &mut hooks);
+    let r = RunResult::from_outcome(&o, hooks.fired());
+    for &d in &shorter[next..] {
+        out.push((Some(d), r.clone()));
+    }
+    out.push((longest, r));
+    out
 }
 
 /// What a run showed.

@@ -168,6 +168,7 @@ impl FromStr for Fault {
 }
 
 /// Applies faults at their steps and heals them when their time is up.
+#[derive(Clone)]
 pub struct FaultHooks {
     faults: Vec<Fault>,
     active: Vec<(Fault, Option<ServerId>, Option<u64>)>,
@@ -196,6 +197,21 @@ impl FaultHooks {
     /// Whether any fault actually fired.
     pub fn fired(&self) -> bool {
         self.fired > 0
+    }
+
+    /// These hooks as they would be had every fault been given `secs` instead, all of them
+    /// injected at `injected_ns` (the explorer forks a shorter fault off a longer one; a fault
+    /// due by now heals at the next step boundary).
+    pub fn lasting(&self, secs: u64, injected_ns: u64) -> FaultHooks {
+        let mut h = self.clone();
+        for f in &mut h.faults {
+            f.duration_s = Some(secs);
+        }
+        for (f, _, heal_at) in &mut h.active {
+            f.duration_s = Some(secs);
+            *heal_at = Some(injected_ns + secs * SEC);
+        }
+        h
     }
 
     fn heal_due(&mut self, w: &mut World, all: bool) {
