@@ -12,7 +12,9 @@ use std::time::Instant;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).map_or("plans/nomad-5-servers.toml", String::as_str);
+    let path = args
+        .get(1)
+        .map_or("plans/nomad-5-servers.toml", String::as_str);
     let seed: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
     let text = std::fs::read_to_string(path).expect("plan readable");
     let plan = Plan::from_str_named(&text, path).expect("plan parses");
@@ -49,8 +51,15 @@ fn main() {
         }
     }
     let total = t0.elapsed().as_secs_f64();
-    println!("{} runs in {total:.2} s = {:.0} runs/s", scheds.len(), scheds.len() as f64 / total);
-    println!("{:<22} {:>5} {:>9} {:>8} {:>12} {:>10}", "group", "runs", "wall s", "share", "sim ms/run", "ev/run");
+    println!(
+        "{} runs in {total:.2} s = {:.0} runs/s",
+        scheds.len(),
+        scheds.len() as f64 / total
+    );
+    println!(
+        "{:<22} {:>5} {:>9} {:>8} {:>12} {:>10}",
+        "group", "runs", "wall s", "share", "sim ms/run", "ev/run"
+    );
     for (k, (n, w, d, e)) in by {
         println!(
             "{k:<22} {n:>5} {w:>9.3} {:>7.1}% {:>12} {:>10}",
