@@ -565,11 +565,25 @@ impl World {
             return false;
         }
         let term = st.term;
-        self.append_entry(l, EntryKind::Write(id));
+        let voters = st.voter[..st.n].iter().filter(|&&v| v).count();
+        // The leader is a voter (`steady_candidate`); the quorum needs `need` followers.
+        let need = quorum(voters + 1) - 1;
+        if need > 0 {
+            // `append_entry` without its `advance_commit`, which cannot commit on the
+            // leader's own match when it needs followers for a quorum.
+            let ls = &mut self.servers[l];
+            ls.disk.log.push(Entry {
+                term,
+                kind: EntryKind::Write(id),
+            });
+            ls.vol.progress[l].matched = idx;
+        } else {
+            self.append_entry(l, EntryKind::Write(id));
+        }
         debug_assert_eq!(self.servers[l].disk.last_index(), idx);
         let commit = self.servers[l].vol.commit;
         let mut answers = [SimTime(u64::MAX); MAX_SERVERS];
-        let mut voters = 0;
+        let mut answered = 0;
         for (i, &(a, b)) in lats.iter().enumerate().take(st.n) {
             let f = st.followers[i];
             let d = now.plus(a);
@@ -597,15 +611,14 @@ impl World {
             };
             self.metrics.messages += 2;
             if st.voter[i] {
-                answers[voters] = d.plus(b);
-                voters += 1;
+                answers[answered] = d.plus(b);
+                answered += 1;
             }
         }
         // The leader commits on the answer that completes a quorum (itself included): what
         // `advance_commit` does on that answer, as every voter has now matched `idx`.
-        let need = quorum(voters + 1) - 1;
         if need > 0 {
-            let answers = &mut answers[..voters];
+            let answers = &mut answers[..answered];
             answers.sort_unstable();
             debug_assert!(self.servers[l].vol.commit < idx);
             self.servers[l].vol.commit = idx;
