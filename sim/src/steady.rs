@@ -408,7 +408,7 @@ impl World {
                         term,
                         prev_index: last,
                         prev_term,
-                        entries: Vec::new(),
+                        entries: crate::raft::Entries::none(),
                         commit,
                     };
                     self.push_msg_at(d, l, f, msg);

@@ -327,6 +327,53 @@ fn ev_kind(ev: &Ev) -> usize {
     }
 }
 
+/// `World::apply_plain` on a follower for the entries the canonical log already holds (the
+/// usual case: the leader applied them first), as one pass over the log, the canonical log and
+/// its write counts side by side. Same checks, same stops; returns how many it applied.
+fn apply_known(
+    s: &mut Server,
+    upto: u64,
+    canon: &[(u64, u64)],
+    canon_writes: &[u64],
+    budget: usize,
+) -> usize {
+    let first = s.vol.applied + 1;
+    let start = s.disk.log_start();
+    let last = upto.min(canon.len() as u64);
+    if first < start || first > last {
+        return 0;
+    }
+    // Indexes first..=last are in the log (last <= last_index) and in the canonical log.
+    let n = ((last - first + 1) as usize).min(budget);
+    let from = (first - start) as usize;
+    let Some(log) = s.disk.log.get(from..from + n) else {
+        return 0;
+    };
+    let i0 = (first - 1) as usize;
+    let known = canon[i0..i0 + n].iter().zip(&canon_writes[i0..i0 + n]);
+    let mut fsm_writes = s.vol.fsm_writes;
+    let mut done = 0;
+    for (e, (&c, &expected)) in log.iter().zip(known) {
+        let write = match e.kind {
+            EntryKind::Write(_) => true,
+            EntryKind::Noop => false,
+            _ => break,
+        };
+        if (e.term, e.digest()) != c {
+            break;
+        }
+        let after = fsm_writes + u64::from(write);
+        if write && !s.fsm_reported && after != expected {
+            break;
+        }
+        fsm_writes = after;
+        done += 1;
+    }
+    s.vol.applied += done as u64;
+    s.vol.fsm_writes = fsm_writes;
+    done
+}
+
 /// Errors from building or driving a world.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SimError {
@@ -1695,6 +1742,9 @@ impl World {
         let upto = s.vol.commit.min(s.disk.last_index());
         let leader = s.vol.role == Role::Leader;
         let mut done = 0;
+        if !leader {
+            done = apply_known(s, upto, canon, canon_writes, budget);
+        }
         while done < budget && s.vol.applied < upto {
             let idx = s.vol.applied + 1;
             let Some(e) = s.disk.entry(idx) else {
