@@ -473,7 +473,7 @@ impl World {
     /// event queue and the period ends.
     fn run_episode(&mut self, mut st: Box<Steady>, start: impl FnOnce(&mut World)) {
         self.settle(&mut st);
-        self.episode = Some(VecDeque::new());
+        self.episode = Some(std::mem::take(&mut self.episode_spare));
         self.materialize_tick(&mut st);
         let mut k = st.next_tick(self.now);
         let queued = self.events_queued();
@@ -504,16 +504,19 @@ impl World {
                 self.deliver_msg(m.from, m.to, m.msg);
             }
         };
-        let local = self.episode.take().unwrap_or_default();
+        let mut local = self.episode.take().unwrap_or_default();
         if quiet && self.steady_holds(&st) {
+            // Quiet: the local queue is empty; its allocation serves the next episode.
+            self.episode_spare = local;
             st.last_round = self.now;
             st.counted = st.counted.max(k);
             self.steady = Some(st);
             return;
         }
-        let mut local: Vec<_> = local.into();
-        local.sort_by_key(|m| m.seq);
-        for m in local {
+        let mut rest: Vec<_> = local.drain(..).collect();
+        self.episode_spare = local;
+        rest.sort_by_key(|m| m.seq);
+        for m in rest {
             self.push_msg_at(m.at, m.from, m.to, m.msg);
         }
         self.hand_back_timers(&st, k);

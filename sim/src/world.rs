@@ -270,6 +270,8 @@ pub struct World {
     pub(crate) elision: bool,
     /// While a steady period runs an episode: its local message queue, in delivery order.
     pub(crate) episode: Option<VecDeque<LocalMsg>>,
+    /// The last episode's emptied queue, kept for the next one (its allocation is reused).
+    pub(crate) episode_spare: VecDeque<LocalMsg>,
     episode_seq: u64,
 }
 
@@ -474,6 +476,7 @@ impl World {
             msgs_in_flight: 0,
             net_hash: StatelessRng::new(seed, "net-steady"),
             episode: None,
+            episode_spare: VecDeque::new(),
             episode_seq: 0,
             elision: true,
             cfg,
