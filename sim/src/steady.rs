@@ -545,7 +545,9 @@ impl World {
         // The last tick's round must be over (answers at exactly now would come after us).
         let recent =
             |k: &u64| st.tick(*k) > st.last_round && now.since(st.tick(*k)) < 2 * st.lat_hi;
-        if let Some(km) = st.last_tick(now).filter(recent) {
+        // One division for both the last tick and the next (`next_tick`).
+        let last_tick = st.last_tick(now);
+        if let Some(km) = last_tick.filter(recent) {
             for i in 0..st.n {
                 let (a, b) = self.tick_lats(st, km, st.followers[i]);
                 if st.tick(km).plus(a + b) >= now {
@@ -562,7 +564,7 @@ impl World {
             end = end.max(now.plus(lat.0 + lat.1));
         }
         // Isolated: over before the next tick, the next queued event and the caller's horizon.
-        let next_tick = st.tick(st.next_tick(now));
+        let next_tick = st.tick(last_tick.map_or(0, |k| k + 1));
         let next_event = self.next_event_at().unwrap_or(SimTime(u64::MAX));
         if end >= next_tick || end >= next_event || end > self.limit {
             return false;
