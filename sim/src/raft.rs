@@ -53,7 +53,7 @@ pub enum Msg {
         /// Term at `prev_index`.
         prev_term: u64,
         /// New entries.
-        entries: Vec<Entry>,
+        entries: Entries,
         /// Leader's commit index.
         commit: u64,
         /// Sent by the heartbeat path while a batch is in flight (see `AppendResp::heartbeat`).
@@ -85,6 +85,74 @@ pub enum Msg {
         /// Leader's term.
         term: u64,
     },
+}
+
+/// The entries an AppendEntries carries. Nearly every one carries none (a heartbeat) or one
+/// (a write): those are held inline, so sending them allocates nothing; longer batches are a
+/// `Vec`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "Vec<Entry>", into = "Vec<Entry>")]
+pub enum Entries {
+    /// One entry.
+    One(Entry),
+    /// Any number (none for a heartbeat).
+    Many(Vec<Entry>),
+}
+
+impl Entries {
+    /// No entries (a heartbeat).
+    pub fn none() -> Self {
+        Entries::Many(Vec::new())
+    }
+
+    /// Copies of `entries`.
+    pub fn from_slice(entries: &[Entry]) -> Self {
+        match entries {
+            [e] => Entries::One(e.clone()),
+            _ => Entries::Many(entries.to_vec()),
+        }
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        match self {
+            Entries::One(_) => 1,
+            Entries::Many(v) => v.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl From<Vec<Entry>> for Entries {
+    fn from(v: Vec<Entry>) -> Self {
+        Entries::Many(v)
+    }
+}
+
+impl From<Entries> for Vec<Entry> {
+    fn from(e: Entries) -> Self {
+        match e {
+            Entries::One(e) => vec![e],
+            Entries::Many(v) => v,
+        }
+    }
+}
+
+impl IntoIterator for Entries {
+    type Item = Entry;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<Entry>, std::vec::IntoIter<Entry>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        // `Vec::new()` does not allocate.
+        match self {
+            Entries::One(e) => Some(e).into_iter().chain(Vec::new()),
+            Entries::Many(v) => None.into_iter().chain(v),
+        }
+    }
 }
 
 /// Majority of `n` voters.
@@ -432,7 +500,7 @@ impl World {
                 term,
                 prev_index: prev,
                 prev_term,
-                entries: Vec::new(),
+                entries: Entries::none(),
                 commit,
                 heartbeat: true,
             };
@@ -448,7 +516,7 @@ impl World {
         let max = self.cfg.raft.max_append_entries;
         let start = (pr.next - s.disk.log_start()) as usize;
         let end = (start + max).min(s.disk.log.len());
-        let entries = s.disk.log[start.min(end)..end].to_vec();
+        let entries = Entries::from_slice(&s.disk.log[start.min(end)..end]);
         let msg = Msg::Append {
             term,
             prev_index: prev,
@@ -551,7 +619,7 @@ impl World {
     }
 
     /// Stores entries after `prev`; returns whether anything was written.
-    fn store_entries(&mut self, id: ServerId, prev: u64, entries: Vec<Entry>) -> bool {
+    fn store_entries(&mut self, id: ServerId, prev: u64, entries: Entries) -> bool {
         let s = &mut self.servers[id];
         let mut wrote = false;
         let mut config_changed = false;
@@ -694,6 +762,12 @@ impl World {
             return;
         }
         let matched = &mut matched[..count];
+        // The quorum-th highest match is above the commit index only if a quorum's matches
+        // are: most answers (heartbeats', and those after the commit) end here, unsorted.
+        let above = matched.iter().filter(|&&m| m > s.vol.commit).count();
+        if above < quorum(count) {
+            return;
+        }
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let n = matched[quorum(count) - 1];
         if n > s.vol.commit && s.disk.term_at(n) == Some(s.disk.term) {
@@ -705,7 +779,14 @@ impl World {
     /// Applies committed entries; an entry of a schema this binary does not know panics it.
     pub(crate) fn apply_committed(&mut self, id: ServerId) {
         let limit = 1 << 16; // bound per call; the rest is applied on the next call
-        for _ in 0..limit {
+        let mut done = 0;
+        while done < limit {
+            // Most entries are writes and no-ops: a fast path applies runs of them.
+            done += self.apply_plain(id, limit - done);
+            if done >= limit {
+                return;
+            }
+            done += 1;
             let s = &self.servers[id];
             if s.vol.applied >= s.vol.commit.min(s.disk.last_index()) {
                 return;

@@ -408,7 +408,7 @@ impl World {
                         term,
                         prev_index: last,
                         prev_term,
-                        entries: Vec::new(),
+                        entries: crate::raft::Entries::none(),
                         commit,
                         heartbeat: false,
                     };
@@ -481,7 +481,7 @@ impl World {
     /// event queue and the period ends.
     fn run_episode(&mut self, mut st: Box<Steady>, start: impl FnOnce(&mut World)) {
         self.settle(&mut st);
-        self.episode = Some(VecDeque::new());
+        self.episode = Some(std::mem::take(&mut self.episode_spare));
         self.materialize_tick(&mut st);
         let mut k = st.next_tick(self.now);
         let queued = self.events_queued();
@@ -512,16 +512,19 @@ impl World {
                 self.deliver_msg(m.from, m.to, m.msg);
             }
         };
-        let local = self.episode.take().unwrap_or_default();
+        let mut local = self.episode.take().unwrap_or_default();
         if quiet && self.steady_holds(&st) {
+            // Quiet: the local queue is empty; its allocation serves the next episode.
+            self.episode_spare = local;
             st.last_round = self.now;
             st.counted = st.counted.max(k);
             self.steady = Some(st);
             return;
         }
-        let mut local: Vec<_> = local.into();
-        local.sort_by_key(|m| m.seq);
-        for m in local {
+        let mut rest: Vec<_> = local.drain(..).collect();
+        self.episode_spare = local;
+        rest.sort_by_key(|m| m.seq);
+        for m in rest {
             self.push_msg_at(m.at, m.from, m.to, m.msg);
         }
         self.hand_back_timers(&st, k);
@@ -550,7 +553,9 @@ impl World {
         // The last tick's round must be over (answers at exactly now would come after us).
         let recent =
             |k: &u64| st.tick(*k) > st.last_round && now.since(st.tick(*k)) < 2 * st.lat_hi;
-        if let Some(km) = st.last_tick(now).filter(recent) {
+        // One division for both the last tick and the next (`next_tick`).
+        let last_tick = st.last_tick(now);
+        if let Some(km) = last_tick.filter(recent) {
             for i in 0..st.n {
                 let (a, b) = self.tick_lats(st, km, st.followers[i]);
                 if st.tick(km).plus(a + b) >= now {
@@ -567,17 +572,31 @@ impl World {
             end = end.max(now.plus(lat.0 + lat.1));
         }
         // Isolated: over before the next tick, the next queued event and the caller's horizon.
-        let next_tick = st.tick(st.next_tick(now));
+        let next_tick = st.tick(last_tick.map_or(0, |k| k + 1));
         let next_event = self.next_event_at().unwrap_or(SimTime(u64::MAX));
         if end >= next_tick || end >= next_event || end > self.limit {
             return false;
         }
         let term = st.term;
-        self.append_entry(l, EntryKind::Write(id));
+        let voters = st.voter[..st.n].iter().filter(|&&v| v).count();
+        // The leader is a voter (`steady_candidate`); the quorum needs `need` followers.
+        let need = quorum(voters + 1) - 1;
+        if need > 0 {
+            // `append_entry` without its `advance_commit`, which cannot commit on the
+            // leader's own match when it needs followers for a quorum.
+            let ls = &mut self.servers[l];
+            ls.disk.log.push(Entry {
+                term,
+                kind: EntryKind::Write(id),
+            });
+            ls.vol.progress[l].matched = idx;
+        } else {
+            self.append_entry(l, EntryKind::Write(id));
+        }
         debug_assert_eq!(self.servers[l].disk.last_index(), idx);
         let commit = self.servers[l].vol.commit;
         let mut answers = [SimTime(u64::MAX); MAX_SERVERS];
-        let mut voters = 0;
+        let mut answered = 0;
         for (i, &(a, b)) in lats.iter().enumerate().take(st.n) {
             let f = st.followers[i];
             let d = now.plus(a);
@@ -606,15 +625,14 @@ impl World {
             };
             self.metrics.messages += 2;
             if st.voter[i] {
-                answers[voters] = d.plus(b);
-                voters += 1;
+                answers[answered] = d.plus(b);
+                answered += 1;
             }
         }
         // The leader commits on the answer that completes a quorum (itself included): what
         // `advance_commit` does on that answer, as every voter has now matched `idx`.
-        let need = quorum(voters + 1) - 1;
         if need > 0 {
-            let answers = &mut answers[..voters];
+            let answers = &mut answers[..answered];
             answers.sort_unstable();
             debug_assert!(self.servers[l].vol.commit < idx);
             self.servers[l].vol.commit = idx;

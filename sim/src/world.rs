@@ -229,6 +229,11 @@ pub struct World {
     /// Events waiting in the queue, by slot; `free` lists the empty slots.
     slab: Vec<Option<Ev>>,
     free: Vec<u32>,
+    /// The pending workload arrival (time, sequence number), kept beside the heap: one comes
+    /// per write, so it skips the heap's push and pop. It takes its place in the (time,
+    /// sequence) order like any queued event. A second one pending at once (the rate was set
+    /// to 0 and back while one waited) goes on the heap.
+    workload_at: Option<(SimTime, u64)>,
     seq: u64,
     pub(crate) servers: Vec<Server>,
     pub(crate) rng_timers: SimRng,
@@ -273,6 +278,8 @@ pub struct World {
     pub(crate) elision: bool,
     /// While a steady period runs an episode: its local message queue, in delivery order.
     pub(crate) episode: Option<VecDeque<LocalMsg>>,
+    /// The last episode's emptied queue, kept for the next one (its allocation is reused).
+    pub(crate) episode_spare: VecDeque<LocalMsg>,
     episode_seq: u64,
     /// Client nodes and the leader's heartbeat timers (see `clients`).
     pub(crate) clients: crate::clients::Clients,
@@ -332,6 +339,53 @@ fn ev_kind(ev: &Ev) -> usize {
         Ev::ClientTtl { .. } => 17,
         _ => 16,
     }
+}
+
+/// `World::apply_plain` on a follower for the entries the canonical log already holds (the
+/// usual case: the leader applied them first), as one pass over the log, the canonical log and
+/// its write counts side by side. Same checks, same stops; returns how many it applied.
+fn apply_known(
+    s: &mut Server,
+    upto: u64,
+    canon: &[(u64, u64)],
+    canon_writes: &[u64],
+    budget: usize,
+) -> usize {
+    let first = s.vol.applied + 1;
+    let start = s.disk.log_start();
+    let last = upto.min(canon.len() as u64);
+    if first < start || first > last {
+        return 0;
+    }
+    // Indexes first..=last are in the log (last <= last_index) and in the canonical log.
+    let n = ((last - first + 1) as usize).min(budget);
+    let from = (first - start) as usize;
+    let Some(log) = s.disk.log.get(from..from + n) else {
+        return 0;
+    };
+    let i0 = (first - 1) as usize;
+    let known = canon[i0..i0 + n].iter().zip(&canon_writes[i0..i0 + n]);
+    let mut fsm_writes = s.vol.fsm_writes;
+    let mut done = 0;
+    for (e, (&c, &expected)) in log.iter().zip(known) {
+        let write = match e.kind {
+            EntryKind::Write(_) => true,
+            EntryKind::Noop => false,
+            _ => break,
+        };
+        if (e.term, e.digest()) != c {
+            break;
+        }
+        let after = fsm_writes + u64::from(write);
+        if write && !s.fsm_reported && after != expected {
+            break;
+        }
+        fsm_writes = after;
+        done += 1;
+    }
+    s.vol.applied += done as u64;
+    s.vol.fsm_writes = fsm_writes;
+    done
 }
 
 /// Errors from building or driving a world.
@@ -405,6 +459,7 @@ impl World {
             queue: BinaryHeap::new(),
             slab: Vec::new(),
             free: Vec::new(),
+            workload_at: None,
             seq: 0,
             rng_timers: SimRng::child(seed, "timers"),
             rng_net: SimRng::child(seed, "net"),
@@ -436,6 +491,7 @@ impl World {
             msgs_in_flight: 0,
             net_hash: StatelessRng::new(seed, "net-steady"),
             episode: None,
+            episode_spare: VecDeque::new(),
             episode_seq: 0,
             elision: true,
             clients,
@@ -513,6 +569,11 @@ impl World {
             self.msgs_in_flight += 1;
         }
         self.seq += 1;
+        let at = self.now.plus(delay_ns);
+        if matches!(ev, Ev::Workload) && self.workload_at.is_none() {
+            self.workload_at = Some((at, self.seq));
+            return;
+        }
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slab[slot as usize] = Some(ev);
@@ -525,7 +586,7 @@ impl World {
             }
         };
         let q = Queued {
-            at: self.now.plus(delay_ns),
+            at,
             seq: self.seq,
             slot,
         };
@@ -539,13 +600,13 @@ impl World {
             assert!(local.len() < QUEUE_MAX, "episode queue overflow");
             self.episode_seq += 1;
             let seq = self.episode_seq;
-            // Kept in delivery order; a new message usually goes at (or near) the back.
-            let after_all = local.back().is_none_or(|m| (m.at, m.seq) < (at, seq));
-            let pos = if after_all {
-                local.len()
-            } else {
-                local.partition_point(|m| (m.at, m.seq) < (at, seq))
-            };
+            // Kept in delivery order; a new message goes at or near the back (the queue holds
+            // a few messages), so the place is found from the back. `seq` is the largest yet:
+            // it goes after every message due at the same time or earlier.
+            let mut pos = local.len();
+            while pos > 0 && local[pos - 1].at > at {
+                pos -= 1;
+            }
             let m = LocalMsg {
                 at,
                 seq,
@@ -580,7 +641,22 @@ impl World {
 
     /// When the next queued event fires.
     pub(crate) fn next_event_at(&self) -> Option<SimTime> {
-        self.queue.peek().map(|Reverse(q)| q.at)
+        let head = self.queue.peek().map(|Reverse(q)| q.at);
+        match (head, self.workload_at) {
+            (Some(h), Some((w, _))) => Some(h.min(w)),
+            (h, w) => h.or(w.map(|(w, _)| w)),
+        }
+    }
+
+    /// Whether the pending workload arrival comes before the heap's head in (time, sequence)
+    /// order (false if there is none).
+    fn workload_first(&self) -> bool {
+        let Some((at, seq)) = self.workload_at else {
+            return false;
+        };
+        self.queue
+            .peek()
+            .is_none_or(|Reverse(q)| (at, seq) < (q.at, q.seq))
     }
 
     pub(crate) fn timer(&mut self, id: ServerId, delay_ns: u64, kind: TimerKind) {
@@ -617,16 +693,24 @@ impl World {
     }
 
     fn step_one(&mut self) {
-        let Some(Reverse(q)) = self.queue.pop() else {
-            return;
+        let (at, ev) = if self.workload_first() {
+            let Some((at, _)) = self.workload_at.take() else {
+                unreachable!("workload_first saw it");
+            };
+            (at, Ev::Workload)
+        } else {
+            let Some(Reverse(q)) = self.queue.pop() else {
+                return;
+            };
+            // `push` fills a slot before queueing its key, and only this pop empties it.
+            let Some(ev) = self.slab[q.slot as usize].take() else {
+                unreachable!("a queued slot holds its event");
+            };
+            self.free.push(q.slot);
+            (q.at, ev)
         };
-        // `push` fills a slot before queueing its key, and only this pop empties it.
-        let Some(ev) = self.slab[q.slot as usize].take() else {
-            unreachable!("a queued slot holds its event");
-        };
-        self.free.push(q.slot);
-        debug_assert!(q.at >= self.now, "time went backwards");
-        self.now = q.at;
+        debug_assert!(at >= self.now, "time went backwards");
+        self.now = at;
         self.metrics.events += 1;
         self.profile[ev_kind(&ev)] += 1;
         if matches!(ev, Ev::Msg { .. }) {
@@ -669,8 +753,8 @@ impl World {
     /// Runs every event up to and including time `t`, then sets the clock to `t`.
     pub fn run_until(&mut self, t: SimTime) {
         self.limit = t;
-        while let Some(Reverse(q)) = self.queue.peek() {
-            if q.at > t {
+        while let Some(at) = self.next_event_at() {
+            if at > t {
                 break;
             }
             self.step_one();
@@ -1701,6 +1785,78 @@ impl World {
             let before = self.canon_writes.last().copied().unwrap_or(0);
             self.canon_writes.push(before + u64::from(write));
         }
+    }
+
+    /// Applies the workload writes and no-ops (schema 1, which every binary reads) that follow
+    /// `applied` on server `id`, up to `budget` of them: what `apply_committed`'s general loop
+    /// does for them (the state-machine safety check, the FSM count and its check, the
+    /// leader's acknowledgement), in one tight loop, as these are nearly every entry applied.
+    /// Stops before any other entry and before any entry whose checks would report a violation:
+    /// the general loop then takes it and reports it. Returns how many entries it applied.
+    pub(crate) fn apply_plain(&mut self, id: ServerId, budget: usize) -> usize {
+        let World {
+            servers,
+            canon,
+            canon_writes,
+            pending,
+            acked,
+            workload_stats,
+            ..
+        } = self;
+        let s = &mut servers[id];
+        let upto = s.vol.commit.min(s.disk.last_index());
+        let leader = s.vol.role == Role::Leader;
+        let mut done = 0;
+        if !leader {
+            done = apply_known(s, upto, canon, canon_writes, budget);
+        }
+        while done < budget && s.vol.applied < upto {
+            let idx = s.vol.applied + 1;
+            let Some(e) = s.disk.entry(idx) else {
+                break;
+            };
+            let write = match e.kind {
+                EntryKind::Write(w) => Some(w),
+                EntryKind::Noop => None,
+                _ => break,
+            };
+            let mine = (e.term, e.digest());
+            // `check_apply`: agree with the canonical log, or extend it.
+            let i = idx as usize - 1;
+            let extends = i == canon.len();
+            if i < canon.len() && canon[i] != mine {
+                break;
+            }
+            let fsm_writes = s.vol.fsm_writes + u64::from(write.is_some());
+            // `check_fsm` after a write (canon and canon_writes grow together).
+            if write.is_some() && !s.fsm_reported && i <= canon_writes.len() {
+                let expected = if extends {
+                    canon_writes.last().copied().unwrap_or(0) + 1
+                } else {
+                    canon_writes[i]
+                };
+                if fsm_writes != expected {
+                    break;
+                }
+            }
+            if extends {
+                canon.push(mine);
+                let before = canon_writes.last().copied().unwrap_or(0);
+                canon_writes.push(before + u64::from(write.is_some()));
+            }
+            s.vol.applied = idx;
+            s.vol.fsm_writes = fsm_writes;
+            if let Some(w) = write.filter(|_| leader) {
+                // `ack_write`.
+                if let Some(pos) = pending.iter().position(|p| p.id == w) {
+                    pending.swap_remove(pos);
+                    acked.push((idx, mine.0));
+                    workload_stats.acked += 1;
+                }
+            }
+            done += 1;
+        }
+        done
     }
 
     /// Invariant: a server that has applied index i holds in its state machine exactly the
