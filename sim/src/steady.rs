@@ -1,11 +1,14 @@
 //! Quiet-period elision: while a cluster is steady, its heartbeats, follower timers and lease
 //! checks are not simulated event by event but computed when they matter.
 //!
-//! Steady means: one running leader; every server in its configuration running, a follower of
-//! it in its term, caught up, with nothing in flight on its link; no partition, no loss, no slow
-//! disk, and latencies short enough that a heartbeat round trip ends before the next heartbeat
-//! (2·latency_max < HT/10). In that state the model's own rules make the elided events
-//! predictable:
+//! Steady means: one running leader; every server in its configuration either running, a
+//! follower of it in its term, caught up, with nothing in flight on its link, or *down* (its
+//! process stopped, crashed or booting: nothing reaches it, the leader's link to it is refused,
+//! and it has no timers; the running voters and the leader must still be a quorum); no
+//! partition, no loss, no slow disk, and latencies short enough that a heartbeat round trip
+//! ends before the next heartbeat (2·latency_max < HT/10). A rolling upgrade spends much of its
+//! time with one server down, so that counts as steady too. In that state the model's own rules
+//! make the elided events predictable:
 //! - the leader's heartbeat timer fires every HT/10 from a known first tick; each tick sends
 //!   every follower an empty AppendEntries that only refreshes its last contact, carries the
 //!   commit index, and is answered (refreshing the leader's contact with the follower);
@@ -65,6 +68,12 @@ pub(crate) struct Steady {
     n: usize,
     /// Voters among `followers`.
     voter: [bool; MAX_SERVERS],
+    /// Peers whose process is down (stopped, crashed or booting): nothing reaches them, so a
+    /// tick or a write only finds the leader's link to them refused, and their voter entries
+    /// only raise the quorum.
+    down: [ServerId; MAX_SERVERS],
+    nd: usize,
+    down_voters: usize,
     /// First elided heartbeat tick; ticks at `tick0 + k·hb`.
     tick0: SimTime,
     hb_ns: u64,
@@ -142,9 +151,18 @@ impl World {
                 s.vol.role_gen += 1;
                 st.gens[i] = s.vol.role_gen;
             }
+            let now = self.now;
             let ls = &mut self.servers[st.leader];
             ls.vol.role_gen += 1;
             st.leader_gen = ls.vol.role_gen;
+            // The leader's links to down peers: its next tick would find them refused (an
+            // AppendEntries attempt that failed at once, see `send_delayed`); set now, at most
+            // one tick early, and invisible while they are down.
+            for &d in &st.down[..st.nd] {
+                let pr = &mut ls.vol.progress[d];
+                pr.inflight = true;
+                pr.inflight_until = pr.inflight_until.min(now);
+            }
             self.steady = Some(st);
         }
     }
@@ -202,10 +220,19 @@ impl World {
             leader_gen: 0,
             gens: [0; MAX_SERVERS],
             learned_at: [SimTime::ZERO; MAX_SERVERS],
+            down: [0; MAX_SERVERS],
+            nd: 0,
+            down_voters: 0,
         });
         for p in ls.vol.config.iter().filter(|p| p.id != l) {
             if !self.follower_steady(l, p, rtt) {
-                return None;
+                if !self.peer_down(p) {
+                    return None;
+                }
+                st.down[st.nd] = p.id;
+                st.nd += 1;
+                st.down_voters += usize::from(p.voter);
+                continue;
             }
             let s = &self.servers[p.id];
             st.follower_timer[st.n] = live(s, 0)?;
@@ -213,7 +240,23 @@ impl World {
             st.voter[st.n] = p.voter;
             st.n += 1;
         }
+        // The leader and the running voters must be a quorum on their own: otherwise writes
+        // do not commit and the lease lapses, which steady mode does not model.
+        let up_voters = st.voter[..st.n].iter().filter(|&&v| v).count();
+        if up_voters + 1 < quorum(up_voters + st.down_voters + 1) {
+            return None;
+        }
         Some(st)
+    }
+
+    /// Whether configuration entry `p` is a server whose process is down (stopped, crashed,
+    /// or booting: its boot event ends a steady period).
+    fn peer_down(&self, p: &crate::state::Peer) -> bool {
+        self.is_server(p)
+            && matches!(
+                self.servers[p.id].proc,
+                ProcessState::Stopped | ProcessState::Crashed | ProcessState::Starting
+            )
     }
 
     /// Whether peer `p` of leader `l` is steady: running, following `l` in its term, caught up
@@ -263,16 +306,29 @@ impl World {
             && ls.vol.commit == last
             && ls.vol.applied == last;
         let peers = ls.vol.config.iter().filter(|p| p.id != l);
-        if !leader_ok || peers.clone().count() != st.n {
+        if !leader_ok || peers.clone().count() != st.n + st.nd {
             return false;
         }
         let rtt = 2 * st.lat_hi;
-        peers.enumerate().all(|(i, p)| {
-            p.id == st.followers[i]
+        let mut i = 0;
+        for p in peers {
+            if st.down[..st.nd].contains(&p.id) {
+                if !self.peer_down(p) {
+                    return false;
+                }
+                continue;
+            }
+            let ok = i < st.n
+                && p.id == st.followers[i]
                 && p.voter == st.voter[i]
                 && self.servers[p.id].vol.role_gen == st.gens[i]
-                && self.follower_steady(l, p, rtt)
-        })
+                && self.follower_steady(l, p, rtt);
+            if !ok {
+                return false;
+            }
+            i += 1;
+        }
+        i == st.n
     }
 
     /// Brings what observers can read to its exact value at the current time.
@@ -579,8 +635,13 @@ impl World {
         }
         let term = st.term;
         let voters = st.voter[..st.n].iter().filter(|&&v| v).count();
-        // The leader is a voter (`steady_candidate`); the quorum needs `need` followers.
-        let need = quorum(voters + 1) - 1;
+        // The leader is a voter (`steady_candidate`); the quorum needs `need` running
+        // followers (down voters count in the quorum, never in the answers).
+        let need = quorum(voters + st.down_voters + 1) - 1;
+        debug_assert!(
+            need <= voters,
+            "a steady period has a quorum of running voters"
+        );
         if need > 0 {
             // `append_entry` without its `advance_commit`, which cannot commit on the
             // leader's own match when it needs followers for a quorum.

@@ -113,3 +113,76 @@ fn elision_changes_no_observable_distribution() {
     let (a, b) = (mean(&on.acked), mean(&off.acked));
     assert!((a - b).abs() < 2.0, "acknowledged writes: {a} vs {b}");
 }
+
+/// The same with one server down (a rolling upgrade's usual state, which the elision also
+/// covers): the running followers' contact and commit lag, write acknowledgements, and how
+/// long the server takes to catch up after it starts again.
+#[test]
+fn elision_with_a_server_down_changes_no_observable_distribution() {
+    let run = |elision: bool| {
+        let (mut contact, mut lag, mut acked, mut catch_up, mut events) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0);
+        for seed in 0..SEEDS {
+            let mut cfg = SimConfig::nomad(5, Version::new(1, 9, 7), seed);
+            cfg.workload.writes_per_sec = 10.0;
+            let mut w = World::new(cfg).unwrap();
+            w.set_quiet_elision(elision);
+            w.run_for(20 * SEC);
+            let l = w.leader().unwrap();
+            let down = (0..5).find(|&f| f != l).unwrap();
+            w.stop(down, state::StopMode::Graceful);
+            let before = w.metrics().events;
+            for k in 0..40 {
+                w.run_for(137 * MS + k * 7 * MS);
+                let Some(l) = w.leader() else { continue };
+                let lead = w.agent_self(l).unwrap().raft;
+                for f in (0..5).filter(|&f| f != l && f != down) {
+                    let r = w.agent_self(f).unwrap().raft;
+                    contact.push(r.last_contact_ms.unwrap_or(9_999) as f64);
+                    lag.push((lead.commit_index - r.commit_index) as f64);
+                }
+            }
+            events += w.metrics().events - before;
+            w.start(down);
+            let t0 = w.now();
+            for _ in 0..4000 {
+                w.run_for(5 * MS);
+                let Some(l) = w.leader() else { continue };
+                let lead = w.agent_self(l).unwrap().raft.last_log_index;
+                let mine = w.agent_self(down).map(|a| a.raft.last_log_index);
+                if mine.is_ok_and(|m| m >= lead) {
+                    break;
+                }
+            }
+            catch_up.push(w.now().since(t0) as f64 / 1e6);
+            acked.push(w.workload().acked as f64);
+            assert!(w.violations().is_empty(), "{:?}", w.violations());
+        }
+        (contact, lag, acked, catch_up, events)
+    };
+    let (on, off) = (run(true), run(false));
+    let pairs = [
+        ("last contact (ms)", &on.0, &off.0, 0.06),
+        ("commit lag (entries)", &on.1, &off.1, 0.06),
+        ("catch-up after start (ms)", &on.3, &off.3, 0.2),
+    ];
+    for (what, a, b, limit) in pairs {
+        let d = ks(a, b);
+        println!(
+            "{what}: mean {:.2} with elision, {:.2} without; KS distance {d:.3}",
+            mean(a),
+            mean(b)
+        );
+        assert!(d < limit, "{what}: KS distance {d:.3} ≥ {limit}");
+    }
+    println!(
+        "events while down: {} with elision, {} without",
+        on.4, off.4
+    );
+    assert!(
+        on.4 * 3 < off.4,
+        "the elision saves events with a server down"
+    );
+    let (a, b) = (mean(&on.2), mean(&off.2));
+    assert!((a - b).abs() < 2.0, "acknowledged writes: {a} vs {b}");
+}
