@@ -145,6 +145,13 @@ pub struct Disk {
     /// `data_dir/raft/version`: the raft protocol the server last ran with. Nomad 1.3.0+
     /// writes it at start and refuses to start with a lower protocol (hashicorp/nomad#12362).
     pub raft_version_file: Option<u8>,
+    /// What `latest_config` last found: (index of the newest configuration entry in the log,
+    /// or 0 for none; the last index it scanned; that entry's term). Entries up to a scanned
+    /// index whose term is unchanged are the same entries (Raft's log matching, which the
+    /// world checks), so the next call scans only the entries after it; anything else
+    /// (truncated, compacted past it, restored) scans again. Ground-truth quorum checks ask
+    /// this of every server many times per step, and configuration entries are rare.
+    pub config_hint: std::cell::Cell<(u64, u64, u64)>,
 }
 
 impl Default for Disk {
@@ -156,6 +163,7 @@ impl Default for Disk {
             log: Vec::new(),
             snapshot: None,
             raft_version_file: None,
+            config_hint: std::cell::Cell::new((0, 0, 0)),
         }
     }
 }
@@ -211,15 +219,31 @@ impl Disk {
     /// The latest configuration in the log or snapshot, with its index.
     pub fn latest_config(&self) -> (u64, Vec<Peer>) {
         let start = self.log_start();
-        let in_log = self
-            .log
-            .iter()
-            .enumerate()
+        let end = start + self.log.len() as u64; // one past the last entry in the log
+        let (found, upto, upto_term) = self.config_hint.get();
+        let same_prefix =
+            upto >= start && upto < end && self.entry(upto).is_some_and(|e| e.term == upto_term);
+        let from = if same_prefix { upto + 1 } else { start };
+        let newer = (from..end)
             .rev()
-            .find_map(|(i, e)| match &e.kind {
-                EntryKind::Config(p) => Some((start + i as u64, p.clone())),
-                _ => None,
-            });
+            .find(|&i| matches!(self.entry(i).map(|e| &e.kind), Some(EntryKind::Config(_))));
+        let at = newer.or_else(|| (same_prefix && found >= start).then_some(found));
+        if let Some(last) = end.checked_sub(1).filter(|&l| l >= start)
+            && let Some(t) = self.entry(last).map(|e| e.term)
+        {
+            self.config_hint.set((at.unwrap_or(0), last, t));
+        }
+        let in_log = at.and_then(|i| match self.entry(i).map(|e| &e.kind) {
+            Some(EntryKind::Config(p)) => Some((i, p.clone())),
+            _ => None,
+        });
+        #[cfg(debug_assertions)]
+        {
+            let scanned = (start..end)
+                .rev()
+                .find(|&i| matches!(self.entry(i).map(|e| &e.kind), Some(EntryKind::Config(_))));
+            debug_assert_eq!(at, scanned, "latest_config's hint is stale");
+        }
         let in_snap = self.snapshot.as_ref().map(|s| (s.index, s.config.clone()));
         match (in_log, in_snap) {
             (Some(l), Some(s)) => {

@@ -1909,10 +1909,21 @@ impl World {
         let top = (lo..=hi)
             .rev()
             .find(|&i| da.term_at(i).is_some() && da.term_at(i) == db.term_at(i))?;
-        (lo..=top).find(|&i| {
-            let (ea, eb) = (da.entry(i), db.entry(i));
-            ea.map(|e| (e.term, e.digest())) != eb.map(|e| (e.term, e.digest()))
-        })
+        // Both logs hold `lo..=top` when they agree on a term at `top` from the log (a snapshot
+        // index can agree too; then compare what the logs hold).
+        fn slice(d: &crate::state::Disk, lo: u64, top: u64) -> &[Entry] {
+            let from = (lo - d.log_start()) as usize;
+            let to = ((top + 1).saturating_sub(d.log_start()) as usize).min(d.log.len());
+            &d.log[from.min(to)..to]
+        }
+        let (sa, sb) = (slice(da, lo, top), slice(db, lo, top));
+        let differ = |(x, y): (&Entry, &Entry)| x.term != y.term || x.digest() != y.digest();
+        match sa.iter().zip(sb).position(differ) {
+            Some(k) => Some(lo + k as u64),
+            // One log ends early below `top`: the first index only the other holds.
+            None if sa.len() != sb.len() => Some(lo + sa.len().min(sb.len()) as u64),
+            None => None,
+        }
     }
 
     /// Invariant violations so far.
