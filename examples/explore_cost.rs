@@ -79,6 +79,15 @@ fn main() {
 fn one(plan: &Plan, cfg: &ProcedureConfig, seed: u64, fault: &str) {
     let f: rehearse::chaos::fault::Fault = fault.parse().expect("fault parses");
     let (o, _) = run_one(plan, cfg, &[f], seed);
+    for st in &o.steps {
+        println!(
+            "  {:>7} ms {:?} {:?} {}",
+            st.at_ms, st.phase, st.servers, st.action
+        );
+    }
+    println!("  tolerance: {:?}", o.tolerance);
+    println!("  events: {:?}", o.events);
+    println!("  verdict: {:?}", o.verdict);
     println!(
         "{fault}: {:?} {} ms {:?} {:?}",
         rehearse::chaos::explore::classify(&o),
