@@ -80,6 +80,19 @@ fn ks(a: &[f64], b: &[f64]) -> f64 {
     d
 }
 
+/// Each (what, with elision, without, limit): the KS distance stays below the limit.
+fn assert_same_distributions(pairs: &[(&str, &Vec<f64>, &Vec<f64>, f64)]) {
+    for &(what, a, b, limit) in pairs {
+        let d = ks(a, b);
+        println!(
+            "{what}: mean {:.2} with elision, {:.2} without; KS distance {d:.3}",
+            mean(a),
+            mean(b)
+        );
+        assert!(d < limit, "{what}: KS distance {d:.3} ≥ {limit}");
+    }
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
@@ -97,17 +110,9 @@ fn elision_changes_no_observable_distribution() {
         ),
         ("failover (ms)", &on.failover_ms, &off.failover_ms, 0.2),
     ];
-    for (what, a, b, limit) in pairs {
-        let d = ks(a, b);
-        println!(
-            "{what}: mean {:.2} with elision, {:.2} without; KS distance {d:.3}",
-            mean(a),
-            mean(b)
-        );
-        // Critical KS distances at α = 0.01: 1.63·sqrt(2/n) — 0.03 for the 19,200 reads,
-        // 0.21 for the 120 failovers; the limits sit at about that level.
-        assert!(d < limit, "{what}: KS distance {d:.3} ≥ {limit}");
-    }
+    // Critical KS distances at α = 0.01: 1.63·sqrt(2/n) — 0.03 for the 19,200 reads, 0.21 for
+    // the 120 failovers; the limits sit at about that level.
+    assert_same_distributions(&pairs);
     println!("events: {} with elision, {} without", on.events, off.events);
     assert!(on.events * 3 < off.events, "the elision saves events");
     let (a, b) = (mean(&on.acked), mean(&off.acked));
@@ -166,15 +171,7 @@ fn elision_with_a_server_down_changes_no_observable_distribution() {
         ("commit lag (entries)", &on.1, &off.1, 0.06),
         ("catch-up after start (ms)", &on.3, &off.3, 0.2),
     ];
-    for (what, a, b, limit) in pairs {
-        let d = ks(a, b);
-        println!(
-            "{what}: mean {:.2} with elision, {:.2} without; KS distance {d:.3}",
-            mean(a),
-            mean(b)
-        );
-        assert!(d < limit, "{what}: KS distance {d:.3} ≥ {limit}");
-    }
+    assert_same_distributions(&pairs);
     println!(
         "events while down: {} with elision, {} without",
         on.4, off.4
