@@ -78,7 +78,12 @@ fn main() {
 #[allow(dead_code)]
 fn one(plan: &Plan, cfg: &ProcedureConfig, seed: u64, fault: &str) {
     let f: rehearse::chaos::fault::Fault = fault.parse().expect("fault parses");
-    let (o, _) = run_one(plan, cfg, &[f], seed);
+    let mut hooks = Watch {
+        inner: rehearse::chaos::fault::FaultHooks::new(vec![f]),
+        from: f.step,
+    };
+    let sim = rehearse::rehearsal::sim_config(plan, seed);
+    let o = rehearse::rehearsal::rehearse_with(cfg, sim, &mut hooks).expect("valid world");
     for st in &o.steps {
         println!(
             "  {:>7} ms {:?} {:?} {}",
@@ -95,4 +100,51 @@ fn one(plan: &Plan, cfg: &ProcedureConfig, seed: u64, fault: &str) {
         o.metrics,
         o.workload
     );
+}
+
+/// Prints, before each step from `from` on, what the ground-truth quorum check sees.
+#[allow(dead_code)]
+struct Watch {
+    inner: rehearse::chaos::fault::FaultHooks,
+    from: usize,
+}
+
+impl rehearse::rehearsal::Hooks for Watch {
+    fn before(&mut self, w: &mut rehearse_sim::World, ctx: &rehearse::rehearsal::StepCtx<'_>) {
+        self.inner.before(w, ctx);
+        if ctx.step < self.from {
+            return;
+        }
+        let leader = w.leader();
+        let lead_last = leader
+            .and_then(|l| w.agent_self(l).ok())
+            .map(|a| a.raft.last_log_index);
+        println!(
+            "  step {} t={} ms leader {leader:?} last {lead_last:?}",
+            ctx.step,
+            w.now().as_millis()
+        );
+        for v in 0..w.server_count() {
+            let a = w
+                .agent_self(v)
+                .ok()
+                .map(|a| (a.raft.last_log_index, a.raft.state));
+            let m = w.members(v).ok().and_then(|m| m.get(v).map(|x| x.status));
+            println!(
+                "    s{} {:?} agent {a:?} self-member {m:?}",
+                v + 1,
+                w.process_state(v)
+            );
+        }
+        println!(
+            "    healthy_voters {:?}",
+            rehearse::rehearsal::healthy_voters(w, None)
+        );
+    }
+    fn after(&mut self, w: &mut rehearse_sim::World, ctx: &rehearse::rehearsal::StepCtx<'_>) {
+        self.inner.after(w, ctx);
+    }
+    fn finish(&mut self, w: &mut rehearse_sim::World) {
+        self.inner.finish(w);
+    }
 }

@@ -72,9 +72,9 @@ pub struct Finding {
 pub struct Totals {
     /// Runs (schedules × seeds).
     pub runs: u64,
-    /// Runs actually simulated: the others were the same run as one already simulated (same
-    /// seed, same fault on the same server at the same step, or a fault that missed), plus one
-    /// fault-free walk per seed and thread.
+    /// Runs actually simulated from a fork: the others were the same run as one already
+    /// simulated (same seed, same fault on the same server at the same step, or a fault that
+    /// missed, which is the seed's fault-free run).
     pub simulated: u64,
     /// Runs in which at least one fault found its target.
     pub fired: u64,
@@ -492,7 +492,6 @@ impl Walker {
             self.at = Some(start);
             if self.seed != Some(seed) {
                 self.fault_free = None;
-                self.simulated += 1;
             }
             self.seed = Some(seed);
         }

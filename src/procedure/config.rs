@@ -90,6 +90,17 @@ pub struct ProcedureConfig {
     /// After upgrading clients, check that every `ready` node runs the target.
     #[serde(default = "yes")]
     pub verify_clients: bool,
+    /// Autopilot's MaxTrailingLogs: before a stop, another voter counts as healthy only if its
+    /// own last log index is within this many entries of the most advanced voter's, read in
+    /// the same observation (autopilot's verdict can be seconds old: a server whose data dir
+    /// was wiped answers and is reported healthy while it still replays the log).
+    #[serde(default = "default_max_trailing_logs")]
+    pub max_trailing_logs: u64,
+}
+
+/// Autopilot's default MaxTrailingLogs.
+fn default_max_trailing_logs() -> u64 {
+    250
 }
 
 impl ProcedureConfig {
@@ -136,6 +147,7 @@ impl ProcedureConfig {
             already_upgraded: Vec::new(),
             drain_waits_for_allocs: true,
             verify_clients: true,
+            max_trailing_logs: plan.cluster.autopilot.max_trailing_logs,
         }
     }
 }

@@ -711,18 +711,34 @@ impl Procedure {
     }
 
     /// Healthy voters outside the batch, and the quorum of the voter set. Autopilot health
-    /// can be seconds old, so a voter counts only if its own `/v1/agent/self` answers now too.
-    /// Errors count as unhealthy: a server is never stopped on a view it cannot read.
+    /// can be seconds old, so a voter counts only if its own `/v1/agent/self` answers now too,
+    /// with a last log index within MaxTrailingLogs of the most advanced voter's in the same
+    /// observation. Errors count as unhealthy: a server is never stopped on a view it cannot
+    /// read.
     fn healthy_other_voters(&self, v: &ClusterView) -> (usize, usize) {
         let Ok(h) = &v.health else {
             return (0, self.cfg.servers.len() / 2 + 1);
         };
-        let answers = |name: &str| v.agents.iter().any(|(n, a)| n == name && a.is_ok());
+        let last_index = |name: &str| {
+            v.agents
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, a)| a.as_ref().ok())
+                .map(|a| a.raft.last_log_index)
+        };
         let voters: Vec<_> = h.servers.iter().filter(|s| s.voter).collect();
         let quorum = voters.len() / 2 + 1;
+        let top = voters
+            .iter()
+            .filter_map(|s| last_index(base(&s.name)))
+            .max()
+            .unwrap_or(0);
+        let caught_up = |name: &str| {
+            last_index(name).is_some_and(|i| i.saturating_add(self.cfg.max_trailing_logs) >= top)
+        };
         let others = voters
             .iter()
-            .filter(|s| s.healthy && s.serf_status == SerfStatus::Alive && answers(base(&s.name)))
+            .filter(|s| s.healthy && s.serf_status == SerfStatus::Alive && caught_up(base(&s.name)))
             .filter(|s| !self.batch.iter().any(|b| *b == base(&s.name)))
             .count();
         (others, quorum)
