@@ -3,8 +3,9 @@
 //!
 //! Steady means: one running leader; every server in its configuration either running, a
 //! follower of it in its term, caught up, with nothing in flight on its link, or *down* (its
-//! process stopped, crashed or booting: nothing reaches it, the leader's link to it is refused,
-//! and it has no timers; the running voters and the leader must still be a quorum); no
+//! process stopped, crashed, booting or paused: nothing reaches it, the leader's link to it is
+//! refused or hangs, and it has no live timers; the running voters and the leader must still be
+//! a quorum); no
 //! partition, no loss, no slow disk, and latencies short enough that a heartbeat round trip
 //! ends before the next heartbeat (2·latency_max < HT/10). A rolling upgrade spends much of its
 //! time with one server down, so that counts as steady too. In that state the model's own rules
@@ -155,13 +156,20 @@ impl World {
             let ls = &mut self.servers[st.leader];
             ls.vol.role_gen += 1;
             st.leader_gen = ls.vol.role_gen;
-            // The leader's links to down peers: its next tick would find them refused (an
-            // AppendEntries attempt that failed at once, see `send_delayed`); set now, at most
-            // one tick early, and invisible while they are down.
+            // The leader's links to down peers, as its next tick leaves them (set now, at most
+            // one tick early, and invisible while they are down): a stopped, crashed or booting
+            // peer refuses the AppendEntries at once (see `send_delayed`); a paused one takes
+            // it and never answers, so a batch is in flight until the RPC counts as lost.
+            let slack = self.rpc_slack_ns();
             for &d in &st.down[..st.nd] {
-                let pr = &mut ls.vol.progress[d];
+                let paused = self.servers[d].proc == ProcessState::Paused;
+                let pr = &mut self.servers[st.leader].vol.progress[d];
+                if paused && !pr.inflight {
+                    pr.inflight_until = now.plus(slack);
+                } else if !paused {
+                    pr.inflight_until = pr.inflight_until.min(now);
+                }
                 pr.inflight = true;
-                pr.inflight_until = pr.inflight_until.min(now);
             }
             self.steady = Some(st);
         }
@@ -250,12 +258,16 @@ impl World {
     }
 
     /// Whether configuration entry `p` is a server whose process is down (stopped, crashed,
-    /// or booting: its boot event ends a steady period).
+    /// booting: its boot event ends a steady period; or paused: it receives nothing and its
+    /// timers wait for the resume, which ends a steady period).
     fn peer_down(&self, p: &crate::state::Peer) -> bool {
         self.is_server(p)
             && matches!(
                 self.servers[p.id].proc,
-                ProcessState::Stopped | ProcessState::Crashed | ProcessState::Starting
+                ProcessState::Stopped
+                    | ProcessState::Crashed
+                    | ProcessState::Starting
+                    | ProcessState::Paused
             )
     }
 

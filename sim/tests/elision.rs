@@ -120,10 +120,17 @@ fn elision_changes_no_observable_distribution() {
 }
 
 /// The same with one server down (a rolling upgrade's usual state, which the elision also
-/// covers): the running followers' contact and commit lag, write acknowledgements, and how
-/// long the server takes to catch up after it starts again.
+/// covers), stopped or paused: the running followers' contact and commit lag, write
+/// acknowledgements, and how long the server takes to catch up after it comes back.
 #[test]
 fn elision_with_a_server_down_changes_no_observable_distribution() {
+    for paused in [false, true] {
+        println!("one server {}:", if paused { "paused" } else { "stopped" });
+        server_down_case(paused);
+    }
+}
+
+fn server_down_case(paused: bool) {
     let run = |elision: bool| {
         let (mut contact, mut lag, mut acked, mut catch_up, mut events) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0);
@@ -135,7 +142,11 @@ fn elision_with_a_server_down_changes_no_observable_distribution() {
             w.run_for(20 * SEC);
             let l = w.leader().unwrap();
             let down = (0..5).find(|&f| f != l).unwrap();
-            w.stop(down, state::StopMode::Graceful);
+            if paused {
+                w.pause(down);
+            } else {
+                w.stop(down, state::StopMode::Graceful);
+            }
             let before = w.metrics().events;
             for k in 0..40 {
                 w.run_for(137 * MS + k * 7 * MS);
@@ -148,7 +159,11 @@ fn elision_with_a_server_down_changes_no_observable_distribution() {
                 }
             }
             events += w.metrics().events - before;
-            w.start(down);
+            if paused {
+                w.resume(down);
+            } else {
+                w.start(down);
+            }
             let t0 = w.now();
             for _ in 0..4000 {
                 w.run_for(5 * MS);
