@@ -18,6 +18,16 @@ struct Sample {
     events: u64,
 }
 
+/// Five Nomad servers with 10 writes/s, 20 s in, the elision on or off.
+fn warm_world(seed: u64, elision: bool) -> World {
+    let mut cfg = SimConfig::nomad(5, Version::new(1, 9, 7), seed);
+    cfg.workload.writes_per_sec = 10.0;
+    let mut w = World::new(cfg).unwrap();
+    w.set_quiet_elision(elision);
+    w.run_for(20 * SEC);
+    w
+}
+
 fn sample(elision: bool) -> Sample {
     let mut s = Sample {
         contact_ms: Vec::new(),
@@ -27,11 +37,7 @@ fn sample(elision: bool) -> Sample {
         events: 0,
     };
     for seed in 0..SEEDS {
-        let mut cfg = SimConfig::nomad(5, Version::new(1, 9, 7), seed);
-        cfg.workload.writes_per_sec = 10.0;
-        let mut w = World::new(cfg).unwrap();
-        w.set_quiet_elision(elision);
-        w.run_for(20 * SEC);
+        let mut w = warm_world(seed, elision);
         // Reads at irregular times while the cluster is quiet.
         for k in 0..40 {
             w.run_for(137 * MS + k * 7 * MS);
@@ -135,11 +141,7 @@ fn server_down_case(paused: bool) {
         let (mut contact, mut lag, mut acked, mut catch_up, mut events) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0);
         for seed in 0..SEEDS {
-            let mut cfg = SimConfig::nomad(5, Version::new(1, 9, 7), seed);
-            cfg.workload.writes_per_sec = 10.0;
-            let mut w = World::new(cfg).unwrap();
-            w.set_quiet_elision(elision);
-            w.run_for(20 * SEC);
+            let mut w = warm_world(seed, elision);
             let l = w.leader().unwrap();
             let down = (0..5).find(|&f| f != l).unwrap();
             if paused {
