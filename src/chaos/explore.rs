@@ -294,7 +294,7 @@ pub fn for_each_run(
                         let known = key.and_then(|k| same.iter().find(|(l, _)| *l == k));
                         let result = match (key, known) {
                             (_, Some((_, r))) => r.clone(),
-                            (Some(Landing::Missed), None) => walker.fault_free(cfg),
+                            (Some(Landing::Missed), None) => walker.fault_free(cfg, &fork),
                             (Some(Landing::On(kind, target, _)), None)
                                 if kind != FaultKind::ClientDown =>
                             {
@@ -502,19 +502,15 @@ impl Walker {
         cp
     }
 
-    /// The seed's fault-free run, judged (simulated to the end once per seed).
-    fn fault_free(&mut self, cfg: &ProcedureConfig) -> RunResult {
-        if self.fault_free.is_none()
-            && let Some(cp) = &self.at
-        {
-            let o = cp.clone().resume(cfg, &mut NoFaults);
-            self.fault_free = Some(RunResult::from_outcome(&o, false));
-        }
-        self.fault_free.clone().unwrap_or(RunResult {
-            class: Class::Completed,
-            problems: Vec::new(),
-            fired: false,
-        })
+    /// The seed's fault-free run, judged (simulated to the end once per seed, from `fork`, a
+    /// point on that run).
+    fn fault_free(&mut self, cfg: &ProcedureConfig, fork: &Checkpoint) -> RunResult {
+        self.fault_free
+            .get_or_insert_with(|| {
+                let o = fork.clone().resume(cfg, &mut NoFaults);
+                RunResult::from_outcome(&o, false)
+            })
+            .clone()
     }
 }
 
