@@ -147,4 +147,11 @@ impl rehearse::rehearsal::Hooks for Watch {
     fn finish(&mut self, w: &mut rehearse_sim::World) {
         self.inner.finish(w);
     }
+    fn done(&mut self, w: &rehearse_sim::World) {
+        for (k, n) in w.event_profile() {
+            if n > 0 {
+                println!("  events {k:>22} {n:>8}");
+            }
+        }
+    }
 }

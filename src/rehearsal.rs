@@ -8,7 +8,7 @@
 
 use crate::plan::Plan;
 use crate::procedure::{
-    Action, ActionResult, ClusterView, Observation, Phase, Procedure, ProcedureConfig,
+    Action, ActionResult, ClusterView, Reads, Observation, Phase, Procedure, ProcedureConfig,
 };
 use rehearse_sim::api::ApiError;
 use rehearse_sim::state::StopMode;
@@ -163,8 +163,8 @@ fn first_ok<T>(n: usize, f: impl Fn(ServerId) -> Result<T, ApiError>) -> Result<
 }
 
 /// Reads the cluster as an operator would: cluster endpoints from the first server that
-/// answers, and every server's own `/v1/agent/self`.
-pub fn observe(world: &World, acked_before: u64) -> ClusterView {
+/// answers, and every server's own `/v1/agent/self`; the client node list only when `reads` asks.
+pub fn observe(world: &World, acked_before: u64, reads: Reads) -> ClusterView {
     let n = world.server_count();
     let leader = (0..n)
         .filter_map(|id| world.status_leader(id).ok().flatten())
@@ -188,7 +188,7 @@ pub fn observe(world: &World, acked_before: u64) -> ClusterView {
         // The workload is the write probe: did any write get acknowledged since last time?
         write_accepted: (world.config().workload.writes_per_sec > 0.0)
             .then(|| world.acked_writes() > acked_before),
-        nodes: (world.config().product == Product::Nomad)
+        nodes: (world.config().product == Product::Nomad && reads.nodes)
             .then(|| first_ok(n, |id| world.nodes(id))),
         allocs_running: Some(
             (0..n)
@@ -336,7 +336,7 @@ impl Checkpoint {
             upgraded: proc.upgraded(),
         };
         hooks.before(&mut run.world, &pre);
-        let view = observe(&run.world, self.acked);
+        let view = observe(&run.world, self.acked, proc.reads());
         self.acked = run.world.acked_writes();
         let ft = view.health.as_ref().ok().map(|h| h.failure_tolerance);
         run.tolerance.push((run.ms(), ft));

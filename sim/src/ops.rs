@@ -17,6 +17,10 @@ use crate::world::World;
 pub(crate) struct Labels {
     uuid: String,
     addrs: Vec<String>,
+    /// Node name (`<name>.global` on Nomad).
+    node: String,
+    /// Gossip addresses (the RPC address with the serf port), by address generation.
+    serf_addrs: Vec<String>,
 }
 
 impl World {
@@ -61,20 +65,42 @@ impl World {
     /// Formats every server's ID and addresses up to its current address generation.
     pub(crate) fn refresh_labels(&mut self) {
         let labels = (0..self.servers.len())
-            .map(|id| Labels {
-                uuid: self.uuid(id),
-                addrs: (0..=self.servers[id].addr_gen)
-                    .map(|g| format!("10.0.{g}.{}:{}", id + 1, self.rpc_port()))
-                    .collect(),
+            .map(|id| {
+                let gens = 0..=self.servers[id].addr_gen;
+                Labels {
+                    uuid: self.uuid(id),
+                    addrs: gens
+                        .clone()
+                        .map(|g| format!("10.0.{g}.{}:{}", id + 1, self.rpc_port()))
+                        .collect(),
+                    node: self.format_node_name(id),
+                    serf_addrs: gens.map(|g| format!("10.0.{g}.{}:4648", id + 1)).collect(),
+                }
             })
             .collect();
         self.labels = labels;
     }
 
     fn node_name(&self, id: ServerId) -> String {
+        match self.labels.get(id) {
+            Some(l) => l.node.clone(),
+            None => self.format_node_name(id),
+        }
+    }
+
+    fn format_node_name(&self, id: ServerId) -> String {
         match self.cfg.product {
             crate::versions::Product::Nomad => format!("{}.global", self.servers[id].spec.name),
             crate::versions::Product::Consul => self.servers[id].spec.name.clone(),
+        }
+    }
+
+    /// Gossip address of a server (its RPC address with the serf port).
+    fn serf_address(&self, id: ServerId) -> String {
+        let g = self.servers[id].addr_gen;
+        match self.labels.get(id).and_then(|l| l.serf_addrs.get(g as usize)) {
+            Some(a) => a.clone(),
+            None => format!("10.0.{g}.{}:4648", id + 1),
         }
     }
 
@@ -139,9 +165,7 @@ impl World {
             let s = &self.servers[id];
             Member {
                 name: self.node_name(id),
-                addr: self
-                    .address(id)
-                    .replace(&format!(":{}", self.rpc_port()), ":4648"),
+                addr: self.serf_address(id),
                 status: s.serf,
                 build: s.advertised,
                 raft_vsn: s.advertised_protocol,

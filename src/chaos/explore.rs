@@ -383,6 +383,8 @@ fn landing_key(fork: &Checkpoint, sched: &[Fault]) -> Option<Landing> {
     let (batch, upgraded) = fork.ctx();
     Some(match landing(fork.world(), f, &batch, &upgraded) {
         None => Landing::Missed,
+        // A fault that does not heal lasts as long however long it was given.
+        Some(target) if !f.kind.heals() => Landing::On(f.kind, target, None),
         Some(target) => Landing::On(f.kind, target, f.duration_s),
     })
 }

@@ -72,6 +72,19 @@ impl FaultKind {
     pub fn targeted(self) -> bool {
         !matches!(self, FaultKind::Loss | FaultKind::Latency)
     }
+
+    /// Whether healing undoes anything. A bad binary, wiped data or a new address stay (the
+    /// procedure must cope), so for these kinds a fault healed after any time is the same run
+    /// as the permanent one.
+    pub fn heals(self) -> bool {
+        !matches!(
+            self,
+            FaultKind::BadBinary
+                | FaultKind::CrashLoop
+                | FaultKind::WipeData
+                | FaultKind::NewAddress
+        )
+    }
 }
 
 /// Which server a fault hits, by its role at the moment the fault fires.
@@ -322,6 +335,9 @@ fn inject(w: &mut World, kind: FaultKind, target: Option<ServerId>) {
 }
 
 fn heal(w: &mut World, kind: FaultKind, target: Option<ServerId>) {
+    if !kind.heals() {
+        return;
+    }
     let defaults = rehearse_sim::NetConfig::default();
     match (kind, target) {
         (FaultKind::Crash | FaultKind::Stop, Some(id)) => w.start(id),
@@ -332,7 +348,8 @@ fn heal(w: &mut World, kind: FaultKind, target: Option<ServerId>) {
         (FaultKind::SlowDisk, Some(id)) => w.set_disk_delay(id, 0),
         (FaultKind::FailsToLead, Some(id)) => w.set_fails_to_lead(id, false),
         (FaultKind::ClientDown, Some(i)) => w.client_up(i),
-        // A bad binary, wiped data or a new address stay: the procedure must cope.
+        // Kinds that do not heal returned above; a healing kind without its target cannot
+        // have been injected.
         _ => {}
     }
 }

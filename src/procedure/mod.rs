@@ -69,6 +69,16 @@ pub struct ClusterView {
     pub allocs_running: Option<Vec<String>>,
 }
 
+/// What the procedure looks at in its next observation, beyond the parts every stage reads. A
+/// driver may read more; reading less than this changes what the procedure decides. The
+/// client node list is read only for the client check: in the simulator it is one record per
+/// client node for every observation, on a live cluster one more request per poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reads {
+    /// `GET /v1/nodes`.
+    pub nodes: bool,
+}
+
 /// The result of the previous action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ActionResult {
@@ -393,6 +403,13 @@ impl Procedure {
     /// Servers upgraded so far, in order.
     pub fn upgraded(&self) -> &[String] {
         &self.done
+    }
+
+    /// What the next call of `next` reads (see `Reads`).
+    pub fn reads(&self) -> Reads {
+        Reads {
+            nodes: matches!(self.stage, Stage::Clients { .. }),
+        }
     }
 
     /// Takes the next observation and returns the next action.
