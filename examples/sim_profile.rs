@@ -8,8 +8,14 @@ fn main() {
         cfg.workload.writes_per_sec = 10.0;
         let mut w = World::new(cfg).expect("valid config");
         w.run_for(600 * SEC);
-        for (k, n) in w.event_profile() { *tot.entry(k).or_insert(0u64) += n; }
-        if seed == 1 { println!("{:?}", w.metrics()); }
+        for (k, n) in w.event_profile() {
+            *tot.entry(k).or_insert(0u64) += n;
+        }
+        if seed == 1 {
+            println!("{:?}", w.metrics());
+        }
     }
-    for (k, n) in tot { println!("{k:>24} {:>10.1}", n as f64 / 20.0); }
+    for (k, n) in tot {
+        println!("{k:>24} {:>10.1}", n as f64 / 20.0);
+    }
 }

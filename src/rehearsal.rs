@@ -8,7 +8,7 @@
 
 use crate::plan::Plan;
 use crate::procedure::{
-    Action, ActionResult, ClusterView, Reads, Observation, Phase, Procedure, ProcedureConfig,
+    Action, ActionResult, ClusterView, Observation, Phase, Procedure, ProcedureConfig, Reads,
 };
 use rehearse_sim::api::ApiError;
 use rehearse_sim::state::StopMode;

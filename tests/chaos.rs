@@ -203,13 +203,15 @@ fn forked_and_shared_runs_are_the_runs_from_scratch() {
     let p = plan(3, "1.9.7", "1.10.3", false);
     let cfg = Variant::IgnoreFailureTolerance.apply(ProcedureConfig::from_plan(&p));
     let steps = boundaries(&baseline(&p, &cfg, 1));
-    // Every 5th single fault, and every single fault at three steps (so that runs differing
-    // only in duration, which share their start, are all there).
+    // Every 5th single fault, every single fault at three steps (so that runs differing only
+    // in duration, which share their start, are all there), every latent one.
     let some_steps = [steps[1], steps[steps.len() / 2], steps[steps.len() - 2]];
     let mut scheds: Vec<Vec<Fault>> = schedules(&steps, 1, usize::MAX)
         .into_iter()
         .enumerate()
-        .filter(|(i, s)| i % 5 == 0 || some_steps.contains(&s[0].step))
+        // Latent faults (a bad binary) at every step: runs that differ only in when the
+        // binary was marked, before it boots, are shared across steps.
+        .filter(|(i, s)| i % 5 == 0 || some_steps.contains(&s[0].step) || s[0].kind.latent())
         .map(|(_, s)| s)
         .collect();
     scheds.extend(schedules(&steps, 2, usize::MAX).into_iter().step_by(997));

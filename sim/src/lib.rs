@@ -14,6 +14,7 @@ pub mod clients;
 pub mod config;
 pub mod leadership;
 mod ops;
+mod queue;
 pub mod raft;
 mod readdress;
 pub mod rng;

@@ -98,7 +98,11 @@ impl World {
     /// Gossip address of a server (its RPC address with the serf port).
     fn serf_address(&self, id: ServerId) -> String {
         let g = self.servers[id].addr_gen;
-        match self.labels.get(id).and_then(|l| l.serf_addrs.get(g as usize)) {
+        match self
+            .labels
+            .get(id)
+            .and_then(|l| l.serf_addrs.get(g as usize))
+        {
             Some(a) => a.clone(),
             None => format!("10.0.{g}.{}:4648", id + 1),
         }

@@ -175,7 +175,10 @@ impl World {
     }
 
     pub(crate) fn set_role(&mut self, id: ServerId, role: Role) {
-        self.leave_steady();
+        // A cut-off server campaigning alone changes nothing a steady period depends on.
+        if !self.steady_cut_off(id) {
+            self.leave_steady();
+        }
         let s = &mut self.servers[id];
         if s.vol.role == role && role != Role::Candidate {
             return;

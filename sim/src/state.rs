@@ -405,4 +405,8 @@ pub struct Server {
     pub advertised_protocol: u8,
     /// FSM divergence already reported for this server (one violation per server and run).
     pub fsm_reported: bool,
+    /// Boots attempted so far (a start's boot delay ended; a bad binary shows there).
+    pub boots: u64,
+    /// Binaries installed so far.
+    pub installs: u64,
 }

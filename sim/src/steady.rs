@@ -4,9 +4,11 @@
 //! Steady means: one running leader; every server in its configuration either running, a
 //! follower of it in its term, caught up, with nothing in flight on its link, or *down* (its
 //! process stopped, crashed, booting or paused: nothing reaches it, the leader's link to it is
-//! refused or hangs, and it has no live timers; the running voters and the leader must still be
-//! a quorum); no
-//! partition, no loss, no slow disk, and latencies short enough that a heartbeat round trip
+//! refused or hangs, and it has no live timers; or it runs cut off from every other server by
+//! a partition: nothing reaches it, the leader's link to it hangs, and its own timers and
+//! campaigns run as ordinary events whose messages the partition drops, touching nothing
+//! else; the running voters and the leader must still be a quorum); no other partition, no
+//! loss, no slow disk, and latencies short enough that a heartbeat round trip
 //! ends before the next heartbeat (2·latency_max < HT/10). A rolling upgrade spends much of its
 //! time with one server down, so that counts as steady too. In that state the model's own rules
 //! make the elided events predictable:
@@ -69,9 +71,9 @@ pub(crate) struct Steady {
     n: usize,
     /// Voters among `followers`.
     voter: [bool; MAX_SERVERS],
-    /// Peers whose process is down (stopped, crashed or booting): nothing reaches them, so a
-    /// tick or a write only finds the leader's link to them refused, and their voter entries
-    /// only raise the quorum.
+    /// Peers that are down (stopped, crashed, booting, paused, or cut off by a partition):
+    /// nothing reaches them, so a tick or a write only finds the leader's link to them refused
+    /// or hanging, and their voter entries only raise the quorum.
     down: [ServerId; MAX_SERVERS],
     nd: usize,
     down_voters: usize,
@@ -162,7 +164,11 @@ impl World {
             // it and never answers, so a batch is in flight until the RPC counts as lost.
             let slack = self.rpc_slack_ns();
             for &d in &st.down[..st.nd] {
-                let paused = self.servers[d].proc == ProcessState::Paused;
+                // A cut-off server's link drops the AppendEntries: it hangs like a paused one.
+                let paused = matches!(
+                    self.servers[d].proc,
+                    ProcessState::Paused | ProcessState::Running
+                );
                 let pr = &mut self.servers[st.leader].vol.progress[d];
                 if paused && !pr.inflight {
                     pr.inflight_until = now.plus(slack);
@@ -187,7 +193,8 @@ impl World {
         // Round trips shorter than the heartbeat period; contact refreshed well within HT and
         // the lease by every tick.
         let rtt = 2 * lat_hi;
-        if net.loss > 0.0 || !self.blocked_is_empty() || rtt >= hb || hb + rtt >= lease {
+        if net.loss > 0.0 || !self.only_cut_off_servers_blocked() || rtt >= hb || hb + rtt >= lease
+        {
             return None;
         }
         let mut leaders = self
@@ -259,16 +266,27 @@ impl World {
 
     /// Whether configuration entry `p` is a server whose process is down (stopped, crashed,
     /// booting: its boot event ends a steady period; or paused: it receives nothing and its
-    /// timers wait for the resume, which ends a steady period).
+    /// timers wait for the resume, which ends a steady period), or that runs cut off from
+    /// every other server (an isolating partition: its timers run as events, its campaigns
+    /// reach nobody, and healing the partition ends a steady period).
     fn peer_down(&self, p: &crate::state::Peer) -> bool {
         self.is_server(p)
-            && matches!(
+            && (matches!(
                 self.servers[p.id].proc,
                 ProcessState::Stopped
                     | ProcessState::Crashed
                     | ProcessState::Starting
                     | ProcessState::Paused
-            )
+            ) || self.cut_off(p.id))
+    }
+
+    /// Whether server `id` is a cut-off peer of the current steady period (see `peer_down`):
+    /// its own timers and role changes can run inside the period.
+    pub(crate) fn steady_cut_off(&self, id: ServerId) -> bool {
+        self.steady
+            .as_ref()
+            .is_some_and(|st| st.down[..st.nd].contains(&id))
+            && self.cut_off(id)
     }
 
     /// Whether peer `p` of leader `l` is steady: running, following `l` in its term, caught up

@@ -1,4 +1,4 @@
-//! The simulated world: an event queue ordered by (time, sequence), the servers, the network,
+//! The simulated world: an event queue ordered by (time, sequence) (`queue`), the servers, the network,
 //! gossip, autopilot, the workload and the invariant checks, with the operator surface on top.
 //!
 //! Simplifications (each a deliberate departure, kept small):
@@ -43,7 +43,7 @@ use crate::versions::{
 };
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Most servers a world may have.
 pub const MAX_SERVERS: usize = 15;
@@ -110,32 +110,6 @@ enum Ev {
         node: u32,
         generation: u64,
     },
-}
-
-#[derive(Debug, Clone)]
-/// A queue entry: the event's time and sequence number, and where the event waits in the
-/// slab (the heap moves 24-byte keys, not events).
-struct Queued {
-    at: SimTime,
-    seq: u64,
-    slot: u32,
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
-    }
 }
 
 /// Autopilot's record of one server (kept by the leader, refreshed every health interval).
@@ -225,7 +199,7 @@ struct Pending {
 pub struct World {
     pub(crate) cfg: SimConfig,
     pub(crate) now: SimTime,
-    queue: BinaryHeap<Reverse<Queued>>,
+    queue: crate::queue::EventQueue,
     /// Events waiting in the queue, by slot; `free` lists the empty slots.
     slab: Vec<Option<Ev>>,
     free: Vec<u32>,
@@ -448,6 +422,8 @@ impl World {
                 advertised: spec.version,
                 advertised_protocol: spec.raft_protocol,
                 fsm_reported: false,
+                boots: 0,
+                installs: 0,
             }
         });
         let write_rate = cfg.workload.writes_per_sec;
@@ -456,7 +432,7 @@ impl World {
         let mut w = World {
             servers: servers.collect(),
             now: SimTime::ZERO,
-            queue: BinaryHeap::new(),
+            queue: crate::queue::EventQueue::default(),
             slab: Vec::new(),
             free: Vec::new(),
             workload_at: None,
@@ -585,12 +561,7 @@ impl World {
                 (self.slab.len() - 1) as u32
             }
         };
-        let q = Queued {
-            at,
-            seq: self.seq,
-            slot,
-        };
-        self.queue.push(Reverse(q));
+        self.queue.push(at, self.seq, slot);
     }
 
     /// Queues a message that arrives at `at`: on the event queue, or on the local queue of a
@@ -641,7 +612,7 @@ impl World {
 
     /// When the next queued event fires.
     pub(crate) fn next_event_at(&self) -> Option<SimTime> {
-        let head = self.queue.peek().map(|Reverse(q)| q.at);
+        let head = self.queue.peek().map(|(at, _)| at);
         match (head, self.workload_at) {
             (Some(h), Some((w, _))) => Some(h.min(w)),
             (h, w) => h.or(w.map(|(w, _)| w)),
@@ -654,9 +625,7 @@ impl World {
         let Some((at, seq)) = self.workload_at else {
             return false;
         };
-        self.queue
-            .peek()
-            .is_none_or(|Reverse(q)| (at, seq) < (q.at, q.seq))
+        self.queue.peek().is_none_or(|head| (at, seq) < head)
     }
 
     pub(crate) fn timer(&mut self, id: ServerId, delay_ns: u64, kind: TimerKind) {
@@ -699,15 +668,15 @@ impl World {
             };
             (at, Ev::Workload)
         } else {
-            let Some(Reverse(q)) = self.queue.pop() else {
+            let Some((at, _, slot)) = self.queue.pop() else {
                 return;
             };
             // `push` fills a slot before queueing its key, and only this pop empties it.
-            let Some(ev) = self.slab[q.slot as usize].take() else {
+            let Some(ev) = self.slab[slot as usize].take() else {
                 unreachable!("a queued slot holds its event");
             };
-            self.free.push(q.slot);
-            (q.at, ev)
+            self.free.push(slot);
+            (at, ev)
         };
         debug_assert!(at >= self.now, "time went backwards");
         self.now = at;
@@ -726,8 +695,8 @@ impl World {
     }
 
     /// Whether an event can run inside a steady period (everything else ends it first): the
-    /// workload (which decides itself), autopilot, gossip, snapshot checks, and timers that are
-    /// stale anyway.
+    /// workload (which decides itself), autopilot, gossip, snapshot checks, timers that are
+    /// stale anyway, and the timers of a cut-off server (its campaigns reach nobody).
     fn steady_keeps(&self, ev: &Ev) -> bool {
         match ev {
             Ev::Workload
@@ -744,7 +713,9 @@ impl World {
             } => {
                 let s = &self.servers[*server];
                 let dead = s.incarnation != *inc || s.proc != ProcessState::Running;
-                dead || *kind == TimerKind::Snapshot || *generation != s.vol.role_gen
+                dead || *kind == TimerKind::Snapshot
+                    || *generation != s.vol.role_gen
+                    || self.steady_cut_off(*server)
             }
             Ev::Msg { .. } | Ev::Boot { .. } | Ev::CrashLoop { .. } => false,
         }
@@ -836,13 +807,15 @@ impl World {
     // ---- network ----
 
     pub(crate) fn send_delayed(&mut self, from: ServerId, to: Peer, msg: Msg, extra_ns: u64) {
-        debug_assert!(!self.is_steady(), "a message sent inside a steady period");
         if self.servers[from].proc != ProcessState::Running
             || self.blocked.contains(&(from, to.id))
             || to.addr_gen != self.servers[to.id].addr_gen
         {
             return;
         }
+        // Inside a steady period only a cut-off server sends (see `steady`), and the link
+        // drops it above.
+        debug_assert!(!self.is_steady(), "a message sent inside a steady period");
         if matches!(
             self.servers[to.id].proc,
             ProcessState::Stopped | ProcessState::Crashed | ProcessState::Starting
@@ -863,9 +836,21 @@ impl World {
         self.push_msg_at(self.now.plus(lat + extra_ns), from, to.id, msg);
     }
 
-    /// Whether no link is cut.
-    pub(crate) fn blocked_is_empty(&self) -> bool {
-        self.blocked.is_empty()
+    /// Whether server `id` runs but is cut off from every other server, both ways (an
+    /// isolating partition): nothing it sends arrives and nothing reaches it.
+    pub(crate) fn cut_off(&self, id: ServerId) -> bool {
+        self.servers[id].proc == ProcessState::Running
+            && (0..self.servers.len())
+                .filter(|&o| o != id)
+                .all(|o| self.blocked.contains(&(id, o)) && self.blocked.contains(&(o, id)))
+    }
+
+    /// Whether every cut link has a cut-off server at one end (so the other servers reach
+    /// each other).
+    pub(crate) fn only_cut_off_servers_blocked(&self) -> bool {
+        self.blocked
+            .iter()
+            .all(|&(a, b)| self.cut_off(a) || self.cut_off(b))
     }
 
     /// Whether a message from `a` can reach `b` right now (no partition in that direction).
@@ -1031,6 +1016,7 @@ impl World {
         if self.servers[id].incarnation != inc || self.servers[id].proc != ProcessState::Starting {
             return;
         }
+        self.servers[id].boots += 1;
         if let Some(failure) = self.boot_failure(id) {
             if failure.newer_data {
                 self.metrics.snapshot_refusals += 1;
@@ -1168,6 +1154,7 @@ impl World {
         let s = &mut self.servers[id];
         s.spec.version = version;
         s.bad_binary = None;
+        s.installs += 1;
         // The configuration that goes with this binary may set another raft protocol (a plan's
         // target_raft_protocol); it takes effect at the next start.
         let protocol = self
@@ -1183,6 +1170,14 @@ impl World {
             self.servers[id].spec.name
         ));
         Ok(())
+    }
+
+    /// How many times server `id` has booted (a start's boot delay ended, whether the boot
+    /// succeeded or not) and had a binary installed so far. A broken binary (`set_bad_binary`)
+    /// changes nothing until the next of either: a boot runs it, an install replaces it.
+    pub fn boots_and_installs(&self, id: ServerId) -> (u64, u64) {
+        let s = &self.servers[id];
+        (s.boots, s.installs)
     }
 
     /// Marks the installed binary as broken (applies from the next start).

@@ -125,18 +125,27 @@ fn elision_changes_no_observable_distribution() {
     assert!((a - b).abs() < 2.0, "acknowledged writes: {a} vs {b}");
 }
 
+/// How the server is down.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Down {
+    Stopped,
+    Paused,
+    /// Running, cut off from every other server by a partition (it campaigns alone).
+    Isolated,
+}
+
 /// The same with one server down (a rolling upgrade's usual state, which the elision also
-/// covers), stopped or paused: the running followers' contact and commit lag, write
+/// covers), stopped, paused or isolated: the running followers' contact and commit lag, write
 /// acknowledgements, and how long the server takes to catch up after it comes back.
 #[test]
 fn elision_with_a_server_down_changes_no_observable_distribution() {
-    for paused in [false, true] {
-        println!("one server {}:", if paused { "paused" } else { "stopped" });
-        server_down_case(paused);
+    for how in [Down::Stopped, Down::Paused, Down::Isolated] {
+        println!("one server {how:?}:");
+        server_down_case(how);
     }
 }
 
-fn server_down_case(paused: bool) {
+fn server_down_case(how: Down) {
     let run = |elision: bool| {
         let (mut contact, mut lag, mut acked, mut catch_up, mut events) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0);
@@ -144,10 +153,13 @@ fn server_down_case(paused: bool) {
             let mut w = warm_world(seed, elision);
             let l = w.leader().unwrap();
             let down = (0..5).find(|&f| f != l).unwrap();
-            if paused {
-                w.pause(down);
-            } else {
-                w.stop(down, state::StopMode::Graceful);
+            match how {
+                Down::Stopped => w.stop(down, state::StopMode::Graceful),
+                Down::Paused => w.pause(down),
+                Down::Isolated => {
+                    let rest: Vec<_> = (0..5).filter(|&o| o != down).collect();
+                    w.partition(&[down], &rest);
+                }
             }
             let before = w.metrics().events;
             for k in 0..40 {
@@ -161,10 +173,10 @@ fn server_down_case(paused: bool) {
                 }
             }
             events += w.metrics().events - before;
-            if paused {
-                w.resume(down);
-            } else {
-                w.start(down);
+            match how {
+                Down::Stopped => w.start(down),
+                Down::Paused => w.resume(down),
+                Down::Isolated => w.heal(),
             }
             let t0 = w.now();
             for _ in 0..4000 {

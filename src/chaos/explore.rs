@@ -14,8 +14,9 @@ use crate::rehearsal::{
 use rehearse_sim::SimConfig;
 use rehearse_sim::time::SEC;
 use serde::Serialize;
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 /// Most findings kept (the counts still cover every run).
@@ -268,6 +269,11 @@ pub fn for_each_run(
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let simulated = AtomicUsize::new(0);
+    let lines: Vec<OnceLock<SeedLine>> = seeds.iter().map(|_| OnceLock::new()).collect();
+    let line = |seed_pos: usize| {
+        lines[seed_pos].get_or_init(|| SeedLine::walk(plan, cfg, seeds[seed_pos]))
+    };
+    let latent: Mutex<BTreeMap<LatentKey, Arc<OnceLock<RunResult>>>> = Mutex::default();
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1) {
             s.spawn(|| {
@@ -294,7 +300,30 @@ pub fn for_each_run(
                         let known = key.and_then(|k| same.iter().find(|(l, _)| *l == k));
                         let result = match (key, known) {
                             (_, Some((_, r))) => r.clone(),
-                            (Some(Landing::Missed), None) => walker.fault_free(cfg, &fork),
+                            (Some(Landing::Missed), None) => line(seed_pos).result.clone(),
+                            (Some(Landing::On(kind, Some(x), _)), None) if kind.latent() => {
+                                match line(seed_pos).first_boot_or_install(*step, x) {
+                                    Some(LineEvent::Boot(j)) => {
+                                        // Every such fault whose first boot is in step j is
+                                        // this run: simulated once, whichever unit comes first.
+                                        let cell = {
+                                            let mut m =
+                                                latent.lock().unwrap_or_else(|e| e.into_inner());
+                                            m.entry((seed_pos, kind, x, j)).or_default().clone()
+                                        };
+                                        cell.get_or_init(|| {
+                                            simulated.fetch_add(1, Ordering::Relaxed);
+                                            RunResult::of(fork.clone(), cfg, sched)
+                                        })
+                                        .clone()
+                                    }
+                                    // Replaced before it ran, or never run: the fault-free run.
+                                    _ => RunResult {
+                                        fired: true,
+                                        ..line(seed_pos).result.clone()
+                                    },
+                                }
+                            }
                             (Some(Landing::On(kind, target, _)), None)
                                 if kind != FaultKind::ClientDown =>
                             {
@@ -475,7 +504,6 @@ impl RunResult {
 struct Walker {
     seed: Option<u64>,
     at: Option<Checkpoint>,
-    fault_free: Option<RunResult>,
     simulated: u64,
 }
 
@@ -492,9 +520,6 @@ impl Walker {
             let start = Checkpoint::start(cfg, sim_config(plan, seed))
                 .unwrap_or_else(|e| panic!("invalid world: {e}"));
             self.at = Some(start);
-            if self.seed != Some(seed) {
-                self.fault_free = None;
-            }
             self.seed = Some(seed);
         }
         let cp = self.at.get_or_insert_with(|| unreachable!("set above"));
@@ -503,16 +528,66 @@ impl Walker {
         }
         cp
     }
+}
 
-    /// The seed's fault-free run, judged (simulated to the end once per seed, from `fork`, a
-    /// point on that run).
-    fn fault_free(&mut self, cfg: &ProcedureConfig, fork: &Checkpoint) -> RunResult {
-        self.fault_free
-            .get_or_insert_with(|| {
-                let o = fork.clone().resume(cfg, &mut NoFaults);
-                RunResult::from_outcome(&o, false)
+/// Cache key of a latent fault's run: seed position, kind, server, step of its first boot.
+type LatentKey = (usize, FaultKind, rehearse_sim::ServerId, usize);
+
+/// A seed's fault-free run, walked once to the end and shared by every thread: its result, and
+/// each server's boot and install counts before every step.
+struct SeedLine {
+    result: RunResult,
+    /// `counts[b][server]`: (boots, installs) when step b is about to run.
+    counts: Vec<Vec<(u64, u64)>>,
+}
+
+/// What first happens to a server on the fault-free run after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineEvent {
+    /// It boots during step j (possibly after an install in the same step).
+    Boot(usize),
+    /// A binary is installed on it first.
+    Install,
+}
+
+impl SeedLine {
+    fn walk(plan: &Plan, cfg: &ProcedureConfig, seed: u64) -> SeedLine {
+        // A plan that parsed builds a valid world; a failure here is a bug worth seeing.
+        let mut cp = Checkpoint::start(cfg, sim_config(plan, seed))
+            .unwrap_or_else(|e| panic!("invalid world: {e}"));
+        let mut counts = Vec::new();
+        loop {
+            let w = cp.world();
+            counts.push(
+                (0..w.server_count())
+                    .map(|id| w.boots_and_installs(id))
+                    .collect(),
+            );
+            if cp.ended() {
+                break;
+            }
+            cp.advance(cfg, &mut NoFaults);
+        }
+        let o = cp.resume(cfg, &mut NoFaults);
+        SeedLine {
+            result: RunResult::from_outcome(&o, false),
+            counts,
+        }
+    }
+
+    /// The first boot or install of server `x` in a step at or after step `k`; `None` if
+    /// neither comes before the procedure ends.
+    fn first_boot_or_install(&self, k: usize, x: rehearse_sim::ServerId) -> Option<LineEvent> {
+        let (boots, installs) = *self.counts.get(k)?.get(x)?;
+        self.counts
+            .iter()
+            .enumerate()
+            .skip(k + 1)
+            .find_map(|(b, c)| match c[x] {
+                (n, _) if n != boots => Some(LineEvent::Boot(b - 1)),
+                (_, n) if n != installs => Some(LineEvent::Install),
+                _ => None,
             })
-            .clone()
     }
 }
 

@@ -73,6 +73,13 @@ impl FaultKind {
         !matches!(self, FaultKind::Loss | FaultKind::Latency)
     }
 
+    /// Whether the fault is latent: it only marks the installed binary, which changes nothing
+    /// until the server next boots (the binary runs) or gets another binary (the mark goes).
+    /// Until then the run is the fault-free one, event for event.
+    pub fn latent(self) -> bool {
+        matches!(self, FaultKind::BadBinary | FaultKind::CrashLoop)
+    }
+
     /// Whether healing undoes anything. A bad binary, wiped data or a new address stay (the
     /// procedure must cope), so for these kinds a fault healed after any time is the same run
     /// as the permanent one.
