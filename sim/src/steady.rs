@@ -71,6 +71,9 @@ pub(crate) struct Steady {
     n: usize,
     /// Voters among `followers`.
     voter: [bool; MAX_SERVERS],
+    /// Deaf followers among `followers` (see `follower_deaf`): the leader's heartbeats reach
+    /// them, their answers do not reach the leader, and no write is sent to them.
+    deaf: [bool; MAX_SERVERS],
     /// Peers that are down (stopped, crashed, booting, paused, or cut off by a partition):
     /// nothing reaches them, so a tick or a write only finds the leader's link to them refused
     /// or hanging, and their voter entries only raise the quorum.
@@ -87,6 +90,9 @@ pub(crate) struct Steady {
     follower_timer: [SimTime; MAX_SERVERS],
     /// Send time of the last write round (or the entry time): ticks before it are dominated.
     last_round: SimTime,
+    /// Entry time or the end of the last episode: ticks before it were sent for real. (A
+    /// deaf follower gets no write round, so only these ticks are not its business.)
+    last_real: SimTime,
     /// Ticks whose messages have been counted in `Metrics::messages`.
     counted: u64,
     /// Latency range of the network while steady (changing it leaves steady mode).
@@ -193,8 +199,7 @@ impl World {
         // Round trips shorter than the heartbeat period; contact refreshed well within HT and
         // the lease by every tick.
         let rtt = 2 * lat_hi;
-        if net.loss > 0.0 || !self.only_cut_off_servers_blocked() || rtt >= hb || hb + rtt >= lease
-        {
+        if net.loss > 0.0 || rtt >= hb || hb + rtt >= lease {
             return None;
         }
         let mut leaders = self
@@ -204,6 +209,9 @@ impl World {
             .filter(|(_, s)| s.proc == ProcessState::Running && s.vol.role == Role::Leader);
         let (l, ls) = leaders.next()?;
         if leaders.next().is_some() || ls.vol.transfer_to.is_some() || !self.is_voter(l) {
+            return None;
+        }
+        if !self.blocked_only_around(l) {
             return None;
         }
         let now = self.now;
@@ -223,12 +231,14 @@ impl World {
             followers: [0; MAX_SERVERS],
             n: 0,
             voter: [false; MAX_SERVERS],
+            deaf: [false; MAX_SERVERS],
             tick0,
             hb_ns: hb,
             lease0,
             lease_ns: lease,
             follower_timer: [SimTime::ZERO; MAX_SERVERS],
             last_round: now,
+            last_real: now,
             counted: 0,
             lat_lo,
             lat_hi,
@@ -240,7 +250,8 @@ impl World {
             down_voters: 0,
         });
         for p in ls.vol.config.iter().filter(|p| p.id != l) {
-            if !self.follower_steady(l, p, rtt) {
+            let deaf = self.follower_deaf(l, p, rtt);
+            if !deaf && !self.follower_steady(l, p, rtt) {
                 if !self.peer_down(p) {
                     return None;
                 }
@@ -253,12 +264,15 @@ impl World {
             st.follower_timer[st.n] = live(s, 0)?;
             st.followers[st.n] = p.id;
             st.voter[st.n] = p.voter;
+            st.deaf[st.n] = deaf;
             st.n += 1;
         }
         // The leader and the running voters must be a quorum on their own: otherwise writes
         // do not commit and the lease lapses, which steady mode does not model.
-        let up_voters = st.voter[..st.n].iter().filter(|&&v| v).count();
-        if up_voters + 1 < quorum(up_voters + st.down_voters + 1) {
+        // Deaf voters never answer: they count like down ones.
+        let voters = st.voter[..st.n].iter().filter(|&&v| v).count();
+        let up_voters = (0..st.n).filter(|&i| st.voter[i] && !st.deaf[i]).count();
+        if up_voters + 1 < quorum(voters + st.down_voters + 1) {
             return None;
         }
         Some(st)
@@ -322,6 +336,40 @@ impl World {
             })
     }
 
+    /// Whether peer `p` of leader `l` is a deaf follower: a running follower of `l` in its
+    /// term whose messages to `l` are dropped (a one-way partition) while `l`'s reach it. The
+    /// leader's batch to it is in flight for good (its answer never comes), so at each tick the
+    /// leader sends it only a heartbeat at the matched index, which refreshes its contact and
+    /// teaches it the commit index up to that point; no write goes to it. It must have learned
+    /// and applied that much already, hold the matched entry, and be in fresh contact (fresh
+    /// enough to stay so until the first elided tick lands).
+    fn follower_deaf(&self, l: ServerId, p: &crate::state::Peer, rtt: u64) -> bool {
+        let ls = &self.servers[l];
+        let s = &self.servers[p.id];
+        let pr = &ls.vol.progress[p.id];
+        let ht = self.cfg.heartbeat_timeout_ns();
+        let (hb, now) = (ht / 10, self.now);
+        let heard = pr.matched.min(ls.vol.commit);
+        !self.send_possible(p.id, l)
+            && self.send_possible(l, p.id)
+            && s.proc == ProcessState::Running
+            && s.vol.role == Role::Follower
+            && s.disk.term == ls.disk.term
+            && s.vol.leader == Some(l)
+            && p.addr_gen == s.addr_gen
+            && s.disk_delay_ns == 0
+            && pr.inflight
+            && pr.snapshot_inflight.is_none()
+            && pr.matched >= s.disk.log_start()
+            && s.disk.term_at(pr.matched).is_some()
+            && s.disk.term_at(pr.matched) == ls.disk.term_at(pr.matched)
+            && s.vol.commit >= heard
+            && s.vol.applied == s.vol.commit
+            && s.vol
+                .last_contact
+                .is_some_and(|c| now.since(c) + hb + rtt < ht)
+    }
+
     /// Whether the period `st` still holds after an episode: same leader, term, roles and
     /// configuration, everything caught up and quiet.
     fn steady_holds(&self, st: &Steady) -> bool {
@@ -352,7 +400,11 @@ impl World {
                 && p.id == st.followers[i]
                 && p.voter == st.voter[i]
                 && self.servers[p.id].vol.role_gen == st.gens[i]
-                && self.follower_steady(l, p, rtt);
+                && if st.deaf[i] {
+                    self.follower_deaf(l, p, rtt)
+                } else {
+                    self.follower_steady(l, p, rtt)
+                };
             if !ok {
                 return false;
             }
@@ -385,7 +437,9 @@ impl World {
         let done = now.0.checked_sub(st.tick0.0 + 2 * st.lat_hi);
         let done = done.map_or(0, |d| d / st.hb_ns + 1);
         if done > st.counted {
-            self.metrics.messages += 2 * st.n as u64 * (done - st.counted);
+            // A deaf follower's answers are dropped where they are sent: not counted.
+            let per_tick = 2 * st.n - st.deaf[..st.n].iter().filter(|&&d| d).count();
+            self.metrics.messages += per_tick as u64 * (done - st.counted);
             st.counted = done;
         }
         for i in 0..st.n {
@@ -396,6 +450,9 @@ impl World {
     /// Applies to follower `i` the effects of the latest tick delivered by now: last contact,
     /// commit index (and what it lets the follower apply), and the leader's contact with it.
     fn settle_follower(&mut self, st: &Steady, i: usize) {
+        if st.deaf[i] {
+            return self.settle_deaf(st, i);
+        }
         let now = self.now;
         let f = st.followers[i];
         let s = &self.servers[f];
@@ -438,6 +495,26 @@ impl World {
             self.at(d, |w| w.apply_committed(f));
         } else {
             s.vol.commit = learned;
+        }
+    }
+
+    /// Settles deaf follower `i`: its last contact is the latest elided tick's heartbeat
+    /// delivered by now, or a write round's (set by the round). What those heartbeats teach it
+    /// about the commit index it knew already (see `follower_deaf`), and its answers never
+    /// reach the leader.
+    fn settle_deaf(&mut self, st: &Steady, i: usize) {
+        let now = self.now;
+        let f = st.followers[i];
+        let Some(km) = st.last_tick(now) else { return };
+        let delivered = [Some(km), km.checked_sub(1)]
+            .into_iter()
+            .flatten()
+            .filter(|&k| st.tick(k) > st.last_real)
+            .map(|k| st.tick(k).plus(self.tick_lats(st, k, f).0))
+            .find(|&d| d <= now);
+        if let Some(d) = delivered {
+            let s = &mut self.servers[f];
+            s.vol.last_contact = s.vol.last_contact.max(Some(d));
         }
     }
 
@@ -488,6 +565,25 @@ impl World {
                 let (a, b) = self.tick_lats(st, k, f);
                 let d = st.tick(k).plus(a);
                 let r = d.plus(b);
+                if st.deaf[i] {
+                    // A heartbeat at the matched index; its answer is dropped where it is sent.
+                    debug_assert!(live || d <= now, "an older tick still in flight");
+                    if d > now {
+                        let matched = self.servers[l].vol.progress[f].matched;
+                        let msg = Msg::Append {
+                            term,
+                            prev_index: matched,
+                            prev_term: self.servers[l].disk.term_at(matched).unwrap_or(0),
+                            entries: crate::raft::Entries::none(),
+                            commit: commit.min(matched),
+                            heartbeat: true,
+                        };
+                        self.push_msg_at(d, l, f, msg);
+                    } else {
+                        self.metrics.messages += 1;
+                    }
+                    continue;
+                }
                 debug_assert!(live || r <= now, "an older tick still in flight");
                 if d > now {
                     let msg = Msg::Append {
@@ -603,6 +699,7 @@ impl World {
             // Quiet: the local queue is empty; its allocation serves the next episode.
             self.episode_spare = local;
             st.last_round = self.now;
+            st.last_real = self.now;
             st.counted = st.counted.max(k);
             self.steady = Some(st);
             return;
@@ -665,11 +762,12 @@ impl World {
         }
         let term = st.term;
         let voters = st.voter[..st.n].iter().filter(|&&v| v).count();
+        let answering = (0..st.n).filter(|&i| st.voter[i] && !st.deaf[i]).count();
         // The leader is a voter (`steady_candidate`); the quorum needs `need` running
-        // followers (down voters count in the quorum, never in the answers).
+        // followers (down and deaf voters count in the quorum, never in the answers).
         let need = quorum(voters + st.down_voters + 1) - 1;
         debug_assert!(
-            need <= voters,
+            need <= answering,
             "a steady period has a quorum of running voters"
         );
         if need > 0 {
@@ -691,6 +789,15 @@ impl World {
         for (i, &(a, b)) in lats.iter().enumerate().take(st.n) {
             let f = st.followers[i];
             let d = now.plus(a);
+            if st.deaf[i] {
+                // Its batch is in flight for good: the leader's broadcast sends it only a
+                // heartbeat at the matched index (contact, nothing new to learn), and its
+                // answer is dropped where it is sent.
+                let s = &mut self.servers[f];
+                s.vol.last_contact = s.vol.last_contact.max(Some(d));
+                self.metrics.messages += 1;
+                continue;
+            }
             // AppendEntries lands: contact, the entry, the leader's commit index, apply.
             let s = &mut self.servers[f];
             debug_assert_eq!(s.disk.last_index() + 1, idx);
@@ -721,7 +828,8 @@ impl World {
             }
         }
         // The leader commits on the answer that completes a quorum (itself included): what
-        // `advance_commit` does on that answer, as every voter has now matched `idx`.
+        // `advance_commit` does on that answer, as every answering voter has now matched
+        // `idx`.
         if need > 0 {
             let answers = &mut answers[..answered];
             answers.sort_unstable();

@@ -845,12 +845,15 @@ impl World {
                 .all(|o| self.blocked.contains(&(id, o)) && self.blocked.contains(&(o, id)))
     }
 
-    /// Whether every cut link has a cut-off server at one end (so the other servers reach
-    /// each other).
-    pub(crate) fn only_cut_off_servers_blocked(&self) -> bool {
-        self.blocked
-            .iter()
-            .all(|&(a, b)| self.cut_off(a) || self.cut_off(b))
+    /// Whether every cut link either has a cut-off server at one end or runs one way from a
+    /// server to `leader` (a follower the leader cannot hear but still reaches): the steady
+    /// period's own cases (see `steady`).
+    pub(crate) fn blocked_only_around(&self, leader: ServerId) -> bool {
+        self.blocked.iter().all(|&(a, b)| {
+            self.cut_off(a)
+                || self.cut_off(b)
+                || (b == leader && !self.blocked.contains(&(leader, a)))
+        })
     }
 
     /// Whether a message from `a` can reach `b` right now (no partition in that direction).

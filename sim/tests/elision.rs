@@ -132,14 +132,18 @@ enum Down {
     Paused,
     /// Running, cut off from every other server by a partition (it campaigns alone).
     Isolated,
+    /// Running, its messages to the leader dropped (a one-way partition): it hears the
+    /// leader's heartbeats, the leader never hears it.
+    Deaf,
 }
 
 /// The same with one server down (a rolling upgrade's usual state, which the elision also
-/// covers), stopped, paused or isolated: the running followers' contact and commit lag, write
-/// acknowledgements, and how long the server takes to catch up after it comes back.
+/// covers), stopped, paused, isolated or deaf: the other followers' contact and commit lag,
+/// the server's own contact while it runs, write acknowledgements, and how long the server
+/// takes to catch up after it comes back.
 #[test]
 fn elision_with_a_server_down_changes_no_observable_distribution() {
-    for how in [Down::Stopped, Down::Paused, Down::Isolated] {
+    for how in [Down::Stopped, Down::Paused, Down::Isolated, Down::Deaf] {
         println!("one server {how:?}:");
         server_down_case(how);
     }
@@ -149,6 +153,7 @@ fn server_down_case(how: Down) {
     let run = |elision: bool| {
         let (mut contact, mut lag, mut acked, mut catch_up, mut events) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0);
+        let mut own_contact = Vec::new();
         for seed in 0..SEEDS {
             let mut w = warm_world(seed, elision);
             let l = w.leader().unwrap();
@@ -160,6 +165,7 @@ fn server_down_case(how: Down) {
                     let rest: Vec<_> = (0..5).filter(|&o| o != down).collect();
                     w.partition(&[down], &rest);
                 }
+                Down::Deaf => w.partition_oneway(down, l),
             }
             let before = w.metrics().events;
             for k in 0..40 {
@@ -171,12 +177,15 @@ fn server_down_case(how: Down) {
                     contact.push(r.last_contact_ms.unwrap_or(9_999) as f64);
                     lag.push((lead.commit_index - r.commit_index) as f64);
                 }
+                if let Ok(a) = w.agent_self(down) {
+                    own_contact.push(a.raft.last_contact_ms.unwrap_or(9_999) as f64);
+                }
             }
             events += w.metrics().events - before;
             match how {
                 Down::Stopped => w.start(down),
                 Down::Paused => w.resume(down),
-                Down::Isolated => w.heal(),
+                Down::Isolated | Down::Deaf => w.heal(),
             }
             let t0 = w.now();
             for _ in 0..4000 {
@@ -192,7 +201,7 @@ fn server_down_case(how: Down) {
             acked.push(w.workload().acked as f64);
             assert!(w.violations().is_empty(), "{:?}", w.violations());
         }
-        (contact, lag, acked, catch_up, events)
+        (contact, lag, acked, catch_up, events, own_contact)
     };
     let (on, off) = (run(true), run(false));
     let pairs = [
@@ -201,6 +210,9 @@ fn server_down_case(how: Down) {
         ("catch-up after start (ms)", &on.3, &off.3, 0.2),
     ];
     assert_same_distributions(&pairs);
+    if matches!(how, Down::Isolated | Down::Deaf) {
+        assert_same_distributions(&[("its own last contact (ms)", &on.5, &off.5, 0.06)]);
+    }
     println!(
         "events while down: {} with elision, {} without",
         on.4, off.4

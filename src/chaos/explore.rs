@@ -74,8 +74,8 @@ pub struct Totals {
     /// Runs (schedules × seeds).
     pub runs: u64,
     /// Runs actually simulated from a fork: the others were the same run as one already
-    /// simulated (same seed, same fault on the same server at the same step, or a fault that
-    /// missed, which is the seed's fault-free run).
+    /// simulated (see `explore_with`: same seed, same fault on the same server at the same
+    /// step, a fault that missed, a bad binary that boots at the same step).
     pub simulated: u64,
     /// Runs in which at least one fault found its target.
     pub fired: u64,
@@ -198,11 +198,18 @@ pub fn explore(
 /// fault is at that step. A run with its first fault at step k is the fault-free run up to
 /// step k, then the faulty rest (see `rehearsal::Checkpoint`), so each thread walks one
 /// fault-free run per seed forward and forks it at each unit's step instead of simulating the
-/// prefix again for every fault. Within a unit, single faults that land on the same server
-/// (roles are resolved at the step: "pending" and "other" are often the same server) are the
-/// same run and are simulated once; a fault whose role no server has misses, and its run is
-/// the seed's fault-free run. Every schedule × seed is still counted as a run; `simulated`
-/// says how many runs were actually simulated.
+/// prefix again for every fault. Single faults that are the same run are simulated once:
+/// - within a unit, faults that land on the same server (roles are resolved at the step:
+///   "pending" and "other" are often the same server), counting a stop and a crash as one
+///   (`FaultKind::same_run_as`) and, for a fault that never heals, every duration as one;
+/// - a fault whose role no server has misses: its run is the seed's fault-free run, walked
+///   once per seed and shared by the threads;
+/// - a bad binary (`FaultKind::latent`) changes nothing until the server boots, so every such
+///   fault on a server whose next boot on the fault-free run is in step j is one run, shared
+///   across units; one whose server gets another binary first, or never boots again, is the
+///   fault-free run.
+/// Every schedule × seed is still counted as a run; `simulated` says how many runs were
+/// actually simulated.
 pub fn explore_with(
     plan: &Plan,
     cfg: &ProcedureConfig,
@@ -413,8 +420,8 @@ fn landing_key(fork: &Checkpoint, sched: &[Fault]) -> Option<Landing> {
     Some(match landing(fork.world(), f, &batch, &upgraded) {
         None => Landing::Missed,
         // A fault that does not heal lasts as long however long it was given.
-        Some(target) if !f.kind.heals() => Landing::On(f.kind, target, None),
-        Some(target) => Landing::On(f.kind, target, f.duration_s),
+        Some(target) if !f.kind.heals() => Landing::On(f.kind.same_run_as(), target, None),
+        Some(target) => Landing::On(f.kind.same_run_as(), target, f.duration_s),
     })
 }
 

@@ -80,6 +80,18 @@ impl FaultKind {
         matches!(self, FaultKind::BadBinary | FaultKind::CrashLoop)
     }
 
+    /// The kind whose runs this kind's runs are, fault for fault. In the simulator a graceful
+    /// stop without leave and a kill -9 have the same effect: the process is down (its Raft
+    /// state is on disk either way: every append is synced), gossip detects it as failed, the
+    /// API refuses connections, and healing starts it again. Real servers differ in what they
+    /// flush and log on the way down, which nothing here reads.
+    pub fn same_run_as(self) -> FaultKind {
+        match self {
+            FaultKind::Stop => FaultKind::Crash,
+            k => k,
+        }
+    }
+
     /// Whether healing undoes anything. A bad binary, wiped data or a new address stay (the
     /// procedure must cope), so for these kinds a fault healed after any time is the same run
     /// as the permanent one.
