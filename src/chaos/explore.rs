@@ -208,6 +208,7 @@ pub fn explore(
 ///   fault on a server whose next boot on the fault-free run is in step j is one run, shared
 ///   across units; one whose server gets another binary first, or never boots again, is the
 ///   fault-free run.
+///
 /// Every schedule × seed is still counted as a run; `simulated` says how many runs were
 /// actually simulated.
 pub fn explore_with(
