@@ -431,6 +431,19 @@ impl World {
         }
     }
 
+    /// Before server `id` takes a snapshot inside a steady period: if it is the leader and
+    /// has a deaf follower, the period ends first (compaction could take the matched index
+    /// its heartbeats carry, which `follower_deaf` relies on; snapshots are minutes apart).
+    pub(crate) fn leave_steady_if_compaction_matters(&mut self, id: ServerId) {
+        let deaf = self
+            .steady
+            .as_ref()
+            .is_some_and(|st| st.leader == id && st.deaf[..st.n].contains(&true));
+        if deaf {
+            self.leave_steady();
+        }
+    }
+
     fn settle(&mut self, st: &mut Steady) {
         let now = self.now;
         // Ticks whose round trips are surely over: count their messages.
@@ -569,13 +582,22 @@ impl World {
                     // A heartbeat at the matched index; its answer is dropped where it is sent.
                     debug_assert!(live || d <= now, "an older tick still in flight");
                     if d > now {
-                        let matched = self.servers[l].vol.progress[f].matched;
+                        // As `replicate` picks it: the matched index, or the snapshot's if the
+                        // leader has compacted it away.
+                        let ls = &self.servers[l];
+                        let snap = ls.disk.snapshot.as_ref().map_or(0, |x| x.index);
+                        let prev = [ls.vol.progress[f].matched, snap]
+                            .into_iter()
+                            .find_map(|i| ls.disk.term_at(i).map(|t| (i, t)));
+                        let Some((prev, prev_term)) = prev else {
+                            continue;
+                        };
                         let msg = Msg::Append {
                             term,
-                            prev_index: matched,
-                            prev_term: self.servers[l].disk.term_at(matched).unwrap_or(0),
+                            prev_index: prev,
+                            prev_term,
                             entries: crate::raft::Entries::none(),
-                            commit: commit.min(matched),
+                            commit: commit.min(prev),
                             heartbeat: true,
                         };
                         self.push_msg_at(d, l, f, msg);

@@ -794,6 +794,7 @@ impl World {
             TimerKind::Lease => self.on_lease_timer(id, generation),
             TimerKind::Snapshot => {
                 self.settle_steady_server(id);
+                self.leave_steady_if_compaction_matters(id);
                 self.on_snapshot_timer(id)
             }
             TimerKind::TransferDeadline => {
