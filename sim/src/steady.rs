@@ -49,6 +49,7 @@
 //! snapshot checks (each still an event).
 
 use crate::raft::{Msg, quorum};
+use crate::rng::StatelessPrefix;
 use crate::state::{Entry, EntryKind, Role, ServerId};
 use crate::time::SimTime;
 use crate::world::{MAX_SERVERS, TimerKind, World};
@@ -75,6 +76,9 @@ pub(crate) struct Steady {
     down: [ServerId; MAX_SERVERS],
     nd: usize,
     down_voters: usize,
+    /// Answers from running followers a write needs for a quorum (the leader's own vote
+    /// aside): fixed while the period holds, as its voters and down peers are.
+    need: usize,
     /// First elided heartbeat tick; ticks at `tick0 + k·hb`.
     tick0: SimTime,
     hb_ns: u64,
@@ -119,16 +123,25 @@ impl Steady {
 }
 
 impl World {
-    /// The two one-way latencies (there, back) of an elided or closed-form AppendEntries round
-    /// trip `x` of kind `draw` to follower `f`, from the stateless stream.
-    fn steady_lats(&self, st: &Steady, draw: u64, x: u64, f: ServerId) -> (u64, u64) {
-        let who = draw << 56 | (st.leader as u64) << 48 | (f as u64) << 40;
-        self.net_hash
-            .pair_at(st.lat_lo, st.lat_hi, [st.term, x, who])
+    /// The stateless stream of the elided or closed-form AppendEntries round trips `x` (a
+    /// tick's time or a write's index): `steady_lats` draws each follower's from it.
+    fn round_hash(&self, st: &Steady, x: u64) -> StatelessPrefix {
+        self.net_hash.prefix(st.term, x)
     }
 
-    fn tick_lats(&self, st: &Steady, k: u64, f: ServerId) -> (u64, u64) {
-        self.steady_lats(st, DRAW_TICK, st.tick(k).0, f)
+    /// The two one-way latencies (there, back) of the round trip of kind `draw` to follower
+    /// `f` whose stream is `round` (from `round_hash`).
+    fn steady_lats(st: &Steady, round: &StatelessPrefix, draw: u64, f: ServerId) -> (u64, u64) {
+        let who = draw << 56 | (st.leader as u64) << 48 | (f as u64) << 40;
+        round.pair_at(st.lat_lo, st.lat_hi, who)
+    }
+
+    fn tick_hash(&self, st: &Steady, k: u64) -> StatelessPrefix {
+        self.round_hash(st, st.tick(k).0)
+    }
+
+    fn tick_lats(st: &Steady, tick: &StatelessPrefix, f: ServerId) -> (u64, u64) {
+        Self::steady_lats(st, tick, DRAW_TICK, f)
     }
 
     /// The leader of the steady period, if one runs.
@@ -231,6 +244,7 @@ impl World {
             down: [0; MAX_SERVERS],
             nd: 0,
             down_voters: 0,
+            need: 0,
         });
         for p in ls.vol.config.iter().filter(|p| p.id != l) {
             if !self.follower_steady(l, p, rtt) {
@@ -254,6 +268,7 @@ impl World {
         if up_voters + 1 < quorum(up_voters + st.down_voters + 1) {
             return None;
         }
+        st.need = quorum(up_voters + st.down_voters + 1) - 1;
         Some(st)
     }
 
@@ -394,7 +409,7 @@ impl World {
         let mut delivered = None;
         let mut answered = None;
         for k in ticks {
-            let (a, b) = self.tick_lats(st, k, f);
+            let (a, b) = Self::tick_lats(st, &self.tick_hash(st, k), f);
             let d = st.tick(k).plus(a);
             if delivered.is_none() && d <= now {
                 delivered = Some(d);
@@ -465,9 +480,10 @@ impl World {
         let prev_term = self.servers[l].disk.term_at(last).unwrap_or(0);
         for k in st.counted..=km {
             let live = k == km && st.tick(k) > st.last_round;
+            let tick = self.tick_hash(st, k);
             for i in 0..st.n {
                 let f = st.followers[i];
-                let (a, b) = self.tick_lats(st, k, f);
+                let (a, b) = Self::tick_lats(st, &tick, f);
                 let d = st.tick(k).plus(a);
                 let r = d.plus(b);
                 debug_assert!(live || r <= now, "an older tick still in flight");
@@ -624,19 +640,21 @@ impl World {
         // One division for both the last tick and the next (`next_tick`).
         let last_tick = st.last_tick(now);
         if let Some(km) = last_tick.filter(recent) {
+            let tick = self.tick_hash(st, km);
             for i in 0..st.n {
-                let (a, b) = self.tick_lats(st, km, st.followers[i]);
+                let (a, b) = Self::tick_lats(st, &tick, st.followers[i]);
                 if st.tick(km).plus(a + b) >= now {
                     return false;
                 }
             }
         }
         let idx = self.servers[l].disk.last_index() + 1;
+        let round = self.round_hash(st, idx);
         let mut lats = [(0u64, 0u64); MAX_SERVERS];
         let mut end = now;
         for (i, lat) in lats.iter_mut().enumerate().take(st.n) {
             let f = st.followers[i];
-            *lat = self.steady_lats(st, DRAW_WRITE, idx, f);
+            *lat = Self::steady_lats(st, &round, DRAW_WRITE, f);
             end = end.max(now.plus(lat.0 + lat.1));
         }
         // Isolated: over before the next tick, the next queued event and the caller's horizon.
@@ -646,12 +664,11 @@ impl World {
             return false;
         }
         let term = st.term;
-        let voters = st.voter[..st.n].iter().filter(|&&v| v).count();
         // The leader is a voter (`steady_candidate`); the quorum needs `need` running
         // followers (down voters count in the quorum, never in the answers).
-        let need = quorum(voters + st.down_voters + 1) - 1;
+        let need = st.need;
         debug_assert!(
-            need <= voters,
+            need <= st.voter[..st.n].iter().filter(|&&v| v).count(),
             "a steady period has a quorum of running voters"
         );
         if need > 0 {
@@ -668,8 +685,8 @@ impl World {
         }
         debug_assert_eq!(self.servers[l].disk.last_index(), idx);
         let commit = self.servers[l].vol.commit;
-        let mut answers = [SimTime(u64::MAX); MAX_SERVERS];
-        let mut answered = 0;
+        // The `need` earliest voters' answers, in order (`need` is at most 7).
+        let mut first = [SimTime(u64::MAX); MAX_SERVERS];
         for (i, &(a, b)) in lats.iter().enumerate().take(st.n) {
             let f = st.followers[i];
             let d = now.plus(a);
@@ -688,28 +705,32 @@ impl World {
             }
             s.vol.commit = learned;
             // Its answer reaches the leader.
+            let r = d.plus(b);
             self.servers[l].vol.progress[f] = Progress {
                 next: idx + 1,
                 matched: idx,
                 inflight: false,
                 inflight_until: SimTime::default(),
-                contact: d.plus(b),
+                contact: r,
                 snapshot_inflight: None,
             };
             self.metrics.messages += 2;
-            if st.voter[i] {
-                answers[answered] = d.plus(b);
-                answered += 1;
+            if st.voter[i] && need > 0 && r < first[need - 1] {
+                // Insertion into the sorted `first[..need]`, the latest falling off.
+                let mut j = need - 1;
+                while j > 0 && first[j - 1] > r {
+                    first[j] = first[j - 1];
+                    j -= 1;
+                }
+                first[j] = r;
             }
         }
         // The leader commits on the answer that completes a quorum (itself included): what
         // `advance_commit` does on that answer, as every voter has now matched `idx`.
         if need > 0 {
-            let answers = &mut answers[..answered];
-            answers.sort_unstable();
             debug_assert!(self.servers[l].vol.commit < idx);
             self.servers[l].vol.commit = idx;
-            self.at(answers[need - 1], |w| w.apply_committed(l));
+            self.at(first[need - 1], |w| w.apply_committed(l));
         }
         st.last_round = now;
         true
