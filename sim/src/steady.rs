@@ -370,7 +370,8 @@ impl World {
     pub(crate) fn settle_steady_server(&mut self, id: ServerId) {
         if let Some(st) = self.steady.take() {
             if let Some(i) = (0..st.n).find(|&i| st.followers[i] == id) {
-                self.settle_follower(&st, i);
+                let ticks = self.settle_ticks(&st);
+                self.settle_follower(&st, i, &ticks);
             }
             self.steady = Some(st);
         }
@@ -385,32 +386,46 @@ impl World {
             self.metrics.messages += 2 * st.n as u64 * (done - st.counted);
             st.counted = done;
         }
+        let ticks = self.settle_ticks(st);
         for i in 0..st.n {
-            self.settle_follower(st, i);
+            self.settle_follower(st, i, &ticks);
         }
+    }
+
+    /// The ticks settling looks at, latest first, with their latency streams: the last tick by
+    /// now and the one before (its round trip ends before the last, so it has surely landed
+    /// and been answered), those after the last write round.
+    fn settle_ticks(&self, st: &Steady) -> [Option<(SimTime, StatelessPrefix)>; 2] {
+        let Some(km) = st.last_tick(self.now) else {
+            return [None, None];
+        };
+        let tick = |k: u64| {
+            let t = st.tick(k);
+            (t > st.last_round).then(|| (t, self.tick_hash(st, k)))
+        };
+        [Some(km), km.checked_sub(1)].map(|k| k.and_then(tick))
     }
 
     /// Applies to follower `i` the effects of the latest tick delivered by now: last contact,
     /// commit index (and what it lets the follower apply), and the leader's contact with it.
-    fn settle_follower(&mut self, st: &Steady, i: usize) {
+    /// `ticks` are the ticks to look at (`settle_ticks`).
+    fn settle_follower(
+        &mut self,
+        st: &Steady,
+        i: usize,
+        ticks: &[Option<(SimTime, StatelessPrefix)>; 2],
+    ) {
         let now = self.now;
         let f = st.followers[i];
         let s = &self.servers[f];
         if s.vol.commit.min(s.disk.last_index()) > s.vol.applied {
             self.at(st.learned_at[i], |w| w.apply_committed(f));
         }
-        let Some(km) = st.last_tick(now) else { return };
-        // Tick km-1 has surely landed and been answered (its round trip ends before tick km).
-        let ticks = [Some(km), km.checked_sub(1)];
-        let ticks = ticks
-            .into_iter()
-            .flatten()
-            .filter(|&k| st.tick(k) > st.last_round);
         let mut delivered = None;
         let mut answered = None;
-        for k in ticks {
-            let (a, b) = Self::tick_lats(st, &self.tick_hash(st, k), f);
-            let d = st.tick(k).plus(a);
+        for (t, tick) in ticks.iter().flatten() {
+            let (a, b) = Self::tick_lats(st, tick, f);
+            let d = t.plus(a);
             if delivered.is_none() && d <= now {
                 delivered = Some(d);
             }
