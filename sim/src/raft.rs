@@ -683,8 +683,9 @@ impl World {
             self.advance_commit(to);
         }
         self.maybe_send_timeout_now(to, from, matched);
-        let peer = self.entry_of(to, from);
-        if let Some(p) = peer.filter(|_| next <= leader_last) {
+        if next <= leader_last
+            && let Some(p) = self.entry_of(to, from)
+        {
             self.replicate(to, p, false);
         }
     }
