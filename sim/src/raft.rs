@@ -686,8 +686,9 @@ impl World {
             self.advance_commit(to);
         }
         self.maybe_send_timeout_now(to, from, matched);
-        let peer = self.entry_of(to, from);
-        if let Some(p) = peer.filter(|_| next <= leader_last) {
+        if next <= leader_last
+            && let Some(p) = self.entry_of(to, from)
+        {
             self.replicate(to, p, false);
         }
     }
@@ -771,8 +772,19 @@ impl World {
         if above < quorum(count) {
             return;
         }
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let n = matched[quorum(count) - 1];
+        // The quorum-th highest match: the lowest of the `above` matches over the commit index
+        // when exactly a quorum is above it (the usual case), else by sorting.
+        let n = if above == quorum(count) {
+            matched
+                .iter()
+                .copied()
+                .filter(|&m| m > s.vol.commit)
+                .min()
+                .unwrap_or(0)
+        } else {
+            matched.sort_unstable_by(|a, b| b.cmp(a));
+            matched[quorum(count) - 1]
+        };
         if n > s.vol.commit && s.disk.term_at(n) == Some(s.disk.term) {
             self.servers[id].vol.commit = n;
             self.apply_committed(id);

@@ -91,34 +91,67 @@ impl StatelessRng {
 
     /// A 64-bit value for the tuple `words`.
     pub fn at(&self, words: [u64; 3]) -> u64 {
-        // Odd-multiplier absorption of each word, then one full avalanche.
-        let mut h = self.key;
-        for w in words {
-            h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
-        }
-        mix64(h)
+        let [a, b, c] = words;
+        self.prefix(a, b).at(c)
     }
 
     /// Two uniform integers in `[lo, hi)` for the tuple `words` (one from each half of the
     /// value when the range fits in 32 bits, else from two values); `lo` when the range is
     /// empty. Multiply-high reduction: the same negligible bias as `SimRng::range`'s modulo.
     pub fn pair_at(&self, lo: u64, hi: u64, words: [u64; 3]) -> (u64, u64) {
+        let [a, b, c] = words;
+        self.prefix(a, b).pair_at(lo, hi, c)
+    }
+
+    /// The function with its first two words fixed: `prefix(a, b).at(c)` is `at([a, b, c])`,
+    /// and asking it for many `c` absorbs `a` and `b` once.
+    #[inline]
+    pub fn prefix(&self, a: u64, b: u64) -> StatelessPrefix {
+        StatelessPrefix {
+            h: absorb(absorb(self.key, a), b),
+        }
+    }
+}
+
+/// A `StatelessRng` with its first two words absorbed (see `StatelessRng::prefix`).
+#[derive(Debug, Clone, Copy)]
+pub struct StatelessPrefix {
+    h: u64,
+}
+
+impl StatelessPrefix {
+    /// `at([a, b, c])` of the function this prefix came from.
+    #[inline]
+    pub fn at(&self, c: u64) -> u64 {
+        mix64(absorb(self.h, c))
+    }
+
+    /// `pair_at(lo, hi, [a, b, c])` of the function this prefix came from.
+    #[inline]
+    pub fn pair_at(&self, lo: u64, hi: u64, c: u64) -> (u64, u64) {
         if hi <= lo {
             return (lo, lo);
         }
         let span = hi - lo;
-        let h = self.at(words);
+        let h = self.at(c);
         if span <= u64::from(u32::MAX) {
             let reduce = |x: u64| lo + (((x & 0xffff_ffff) * span) >> 32);
             return (reduce(h), reduce(h >> 32));
         }
         let reduce = |x: u64| lo + ((u128::from(x) * u128::from(span)) >> 64) as u64;
-        let [a, b, c] = words;
-        (reduce(h), reduce(self.at([a, b, !c])))
+        (reduce(h), reduce(self.at(!c)))
     }
 }
 
+/// Odd-multiplier absorption of one word (a value is its words absorbed in order, then one
+/// full avalanche, `mix64`).
+#[inline]
+fn absorb(h: u64, w: u64) -> u64 {
+    (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+}
+
 /// SplitMix64's output function: a bijective 64-bit mixer.
+#[inline]
 fn mix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -51,6 +51,7 @@
 //! snapshot checks (each still an event).
 
 use crate::raft::{Msg, quorum};
+use crate::rng::StatelessPrefix;
 use crate::state::{Entry, EntryKind, Role, ServerId};
 use crate::time::SimTime;
 use crate::world::{MAX_SERVERS, TimerKind, World};
@@ -80,6 +81,9 @@ pub(crate) struct Steady {
     down: [ServerId; MAX_SERVERS],
     nd: usize,
     down_voters: usize,
+    /// Answers from running followers a write needs for a quorum (the leader's own vote
+    /// aside): fixed while the period holds, as its voters and down peers are.
+    need: usize,
     /// First elided heartbeat tick; ticks at `tick0 + k·hb`.
     tick0: SimTime,
     hb_ns: u64,
@@ -127,16 +131,25 @@ impl Steady {
 }
 
 impl World {
-    /// The two one-way latencies (there, back) of an elided or closed-form AppendEntries round
-    /// trip `x` of kind `draw` to follower `f`, from the stateless stream.
-    fn steady_lats(&self, st: &Steady, draw: u64, x: u64, f: ServerId) -> (u64, u64) {
-        let who = draw << 56 | (st.leader as u64) << 48 | (f as u64) << 40;
-        self.net_hash
-            .pair_at(st.lat_lo, st.lat_hi, [st.term, x, who])
+    /// The stateless stream of the elided or closed-form AppendEntries round trips `x` (a
+    /// tick's time or a write's index): `steady_lats` draws each follower's from it.
+    fn round_hash(&self, st: &Steady, x: u64) -> StatelessPrefix {
+        self.net_hash.prefix(st.term, x)
     }
 
-    fn tick_lats(&self, st: &Steady, k: u64, f: ServerId) -> (u64, u64) {
-        self.steady_lats(st, DRAW_TICK, st.tick(k).0, f)
+    /// The two one-way latencies (there, back) of the round trip of kind `draw` to follower
+    /// `f` whose stream is `round` (from `round_hash`).
+    fn steady_lats(st: &Steady, round: &StatelessPrefix, draw: u64, f: ServerId) -> (u64, u64) {
+        let who = draw << 56 | (st.leader as u64) << 48 | (f as u64) << 40;
+        round.pair_at(st.lat_lo, st.lat_hi, who)
+    }
+
+    fn tick_hash(&self, st: &Steady, k: u64) -> StatelessPrefix {
+        self.round_hash(st, st.tick(k).0)
+    }
+
+    fn tick_lats(st: &Steady, tick: &StatelessPrefix, f: ServerId) -> (u64, u64) {
+        Self::steady_lats(st, tick, DRAW_TICK, f)
     }
 
     /// The leader of the steady period, if one runs.
@@ -248,6 +261,7 @@ impl World {
             down: [0; MAX_SERVERS],
             nd: 0,
             down_voters: 0,
+            need: 0,
         });
         for p in ls.vol.config.iter().filter(|p| p.id != l) {
             let deaf = self.follower_deaf(l, p, rtt);
@@ -275,6 +289,7 @@ impl World {
         if up_voters + 1 < quorum(voters + st.down_voters + 1) {
             return None;
         }
+        st.need = quorum(voters + st.down_voters + 1) - 1;
         Some(st)
     }
 
@@ -425,7 +440,8 @@ impl World {
     pub(crate) fn settle_steady_server(&mut self, id: ServerId) {
         if let Some(st) = self.steady.take() {
             if let Some(i) = (0..st.n).find(|&i| st.followers[i] == id) {
-                self.settle_follower(&st, i);
+                let ticks = self.settle_ticks(&st);
+                self.settle_follower(&st, i, &ticks);
             }
             self.steady = Some(st);
         }
@@ -455,14 +471,35 @@ impl World {
             self.metrics.messages += per_tick as u64 * (done - st.counted);
             st.counted = done;
         }
+        let ticks = self.settle_ticks(st);
         for i in 0..st.n {
-            self.settle_follower(st, i);
+            self.settle_follower(st, i, &ticks);
         }
+    }
+
+    /// The ticks settling looks at, latest first, with their latency streams: the last tick by
+    /// now and the one before (its round trip ends before the last, so it has surely landed
+    /// and been answered), those after the last write round.
+    fn settle_ticks(&self, st: &Steady) -> [Option<(SimTime, StatelessPrefix)>; 2] {
+        let Some(km) = st.last_tick(self.now) else {
+            return [None, None];
+        };
+        let tick = |k: u64| {
+            let t = st.tick(k);
+            (t > st.last_round).then(|| (t, self.tick_hash(st, k)))
+        };
+        [Some(km), km.checked_sub(1)].map(|k| k.and_then(tick))
     }
 
     /// Applies to follower `i` the effects of the latest tick delivered by now: last contact,
     /// commit index (and what it lets the follower apply), and the leader's contact with it.
-    fn settle_follower(&mut self, st: &Steady, i: usize) {
+    /// `ticks` are the ticks to look at (`settle_ticks`).
+    fn settle_follower(
+        &mut self,
+        st: &Steady,
+        i: usize,
+        ticks: &[Option<(SimTime, StatelessPrefix)>; 2],
+    ) {
         if st.deaf[i] {
             return self.settle_deaf(st, i);
         }
@@ -472,18 +509,11 @@ impl World {
         if s.vol.commit.min(s.disk.last_index()) > s.vol.applied {
             self.at(st.learned_at[i], |w| w.apply_committed(f));
         }
-        let Some(km) = st.last_tick(now) else { return };
-        // Tick km-1 has surely landed and been answered (its round trip ends before tick km).
-        let ticks = [Some(km), km.checked_sub(1)];
-        let ticks = ticks
-            .into_iter()
-            .flatten()
-            .filter(|&k| st.tick(k) > st.last_round);
         let mut delivered = None;
         let mut answered = None;
-        for k in ticks {
-            let (a, b) = self.tick_lats(st, k, f);
-            let d = st.tick(k).plus(a);
+        for (t, tick) in ticks.iter().flatten() {
+            let (a, b) = Self::tick_lats(st, tick, f);
+            let d = t.plus(a);
             if delivered.is_none() && d <= now {
                 delivered = Some(d);
             }
@@ -523,7 +553,10 @@ impl World {
             .into_iter()
             .flatten()
             .filter(|&k| st.tick(k) > st.last_real)
-            .map(|k| st.tick(k).plus(self.tick_lats(st, k, f).0))
+            .map(|k| {
+                st.tick(k)
+                    .plus(Self::tick_lats(st, &self.tick_hash(st, k), f).0)
+            })
             .find(|&d| d <= now);
         if let Some(d) = delivered {
             let s = &mut self.servers[f];
@@ -573,9 +606,10 @@ impl World {
         let prev_term = self.servers[l].disk.term_at(last).unwrap_or(0);
         for k in st.counted..=km {
             let live = k == km && st.tick(k) > st.last_round;
+            let tick = self.tick_hash(st, k);
             for i in 0..st.n {
                 let f = st.followers[i];
-                let (a, b) = self.tick_lats(st, k, f);
+                let (a, b) = Self::tick_lats(st, &tick, f);
                 let d = st.tick(k).plus(a);
                 let r = d.plus(b);
                 if st.deaf[i] {
@@ -683,6 +717,9 @@ impl World {
     /// cluster is still steady. If the next message would reach the next queued event or the
     /// caller's horizon, or anything is scheduled on the event queue, the messages go to the
     /// event queue and the period ends.
+    // Not inlined, like `write_round`: inlined into the event loop, the two bodies made it spill
+    // its registers (the sim bench 2-3% slower).
+    #[inline(never)]
     fn run_episode(&mut self, mut st: Box<Steady>, start: impl FnOnce(&mut World)) {
         self.settle(&mut st);
         self.episode = Some(std::mem::take(&mut self.episode_spare));
@@ -752,6 +789,9 @@ impl World {
         true
     }
 
+    /// The closed-form write round of `steady_write`: true if it was carried out.
+    // Not inlined: see `run_episode`.
+    #[inline(never)]
     fn write_round(&mut self, st: &mut Steady, l: ServerId, id: u64) -> bool {
         debug_assert_eq!(st.leader, l);
         let now = self.now;
@@ -761,19 +801,21 @@ impl World {
         // One division for both the last tick and the next (`next_tick`).
         let last_tick = st.last_tick(now);
         if let Some(km) = last_tick.filter(recent) {
+            let tick = self.tick_hash(st, km);
             for i in 0..st.n {
-                let (a, b) = self.tick_lats(st, km, st.followers[i]);
+                let (a, b) = Self::tick_lats(st, &tick, st.followers[i]);
                 if st.tick(km).plus(a + b) >= now {
                     return false;
                 }
             }
         }
         let idx = self.servers[l].disk.last_index() + 1;
+        let round = self.round_hash(st, idx);
         let mut lats = [(0u64, 0u64); MAX_SERVERS];
         let mut end = now;
         for (i, lat) in lats.iter_mut().enumerate().take(st.n) {
             let f = st.followers[i];
-            *lat = self.steady_lats(st, DRAW_WRITE, idx, f);
+            *lat = Self::steady_lats(st, &round, DRAW_WRITE, f);
             end = end.max(now.plus(lat.0 + lat.1));
         }
         // Isolated: over before the next tick, the next queued event and the caller's horizon.
@@ -783,11 +825,10 @@ impl World {
             return false;
         }
         let term = st.term;
-        let voters = st.voter[..st.n].iter().filter(|&&v| v).count();
         let answering = (0..st.n).filter(|&i| st.voter[i] && !st.deaf[i]).count();
         // The leader is a voter (`steady_candidate`); the quorum needs `need` running
         // followers (down and deaf voters count in the quorum, never in the answers).
-        let need = quorum(voters + st.down_voters + 1) - 1;
+        let need = st.need;
         debug_assert!(
             need <= answering,
             "a steady period has a quorum of running voters"
@@ -806,8 +847,8 @@ impl World {
         }
         debug_assert_eq!(self.servers[l].disk.last_index(), idx);
         let commit = self.servers[l].vol.commit;
-        let mut answers = [SimTime(u64::MAX); MAX_SERVERS];
-        let mut answered = 0;
+        // The `need` earliest voters' answers, in order (`need` is at most 7).
+        let mut first = [SimTime(u64::MAX); MAX_SERVERS];
         for (i, &(a, b)) in lats.iter().enumerate().take(st.n) {
             let f = st.followers[i];
             let d = now.plus(a);
@@ -835,29 +876,33 @@ impl World {
             }
             s.vol.commit = learned;
             // Its answer reaches the leader.
+            let r = d.plus(b);
             self.servers[l].vol.progress[f] = Progress {
                 next: idx + 1,
                 matched: idx,
                 inflight: false,
                 inflight_until: SimTime::default(),
-                contact: d.plus(b),
+                contact: r,
                 snapshot_inflight: None,
             };
             self.metrics.messages += 2;
-            if st.voter[i] {
-                answers[answered] = d.plus(b);
-                answered += 1;
+            if st.voter[i] && need > 0 && r < first[need - 1] {
+                // Insertion into the sorted `first[..need]`, the latest falling off.
+                let mut j = need - 1;
+                while j > 0 && first[j - 1] > r {
+                    first[j] = first[j - 1];
+                    j -= 1;
+                }
+                first[j] = r;
             }
         }
         // The leader commits on the answer that completes a quorum (itself included): what
         // `advance_commit` does on that answer, as every answering voter has now matched
         // `idx`.
         if need > 0 {
-            let answers = &mut answers[..answered];
-            answers.sort_unstable();
             debug_assert!(self.servers[l].vol.commit < idx);
             self.servers[l].vol.commit = idx;
-            self.at(answers[need - 1], |w| w.apply_committed(l));
+            self.at(first[need - 1], |w| w.apply_committed(l));
         }
         st.last_round = now;
         true

@@ -229,6 +229,8 @@ pub struct World {
     next_write: u64,
     workload_stats: WorkloadStats,
     write_rate: f64,
+    /// The mean gap between writes at `write_rate`, in nanoseconds (0 when stopped).
+    write_gap: u64,
     cur_leader: Option<ServerId>,
     ever_led: bool,
     since: SimTime,
@@ -362,6 +364,11 @@ fn apply_known(
     done
 }
 
+/// The mean gap between writes at `rate` writes per second, in nanoseconds (0 when stopped).
+fn write_gap(rate: f64) -> u64 {
+    if rate > 0.0 { (1e9 / rate) as u64 } else { 0 }
+}
+
 /// Errors from building or driving a world.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SimError {
@@ -446,13 +453,15 @@ impl World {
             trace: Trace::default(),
             violations: Vec::new(),
             leaders_by_term: BTreeMap::new(),
-            canon: Vec::new(),
-            canon_writes: Vec::new(),
-            acked: Vec::new(),
+            // Grow with every committed entry and acknowledged write: reserved like the logs.
+            canon: Vec::with_capacity(log_capacity.min(1 << 20)),
+            canon_writes: Vec::with_capacity(log_capacity.min(1 << 20)),
+            acked: Vec::with_capacity(log_capacity.min(1 << 20)),
             pending: Vec::new(),
             next_write: 0,
             workload_stats: WorkloadStats::default(),
             write_rate,
+            write_gap: write_gap(write_rate),
             cur_leader: None,
             ever_led: false,
             since: SimTime::ZERO,
@@ -585,7 +594,11 @@ impl World {
                 to,
                 msg,
             };
-            local.insert(pos, m);
+            if pos == local.len() {
+                local.push_back(m);
+            } else {
+                local.insert(pos, m);
+            }
             return;
         }
         self.push(at.since(self.now), Ev::Msg { from, to, msg });
@@ -1638,7 +1651,7 @@ impl World {
 
     fn schedule_workload(&mut self) {
         if self.write_rate > 0.0 {
-            let gap = (1e9 / self.write_rate) as u64;
+            let gap = self.write_gap;
             let jitter = self.rng_proc.range(0, gap / 5 + 1);
             self.push(gap - gap / 10 + jitter, Ev::Workload);
         }
@@ -1648,6 +1661,7 @@ impl World {
     pub fn set_write_rate(&mut self, writes_per_sec: f64) {
         let was = self.write_rate;
         self.write_rate = writes_per_sec.max(0.0);
+        self.write_gap = write_gap(self.write_rate);
         if was <= 0.0 {
             self.schedule_workload();
         }
