@@ -277,9 +277,18 @@ pub fn for_each_run(
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let simulated = AtomicUsize::new(0);
-    let lines: Vec<OnceLock<SeedLine>> = seeds.iter().map(|_| OnceLock::new()).collect();
-    let line = |seed_pos: usize| {
-        lines[seed_pos].get_or_init(|| SeedLine::walk(plan, cfg, seeds[seed_pos]))
+    // Per seed: its fault-free line (walked by the first thread that needs it, the others
+    // waiting on the lock) and the units not finished yet. When a seed's last unit is done, its
+    // line and its latent runs are dropped, so memory stays flat however many seeds run.
+    let lines: Vec<Mutex<Option<Arc<SeedLine>>>> = seeds.iter().map(|_| Mutex::default()).collect();
+    let left: Vec<AtomicUsize> = seeds
+        .iter()
+        .map(|_| AtomicUsize::new(groups.len()))
+        .collect();
+    let line = |seed_pos: usize| -> Arc<SeedLine> {
+        let mut l = lines[seed_pos].lock().unwrap_or_else(|e| e.into_inner());
+        l.get_or_insert_with(|| Arc::new(SeedLine::walk(plan, cfg, seeds[seed_pos])))
+            .clone()
     };
     let latent: Mutex<BTreeMap<LatentKey, Arc<OnceLock<RunResult>>>> = Mutex::default();
     std::thread::scope(|s| {
@@ -377,6 +386,11 @@ pub fn for_each_run(
                         if each(&at) {
                             stop.store(true, Ordering::Relaxed);
                         }
+                    }
+                    if left[seed_pos].fetch_sub(1, Ordering::AcqRel) == 1 {
+                        *lines[seed_pos].lock().unwrap_or_else(|e| e.into_inner()) = None;
+                        let mut m = latent.lock().unwrap_or_else(|e| e.into_inner());
+                        m.retain(|k, _| k.0 != seed_pos);
                     }
                 }
                 simulated.fetch_add(walker.simulated as usize, Ordering::Relaxed);
