@@ -23,6 +23,14 @@ pub(crate) struct Labels {
     serf_addrs: Vec<String>,
 }
 
+/// The port gossip addresses show (the RPC address with this port).
+const SERF_PORT: u16 = 4648;
+
+/// Server `id`'s address at address generation `g` on `port`: `10.0.<g>.<id + 1>:<port>`.
+fn address_text(id: ServerId, g: u32, port: u16) -> String {
+    format!("10.0.{g}.{}:{port}", id + 1)
+}
+
 impl World {
     /// RPC address of a server as peers know it (`10.0.<addr_gen>.<n>:<port>`).
     pub fn address(&self, id: ServerId) -> String {
@@ -34,7 +42,7 @@ impl World {
     pub(crate) fn address_at(&self, id: ServerId, g: u32) -> String {
         match self.labels.get(id).and_then(|l| l.addrs.get(g as usize)) {
             Some(a) => a.clone(),
-            None => format!("10.0.{g}.{}:{}", id + 1, self.rpc_port()),
+            None => address_text(id, g, self.rpc_port()),
         }
     }
 
@@ -71,10 +79,10 @@ impl World {
                     uuid: self.uuid(id),
                     addrs: gens
                         .clone()
-                        .map(|g| format!("10.0.{g}.{}:{}", id + 1, self.rpc_port()))
+                        .map(|g| address_text(id, g, self.rpc_port()))
                         .collect(),
                     node: self.format_node_name(id),
-                    serf_addrs: gens.map(|g| format!("10.0.{g}.{}:4648", id + 1)).collect(),
+                    serf_addrs: gens.map(|g| address_text(id, g, SERF_PORT)).collect(),
                 }
             })
             .collect();
@@ -104,7 +112,7 @@ impl World {
             .and_then(|l| l.serf_addrs.get(g as usize))
         {
             Some(a) => a.clone(),
-            None => format!("10.0.{g}.{}:4648", id + 1),
+            None => address_text(id, g, SERF_PORT),
         }
     }
 

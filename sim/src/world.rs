@@ -1,5 +1,6 @@
-//! The simulated world: an event queue ordered by (time, sequence) (`queue`), the servers, the network,
-//! gossip, autopilot, the workload and the invariant checks, with the operator surface on top.
+//! The simulated world: an event queue ordered by (time, sequence) (`queue`), the servers, the
+//! network, gossip, autopilot, the workload and the invariant checks, with the operator surface
+//! on top.
 //!
 //! Simplifications (each a deliberate departure, kept small):
 //! - Gossip has one global view (not one per member) with the detection delays of

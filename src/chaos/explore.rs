@@ -319,8 +319,8 @@ pub fn for_each_run(
                             (_, Some((_, r))) => r.clone(),
                             (Some(Landing::Missed), None) => line(seed_pos).result.clone(),
                             (Some(Landing::On(kind, Some(x), _)), None) if kind.latent() => {
-                                match line(seed_pos).first_boot_or_install(*step, x) {
-                                    Some(LineEvent::Boot(j)) => {
+                                match line(seed_pos).first_boot(*step, x) {
+                                    Some(j) => {
                                         // Every such fault whose first boot is in step j is
                                         // this run: simulated once, whichever unit comes first.
                                         let cell = {
@@ -335,7 +335,7 @@ pub fn for_each_run(
                                         .clone()
                                     }
                                     // Replaced before it ran, or never run: the fault-free run.
-                                    _ => RunResult {
+                                    None => RunResult {
                                         fired: true,
                                         ..line(seed_pos).result.clone()
                                     },
@@ -435,8 +435,10 @@ fn landing_key(fork: &Checkpoint, sched: &[Fault]) -> Option<Landing> {
     Some(match landing(fork.world(), f, &batch, &upgraded) {
         None => Landing::Missed,
         // A fault that does not heal lasts as long however long it was given.
-        Some(target) if !f.kind.heals() => Landing::On(f.kind.same_run_as(), target, None),
-        Some(target) => Landing::On(f.kind.same_run_as(), target, f.duration_s),
+        Some(target) => {
+            let lasts = f.duration_s.filter(|_| f.kind.heals());
+            Landing::On(f.kind.same_run_as(), target, lasts)
+        }
     })
 }
 
@@ -538,10 +540,7 @@ impl Walker {
                 .as_ref()
                 .is_none_or(|c| c.step() > step && !c.ended());
         if behind {
-            // A plan that parsed builds a valid world; a failure here is a bug worth seeing.
-            let start = Checkpoint::start(cfg, sim_config(plan, seed))
-                .unwrap_or_else(|e| panic!("invalid world: {e}"));
-            self.at = Some(start);
+            self.at = Some(start(plan, cfg, seed));
             self.seed = Some(seed);
         }
         let cp = self.at.get_or_insert_with(|| unreachable!("set above"));
@@ -550,6 +549,12 @@ impl Walker {
         }
         cp
     }
+}
+
+/// The start of seed `seed`'s run of `plan`.
+fn start(plan: &Plan, cfg: &ProcedureConfig, seed: u64) -> Checkpoint {
+    // A plan that parsed builds a valid world; a failure here is a bug worth seeing.
+    Checkpoint::start(cfg, sim_config(plan, seed)).unwrap_or_else(|e| panic!("invalid world: {e}"))
 }
 
 /// Cache key of a latent fault's run: seed position, kind, server, step of its first boot.
@@ -563,20 +568,9 @@ struct SeedLine {
     counts: Vec<Vec<(u64, u64)>>,
 }
 
-/// What first happens to a server on the fault-free run after a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LineEvent {
-    /// It boots during step j (possibly after an install in the same step).
-    Boot(usize),
-    /// A binary is installed on it first.
-    Install,
-}
-
 impl SeedLine {
     fn walk(plan: &Plan, cfg: &ProcedureConfig, seed: u64) -> SeedLine {
-        // A plan that parsed builds a valid world; a failure here is a bug worth seeing.
-        let mut cp = Checkpoint::start(cfg, sim_config(plan, seed))
-            .unwrap_or_else(|e| panic!("invalid world: {e}"));
+        let mut cp = start(plan, cfg, seed);
         let mut counts = Vec::new();
         loop {
             let w = cp.world();
@@ -597,19 +591,18 @@ impl SeedLine {
         }
     }
 
-    /// The first boot or install of server `x` in a step at or after step `k`; `None` if
-    /// neither comes before the procedure ends.
-    fn first_boot_or_install(&self, k: usize, x: rehearse_sim::ServerId) -> Option<LineEvent> {
+    /// The step, at or after step `k`, in which server `x` next boots (possibly after an
+    /// install in the same step); `None` if a binary is installed on it first or the
+    /// procedure ends before either.
+    fn first_boot(&self, k: usize, x: rehearse_sim::ServerId) -> Option<usize> {
         let (boots, installs) = *self.counts.get(k)?.get(x)?;
-        self.counts
+        let (b, c) = self
+            .counts
             .iter()
             .enumerate()
             .skip(k + 1)
-            .find_map(|(b, c)| match c[x] {
-                (n, _) if n != boots => Some(LineEvent::Boot(b - 1)),
-                (_, n) if n != installs => Some(LineEvent::Install),
-                _ => None,
-            })
+            .find(|(_, c)| c[x] != (boots, installs))?;
+        (c[x].0 != boots).then_some(b - 1)
     }
 }
 
