@@ -31,4 +31,4 @@ pub use config::{
 };
 pub use state::{BadBinary, ProcessState, ServerId, StopMode};
 pub use time::SimTime;
-pub use world::{Metrics, SimError, Violation, WorkloadStats, World};
+pub use world::{ACK_BUCKET_NS, ACK_BUCKETS, Metrics, SimError, Violation, WorkloadStats, World};

@@ -61,6 +61,8 @@ use std::collections::VecDeque;
 /// Which stateless draw a latency is (part of its key).
 const DRAW_TICK: u64 = 1;
 const DRAW_WRITE: u64 = 2;
+/// The heartbeat a write's broadcast sends beside a tick's batch still in flight.
+const DRAW_BESIDE: u64 = 3;
 
 /// The state of a steady period.
 #[derive(Debug, Clone)]
@@ -778,7 +780,7 @@ impl World {
         let Some(mut st) = self.steady.take() else {
             return false;
         };
-        if self.write_round(&mut st, l, id) {
+        if self.write_round(&mut st, l, id) || self.write_episode(&mut st, l, id) {
             self.steady = Some(st);
             return true;
         }
@@ -907,4 +909,217 @@ impl World {
         st.last_round = now;
         true
     }
+
+    /// The common episode in closed form: a write whose round meets the last tick's round
+    /// still in flight, or reaches the next tick, with nothing else happening until it is
+    /// over. It has the effects `run_episode` would have with the ordinary handlers, message
+    /// for message (the latencies drawn from the stateless stream instead), and leaves the
+    /// clock where the episode would end. Per running follower:
+    /// - if the last tick's batch to it is in flight, the write's broadcast sends it only a
+    ///   heartbeat at the matched index (contact, nothing new; its answer is ignored beside a
+    ///   batch in flight), and the write goes out when the tick's answer arrives;
+    /// - otherwise the write goes out at once;
+    /// - a tick while the write is in flight sends a heartbeat at the matched index; a tick
+    ///   after its answer sends an empty batch at the new index, which carries the commit
+    ///   index; neither answer moves replication on.
+    ///
+    /// The leader commits when the answer that completes a quorum arrives; a follower learns
+    /// the commit index from what each message carries when it lands, and applies then. A
+    /// deaf follower gets heartbeats only; down peers get nothing that arrives (a stopped
+    /// peer's link is refused: the leader's `inflight_until` for it stays in the past either
+    /// way, and nothing reads it then). False, with nothing changed: the episode would reach
+    /// the next queued event or the horizon (or needs no follower), and runs message by
+    /// message instead.
+    // Not inlined: see `run_episode`.
+    #[inline(never)]
+    fn write_episode(&mut self, st: &mut Steady, l: ServerId, id: u64) -> bool {
+        let need = st.need;
+        let now = self.now;
+        let idx = self.servers[l].disk.last_index() + 1;
+        let commit0 = self.servers[l].vol.commit;
+        if need == 0 || commit0 + 1 != idx {
+            return false;
+        }
+        // The last tick, if its round may still be in flight (see `materialize_tick`).
+        let km = st
+            .last_tick(now)
+            .filter(|&k| st.tick(k) > st.last_round)
+            .map(|k| (st.tick(k), self.tick_hash(st, k)));
+        let round = self.round_hash(st, idx);
+        // Per follower: the tick's batch in flight (lands, answered), when the write goes
+        // out, lands and is answered, and the heartbeat beside the batch (lands, answered).
+        let mut plan = [Lane::default(); MAX_SERVERS];
+        let mut end = now;
+        for (i, lane) in plan.iter_mut().enumerate().take(st.n) {
+            let f = st.followers[i];
+            let (a, b) = Self::steady_lats(st, &round, DRAW_WRITE, f);
+            if st.deaf[i] {
+                // The write's broadcast sends it a heartbeat; the tick's may still land.
+                lane.lands = now.plus(a);
+                lane.busy = km
+                    .map(|(t, h)| (t.plus(Self::tick_lats(st, &h, f).0), SimTime::ZERO))
+                    .filter(|&(d, _)| d > now);
+                end = end.max(lane.lands).max(lane.busy.map_or(now, |x| x.0));
+                continue;
+            }
+            lane.busy = km
+                .map(|(t, h)| {
+                    let (a0, b0) = Self::tick_lats(st, &h, f);
+                    (t.plus(a0), t.plus(a0 + b0))
+                })
+                .filter(|&(_, r)| r > now);
+            lane.sent = lane.busy.map_or(now, |(_, r)| r);
+            lane.lands = lane.sent.plus(a);
+            lane.answered = lane.lands.plus(b);
+            end = end.max(lane.answered);
+            if lane.busy.is_some() {
+                let (h1, h2) = Self::steady_lats(st, &round, DRAW_BESIDE, f);
+                lane.beside = Some((now.plus(h1), now.plus(h1 + h2)));
+                end = end.max(now.plus(h1 + h2));
+            }
+        }
+        // Ticks sent while messages are still on their way (a tick comes first on a tie);
+        // each round trip is shorter than the tick period, so this stops after a few.
+        let k0 = st.next_tick(now);
+        let mut k_end = k0;
+        while st.tick(k_end) <= end && k_end < k0 + 8 {
+            let (t, h) = (st.tick(k_end), self.tick_hash(st, k_end));
+            for i in 0..st.n {
+                let (a, b) = Self::tick_lats(st, &h, st.followers[i]);
+                end = end.max(t.plus(if st.deaf[i] { a } else { a + b }));
+            }
+            k_end += 1;
+        }
+        let head = self.next_event_at().unwrap_or(SimTime(u64::MAX));
+        if st.tick(k_end) <= end || end >= head || end > self.limit {
+            return false;
+        }
+        // The answer that completes a quorum (`need` running voters besides the leader).
+        let mut first = [SimTime(u64::MAX); MAX_SERVERS];
+        let mut voters = 0;
+        for i in (0..st.n).filter(|&i| st.voter[i] && !st.deaf[i]) {
+            first[voters] = plan[i].answered;
+            voters += 1;
+        }
+        if voters < need {
+            return false;
+        }
+        first[..voters].sort_unstable();
+        let committed = first[need - 1];
+        // What a message sent at `t` carries as the leader's commit index.
+        let commit_at = |t: SimTime| if t > committed { idx } else { commit0 };
+
+        // Carried out: what `run_episode` does first, then the messages' effects.
+        self.settle(st);
+        if let Some(last) = st.last_tick(now) {
+            // The earlier ticks' messages, counted as `materialize_tick` does.
+            let per_tick = 2 * st.n - st.deaf[..st.n].iter().filter(|&&d| d).count();
+            let from = st.counted.min(last + 1);
+            self.metrics.messages += per_tick as u64 * (last + 1 - from);
+            st.counted = st.counted.max(last + 1);
+        }
+        let term = st.term;
+        let entry = Entry {
+            term,
+            kind: EntryKind::Write(id),
+        };
+        let ls = &mut self.servers[l];
+        ls.disk.log.push(entry.clone());
+        ls.vol.progress[l].matched = idx;
+        ls.vol.commit = idx;
+        self.at(committed, |w| w.apply_committed(l));
+        let ticks = k_end - k0;
+        for (i, &lane) in plan.iter().enumerate().take(st.n) {
+            let f = st.followers[i];
+            // What lands on the follower: (when, the commit index it learns from it).
+            let mut lands = [(SimTime(u64::MAX), 0u64); 4 + 8];
+            let mut n = 0;
+            let mut push = |t: SimTime, learned: u64| {
+                lands[n] = (t, learned);
+                n += 1;
+            };
+            if st.deaf[i] {
+                push(lane.lands, 0);
+                if let Some((d, _)) = lane.busy {
+                    push(d, 0);
+                }
+            } else {
+                if let Some((d, _)) = lane.busy.filter(|&(d, _)| d > now) {
+                    push(d, commit0);
+                }
+                if let Some((d, _)) = lane.beside {
+                    push(d, commit0);
+                }
+                push(lane.lands, commit_at(lane.sent).min(idx));
+            }
+            let mut contact = lane
+                .beside
+                .map_or(lane.answered, |b| b.1.max(lane.answered));
+            if let Some((_, r)) = lane.busy.filter(|_| !st.deaf[i]) {
+                contact = contact.max(r);
+            }
+            for k in k0..k_end {
+                let t = st.tick(k);
+                let (a, b) = Self::tick_lats(st, &self.tick_hash(st, k), f);
+                // While the write is in flight: a heartbeat at the matched index.
+                let learned = if st.deaf[i] {
+                    0
+                } else if t <= lane.answered {
+                    commit_at(t).min(idx - 1)
+                } else {
+                    commit_at(t)
+                };
+                push(t.plus(a), learned);
+                contact = contact.max(t.plus(a + b));
+            }
+            let lands = &mut lands[..n];
+            lands.sort_unstable_by_key(|x| x.0);
+            let s = &mut self.servers[f];
+            let last_landed = lands[n - 1].0;
+            s.vol.last_contact = s.vol.last_contact.max(Some(last_landed));
+            if st.deaf[i] {
+                // Heartbeats at the matched index teach it nothing new (see `follower_deaf`).
+                self.metrics.messages += 1 + ticks;
+                continue;
+            }
+            s.disk.log.push(entry.clone());
+            for &(t, learned) in lands.iter() {
+                let s = &mut self.servers[f];
+                if learned > s.vol.commit {
+                    s.vol.commit = learned;
+                    self.at(t, |w| w.apply_committed(f));
+                }
+            }
+            self.servers[l].vol.progress[f] = Progress {
+                next: idx + 1,
+                matched: idx,
+                inflight: false,
+                inflight_until: SimTime::default(),
+                contact,
+                snapshot_inflight: None,
+            };
+            let beside = if lane.beside.is_some() { 2 } else { 0 };
+            self.metrics.messages += 2 + beside + 2 * ticks;
+        }
+        st.counted = st.counted.max(k_end);
+        self.now = end;
+        st.last_round = end;
+        st.last_real = end;
+        true
+    }
+}
+
+/// One follower's messages in a closed-form episode (`write_episode`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Lane {
+    /// The last tick's batch (or, to a deaf follower, heartbeat) still in flight: when it
+    /// lands and when its answer arrives.
+    busy: Option<(SimTime, SimTime)>,
+    /// When the write's batch goes out, lands (to a deaf follower: the heartbeat) and is
+    /// answered.
+    sent: SimTime,
+    lands: SimTime,
+    answered: SimTime,
+    /// The heartbeat beside the tick's batch: lands, answered.
+    beside: Option<(SimTime, SimTime)>,
 }

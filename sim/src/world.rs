@@ -193,6 +193,17 @@ struct BootFailure {
 struct Pending {
     id: u64,
     leader: ServerId,
+    /// When it was submitted (for `ack_latency_histogram`).
+    at: SimTime,
+}
+
+/// Buckets of `World::ack_latency_histogram`: 0.25 ms wide, the last one open-ended.
+pub const ACK_BUCKETS: usize = 256;
+/// Width of one bucket of `World::ack_latency_histogram`.
+pub const ACK_BUCKET_NS: u64 = 250_000;
+
+fn ack_bucket(latency_ns: u64) -> usize {
+    ((latency_ns / ACK_BUCKET_NS) as usize).min(ACK_BUCKETS - 1)
 }
 
 /// The simulated cluster.
@@ -227,6 +238,8 @@ pub struct World {
     canon_writes: Vec<u64>,
     acked: Vec<(u64, u64)>,
     pending: Vec<Pending>,
+    /// Acknowledged writes by latency from submission (see `ack_latency_histogram`).
+    ack_hist: Box<[u32; ACK_BUCKETS]>,
     next_write: u64,
     workload_stats: WorkloadStats,
     write_rate: f64,
@@ -459,6 +472,7 @@ impl World {
             canon_writes: Vec::with_capacity(log_capacity.min(1 << 20)),
             acked: Vec::with_capacity(log_capacity.min(1 << 20)),
             pending: Vec::new(),
+            ack_hist: Box::new([0; ACK_BUCKETS]),
             next_write: 0,
             workload_stats: WorkloadStats::default(),
             write_rate,
@@ -1687,7 +1701,11 @@ impl World {
             self.workload_stats.failed += 1;
             return;
         }
-        self.pending.push(Pending { id, leader: l });
+        self.pending.push(Pending {
+            id,
+            leader: l,
+            at: self.now,
+        });
         assert!(self.pending.len() < QUEUE_MAX, "pending writes unbounded");
         if self.steady_write(l, id) {
             return;
@@ -1698,10 +1716,17 @@ impl World {
 
     pub(crate) fn ack_write(&mut self, id: u64, index: u64, term: u64) {
         if let Some(pos) = self.pending.iter().position(|p| p.id == id) {
-            self.pending.swap_remove(pos);
+            let p = self.pending.swap_remove(pos);
+            self.ack_hist[ack_bucket(self.now.since(p.at))] += 1;
             self.acked.push((index, term));
             self.workload_stats.acked += 1;
         }
+    }
+
+    /// Acknowledged writes by latency from submission to acknowledgement: bucket `i` holds
+    /// those in [i, i+1)·`ACK_BUCKET_NS`, the last bucket everything longer.
+    pub fn ack_latency_histogram(&self) -> &[u32; ACK_BUCKETS] {
+        &self.ack_hist
     }
 
     /// Writes acknowledged so far (cheap: `workload` also checks every acknowledged write
@@ -1815,6 +1840,8 @@ impl World {
             pending,
             acked,
             workload_stats,
+            ack_hist,
+            now,
             ..
         } = self;
         let s = &mut servers[id];
@@ -1863,7 +1890,8 @@ impl World {
             if let Some(w) = write.filter(|_| leader) {
                 // `ack_write`.
                 if let Some(pos) = pending.iter().position(|p| p.id == w) {
-                    pending.swap_remove(pos);
+                    let p = pending.swap_remove(pos);
+                    ack_hist[ack_bucket(now.since(p.at))] += 1;
                     acked.push((idx, mine.0));
                     workload_stats.acked += 1;
                 }
