@@ -18,6 +18,7 @@ mod queue;
 pub mod raft;
 mod readdress;
 pub mod rng;
+pub mod roomy;
 pub mod state;
 mod steady;
 pub mod time;

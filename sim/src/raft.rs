@@ -721,7 +721,8 @@ impl World {
             s.disk.log.clear();
         } else {
             let upto = (idx + 1).saturating_sub(s.disk.start) as usize;
-            s.disk.log.drain(..upto.min(s.disk.log.len()));
+            let n = upto.min(s.disk.log.len());
+            s.disk.log.drain(..n);
         }
         s.disk.start = idx + 1;
         s.vol.applied = idx;

@@ -32,6 +32,7 @@ use crate::api::SerfStatus;
 use crate::config::SimConfig;
 use crate::raft::{Msg, quorum};
 use crate::rng::{SimRng, StatelessRng};
+use crate::roomy::Roomy;
 use crate::state::{
     BadBinary, Disk, Entry, EntryKind, Peer, ProcessState, Role, Server, ServerId, StopMode,
     Volatile,
@@ -232,11 +233,11 @@ pub struct World {
     trace: Trace,
     violations: Vec<Violation>,
     leaders_by_term: BTreeMap<u64, ServerId>,
-    canon: Vec<(u64, u64)>,
+    canon: Roomy<(u64, u64)>,
     /// Workload writes in the committed log up to each index (`canon_writes[i - 1]` for index
     /// i): what a server's state machine must hold once it has applied index i.
-    canon_writes: Vec<u64>,
-    acked: Vec<(u64, u64)>,
+    canon_writes: Roomy<u64>,
+    acked: Roomy<(u64, u64)>,
     pending: Vec<Pending>,
     /// Acknowledged writes by latency from submission (see `ack_latency_histogram`).
     ack_hist: Box<[u32; ACK_BUCKETS]>,
@@ -421,7 +422,7 @@ impl World {
             });
             let disk = Disk {
                 term: 1,
-                log,
+                log: log.into(),
                 // Every Nomad line in the catalog (1.3+) has written the version file already.
                 raft_version_file: writes_version_file.then_some(spec.raft_protocol),
                 ..Disk::default()
@@ -468,9 +469,9 @@ impl World {
             violations: Vec::new(),
             leaders_by_term: BTreeMap::new(),
             // Grow with every committed entry and acknowledged write: reserved like the logs.
-            canon: Vec::with_capacity(log_capacity.min(1 << 20)),
-            canon_writes: Vec::with_capacity(log_capacity.min(1 << 20)),
-            acked: Vec::with_capacity(log_capacity.min(1 << 20)),
+            canon: Roomy::with_capacity(log_capacity.min(1 << 20)),
+            canon_writes: Roomy::with_capacity(log_capacity.min(1 << 20)),
+            acked: Roomy::with_capacity(log_capacity.min(1 << 20)),
             pending: Vec::new(),
             ack_hist: Box::new([0; ACK_BUCKETS]),
             next_write: 0,

@@ -1,0 +1,64 @@
+//! `Roomy`: a `Vec` whose clone keeps room to grow.
+//!
+//! The explorer forks a world at every step boundary and runs each fork on. `Vec::clone`
+//! allocates exactly the length, so the fork's first push reallocates and copies the whole
+//! vector again: a Raft log of a few thousand entries per server, and the world's per-index
+//! records. A `Roomy` clone reserves half its length again (at least `MIN_ROOM`) up front.
+
+use std::ops::{Deref, DerefMut};
+
+/// Room a clone reserves at least (elements).
+const MIN_ROOM: usize = 256;
+
+/// A `Vec` whose clone reserves room to grow (see the module docs).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Roomy<T>(Vec<T>);
+
+impl<T> Roomy<T> {
+    /// An empty vector with room for `n` elements.
+    pub fn with_capacity(n: usize) -> Self {
+        Roomy(Vec::with_capacity(n))
+    }
+}
+
+impl<T> From<Vec<T>> for Roomy<T> {
+    fn from(v: Vec<T>) -> Self {
+        Roomy(v)
+    }
+}
+
+impl<T: Clone> Clone for Roomy<T> {
+    fn clone(&self) -> Self {
+        let n = self.0.len();
+        let mut v = Vec::with_capacity(n + (n / 2).max(MIN_ROOM));
+        v.extend_from_slice(&self.0);
+        Roomy(v)
+    }
+}
+
+impl<T> Deref for Roomy<T> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.0
+    }
+}
+
+impl<T> DerefMut for Roomy<T> {
+    fn deref_mut(&mut self) -> &mut Vec<T> {
+        &mut self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clone_has_the_same_elements_and_room_to_grow() {
+        let mut a: Roomy<u32> = Roomy::with_capacity(0);
+        a.extend(0..1000);
+        let b = a.clone();
+        assert_eq!(a, b);
+        assert!(b.capacity() >= 1500);
+    }
+}
