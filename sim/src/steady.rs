@@ -925,9 +925,11 @@ impl World {
     ///
     /// The leader commits when the answer that completes a quorum arrives; a follower learns
     /// the commit index from what each message carries when it lands, and applies then. A
-    /// deaf follower gets heartbeats only; down peers get nothing that arrives (a stopped
-    /// peer's link is refused: the leader's `inflight_until` for it stays in the past either
-    /// way, and nothing reads it then). False, with nothing changed: the episode would reach
+    /// deaf follower gets heartbeats only; down peers get nothing that arrives, so the
+    /// episode does not wait for those messages as the message-by-message one does (ticks it
+    /// would send while they travel are elided ticks instead, with the same effects), and a
+    /// stopped peer's refused link leaves the leader's `inflight_until` for it in the past
+    /// either way (nothing reads it then). False, with nothing changed: the episode would reach
     /// the next queued event or the horizon (or needs no follower), and runs message by
     /// message instead.
     // Not inlined: see `run_episode`.
