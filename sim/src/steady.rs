@@ -39,13 +39,17 @@
 //! handlers would have, in the same order: each follower stores the entry, takes the leader's
 //! commit index and applies up to it when the AppendEntries arrives; the leader commits and
 //! acknowledges when the answer that completes a quorum arrives. A write that meets a
-//! heartbeat round in flight, or whose round would reach the next tick, runs as an *episode*:
-//! message by message through the ordinary handlers (those interleavings have their own
-//! behaviour in the model, e.g. a heartbeat sent at the matched index while a batch is in
-//! flight), on a small local queue, with the heartbeat ticks that fall in it sent for real. When
-//! the local queue empties and the cluster is still steady, the period goes on; if the episode
-//! would reach the next queued event or the caller's horizon, or schedules anything, its
-//! messages move to the event queue and the period ends.
+//! heartbeat round in flight, or whose round would reach the next tick, is an *episode*
+//! (those interleavings have their own behaviour in the model, e.g. a heartbeat sent at the
+//! matched index while a batch is in flight). An episode that ends before the next queued
+//! event and the caller's horizon is carried out in closed form too (`write_episode`: per
+//! follower, the tick's batch, the heartbeat beside it, the write's batch, the ticks that
+//! fall in it, and what each message carries), and the period goes on. Otherwise it runs
+//! message by message through the ordinary handlers, on a small local queue, with the
+//! heartbeat ticks that fall in it sent for real: when the local queue empties and the
+//! cluster is still steady, the period goes on; if the episode would reach the next queued
+//! event or the caller's horizon, or schedules anything, its messages move to the event
+//! queue and the period ends.
 //!
 //! Not elided on purpose: write arrivals, autopilot refreshes and reconciles, gossip events,
 //! snapshot checks (each still an event).
