@@ -216,7 +216,7 @@ pub struct World {
     rng_proc: SimRng,
     blocked: BTreeSet<(ServerId, ServerId)>,
     /// Formatted IDs and addresses (see `ops::Labels`).
-    pub(crate) labels: Vec<crate::ops::Labels>,
+    pub(crate) labels: std::sync::Arc<[crate::ops::Labels]>,
     pub(crate) metrics: Metrics,
     trace: Trace,
     violations: Vec<Violation>,
@@ -449,7 +449,7 @@ impl World {
             rng_net: SimRng::child(seed, "net"),
             rng_proc: SimRng::child(seed, "process"),
             blocked: BTreeSet::new(),
-            labels: Vec::new(),
+            labels: Vec::new().into(),
             metrics: Metrics::default(),
             trace: Trace::default(),
             violations: Vec::new(),

@@ -27,7 +27,7 @@ use crate::plan::{Order, Rollback};
 use gate::GateState;
 use rehearse_sim::api::{
     AgentSelf, ApiError, AutopilotHealth, Member, NodeInfo, NodeStatus, RaftConfiguration,
-    SchedulerConfig, SerfStatus, SnapshotInfo,
+    SchedulerConfig, SerfStatus, SharedStr, SnapshotInfo,
 };
 use rehearse_sim::versions::Version;
 use serde::{Deserialize, Serialize};
@@ -40,11 +40,13 @@ pub const OBSERVATIONS_MAX: u64 = 200_000;
 /// TTL and the grace (10–20 s + 10 s with up to 500 nodes).
 pub const CLIENT_CHECK_TIMEOUT_MS: u64 = 6 * 60 * 1000;
 
-/// What the driver read from the cluster right now.
+/// What the driver read from the cluster right now. Server names are `SharedStr`s (the
+/// simulator hands out its own, so an observation copies no names); they compare with the
+/// plan's `String`s directly.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterView {
     /// Name of the leader, if any server knows one.
-    pub leader: Option<String>,
+    pub leader: Option<SharedStr>,
     /// Gossip members.
     pub members: Result<Vec<Member>, ApiError>,
     /// Raft configuration.
@@ -52,11 +54,11 @@ pub struct ClusterView {
     /// Autopilot health (HTTP 429 is data: `healthy: false`).
     pub health: Result<AutopilotHealth, ApiError>,
     /// Each server's own `/v1/agent/self`, by plan name.
-    pub agents: Vec<(String, Result<AgentSelf, ApiError>)>,
+    pub agents: Vec<(SharedStr, Result<AgentSelf, ApiError>)>,
     /// Scheduler configuration (Nomad); `None` for Consul.
     pub scheduler: Option<Result<SchedulerConfig, ApiError>>,
     /// Servers whose client drain has completed.
-    pub drained: Vec<String>,
+    pub drained: Vec<SharedStr>,
     /// Whether a probe write was acknowledged since the previous observation (`None`: the
     /// driver has no write probe).
     pub write_accepted: Option<bool>,
@@ -66,7 +68,7 @@ pub struct ClusterView {
     /// Servers that are also clients with allocations still running
     /// (`GET /v1/node/:id/allocations`, ClientStatus `running`); `None` when not read.
     #[serde(default)]
-    pub allocs_running: Option<Vec<String>>,
+    pub allocs_running: Option<Vec<SharedStr>>,
 }
 
 /// What the procedure looks at in its next observation, beyond the parts every stage reads. A
@@ -571,7 +573,7 @@ impl Procedure {
         if remaining.is_empty() {
             return self.begin_verify(obs);
         }
-        let Some(leader) = obs.view.leader.clone() else {
+        let Some(leader) = obs.view.leader.as_deref().map(str::to_string) else {
             let since = since_ms.unwrap_or(obs.now_ms);
             if self.timed_out(obs, since) {
                 return self.halt(HaltReason::PreflightFailed {
@@ -681,9 +683,11 @@ impl Procedure {
                     .view
                     .allocs_running
                     .as_ref()
-                    .is_none_or(|running| !running.contains(s))
+                    .is_none_or(|running| !running.iter().any(|r| r == s))
         };
-        let drained = clients.iter().all(|s| obs.view.drained.contains(s));
+        let drained = clients
+            .iter()
+            .all(|s| obs.view.drained.iter().any(|d| d == s));
         if drained && clients.iter().all(stopped) {
             return self.safe_to_stop(obs, obs.now_ms);
         }
