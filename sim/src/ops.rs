@@ -317,16 +317,16 @@ impl World {
                 }
             })
             .collect();
-        let voters: Vec<&ServerHealth> = servers.iter().filter(|s| s.voter).collect();
-        let healthy_voters = voters.iter().filter(|s| s.healthy).count() as i64;
+        let voters = || servers.iter().filter(|s| s.voter);
+        let healthy_voters = voters().filter(|s| s.healthy).count() as i64;
         Ok(AutopilotHealth {
             healthy: servers.iter().all(|s| s.healthy),
             // `reference/nomad.md` gives "healthy voters − quorum"; the code behind it (Consul
             // 1.8's autopilot and hashicorp/raft-autopilot, which Nomad uses) only sets it when
             // there are more healthy voters than the quorum, so it reads 0, never less.
-            failure_tolerance: (healthy_voters - quorum(voters.len()) as i64).max(0),
+            failure_tolerance: (healthy_voters - quorum(voters().count()) as i64).max(0),
             leader: Some(self.raft_id(l)),
-            voters: voters.iter().map(|s| s.id.clone()).collect(),
+            voters: voters().map(|s| s.id.clone()).collect(),
             servers,
         })
     }
