@@ -330,11 +330,10 @@ impl Checkpoint {
         let proc = &mut self.proc;
         // Faults fire before the procedure looks, so it decides on a world that has them.
         let step = run.steps.len();
-        let info = proc.step_info();
         let pre = StepCtx {
             step,
             action: &Action::Observe { wait_ms: 0 },
-            batch: &info.servers,
+            batch: proc.step_servers(),
             upgraded: proc.upgraded(),
         };
         hooks.before(&mut run.world, &pre);
@@ -354,11 +353,10 @@ impl Checkpoint {
             return;
         }
         record(run, proc, &action);
-        let info = proc.step_info();
         let ctx = StepCtx {
             step,
             action: &action,
-            batch: &info.servers,
+            batch: proc.step_servers(),
             upgraded: proc.upgraded(),
         };
         self.result = execute(run, &action, cfg.install_time_ms);

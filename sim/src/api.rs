@@ -393,3 +393,53 @@ pub struct NodeInfo {
     /// Whether a drain was requested (`Drain`).
     pub drain: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{AgentSelf, Member, SerfStatus, SharedStr};
+    use crate::versions::Version;
+
+    /// A `SharedStr` reads, prints and serializes exactly as the `String` it replaced.
+    #[test]
+    fn shared_str_is_a_string_to_every_reader() {
+        let text = "s1.global \"quoted\" é";
+        let shared = SharedStr::from(text);
+        let owned = text.to_string();
+        assert_eq!(format!("{shared}"), format!("{owned}"));
+        assert_eq!(format!("{shared:?}"), format!("{owned:?}"));
+        assert_eq!(
+            serde_json::to_string(&shared).unwrap(),
+            serde_json::to_string(&owned).unwrap()
+        );
+        let back: SharedStr =
+            serde_json::from_str(&serde_json::to_string(&owned).unwrap()).unwrap();
+        assert_eq!(back, shared);
+        assert!(shared == owned && owned == shared && shared == text && text == shared);
+        assert_eq!(&*shared, text);
+        assert_eq!(String::from(shared.clone()), owned);
+        assert!(SharedStr::from("s1") < SharedStr::from("s2"));
+        assert_eq!(SharedStr::default(), "");
+    }
+
+    /// An API shape with shared fields has the JSON form it had with `String` fields.
+    #[test]
+    fn api_shapes_keep_their_json() {
+        let m = Member {
+            name: "s1.global".into(),
+            addr: "10.0.0.1:4648".into(),
+            status: SerfStatus::Alive,
+            build: Version::new(1, 8, 7),
+            raft_vsn: 3,
+            id: "abc".into(),
+            nonvoter: false,
+        };
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["name"], "s1.global");
+        assert_eq!(json["addr"], "10.0.0.1:4648");
+        assert_eq!(json["id"], "abc");
+        let back: Member = serde_json::from_value(json).unwrap();
+        assert_eq!(back, m);
+        let bad = serde_json::from_str::<AgentSelf>(r#"{"name": 3}"#);
+        assert!(bad.is_err());
+    }
+}

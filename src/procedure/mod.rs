@@ -370,7 +370,30 @@ impl Procedure {
 
     /// Where the procedure is now.
     pub fn step_info(&self) -> StepInfo {
-        let phase = match &self.stage {
+        let phase = self.phase();
+        StepInfo {
+            phase,
+            servers: self.step_servers().to_vec(),
+            batch: Self::in_batch(phase).then_some(self.batch_index),
+        }
+    }
+
+    /// `step_info().servers` without the copy: the servers the current step concerns (the
+    /// batch, none outside one). The rehearsal hands them to its hooks at every step.
+    pub fn step_servers(&self) -> &[String] {
+        if Self::in_batch(self.phase()) {
+            &self.batch
+        } else {
+            &[]
+        }
+    }
+
+    fn in_batch(phase: Phase) -> bool {
+        !matches!(phase, Phase::Preflight | Phase::Snapshot | Phase::Verify)
+    }
+
+    fn phase(&self) -> Phase {
+        match &self.stage {
             Stage::Preflight { .. } => Phase::Preflight,
             Stage::Snapshot => Phase::Snapshot,
             Stage::Choose { .. } | Stage::SafeToStop { .. } => Phase::SafeToStop,
@@ -384,16 +407,6 @@ impl Procedure {
             Stage::Clients { .. } => Phase::Clients,
             Stage::Rollback | Stage::Restore => Phase::Rollback,
             Stage::Finished => Phase::Done,
-        };
-        let in_batch = !matches!(phase, Phase::Preflight | Phase::Snapshot | Phase::Verify);
-        StepInfo {
-            phase,
-            servers: if in_batch {
-                self.batch.clone()
-            } else {
-                Vec::new()
-            },
-            batch: in_batch.then_some(self.batch_index),
         }
     }
 
@@ -427,7 +440,12 @@ impl Procedure {
                 error: e.clone(),
             });
         }
-        match self.stage.clone() {
+        let stage = match &self.stage {
+            // The gate updates its state in place (see `gate`): no copy of it per poll.
+            Stage::Gate(_) => return self.gate(obs),
+            s => s.clone(),
+        };
+        match stage {
             Stage::Preflight { since_ms } => self.preflight(obs, since_ms),
             Stage::Snapshot => self.after_snapshot(obs),
             Stage::Choose { since_ms } => self.choose(obs, since_ms),
@@ -437,7 +455,7 @@ impl Procedure {
             Stage::Stop { next } => self.stop(obs, next),
             Stage::Replace { next } => self.replace(next),
             Stage::Start { next } => self.start(obs, next),
-            Stage::Gate(g) => self.gate(obs, g),
+            Stage::Gate(_) => self.gate(obs),
             Stage::Verify { since_ms } => self.verify(obs, since_ms),
             Stage::Clients { since_ms } => self.check_clients(obs, since_ms),
             Stage::Rollback => self.rollback_next(obs),
@@ -795,7 +813,8 @@ impl Procedure {
         if next >= self.batch.len() {
             let everyone = self.cfg.servers.iter().map(|s| s.name.clone()).collect();
             let g = GateState::new(&self.batch, everyone, obs.now_ms, self.leader_index_at_stop);
-            return self.gate(obs, g);
+            self.stage = Stage::Gate(g);
+            return self.gate(obs);
         }
         self.start_next(next)
     }
@@ -808,7 +827,10 @@ impl Procedure {
 
     // ---- the gate ----
 
-    fn gate(&mut self, obs: &Observation, mut g: GateState) -> Action {
+    /// Folds `obs` into the gate in progress and moves on once it passes or times out. The
+    /// gate's state is updated in place in the `Gate` stage: it is read at every poll and holds
+    /// server lists, so it is not copied each time.
+    fn gate(&mut self, obs: &Observation) -> Action {
         let min_ft = if self.cfg.allow_zero_tolerance {
             0
         } else {
@@ -821,6 +843,10 @@ impl Procedure {
         // on (the check before each stop still requires a healthy quorum of the others).
         let whole_cluster =
             self.cfg.in_place_rollback_safe || !self.leader_on(obs, self.pass_version);
+        let Stage::Gate(g) = &mut self.stage else {
+            // Only the `Gate` stage gates.
+            return self.poll();
+        };
         let unmet = g.update(
             obs,
             &self.cfg.gate,
@@ -828,14 +854,14 @@ impl Procedure {
             min_ft,
             whole_cluster,
         );
+        let restarted_at_ms = g.restarted_at_ms;
         if unmet.is_empty() {
             return self.batch_done(obs);
         }
-        if obs.now_ms.saturating_sub(g.restarted_at_ms) > self.cfg.gate.timeout_ms {
+        if obs.now_ms.saturating_sub(restarted_at_ms) > self.cfg.gate.timeout_ms {
             let server = self.batch.join(",");
             return self.halt(HaltReason::GateTimeout { server, unmet });
         }
-        self.stage = Stage::Gate(g);
         self.poll()
     }
 
