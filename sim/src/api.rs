@@ -414,10 +414,14 @@ mod tests {
         let back: SharedStr =
             serde_json::from_str(&serde_json::to_string(&owned).unwrap()).unwrap();
         assert_eq!(back, shared);
-        assert!(shared == owned && owned == shared && shared == text && text == shared);
+        assert_eq!(shared, owned);
+        assert_eq!(owned, shared);
+        assert_eq!(shared, text);
+        assert_eq!(text, shared);
         assert_eq!(&*shared, text);
         assert_eq!(String::from(shared.clone()), owned);
-        assert!(SharedStr::from("s1") < SharedStr::from("s2"));
+        let (s1, s2) = (SharedStr::from("s1"), SharedStr::from("s10"));
+        assert_eq!(s1.cmp(&s2), "s1".cmp("s10"));
         assert_eq!(SharedStr::default(), "");
     }
 
