@@ -569,3 +569,20 @@ fn the_client_check_waits_for_ready_nodes_on_the_target_and_notes_down_ones() {
     }
     panic!("did not finish");
 }
+
+/// `base` cuts at the first `.`, as `split('.').next()` does.
+#[test]
+fn base_is_the_name_before_the_first_dot() {
+    for name in [
+        "s1.global",
+        "s1",
+        "",
+        ".global",
+        "a.b.c",
+        "é.x",
+        "sé",
+        "s1.",
+    ] {
+        assert_eq!(base(name), name.split('.').next().unwrap_or(name), "{name}");
+    }
+}
