@@ -560,12 +560,10 @@ pub fn healthy_voters(w: &World, except: Option<ServerId>) -> (usize, usize) {
         .max()
         .unwrap_or(0);
     let max_trailing = w.config().autopilot.max_trailing_logs;
-    let alive = |v: ServerId| {
-        w.members(v).is_ok_and(|m| {
-            m.get(v)
-                .is_some_and(|x| x.status == rehearse_sim::api::SerfStatus::Alive)
-        })
-    };
+    // Alive in its own `members` answer (which it gives only while running), without building
+    // the list.
+    let alive =
+        |v: ServerId| running(v) && w.serf_status(v) == rehearse_sim::api::SerfStatus::Alive;
     let healthy = voters
         .iter()
         .copied()

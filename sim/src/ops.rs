@@ -250,6 +250,12 @@ impl World {
         Ok(m.collect())
     }
 
+    /// Server `id`'s serf status as any answering server's `members` lists it (its entry's
+    /// `status`), without building the list.
+    pub fn serf_status(&self, id: ServerId) -> crate::api::SerfStatus {
+        self.servers[id].serf
+    }
+
     /// `GET /v1/operator/raft/configuration` (forwarded to the leader).
     pub fn raft_configuration(&self, via: ServerId) -> Result<RaftConfiguration, ApiError> {
         let l = self.forwarded(via)?;
