@@ -149,41 +149,44 @@ pub fn sim_config(plan: &Plan, seed: u64) -> SimConfig {
 
 /// The first server's answer that is not an error, or the last error.
 fn first_ok<T>(n: usize, f: impl Fn(ServerId) -> Result<T, ApiError>) -> Result<T, ApiError> {
-    let mut last = Err(ApiError::Unreachable {
-        addr: "cluster".into(),
-        why: "no server answered".into(),
-    });
-    for id in 0..n {
-        last = f(id);
-        if last.is_ok() {
-            break;
+    for id in 0..n.saturating_sub(1) {
+        if let Ok(t) = f(id) {
+            return Ok(t);
         }
     }
-    last
+    match n.checked_sub(1) {
+        Some(last) => f(last),
+        None => Err(ApiError::Unreachable {
+            addr: "cluster".into(),
+            why: "no server answered".into(),
+        }),
+    }
 }
 
 /// Reads the cluster as an operator would: cluster endpoints from the first server that
 /// answers, and every server's own `/v1/agent/self`; the client node list only when `reads` asks.
+/// Names are the world's shared ones (`World::server_label`): nothing here copies a name.
 pub fn observe(world: &World, acked_before: u64, reads: Reads) -> ClusterView {
     let n = world.server_count();
+    // The leader named by `GET /v1/status/leader` of the first server that knows one.
     let leader = (0..n)
-        .filter_map(|id| world.status_leader(id).ok().flatten())
-        .find_map(|addr| (0..n).find(|&id| world.address(id) == addr))
-        .map(|id| world.server_name(id).to_string());
+        .find_map(|id| world.status_leader_id(id))
+        .map(|id| world.server_label(id));
     let scheduler = (world.config().product == Product::Nomad)
         .then(|| first_ok(n, |id| world.scheduler_config(id)));
+    let clients = || (0..n).filter(|&id| world.config().servers[id].also_client);
     ClusterView {
         leader,
         members: first_ok(n, |id| world.members(id)),
         raft: first_ok(n, |id| world.raft_configuration(id)),
         health: first_ok(n, |id| world.autopilot_health(id)),
         agents: (0..n)
-            .map(|id| (world.server_name(id).to_string(), world.agent_self(id)))
+            .map(|id| (world.server_label(id), world.agent_self(id)))
             .collect(),
         scheduler,
         drained: (0..n)
             .filter(|&id| world.drain_complete(id))
-            .map(|id| world.server_name(id).to_string())
+            .map(|id| world.server_label(id))
             .collect(),
         // The workload is the write probe: did any write get acknowledged since last time?
         write_accepted: (world.config().workload.writes_per_sec > 0.0)
@@ -191,11 +194,10 @@ pub fn observe(world: &World, acked_before: u64, reads: Reads) -> ClusterView {
         nodes: (world.config().product == Product::Nomad && reads.nodes)
             .then(|| first_ok(n, |id| world.nodes(id))),
         allocs_running: Some(
-            (0..n)
-                .filter(|&id| world.config().servers[id].also_client)
+            clients()
                 // Unreadable counts as running: never stop on a view that cannot be read.
                 .filter(|&id| !matches!(world.allocations_running(id), Ok(0)))
-                .map(|id| world.server_name(id).to_string())
+                .map(|id| world.server_label(id))
                 .collect(),
         ),
     }
@@ -328,11 +330,10 @@ impl Checkpoint {
         let proc = &mut self.proc;
         // Faults fire before the procedure looks, so it decides on a world that has them.
         let step = run.steps.len();
-        let info = proc.step_info();
         let pre = StepCtx {
             step,
             action: &Action::Observe { wait_ms: 0 },
-            batch: &info.servers,
+            batch: proc.step_servers(),
             upgraded: proc.upgraded(),
         };
         hooks.before(&mut run.world, &pre);
@@ -352,11 +353,10 @@ impl Checkpoint {
             return;
         }
         record(run, proc, &action);
-        let info = proc.step_info();
         let ctx = StepCtx {
             step,
             action: &action,
-            batch: &info.servers,
+            batch: proc.step_servers(),
             upgraded: proc.upgraded(),
         };
         self.result = execute(run, &action, cfg.install_time_ms);
@@ -560,12 +560,10 @@ pub fn healthy_voters(w: &World, except: Option<ServerId>) -> (usize, usize) {
         .max()
         .unwrap_or(0);
     let max_trailing = w.config().autopilot.max_trailing_logs;
-    let alive = |v: ServerId| {
-        w.members(v).is_ok_and(|m| {
-            m.get(v)
-                .is_some_and(|x| x.status == rehearse_sim::api::SerfStatus::Alive)
-        })
-    };
+    // Alive in its own `members` answer (which it gives only while running), without building
+    // the list.
+    let alive =
+        |v: ServerId| running(v) && w.serf_status(v) == rehearse_sim::api::SerfStatus::Alive;
     let healthy = voters
         .iter()
         .copied()

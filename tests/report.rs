@@ -476,9 +476,9 @@ mod live_journal {
         let healthy: Vec<ServerHealth> = SERVERS
             .iter()
             .map(|s| ServerHealth {
-                id: format!("id-{s}"),
-                name: s.to_string(),
-                address: format!("127.0.0.1:{}", 8300),
+                id: format!("id-{s}").into(),
+                name: (*s).into(),
+                address: format!("127.0.0.1:{}", 8300).into(),
                 serf_status: if Some(*s) == down {
                     SerfStatus::Failed
                 } else {
@@ -509,7 +509,7 @@ mod live_journal {
                 healthy: ft >= 1,
                 failure_tolerance: ft,
                 leader: Some("id-s1".into()),
-                voters: SERVERS.iter().map(|s| format!("id-{s}")).collect(),
+                voters: SERVERS.iter().map(|s| format!("id-{s}").into()).collect(),
                 servers: healthy,
             }),
             agents: SERVERS
@@ -517,13 +517,13 @@ mod live_journal {
                 .map(|s| {
                     let a = if Some(*s) == down {
                         Err(ApiError::Unreachable {
-                            addr: s.to_string(),
+                            addr: (*s).into(),
                             why: "connection refused".into(),
                         })
                     } else {
                         Ok(agent(s, old))
                     };
-                    (s.to_string(), a)
+                    ((*s).into(), a)
                 })
                 .collect(),
             scheduler: None,

@@ -7,7 +7,141 @@
 //! milliseconds in the simulator, Unix-epoch milliseconds on a live cluster.
 
 use crate::versions::Version;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Borrow;
+use std::fmt;
+use std::sync::Arc;
+
+/// An immutable string shared by reference count: node names, addresses and Raft IDs in API
+/// answers.
+///
+/// The explorer reads the cluster every poll (every 2 simulated seconds, in tens of thousands
+/// of runs per sweep), and each read lists every server's name, address and ID several times.
+/// As `String`s every listing copied the bytes into fresh allocations and freed them again;
+/// the simulator formats each label once and hands out clones of it, which only bump a
+/// count. It reads, compares, orders, hashes, prints (`Display` and `Debug`) and serializes
+/// exactly as the `String` it replaces (a plain JSON string), so every JSON shape, report and
+/// message stays byte for byte the same.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SharedStr(Arc<str>);
+
+impl SharedStr {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for SharedStr {
+    fn default() -> Self {
+        SharedStr::from("")
+    }
+}
+
+impl std::ops::Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SharedStr {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+/// As a `String` prints: quoted and escaped.
+impl fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(s: String) -> Self {
+        SharedStr(Arc::from(s))
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(s: &str) -> Self {
+        SharedStr(Arc::from(s))
+    }
+}
+
+impl From<&String> for SharedStr {
+    fn from(s: &String) -> Self {
+        SharedStr(Arc::from(s.as_str()))
+    }
+}
+
+impl From<SharedStr> for String {
+    fn from(s: SharedStr) -> Self {
+        s.0.to_string()
+    }
+}
+
+impl PartialEq<str> for SharedStr {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for SharedStr {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for SharedStr {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<SharedStr> for str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        *self == *other.0
+    }
+}
+
+impl PartialEq<SharedStr> for &str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        **self == *other.0
+    }
+}
+
+impl PartialEq<SharedStr> for String {
+    fn eq(&self, other: &SharedStr) -> bool {
+        **self == *other.0
+    }
+}
+
+/// A plain JSON string, as the `String` it replaces.
+impl Serialize for SharedStr {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedStr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(SharedStr::from)
+    }
+}
 
 /// Serf status of a member, as `GET /v1/agent/members` reports it.
 ///
@@ -30,9 +164,9 @@ pub enum SerfStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     /// Node name, e.g. `s1.global`.
-    pub name: String,
+    pub name: SharedStr,
     /// Gossip address `ip:port`.
-    pub addr: String,
+    pub addr: SharedStr,
     /// Serf status.
     pub status: SerfStatus,
     /// `Tags.build`: the binary version.
@@ -40,7 +174,7 @@ pub struct Member {
     /// `Tags.raft_vsn`.
     pub raft_vsn: u8,
     /// `Tags.id`: the Raft server ID (UUID under protocol 3, the address under 2).
-    pub id: String,
+    pub id: SharedStr,
     /// `Tags.nonvoter`: started as a non-voter.
     pub nonvoter: bool,
 }
@@ -49,11 +183,11 @@ pub struct Member {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RaftServer {
     /// Raft server ID.
-    pub id: String,
+    pub id: SharedStr,
     /// Node name.
-    pub node: String,
+    pub node: SharedStr,
     /// RPC address `ip:port`.
-    pub address: String,
+    pub address: SharedStr,
     /// Whether this server is the leader.
     pub leader: bool,
     /// Whether this server is a voter (false: a non-voter, e.g. awaiting autopilot promotion).
@@ -75,11 +209,11 @@ pub struct RaftConfiguration {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerHealth {
     /// Raft server ID.
-    pub id: String,
+    pub id: SharedStr,
     /// Node name.
-    pub name: String,
+    pub name: SharedStr,
     /// RPC address.
-    pub address: String,
+    pub address: SharedStr,
     /// Serf status as seen by the leader.
     pub serf_status: SerfStatus,
     /// Binary version.
@@ -108,9 +242,9 @@ pub struct AutopilotHealth {
     /// Healthy voters minus quorum; may be negative when quorum is at risk.
     pub failure_tolerance: i64,
     /// Raft ID of the leader.
-    pub leader: Option<String>,
+    pub leader: Option<SharedStr>,
     /// Raft IDs of voters.
-    pub voters: Vec<String>,
+    pub voters: Vec<SharedStr>,
     /// Per-server health.
     pub servers: Vec<ServerHealth>,
 }
@@ -155,7 +289,7 @@ pub struct RaftStats {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentSelf {
     /// Node name.
-    pub name: String,
+    pub name: SharedStr,
     /// Binary version (`config.Version.Version`).
     pub version: Version,
     /// Raft statistics.
@@ -202,7 +336,7 @@ pub enum ApiError {
     #[error("{addr}: unreachable ({why})")]
     Unreachable {
         /// Address or name called.
-        addr: String,
+        addr: SharedStr,
         /// Connection refused, timeout, …
         why: String,
     },
@@ -210,14 +344,14 @@ pub enum ApiError {
     #[error("{addr}: No cluster leader")]
     NoLeader {
         /// Address or name called.
-        addr: String,
+        addr: SharedStr,
     },
     /// The endpoint does not exist or cannot answer in this configuration (e.g. autopilot health
     /// under raft protocol 2 answers HTTP 500; transfer-leadership before Nomad 1.7).
     #[error("{addr}: unsupported: {what}")]
     Unsupported {
         /// Address or name called.
-        addr: String,
+        addr: SharedStr,
         /// What is unsupported.
         what: String,
     },
@@ -225,13 +359,13 @@ pub enum ApiError {
     #[error("{addr}: permission denied (check the token; it is never printed)")]
     Forbidden {
         /// Address or name called.
-        addr: String,
+        addr: SharedStr,
     },
     /// Any other refusal, with the server's message.
     #[error("{addr}: {message}")]
     Rejected {
         /// Address or name called.
-        addr: String,
+        addr: SharedStr,
         /// Server's message.
         message: String,
     },
@@ -251,11 +385,65 @@ pub enum NodeStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
     /// Node name.
-    pub name: String,
+    pub name: SharedStr,
     /// Status.
     pub status: NodeStatus,
     /// The client's version (`Version`, as it registered).
     pub version: Version,
     /// Whether a drain was requested (`Drain`).
     pub drain: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AgentSelf, Member, SerfStatus, SharedStr};
+    use crate::versions::Version;
+
+    /// A `SharedStr` reads, prints and serializes exactly as the `String` it replaced.
+    #[test]
+    fn shared_str_is_a_string_to_every_reader() {
+        let text = "s1.global \"quoted\" é";
+        let shared = SharedStr::from(text);
+        let owned = text.to_string();
+        assert_eq!(format!("{shared}"), format!("{owned}"));
+        assert_eq!(format!("{shared:?}"), format!("{owned:?}"));
+        assert_eq!(
+            serde_json::to_string(&shared).unwrap(),
+            serde_json::to_string(&owned).unwrap()
+        );
+        let back: SharedStr =
+            serde_json::from_str(&serde_json::to_string(&owned).unwrap()).unwrap();
+        assert_eq!(back, shared);
+        assert_eq!(shared, owned);
+        assert_eq!(owned, shared);
+        assert_eq!(shared, text);
+        assert_eq!(text, shared);
+        assert_eq!(&*shared, text);
+        assert_eq!(String::from(shared.clone()), owned);
+        let (s1, s2) = (SharedStr::from("s1"), SharedStr::from("s10"));
+        assert_eq!(s1.cmp(&s2), "s1".cmp("s10"));
+        assert_eq!(SharedStr::default(), "");
+    }
+
+    /// An API shape with shared fields has the JSON form it had with `String` fields.
+    #[test]
+    fn api_shapes_keep_their_json() {
+        let m = Member {
+            name: "s1.global".into(),
+            addr: "10.0.0.1:4648".into(),
+            status: SerfStatus::Alive,
+            build: Version::new(1, 8, 7),
+            raft_vsn: 3,
+            id: "abc".into(),
+            nonvoter: false,
+        };
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["name"], "s1.global");
+        assert_eq!(json["addr"], "10.0.0.1:4648");
+        assert_eq!(json["id"], "abc");
+        let back: Member = serde_json::from_value(json).unwrap();
+        assert_eq!(back, m);
+        let bad = serde_json::from_str::<AgentSelf>(r#"{"name": 3}"#);
+        assert!(bad.is_err());
+    }
 }

@@ -51,7 +51,8 @@ const ALLOCS_PER_NODE: usize = 3;
 /// One client-only node.
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
-    name: String,
+    /// Shared: `GET /v1/nodes` lists it on every client check.
+    name: crate::api::SharedStr,
     /// The version it last registered with.
     version: Version,
     /// When its host or agent stopped (it heartbeats while `None`).
@@ -81,7 +82,7 @@ impl Clients {
     pub(crate) fn new(count: usize, version: Version, seed: u64) -> Clients {
         let nodes = (1..=count)
             .map(|i| Node {
-                name: format!("c{i}"),
+                name: format!("c{i}").into(),
                 version,
                 gone_since: None,
                 timer: None,
@@ -292,24 +293,26 @@ impl World {
     /// client-only nodes, then the servers that are also clients.
     pub fn nodes(&self, via: ServerId) -> Result<Vec<NodeInfo>, ApiError> {
         let l = self.forwarded(via)?;
-        let mut out: Vec<NodeInfo> = (0..self.clients.nodes.len())
-            .map(|i| {
-                let n = &self.clients.nodes[i];
-                NodeInfo {
-                    name: n.name.clone(),
-                    status: if self.node_down_at(i, l) {
-                        NodeStatus::Down
-                    } else {
-                        NodeStatus::Ready
-                    },
-                    version: n.version,
-                    drain: false,
-                }
-            })
-            .collect();
-        for s in self.servers.iter().filter(|s| s.spec.also_client) {
+        let mut out = Vec::with_capacity(self.clients.nodes.len() + self.servers.len());
+        out.extend((0..self.clients.nodes.len()).map(|i| {
+            let n = &self.clients.nodes[i];
+            NodeInfo {
+                name: n.name.clone(),
+                status: if self.node_down_at(i, l) {
+                    NodeStatus::Down
+                } else {
+                    NodeStatus::Ready
+                },
+                version: n.version,
+                drain: false,
+            }
+        }));
+        for (id, s) in self.servers.iter().enumerate() {
+            if !s.spec.also_client {
+                continue;
+            }
             out.push(NodeInfo {
-                name: s.spec.name.clone(),
+                name: self.server_label(id),
                 status: NodeStatus::Ready,
                 version: s.advertised,
                 drain: s.drain_done_at.is_some(),
@@ -380,7 +383,7 @@ impl World {
         if !s.spec.also_client {
             return Ok(0);
         }
-        self.forwarded(id).or_else(|_| self.any_forward())?;
+        self.forwarded_or_any(id)?;
         let stopped = s
             .drain_done_at
             .is_some_and(|t| self.now >= t.plus(self.cfg.clients.kill_timeout_ns));

@@ -3,7 +3,7 @@
 
 use crate::api::{
     AgentSelf, ApiError, AutopilotHealth, Member, RaftConfiguration, RaftServer, RaftState,
-    RaftStats, SchedulerConfig, ServerHealth, SnapshotInfo,
+    RaftStats, SchedulerConfig, ServerHealth, SharedStr, SnapshotInfo,
 };
 use crate::raft::quorum;
 use crate::rng::fnv1a;
@@ -12,34 +12,49 @@ use crate::trace::TraceKind;
 use crate::versions::line_info;
 use crate::world::World;
 
-/// A server's formatted Raft ID and addresses (by address generation).
-#[derive(Debug, Clone, Default)]
+/// A server's formatted names, Raft ID and addresses (by address generation), each held once
+/// as a `SharedStr`: an observation lists them many times and clones only reference counts.
+#[derive(Debug, Clone)]
 pub(crate) struct Labels {
-    uuid: String,
-    addrs: Vec<String>,
+    /// Plan name (`s1`).
+    name: SharedStr,
+    uuid: SharedStr,
+    addrs: Vec<SharedStr>,
     /// Node name (`<name>.global` on Nomad).
-    node: String,
+    node: SharedStr,
     /// Gossip addresses (the RPC address with the serf port), by address generation.
-    serf_addrs: Vec<String>,
+    serf_addrs: Vec<SharedStr>,
+}
+
+/// Why a request is not forwarded to a leader (`World::forwarded` turns it into the
+/// `ApiError` the caller sees).
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// The server called does not answer, and why.
+    Unreachable(&'static str),
+    /// It knows no leader, or cannot reach the one it knows.
+    NoLeader,
+    /// The leader has not established leadership.
+    NotReady,
 }
 
 /// The port gossip addresses show (the RPC address with this port).
 const SERF_PORT: u16 = 4648;
 
 /// Server `id`'s address at address generation `g` on `port`: `10.0.<g>.<id + 1>:<port>`.
-fn address_text(id: ServerId, g: u32, port: u16) -> String {
-    format!("10.0.{g}.{}:{port}", id + 1)
+fn address_text(id: ServerId, g: u32, port: u16) -> SharedStr {
+    format!("10.0.{g}.{}:{port}", id + 1).into()
 }
 
 impl World {
     /// RPC address of a server as peers know it (`10.0.<addr_gen>.<n>:<port>`).
-    pub fn address(&self, id: ServerId) -> String {
+    pub fn address(&self, id: ServerId) -> SharedStr {
         self.address_at(id, self.servers[id].addr_gen)
     }
 
     /// RPC address of server `id` at address generation `g` (kept in `labels`: every
     /// observation reads each server's address and ID, so they are formatted once).
-    pub(crate) fn address_at(&self, id: ServerId, g: u32) -> String {
+    pub(crate) fn address_at(&self, id: ServerId, g: u32) -> SharedStr {
         match self.labels.get(id).and_then(|l| l.addrs.get(g as usize)) {
             Some(a) => a.clone(),
             None => address_text(id, g, self.rpc_port()),
@@ -48,7 +63,7 @@ impl World {
 
     /// Raft server ID: a UUID under protocol 3, the address under protocol 2 (the protocol the
     /// server last ran with).
-    pub fn raft_id(&self, id: ServerId) -> String {
+    pub fn raft_id(&self, id: ServerId) -> SharedStr {
         if self.servers[id].advertised_protocol < 3 {
             return self.address(id);
         }
@@ -58,7 +73,7 @@ impl World {
         }
     }
 
-    fn uuid(&self, id: ServerId) -> String {
+    fn uuid(&self, id: ServerId) -> SharedStr {
         let h = fnv1a(self.cfg.seed, self.servers[id].spec.name.as_bytes());
         format!(
             "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
@@ -68,14 +83,17 @@ impl World {
             (h >> 4) & 0xfff,
             id
         )
+        .into()
     }
 
-    /// Formats every server's ID and addresses up to its current address generation.
+    /// Formats every server's names, ID and addresses up to its current address generation.
+    /// The set is shared (`Arc`): a cloned world (the explorer's checkpoints) shares it too.
     pub(crate) fn refresh_labels(&mut self) {
-        let labels = (0..self.servers.len())
+        let labels: Vec<Labels> = (0..self.servers.len())
             .map(|id| {
                 let gens = 0..=self.servers[id].addr_gen;
                 Labels {
+                    name: self.servers[id].spec.name.as_str().into(),
                     uuid: self.uuid(id),
                     addrs: gens
                         .clone()
@@ -86,25 +104,36 @@ impl World {
                 }
             })
             .collect();
-        self.labels = labels;
+        self.labels = labels.into();
     }
 
-    fn node_name(&self, id: ServerId) -> String {
+    /// The plan name of a server (`s1`), as `server_name` but shared: a clone is a reference
+    /// count, not a copy.
+    pub fn server_label(&self, id: ServerId) -> SharedStr {
+        match self.labels.get(id) {
+            Some(l) => l.name.clone(),
+            None => self.servers[id].spec.name.as_str().into(),
+        }
+    }
+
+    fn node_name(&self, id: ServerId) -> SharedStr {
         match self.labels.get(id) {
             Some(l) => l.node.clone(),
             None => self.format_node_name(id),
         }
     }
 
-    fn format_node_name(&self, id: ServerId) -> String {
+    fn format_node_name(&self, id: ServerId) -> SharedStr {
         match self.cfg.product {
-            crate::versions::Product::Nomad => format!("{}.global", self.servers[id].spec.name),
-            crate::versions::Product::Consul => self.servers[id].spec.name.clone(),
+            crate::versions::Product::Nomad => {
+                format!("{}.global", self.servers[id].spec.name).into()
+            }
+            crate::versions::Product::Consul => self.servers[id].spec.name.as_str().into(),
         }
     }
 
     /// Gossip address of a server (its RPC address with the serf port).
-    fn serf_address(&self, id: ServerId) -> String {
+    fn serf_address(&self, id: ServerId) -> SharedStr {
         let g = self.servers[id].addr_gen;
         match self
             .labels
@@ -116,41 +145,63 @@ impl World {
         }
     }
 
-    /// The server answers HTTP only while running.
-    fn answering(&self, via: ServerId) -> Result<(), ApiError> {
-        let why = match self.servers[via].proc {
-            ProcessState::Running => return Ok(()),
-            ProcessState::Stopped | ProcessState::Crashed => "connection refused",
-            ProcessState::Starting => "connection refused (starting)",
-            ProcessState::Paused => "timeout (process not responding)",
-        };
-        Err(ApiError::Unreachable {
-            addr: self.node_name(via),
-            why: why.into(),
-        })
+    /// Why `via` does not answer HTTP (it answers only while running), if it does not.
+    fn not_answering(&self, via: ServerId) -> Option<&'static str> {
+        match self.servers[via].proc {
+            ProcessState::Running => None,
+            ProcessState::Stopped | ProcessState::Crashed => Some("connection refused"),
+            ProcessState::Starting => Some("connection refused (starting)"),
+            ProcessState::Paused => Some("timeout (process not responding)"),
+        }
     }
 
-    /// The leader a request through `via` is forwarded to.
-    pub(crate) fn forwarded(&self, via: ServerId) -> Result<ServerId, ApiError> {
-        self.answering(via)?;
-        let no_leader = || ApiError::NoLeader {
-            addr: self.node_name(via),
-        };
-        let l = self.servers[via].vol.leader.ok_or_else(no_leader)?;
+    /// The server answers HTTP only while running.
+    fn answering(&self, via: ServerId) -> Result<(), ApiError> {
+        match self.not_answering(via) {
+            None => Ok(()),
+            Some(why) => Err(ApiError::Unreachable {
+                addr: self.node_name(via),
+                why: why.into(),
+            }),
+        }
+    }
+
+    /// The leader a request through `via` is forwarded to, or why not, without building the
+    /// error (`any_forward` tries every server and keeps no error).
+    fn forward_target(&self, via: ServerId) -> Result<ServerId, Refusal> {
+        if let Some(why) = self.not_answering(via) {
+            return Err(Refusal::Unreachable(why));
+        }
+        let l = self.servers[via].vol.leader.ok_or(Refusal::NoLeader)?;
         let ok = self.servers[l].proc == ProcessState::Running
             && self.servers[l].vol.role == Role::Leader
             && !self.link_down(via, l);
         if !ok {
-            return Err(no_leader());
+            return Err(Refusal::NoLeader);
         }
         // A leader that has not established leadership refuses (see `leadership`).
         if self.is_wedged(l) {
-            return Err(ApiError::Rejected {
-                addr: self.node_name(via),
-                message: "Not ready to serve consistent reads".into(),
-            });
+            return Err(Refusal::NotReady);
         }
         Ok(l)
+    }
+
+    /// The leader a request through `via` is forwarded to.
+    pub(crate) fn forwarded(&self, via: ServerId) -> Result<ServerId, ApiError> {
+        self.forward_target(via).map_err(|r| {
+            let addr = self.node_name(via);
+            match r {
+                Refusal::Unreachable(why) => ApiError::Unreachable {
+                    addr,
+                    why: why.into(),
+                },
+                Refusal::NoLeader => ApiError::NoLeader { addr },
+                Refusal::NotReady => ApiError::Rejected {
+                    addr,
+                    message: "Not ready to serve consistent reads".into(),
+                },
+            }
+        })
     }
 
     fn link_down(&self, a: ServerId, b: ServerId) -> bool {
@@ -158,13 +209,24 @@ impl World {
     }
 
     /// `GET /v1/status/leader` through `via`.
-    pub fn status_leader(&self, via: ServerId) -> Result<Option<String>, ApiError> {
+    pub fn status_leader(&self, via: ServerId) -> Result<Option<SharedStr>, ApiError> {
         self.answering(via)?;
         Ok(self.servers[via].vol.leader.map(|l| self.address(l)))
     }
 
+    /// The server `GET /v1/status/leader` through `via` names, by id rather than address (the
+    /// address is that server's: addresses differ by server in their last octet); `None` when
+    /// `via` does not answer or knows no leader. Observations read it every poll, so it builds
+    /// neither the address nor an error.
+    pub fn status_leader_id(&self, via: ServerId) -> Option<ServerId> {
+        match self.not_answering(via) {
+            None => self.servers[via].vol.leader,
+            Some(_) => None,
+        }
+    }
+
     /// `GET /v1/status/peers` through `via` (its own configuration).
-    pub fn status_peers(&self, via: ServerId) -> Result<Vec<String>, ApiError> {
+    pub fn status_peers(&self, via: ServerId) -> Result<Vec<SharedStr>, ApiError> {
         self.answering(via)?;
         let cfg = &self.servers[via].vol.config;
         Ok(cfg.iter().map(|p| self.entry_address(p)).collect())
@@ -186,6 +248,12 @@ impl World {
             }
         });
         Ok(m.collect())
+    }
+
+    /// Server `id`'s serf status as any answering server's `members` lists it (its entry's
+    /// `status`), without building the list.
+    pub fn serf_status(&self, id: ServerId) -> crate::api::SerfStatus {
+        self.servers[id].serf
     }
 
     /// `GET /v1/operator/raft/configuration` (forwarded to the leader).
@@ -255,16 +323,16 @@ impl World {
                 }
             })
             .collect();
-        let voters: Vec<&ServerHealth> = servers.iter().filter(|s| s.voter).collect();
-        let healthy_voters = voters.iter().filter(|s| s.healthy).count() as i64;
+        let voters = || servers.iter().filter(|s| s.voter);
+        let healthy_voters = voters().filter(|s| s.healthy).count() as i64;
         Ok(AutopilotHealth {
             healthy: servers.iter().all(|s| s.healthy),
             // `reference/nomad.md` gives "healthy voters − quorum"; the code behind it (Consul
             // 1.8's autopilot and hashicorp/raft-autopilot, which Nomad uses) only sets it when
             // there are more healthy voters than the quorum, so it reads 0, never less.
-            failure_tolerance: (healthy_voters - quorum(voters.len()) as i64).max(0),
+            failure_tolerance: (healthy_voters - quorum(voters().count()) as i64).max(0),
             leader: Some(self.raft_id(l)),
-            voters: voters.iter().map(|s| s.id.clone()).collect(),
+            voters: voters().map(|s| s.id.clone()).collect(),
             servers,
         })
     }
@@ -413,7 +481,7 @@ impl World {
                 message: "no client node on this server".into(),
             });
         }
-        self.forwarded(id).or_else(|_| self.any_forward())?;
+        self.forwarded_or_any(id)?;
         let (lo, hi) = (self.cfg.clients.drain_ns_min, self.cfg.clients.drain_ns_max);
         let d = self.drain_delay(lo, hi);
         self.servers[id].drain_done_at = Some(self.now.plus(d));
@@ -423,10 +491,19 @@ impl World {
         Ok(())
     }
 
-    pub(crate) fn any_forward(&self) -> Result<ServerId, ApiError> {
+    /// The leader a request through `via` is forwarded to, else through the first server that
+    /// forwards it (the node endpoints answer through any server).
+    pub(crate) fn forwarded_or_any(&self, via: ServerId) -> Result<ServerId, ApiError> {
+        match self.forward_target(via) {
+            Ok(l) => Ok(l),
+            Err(_) => self.any_forward(),
+        }
+    }
+
+    fn any_forward(&self) -> Result<ServerId, ApiError> {
         (0..self.servers.len())
-            .find_map(|v| self.forwarded(v).ok())
-            .ok_or(ApiError::NoLeader {
+            .find_map(|v| self.forward_target(v).ok())
+            .ok_or_else(|| ApiError::NoLeader {
                 addr: "cluster".into(),
             })
     }

@@ -67,7 +67,7 @@ impl World {
     }
 
     /// RPC address a configuration entry records (`10.0.<addr_gen>.<n>:<port>`).
-    pub(crate) fn entry_address(&self, p: &Peer) -> String {
+    pub(crate) fn entry_address(&self, p: &Peer) -> crate::api::SharedStr {
         self.address_at(p.id, p.addr_gen)
     }
 

@@ -4,7 +4,7 @@
 //! "Connection refused", a timeout and "No cluster leader" are not errors of rehearse: they are
 //! what the cluster looks like right now, and the procedure decides what they mean.
 
-use rehearse_sim::api::ApiError;
+use rehearse_sim::api::{ApiError, SharedStr};
 use rehearse_sim::versions::Product;
 use serde_json::Value;
 use std::fmt;
@@ -279,7 +279,7 @@ impl Client {
 
     fn unreachable(&self, why: &str) -> ApiError {
         ApiError::Unreachable {
-            addr: self.base.clone(),
+            addr: self.base.as_str().into(),
             why: why.to_string(),
         }
     }
@@ -321,7 +321,7 @@ impl Client {
             Err(e) => return self.transport_error(&e),
         };
         let text = String::from_utf8_lossy(&bytes).trim().to_string();
-        let addr = self.base.clone();
+        let addr: SharedStr = self.base.as_str().into();
         match status {
             // 429 is autopilot's "unhealthy" with the same body: data, not an error.
             200..=299 | 429 => {

@@ -7,7 +7,7 @@
 use super::client::{Answer, Client};
 use super::parse;
 use crate::procedure::{ClusterView, base};
-use rehearse_sim::api::{AgentSelf, ApiError, RaftConfiguration, SnapshotInfo};
+use rehearse_sim::api::{AgentSelf, ApiError, RaftConfiguration, SharedStr, SnapshotInfo};
 use rehearse_sim::versions::{Product, Version};
 use sha2::Digest;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ pub struct LiveCluster {
 
 fn bad_answer(c: &Client, e: parse::ParseError) -> ApiError {
     ApiError::Rejected {
-        addr: c.base.clone(),
+        addr: c.base.as_str().into(),
         message: e.to_string(),
     }
 }
@@ -98,10 +98,10 @@ impl LiveCluster {
     fn named(
         &self,
         agents: Vec<Result<AgentSelf, ApiError>>,
-    ) -> Vec<(String, Result<AgentSelf, ApiError>)> {
+    ) -> Vec<(SharedStr, Result<AgentSelf, ApiError>)> {
         self.servers
             .iter()
-            .map(|(n, _)| n.clone())
+            .map(|(n, _)| SharedStr::from(n))
             .zip(agents)
             .collect()
     }
@@ -126,14 +126,14 @@ impl LiveCluster {
     }
 
     /// Maps a leader's RPC address to its plan name through the raft configuration.
-    fn name_of_address(&self, addr: &str, raft: Option<&RaftConfiguration>) -> Option<String> {
+    fn name_of_address(&self, addr: &str, raft: Option<&RaftConfiguration>) -> Option<SharedStr> {
         let node = raft?.servers.iter().find(|s| s.address == addr)?;
         let name = base(&node.node);
         self.servers
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(n, _)| n.clone())
-            .or_else(|| Some(name.to_string()))
+            .map(|(n, _)| SharedStr::from(n))
+            .or_else(|| Some(name.into()))
     }
 
     /// `GET /v1/agent/self` of one server.
@@ -157,7 +157,7 @@ impl LiveCluster {
         let a = c.get("/v1/operator/autopilot/health").await?;
         if a.body.is_null() {
             return Err(ApiError::Unsupported {
-                addr: c.base.clone(),
+                addr: c.base.as_str().into(),
                 what: format!("autopilot health answered HTTP {} without a body", a.status),
             });
         }
@@ -261,7 +261,7 @@ impl LiveCluster {
     }
 
     /// Servers (plan names) whose Nomad client has finished draining.
-    pub async fn drained(&self, names: &[String]) -> Vec<String> {
+    pub async fn drained(&self, names: &[String]) -> Vec<SharedStr> {
         let mut out = Vec::new();
         let Ok(c) = self.any_answering().await else {
             return out;
@@ -271,7 +271,7 @@ impl LiveCluster {
         };
         for n in names {
             if parse::node_drained(&a.body, n) {
-                out.push(n.clone());
+                out.push(n.into());
             }
         }
         out
@@ -282,7 +282,7 @@ impl LiveCluster {
         let agents = futures_join_all(self.servers.iter().map(|(_, c)| self.agent_self(c))).await;
         self.named(agents)
             .into_iter()
-            .map(|(n, a)| (n, a.map(|a| a.version)))
+            .map(|(n, a)| (n.to_string(), a.map(|a| a.version)))
             .collect()
     }
 }

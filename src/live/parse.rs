@@ -7,7 +7,7 @@
 
 use rehearse_sim::api::{
     AgentSelf, AutopilotHealth, Member, RaftConfiguration, RaftServer, RaftState, RaftStats,
-    SchedulerConfig, SerfStatus, ServerHealth,
+    SchedulerConfig, SerfStatus, ServerHealth, SharedStr,
 };
 use rehearse_sim::versions::{Product, Version};
 use serde_json::Value;
@@ -101,18 +101,19 @@ pub fn members(v: &Value) -> Result<Vec<Member>, ParseError> {
         if opt_str(&tags, "role") == "node" {
             continue;
         }
-        let name = str_field(m, "Name")?.to_string();
+        let name: SharedStr = str_field(m, "Name")?.into();
         let build = opt_str(&tags, "build");
         out.push(Member {
             addr: format!(
                 "{}:{}",
                 opt_str(m, "Addr"),
                 m.get("Port").unwrap_or(&Value::Null)
-            ),
+            )
+            .into(),
             status: serf_status(field(m, "Status")?)?,
             build: version(build, &format!("member {name} build tag"))?,
             raft_vsn: opt_str(&tags, "raft_vsn").parse().unwrap_or(0),
-            id: opt_str(&tags, "id").to_string(),
+            id: opt_str(&tags, "id").into(),
             nonvoter: matches!(opt_str(&tags, "nonvoter"), "1" | "true"),
             name,
         });
@@ -130,9 +131,9 @@ pub fn raft_configuration(v: &Value) -> Result<RaftConfiguration, ParseError> {
         let proto = s.get("RaftProtocol").or_else(|| s.get("ProtocolVersion"));
         let proto = proto.and_then(Value::as_str).unwrap_or("0");
         out.push(RaftServer {
-            id: str_field(s, "ID")?.to_string(),
-            node: str_field(s, "Node")?.to_string(),
-            address: str_field(s, "Address")?.to_string(),
+            id: str_field(s, "ID")?.into(),
+            node: str_field(s, "Node")?.into(),
+            address: str_field(s, "Address")?.into(),
             leader: bool_field(s, "Leader"),
             voter: bool_field(s, "Voter"),
             raft_protocol: proto.parse().unwrap_or(0),
@@ -156,10 +157,10 @@ pub fn autopilot_health(v: &Value) -> Result<AutopilotHealth, ParseError> {
     };
     let mut servers = Vec::with_capacity(list.len());
     for s in list {
-        let name = str_field(s, "Name")?.to_string();
+        let name: SharedStr = str_field(s, "Name")?.into();
         servers.push(ServerHealth {
-            id: str_field(s, "ID")?.to_string(),
-            address: opt_str(s, "Address").to_string(),
+            id: str_field(s, "ID")?.into(),
+            address: opt_str(s, "Address").into(),
             serf_status: serf_status(field(s, "SerfStatus")?)?,
             version: version(opt_str(s, "Version"), &format!("health of {name}"))?,
             leader: bool_field(s, "Leader"),
@@ -174,7 +175,7 @@ pub fn autopilot_health(v: &Value) -> Result<AutopilotHealth, ParseError> {
     }
     // Consul 1.8 has no top-level Leader/Voters: derive them from the server list.
     let leader = match v.get("Leader").and_then(Value::as_str) {
-        Some(l) if !l.is_empty() => Some(l.to_string()),
+        Some(l) if !l.is_empty() => Some(l.into()),
         _ => servers.iter().find(|s| s.leader).map(|s| s.id.clone()),
     };
     let voters = servers
@@ -217,7 +218,7 @@ pub fn agent_self(product: Product, v: &Value) -> Result<AgentSelf, ParseError> 
     };
     let last_contact = opt_str(stats, "last_contact");
     Ok(AgentSelf {
-        name: name.to_string(),
+        name: name.into(),
         version: version(ver, "agent version")?,
         raft: RaftStats {
             state,

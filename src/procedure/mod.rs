@@ -27,7 +27,7 @@ use crate::plan::{Order, Rollback};
 use gate::GateState;
 use rehearse_sim::api::{
     AgentSelf, ApiError, AutopilotHealth, Member, NodeInfo, NodeStatus, RaftConfiguration,
-    SchedulerConfig, SerfStatus, SnapshotInfo,
+    SchedulerConfig, SerfStatus, SharedStr, SnapshotInfo,
 };
 use rehearse_sim::versions::Version;
 use serde::{Deserialize, Serialize};
@@ -40,11 +40,13 @@ pub const OBSERVATIONS_MAX: u64 = 200_000;
 /// TTL and the grace (10–20 s + 10 s with up to 500 nodes).
 pub const CLIENT_CHECK_TIMEOUT_MS: u64 = 6 * 60 * 1000;
 
-/// What the driver read from the cluster right now.
+/// What the driver read from the cluster right now. Server names are `SharedStr`s (the
+/// simulator hands out its own, so an observation copies no names); they compare with the
+/// plan's `String`s directly.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterView {
     /// Name of the leader, if any server knows one.
-    pub leader: Option<String>,
+    pub leader: Option<SharedStr>,
     /// Gossip members.
     pub members: Result<Vec<Member>, ApiError>,
     /// Raft configuration.
@@ -52,11 +54,11 @@ pub struct ClusterView {
     /// Autopilot health (HTTP 429 is data: `healthy: false`).
     pub health: Result<AutopilotHealth, ApiError>,
     /// Each server's own `/v1/agent/self`, by plan name.
-    pub agents: Vec<(String, Result<AgentSelf, ApiError>)>,
+    pub agents: Vec<(SharedStr, Result<AgentSelf, ApiError>)>,
     /// Scheduler configuration (Nomad); `None` for Consul.
     pub scheduler: Option<Result<SchedulerConfig, ApiError>>,
     /// Servers whose client drain has completed.
-    pub drained: Vec<String>,
+    pub drained: Vec<SharedStr>,
     /// Whether a probe write was acknowledged since the previous observation (`None`: the
     /// driver has no write probe).
     pub write_accepted: Option<bool>,
@@ -66,7 +68,7 @@ pub struct ClusterView {
     /// Servers that are also clients with allocations still running
     /// (`GET /v1/node/:id/allocations`, ClientStatus `running`); `None` when not read.
     #[serde(default)]
-    pub allocs_running: Option<Vec<String>>,
+    pub allocs_running: Option<Vec<SharedStr>>,
 }
 
 /// What the procedure looks at in its next observation, beyond the parts every stage reads. A
@@ -368,7 +370,30 @@ impl Procedure {
 
     /// Where the procedure is now.
     pub fn step_info(&self) -> StepInfo {
-        let phase = match &self.stage {
+        let phase = self.phase();
+        StepInfo {
+            phase,
+            servers: self.step_servers().to_vec(),
+            batch: Self::in_batch(phase).then_some(self.batch_index),
+        }
+    }
+
+    /// `step_info().servers` without the copy: the servers the current step concerns (the
+    /// batch, none outside one). The rehearsal hands them to its hooks at every step.
+    pub fn step_servers(&self) -> &[String] {
+        if Self::in_batch(self.phase()) {
+            &self.batch
+        } else {
+            &[]
+        }
+    }
+
+    fn in_batch(phase: Phase) -> bool {
+        !matches!(phase, Phase::Preflight | Phase::Snapshot | Phase::Verify)
+    }
+
+    fn phase(&self) -> Phase {
+        match &self.stage {
             Stage::Preflight { .. } => Phase::Preflight,
             Stage::Snapshot => Phase::Snapshot,
             Stage::Choose { .. } | Stage::SafeToStop { .. } => Phase::SafeToStop,
@@ -382,16 +407,6 @@ impl Procedure {
             Stage::Clients { .. } => Phase::Clients,
             Stage::Rollback | Stage::Restore => Phase::Rollback,
             Stage::Finished => Phase::Done,
-        };
-        let in_batch = !matches!(phase, Phase::Preflight | Phase::Snapshot | Phase::Verify);
-        StepInfo {
-            phase,
-            servers: if in_batch {
-                self.batch.clone()
-            } else {
-                Vec::new()
-            },
-            batch: in_batch.then_some(self.batch_index),
         }
     }
 
@@ -425,7 +440,12 @@ impl Procedure {
                 error: e.clone(),
             });
         }
-        match self.stage.clone() {
+        let stage = match &self.stage {
+            // The gate updates its state in place (see `gate`): no copy of it per poll.
+            Stage::Gate(_) => return self.gate(obs),
+            s => s.clone(),
+        };
+        match stage {
             Stage::Preflight { since_ms } => self.preflight(obs, since_ms),
             Stage::Snapshot => self.after_snapshot(obs),
             Stage::Choose { since_ms } => self.choose(obs, since_ms),
@@ -435,7 +455,7 @@ impl Procedure {
             Stage::Stop { next } => self.stop(obs, next),
             Stage::Replace { next } => self.replace(next),
             Stage::Start { next } => self.start(obs, next),
-            Stage::Gate(g) => self.gate(obs, g),
+            Stage::Gate(_) => self.gate(obs),
             Stage::Verify { since_ms } => self.verify(obs, since_ms),
             Stage::Clients { since_ms } => self.check_clients(obs, since_ms),
             Stage::Rollback => self.rollback_next(obs),
@@ -571,7 +591,7 @@ impl Procedure {
         if remaining.is_empty() {
             return self.begin_verify(obs);
         }
-        let Some(leader) = obs.view.leader.clone() else {
+        let Some(leader) = obs.view.leader.as_deref().map(str::to_string) else {
             let since = since_ms.unwrap_or(obs.now_ms);
             if self.timed_out(obs, since) {
                 return self.halt(HaltReason::PreflightFailed {
@@ -681,9 +701,11 @@ impl Procedure {
                     .view
                     .allocs_running
                     .as_ref()
-                    .is_none_or(|running| !running.contains(s))
+                    .is_none_or(|running| !running.iter().any(|r| r == s))
         };
-        let drained = clients.iter().all(|s| obs.view.drained.contains(s));
+        let drained = clients
+            .iter()
+            .all(|s| obs.view.drained.iter().any(|d| d == s));
         if drained && clients.iter().all(stopped) {
             return self.safe_to_stop(obs, obs.now_ms);
         }
@@ -791,7 +813,8 @@ impl Procedure {
         if next >= self.batch.len() {
             let everyone = self.cfg.servers.iter().map(|s| s.name.clone()).collect();
             let g = GateState::new(&self.batch, everyone, obs.now_ms, self.leader_index_at_stop);
-            return self.gate(obs, g);
+            self.stage = Stage::Gate(g);
+            return self.gate(obs);
         }
         self.start_next(next)
     }
@@ -804,7 +827,10 @@ impl Procedure {
 
     // ---- the gate ----
 
-    fn gate(&mut self, obs: &Observation, mut g: GateState) -> Action {
+    /// Folds `obs` into the gate in progress and moves on once it passes or times out. The
+    /// gate's state is updated in place in the `Gate` stage: it is read at every poll and holds
+    /// server lists, so it is not copied each time.
+    fn gate(&mut self, obs: &Observation) -> Action {
         let min_ft = if self.cfg.allow_zero_tolerance {
             0
         } else {
@@ -817,6 +843,10 @@ impl Procedure {
         // on (the check before each stop still requires a healthy quorum of the others).
         let whole_cluster =
             self.cfg.in_place_rollback_safe || !self.leader_on(obs, self.pass_version);
+        let Stage::Gate(g) = &mut self.stage else {
+            // Only the `Gate` stage gates.
+            return self.poll();
+        };
         let unmet = g.update(
             obs,
             &self.cfg.gate,
@@ -824,14 +854,14 @@ impl Procedure {
             min_ft,
             whole_cluster,
         );
+        let restarted_at_ms = g.restarted_at_ms;
         if unmet.is_empty() {
             return self.batch_done(obs);
         }
-        if obs.now_ms.saturating_sub(g.restarted_at_ms) > self.cfg.gate.timeout_ms {
+        if obs.now_ms.saturating_sub(restarted_at_ms) > self.cfg.gate.timeout_ms {
             let server = self.batch.join(",");
             return self.halt(HaltReason::GateTimeout { server, unmet });
         }
-        self.stage = Stage::Gate(g);
         self.poll()
     }
 
@@ -1019,9 +1049,15 @@ impl Procedure {
     }
 }
 
-/// Node name without the region suffix (`s1.global` → `s1`).
+/// Node name without the region suffix (`s1.global` → `s1`): everything before the first `.`.
+/// A plain byte scan (`.` is ASCII, so the cut is a char boundary): the gate compares every
+/// server's name with every member's at each poll, and `split` costs more than the names are
+/// long.
 pub fn base(name: &str) -> &str {
-    name.split('.').next().unwrap_or(name)
+    match name.bytes().position(|b| b == b'.') {
+        Some(i) => &name[..i],
+        None => name,
+    }
 }
 
 /// The leader's last log index as seen in the view (its own stats, else autopilot's).

@@ -60,14 +60,14 @@ impl Fake {
             healthy: self.servers.iter().all(|s| s.4),
             failure_tolerance: healthy_voters - (voters.len() / 2 + 1) as i64,
             leader: Some(self.leader.into()),
-            voters: voters.iter().map(|s| s.0.to_string()).collect(),
+            voters: voters.iter().map(|s| s.0.into()).collect(),
             servers: self
                 .servers
                 .iter()
                 .map(|s| ServerHealth {
                     id: s.0.into(),
-                    name: format!("{}.global", s.0),
-                    address: String::new(),
+                    name: format!("{}.global", s.0).into(),
+                    address: SharedStr::default(),
                     serf_status: SerfStatus::Alive,
                     version: s.1,
                     leader: s.0 == self.leader,
@@ -84,8 +84,8 @@ impl Fake {
             .servers
             .iter()
             .map(|s| Member {
-                name: format!("{}.global", s.0),
-                addr: String::new(),
+                name: format!("{}.global", s.0).into(),
+                addr: SharedStr::default(),
                 status: SerfStatus::Alive,
                 build: s.1,
                 raft_vsn: 3,
@@ -100,8 +100,8 @@ impl Fake {
                 .iter()
                 .map(|s| RaftServer {
                     id: s.0.into(),
-                    node: format!("{}.global", s.0),
-                    address: String::new(),
+                    node: format!("{}.global", s.0).into(),
+                    address: SharedStr::default(),
                     leader: s.0 == self.leader,
                     voter: s.3,
                     raft_protocol: 3,
@@ -138,7 +138,7 @@ impl Fake {
                         why: "connection refused".into(),
                     })
                 };
-                (s.0.to_string(), a)
+                (s.0.into(), a)
             })
             .collect();
         ClusterView {
@@ -568,4 +568,21 @@ fn the_client_check_waits_for_ready_nodes_on_the_target_and_notes_down_ones() {
         }
     }
     panic!("did not finish");
+}
+
+/// `base` cuts at the first `.`, as `split('.').next()` does.
+#[test]
+fn base_is_the_name_before_the_first_dot() {
+    for name in [
+        "s1.global",
+        "s1",
+        "",
+        ".global",
+        "a.b.c",
+        "é.x",
+        "sé",
+        "s1.",
+    ] {
+        assert_eq!(base(name), name.split('.').next().unwrap_or(name), "{name}");
+    }
 }

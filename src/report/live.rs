@@ -85,8 +85,8 @@ pub fn build(
                 write_probe |= v.write_accepted.is_some();
                 scheduler = scheduler.or(Some(v.scheduler.is_some()));
                 for (name, a) in &v.agents {
-                    if !st.servers.contains(name) {
-                        st.servers.push(name.clone());
+                    if !st.servers.iter().any(|s| s == name) {
+                        st.servers.push(name.to_string());
                     }
                     if let (Ok(a), None) = (a, &versions.0) {
                         versions.0 = Some(a.version.to_string());
@@ -335,7 +335,7 @@ struct Fold {
     no_leader_ms: u64,
     quorum_lost_ms: u64,
     leader_changes: u64,
-    last_leader: Option<String>,
+    last_leader: Option<rehearse_sim::api::SharedStr>,
 }
 
 impl Fold {
@@ -371,12 +371,12 @@ impl Fold {
             t_ms: t,
             tolerance: self.tolerance,
             healthy_voters: self.healthy,
-            leader: v.leader.clone(),
+            leader: v.leader.as_deref().map(str::to_string),
             running: v
                 .agents
                 .iter()
                 .filter(|(_, a)| a.is_ok())
-                .map(|(n, _)| n.clone())
+                .map(|(n, _)| n.to_string())
                 .collect(),
             acked: self.acked,
             failed: self.failed,
@@ -432,7 +432,7 @@ impl Fold {
                     }) => *i + 1,
                     _ => 0,
                 };
-                let leader = transfer || self.last_leader.as_ref() == Some(server);
+                let leader = transfer || self.last_leader.as_deref() == Some(server.as_str());
                 self.open(t, StepKind::Server(n), vec![server.clone()], leader);
             }
         }
