@@ -119,6 +119,9 @@ pub(crate) struct Steady {
 
 /// Most steps an episode takes before it hands its messages to the event queue.
 const EPISODE_STEPS_MAX: u32 = 100_000;
+/// Most ticks a closed-form episode covers (each round trip is shorter than a tick period, so
+/// one or two in practice); one that would cover more runs message by message.
+const EPISODE_TICKS_MAX: usize = 8;
 
 impl Steady {
     fn tick(&self, k: u64) -> SimTime {
@@ -988,7 +991,7 @@ impl World {
         // each round trip is shorter than the tick period, so this stops after a few.
         let k0 = st.next_tick(now);
         let mut k_end = k0;
-        while st.tick(k_end) <= end && k_end < k0 + 8 {
+        while st.tick(k_end) <= end && k_end < k0 + EPISODE_TICKS_MAX as u64 {
             let (t, h) = (st.tick(k_end), self.tick_hash(st, k_end));
             for i in 0..st.n {
                 let (a, b) = Self::tick_lats(st, &h, st.followers[i]);
@@ -1038,7 +1041,8 @@ impl World {
         for (i, &lane) in plan.iter().enumerate().take(st.n) {
             let f = st.followers[i];
             // What lands on the follower: (when, the commit index it learns from it).
-            let mut lands = [(SimTime(u64::MAX), 0u64); 4 + 8];
+            // The tick's batch, the heartbeat beside it, the write, and the ticks.
+            let mut lands = [(SimTime(u64::MAX), 0u64); 3 + EPISODE_TICKS_MAX];
             let mut n = 0;
             let mut push = |t: SimTime, learned: u64| {
                 lands[n] = (t, learned);
