@@ -290,12 +290,11 @@ fn writes_beside_heartbeats_change_no_observable_distribution() {
             off.3
         );
         // Critical KS distances at α = 0.01: 0.010 for the ~52,000 writes, 0.006 for the
-        // ~77,000 reads. With one server stopped, the acknowledgement times differ a little
-        // (means 28.4 against 28.5 ms) with the episodes run message by message too (KS
-        // 0.016; 0.011 in closed form): a difference older than the closed form, left for
-        // now, hence the limit of 0.02 there.
+        // ~77,000 reads. (Before the closed form chose its fallback on the longest round
+        // instead of the draws, the stopped case read KS 0.016 here: acknowledgements 0.1 ms
+        // early.)
         assert_same_distributions(&[
-            ("acknowledgement latency (ms)", &on.0, &off.0, 0.02),
+            ("acknowledgement latency (ms)", &on.0, &off.0, 0.015),
             ("last contact (ms)", &on.1, &off.1, 0.015),
             ("commit lag (entries)", &on.2, &off.2, 0.015),
         ]);
