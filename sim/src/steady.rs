@@ -1147,8 +1147,8 @@ impl World {
 /// One follower's messages in a closed-form episode (`write_episode`).
 #[derive(Debug, Clone, Copy, Default)]
 struct Lane {
-    /// The last tick's batch (or, to a deaf follower, heartbeat) still in flight: when it
-    /// lands and when its answer arrives.
+    /// The last tick's batch still in flight: when it lands and when its answer arrives (to a
+    /// deaf follower, a heartbeat: when it lands, and `SimTime::ZERO`, as no answer arrives).
     busy: Option<(SimTime, SimTime)>,
     /// When the write's batch goes out, lands (to a deaf follower: the heartbeat) and is
     /// answered.

@@ -203,8 +203,25 @@ pub const ACK_BUCKETS: usize = 256;
 /// Width of one bucket of `World::ack_latency_histogram`.
 pub const ACK_BUCKET_NS: u64 = 250_000;
 
-fn ack_bucket(latency_ns: u64) -> usize {
-    ((latency_ns / ACK_BUCKET_NS) as usize).min(ACK_BUCKETS - 1)
+/// Acknowledges write `id`, committed at `(index, term)`, if it is still pending: the
+/// bookkeeping `World::ack_write` and `World::apply_plain` share (the latter holds the
+/// world's fields borrowed apart).
+fn record_ack(
+    pending: &mut Vec<Pending>,
+    acked: &mut Roomy<(u64, u64)>,
+    stats: &mut WorkloadStats,
+    hist: &mut [u32; ACK_BUCKETS],
+    now: SimTime,
+    id: u64,
+    at: (u64, u64),
+) {
+    if let Some(pos) = pending.iter().position(|p| p.id == id) {
+        let p = pending.swap_remove(pos);
+        let bucket = (now.since(p.at) / ACK_BUCKET_NS) as usize;
+        hist[bucket.min(ACK_BUCKETS - 1)] += 1;
+        acked.push(at);
+        stats.acked += 1;
+    }
 }
 
 /// The simulated cluster.
@@ -1716,12 +1733,15 @@ impl World {
     }
 
     pub(crate) fn ack_write(&mut self, id: u64, index: u64, term: u64) {
-        if let Some(pos) = self.pending.iter().position(|p| p.id == id) {
-            let p = self.pending.swap_remove(pos);
-            self.ack_hist[ack_bucket(self.now.since(p.at))] += 1;
-            self.acked.push((index, term));
-            self.workload_stats.acked += 1;
-        }
+        record_ack(
+            &mut self.pending,
+            &mut self.acked,
+            &mut self.workload_stats,
+            &mut self.ack_hist,
+            self.now,
+            id,
+            (index, term),
+        );
     }
 
     /// Acknowledged writes by latency from submission to acknowledgement: bucket `i` holds
@@ -1889,13 +1909,15 @@ impl World {
             s.vol.applied = idx;
             s.vol.fsm_writes = fsm_writes;
             if let Some(w) = write.filter(|_| leader) {
-                // `ack_write`.
-                if let Some(pos) = pending.iter().position(|p| p.id == w) {
-                    let p = pending.swap_remove(pos);
-                    ack_hist[ack_bucket(now.since(p.at))] += 1;
-                    acked.push((idx, mine.0));
-                    workload_stats.acked += 1;
-                }
+                record_ack(
+                    pending,
+                    acked,
+                    workload_stats,
+                    ack_hist,
+                    *now,
+                    w,
+                    (idx, mine.0),
+                );
             }
             done += 1;
         }
