@@ -96,11 +96,17 @@ impl Entry {
         }
     }
 
+    /// `digest` of a workload write.
+    #[inline]
+    pub fn write_digest(id: u64) -> u64 {
+        2 ^ (id << 4)
+    }
+
     /// A small digest for the state-machine safety check.
     pub fn digest(&self) -> u64 {
         match &self.kind {
             EntryKind::Noop => 1,
-            EntryKind::Write(id) => 2 ^ (id << 4),
+            EntryKind::Write(id) => Self::write_digest(*id),
             EntryKind::Config(p) => 3 ^ ((p.len() as u64) << 4),
             EntryKind::Schema(s) => 4 ^ (u64::from(*s) << 4),
             EntryKind::LicenseReport => 5,

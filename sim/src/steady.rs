@@ -844,12 +844,11 @@ impl World {
             return false;
         }
         let term = st.term;
-        let answering = (0..st.n).filter(|&i| st.voter[i] && !st.deaf[i]).count();
         // The leader is a voter (`steady_candidate`); the quorum needs `need` running
         // followers (down and deaf voters count in the quorum, never in the answers).
         let need = st.need;
         debug_assert!(
-            need <= answering,
+            need <= (0..st.n).filter(|&i| st.voter[i] && !st.deaf[i]).count(),
             "a steady period has a quorum of running voters"
         );
         if need > 0 {
@@ -866,8 +865,8 @@ impl World {
         }
         debug_assert_eq!(self.servers[l].disk.last_index(), idx);
         let commit = self.servers[l].vol.commit;
-        // The `need` earliest voters' answers, in order (`need` is at most 7).
-        let mut first = [SimTime(u64::MAX); MAX_SERVERS];
+        // The answering voters' answers (the others never come).
+        let mut answers = [SimTime(u64::MAX); MAX_SERVERS];
         for (i, &(a, b)) in lats.iter().enumerate().take(st.n) {
             let f = st.followers[i];
             let d = now.plus(a);
@@ -905,14 +904,8 @@ impl World {
                 snapshot_inflight: None,
             };
             self.metrics.messages += 2;
-            if st.voter[i] && need > 0 && r < first[need - 1] {
-                // Insertion into the sorted `first[..need]`, the latest falling off.
-                let mut j = need - 1;
-                while j > 0 && first[j - 1] > r {
-                    first[j] = first[j - 1];
-                    j -= 1;
-                }
-                first[j] = r;
+            if st.voter[i] {
+                answers[i] = r;
             }
         }
         // The leader commits on the answer that completes a quorum (itself included): what
@@ -921,7 +914,9 @@ impl World {
         if need > 0 {
             debug_assert!(self.servers[l].vol.commit < idx);
             self.servers[l].vol.commit = idx;
-            self.at(first[need - 1], |w| w.apply_committed(l));
+            self.at(nth_smallest(&answers[..st.n], need - 1), |w| {
+                w.apply_committed(l)
+            });
         }
         st.last_round = now;
         true
@@ -1142,6 +1137,24 @@ impl World {
         st.last_real = end;
         true
     }
+}
+
+/// The `k`-th smallest of `xs` (from 0), `k < xs.len()`, without data-dependent branches:
+/// answer times are random, and an insertion sort's comparisons were mispredicted about
+/// twice per write. Keeps the `k + 1` smallest sorted, passing each value down the line
+/// with a min and a max.
+#[inline]
+fn nth_smallest(xs: &[SimTime], k: usize) -> SimTime {
+    let mut low = [u64::MAX; MAX_SERVERS];
+    for x in xs {
+        let mut x = x.0;
+        for slot in &mut low[..=k] {
+            let lo = (*slot).min(x);
+            x = (*slot).max(x);
+            *slot = lo;
+        }
+    }
+    SimTime(low[k])
 }
 
 /// One follower's messages in a closed-form episode (`write_episode`).

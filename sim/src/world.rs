@@ -396,6 +396,9 @@ fn apply_known(
     done
 }
 
+/// Most entries one `apply_committed` call applies; the rest are applied on the next call.
+pub(crate) const APPLY_LIMIT: usize = 1 << 16;
+
 /// The mean gap between writes at `rate` writes per second, in nanoseconds (0 when stopped).
 fn write_gap(rate: f64) -> u64 {
     if rate > 0.0 { (1e9 / rate) as u64 } else { 0 }
@@ -1701,8 +1704,33 @@ impl World {
     }
 
     fn on_workload(&mut self) {
+        // While the cluster stays steady, the arrivals that come next (before any other event
+        // and within the caller's horizon) run here one after another: what `step_one` does
+        // for each, without its dispatch.
+        while self.submit_write() && self.next_arrival_inline() {}
+    }
+
+    /// Takes the pending workload arrival as the next event if it is one `on_workload` may
+    /// run at once (see there): true if it did, with the clock at its time.
+    fn next_arrival_inline(&mut self) -> bool {
+        if !self.is_steady() || !self.workload_first() {
+            return false;
+        }
+        let Some((at, _)) = self.workload_at.filter(|&(at, _)| at <= self.limit) else {
+            return false;
+        };
+        self.workload_at = None;
+        self.now = at;
+        self.metrics.events += 1;
+        self.profile[ev_kind(&Ev::Workload)] += 1;
+        true
+    }
+
+    /// One workload arrival: true if it was written in a steady period's closed form or
+    /// episode (`steady_write`).
+    fn submit_write(&mut self) -> bool {
         if self.write_rate <= 0.0 {
-            return;
+            return false;
         }
         self.schedule_workload();
         self.workload_stats.submitted += 1;
@@ -1711,13 +1739,13 @@ impl World {
         // A steady period has exactly one running leader (and `leader()` scans every server).
         let Some(l) = self.steady_leader().or_else(|| self.leader()) else {
             self.workload_stats.failed += 1;
-            return;
+            return false;
         };
         let s = &self.servers[l];
         // A wedged leader answers "Not ready to serve consistent reads" (see `leadership`).
         if s.proc != ProcessState::Running || s.vol.transfer_to.is_some() || self.is_wedged(l) {
             self.workload_stats.failed += 1;
-            return;
+            return false;
         }
         self.pending.push(Pending {
             id,
@@ -1726,10 +1754,11 @@ impl World {
         });
         assert!(self.pending.len() < QUEUE_MAX, "pending writes unbounded");
         if self.steady_write(l, id) {
-            return;
+            return true;
         }
         self.append_local(l, EntryKind::Write(id));
         self.broadcast(l);
+        false
     }
 
     pub(crate) fn ack_write(&mut self, id: u64, index: u64, term: u64) {
@@ -1845,6 +1874,77 @@ impl World {
             let before = self.canon_writes.last().copied().unwrap_or(0);
             self.canon_writes.push(before + u64::from(write));
         }
+    }
+
+    /// The apply of a write that is the only entry left to apply, is the last in the log and
+    /// extends the canonical log: what `apply_plain` does for it, without its loop (a steady
+    /// leader applies each write this way as it commits it). False, with nothing done, if any
+    /// of that does not hold or its checks would report a violation.
+    #[inline]
+    pub(crate) fn apply_fresh_write(&mut self, id: ServerId) -> bool {
+        let World {
+            servers,
+            canon,
+            canon_writes,
+            pending,
+            acked,
+            workload_stats,
+            ack_hist,
+            now,
+            ..
+        } = self;
+        let s = &mut servers[id];
+        let idx = s.vol.applied + 1;
+        if s.vol.commit != idx || s.disk.last_index() != idx || canon.len() as u64 + 1 != idx {
+            return false;
+        }
+        let Some(&Entry {
+            term,
+            kind: EntryKind::Write(w),
+        }) = s.disk.log.last()
+        else {
+            return false;
+        };
+        // `check_fsm` after the write: the canonical count grows with it.
+        let expected = canon_writes.last().copied().unwrap_or(0) + 1;
+        let fsm_writes = s.vol.fsm_writes + 1;
+        if fsm_writes != expected && !s.fsm_reported {
+            return false;
+        }
+        let digest = Entry::write_digest(w);
+        canon.push((term, digest));
+        canon_writes.push(expected);
+        s.vol.applied = idx;
+        s.vol.fsm_writes = fsm_writes;
+        if s.vol.role == Role::Leader {
+            record_ack(
+                pending,
+                acked,
+                workload_stats,
+                ack_hist,
+                *now,
+                w,
+                (idx, term),
+            );
+        }
+        true
+    }
+
+    /// A follower's run of entries the canonical log already holds (`apply_known`), the first
+    /// part of `apply_committed`: None if that was all (or the call's budget), else how many
+    /// it applied, and the general loop goes on.
+    #[inline]
+    pub(crate) fn apply_known_all(&mut self, id: ServerId) -> Option<usize> {
+        let s = &mut self.servers[id];
+        if s.vol.role == Role::Leader {
+            return Some(0);
+        }
+        let upto = s.vol.commit.min(s.disk.last_index());
+        if s.vol.applied >= upto {
+            return None;
+        }
+        let done = apply_known(s, upto, &self.canon, &self.canon_writes, APPLY_LIMIT);
+        (s.vol.applied < upto && done < APPLY_LIMIT).then_some(done)
     }
 
     /// Applies the workload writes and no-ops (schema 1, which every binary reads) that follow
