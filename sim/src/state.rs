@@ -96,6 +96,17 @@ impl Entry {
         }
     }
 
+    /// `digest` of a workload write or a no-op (the entries every binary applies alike), None
+    /// for any other entry.
+    #[inline]
+    pub fn plain_digest(&self) -> Option<u64> {
+        match self.kind {
+            EntryKind::Write(id) => Some(Self::write_digest(id)),
+            EntryKind::Noop => Some(1),
+            _ => None,
+        }
+    }
+
     /// `digest` of a workload write.
     #[inline]
     pub fn write_digest(id: u64) -> u64 {
@@ -105,8 +116,7 @@ impl Entry {
     /// A small digest for the state-machine safety check.
     pub fn digest(&self) -> u64 {
         match &self.kind {
-            EntryKind::Noop => 1,
-            EntryKind::Write(id) => Self::write_digest(*id),
+            EntryKind::Noop | EntryKind::Write(_) => self.plain_digest().unwrap_or_default(),
             EntryKind::Config(p) => 3 ^ ((p.len() as u64) << 4),
             EntryKind::Schema(s) => 4 ^ (u64::from(*s) << 4),
             EntryKind::LicenseReport => 5,

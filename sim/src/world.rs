@@ -350,8 +350,8 @@ fn ev_kind(ev: &Ev) -> usize {
 }
 
 /// `World::apply_plain` on a follower for the entries the canonical log already holds (the
-/// usual case: the leader applied them first), as one pass over the log, the canonical log and
-/// its write counts side by side. Same checks, same stops; returns how many it applied.
+/// usual case: the leader applied them first), as one pass over the log beside the canonical
+/// log, the write count checked once. Same checks, same stops; returns how many it applied.
 fn apply_known(
     s: &mut Server,
     upto: u64,
@@ -372,27 +372,28 @@ fn apply_known(
         return 0;
     };
     let i0 = (first - 1) as usize;
-    let known = canon[i0..i0 + n].iter().zip(&canon_writes[i0..i0 + n]);
-    let mut fsm_writes = s.vol.fsm_writes;
-    let mut done = 0;
-    for (e, (&c, &expected)) in log.iter().zip(known) {
-        let write = match e.kind {
-            EntryKind::Write(_) => true,
-            EntryKind::Noop => false,
-            _ => break,
-        };
-        if (e.term, e.digest()) != c {
-            break;
-        }
-        let after = fsm_writes + u64::from(write);
-        if write && !s.fsm_reported && after != expected {
-            break;
-        }
-        fsm_writes = after;
-        done += 1;
+    // The run of writes and no-ops that are the canonical entries (state-machine safety).
+    let matched = log
+        .iter()
+        .zip(&canon[i0..i0 + n])
+        .take_while(|&(e, &c)| e.plain_digest().is_some_and(|d| (e.term, d) == c))
+        .count();
+    // The FSM check after each write: the count must be the canonical one. The run is the
+    // canonical entries, so it is after every write if it is before the run; if it is not
+    // (and not reported yet), the first write stops the run.
+    let before = if i0 == 0 { 0 } else { canon_writes[i0 - 1] };
+    let done = if s.fsm_reported || s.vol.fsm_writes == before {
+        matched
+    } else {
+        log[..matched]
+            .iter()
+            .take_while(|e| e.kind == EntryKind::Noop)
+            .count()
+    };
+    if done > 0 {
+        s.vol.applied += done as u64;
+        s.vol.fsm_writes += canon_writes[i0 + done - 1] - before;
     }
-    s.vol.applied += done as u64;
-    s.vol.fsm_writes = fsm_writes;
     done
 }
 
