@@ -115,6 +115,28 @@ pub(crate) struct Steady {
     /// Per follower: when a closed-form write round last raised its commit index. It applies
     /// what that lets it apply when settled, with the clock at that time.
     learned_at: [SimTime; MAX_SERVERS],
+    /// Messages one closed-form write round sends and answers (two per running follower, one
+    /// per deaf follower: its answer is dropped where it is sent).
+    round_messages: u64,
+    /// Closed-form write rounds whose effects on the followers are not carried out yet (see
+    /// `Rounds`).
+    rounds: Option<Rounds>,
+}
+
+/// The write rounds since the followers were last brought up to date. Rounds never overlap
+/// (each ends before the next queued event, and the next write arrival is one), so what a
+/// follower holds after them is what the last one leaves: the entries, the last round's
+/// contact, the commit index it carried (each round carries one more than the one before)
+/// and the leader's progress from its answer. `flush_rounds` carries that out; anything that
+/// reads a follower's state while steady settles first, which flushes.
+#[derive(Debug, Clone, Copy)]
+struct Rounds {
+    /// The first round's index (the followers' logs end just before it).
+    from: u64,
+    /// The last round: its index, when it was sent, and the commit index it carried.
+    idx: u64,
+    sent: SimTime,
+    commit: u64,
 }
 
 /// Most steps an episode takes before it hands its messages to the event queue.
@@ -267,6 +289,8 @@ impl World {
             leader_gen: 0,
             gens: [0; MAX_SERVERS],
             learned_at: [SimTime::ZERO; MAX_SERVERS],
+            round_messages: 0,
+            rounds: None,
             down: [0; MAX_SERVERS],
             nd: 0,
             down_voters: 0,
@@ -299,6 +323,8 @@ impl World {
             return None;
         }
         st.need = quorum(voters + st.down_voters + 1) - 1;
+        let deaf = st.deaf[..st.n].iter().filter(|&&d| d).count();
+        st.round_messages = (2 * st.n - deaf) as u64;
         Some(st)
     }
 
@@ -447,7 +473,9 @@ impl World {
 
     /// Settles one server only (before its snapshot check).
     pub(crate) fn settle_steady_server(&mut self, id: ServerId) {
-        if let Some(st) = self.steady.take() {
+        if let Some(mut st) = self.steady.take() {
+            // Before the leader compacts its log too: the rounds copy their entries from it.
+            self.flush_rounds(&mut st);
             if let Some(i) = (0..st.n).find(|&i| st.followers[i] == id) {
                 let ticks = self.settle_ticks(&st);
                 self.settle_follower(&st, i, &ticks);
@@ -470,6 +498,7 @@ impl World {
     }
 
     fn settle(&mut self, st: &mut Steady) {
+        self.flush_rounds(st);
         let now = self.now;
         // Ticks whose round trips are surely over: count their messages.
         let done = now.0.checked_sub(st.tick0.0 + 2 * st.lat_hi);
@@ -830,13 +859,18 @@ impl World {
         }
         let idx = self.servers[l].disk.last_index() + 1;
         let round = self.round_hash(st, idx);
-        let mut lats = [(0u64, 0u64); MAX_SERVERS];
-        let mut end = now;
-        for (i, lat) in lats.iter_mut().enumerate().take(st.n) {
-            let f = st.followers[i];
-            *lat = Self::steady_lats(st, &round, DRAW_WRITE, f);
-            end = end.max(now.plus(lat.0 + lat.1));
+        // Round trips: the longest, and the answering voters' (the others' never come).
+        let mut longest = 0;
+        let mut answers = [u64::MAX; MAX_SERVERS];
+        let n = st.n;
+        for (i, answer) in answers[..n].iter_mut().enumerate() {
+            let (a, b) = Self::steady_lats(st, &round, DRAW_WRITE, st.followers[i]);
+            longest = longest.max(a + b);
+            if st.voter[i] & !st.deaf[i] {
+                *answer = a + b;
+            }
         }
+        let end = now.plus(longest);
         // And over before the next tick (by the draws: a round that reaches it is an episode,
         // carried out with the same draws by `write_episode`).
         let next_tick = st.tick(last_tick.map_or(0, |k| k + 1));
@@ -851,6 +885,13 @@ impl World {
             need <= (0..st.n).filter(|&i| st.voter[i] && !st.deaf[i]).count(),
             "a steady period has a quorum of running voters"
         );
+        let commit = self.servers[l].vol.commit;
+        // The followers' side waits in `st.rounds`; a round that carries the same commit
+        // index as the one before (never seen: each round commits one more) would not leave
+        // what the last round leaves, so the earlier ones are carried out first.
+        if st.rounds.is_some_and(|r| r.commit >= commit.min(idx)) {
+            self.flush_rounds(st);
+        }
         if need > 0 {
             // `append_entry` without its `advance_commit`, which cannot commit on the
             // leader's own match when it needs followers for a quorum.
@@ -864,62 +905,64 @@ impl World {
             self.append_entry(l, EntryKind::Write(id));
         }
         debug_assert_eq!(self.servers[l].disk.last_index(), idx);
-        let commit = self.servers[l].vol.commit;
-        // The answering voters' answers (the others never come).
-        let mut answers = [SimTime(u64::MAX); MAX_SERVERS];
-        for (i, &(a, b)) in lats.iter().enumerate().take(st.n) {
-            let f = st.followers[i];
-            let d = now.plus(a);
-            if st.deaf[i] {
-                // Its batch is in flight for good: the leader's broadcast sends it only a
-                // heartbeat at the matched index (contact, nothing new to learn), and its
-                // answer is dropped where it is sent.
-                let s = &mut self.servers[f];
-                s.vol.last_contact = s.vol.last_contact.max(Some(d));
-                self.metrics.messages += 1;
-                continue;
-            }
-            // AppendEntries lands: contact, the entry, the leader's commit index, apply.
-            let s = &mut self.servers[f];
-            debug_assert_eq!(s.disk.last_index() + 1, idx);
-            s.disk.log.push(Entry {
-                term,
-                kind: EntryKind::Write(id),
-            });
-            s.vol.last_contact = Some(d);
-            let learned = commit.min(idx).max(s.vol.commit);
-            if learned > s.vol.commit {
-                // Applied when settled (see `learned_at`): nothing reads it before.
-                st.learned_at[i] = d;
-            }
-            s.vol.commit = learned;
-            // Its answer reaches the leader.
-            let r = d.plus(b);
-            self.servers[l].vol.progress[f] = Progress {
-                next: idx + 1,
-                matched: idx,
-                inflight: false,
-                inflight_until: SimTime::default(),
-                contact: r,
-                snapshot_inflight: None,
-            };
-            self.metrics.messages += 2;
-            if st.voter[i] {
-                answers[i] = r;
-            }
-        }
+        st.rounds = Some(Rounds {
+            from: st.rounds.map_or(idx, |r| r.from),
+            idx,
+            sent: now,
+            commit: commit.min(idx),
+        });
+        self.metrics.messages += st.round_messages;
         // The leader commits on the answer that completes a quorum (itself included): what
-        // `advance_commit` does on that answer, as every answering voter has now matched
-        // `idx`.
+        // `advance_commit` does on that answer, as every answering voter matches `idx` then.
         if need > 0 {
             debug_assert!(self.servers[l].vol.commit < idx);
             self.servers[l].vol.commit = idx;
-            self.at(nth_smallest(&answers[..st.n], need - 1), |w| {
-                w.apply_committed(l)
-            });
+            let quorum_at = now.plus(nth_smallest(&answers[..n], need - 1));
+            self.at(quorum_at, |w| w.apply_committed(l));
         }
         st.last_round = now;
         true
+    }
+
+    /// Carries out the followers' side of the write rounds in `st.rounds` (see `Rounds`): as
+    /// the last round's AppendEntries lands on each follower, it holds every round's entry,
+    /// takes the commit index the round carries, and its answer reaches the leader. A deaf
+    /// follower gets only the heartbeat at the matched index (contact).
+    fn flush_rounds(&mut self, st: &mut Steady) {
+        let Some(r) = st.rounds.take() else {
+            return;
+        };
+        let l = st.leader;
+        let round = self.round_hash(st, r.idx);
+        for i in 0..st.n {
+            let f = st.followers[i];
+            let (a, b) = Self::steady_lats(st, &round, DRAW_WRITE, f);
+            let d = r.sent.plus(a);
+            if st.deaf[i] {
+                let s = &mut self.servers[f];
+                s.vol.last_contact = s.vol.last_contact.max(Some(d));
+                continue;
+            }
+            let (ls, s) = pair_mut(&mut self.servers, l, f);
+            debug_assert_eq!(s.disk.last_index() + 1, r.from);
+            let start = ls.disk.log_start();
+            let span = (r.from - start) as usize..=(r.idx - start) as usize;
+            s.disk.log.extend_from_slice(&ls.disk.log[span]);
+            s.vol.last_contact = Some(d);
+            if r.commit > s.vol.commit {
+                // Applied when settled (see `learned_at`): nothing reads it before.
+                s.vol.commit = r.commit;
+                st.learned_at[i] = d;
+            }
+            ls.vol.progress[f] = Progress {
+                next: r.idx + 1,
+                matched: r.idx,
+                inflight: false,
+                inflight_until: SimTime::default(),
+                contact: d.plus(b),
+                snapshot_inflight: None,
+            };
+        }
     }
 
     /// The common episode in closed form: a write whose round meets the last tick's round
@@ -947,6 +990,7 @@ impl World {
     // Not inlined: see `run_episode`.
     #[inline(never)]
     fn write_episode(&mut self, st: &mut Steady, l: ServerId, id: u64) -> bool {
+        self.flush_rounds(st);
         let need = st.need;
         let now = self.now;
         let idx = self.servers[l].disk.last_index() + 1;
@@ -1143,18 +1187,30 @@ impl World {
 /// answer times are random, and an insertion sort's comparisons were mispredicted about
 /// twice per write. Keeps the `k + 1` smallest sorted, passing each value down the line
 /// with a min and a max.
+/// The quorums of 3 and 5 servers (k = 0 and 1) take a shorter way.
 #[inline]
-fn nth_smallest(xs: &[SimTime], k: usize) -> SimTime {
+fn nth_smallest(xs: &[u64], k: usize) -> u64 {
+    if k == 0 {
+        return xs.iter().copied().min().unwrap_or(u64::MAX);
+    }
+    if k == 1 {
+        let (mut first, mut second) = (u64::MAX, u64::MAX);
+        for &x in xs {
+            second = second.min(first.max(x));
+            first = first.min(x);
+        }
+        return second;
+    }
     let mut low = [u64::MAX; MAX_SERVERS];
-    for x in xs {
-        let mut x = x.0;
+    for &x in xs {
+        let mut x = x;
         for slot in &mut low[..=k] {
             let lo = (*slot).min(x);
             x = (*slot).max(x);
             *slot = lo;
         }
     }
-    SimTime(low[k])
+    low[k]
 }
 
 /// One follower's messages in a closed-form episode (`write_episode`).
@@ -1170,4 +1226,20 @@ struct Lane {
     answered: SimTime,
     /// The heartbeat beside the tick's batch: lands, answered.
     beside: Option<(SimTime, SimTime)>,
+}
+
+/// Two distinct servers of `servers`, both mutable.
+fn pair_mut(
+    servers: &mut [crate::state::Server],
+    a: ServerId,
+    b: ServerId,
+) -> (&mut crate::state::Server, &mut crate::state::Server) {
+    assert_ne!(a, b, "two distinct servers");
+    if a < b {
+        let (x, y) = servers.split_at_mut(b);
+        (&mut x[a], &mut y[0])
+    } else {
+        let (x, y) = servers.split_at_mut(a);
+        (&mut y[0], &mut x[b])
+    }
 }
