@@ -1690,7 +1690,14 @@ impl World {
         if self.write_rate > 0.0 {
             let gap = self.write_gap;
             let jitter = self.rng_proc.range(0, gap / 5 + 1);
-            self.push(gap - gap / 10 + jitter, Ev::Workload);
+            let delay = gap - gap / 10 + jitter;
+            if self.workload_at.is_none() {
+                // What `push` does with it, without its dispatch on the event.
+                self.seq += 1;
+                self.workload_at = Some((self.now.plus(delay), self.seq));
+            } else {
+                self.push(delay, Ev::Workload);
+            }
         }
     }
 
