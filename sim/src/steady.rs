@@ -128,11 +128,14 @@ pub(crate) struct Steady {
 /// follower holds after them is what the last one leaves: the entries, the last round's
 /// contact, the commit index it carried (each round carries one more than the one before)
 /// and the leader's progress from its answer. `flush_rounds` carries that out; anything that
-/// reads a follower's state while steady settles first, which flushes.
+/// reads a follower's state while steady settles first, which flushes. The rounds' entries
+/// are writes of the period's term with consecutive ids (a gap flushes first), so the
+/// followers' copies are made from the ids, without reading the leader's log.
 #[derive(Debug, Clone, Copy)]
 struct Rounds {
-    /// The first round's index (the followers' logs end just before it).
+    /// The first round's index (the followers' logs end just before it) and write id.
     from: u64,
+    first_id: u64,
     /// The last round: its index, when it was sent, and the commit index it carried.
     idx: u64,
     sent: SimTime,
@@ -889,7 +892,10 @@ impl World {
         // The followers' side waits in `st.rounds`; a round that carries the same commit
         // index as the one before (never seen: each round commits one more) would not leave
         // what the last round leaves, so the earlier ones are carried out first.
-        if st.rounds.is_some_and(|r| r.commit >= commit.min(idx)) {
+        if st
+            .rounds
+            .is_some_and(|r| r.commit >= commit.min(idx) || r.first_id + (idx - r.from) != id)
+        {
             self.flush_rounds(st);
         }
         if need > 0 {
@@ -907,6 +913,7 @@ impl World {
         debug_assert_eq!(self.servers[l].disk.last_index(), idx);
         st.rounds = Some(Rounds {
             from: st.rounds.map_or(idx, |r| r.from),
+            first_id: st.rounds.map_or(id, |r| r.first_id),
             idx,
             sent: now,
             commit: commit.min(idx),
@@ -945,9 +952,16 @@ impl World {
             }
             let (ls, s) = pair_mut(&mut self.servers, l, f);
             debug_assert_eq!(s.disk.last_index() + 1, r.from);
-            let start = ls.disk.log_start();
-            let span = (r.from - start) as usize..=(r.idx - start) as usize;
-            s.disk.log.extend_from_slice(&ls.disk.log[span]);
+            let ids = r.first_id..=r.first_id + (r.idx - r.from);
+            s.disk.log.extend(ids.map(|id| Entry {
+                term: st.term,
+                kind: EntryKind::Write(id),
+            }));
+            debug_assert_eq!(
+                s.disk.log.last(),
+                ls.disk.entry(r.idx),
+                "a round's entry as the leader holds it"
+            );
             s.vol.last_contact = Some(d);
             if r.commit > s.vol.commit {
                 // Applied when settled (see `learned_at`): nothing reads it before.

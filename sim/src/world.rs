@@ -918,7 +918,8 @@ impl World {
     }
 
     fn reachable(&self, a: ServerId, b: ServerId) -> bool {
-        !self.blocked.contains(&(a, b)) && !self.blocked.contains(&(b, a))
+        self.blocked.is_empty()
+            || !self.blocked.contains(&(a, b)) && !self.blocked.contains(&(b, a))
     }
 
     /// Cuts every link between group `a` and group `b`, both ways.
@@ -1335,8 +1336,12 @@ impl World {
                 ..Autopilot::default()
             };
         }
-        let ids: Vec<ServerId> = self.servers[l].vol.config.iter().map(|p| p.id).collect();
-        for id in ids {
+        let mut ids = [0; MAX_SERVERS];
+        let n = self.servers[l].vol.config.len().min(MAX_SERVERS);
+        for (slot, p) in ids.iter_mut().zip(&self.servers[l].vol.config) {
+            *slot = p.id;
+        }
+        for &id in &ids[..n] {
             let answers = self.servers[id].proc == ProcessState::Running && self.reachable(l, id);
             let known = self.ap.health.get(&id).is_some_and(|p| p.healthy);
             if !answers && known {
