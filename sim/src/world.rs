@@ -127,8 +127,34 @@ pub(crate) struct HealthRec {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Autopilot {
     pub leader: Option<(ServerId, u64)>,
-    pub health: BTreeMap<ServerId, HealthRec>,
+    pub health: ServerMap<HealthRec>,
     pub refreshed: bool,
+}
+
+/// A map from server to `T`, indexed by the server's id (at most `MAX_SERVERS`): the
+/// autopilot refresh reads and writes every server's record every interval.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerMap<T>([Option<T>; MAX_SERVERS]);
+
+impl<T> Default for ServerMap<T> {
+    fn default() -> Self {
+        ServerMap(std::array::from_fn(|_| None))
+    }
+}
+
+impl<T> ServerMap<T> {
+    pub fn get(&self, id: &ServerId) -> Option<&T> {
+        self.0.get(*id)?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, id: &ServerId) -> Option<&mut T> {
+        self.0.get_mut(*id)?.as_mut()
+    }
+
+    /// Panics past `MAX_SERVERS` (a world has no such server).
+    pub fn insert(&mut self, id: ServerId, v: T) {
+        self.0[id] = Some(v);
+    }
 }
 
 /// A safety invariant that did not hold.
