@@ -62,6 +62,14 @@ use crate::world::{MAX_SERVERS, TimerKind, World};
 use crate::{ProcessState, state::Progress};
 use std::collections::VecDeque;
 
+/// Whether settling applies what followers committed now, or may leave it for later (see
+/// `World::apply_follower`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Apply {
+    Now,
+    Later,
+}
+
 /// Which stateless draw a latency is (part of its key).
 const DRAW_TICK: u64 = 1;
 const DRAW_WRITE: u64 = 2;
@@ -115,6 +123,10 @@ pub(crate) struct Steady {
     /// Per follower: when a closed-form write round last raised its commit index. It applies
     /// what that lets it apply when settled, with the clock at that time.
     learned_at: [SimTime; MAX_SERVERS],
+    /// The first index the period wrote (the leader's last index + 1 at entry): everything
+    /// from it on is a workload write the leader has applied, which a follower applies alike
+    /// whenever it does (see `apply_later`).
+    plain_from: u64,
     /// Messages one closed-form write round sends and answers (two per running follower, one
     /// per deaf follower: its answer is dropped where it is sent).
     round_messages: u64,
@@ -294,6 +306,7 @@ impl World {
             learned_at: [SimTime::ZERO; MAX_SERVERS],
             round_messages: 0,
             rounds: None,
+            plain_from: last + 1,
             down: [0; MAX_SERVERS],
             nd: 0,
             down_voters: 0,
@@ -468,8 +481,18 @@ impl World {
 
     /// Brings what observers can read to its exact value at the current time.
     pub(crate) fn settle_steady(&mut self) {
+        self.settle_steady_as(Apply::Now);
+    }
+
+    /// `settle_steady` before an autopilot refresh, which reads the followers' contact and
+    /// logs, not what they applied (see `apply_follower`).
+    pub(crate) fn settle_steady_for_health(&mut self) {
+        self.settle_steady_as(Apply::Later);
+    }
+
+    fn settle_steady_as(&mut self, apply: Apply) {
         if let Some(mut st) = self.steady.take() {
-            self.settle(&mut st);
+            self.settle_as(&mut st, apply);
             self.steady = Some(st);
         }
     }
@@ -481,7 +504,7 @@ impl World {
             self.flush_rounds(&mut st);
             if let Some(i) = (0..st.n).find(|&i| st.followers[i] == id) {
                 let ticks = self.settle_ticks(&st);
-                self.settle_follower(&st, i, &ticks);
+                self.settle_follower(&st, i, &ticks, Apply::Now);
             }
             self.steady = Some(st);
         }
@@ -501,6 +524,13 @@ impl World {
     }
 
     fn settle(&mut self, st: &mut Steady) {
+        self.settle_as(st, Apply::Now);
+    }
+
+    /// `settle`, the followers' applies deferred where `apply_later` allows if `apply` says
+    /// so (an autopilot refresh and an episode read contact, commit and log, not what was
+    /// applied).
+    fn settle_as(&mut self, st: &mut Steady, apply: Apply) {
         self.flush_rounds(st);
         let now = self.now;
         // Ticks whose round trips are surely over: count their messages.
@@ -514,7 +544,7 @@ impl World {
         }
         let ticks = self.settle_ticks(st);
         for i in 0..st.n {
-            self.settle_follower(st, i, &ticks);
+            self.settle_follower(st, i, &ticks, apply);
         }
     }
 
@@ -540,6 +570,7 @@ impl World {
         st: &Steady,
         i: usize,
         ticks: &[Option<(SimTime, StatelessPrefix)>; 2],
+        apply: Apply,
     ) {
         if st.deaf[i] {
             return self.settle_deaf(st, i);
@@ -548,7 +579,7 @@ impl World {
         let f = st.followers[i];
         let s = &self.servers[f];
         if s.vol.commit.min(s.disk.last_index()) > s.vol.applied {
-            self.at(st.learned_at[i], |w| w.apply_committed(f));
+            self.apply_follower(st, f, st.learned_at[i], apply);
         }
         let mut delivered = None;
         let mut answered = None;
@@ -576,9 +607,21 @@ impl World {
         let learned = commit.min(s.disk.last_index()).max(s.vol.commit);
         if learned > s.vol.applied {
             s.vol.commit = learned;
-            self.at(d, |w| w.apply_committed(f));
+            self.apply_follower(st, f, d, apply);
         } else {
             s.vol.commit = learned;
+        }
+    }
+
+    /// Follower `f` applies what it has committed, with the clock at `t` — or later, if
+    /// `apply` allows and everything it has to apply is the period's writes: the leader
+    /// applied those already, so applying them checks them against the canonical log and
+    /// counts them, the same whenever it runs (`apply_known`), and nothing reads what a
+    /// follower applied before the period is settled for an observer or ends.
+    fn apply_follower(&mut self, st: &Steady, f: ServerId, t: SimTime, apply: Apply) {
+        let later = apply == Apply::Later && self.servers[f].vol.applied >= st.plain_from - 1;
+        if !later {
+            self.at(t, |w| w.apply_committed(f));
         }
     }
 
@@ -1097,7 +1140,7 @@ impl World {
         let commit_at = |t: SimTime| if t > committed { idx } else { commit0 };
 
         // Carried out: what `run_episode` does first, then the messages' effects.
-        self.settle(st);
+        self.settle_as(st, Apply::Later);
         if let Some(last) = st.last_tick(now) {
             // The earlier ticks' messages, counted as `materialize_tick` does.
             let per_tick = 2 * st.n - st.deaf[..st.n].iter().filter(|&&d| d).count();
@@ -1175,7 +1218,7 @@ impl World {
                 let s = &mut self.servers[f];
                 if learned > s.vol.commit {
                     s.vol.commit = learned;
-                    self.at(t, |w| w.apply_committed(f));
+                    self.apply_follower(st, f, t, Apply::Later);
                 }
             }
             self.servers[l].vol.progress[f] = Progress {

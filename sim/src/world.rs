@@ -842,7 +842,7 @@ impl World {
                     && s.vol.role == crate::state::Role::Leader
                     && s.disk.term == term;
                 if same {
-                    self.settle_steady();
+                    self.settle_steady_for_health();
                     self.refresh_health();
                     let d = self.cfg.autopilot.health_interval_ns;
                     self.push(d, Ev::AutopilotHealth { leader, term });
