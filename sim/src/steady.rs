@@ -125,7 +125,7 @@ pub(crate) struct Steady {
     learned_at: [SimTime; MAX_SERVERS],
     /// The first index the period wrote (the leader's last index + 1 at entry): everything
     /// from it on is a workload write the leader has applied, which a follower applies alike
-    /// whenever it does (see `apply_later`).
+    /// whenever it does (see `apply_follower`).
     plain_from: u64,
     /// Messages one closed-form write round sends and answers (two per running follower, one
     /// per deaf follower: its answer is dropped where it is sent).
@@ -500,7 +500,7 @@ impl World {
     /// Settles one server only (before its snapshot check).
     pub(crate) fn settle_steady_server(&mut self, id: ServerId) {
         if let Some(mut st) = self.steady.take() {
-            // Before the leader compacts its log too: the rounds copy their entries from it.
+            // The rounds first: the follower's snapshot takes its log and applied index.
             self.flush_rounds(&mut st);
             if let Some(i) = (0..st.n).find(|&i| st.followers[i] == id) {
                 let ticks = self.settle_ticks(&st);
@@ -527,7 +527,7 @@ impl World {
         self.settle_as(st, Apply::Now);
     }
 
-    /// `settle`, the followers' applies deferred where `apply_later` allows if `apply` says
+    /// `settle`, the followers' applies deferred where `apply_follower` allows if `apply` says
     /// so (an autopilot refresh and an episode read contact, commit and log, not what was
     /// applied).
     fn settle_as(&mut self, st: &mut Steady, apply: Apply) {
@@ -1240,11 +1240,11 @@ impl World {
     }
 }
 
-/// The `k`-th smallest of `xs` (from 0), `k < xs.len()`, without data-dependent branches:
-/// answer times are random, and an insertion sort's comparisons were mispredicted about
-/// twice per write. Keeps the `k + 1` smallest sorted, passing each value down the line
-/// with a min and a max.
-/// The quorums of 3 and 5 servers (k = 0 and 1) take a shorter way.
+/// The `k`-th smallest of `xs` (from 0), `k < xs.len()`, without data-dependent branches
+/// (answer times are random: callgrind's branch simulation counted about two mispredicted
+/// comparisons per write in an insertion sort). Keeps the `k + 1` smallest sorted, passing
+/// each value down the line with a min and a max; the quorums of 3 and 5 servers (k = 0
+/// and 1) take a shorter way.
 #[inline]
 fn nth_smallest(xs: &[u64], k: usize) -> u64 {
     if k == 0 {
