@@ -100,11 +100,7 @@ impl Entry {
     /// for any other entry.
     #[inline]
     pub fn plain_digest(&self) -> Option<u64> {
-        match self.kind {
-            EntryKind::Write(id) => Some(Self::write_digest(id)),
-            EntryKind::Noop => Some(1),
-            _ => None,
-        }
+        matches!(self.kind, EntryKind::Write(_) | EntryKind::Noop).then(|| self.digest())
     }
 
     /// `digest` of a workload write.
@@ -116,7 +112,8 @@ impl Entry {
     /// A small digest for the state-machine safety check.
     pub fn digest(&self) -> u64 {
         match &self.kind {
-            EntryKind::Noop | EntryKind::Write(_) => self.plain_digest().unwrap_or_default(),
+            EntryKind::Noop => 1,
+            EntryKind::Write(id) => Self::write_digest(*id),
             EntryKind::Config(p) => 3 ^ ((p.len() as u64) << 4),
             EntryKind::Schema(s) => 4 ^ (u64::from(*s) << 4),
             EntryKind::LicenseReport => 5,
