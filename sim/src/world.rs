@@ -229,24 +229,28 @@ pub const ACK_BUCKETS: usize = 256;
 /// Width of one bucket of `World::ack_latency_histogram`.
 pub const ACK_BUCKET_NS: u64 = 250_000;
 
-/// Acknowledges write `id`, committed at `(index, term)`, if it is still pending: the
-/// bookkeeping `World::ack_write` and `World::apply_plain` share (the latter holds the
-/// world's fields borrowed apart).
-fn record_ack(
-    pending: &mut Vec<Pending>,
-    acked: &mut Roomy<(u64, u64)>,
-    stats: &mut WorkloadStats,
-    hist: &mut [u32; ACK_BUCKETS],
-    now: SimTime,
-    id: u64,
-    at: (u64, u64),
-) {
-    if let Some(pos) = pending.iter().position(|p| p.id == id) {
-        let p = pending.swap_remove(pos);
-        let bucket = (now.since(p.at) / ACK_BUCKET_NS) as usize;
-        hist[bucket.min(ACK_BUCKETS - 1)] += 1;
-        acked.push(at);
-        stats.acked += 1;
+/// The workload's writes from submission to acknowledgement.
+#[derive(Clone)]
+struct Acks {
+    /// Submitted, not yet acknowledged or failed.
+    pending: Vec<Pending>,
+    /// (index, term) of every acknowledged write, in acknowledgement order.
+    acked: Roomy<(u64, u64)>,
+    /// Acknowledged writes by latency from submission (see `ack_latency_histogram`).
+    hist: Box<[u32; ACK_BUCKETS]>,
+    stats: WorkloadStats,
+}
+
+impl Acks {
+    /// Acknowledges write `id`, committed at `(index, term)`, if it is still pending.
+    fn record(&mut self, now: SimTime, id: u64, at: (u64, u64)) {
+        if let Some(pos) = self.pending.iter().position(|p| p.id == id) {
+            let p = self.pending.swap_remove(pos);
+            let bucket = (now.since(p.at) / ACK_BUCKET_NS) as usize;
+            self.hist[bucket.min(ACK_BUCKETS - 1)] += 1;
+            self.acked.push(at);
+            self.stats.acked += 1;
+        }
     }
 }
 
@@ -280,12 +284,8 @@ pub struct World {
     /// Workload writes in the committed log up to each index (`canon_writes[i - 1]` for index
     /// i): what a server's state machine must hold once it has applied index i.
     canon_writes: Roomy<u64>,
-    acked: Roomy<(u64, u64)>,
-    pending: Vec<Pending>,
-    /// Acknowledged writes by latency from submission (see `ack_latency_histogram`).
-    ack_hist: Box<[u32; ACK_BUCKETS]>,
+    acks: Acks,
     next_write: u64,
-    workload_stats: WorkloadStats,
     write_rate: f64,
     /// The mean gap between writes at `write_rate`, in nanoseconds (0 when stopped).
     write_gap: u64,
@@ -518,11 +518,13 @@ impl World {
             // Grow with every committed entry and acknowledged write: reserved like the logs.
             canon: Roomy::with_capacity(log_capacity.min(1 << 20)),
             canon_writes: Roomy::with_capacity(log_capacity.min(1 << 20)),
-            acked: Roomy::with_capacity(log_capacity.min(1 << 20)),
-            pending: Vec::new(),
-            ack_hist: Box::new([0; ACK_BUCKETS]),
+            acks: Acks {
+                pending: Vec::new(),
+                acked: Roomy::with_capacity(log_capacity.min(1 << 20)),
+                hist: Box::new([0; ACK_BUCKETS]),
+                stats: WorkloadStats::default(),
+            },
             next_write: 0,
-            workload_stats: WorkloadStats::default(),
             write_rate,
             write_gap: write_gap(write_rate),
             cur_leader: None,
@@ -1772,26 +1774,29 @@ impl World {
             return false;
         }
         self.schedule_workload();
-        self.workload_stats.submitted += 1;
+        self.acks.stats.submitted += 1;
         let id = self.next_write;
         self.next_write += 1;
         // A steady period has exactly one running leader (and `leader()` scans every server).
         let Some(l) = self.steady_leader().or_else(|| self.leader()) else {
-            self.workload_stats.failed += 1;
+            self.acks.stats.failed += 1;
             return false;
         };
         let s = &self.servers[l];
         // A wedged leader answers "Not ready to serve consistent reads" (see `leadership`).
         if s.proc != ProcessState::Running || s.vol.transfer_to.is_some() || self.is_wedged(l) {
-            self.workload_stats.failed += 1;
+            self.acks.stats.failed += 1;
             return false;
         }
-        self.pending.push(Pending {
+        self.acks.pending.push(Pending {
             id,
             leader: l,
             at: self.now,
         });
-        assert!(self.pending.len() < QUEUE_MAX, "pending writes unbounded");
+        assert!(
+            self.acks.pending.len() < QUEUE_MAX,
+            "pending writes unbounded"
+        );
         if self.steady_write(l, id) {
             return true;
         }
@@ -1801,37 +1806,29 @@ impl World {
     }
 
     pub(crate) fn ack_write(&mut self, id: u64, index: u64, term: u64) {
-        record_ack(
-            &mut self.pending,
-            &mut self.acked,
-            &mut self.workload_stats,
-            &mut self.ack_hist,
-            self.now,
-            id,
-            (index, term),
-        );
+        self.acks.record(self.now, id, (index, term));
     }
 
     /// Acknowledged writes by latency from submission to acknowledgement: bucket `i` holds
     /// those in [i, i+1)·`ACK_BUCKET_NS`, the last bucket everything longer.
     pub fn ack_latency_histogram(&self) -> &[u32; ACK_BUCKETS] {
-        &self.ack_hist
+        &self.acks.hist
     }
 
     /// Writes acknowledged so far (cheap: `workload` also checks every acknowledged write
     /// against the leader's log).
     pub fn acked_writes(&self) -> u64 {
-        self.workload_stats.acked
+        self.acks.stats.acked
     }
 
     /// Writes that failed so far (cheap, like `acked_writes`).
     pub fn failed_writes(&self) -> u64 {
-        self.workload_stats.failed
+        self.acks.stats.failed
     }
 
     /// Workload counters, with acknowledged writes missing from the current leader's log.
     pub fn workload(&self) -> WorkloadStats {
-        let mut w = self.workload_stats.clone();
+        let mut w = self.acks.stats.clone();
         w.lost_acked = self.leader().map_or(0, |l| self.missing_acked(l));
         w
     }
@@ -1846,7 +1843,7 @@ impl World {
             }
             d.term_at(i) != Some(t)
         };
-        self.acked.iter().filter(missing).count() as u64
+        self.acks.acked.iter().filter(missing).count() as u64
     }
 
     // ---- invariants ----
@@ -1925,10 +1922,7 @@ impl World {
             servers,
             canon,
             canon_writes,
-            pending,
-            acked,
-            workload_stats,
-            ack_hist,
+            acks,
             now,
             ..
         } = self;
@@ -1956,15 +1950,7 @@ impl World {
         s.vol.applied = idx;
         s.vol.fsm_writes = fsm_writes;
         if s.vol.role == Role::Leader {
-            record_ack(
-                pending,
-                acked,
-                workload_stats,
-                ack_hist,
-                *now,
-                w,
-                (idx, term),
-            );
+            acks.record(*now, w, (idx, term));
         }
         true
     }
@@ -1997,10 +1983,7 @@ impl World {
             servers,
             canon,
             canon_writes,
-            pending,
-            acked,
-            workload_stats,
-            ack_hist,
+            acks,
             now,
             ..
         } = self;
@@ -2048,15 +2031,7 @@ impl World {
             s.vol.applied = idx;
             s.vol.fsm_writes = fsm_writes;
             if let Some(w) = write.filter(|_| leader) {
-                record_ack(
-                    pending,
-                    acked,
-                    workload_stats,
-                    ack_hist,
-                    *now,
-                    w,
-                    (idx, mine.0),
-                );
+                acks.record(*now, w, (idx, mine.0));
             }
             done += 1;
         }
@@ -2215,9 +2190,9 @@ impl World {
         self.since = self.now;
         self.cur_leader = l;
         // Writes in flight on a deposed leader fail (the client sees an error or a timeout).
-        let before = self.pending.len();
-        self.pending.retain(|p| Some(p.leader) == l);
-        self.workload_stats.failed += (before - self.pending.len()) as u64;
+        let before = self.acks.pending.len();
+        self.acks.pending.retain(|p| Some(p.leader) == l);
+        self.acks.stats.failed += (before - self.acks.pending.len()) as u64;
     }
 
     fn update_quorum(&mut self) {
@@ -2257,7 +2232,7 @@ impl World {
     /// Hash of the trace, folded with the final counters.
     pub fn trace_hash(&self) -> u64 {
         let m = &self.metrics;
-        let tail = [m.messages, m.events, self.workload_stats.acked, self.now.0];
+        let tail = [m.messages, m.events, self.acks.stats.acked, self.now.0];
         let bytes: Vec<u8> = tail.iter().flat_map(|x| x.to_le_bytes()).collect();
         crate::rng::fnv1a(self.trace.hash(), &bytes)
     }
