@@ -6,10 +6,9 @@
 //! Layout: `time` (simulated nanoseconds), `rng` (seeded ChaCha8 with named child streams),
 //! `config`, `state` (per-server persistent and volatile state), `raft` (hashicorp/raft
 //! semantics), `world` (event queue, network, processes, gossip, autopilot, workload,
-//! invariants), `ops` (the operator surface), `trace`, `api` (API-shaped answers), `versions`
-//! (the version catalog).
+//! invariants), `ops` (the operator surface), `trace`. The API-shaped answers, the version catalog and
+//! time units live in `rehearse-model`.
 
-pub mod api;
 pub mod clients;
 pub mod config;
 pub mod leadership;
@@ -21,10 +20,12 @@ pub mod rng;
 pub mod roomy;
 pub mod state;
 mod steady;
-pub mod time;
 pub mod trace;
-pub mod versions;
 pub mod world;
+
+// The shared vocabulary moved to `rehearse-model`; these re-exports keep `rehearse_sim::api`,
+// `::versions` and `::time` paths compiling until every caller imports the model directly.
+pub use rehearse_model::{api, time, versions};
 
 pub use config::{
     AutopilotConfig, ClientConfig, NetConfig, RaftTimings, SerfTimings, ServerSpec, SimConfig,

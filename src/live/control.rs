@@ -10,6 +10,7 @@
 //! bring its own (the container tests drive testcontainers in-process this way, see
 //! `tests/containers/`).
 
+use crate::plan::signal::signal_number;
 use crate::plan::{ControlKind, Execute, Install, Plan};
 use rehearse_sim::versions::Version;
 use std::collections::BTreeMap;
@@ -28,20 +29,6 @@ pub enum Side {
 
 /// Why `NodeControl` cannot act on a `control = "container"` plan.
 pub const CONTAINER_IN_PROCESS: &str = "execute.control = \"container\" is rehearse's in-process container backend (a program that embeds rehearse, such as its testcontainers tests, brings the control); `rehearse execute --apply` cannot drive it. On your own Docker hosts use control = \"command\" with docker CLI templates (see README: Containers)";
-
-/// The signal number of `SIGINT`, `TERM`, `9`, …
-pub fn signal_number(name: &str) -> Option<i32> {
-    let n = name.trim().to_ascii_uppercase();
-    let n = n.strip_prefix("SIG").unwrap_or(&n);
-    Some(match n {
-        "INT" => libc::SIGINT,
-        "TERM" => libc::SIGTERM,
-        "KILL" => libc::SIGKILL,
-        "QUIT" => libc::SIGQUIT,
-        "HUP" => libc::SIGHUP,
-        other => return other.parse().ok().filter(|s| (1..=64).contains(s)),
-    })
-}
 
 /// What the executor needs from a node-control backend. Every method is idempotent: `stop` of a
 /// stopped server and `start` of a running one do nothing, so a run resumed from its journal can
@@ -467,11 +454,7 @@ vars = {{ marker = "new" }}
     }
 
     #[test]
-    fn signals_and_hosts() {
-        assert_eq!(signal_number("SIGINT"), Some(libc::SIGINT));
-        assert_eq!(signal_number("term"), Some(libc::SIGTERM));
-        assert_eq!(signal_number("9"), Some(9));
-        assert_eq!(signal_number("SIGNOPE"), None);
+    fn hosts() {
         assert_eq!(host_of("https://10.0.0.1:4646"), "10.0.0.1");
         assert_eq!(host_of("n1.example:4646"), "n1.example");
     }

@@ -1,7 +1,7 @@
 //! Static lints of an upgrade plan: stable ids, a severity and a fix hint each.
 
 use super::{Order, Plan, Rollback};
-use rehearse_sim::versions::{known_issues_for, line_info, minor_steps};
+use rehearse_sim::versions::{in_place_rollback_safe, known_issues_for, line_info, minor_steps};
 use serde::Serialize;
 
 /// How bad a finding is. `Error` makes `lint` and `check` exit 1.
@@ -283,7 +283,11 @@ fn procedure(plan: &Plan, out: &mut Vec<Finding>) {
             "leave it off; the leader is still upgraded last",
         ));
     }
-    let in_place = crate::procedure::config::in_place_rollback_safe(plan);
+    let in_place = in_place_rollback_safe(
+        plan.cluster.product,
+        plan.cluster.version,
+        plan.upgrade.target,
+    );
     if u.rollback == Rollback::ReinstallAndRestore && u.snapshot_first && !in_place {
         out.push(finding("R014", Warning, "upgrade.rollback",
             format!("{} writes log entries or snapshots {} cannot read: an in-place reinstall would panic, so rehearse will halt instead of rolling back",

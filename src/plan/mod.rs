@@ -39,6 +39,7 @@
 //! Unknown fields are errors; every error names the file, line and field.
 
 pub mod lint;
+pub mod signal;
 
 use rehearse_sim::versions::{Edition, Product, Version, default_raft_multiplier, line_info};
 use serde::{Deserialize, Serialize};
@@ -587,7 +588,7 @@ impl Plan {
 
     fn validate_execute(&self, x: &Execute) -> Result<(), (String, String)> {
         let err = |f: &str, m: String| Err((f.to_string(), m));
-        if crate::live::control::signal_number(&x.stop_signal).is_none() {
+        if signal::signal_number(&x.stop_signal).is_none() {
             return err(
                 "execute.stop_signal",
                 format!(

@@ -2,7 +2,7 @@
 //! used to prove that rehearse catches unsafe procedures.
 
 use crate::plan::{Order, Plan, Rollback};
-use rehearse_sim::versions::{Product, Version, line_info};
+use rehearse_sim::versions::{self, Product, Version, line_info};
 use serde::{Deserialize, Serialize};
 
 /// A server the procedure upgrades.
@@ -152,18 +152,13 @@ impl ProcedureConfig {
     }
 }
 
-/// Whether reinstalling the current version over the target's data is safe.
-pub fn in_place_rollback_safe(plan: &Plan) -> bool {
-    let p = plan.cluster.product;
-    match (
-        line_info(p, plan.cluster.version),
-        line_info(p, plan.upgrade.target),
-    ) {
-        (Ok(from), Ok(to)) => {
-            to.entry_schema <= from.entry_schema && to.snapshot_format <= from.snapshot_format
-        }
-        _ => false,
-    }
+/// Whether reinstalling the plan's current version over the target's data is safe.
+fn in_place_rollback_safe(plan: &Plan) -> bool {
+    versions::in_place_rollback_safe(
+        plan.cluster.product,
+        plan.cluster.version,
+        plan.upgrade.target,
+    )
 }
 
 /// A procedure, or one deliberately broken in a way real runbooks have been.

@@ -523,6 +523,17 @@ pub fn has_issue_for(
     known_issues_for(product, version, edition).any(|k| k.kind == kind)
 }
 
+/// Whether reinstalling `from` over data that `to` has written is safe: `to` writes no log
+/// entry or snapshot format newer than `from` reads. `false` when either line is unknown.
+pub fn in_place_rollback_safe(product: Product, from: Version, to: Version) -> bool {
+    match (line_info(product, from), line_info(product, to)) {
+        (Ok(from), Ok(to)) => {
+            to.entry_schema <= from.entry_schema && to.snapshot_format <= from.snapshot_format
+        }
+        _ => false,
+    }
+}
+
 /// Number of minor-line steps from `from` to `to` along the catalog (1.11 → 2.0 counts as one).
 /// `None` if either line is unknown. Negative for a downgrade.
 pub fn minor_steps(product: Product, from: Version, to: Version) -> Option<i32> {

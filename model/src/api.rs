@@ -3,7 +3,7 @@
 //!
 //! Both worlds produce these: the simulator (`World`'s operator methods) and the live HTTP
 //! clients (`rehearse::live`), so the procedure reads one shape. Field meanings follow
-//! `shared/reference/nomad.md`. Timestamps are milliseconds on the *observer's* clock: simulated
+//! Nomad's API documentation. Timestamps are milliseconds on the *observer's* clock: simulated
 //! milliseconds in the simulator, Unix-epoch milliseconds on a live cluster.
 
 use crate::versions::Version;

@@ -1,0 +1,267 @@
+//! The procedure's contract with a driver: the `Observation` it reads and the `Action` it
+//! emits, with what they carry (halt reasons, the summary, phases).
+//!
+//! The procedure (`rehearse::procedure`) is a pure state machine over these types; the
+//! simulator and the live drivers produce observations and carry out actions. Keeping the types
+//! here, apart from the machine, lets every driver, recorder and report name them without
+//! depending on the procedure's configuration or the plan.
+
+use crate::api::{
+    AgentSelf, ApiError, AutopilotHealth, Member, NodeInfo, RaftConfiguration, SchedulerConfig,
+    SharedStr, SnapshotInfo,
+};
+use crate::versions::Version;
+use serde::{Deserialize, Serialize};
+
+/// What the driver read from the cluster right now. Server names are `SharedStr`s (the
+/// simulator hands out its own, so an observation copies no names); they compare with the
+/// plan's `String`s directly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// Name of the leader, if any server knows one.
+    pub leader: Option<SharedStr>,
+    /// Gossip members.
+    pub members: Result<Vec<Member>, ApiError>,
+    /// Raft configuration.
+    pub raft: Result<RaftConfiguration, ApiError>,
+    /// Autopilot health (HTTP 429 is data: `healthy: false`).
+    pub health: Result<AutopilotHealth, ApiError>,
+    /// Each server's own `/v1/agent/self`, by plan name.
+    pub agents: Vec<(SharedStr, Result<AgentSelf, ApiError>)>,
+    /// Scheduler configuration (Nomad); `None` for Consul.
+    pub scheduler: Option<Result<SchedulerConfig, ApiError>>,
+    /// Servers whose client drain has completed.
+    pub drained: Vec<SharedStr>,
+    /// Whether a probe write was acknowledged since the previous observation (`None`: the
+    /// driver has no write probe).
+    pub write_accepted: Option<bool>,
+    /// Client nodes (`GET /v1/nodes`); `None` when the driver does not read them.
+    #[serde(default)]
+    pub nodes: Option<Result<Vec<NodeInfo>, ApiError>>,
+    /// Servers that are also clients with allocations still running
+    /// (`GET /v1/node/:id/allocations`, ClientStatus `running`); `None` when not read.
+    #[serde(default)]
+    pub allocs_running: Option<Vec<SharedStr>>,
+}
+
+/// What the procedure looks at in its next observation, beyond the parts every stage reads. A
+/// driver may read more; reading less than this changes what the procedure decides. The
+/// client node list is read only for the client check: in the simulator it is one record per
+/// client node for every observation, on a live cluster one more request per poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reads {
+    /// `GET /v1/nodes`.
+    pub nodes: bool,
+}
+
+/// The result of the previous action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ActionResult {
+    /// No action yet, or an `Observe`.
+    None,
+    /// The action was carried out.
+    Ok,
+    /// A snapshot was saved.
+    Snapshot(SnapshotInfo),
+    /// The action failed.
+    Failed(String),
+}
+
+/// One observation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Observation {
+    /// Observer clock in milliseconds.
+    pub now_ms: u64,
+    /// Result of the previous action.
+    pub result: ActionResult,
+    /// The cluster as read.
+    pub view: ClusterView,
+}
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Action {
+    /// Save a Raft snapshot and return it in the next observation.
+    SaveSnapshot,
+    /// Drain the client on a server.
+    Drain {
+        /// Server name.
+        server: String,
+    },
+    /// Stop a server (SIGINT without leave).
+    Stop {
+        /// Server name.
+        server: String,
+    },
+    /// Install another binary version on a stopped server.
+    ReplaceBinary {
+        /// Server name.
+        server: String,
+        /// Version to install.
+        version: Version,
+    },
+    /// Start a server.
+    Start {
+        /// Server name.
+        server: String,
+    },
+    /// Move leadership away from the current leader.
+    TransferLeadership {
+        /// Current leader.
+        from: String,
+    },
+    /// Restore a saved snapshot.
+    RestoreSnapshot {
+        /// The snapshot.
+        snapshot: SnapshotInfo,
+    },
+    /// Upgrade the client nodes.
+    UpgradeClients {
+        /// Version.
+        version: Version,
+    },
+    /// Wait, then observe again.
+    Observe {
+        /// How long.
+        wait_ms: u64,
+    },
+    /// Finished successfully.
+    Done(Summary),
+    /// Stopped safely, with the reason.
+    Halt(HaltReason),
+}
+
+impl Action {
+    /// Whether the procedure has ended.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Action::Done(_) | Action::Halt(_))
+    }
+}
+
+/// Why the procedure halted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum HaltReason {
+    /// Preflight checks did not pass in time.
+    PreflightFailed {
+        /// Unmet conditions.
+        unmet: Vec<String>,
+    },
+    /// A restarted server did not pass its gate in time.
+    GateTimeout {
+        /// Server.
+        server: String,
+        /// Unmet conditions at the timeout.
+        unmet: Vec<String>,
+    },
+    /// The others did not form a healthy quorum, so the server was not stopped.
+    UnsafeToStop {
+        /// Server that would have been stopped.
+        server: String,
+        /// Healthy voters other than it.
+        healthy_other_voters: usize,
+        /// Quorum.
+        quorum: usize,
+    },
+    /// An action failed.
+    ActionFailed {
+        /// The action.
+        action: String,
+        /// Error.
+        error: String,
+    },
+    /// The final verification failed.
+    VerifyFailed {
+        /// Unmet conditions.
+        unmet: Vec<String>,
+    },
+    /// Rolled back after a halt.
+    RolledBack {
+        /// The original reason.
+        cause: Box<HaltReason>,
+    },
+    /// The observation bound was reached.
+    TooManySteps,
+}
+
+impl std::fmt::Display for HaltReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HaltReason::PreflightFailed { unmet } => {
+                write!(f, "preflight failed: {}", unmet.join("; "))
+            }
+            HaltReason::GateTimeout { server, unmet } => {
+                write!(f, "gate timed out for {server}: {}", unmet.join("; "))
+            }
+            HaltReason::UnsafeToStop {
+                server,
+                healthy_other_voters,
+                quorum,
+            } => write!(
+                f,
+                "did not stop {server}: only {healthy_other_voters} other healthy voters, quorum is {quorum}"
+            ),
+            HaltReason::ActionFailed { action, error } => write!(f, "{action} failed: {error}"),
+            HaltReason::VerifyFailed { unmet } => {
+                write!(f, "verification failed: {}", unmet.join("; "))
+            }
+            HaltReason::RolledBack { cause } => write!(f, "rolled back after: {cause}"),
+            HaltReason::TooManySteps => write!(f, "observation bound reached"),
+        }
+    }
+}
+
+/// What a completed upgrade did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Servers in the order they were upgraded.
+    pub order: Vec<String>,
+    /// Whether the last server upgraded was the leader when chosen (or leadership was moved).
+    pub leader_last: bool,
+    /// Notes (e.g. transfer skipped).
+    pub notes: Vec<String>,
+}
+
+/// Phase of the procedure, for timelines and fault placement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Checks before anything is touched.
+    Preflight,
+    /// Saving the snapshot.
+    Snapshot,
+    /// Draining a server's client.
+    Drain,
+    /// Moving leadership.
+    Transfer,
+    /// Waiting until it is safe to stop.
+    SafeToStop,
+    /// Stopping.
+    Stop,
+    /// Replacing the binary.
+    Replace,
+    /// Starting.
+    Start,
+    /// Waiting for the gate.
+    Gate,
+    /// Final verification.
+    Verify,
+    /// Clients.
+    Clients,
+    /// Rolling back.
+    Rollback,
+    /// Finished.
+    Done,
+    /// Halted.
+    Halted,
+}
+
+/// Where the procedure is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepInfo {
+    /// Phase.
+    pub phase: Phase,
+    /// Servers concerned.
+    pub servers: Vec<String>,
+    /// Index of the server batch (0-based), if in a server step.
+    pub batch: Option<usize>,
+}
