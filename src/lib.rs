@@ -19,6 +19,7 @@ pub mod calibrate;
 pub mod chaos;
 pub mod cli;
 pub mod cmd;
+pub mod driver;
 pub mod live;
 pub mod logging;
 pub mod plan;

@@ -6,6 +6,7 @@
 //! waits for its interval, every other action takes `ACTION_LATENCY_NS` (an API call or a
 //! systemctl command).
 
+use crate::driver::{self, Driver, LoopError, Recorder, Turn};
 use crate::plan::Plan;
 use crate::procedure::{
     Action, ActionResult, ClusterView, Observation, Phase, Procedure, ProcedureConfig, Reads,
@@ -16,6 +17,7 @@ use rehearse_sim::time::{MS, SEC};
 use rehearse_sim::versions::Product;
 use rehearse_sim::{Metrics, ServerId, ServerSpec, SimConfig, Violation, WorkloadStats, World};
 use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
 
 /// Simulated time an action takes.
 pub const ACTION_LATENCY_NS: u64 = 200 * MS;
@@ -55,8 +57,8 @@ pub struct StepRecord {
     pub phase: Phase,
     /// Servers concerned.
     pub servers: Vec<String>,
-    /// The action, as text.
-    pub action: String,
+    /// The action (typed; `Display` renders it).
+    pub action: Action,
 }
 
 /// Everything a rehearsal produced.
@@ -203,17 +205,7 @@ pub fn observe(world: &World, acked_before: u64, reads: Reads) -> ClusterView {
     }
 }
 
-/// Where the procedure is when a hook runs.
-pub struct StepCtx<'a> {
-    /// Index of the action in the run (0-based).
-    pub step: usize,
-    /// The action.
-    pub action: &'a Action,
-    /// Servers of the current batch (being upgraded).
-    pub batch: &'a [String],
-    /// Servers already upgraded.
-    pub upgraded: &'a [String],
-}
+pub use crate::driver::StepCtx;
 
 /// Hooks called around each action; the chaos engine injects faults through them.
 pub trait Hooks {
@@ -237,21 +229,112 @@ pub fn rehearse(cfg: &ProcedureConfig, sim: SimConfig) -> Result<Outcome, rehear
     rehearse_with(cfg, sim, &mut NoFaults)
 }
 
+/// The simulated cluster a rehearsal drives, with the ground truth it keeps about the
+/// procedure's stops.
 #[derive(Clone)]
-struct Run {
+struct SimWorld {
     world: World,
     start_ns: u64,
     unsafe_stops: Vec<String>,
     /// Stops of servers whose client still ran allocations although its drain had reported
     /// complete (hashicorp/nomad#14293).
     early_stops: Vec<String>,
+    /// Acknowledged writes at the previous observation (the write probe).
+    acked: u64,
+}
+
+impl SimWorld {
+    fn ms(&self) -> u64 {
+        (self.world.now().as_nanos() - self.start_ns) / MS
+    }
+}
+
+/// The rehearsal's recorder: the timeline of actions and the failure tolerance the procedure
+/// saw at each observation, in ms since the procedure started.
+#[derive(Clone)]
+struct Timeline {
+    start_ms: u64,
     steps: Vec<StepRecord>,
     tolerance: Vec<(u64, Option<i64>)>,
 }
 
-impl Run {
-    fn ms(&self) -> u64 {
-        (self.world.now().as_nanos() - self.start_ns) / MS
+impl Recorder for Timeline {
+    type Error = Infallible;
+
+    fn observed(&mut self, obs: &Observation) -> Result<(), Infallible> {
+        let ft = obs.view.health.as_ref().ok().map(|h| h.failure_tolerance);
+        self.tolerance.push((obs.now_ms - self.start_ms, ft));
+        Ok(())
+    }
+
+    fn chose(&mut self, at_ms: u64, proc: &Procedure, action: &Action) -> Result<(), Infallible> {
+        let info = proc.step_info();
+        self.steps.push(StepRecord {
+            at_ms: at_ms - self.start_ms,
+            phase: info.phase,
+            servers: info.servers,
+            action: action.clone(),
+        });
+        Ok(())
+    }
+
+    fn acted(&mut self, _at_ms: u64, _result: &ActionResult) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+/// The simulator as a [`Driver`] for one step, with the hooks that fire around it: `before`
+/// ahead of the observation (faults land before the procedure looks), `after` once an action
+/// or a wait is over.
+struct SimDriver<'a> {
+    sim: &'a mut SimWorld,
+    hooks: &'a mut dyn Hooks,
+    install_ms: u64,
+}
+
+impl Driver for SimDriver<'_> {
+    type Error = Infallible;
+
+    async fn observe(
+        &mut self,
+        ctx: &StepCtx<'_>,
+        reads: Reads,
+        result: ActionResult,
+    ) -> Result<Observation, Infallible> {
+        let sim = &mut *self.sim;
+        self.hooks.before(&mut sim.world, ctx);
+        let view = observe(&sim.world, sim.acked, reads);
+        sim.acked = sim.world.acked_writes();
+        Ok(Observation {
+            now_ms: sim.world.now().as_millis(),
+            result,
+            view,
+        })
+    }
+
+    async fn act(
+        &mut self,
+        ctx: &StepCtx<'_>,
+        action: &Action,
+    ) -> Result<ActionResult, Infallible> {
+        let r = apply(self.sim, action);
+        let wait_ns = match action {
+            Action::ReplaceBinary { .. } => self.install_ms * MS,
+            _ => ACTION_LATENCY_NS,
+        };
+        self.sim.world.run_for(wait_ns.max(1));
+        self.hooks.after(&mut self.sim.world, ctx);
+        Ok(r.unwrap_or_else(ActionResult::Failed))
+    }
+
+    async fn wait(&mut self, ctx: &StepCtx<'_>, wait_ms: u64) -> Result<(), Infallible> {
+        self.sim.world.run_for((wait_ms * MS).max(1));
+        self.hooks.after(&mut self.sim.world, ctx);
+        Ok(())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.sim.world.now().as_millis()
     }
 }
 
@@ -263,10 +346,10 @@ impl Run {
 /// event for event, as `rehearse_with` from the start; `tests/chaos.rs` checks trace hashes).
 #[derive(Clone)]
 pub struct Checkpoint {
-    run: Run,
+    sim: SimWorld,
+    timeline: Timeline,
     proc: Procedure,
     result: ActionResult,
-    acked: u64,
     base_metrics: Metrics,
     seed: u64,
     /// The procedure's final action, once it has one.
@@ -280,20 +363,26 @@ impl Checkpoint {
         let mut world = World::new(sim)?;
         world.run_for(WARMUP_NS);
         let start_ns = world.now().as_nanos();
+        // The timeline counts ms from here on the observations' ms clock; a whole ms keeps the
+        // two counts equal (`(t - start) / MS == t / MS - start / MS`).
+        debug_assert_eq!(start_ns % MS, 0, "the warm-up is a whole number of ms");
         let base_metrics = world.metrics();
         let acked = world.acked_writes();
         Ok(Checkpoint {
-            run: Run {
+            sim: SimWorld {
                 world,
                 start_ns,
                 unsafe_stops: Vec::new(),
                 early_stops: Vec::new(),
+                acked,
+            },
+            timeline: Timeline {
+                start_ms: start_ns / MS,
                 steps: Vec::new(),
                 tolerance: Vec::new(),
             },
             proc: Procedure::new(cfg.clone()),
             result: ActionResult::None,
-            acked,
             base_metrics,
             seed,
             last: None,
@@ -302,7 +391,7 @@ impl Checkpoint {
 
     /// The index of the next step.
     pub fn step(&self) -> usize {
-        self.run.steps.len()
+        self.timeline.steps.len()
     }
 
     /// Whether the procedure has ended (its final action is chosen).
@@ -312,7 +401,7 @@ impl Checkpoint {
 
     /// The world as it is now.
     pub fn world(&self) -> &World {
-        &self.run.world
+        &self.sim.world
     }
 
     /// Where the procedure is, as the hooks see it before the next step.
@@ -320,47 +409,31 @@ impl Checkpoint {
         (self.proc.step_info().servers, self.proc.upgraded().to_vec())
     }
 
-    /// Runs one step: hooks, observation, the procedure's choice and its action. Does nothing
-    /// once the procedure has ended.
+    /// Runs one step of the shared loop (`driver::step`): hooks, observation, the procedure's
+    /// choice and its action. Does nothing once the procedure has ended.
     pub fn advance(&mut self, cfg: &ProcedureConfig, hooks: &mut dyn Hooks) {
         if self.last.is_some() {
             return;
         }
-        let run = &mut self.run;
-        let proc = &mut self.proc;
-        // Faults fire before the procedure looks, so it decides on a world that has them.
-        let step = run.steps.len();
-        let pre = StepCtx {
-            step,
-            action: &Action::Observe { wait_ms: 0 },
-            batch: proc.step_servers(),
-            upgraded: proc.upgraded(),
+        let mut driver = SimDriver {
+            sim: &mut self.sim,
+            hooks,
+            install_ms: cfg.install_time_ms,
         };
-        hooks.before(&mut run.world, &pre);
-        let view = observe(&run.world, self.acked, proc.reads());
-        self.acked = run.world.acked_writes();
-        let ft = view.health.as_ref().ok().map(|h| h.failure_tolerance);
-        run.tolerance.push((run.ms(), ft));
         let result = std::mem::replace(&mut self.result, ActionResult::None);
-        let obs = Observation {
-            now_ms: run.world.now().as_millis(),
+        let index = self.timeline.steps.len();
+        let turn = driver::ready(driver::step(
+            &mut driver,
+            &mut self.proc,
+            &mut self.timeline,
+            index,
             result,
-            view,
-        };
-        let action = proc.next(&obs);
-        if action.is_final() {
-            self.last = Some(action);
-            return;
+        ));
+        match turn {
+            Ok(Turn::Next(r)) => self.result = r,
+            Ok(Turn::Ended(a)) => self.last = Some(a),
+            Err(LoopError::Driver(never) | LoopError::Record(never)) => match never {},
         }
-        record(run, proc, &action);
-        let ctx = StepCtx {
-            step,
-            action: &action,
-            batch: proc.step_servers(),
-            upgraded: proc.upgraded(),
-        };
-        self.result = execute(run, &action, cfg.install_time_ms);
-        hooks.after(&mut run.world, &ctx);
     }
 
     /// Runs to the end of the procedure, then the cooldown, and judges the run.
@@ -372,30 +445,31 @@ impl Checkpoint {
             self.advance(cfg, hooks);
         };
         let Checkpoint {
-            mut run,
+            mut sim,
+            timeline,
             proc,
             base_metrics,
             seed,
             ..
         } = self;
-        let duration_ms = run.ms();
-        record(&mut run, &proc, &final_action);
-        hooks.finish(&mut run.world);
-        run.world.run_for(COOLDOWN_NS);
-        let horizon = run.world.now().plus(NODE_TIMERS_MAX_NS);
+        let duration_ms = sim.ms();
+        hooks.finish(&mut sim.world);
+        sim.world.run_for(COOLDOWN_NS);
+        let horizon = sim.world.now().plus(NODE_TIMERS_MAX_NS);
         // Each pass fires at least one timer (and disarms it), so the nodes bound the loop.
-        for _ in 0..=run.world.client_count() {
-            let now = run.world.now();
-            let next = run.world.next_node_deadline();
+        for _ in 0..=sim.world.client_count() {
+            let now = sim.world.now();
+            let next = sim.world.next_node_deadline();
             let Some(t) = next.filter(|&t| t > now && t <= horizon) else {
                 break;
             };
-            run.world.run_until(t);
+            sim.world.run_until(t);
         }
-        run.world.check_log_matching();
-        hooks.done(&run.world);
+        sim.world.check_log_matching();
+        hooks.done(&sim.world);
         let mut outcome = judge(
-            run,
+            sim,
+            timeline,
             &final_action,
             proc.upgraded().to_vec(),
             seed,
@@ -416,55 +490,13 @@ pub fn rehearse_with(
     Ok(Checkpoint::start(cfg, sim)?.resume(cfg, hooks))
 }
 
-fn record(run: &mut Run, proc: &Procedure, action: &Action) {
-    let info = proc.step_info();
-    let at_ms = run.ms();
-    run.steps.push(StepRecord {
-        at_ms,
-        phase: info.phase,
-        servers: info.servers,
-        action: describe(action),
-    });
-}
-
-/// One-line description of an action.
-pub fn describe(a: &Action) -> String {
-    match a {
-        Action::SaveSnapshot => "save snapshot".into(),
-        Action::Drain { server } => format!("drain {server}"),
-        Action::Stop { server } => format!("stop {server}"),
-        Action::ReplaceBinary { server, version } => format!("install {version} on {server}"),
-        Action::Start { server } => format!("start {server}"),
-        Action::TransferLeadership { from } => format!("transfer leadership from {from}"),
-        Action::RestoreSnapshot { snapshot } => format!("restore snapshot {}", snapshot.index),
-        Action::UpgradeClients { version } => format!("upgrade clients to {version}"),
-        Action::Observe { wait_ms } => format!("observe (wait {wait_ms} ms)"),
-        Action::Done(_) => "done".into(),
-        Action::Halt(r) => format!("halt: {r}"),
-    }
-}
-
 fn id_of(world: &World, name: &str) -> Result<ServerId, String> {
     world
         .server_id(name)
         .ok_or_else(|| format!("unknown server {name}"))
 }
 
-fn execute(run: &mut Run, action: &Action, install_ms: u64) -> ActionResult {
-    let r = apply(run, action);
-    let wait = match action {
-        Action::Observe { wait_ms } => wait_ms * MS,
-        Action::ReplaceBinary { .. } => install_ms * MS,
-        _ => ACTION_LATENCY_NS,
-    };
-    run.world.run_for(wait.max(1));
-    match r {
-        Ok(res) => res,
-        Err(e) => ActionResult::Failed(e),
-    }
-}
-
-fn apply(run: &mut Run, action: &Action) -> Result<ActionResult, String> {
+fn apply(run: &mut SimWorld, action: &Action) -> Result<ActionResult, String> {
     let w = &mut run.world;
     match action {
         Action::SaveSnapshot => {
@@ -579,7 +611,8 @@ pub fn healthy_voters(w: &World, except: Option<ServerId>) -> (usize, usize) {
 }
 
 fn judge(
-    run: Run,
+    run: SimWorld,
+    timeline: Timeline,
     action: &Action,
     order: Vec<String>,
     seed: u64,
@@ -654,8 +687,8 @@ fn judge(
     Outcome {
         seed,
         verdict,
-        steps: run.steps,
-        tolerance: run.tolerance,
+        steps: timeline.steps,
+        tolerance: timeline.tolerance,
         duration_ms,
         metrics,
         workload,

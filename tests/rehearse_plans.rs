@@ -2,7 +2,7 @@
 //! procedures are caught.
 
 use rehearse::plan::Plan;
-use rehearse::procedure::{ProcedureConfig, Variant};
+use rehearse::procedure::{Action, ProcedureConfig, Variant};
 use rehearse::rehearsal::{Outcome, Verdict, rehearse, sim_config};
 
 fn plan(servers: usize, extra: &str) -> Plan {
@@ -48,7 +48,7 @@ fn the_safe_plan_completes_on_every_seed_for_3_5_and_7_servers() {
                 let stops = o
                     .steps
                     .iter()
-                    .filter(|s| s.action.starts_with("stop"))
+                    .filter(|s| matches!(s.action, Action::Stop { .. }))
                     .count();
                 assert_eq!(stops, n, "one stop per server");
             }
@@ -153,7 +153,7 @@ fn the_client_check_notices_a_gone_client_that_1_9_0_never_marks_down() {
             let fault: Fault = "client-down:client:30:permanent".parse().unwrap();
             let mut hooks = FaultHooks::new(vec![fault]);
             let o = rehearse_with(&cfg, sim, &mut hooks).unwrap();
-            let last = &o.steps.last().unwrap().action;
+            let last = o.steps.last().unwrap().action.to_string();
             if halts {
                 assert!(
                     last.contains("client c1 is ready but runs 1.8.4"),

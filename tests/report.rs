@@ -636,7 +636,7 @@ mod live_journal {
             "preflight",
             "1. upgrade s2",
             "stop s2",
-            "replace binary s2 → 1.8.8",
+            "install 1.8.8 on s2",
             "start s2",
             "explorer heatmap",
         ] {

@@ -12,6 +12,7 @@ use crate::api::{
 };
 use crate::versions::Version;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// What the driver read from the cluster right now. Server names are `SharedStr`s (the
 /// simulator hands out its own, so an observation copies no names); they compare with the
@@ -138,6 +139,28 @@ impl Action {
     }
 }
 
+/// One line for an action, the only rendering of it: consoles, replays and reports print
+/// this, and nothing parses it back (logic matches on the enum).
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::SaveSnapshot => write!(f, "save snapshot"),
+            Action::Drain { server } => write!(f, "drain the client on {server}"),
+            Action::Stop { server } => write!(f, "stop {server}"),
+            Action::ReplaceBinary { server, version } => write!(f, "install {version} on {server}"),
+            Action::Start { server } => write!(f, "start {server}"),
+            Action::TransferLeadership { from } => write!(f, "transfer leadership from {from}"),
+            Action::RestoreSnapshot { snapshot } => {
+                write!(f, "restore the snapshot at index {}", snapshot.index)
+            }
+            Action::UpgradeClients { version } => write!(f, "upgrade clients to {version}"),
+            Action::Observe { wait_ms } => write!(f, "observe in {wait_ms} ms"),
+            Action::Done(_) => write!(f, "done"),
+            Action::Halt(r) => write!(f, "halt: {r}"),
+        }
+    }
+}
+
 /// Why the procedure halted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum HaltReason {
@@ -183,8 +206,8 @@ pub enum HaltReason {
     TooManySteps,
 }
 
-impl std::fmt::Display for HaltReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for HaltReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HaltReason::PreflightFailed { unmet } => {
                 write!(f, "preflight failed: {}", unmet.join("; "))

@@ -122,7 +122,7 @@ pub struct ExploreOptions {
 pub fn boundaries(baseline: &Outcome) -> Vec<usize> {
     let mut out = Vec::new();
     for (i, s) in baseline.steps.iter().enumerate() {
-        if !s.action.starts_with("observe") {
+        if !matches!(s.action, crate::procedure::Action::Observe { .. }) {
             out.push(i);
             out.push(i + 1);
         }

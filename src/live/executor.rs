@@ -14,9 +14,11 @@ use super::cluster::LiveCluster;
 use super::control::{CONTAINER_IN_PROCESS, NodeControl, ServerControl, Side};
 use super::journal::{Installed, Journal, Record};
 use super::probe::{self, Probe, ProbeReport};
+use crate::driver::{self, Driver, LoopError, Recorder, StepCtx};
 use crate::plan::{ControlKind, Plan};
 use crate::procedure::{
-    Action, ActionResult, ClusterView, HaltReason, Observation, Procedure, ProcedureConfig, Summary,
+    Action, ActionResult, ClusterView, HaltReason, Observation, Procedure, ProcedureConfig, Reads,
+    Summary,
 };
 use rehearse_sim::api::{ApiError, SnapshotInfo};
 use rehearse_sim::versions::Product;
@@ -336,20 +338,109 @@ fn dry_run(plan: &Plan, cfg: &ProcedureConfig, view: &ClusterView) -> ExecOutcom
     ExecOutcome::DryRun { unmet }
 }
 
-/// One attempt of an applied run.
+/// One attempt of an applied run: the procedure, the live driver and the journal.
 struct Run<'a, C: ServerControl> {
+    driver: LiveDriver<'a, C>,
+    journal: JournalRecorder,
+    procedure: Procedure,
+    /// Replay position: records of the unfinished attempt still to be matched.
+    replay: Vec<Record>,
+    already_done: bool,
+}
+
+/// The live cluster as a [`Driver`]: reads through the HTTP API, acts through the API and the
+/// node control, waits on the runtime's timer.
+struct LiveDriver<'a, C: ServerControl> {
     plan: &'a Plan,
     cluster: LiveCluster,
     control: &'a C,
     opts: &'a ExecOptions,
-    journal: Journal,
-    procedure: Procedure,
     installed: Installed,
-    /// Replay position: records of the unfinished attempt still to be matched.
-    replay: Vec<Record>,
-    already_done: bool,
     snapshots: Vec<(SnapshotInfo, PathBuf)>,
+    probe: Option<Probe>,
+    /// Set by Ctrl-C: the next observation ends the run instead.
+    interrupted: Arc<AtomicBool>,
+    drain_deadline_ms: u64,
     started_ms: u64,
+}
+
+/// Why the live driver stopped the loop.
+#[derive(Debug, thiserror::Error)]
+enum LiveStop {
+    /// The operator pressed Ctrl-C; the action in flight had finished.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// The journal as the loop's [`Recorder`]: every observation, every action before it is
+/// carried out and after, and the end.
+struct JournalRecorder {
+    journal: Journal,
+    /// The installation a `ReplaceBinary` being carried out gives its server, if it succeeds.
+    installing: Option<(String, Side)>,
+}
+
+/// The installation a `ReplaceBinary` installs: the current version again while rolling back.
+fn install_side(rolling_back: bool) -> Side {
+    if rolling_back {
+        Side::Current
+    } else {
+        Side::Target
+    }
+}
+
+impl JournalRecorder {
+    fn log(&mut self, r: Record) -> Result<(), ExecError> {
+        self.journal.write(&r).map_err(|e| ExecError(e.to_string()))
+    }
+
+    /// Notes the installation an action about to be carried out gives, if it succeeds.
+    fn expect(&mut self, action: &Action, rolling_back: bool) {
+        self.installing = match action {
+            Action::ReplaceBinary { server, .. } => {
+                Some((server.clone(), install_side(rolling_back)))
+            }
+            _ => None,
+        };
+    }
+}
+
+impl Recorder for JournalRecorder {
+    type Error = ExecError;
+
+    fn observed(&mut self, obs: &Observation) -> Result<(), ExecError> {
+        self.log(Record::Observation {
+            obs: Box::new(obs.clone()),
+        })
+    }
+
+    fn chose(&mut self, at_ms: u64, proc: &Procedure, action: &Action) -> Result<(), ExecError> {
+        self.expect(action, proc.is_rolling_back());
+        self.log(Record::ActionBegin {
+            at_ms,
+            action: action.clone(),
+        })?;
+        if action.is_final() {
+            self.log(Record::Finish {
+                at_ms,
+                action: action.clone(),
+                notes: proc.notes().to_vec(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn acted(&mut self, at_ms: u64, result: &ActionResult) -> Result<(), ExecError> {
+        let installed = self
+            .installing
+            .take()
+            .filter(|_| !matches!(result, ActionResult::Failed(_)));
+        self.log(Record::ActionEnd {
+            at_ms,
+            result: result.clone(),
+            installed,
+        })
+    }
 }
 
 impl<'a, C: ServerControl> Run<'a, C> {
@@ -399,17 +490,18 @@ impl<'a, C: ServerControl> Run<'a, C> {
             cfg.already_upgraded = installed.upgraded.clone();
             Vec::new()
         };
-        let mut journal = Journal::open(&opts.journal).map_err(|e| ExecError(e.to_string()))?;
+        let mut journal = JournalRecorder {
+            journal: Journal::open(&opts.journal).map_err(|e| ExecError(e.to_string()))?,
+            installing: None,
+        };
         if !resume && !already_done {
-            journal
-                .write(&Record::Begin {
-                    attempt,
-                    plan_sha256: digest.to_string(),
-                    rehearse: env!("CARGO_PKG_VERSION").to_string(),
-                    at_ms: now_ms(),
-                    already_upgraded: cfg.already_upgraded.clone(),
-                })
-                .map_err(|e| ExecError(e.to_string()))?;
+            journal.log(Record::Begin {
+                attempt,
+                plan_sha256: digest.to_string(),
+                rehearse: env!("CARGO_PKG_VERSION").to_string(),
+                at_ms: now_ms(),
+                already_upgraded: cfg.already_upgraded.clone(),
+            })?;
         }
         if resume {
             out!(
@@ -424,22 +516,23 @@ impl<'a, C: ServerControl> Run<'a, C> {
             );
         }
         Ok(Run {
-            plan,
-            cluster,
-            control,
-            opts,
+            driver: LiveDriver {
+                plan,
+                cluster,
+                control,
+                opts,
+                installed,
+                snapshots: Vec::new(),
+                probe: None,
+                interrupted: Arc::new(AtomicBool::new(false)),
+                drain_deadline_ms: cfg.drain_deadline_ms.unwrap_or(0),
+                started_ms: now_ms(),
+            },
             journal,
             procedure: Procedure::new(cfg),
-            installed,
             replay,
             already_done,
-            snapshots: Vec::new(),
-            started_ms: now_ms(),
         })
-    }
-
-    fn log(&mut self, r: Record) -> Result<(), ExecError> {
-        self.journal.write(&r).map_err(|e| ExecError(e.to_string()))
     }
 
     /// Feeds the unfinished attempt's records back into the procedure; returns the action
@@ -461,11 +554,8 @@ impl<'a, C: ServerControl> Run<'a, C> {
                     if again != action {
                         return Err(ExecError(format!(
                             "journal {}: replay diverged (journal {action:?}, now {again:?}); was it written by another rehearse version? Move it away to start afresh",
-                            self.opts.journal.display()
+                            self.driver.opts.journal.display()
                         )));
-                    }
-                    if let Action::SaveSnapshot = action {
-                        // The file is re-read from the snapshot dir when needed.
                     }
                     in_flight = (!matches!(action, Action::Observe { .. })).then_some(action);
                     result = ActionResult::None;
@@ -480,9 +570,26 @@ impl<'a, C: ServerControl> Run<'a, C> {
         Ok((in_flight, result))
     }
 
+    /// Finishes the action a previous attempt left in flight (every action is idempotent),
+    /// journaling its end as the loop would have.
+    async fn finish_in_flight(&mut self, a: &Action) -> Result<ActionResult, ExecError> {
+        out!("finishing the action that was in flight: {a}");
+        let p = &self.procedure;
+        let ctx = StepCtx {
+            step: 0,
+            action: a,
+            batch: p.step_servers(),
+            upgraded: p.upgraded(),
+            rolling_back: p.is_rolling_back(),
+        };
+        self.journal.expect(a, p.is_rolling_back());
+        let result = self.driver.carry_out(&ctx, a).await;
+        self.journal.acted(now_ms(), &result)?;
+        Ok(result)
+    }
+
     async fn go(&mut self) -> Result<(ExecOutcome, ExecStats), ExecError> {
-        let interrupted = Arc::new(AtomicBool::new(false));
-        let flag = interrupted.clone();
+        let flag = self.driver.interrupted.clone();
         // Aborted when this run ends (or is dropped by a program that embeds rehearse).
         let _ctrl_c = AbortOnDrop(tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -492,50 +599,49 @@ impl<'a, C: ServerControl> Run<'a, C> {
                 flag.store(true, Ordering::SeqCst);
             }
         }));
-        let probe = self.start_probe();
+        self.driver.probe = self.driver.start_probe();
         let (in_flight, mut result) = self.replay()?;
         if let Some(a) = in_flight {
-            out!("finishing the action that was in flight: {}", describe(&a));
-            result = self.act(&a).await?;
+            result = self.finish_in_flight(&a).await?;
         }
-        let outcome = loop {
-            if interrupted.load(Ordering::SeqCst) {
-                self.log(Record::Interrupted { at_ms: now_ms() })?;
-                break ExecOutcome::Interrupted;
+        let ended = driver::run(
+            &mut self.driver,
+            &mut self.procedure,
+            &mut self.journal,
+            0,
+            result,
+        )
+        .await;
+        let outcome = match ended {
+            Ok(Action::Done(s)) => ExecOutcome::Done(s),
+            Ok(Action::Halt(h)) => ExecOutcome::Halted(h),
+            Ok(other) => ExecOutcome::Halted(HaltReason::ActionFailed {
+                action: other.to_string(),
+                error: "the procedure ended without a final action".into(),
+            }),
+            Err(LoopError::Driver(LiveStop::Interrupted)) => {
+                self.journal.log(Record::Interrupted { at_ms: now_ms() })?;
+                ExecOutcome::Interrupted
             }
-            let obs = self.observe(result, probe.as_ref()).await;
-            self.log(Record::Observation {
-                obs: Box::new(obs.clone()),
-            })?;
-            let action = self.procedure.next(&obs);
-            self.log(Record::ActionBegin {
-                at_ms: now_ms(),
-                action: action.clone(),
-            })?;
-            match &action {
-                Action::Observe { wait_ms } => {
-                    tokio::time::sleep(Duration::from_millis(*wait_ms)).await;
-                    result = ActionResult::None;
-                }
-                Action::Done(s) => {
-                    self.finish(&action)?;
-                    break ExecOutcome::Done(s.clone());
-                }
-                Action::Halt(h) => {
-                    self.finish(&action)?;
-                    break ExecOutcome::Halted(h.clone());
-                }
-                other => {
-                    out!("[{:>6.1}s] {}", self.elapsed_s(), describe(other));
-                    result = self.act(other).await?;
-                }
-            }
+            Err(LoopError::Record(e)) => return Err(e),
         };
+        let stats = self.driver.stats().await;
+        Ok((outcome, stats))
+    }
+}
+
+impl<C: ServerControl> LiveDriver<'_, C> {
+    fn elapsed_s(&self) -> f64 {
+        now_ms().saturating_sub(self.started_ms) as f64 / 1000.0
+    }
+
+    /// This attempt's wall time and, when the probe ran, its verified summary.
+    async fn stats(&mut self) -> ExecStats {
         let mut stats = ExecStats {
             total_ms: now_ms().saturating_sub(self.started_ms),
             probe: None,
         };
-        if let Some(p) = probe {
+        if let Some(p) = self.probe.take() {
             let (run, attempts) = p.stop();
             let via: Vec<_> = self
                 .cluster
@@ -545,20 +651,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
                 .collect();
             stats.probe = probe::verify(&via, &run, &attempts).await.ok();
         }
-        Ok((outcome, stats))
-    }
-
-    fn elapsed_s(&self) -> f64 {
-        now_ms().saturating_sub(self.started_ms) as f64 / 1000.0
-    }
-
-    fn finish(&mut self, action: &Action) -> Result<(), ExecError> {
-        let notes = self.procedure.notes().to_vec();
-        self.log(Record::Finish {
-            at_ms: now_ms(),
-            action: action.clone(),
-            notes,
-        })
+        stats
     }
 
     fn start_probe(&self) -> Option<Probe> {
@@ -575,7 +668,67 @@ impl<'a, C: ServerControl> Run<'a, C> {
         Some(Probe::start(servers, 100, &format!("execute-{}", now_ms())))
     }
 
-    async fn observe(&self, result: ActionResult, probe: Option<&Probe>) -> Observation {
+    fn side(&self, server: &str) -> Side {
+        self.installed
+            .side
+            .get(server)
+            .copied()
+            .unwrap_or(Side::Current)
+    }
+
+    async fn transfer(&self, from: &str) -> Result<ActionResult, String> {
+        let view = self.cluster.observe().await;
+        if view.leader.as_deref() != Some(from) {
+            return Ok(ActionResult::Ok);
+        }
+        self.cluster
+            .transfer_leadership(from)
+            .await
+            .map(|_| ActionResult::Ok)
+    }
+
+    async fn save_snapshot(&mut self) -> Result<ActionResult, String> {
+        let (info, path) = self.cluster.save_snapshot(&self.opts.snapshot_dir).await?;
+        out!(
+            "    snapshot at index {} saved to {}",
+            info.index,
+            path.display()
+        );
+        self.snapshots.push((info.clone(), path));
+        Ok(ActionResult::Snapshot(info))
+    }
+
+    async fn upgrade_clients(&self) -> Result<ActionResult, String> {
+        match self.control.upgrade_clients().await? {
+            Some(note) => out!("    {note}"),
+            None => out!(
+                "    clients: no execute.command.upgrade_clients template; upgrade the clients now that every server runs the target"
+            ),
+        }
+        Ok(ActionResult::Ok)
+    }
+
+    fn snapshot_path(&self, s: &SnapshotInfo) -> PathBuf {
+        self.snapshots
+            .iter()
+            .find(|(i, _)| i == s)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| snapshot_file(&self.opts.snapshot_dir, s.index))
+    }
+}
+
+impl<C: ServerControl> Driver for LiveDriver<'_, C> {
+    type Error = LiveStop;
+
+    async fn observe(
+        &mut self,
+        _ctx: &StepCtx<'_>,
+        _reads: Reads,
+        result: ActionResult,
+    ) -> Result<Observation, LiveStop> {
+        if self.interrupted.load(Ordering::SeqCst) {
+            return Err(LiveStop::Interrupted);
+        }
         let mut view = self.cluster.observe().await;
         if self.cluster.product == Product::Nomad {
             let clients: Vec<String> = self
@@ -590,46 +743,39 @@ impl<'a, C: ServerControl> Run<'a, C> {
                 view.drained = self.cluster.drained(&clients).await;
             }
         }
-        view.write_accepted = probe.and_then(Probe::take_accepted);
-        Observation {
+        view.write_accepted = self.probe.as_ref().and_then(Probe::take_accepted);
+        Ok(Observation {
             now_ms: now_ms(),
             result,
             view,
-        }
+        })
     }
 
-    fn side(&self, server: &str) -> Side {
-        self.installed
-            .side
-            .get(server)
-            .copied()
-            .unwrap_or(Side::Current)
+    async fn act(&mut self, ctx: &StepCtx<'_>, a: &Action) -> Result<ActionResult, LiveStop> {
+        Ok(self.carry_out(ctx, a).await)
     }
 
-    /// Carries out one action, journaled before and after.
-    async fn act(&mut self, a: &Action) -> Result<ActionResult, ExecError> {
-        let mut installed = None;
+    async fn wait(&mut self, _ctx: &StepCtx<'_>, wait_ms: u64) -> Result<(), LiveStop> {
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        Ok(())
+    }
+
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+}
+
+impl<C: ServerControl> LiveDriver<'_, C> {
+    /// Carries out one action; a failure is the procedure's to judge (`ActionResult::Failed`).
+    async fn carry_out(&mut self, ctx: &StepCtx<'_>, a: &Action) -> ActionResult {
+        out!("[{:>6.1}s] {a}", self.elapsed_s());
         let r: Result<ActionResult, String> = match a {
-            Action::SaveSnapshot => self
+            Action::SaveSnapshot => self.save_snapshot().await,
+            Action::Drain { server } => self
                 .cluster
-                .save_snapshot(&self.opts.snapshot_dir)
+                .drain(server, self.drain_deadline_ms)
                 .await
-                .map(|(info, path)| {
-                    out!(
-                        "    snapshot at index {} saved to {}",
-                        info.index,
-                        path.display()
-                    );
-                    self.snapshots.push((info.clone(), path));
-                    ActionResult::Snapshot(info)
-                }),
-            Action::Drain { server } => {
-                let deadline = self.procedure.config().drain_deadline_ms.unwrap_or(0);
-                self.cluster
-                    .drain(server, deadline)
-                    .await
-                    .map(|_| ActionResult::Ok)
-            }
+                .map(|_| ActionResult::Ok),
             Action::Stop { server } => {
                 let side = self.side(server);
                 self.control
@@ -638,15 +784,10 @@ impl<'a, C: ServerControl> Run<'a, C> {
                     .map(|_| ActionResult::Ok)
             }
             Action::ReplaceBinary { server, .. } => {
-                let side = if self.procedure.is_rolling_back() {
-                    Side::Current
-                } else {
-                    Side::Target
-                };
+                let side = install_side(ctx.rolling_back);
                 let r = self.control.install(server, side).await;
                 if r.is_ok() {
                     self.installed.side.insert(server.clone(), side);
-                    installed = Some((server.clone(), side));
                 }
                 r.map(|_| ActionResult::Ok)
             }
@@ -657,17 +798,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
                     .await
                     .map(|_| ActionResult::Ok)
             }
-            Action::TransferLeadership { from } => {
-                let view = self.cluster.observe().await;
-                if view.leader.as_deref() != Some(from.as_str()) {
-                    Ok(ActionResult::Ok)
-                } else {
-                    self.cluster
-                        .transfer_leadership(from)
-                        .await
-                        .map(|_| ActionResult::Ok)
-                }
-            }
+            Action::TransferLeadership { from } => self.transfer(from).await,
             Action::RestoreSnapshot { snapshot } => {
                 let path = self.snapshot_path(snapshot);
                 self.cluster
@@ -675,39 +806,13 @@ impl<'a, C: ServerControl> Run<'a, C> {
                     .await
                     .map(|_| ActionResult::Ok)
             }
-            Action::UpgradeClients { .. } => match self.control.upgrade_clients().await {
-                Ok(Some(note)) => {
-                    out!("    {note}");
-                    Ok(ActionResult::Ok)
-                }
-                Ok(None) => {
-                    out!(
-                        "    clients: no execute.command.upgrade_clients template; upgrade the clients now that every server runs the target"
-                    );
-                    Ok(ActionResult::Ok)
-                }
-                Err(e) => Err(e),
-            },
+            Action::UpgradeClients { .. } => self.upgrade_clients().await,
             Action::Observe { .. } | Action::Done(_) | Action::Halt(_) => Ok(ActionResult::None),
         };
-        let result = r.unwrap_or_else(|e| {
+        r.unwrap_or_else(|e| {
             out!("    failed: {e}");
             ActionResult::Failed(e)
-        });
-        self.log(Record::ActionEnd {
-            at_ms: now_ms(),
-            result: result.clone(),
-            installed,
-        })?;
-        Ok(result)
-    }
-
-    fn snapshot_path(&self, s: &SnapshotInfo) -> PathBuf {
-        self.snapshots
-            .iter()
-            .find(|(i, _)| i == s)
-            .map(|(_, p)| p.clone())
-            .unwrap_or_else(|| snapshot_file(&self.opts.snapshot_dir, s.index))
+        })
     }
 }
 
@@ -723,23 +828,4 @@ impl Drop for AbortOnDrop {
 /// Where a snapshot at `index` is saved.
 pub fn snapshot_file(dir: &Path, index: u64) -> PathBuf {
     dir.join(format!("snapshot-{index}.snap"))
-}
-
-/// One line for an action.
-pub fn describe(a: &Action) -> String {
-    match a {
-        Action::SaveSnapshot => "save snapshot".into(),
-        Action::Drain { server } => format!("drain the client on {server}"),
-        Action::Stop { server } => format!("stop {server}"),
-        Action::ReplaceBinary { server, version } => format!("install {version} on {server}"),
-        Action::Start { server } => format!("start {server}"),
-        Action::TransferLeadership { from } => format!("transfer leadership away from {from}"),
-        Action::RestoreSnapshot { snapshot } => {
-            format!("restore the snapshot at index {}", snapshot.index)
-        }
-        Action::UpgradeClients { version } => format!("upgrade clients to {version}"),
-        Action::Observe { wait_ms } => format!("observe in {wait_ms} ms"),
-        Action::Done(_) => "done".into(),
-        Action::Halt(h) => format!("halt: {h}"),
-    }
 }

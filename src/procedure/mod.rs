@@ -25,14 +25,11 @@ pub use config::{GateConfig, ProcedureConfig, ServerRef, Variant};
 
 use crate::plan::{Order, Rollback};
 use gate::GateState;
-use rehearse_sim::api::{
-    AgentSelf, ApiError, AutopilotHealth, Member, NodeInfo, NodeStatus, RaftConfiguration,
-    SchedulerConfig, SerfStatus, SharedStr, SnapshotInfo,
-};
-use rehearse_sim::versions::Version;
 pub use rehearse_model::contract::{
     Action, ActionResult, ClusterView, HaltReason, Observation, Phase, Reads, StepInfo, Summary,
 };
+use rehearse_sim::api::{NodeStatus, SchedulerConfig, SerfStatus, SnapshotInfo};
+use rehearse_sim::versions::Version;
 
 /// Most observations one run may take before halting (a bound on every loop).
 pub const OBSERVATIONS_MAX: u64 = 200_000;

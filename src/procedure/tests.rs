@@ -2,7 +2,10 @@
 
 use super::*;
 use crate::plan::Plan;
-use rehearse_sim::api::{AgentSelf, RaftServer, RaftState, RaftStats, ServerHealth};
+use rehearse_sim::api::{
+    AgentSelf, ApiError, AutopilotHealth, Member, RaftConfiguration, RaftServer, RaftState,
+    RaftStats, ServerHealth, SharedStr,
+};
 
 const PLAN: &str = r#"
 [cluster]

@@ -62,6 +62,8 @@ pub fn build(
     let mut observations = 0;
     let mut write_probe = false;
     let mut actions: Vec<LiveAction> = Vec::new();
+    // The action begun and not yet ended, by index into `actions`.
+    let mut in_flight: Option<usize> = None;
     let mut finish: Option<(Action, Vec<String>)> = None;
     let mut interrupted = false;
     let mut versions: (Option<String>, Option<String>) = (None, None);
@@ -105,18 +107,17 @@ pub fn build(
                     actions.push(LiveAction {
                         at_ms: t,
                         duration_ms: 0,
-                        action: describe(action),
+                        action: action.to_string(),
+                        what: action.clone(),
                         result: "in flight (no end recorded)".into(),
                     });
+                    in_flight = Some(actions.len() - 1);
                 }
             }
             Record::ActionEnd { at_ms, result, .. } => {
                 let t = rel(*at_ms);
                 end_ms = end_ms.max(t);
-                if let Some(a) = actions
-                    .last_mut()
-                    .filter(|a| a.result.starts_with("in flight"))
-                {
+                if let Some(a) = in_flight.take().and_then(|i| actions.get_mut(i)) {
                     a.duration_ms = t.saturating_sub(a.at_ms);
                     a.result = match result {
                         ActionResult::Failed(e) => format!("failed: {e}"),
@@ -251,7 +252,9 @@ pub fn build(
             from_version: versions.0.unwrap_or_else(|| "?".into()),
             to_version: versions.1.unwrap_or_else(|| "?".into()),
             servers: servers.clone(),
-            transfer_leadership: actions.iter().any(|a| a.action.starts_with("transfer")),
+            transfer_leadership: actions
+                .iter()
+                .any(|a| matches!(a.what, Action::TransferLeadership { .. })),
             order: "as run".into(),
             stable_for_ms: 0,
             install_time_ms: 0,
@@ -302,23 +305,6 @@ pub fn build(
             not_available: NOT_AVAILABLE.iter().map(|s| s.to_string()).collect(),
         }),
     })
-}
-
-/// An action in words.
-fn describe(a: &Action) -> String {
-    match a {
-        Action::SaveSnapshot => "save snapshot".into(),
-        Action::Drain { server } => format!("drain {server}"),
-        Action::Stop { server } => format!("stop {server}"),
-        Action::ReplaceBinary { server, version } => format!("replace binary {server} → {version}"),
-        Action::Start { server } => format!("start {server}"),
-        Action::TransferLeadership { from } => format!("transfer leadership from {from}"),
-        Action::RestoreSnapshot { .. } => "restore snapshot".into(),
-        Action::UpgradeClients { version } => format!("upgrade clients → {version}"),
-        Action::Observe { wait_ms } => format!("observe ({wait_ms} ms)"),
-        Action::Done(_) => "done".into(),
-        Action::Halt(why) => format!("halt: {why}"),
-    }
 }
 
 /// The journal folded into samples and segments.

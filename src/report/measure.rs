@@ -7,7 +7,7 @@
 //! (`install_time`). A value holds from its sample until the next one.
 
 use crate::plan::Plan;
-use crate::procedure::{Phase, ProcedureConfig};
+use crate::procedure::{Action, Phase, ProcedureConfig};
 use crate::rehearsal::{Hooks, Outcome, StepCtx, StepRecord, rehearse_with, sim_config};
 use rehearse_sim::time::MS;
 use rehearse_sim::{ProcessState, World};
@@ -177,7 +177,7 @@ pub fn segments(steps: &[StepRecord], samples: &[Sample], duration_ms: u64) -> V
                 }
             },
         }
-        if rec.action.starts_with("transfer leadership")
+        if matches!(rec.action, Action::TransferLeadership { .. })
             && let Some(c) = out.last_mut()
         {
             c.leader_step = true;

@@ -75,8 +75,10 @@ pub struct LiveAction {
     pub at_ms: u64,
     /// How long it took (ms).
     pub duration_ms: u64,
-    /// The action in words, e.g. `stop s2`.
+    /// The action in words, e.g. `stop s2` (its `Display`).
     pub action: String,
+    /// The action itself, as the journal recorded it: what code reads (never the words).
+    pub what: crate::procedure::Action,
     /// `ok`, `failed: …`, `snapshot saved`.
     pub result: String,
 }
