@@ -9,7 +9,8 @@
 use crate::driver::{self, Driver, LoopError, Recorder, Turn};
 use crate::plan::Plan;
 use crate::procedure::{
-    Action, ActionResult, ClusterView, Observation, Phase, Procedure, ProcedureConfig, Reads,
+    Action, ActionResult, ClusterView, Observation, Phase, Procedure, ProcedureConfig, Readout,
+    Reads,
 };
 use rehearse_sim::api::ApiError;
 use rehearse_sim::state::StopMode;
@@ -177,6 +178,7 @@ pub fn observe(world: &World, acked_before: u64, reads: Reads) -> ClusterView {
     let scheduler = (world.config().product == Product::Nomad)
         .then(|| first_ok(n, |id| world.scheduler_config(id)));
     let clients = || (0..n).filter(|&id| world.config().servers[id].also_client);
+    let nomad = world.config().product == Product::Nomad;
     ClusterView {
         leader,
         members: first_ok(n, |id| world.members(id)),
@@ -193,15 +195,22 @@ pub fn observe(world: &World, acked_before: u64, reads: Reads) -> ClusterView {
         // The workload is the write probe: did any write get acknowledged since last time?
         write_accepted: (world.config().workload.writes_per_sec > 0.0)
             .then(|| world.acked_writes() > acked_before),
-        nodes: (world.config().product == Product::Nomad && reads.nodes)
-            .then(|| first_ok(n, |id| world.nodes(id))),
-        allocs_running: Some(
-            clients()
+        nodes: match (nomad, reads.nodes) {
+            (false, _) => Readout::NotApplicable,
+            (true, true) => Readout::Read(first_ok(n, |id| world.nodes(id))),
+            (true, false) => Readout::NotRead,
+        },
+        // Read whether asked or not: it costs nothing here, and an answer the procedure did
+        // not ask for changes nothing it decides.
+        allocs_running: if nomad {
+            Readout::Read(Ok(clients()
                 // Unreadable counts as running: never stop on a view that cannot be read.
                 .filter(|&id| !matches!(world.allocations_running(id), Ok(0)))
                 .map(|id| world.server_label(id))
-                .collect(),
-        ),
+                .collect()))
+        } else {
+            Readout::NotApplicable
+        },
     }
 }
 

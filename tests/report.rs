@@ -529,8 +529,8 @@ mod live_journal {
             scheduler: None,
             drained: Vec::new(),
             write_accepted: Some(write),
-            nodes: None,
-            allocs_running: None,
+            nodes: rehearse::procedure::Readout::NotApplicable,
+            allocs_running: rehearse::procedure::Readout::NotApplicable,
         };
         Record::Observation {
             obs: Box::new(Observation {

@@ -36,13 +36,14 @@ pub struct ClusterView {
     /// Whether a probe write was acknowledged since the previous observation (`None`: the
     /// driver has no write probe).
     pub write_accepted: Option<bool>,
-    /// Client nodes (`GET /v1/nodes`); `None` when the driver does not read them.
-    #[serde(default)]
-    pub nodes: Option<Result<Vec<NodeInfo>, ApiError>>,
+    /// Client nodes (`GET /v1/nodes`), read when `Reads::nodes` asks.
+    #[serde(default, deserialize_with = "compat::nodes")]
+    pub nodes: Readout<Vec<NodeInfo>>,
     /// Servers that are also clients with allocations still running
-    /// (`GET /v1/node/:id/allocations`, ClientStatus `running`); `None` when not read.
-    #[serde(default)]
-    pub allocs_running: Option<Vec<SharedStr>>,
+    /// (`GET /v1/node/:id/allocations`, ClientStatus `running`), read when `Reads::allocs`
+    /// asks.
+    #[serde(default, deserialize_with = "compat::allocs")]
+    pub allocs_running: Readout<Vec<SharedStr>>,
 }
 
 /// What the procedure looks at in its next observation, beyond the parts every stage reads. A
@@ -53,6 +54,70 @@ pub struct ClusterView {
 pub struct Reads {
     /// `GET /v1/nodes`.
     pub nodes: bool,
+    /// The running allocations of every server that is also a client.
+    pub allocs: bool,
+}
+
+/// A part of the cluster the procedure needs only in some stages, as a driver read it. Every
+/// check that needs it says what it does with each case: nothing here means "skip".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Readout<T> {
+    /// The answer, or the API's error for it.
+    Read(Result<T, ApiError>),
+    /// The product has no such thing (Consul has no client nodes and no allocations): the
+    /// checks that need it have nothing to check.
+    NotApplicable,
+    /// Not read in this observation (the procedure did not ask for it in `Reads`).
+    NotRead,
+    /// The driver cannot read it: a check that needs it halts, naming it, rather than pass.
+    Unavailable {
+        /// Why.
+        why: String,
+    },
+}
+
+impl<T> Default for Readout<T> {
+    fn default() -> Self {
+        Readout::NotRead
+    }
+}
+
+/// Journals written before `Readout` held `Option`s (`None`: not read).
+mod compat {
+    use super::{ApiError, NodeInfo, Readout, SharedStr};
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either<T, Old> {
+        New(Readout<T>),
+        Old(Option<Old>),
+    }
+
+    pub(super) fn nodes<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Readout<Vec<NodeInfo>>, D::Error> {
+        Ok(
+            match Either::<Vec<NodeInfo>, Result<Vec<NodeInfo>, ApiError>>::deserialize(d)? {
+                Either::New(r) => r,
+                Either::Old(Some(r)) => Readout::Read(r),
+                Either::Old(None) => Readout::NotRead,
+            },
+        )
+    }
+
+    pub(super) fn allocs<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Readout<Vec<SharedStr>>, D::Error> {
+        Ok(
+            match Either::<Vec<SharedStr>, Vec<SharedStr>>::deserialize(d)? {
+                Either::New(r) => r,
+                Either::Old(Some(r)) => Readout::Read(Ok(r)),
+                Either::Old(None) => Readout::NotRead,
+            },
+        )
+    }
 }
 
 /// The result of the previous action.
@@ -204,6 +269,15 @@ pub enum HaltReason {
     },
     /// The observation bound was reached.
     TooManySteps,
+    /// A check needs a part of the cluster the driver cannot read.
+    Unreadable {
+        /// What could not be read (`GET /v1/nodes`, …).
+        what: String,
+        /// The check that needs it.
+        needed_by: String,
+        /// Why the driver cannot read it.
+        why: String,
+    },
 }
 
 impl fmt::Display for HaltReason {
@@ -229,6 +303,11 @@ impl fmt::Display for HaltReason {
             }
             HaltReason::RolledBack { cause } => write!(f, "rolled back after: {cause}"),
             HaltReason::TooManySteps => write!(f, "observation bound reached"),
+            HaltReason::Unreadable {
+                what,
+                needed_by,
+                why,
+            } => write!(f, "cannot read {what}, which {needed_by} needs: {why}"),
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use super::client::{Answer, Client};
 use super::parse;
-use crate::procedure::{ClusterView, base};
+use crate::procedure::{ClusterView, Readout, Reads, base};
 use rehearse_sim::api::{AgentSelf, ApiError, RaftConfiguration, SharedStr, SnapshotInfo};
 use rehearse_sim::versions::{Product, Version};
 use sha2::Digest;
@@ -90,8 +90,8 @@ impl LiveCluster {
             scheduler,
             drained: Vec::new(),
             write_accepted: None,
-            nodes: None,
-            allocs_running: None,
+            nodes: not_read(self.product),
+            allocs_running: not_read(self.product),
         }
     }
 
@@ -120,8 +120,8 @@ impl LiveCluster {
             scheduler: (self.product == Product::Nomad).then_some(Err(err)),
             drained: Vec::new(),
             write_accepted: None,
-            nodes: None,
-            allocs_running: None,
+            nodes: not_read(self.product),
+            allocs_running: not_read(self.product),
         }
     }
 
@@ -260,21 +260,75 @@ impl LiveCluster {
         parse::node_id(&a.body, name).ok_or(format!("no client node named {name}"))
     }
 
-    /// Servers (plan names) whose Nomad client has finished draining.
-    pub async fn drained(&self, names: &[String]) -> Vec<SharedStr> {
+    /// Fills the view's client reads (Nomad): which of the servers that are also clients
+    /// (`clients`, plan names) have finished draining, and — when `reads` asks — the client
+    /// node list and which of those servers still run allocations. One `GET /v1/nodes`, then
+    /// the allocations of every such server at once.
+    pub async fn read_clients(&self, view: &mut ClusterView, reads: Reads, clients: &[String]) {
+        if self.product != Product::Nomad || (clients.is_empty() && !reads.nodes) {
+            return;
+        }
+        let listed = match self.any_answering().await {
+            Ok(c) => c.get("/v1/nodes").await.map(|a| a.body),
+            Err(e) => Err(e),
+        };
+        let body = match listed {
+            Ok(b) => b,
+            Err(e) => {
+                if reads.nodes {
+                    view.nodes = Readout::Read(Err(e.clone()));
+                }
+                if reads.allocs {
+                    view.allocs_running = Readout::Read(Err(e));
+                }
+                return;
+            }
+        };
+        view.drained = clients
+            .iter()
+            .filter(|n| parse::node_drained(&body, n))
+            .map(SharedStr::from)
+            .collect();
+        if reads.nodes {
+            view.nodes = Readout::Read(parse::nodes(&body).map_err(|e| self.rejected(e)));
+        }
+        if reads.allocs {
+            view.allocs_running = Readout::Read(self.allocs_running(&body, clients).await);
+        }
+    }
+
+    fn rejected(&self, e: parse::ParseError) -> ApiError {
+        ApiError::Rejected {
+            addr: "GET /v1/nodes".into(),
+            message: e.to_string(),
+        }
+    }
+
+    /// The servers among `clients` whose client node still runs allocations. A server whose
+    /// node is not registered runs none; any unreadable answer makes the whole read an error
+    /// (the procedure waits: never stop on a list that could not be read).
+    async fn allocs_running(
+        &self,
+        nodes: &serde_json::Value,
+        clients: &[String],
+    ) -> Result<Vec<SharedStr>, ApiError> {
+        let c = self.any_answering().await?;
+        let ids: Vec<(&String, String)> = clients
+            .iter()
+            .filter_map(|n| parse::node_id(nodes, n).map(|id| (n, id)))
+            .collect();
+        let answers = futures_join_all(ids.iter().map(|(_, id)| async move {
+            let a = c.get(&format!("/v1/node/{id}/allocations")).await?;
+            parse::allocations_running(&a.body).map_err(|e| bad_answer(c, e))
+        }))
+        .await;
         let mut out = Vec::new();
-        let Ok(c) = self.any_answering().await else {
-            return out;
-        };
-        let Ok(a) = c.get("/v1/nodes").await else {
-            return out;
-        };
-        for n in names {
-            if parse::node_drained(&a.body, n) {
-                out.push(n.into());
+        for ((name, _), n) in ids.iter().zip(answers) {
+            if n? > 0 {
+                out.push(SharedStr::from(name.as_str()));
             }
         }
-        out
+        Ok(out)
     }
 
     /// Versions every server reports about itself (for verification and import).
@@ -289,6 +343,14 @@ impl LiveCluster {
 
 struct Paths {
     snapshot: &'static str,
+}
+
+/// What a view holds for a client read before it is made: Consul has no clients at all.
+fn not_read<T>(product: Product) -> Readout<T> {
+    match product {
+        Product::Nomad => Readout::NotRead,
+        Product::Consul => Readout::NotApplicable,
+    }
 }
 
 /// Checks `Digest: sha-256=<base64>` (Nomad) against the body when the header is present;

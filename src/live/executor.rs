@@ -723,26 +723,22 @@ impl<C: ServerControl> Driver for LiveDriver<'_, C> {
     async fn observe(
         &mut self,
         _ctx: &StepCtx<'_>,
-        _reads: Reads,
+        reads: Reads,
         result: ActionResult,
     ) -> Result<Observation, LiveStop> {
         if self.interrupted.load(Ordering::SeqCst) {
             return Err(LiveStop::Interrupted);
         }
         let mut view = self.cluster.observe().await;
-        if self.cluster.product == Product::Nomad {
-            let clients: Vec<String> = self
-                .plan
-                .cluster
-                .servers
-                .iter()
-                .filter(|s| s.client)
-                .map(|s| s.name.clone())
-                .collect();
-            if !clients.is_empty() {
-                view.drained = self.cluster.drained(&clients).await;
-            }
-        }
+        let clients: Vec<String> = self
+            .plan
+            .cluster
+            .servers
+            .iter()
+            .filter(|s| s.client)
+            .map(|s| s.name.clone())
+            .collect();
+        self.cluster.read_clients(&mut view, reads, &clients).await;
         view.write_accepted = self.probe.as_ref().and_then(Probe::take_accepted);
         Ok(Observation {
             now_ms: now_ms(),

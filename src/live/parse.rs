@@ -6,8 +6,8 @@
 //! wrong guess would mislead the procedure (a missing version or index is an error).
 
 use rehearse_sim::api::{
-    AgentSelf, AutopilotHealth, Member, RaftConfiguration, RaftServer, RaftState, RaftStats,
-    SchedulerConfig, SerfStatus, ServerHealth, SharedStr,
+    AgentSelf, AutopilotHealth, Member, NodeInfo, NodeStatus, RaftConfiguration, RaftServer,
+    RaftState, RaftStats, SchedulerConfig, SerfStatus, ServerHealth, SharedStr,
 };
 use rehearse_sim::versions::{Product, Version};
 use serde_json::Value;
@@ -250,6 +250,42 @@ pub fn scheduler_config(v: &Value) -> Result<SchedulerConfig, ParseError> {
         reject_job_registration: bool_field(c, "RejectJobRegistration"),
         modify_index: num(c, "ModifyIndex").unwrap_or(0),
     })
+}
+
+/// `GET /v1/nodes`: every client node. `down` and `disconnected` (the servers lost its
+/// heartbeats) count as down; `ready` and `initializing` as ready. A node without a name or a
+/// version is an error: the client check compares versions, a guess would pass it.
+pub fn nodes(v: &Value) -> Result<Vec<NodeInfo>, ParseError> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| ParseError("nodes: not a list".into()))?;
+    list.iter()
+        .map(|n| {
+            let name = str_field(n, "Name")?;
+            let status = match str_field(n, "Status")? {
+                "down" | "disconnected" => NodeStatus::Down,
+                _ => NodeStatus::Ready,
+            };
+            Ok(NodeInfo {
+                name: name.into(),
+                status,
+                version: version(str_field(n, "Version")?, &format!("node {name}"))?,
+                drain: bool_field(n, "Drain"),
+            })
+        })
+        .collect()
+}
+
+/// `GET /v1/node/:id/allocations`: how many allocations the client still runs
+/// (`ClientStatus` `running`).
+pub fn allocations_running(v: &Value) -> Result<usize, ParseError> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| ParseError("allocations: not a list".into()))?;
+    Ok(list
+        .iter()
+        .filter(|a| opt_str(a, "ClientStatus") == "running")
+        .count())
 }
 
 /// `GET /v1/nodes`: the ID of the client node named `name` (or `name.*`).

@@ -26,7 +26,8 @@ pub use config::{GateConfig, ProcedureConfig, ServerRef, Variant};
 use crate::plan::{Order, Rollback};
 use gate::GateState;
 pub use rehearse_model::contract::{
-    Action, ActionResult, ClusterView, HaltReason, Observation, Phase, Reads, StepInfo, Summary,
+    Action, ActionResult, ClusterView, HaltReason, Observation, Phase, Readout, Reads, StepInfo,
+    Summary,
 };
 use rehearse_sim::api::{NodeStatus, SchedulerConfig, SerfStatus, SnapshotInfo};
 use rehearse_sim::versions::Version;
@@ -170,6 +171,7 @@ impl Procedure {
     pub fn reads(&self) -> Reads {
         Reads {
             nodes: matches!(self.stage, Stage::Clients { .. }),
+            allocs: matches!(self.stage, Stage::Drain { .. }),
         }
     }
 
@@ -440,15 +442,20 @@ impl Procedure {
             .cloned()
             .collect();
         // A drain reports complete before allocations with a kill_timeout have stopped
-        // (hashicorp/nomad#14293): wait for them too when the driver can read them.
-        let stopped = |s: &String| {
-            !self.cfg.drain_waits_for_allocs
-                || obs
-                    .view
-                    .allocs_running
-                    .as_ref()
-                    .is_none_or(|running| !running.iter().any(|r| r == s))
+        // (hashicorp/nomad#14293): wait for them too. An unreadable list counts as running;
+        // one the driver cannot read at all halts (never stop on a guess).
+        let running = match &obs.view.allocs_running {
+            _ if !self.cfg.drain_waits_for_allocs || clients.is_empty() => &[][..],
+            Readout::Read(Ok(r)) => r.as_slice(),
+            Readout::NotApplicable => &[][..],
+            Readout::Read(Err(_)) => return self.drain_wait(obs, since, &clients),
+            Readout::NotRead => return self.unreadable("allocations", "the drain", "not read"),
+            Readout::Unavailable { why } => {
+                let why = why.clone();
+                return self.unreadable("allocations", "the drain", &why);
+            }
         };
+        let stopped = |s: &String| !running.iter().any(|r| r == s);
         let drained = clients
             .iter()
             .all(|s| obs.view.drained.iter().any(|d| d == s));
@@ -461,6 +468,20 @@ impl Procedure {
                 "{names}: the drain reported complete while allocations still ran; waiting for them to stop (hashicorp/nomad#14293)"
             ));
         }
+        self.drain_wait(obs, since, &clients)
+    }
+
+    /// Halts: a check needs something the driver cannot read.
+    fn unreadable(&mut self, what: &str, needed_by: &str, why: &str) -> Action {
+        self.halt(HaltReason::Unreadable {
+            what: what.into(),
+            needed_by: needed_by.into(),
+            why: why.into(),
+        })
+    }
+
+    /// Polls the drain again, or halts once its deadline has passed.
+    fn drain_wait(&mut self, obs: &Observation, since: u64, clients: &[String]) -> Action {
         let deadline = self.cfg.drain_deadline_ms.unwrap_or(0);
         if obs.now_ms.saturating_sub(since) > deadline {
             return self.halt(HaltReason::ActionFailed {
@@ -703,11 +724,19 @@ impl Procedure {
             return self.finish();
         }
         let nodes = match &obs.view.nodes {
-            Some(Ok(n)) => n,
-            None => return self.finish(),
-            Some(Err(e)) => {
+            Readout::Read(Ok(n)) => n,
+            // No client nodes in this product (Consul): nothing to verify.
+            Readout::NotApplicable => return self.finish(),
+            Readout::Read(Err(e)) => {
                 let unmet = vec![format!("nodes: {e}")];
                 return self.clients_wait(obs, since, unmet);
+            }
+            Readout::NotRead => {
+                return self.unreadable("the client nodes", "the client check", "not read");
+            }
+            Readout::Unavailable { why } => {
+                let why = why.clone();
+                return self.unreadable("the client nodes", "the client check", &why);
             }
         };
         let target = self.cfg.target_version;

@@ -153,8 +153,8 @@ impl Fake {
             scheduler: None,
             drained: Vec::new(),
             write_accepted: Some(true),
-            nodes: None,
-            allocs_running: None,
+            nodes: Readout::NotApplicable,
+            allocs_running: Readout::NotApplicable,
         }
     }
 }
@@ -441,8 +441,8 @@ fn observation_errors_never_panic_and_are_bounded() {
         agents: vec![],
         scheduler: Some(Err(err())),
         drained: vec![],
-        nodes: None,
-        allocs_running: None,
+        nodes: Readout::NotApplicable,
+        allocs_running: Readout::NotApplicable,
         write_accepted: Some(false),
     };
     let mut t = 0;
@@ -487,13 +487,13 @@ fn a_drained_server_client_is_stopped_only_once_its_allocations_have_stopped() {
         );
         let mut drained = obs(200, ActionResult::Ok, &f);
         drained.view.drained = vec!["s2".into()];
-        drained.view.allocs_running = Some(vec!["s2".into()]);
+        drained.view.allocs_running = Readout::Read(Ok(vec!["s2".into()]));
         let a = p.next(&drained);
         if waits {
             assert!(matches!(a, Action::Observe { .. }), "{a:?}");
             assert!(p.notes().iter().any(|n| n.contains("nomad#14293")));
             drained.now_ms = 2_200;
-            drained.view.allocs_running = Some(Vec::new());
+            drained.view.allocs_running = Readout::Read(Ok(Vec::new()));
             let a = p.next(&drained);
             assert_eq!(
                 a,
@@ -508,6 +508,54 @@ fn a_drained_server_client_is_stopped_only_once_its_allocations_have_stopped() {
                     server: "s2".into()
                 }
             );
+        }
+    }
+}
+
+/// A driver that cannot read what a check needs makes the procedure halt naming it; it never
+/// passes the check by skipping it. A product without the thing (Consul) is not a halt.
+#[test]
+fn a_check_whose_input_is_unavailable_halts_naming_it() {
+    let text = PLAN
+        .replace("{ name = \"s2\" }", "{ name = \"s2\", client = true }")
+        // Halting after a drain would otherwise roll the drained batch back first.
+        .replace("reinstall-and-restore", "halt")
+        .replace(
+            "[upgrade]",
+            "[upgrade]\ndrain = { enabled = true, deadline = \"5m\" }",
+        );
+    let plan = Plan::from_str_named(&text, "t").unwrap();
+    for (allocs, halts) in [
+        (
+            Readout::Unavailable {
+                why: "this driver reads no allocations".into(),
+            },
+            true,
+        ),
+        (Readout::NotRead, true),
+        (Readout::NotApplicable, false),
+    ] {
+        let mut p = Procedure::new(ProcedureConfig::from_plan(&plan));
+        let f = Fake::healthy();
+        assert_eq!(
+            p.next(&obs(0, ActionResult::None, &f)),
+            Action::SaveSnapshot
+        );
+        assert!(matches!(
+            p.next(&obs(100, snap(), &f)),
+            Action::Drain { .. }
+        ));
+        let mut o = obs(200, ActionResult::Ok, &f);
+        o.view.drained = vec!["s2".into()];
+        o.view.allocs_running = allocs.clone();
+        match p.next(&o) {
+            Action::Halt(r) if halts => {
+                let text = r.to_string();
+                assert!(text.contains("cannot read allocations"), "{text}");
+                assert!(text.contains("the drain"), "{text}");
+            }
+            Action::Stop { server } if !halts => assert_eq!(server, "s2"),
+            other => panic!("{allocs:?}: {other:?}"),
         }
     }
 }
@@ -539,7 +587,7 @@ fn the_client_check_waits_for_ready_nodes_on_the_target_and_notes_down_ones() {
             } else {
                 node(NodeStatus::Ready, "1.9.7")
             };
-            o.view.nodes = Some(Ok(vec![
+            o.view.nodes = Readout::Read(Ok(vec![
                 n,
                 NodeInfo {
                     name: "c2".into(),

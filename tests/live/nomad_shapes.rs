@@ -84,3 +84,31 @@ fn scheduler_configuration_and_drain_status() {
     );
     assert_eq!(parse::node_id(&nodes, "s9"), None);
 }
+
+/// `GET /v1/nodes` as the client check reads it, and `GET /v1/node/:id/allocations` as the
+/// drain check reads it: a stopping allocation (`DesiredStatus` `stop`) still runs until its
+/// `ClientStatus` leaves `running`.
+#[test]
+fn nodes_and_node_allocations() {
+    use rehearse_sim::api::NodeStatus;
+    let nodes = parse::nodes(&fixture("nodes.json")).unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(nodes[0].name, "s2");
+    assert_eq!(nodes[0].status, NodeStatus::Ready);
+    assert_eq!(nodes[0].version.to_string(), "1.9.7");
+    assert!(!nodes[0].drain && nodes[1].drain);
+    let allocs = fixture("node_allocations.json");
+    assert_eq!(parse::allocations_running(&allocs).unwrap(), 2);
+    assert_eq!(
+        parse::allocations_running(&serde_json::json!([])).unwrap(),
+        0
+    );
+    assert!(parse::allocations_running(&serde_json::json!({})).is_err());
+    let unversioned = serde_json::json!([{"Name": "c1", "Status": "ready"}]);
+    assert!(
+        parse::nodes(&unversioned).is_err(),
+        "a guessed version would pass the check"
+    );
+    let down = serde_json::json!([{"Name": "c1", "Status": "disconnected", "Version": "1.9.7"}]);
+    assert_eq!(parse::nodes(&down).unwrap()[0].status, NodeStatus::Down);
+}
