@@ -269,6 +269,13 @@ pub enum HaltReason {
     },
     /// The observation bound was reached.
     TooManySteps,
+    /// The driver's clock went backwards between two observations.
+    ClockWentBack {
+        /// The earlier observation's time (ms).
+        from_ms: u64,
+        /// The later observation's time (ms).
+        to_ms: u64,
+    },
     /// A check needs a part of the cluster the driver cannot read.
     Unreadable {
         /// What could not be read (`GET /v1/nodes`, …).
@@ -303,6 +310,10 @@ impl fmt::Display for HaltReason {
             }
             HaltReason::RolledBack { cause } => write!(f, "rolled back after: {cause}"),
             HaltReason::TooManySteps => write!(f, "observation bound reached"),
+            HaltReason::ClockWentBack { from_ms, to_ms } => write!(
+                f,
+                "the driver's clock went back from {from_ms} ms to {to_ms} ms (a driver bug)"
+            ),
             HaltReason::Unreadable {
                 what,
                 needed_by,

@@ -26,7 +26,7 @@ use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What `execute` was asked to do.
 #[derive(Debug, Clone)]
@@ -81,7 +81,8 @@ impl From<ClientError> for ExecError {
     }
 }
 
-fn now_ms() -> u64 {
+/// Unix ms: read once per attempt to put its clock on the journal's scale, and for names.
+fn wall_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -361,7 +362,53 @@ struct LiveDriver<'a, C: ServerControl> {
     /// Set by Ctrl-C: the next observation ends the run instead.
     interrupted: Arc<AtomicBool>,
     drain_deadline_ms: u64,
-    started_ms: u64,
+    /// The attempt's clock: ms at its start, on the journal's scale (Unix ms when it began,
+    /// and never before the last time the journal recorded), plus monotonic time since.
+    clock: Clock,
+}
+
+/// A clock that never goes backwards: a start on the journal's scale plus `Instant` time
+/// since. The wall clock is read once, at the start; a step of the system clock later (NTP,
+/// an operator) moves nothing.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    start_ms: u64,
+    started: Instant,
+}
+
+impl Clock {
+    /// A clock starting now, or just after `not_before_ms` if the wall clock is behind it.
+    fn start(not_before_ms: u64) -> Clock {
+        Clock {
+            start_ms: wall_ms().max(not_before_ms),
+            started: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start_ms
+            .saturating_add(self.started.elapsed().as_millis() as u64)
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+/// The latest time a journal's records carry (0 for none).
+fn last_recorded_ms(records: &[Record]) -> u64 {
+    records
+        .iter()
+        .map(|r| match r {
+            Record::Begin { at_ms, .. }
+            | Record::ActionBegin { at_ms, .. }
+            | Record::ActionEnd { at_ms, .. }
+            | Record::Interrupted { at_ms }
+            | Record::Finish { at_ms, .. } => *at_ms,
+            Record::Observation { obs } => obs.now_ms,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Why the live driver stopped the loop.
@@ -490,6 +537,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
             cfg.already_upgraded = installed.upgraded.clone();
             Vec::new()
         };
+        let clock = Clock::start(last_recorded_ms(&records));
         let mut journal = JournalRecorder {
             journal: Journal::open(&opts.journal).map_err(|e| ExecError(e.to_string()))?,
             installing: None,
@@ -499,7 +547,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
                 attempt,
                 plan_sha256: digest.to_string(),
                 rehearse: env!("CARGO_PKG_VERSION").to_string(),
-                at_ms: now_ms(),
+                at_ms: clock.now_ms(),
                 already_upgraded: cfg.already_upgraded.clone(),
             })?;
         }
@@ -526,7 +574,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
                 probe: None,
                 interrupted: Arc::new(AtomicBool::new(false)),
                 drain_deadline_ms: cfg.drain_deadline_ms.unwrap_or(0),
-                started_ms: now_ms(),
+                clock,
             },
             journal,
             procedure: Procedure::new(cfg),
@@ -584,7 +632,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
         };
         self.journal.expect(a, p.is_rolling_back());
         let result = self.driver.carry_out(&ctx, a).await;
-        self.journal.acted(now_ms(), &result)?;
+        self.journal.acted(self.driver.clock.now_ms(), &result)?;
         Ok(result)
     }
 
@@ -620,7 +668,8 @@ impl<'a, C: ServerControl> Run<'a, C> {
                 error: "the procedure ended without a final action".into(),
             }),
             Err(LoopError::Driver(LiveStop::Interrupted)) => {
-                self.journal.log(Record::Interrupted { at_ms: now_ms() })?;
+                let at_ms = self.driver.clock.now_ms();
+                self.journal.log(Record::Interrupted { at_ms })?;
                 ExecOutcome::Interrupted
             }
             Err(LoopError::Record(e)) => return Err(e),
@@ -632,13 +681,13 @@ impl<'a, C: ServerControl> Run<'a, C> {
 
 impl<C: ServerControl> LiveDriver<'_, C> {
     fn elapsed_s(&self) -> f64 {
-        now_ms().saturating_sub(self.started_ms) as f64 / 1000.0
+        self.clock.elapsed_ms() as f64 / 1000.0
     }
 
     /// This attempt's wall time and, when the probe ran, its verified summary.
     async fn stats(&mut self) -> ExecStats {
         let mut stats = ExecStats {
-            total_ms: now_ms().saturating_sub(self.started_ms),
+            total_ms: self.clock.elapsed_ms(),
             probe: None,
         };
         if let Some(p) = self.probe.take() {
@@ -665,7 +714,11 @@ impl<C: ServerControl> LiveDriver<'_, C> {
             .iter()
             .map(|(_, c)| c.clone())
             .collect();
-        Some(Probe::start(servers, 100, &format!("execute-{}", now_ms())))
+        Some(Probe::start(
+            servers,
+            100,
+            &format!("execute-{}", wall_ms()),
+        ))
     }
 
     fn side(&self, server: &str) -> Side {
@@ -741,7 +794,7 @@ impl<C: ServerControl> Driver for LiveDriver<'_, C> {
         self.cluster.read_clients(&mut view, reads, &clients).await;
         view.write_accepted = self.probe.as_ref().and_then(Probe::take_accepted);
         Ok(Observation {
-            now_ms: now_ms(),
+            now_ms: self.clock.now_ms(),
             result,
             view,
         })
@@ -757,7 +810,7 @@ impl<C: ServerControl> Driver for LiveDriver<'_, C> {
     }
 
     fn now_ms(&self) -> u64 {
-        now_ms()
+        self.clock.now_ms()
     }
 }
 

@@ -78,6 +78,9 @@ pub struct Procedure {
     notes: Vec<String>,
     last_leader_last: bool,
     rollback_cause: Option<HaltReason>,
+    /// The previous observation's time: every wait the procedure measures assumes a clock
+    /// that never goes backwards.
+    last_now_ms: u64,
 }
 
 impl Procedure {
@@ -107,6 +110,7 @@ impl Procedure {
             notes: Vec::new(),
             last_leader_last: false,
             rollback_cause: None,
+            last_now_ms: 0,
         }
     }
 
@@ -181,6 +185,15 @@ impl Procedure {
         if self.steps > OBSERVATIONS_MAX {
             return self.halt(HaltReason::TooManySteps);
         }
+        if obs.now_ms < self.last_now_ms {
+            // A driver bug, not the cluster's doing: every deadline and stability window
+            // would be wrong from here on, so stop before acting on one.
+            return self.halt(HaltReason::ClockWentBack {
+                from_ms: self.last_now_ms,
+                to_ms: obs.now_ms,
+            });
+        }
+        self.last_now_ms = obs.now_ms;
         if let ActionResult::Failed(e) = &obs.result {
             let action = format!("{:?}", self.step_info().phase);
             return self.halt(HaltReason::ActionFailed {

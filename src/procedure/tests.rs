@@ -512,6 +512,20 @@ fn a_drained_server_client_is_stopped_only_once_its_allocations_have_stopped() {
     }
 }
 
+/// Time that goes backwards halts the procedure instead of corrupting its waits.
+#[test]
+fn a_clock_that_goes_back_halts() {
+    let mut p = Procedure::new(cfg());
+    let f = Fake::healthy();
+    assert!(!p.next(&obs(5_000, ActionResult::None, &f)).is_final());
+    match p.next(&obs(4_000, ActionResult::None, &f)) {
+        Action::Halt(HaltReason::ClockWentBack { from_ms, to_ms }) => {
+            assert_eq!((from_ms, to_ms), (5_000, 4_000));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A driver that cannot read what a check needs makes the procedure halt naming it; it never
 /// passes the check by skipping it. A product without the thing (Consul) is not a halt.
 #[test]
