@@ -11,6 +11,8 @@ use rehearse_sim::api::{AgentSelf, ApiError, RaftConfiguration, SharedStr, Snaps
 use rehearse_sim::versions::{Product, Version};
 use sha2::Digest;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// The servers of one cluster, by plan name.
 #[derive(Debug, Clone)]
@@ -50,10 +52,40 @@ impl LiveCluster {
         parse::leader(&a.body).map_err(|e| bad_answer(c, e))
     }
 
-    /// Reads the whole cluster once. `drained` and `write_accepted` are the caller's to fill.
+    /// When an observation starting now must be over: one request timeout and a second more.
+    /// A paused server accepts connections and never answers, so without one deadline for
+    /// the whole observation every round of reads that reaches it waits out its own timeout
+    /// (three rounds took 12.5 s with the leader paused, hashicorp-style gray failure).
+    pub fn observe_deadline(&self) -> Instant {
+        let timeout_ms = self
+            .servers
+            .first()
+            .map_or(4_000, |(_, c)| c.connection().timeout_ms);
+        Instant::now() + Duration::from_millis(timeout_ms.saturating_add(1_000))
+    }
+
+    /// Reads the whole cluster once, by `observe_deadline`. `drained` and `write_accepted`
+    /// are the caller's to fill.
     pub async fn observe(&self) -> ClusterView {
-        let leaders = futures_join_all(self.servers.iter().map(|(_, c)| Self::leader_of(c))).await;
-        let agents = futures_join_all(self.servers.iter().map(|(_, c)| self.agent_self(c))).await;
+        self.observe_until(self.observe_deadline()).await
+    }
+
+    /// Reads the whole cluster once; a read with no answer by `deadline` is `Unreachable`.
+    /// Every server's leader and own state at once, then the cluster endpoints (which need a
+    /// server to ask) at once.
+    pub async fn observe_until(&self, deadline: Instant) -> ClusterView {
+        let (leaders, agents) = tokio::join!(
+            futures_join_all(
+                self.servers
+                    .iter()
+                    .map(|(_, c)| by(deadline, c, Self::leader_of(c)))
+            ),
+            futures_join_all(
+                self.servers
+                    .iter()
+                    .map(|(_, c)| by(deadline, c, self.agent_self(c)))
+            ),
+        );
         // Ask a server that knows a leader (it forwards to it); else the first that answers.
         let pick = leaders
             .iter()
@@ -71,15 +103,18 @@ impl LiveCluster {
             return self.view_without_api(err, agents);
         };
         let via = &self.servers[i].1;
-        let (members, raft, health) = tokio::join!(
-            self.members(via),
-            self.raft_configuration(via),
-            self.health(via)
+        let nomad = self.product == Product::Nomad;
+        let (members, raft, health, scheduler) = tokio::join!(
+            by(deadline, via, self.members(via)),
+            by(deadline, via, self.raft_configuration(via)),
+            by(deadline, via, self.health(via)),
+            async {
+                match nomad {
+                    true => Some(by(deadline, via, self.scheduler(via)).await),
+                    false => None,
+                }
+            },
         );
-        let scheduler = match self.product {
-            Product::Nomad => Some(self.scheduler(via).await),
-            Product::Consul => None,
-        };
         let leader = leader_addr.and_then(|a| self.name_of_address(&a, raft.as_ref().ok()));
         ClusterView {
             leader,
@@ -186,6 +221,18 @@ impl LiveCluster {
         Ok(&self.servers[i].1)
     }
 
+    /// `any_answering`, or `Unreachable` if no server has answered by `deadline`.
+    async fn answering_by(&self, deadline: Instant) -> Result<&Client, ApiError> {
+        tokio::time::timeout_at(deadline, self.any_answering())
+            .await
+            .unwrap_or_else(|_| {
+                Err(ApiError::Unreachable {
+                    addr: "cluster".into(),
+                    why: "no server answered before the observation's deadline".into(),
+                })
+            })
+    }
+
     /// Saves a snapshot into `dir`, verifying the `Digest` header against the body.
     pub async fn save_snapshot(&self, dir: &Path) -> Result<(SnapshotInfo, PathBuf), String> {
         let c = self.any_answering().await.map_err(|e| e.to_string())?;
@@ -264,12 +311,18 @@ impl LiveCluster {
     /// (`clients`, plan names) have finished draining, and — when `reads` asks — the client
     /// node list and which of those servers still run allocations. One `GET /v1/nodes`, then
     /// the allocations of every such server at once.
-    pub async fn read_clients(&self, view: &mut ClusterView, reads: Reads, clients: &[String]) {
+    pub async fn read_clients(
+        &self,
+        view: &mut ClusterView,
+        reads: Reads,
+        clients: &[String],
+        deadline: Instant,
+    ) {
         if self.product != Product::Nomad || (clients.is_empty() && !reads.nodes) {
             return;
         }
-        let listed = match self.any_answering().await {
-            Ok(c) => c.get("/v1/nodes").await.map(|a| a.body),
+        let listed = match self.answering_by(deadline).await {
+            Ok(c) => by(deadline, c, c.get("/v1/nodes")).await.map(|a| a.body),
             Err(e) => Err(e),
         };
         let body = match listed {
@@ -293,7 +346,8 @@ impl LiveCluster {
             view.nodes = Readout::Read(parse::nodes(&body).map_err(|e| self.rejected(e)));
         }
         if reads.allocs {
-            view.allocs_running = Readout::Read(self.allocs_running(&body, clients).await);
+            view.allocs_running =
+                Readout::Read(self.allocs_running(&body, clients, deadline).await);
         }
     }
 
@@ -311,14 +365,16 @@ impl LiveCluster {
         &self,
         nodes: &serde_json::Value,
         clients: &[String],
+        deadline: Instant,
     ) -> Result<Vec<SharedStr>, ApiError> {
-        let c = self.any_answering().await?;
+        let c = self.answering_by(deadline).await?;
         let ids: Vec<(&String, String)> = clients
             .iter()
             .filter_map(|n| parse::node_id(nodes, n).map(|id| (n, id)))
             .collect();
         let answers = futures_join_all(ids.iter().map(|(_, id)| async move {
-            let a = c.get(&format!("/v1/node/{id}/allocations")).await?;
+            let path = format!("/v1/node/{id}/allocations");
+            let a = by(deadline, c, c.get(&path)).await?;
             parse::allocations_running(&a.body).map_err(|e| bad_answer(c, e))
         }))
         .await;
@@ -343,6 +399,22 @@ impl LiveCluster {
 
 struct Paths {
     snapshot: &'static str,
+}
+
+/// `read`, or `Unreachable` if it has no answer by `deadline`.
+pub async fn by<T>(
+    deadline: Instant,
+    c: &Client,
+    read: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    tokio::time::timeout_at(deadline, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::Unreachable {
+                addr: c.base.as_str().into(),
+                why: "no answer before the observation's deadline".into(),
+            })
+        })
 }
 
 /// What a view holds for a client read before it is made: Consul has no clients at all.

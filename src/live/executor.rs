@@ -782,7 +782,8 @@ impl<C: ServerControl> Driver for LiveDriver<'_, C> {
         if self.interrupted.load(Ordering::SeqCst) {
             return Err(LiveStop::Interrupted);
         }
-        let mut view = self.cluster.observe().await;
+        let deadline = self.cluster.observe_deadline();
+        let mut view = self.cluster.observe_until(deadline).await;
         let clients: Vec<String> = self
             .plan
             .cluster
@@ -791,7 +792,9 @@ impl<C: ServerControl> Driver for LiveDriver<'_, C> {
             .filter(|s| s.client)
             .map(|s| s.name.clone())
             .collect();
-        self.cluster.read_clients(&mut view, reads, &clients).await;
+        self.cluster
+            .read_clients(&mut view, reads, &clients, deadline)
+            .await;
         view.write_accepted = self.probe.as_ref().and_then(Probe::take_accepted);
         Ok(Observation {
             now_ms: self.clock.now_ms(),
