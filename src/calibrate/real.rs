@@ -239,7 +239,9 @@ async fn rolling_rehearse(c: &LocalConsul) -> Result<Trial, String> {
         conn: c.cluster.servers[0].1.connection().clone(),
     };
     let t0 = Instant::now();
-    let (outcome, _) = execute(&plan, &c.plan_text, &opts).await.map_err(|e| e.0)?;
+    let (outcome, _) = execute(&plan, &c.plan_text, &opts)
+        .await
+        .map_err(|e| e.to_string())?;
     let name = match outcome {
         ExecOutcome::Done(_) => "completed",
         ExecOutcome::Halted(_) => "halted",

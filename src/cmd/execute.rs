@@ -6,7 +6,7 @@
 use crate::cli::{CliError, Verdict};
 use crate::cmd::lint::{has_errors, load, print_findings};
 use crate::live::client::Connection;
-use crate::live::executor::{ExecOptions, ExecOutcome, execute};
+use crate::live::executor::{ExecError, ExecOptions, ExecOutcome, execute};
 use crate::plan::lint::lint;
 use std::path::PathBuf;
 
@@ -72,9 +72,15 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
-    let (outcome, stats) = rt
-        .block_on(execute(&plan, &text, &opts))
-        .map_err(|e| CliError::new(e.0))?;
+    let (outcome, stats) = match rt.block_on(execute(&plan, &text, &opts)) {
+        Ok(done) => done,
+        Err(ExecError::Input(m)) => return Err(CliError::new(m)),
+        // After the first action: not an input error, whatever the cause.
+        Err(ExecError::Stopped(m)) => {
+            eprintln!("error: {m}");
+            return Ok(Verdict::Violated);
+        }
+    };
     let verdict = match &outcome {
         ExecOutcome::DryRun { unmet } if unmet.is_empty() => Verdict::Ok,
         ExecOutcome::DryRun { .. } => Verdict::Violated,

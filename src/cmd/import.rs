@@ -89,7 +89,9 @@ async fn import(args: Args) -> Result<String, String> {
         None => detect(&addr).await?,
     };
     let conn = Connection::from_env(product);
-    let servers = discover(product, &addr, &conn).await.map_err(|e| e.0)?;
+    let servers = discover(product, &addr, &conn)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut clients = Vec::new();
     for (n, a) in &servers {
         clients.push((n.clone(), Client::new(a, &conn).map_err(|e| e.0)?));

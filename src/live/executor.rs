@@ -70,14 +70,31 @@ pub struct ExecStats {
     pub probe: Option<ProbeReport>,
 }
 
-/// Bad input: nothing was changed.
+/// Why `execute` stopped without an outcome.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ExecError(pub String);
+pub enum ExecError {
+    /// Bad input (unreadable plan or journal, unreachable cluster, a plan that does not match
+    /// it): nothing was changed.
+    #[error("{0}")]
+    Input(String),
+    /// The run could not go on after it had begun (its journal could not be written): the
+    /// cluster may have changed. The journal holds everything up to the failed record.
+    #[error("{0}")]
+    Stopped(String),
+}
+
+impl ExecError {
+    /// The message.
+    pub fn message(&self) -> &str {
+        match self {
+            ExecError::Input(m) | ExecError::Stopped(m) => m,
+        }
+    }
+}
 
 impl From<ClientError> for ExecError {
     fn from(e: ClientError) -> Self {
-        ExecError(e.0)
+        ExecError::Input(e.0)
     }
 }
 
@@ -107,14 +124,14 @@ pub async fn connect(plan: &Plan, opts: &ExecOptions) -> Result<LiveCluster, Exe
                 .find(|(n, _)| n == &s.name)
                 .map(|(_, a)| a.clone())
                 .ok_or_else(|| {
-                    ExecError(format!(
+                    ExecError::Input(format!(
                         "cluster.servers[{i}] ({}): no address in the plan and not in the raft configuration read from {}",
                         s.name, opts.addr
                     ))
                 })?,
         };
         let c = super::client::Client::new(&addr, &opts.conn)
-            .map_err(|e| ExecError(format!("cluster.servers[{i}].address: {}", e.0)))?;
+            .map_err(|e| ExecError::Input(format!("cluster.servers[{i}].address: {}", e.0)))?;
         servers.push((s.name.clone(), c));
     }
     Ok(LiveCluster { product, servers })
@@ -134,7 +151,7 @@ pub async fn discover(
     let raft = cluster
         .raft_configuration(&c)
         .await
-        .map_err(|e| ExecError(input_error_text(&e)))?;
+        .map_err(|e| ExecError::Input(input_error_text(&e)))?;
     let port = c.base.rsplit(':').next().unwrap_or("4646").to_string();
     let scheme = c.base.split("://").next().unwrap_or("http").to_string();
     Ok(raft
@@ -170,7 +187,7 @@ pub async fn check_cluster(plan: &Plan, cluster: &LiveCluster) -> Result<Cluster
         .chain(view.raft.as_ref().err())
         .find(|e| matches!(e, ApiError::Forbidden { .. }));
     if let Some(e) = forbidden {
-        return Err(ExecError(input_error_text(e)));
+        return Err(ExecError::Input(input_error_text(e)));
     }
     if view.agents.iter().all(|(_, a)| a.is_err()) {
         let why: Vec<String> = view
@@ -186,7 +203,7 @@ pub async fn check_cluster(plan: &Plan, cluster: &LiveCluster) -> Result<Cluster
                 )
             })
             .collect();
-        return Err(ExecError(format!(
+        return Err(ExecError::Input(format!(
             "cannot reach any server of the plan ({}); check the addresses and that the cluster runs",
             why.join("; ")
         )));
@@ -206,7 +223,7 @@ pub async fn check_cluster(plan: &Plan, cluster: &LiveCluster) -> Result<Cluster
         let extra: Vec<&&str> = live.iter().filter(|n| !planned.contains(n)).collect();
         let absent: Vec<&&str> = planned.iter().filter(|n| !live.contains(n)).collect();
         if !extra.is_empty() || !absent.is_empty() {
-            return Err(ExecError(format!(
+            return Err(ExecError::Input(format!(
                 "cluster.servers does not match the live raft configuration: in the cluster but not the plan {extra:?}, in the plan but not the cluster {absent:?} (rehearse import writes a matching plan)"
             )));
         }
@@ -216,7 +233,7 @@ pub async fn check_cluster(plan: &Plan, cluster: &LiveCluster) -> Result<Cluster
         if let Ok(a) = a
             && !allowed.contains(&a.version)
         {
-            return Err(ExecError(format!(
+            return Err(ExecError::Input(format!(
                 "{n} runs {}, but the plan says cluster.version = {} and upgrade.target = {}",
                 a.version, plan.cluster.version, plan.upgrade.target
             )));
@@ -243,7 +260,7 @@ pub async fn execute(
     let local = NodeControl::from_plan(plan);
     if opts.apply && local.as_ref().map(NodeControl::kind) == Some(ControlKind::Container) {
         // Refused before the cluster is touched: nothing here can drive those containers.
-        return Err(ExecError(CONTAINER_IN_PROCESS.into()));
+        return Err(ExecError::Input(CONTAINER_IN_PROCESS.into()));
     }
     execute_with(plan, plan_text, opts, local.as_ref()).await
 }
@@ -264,10 +281,10 @@ pub async fn execute_with<C: ServerControl>(
         return Ok((dry_run(plan, &cfg, &first_view), ExecStats::default()));
     }
     let control = control.ok_or_else(|| match plan.execute.as_ref().map(|x| x.control) {
-        Some(ControlKind::Container) => ExecError(CONTAINER_IN_PROCESS.into()),
-        _ => ExecError("the plan has no [execute] section: rehearse does not know how to stop and start the servers (see plans/README or `rehearse execute --help`)".into()),
+        Some(ControlKind::Container) => ExecError::Input(CONTAINER_IN_PROCESS.into()),
+        _ => ExecError::Input("the plan has no [execute] section: rehearse does not know how to stop and start the servers (see plans/README or `rehearse execute --help`)".into()),
     })?;
-    let records = Journal::read(&opts.journal).map_err(|e| ExecError(e.to_string()))?;
+    let records = Journal::read(&opts.journal).map_err(|e| ExecError::Input(e.to_string()))?;
     let digest = plan_digest(plan_text);
     let mut run = Run::new(plan, cluster, control, opts, records, &digest)?;
     if run.already_done {
@@ -438,7 +455,9 @@ fn install_side(rolling_back: bool) -> Side {
 
 impl JournalRecorder {
     fn log(&mut self, r: Record) -> Result<(), ExecError> {
-        self.journal.write(&r).map_err(|e| ExecError(e.to_string()))
+        self.journal
+            .write(&r)
+            .map_err(|e| ExecError::Input(e.to_string()))
     }
 
     /// Notes the installation an action about to be carried out gives, if it succeeds.
@@ -509,7 +528,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
         if let Some(Record::Begin { plan_sha256, .. }) = last_start.map(|i| &records[i])
             && plan_sha256 != digest
         {
-            return Err(ExecError(format!(
+            return Err(ExecError::Input(format!(
                 "journal {} belongs to another plan (the plan file changed since it was written); move it away to start afresh",
                 opts.journal.display()
             )));
@@ -539,7 +558,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
         };
         let clock = Clock::start(last_recorded_ms(&records));
         let mut journal = JournalRecorder {
-            journal: Journal::open(&opts.journal).map_err(|e| ExecError(e.to_string()))?,
+            journal: Journal::open(&opts.journal).map_err(|e| ExecError::Input(e.to_string()))?,
             installing: None,
         };
         if !resume && !already_done {
@@ -596,11 +615,13 @@ impl<'a, C: ServerControl> Run<'a, C> {
                 Record::Observation { obs } => pending = Some(*obs),
                 Record::ActionBegin { action, .. } => {
                     let obs = pending.take().ok_or_else(|| {
-                        ExecError("journal: an action without the observation it came from".into())
+                        ExecError::Input(
+                            "journal: an action without the observation it came from".into(),
+                        )
                     })?;
                     let again = self.procedure.next(&obs);
                     if again != action {
-                        return Err(ExecError(format!(
+                        return Err(ExecError::Input(format!(
                             "journal {}: replay diverged (journal {action:?}, now {again:?}); was it written by another rehearse version? Move it away to start afresh",
                             self.driver.opts.journal.display()
                         )));
@@ -650,7 +671,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
         self.driver.probe = self.driver.start_probe();
         let (in_flight, mut result) = self.replay()?;
         if let Some(a) = in_flight {
-            result = self.finish_in_flight(&a).await?;
+            result = self.finish_in_flight(&a).await.map_err(stopped)?;
         }
         let ended = driver::run(
             &mut self.driver,
@@ -669,10 +690,12 @@ impl<'a, C: ServerControl> Run<'a, C> {
             }),
             Err(LoopError::Driver(LiveStop::Interrupted)) => {
                 let at_ms = self.driver.clock.now_ms();
-                self.journal.log(Record::Interrupted { at_ms })?;
+                self.journal
+                    .log(Record::Interrupted { at_ms })
+                    .map_err(stopped)?;
                 ExecOutcome::Interrupted
             }
-            Err(LoopError::Record(e)) => return Err(e),
+            Err(LoopError::Record(e)) => return Err(stopped(e)),
         };
         let stats = self.driver.stats().await;
         Ok((outcome, stats))
@@ -866,6 +889,15 @@ impl<C: ServerControl> LiveDriver<'_, C> {
             ActionResult::Failed(e)
         })
     }
+}
+
+/// A journal that failed once the run had begun acting: the cluster may have changed, so this
+/// is not an input error (exit 2 means nothing changed).
+fn stopped(e: ExecError) -> ExecError {
+    ExecError::Stopped(format!(
+        "{}; the cluster may have changed: make the journal writable and rerun the same command to resume from what it holds",
+        e.message()
+    ))
 }
 
 /// Aborts a spawned task when dropped.
