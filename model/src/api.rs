@@ -361,6 +361,11 @@ pub enum ApiError {
         /// Address or name called.
         addr: SharedStr,
     },
+    /// Not asked: the procedure did not need this part of the cluster in this step (between a
+    /// server's stop and its start, see `contract::Reads::cluster`), so the driver did not
+    /// read it.
+    #[error("not read in this step")]
+    NotRead,
     /// Any other refusal, with the server's message.
     #[error("{addr}: {message}")]
     Rejected {

@@ -46,12 +46,45 @@ pub struct ClusterView {
     pub allocs_running: Readout<Vec<SharedStr>>,
 }
 
+impl ClusterView {
+    /// A view of a step that did not read the cluster (`Reads::cluster` false): every part is
+    /// `ApiError::NotRead`, the servers named in `servers`.
+    pub fn not_read(servers: &[SharedStr], scheduler: bool) -> ClusterView {
+        ClusterView {
+            leader: None,
+            members: Err(ApiError::NotRead),
+            raft: Err(ApiError::NotRead),
+            health: Err(ApiError::NotRead),
+            agents: servers
+                .iter()
+                .map(|s| (s.clone(), Err(ApiError::NotRead)))
+                .collect(),
+            scheduler: scheduler.then_some(Err(ApiError::NotRead)),
+            drained: Vec::new(),
+            write_accepted: None,
+            nodes: Readout::NotRead,
+            allocs_running: Readout::NotRead,
+        }
+    }
+
+    /// Whether the cluster was read (not a `not_read` view).
+    pub fn is_read(&self) -> bool {
+        !matches!(self.raft, Err(ApiError::NotRead))
+    }
+}
+
 /// What the procedure looks at in its next observation, beyond the parts every stage reads. A
 /// driver may read more; reading less than this changes what the procedure decides. The
 /// client node list is read only for the client check: in the simulator it is one record per
 /// client node for every observation, on a live cluster one more request per poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reads {
+    /// The cluster itself: leader, members, raft configuration, autopilot health, every
+    /// server's own state. Not needed between a server's stop and its start: the stop was
+    /// judged safe before it was made, and install and start must not wait on the other
+    /// servers' answers (a paused one makes every read wait out a timeout). The gate and the
+    /// next stop read it again.
+    pub cluster: bool,
     /// `GET /v1/nodes`.
     pub nodes: bool,
     /// The running allocations of every server that is also a client.

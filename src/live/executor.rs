@@ -20,7 +20,7 @@ use crate::procedure::{
     Action, ActionResult, ClusterView, HaltReason, Observation, Procedure, ProcedureConfig, Reads,
     Summary,
 };
-use rehearse_sim::api::{ApiError, SnapshotInfo};
+use rehearse_sim::api::{ApiError, SharedStr, SnapshotInfo};
 use rehearse_sim::versions::Product;
 use sha2::Digest;
 use std::path::{Path, PathBuf};
@@ -804,6 +804,22 @@ impl<C: ServerControl> Driver for LiveDriver<'_, C> {
     ) -> Result<Observation, LiveStop> {
         if self.interrupted.load(Ordering::SeqCst) {
             return Err(LiveStop::Interrupted);
+        }
+        if !reads.cluster {
+            let names: Vec<SharedStr> = self
+                .plan
+                .cluster
+                .servers
+                .iter()
+                .map(|s| SharedStr::from(&s.name))
+                .collect();
+            let mut view = ClusterView::not_read(&names, self.cluster.product == Product::Nomad);
+            view.write_accepted = self.probe.as_ref().and_then(Probe::take_accepted);
+            return Ok(Observation {
+                now_ms: self.clock.now_ms(),
+                result,
+                view,
+            });
         }
         let deadline = self.cluster.observe_deadline();
         let mut view = self.cluster.observe_until(deadline).await;

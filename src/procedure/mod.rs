@@ -173,7 +173,16 @@ impl Procedure {
 
     /// What the next call of `next` reads (see `Reads`).
     pub fn reads(&self) -> Reads {
+        // Between the batch's first stop and its last start nothing reads the view: the stops
+        // were judged safe together (`safe_to_stop`), and a start past the last one opens the
+        // gate, which reads.
+        let between = match &self.stage {
+            Stage::Stop { .. } | Stage::Replace { .. } => true,
+            Stage::Start { next } => *next < self.batch.len(),
+            _ => false,
+        };
         Reads {
+            cluster: !between,
             nodes: matches!(self.stage, Stage::Clients { .. }),
             allocs: matches!(self.stage, Stage::Drain { .. }),
         }

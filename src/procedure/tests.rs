@@ -512,6 +512,56 @@ fn a_drained_server_client_is_stopped_only_once_its_allocations_have_stopped() {
     }
 }
 
+/// Between a stop and the start that follows it the procedure asks for no cluster reads (and
+/// decides the same on a view that holds none); the gate asks again.
+#[test]
+fn install_and_start_read_nothing_of_the_cluster_the_gate_does() {
+    let mut p = Procedure::new(cfg());
+    let f = Fake::healthy();
+    let mut t = 0;
+    let mut result = ActionResult::None;
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        t += 500;
+        let reads = p.reads();
+        let mut o = obs(t, result.clone(), &f);
+        if !reads.cluster {
+            let names: Vec<SharedStr> = ["s1", "s2", "s3"].map(SharedStr::from).to_vec();
+            o.view = ClusterView::not_read(&names, true);
+        }
+        result = ActionResult::Ok;
+        let a = p.next(&o);
+        seen.push((reads.cluster, a.clone()));
+        match a {
+            Action::SaveSnapshot => result = snap(),
+            Action::Start { .. } => break,
+            Action::Halt(r) => panic!("halted: {r}"),
+            _ => {}
+        }
+    }
+    let acts: Vec<&(bool, Action)> = seen
+        .iter()
+        .filter(|(_, a)| !matches!(a, Action::Observe { .. }))
+        .collect();
+    let n = acts.len();
+    assert!(n >= 3, "{acts:?}");
+    // The stop was chosen on a read view; install and start on views that read nothing.
+    assert!(
+        matches!(acts[n - 3], (true, Action::Stop { .. })),
+        "{acts:?}"
+    );
+    assert!(
+        matches!(acts[n - 2], (false, Action::ReplaceBinary { .. })),
+        "{acts:?}"
+    );
+    assert!(
+        matches!(acts[n - 1], (false, Action::Start { .. })),
+        "{acts:?}"
+    );
+    // The gate (the next observation) reads again.
+    assert!(p.reads().cluster);
+}
+
 /// Time that goes backwards halts the procedure instead of corrupting its waits.
 #[test]
 fn a_clock_that_goes_back_halts() {

@@ -85,6 +85,10 @@ pub fn build(
                 end_ms = end_ms.max(t);
                 let v = &obs.view;
                 write_probe |= v.write_accepted.is_some();
+                if !v.is_read() {
+                    // A step between a stop and a start reads nothing: no sample.
+                    continue;
+                }
                 scheduler = scheduler.or(Some(v.scheduler.is_some()));
                 for (name, a) in &v.agents {
                     if !st.servers.iter().any(|s| s == name) {
