@@ -635,40 +635,7 @@ fn judge(
     metrics.skew_crashes -= base.skew_crashes.min(metrics.skew_crashes);
     metrics.snapshot_refusals -= base.snapshot_refusals.min(metrics.snapshot_refusals);
     let workload = w.workload();
-    let mut problems = Vec::new();
-    if metrics.quorum_lost_ns > 0 {
-        problems.push(format!(
-            "quorum lost for {:.1}s",
-            metrics.quorum_lost_ns as f64 / 1e9
-        ));
-    }
-    if workload.lost_acked > 0 {
-        problems.push(format!("{} acknowledged writes lost", workload.lost_acked));
-    }
-    if metrics.skew_crashes > 0 {
-        problems.push(format!(
-            "{} servers panicked on a log entry they could not apply",
-            metrics.skew_crashes
-        ));
-    }
-    if metrics.snapshot_refusals > 0 {
-        problems.push(format!(
-            "{} servers could not load a snapshot written by a newer version",
-            metrics.snapshot_refusals
-        ));
-    }
-    // A leader that won but never established leadership serves nothing while its heartbeats
-    // keep anyone else from being elected (hashicorp/nomad#8470). One shorter than an ordinary
-    // election (2 × ElectionTimeout) is the fix at work: since Nomad 1.3.0 it hands leadership
-    // over within a round trip or two (PR #12293).
-    let election_ns = 2 * w.config().election_timeout_ns();
-    if let Some((id, ns)) = w.longest_wedge().filter(|&(_, ns)| ns > election_ns) {
-        problems.push(format!(
-            "{} won the election but could not establish leadership: writes refused for {:.1}s while it led",
-            w.server_name(id),
-            ns as f64 / 1e9
-        ));
-    }
+    let mut problems = cluster_problems(w, &metrics, &workload);
     for s in &run.unsafe_stops {
         problems.push(format!(
             "stopped {s} while the others did not form a quorum"
@@ -711,6 +678,46 @@ fn judge(
         events: notable_events(w),
         client_problems,
     }
+}
+
+/// What went wrong in the cluster over the run, one line each: quorum lost, acknowledged writes
+/// lost, version-skew panics, refused snapshots, a leader that could not establish leadership.
+fn cluster_problems(w: &World, metrics: &Metrics, workload: &WorkloadStats) -> Vec<String> {
+    let mut problems = Vec::new();
+    if metrics.quorum_lost_ns > 0 {
+        problems.push(format!(
+            "quorum lost for {:.1}s",
+            metrics.quorum_lost_ns as f64 / 1e9
+        ));
+    }
+    if workload.lost_acked > 0 {
+        problems.push(format!("{} acknowledged writes lost", workload.lost_acked));
+    }
+    if metrics.skew_crashes > 0 {
+        problems.push(format!(
+            "{} servers panicked on a log entry they could not apply",
+            metrics.skew_crashes
+        ));
+    }
+    if metrics.snapshot_refusals > 0 {
+        problems.push(format!(
+            "{} servers could not load a snapshot written by a newer version",
+            metrics.snapshot_refusals
+        ));
+    }
+    // A leader that won but never established leadership serves nothing while its heartbeats
+    // keep anyone else from being elected (hashicorp/nomad#8470). One shorter than an ordinary
+    // election (2 × ElectionTimeout) is the fix at work: since Nomad 1.3.0 it hands leadership
+    // over within a round trip or two (PR #12293).
+    let election_ns = 2 * w.config().election_timeout_ns();
+    if let Some((id, ns)) = w.longest_wedge().filter(|&(_, ns)| ns > election_ns) {
+        problems.push(format!(
+            "{} won the election but could not establish leadership: writes refused for {:.1}s while it led",
+            w.server_name(id),
+            ns as f64 / 1e9
+        ));
+    }
+    problems
 }
 
 /// Notable events from the trace: crashes the servers did on their own (a panic, a refused

@@ -518,21 +518,8 @@ impl<'a, C: ServerControl> Run<'a, C> {
         records: Vec<Record>,
         digest: &str,
     ) -> Result<Run<'a, C>, ExecError> {
-        let starts: Vec<usize> = records
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| matches!(r, Record::Begin { .. }))
-            .map(|(i, _)| i)
-            .collect();
+        let starts = attempt_starts(&records, digest, opts)?;
         let last_start = starts.last().copied();
-        if let Some(Record::Begin { plan_sha256, .. }) = last_start.map(|i| &records[i])
-            && plan_sha256 != digest
-        {
-            return Err(ExecError::Input(format!(
-                "journal {} belongs to another plan (the plan file changed since it was written); move it away to start afresh",
-                opts.journal.display()
-            )));
-        }
         let attempt_records: Vec<Record> = last_start.map_or(Vec::new(), |i| records[i..].to_vec());
         let finished = attempt_records.iter().rev().find_map(|r| match r {
             Record::Finish { action, .. } => Some(action.clone()),
@@ -570,18 +557,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
                 already_upgraded: cfg.already_upgraded.clone(),
             })?;
         }
-        if resume {
-            out!(
-                "resuming attempt {} from journal {}",
-                attempt,
-                opts.journal.display()
-            );
-        } else if !cfg.already_upgraded.is_empty() {
-            out!(
-                "attempt {attempt}: already upgraded by an earlier attempt: {}",
-                cfg.already_upgraded.join(", ")
-            );
-        }
+        announce(resume, attempt, opts, &cfg);
         Ok(Run {
             driver: LiveDriver {
                 plan,
@@ -904,6 +880,45 @@ impl<C: ServerControl> LiveDriver<'_, C> {
             out!("    failed: {e}");
             ActionResult::Failed(e)
         })
+    }
+}
+
+/// Where each attempt in the journal begins; refuses a journal of another plan.
+fn attempt_starts(
+    records: &[Record],
+    digest: &str,
+    opts: &ExecOptions,
+) -> Result<Vec<usize>, ExecError> {
+    let starts: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r, Record::Begin { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    if let Some(Record::Begin { plan_sha256, .. }) = starts.last().map(|&i| &records[i])
+        && plan_sha256 != digest
+    {
+        return Err(ExecError::Input(format!(
+            "journal {} belongs to another plan (the plan file changed since it was written); move it away to start afresh",
+            opts.journal.display()
+        )));
+    }
+    Ok(starts)
+}
+
+/// Says which attempt this is and what it starts from.
+fn announce(resume: bool, attempt: u32, opts: &ExecOptions, cfg: &ProcedureConfig) {
+    if resume {
+        out!(
+            "resuming attempt {} from journal {}",
+            attempt,
+            opts.journal.display()
+        );
+    } else if !cfg.already_upgraded.is_empty() {
+        out!(
+            "attempt {attempt}: already upgraded by an earlier attempt: {}",
+            cfg.already_upgraded.join(", ")
+        );
     }
 }
 

@@ -24,7 +24,7 @@ use super::risk::{FailureRate, round_sig};
 use super::{ReportError, assess, findings};
 use crate::live::journal::Record;
 use crate::plan::Plan;
-use crate::procedure::{Action, ActionResult};
+use crate::procedure::{Action, ActionResult, Observation};
 use crate::rehearsal::{Outcome, Verdict};
 use rehearse_sim::{Metrics, WorkloadStats};
 
@@ -44,112 +44,267 @@ pub fn build(
 ) -> Result<RiskReport, ReportError> {
     let t0 = records
         .first()
-        .map(|r| match r {
-            Record::Begin { at_ms, .. }
-            | Record::ActionBegin { at_ms, .. }
-            | Record::ActionEnd { at_ms, .. }
-            | Record::Interrupted { at_ms }
-            | Record::Finish { at_ms, .. } => *at_ms,
-            Record::Observation { obs } => obs.now_ms,
-        })
+        .map(record_ms)
         .ok_or_else(|| ReportError::Sim(format!("journal {journal_file}: no records")))?;
-    let rel = |ms: u64| ms.saturating_sub(t0);
-
-    let mut st = Fold::default();
-    let mut attempts = 0;
-    let mut plan_sha256 = String::new();
-    let mut end_ms = 0;
-    let mut observations = 0;
-    let mut write_probe = false;
-    let mut actions: Vec<LiveAction> = Vec::new();
-    // The action begun and not yet ended, by index into `actions`.
-    let mut in_flight: Option<usize> = None;
-    let mut finish: Option<(Action, Vec<String>)> = None;
-    let mut interrupted = false;
-    let mut versions: (Option<String>, Option<String>) = (None, None);
-    let mut scheduler = None;
+    let mut j = JournalRead::new(t0);
     for r in records {
+        j.read(r);
+    }
+    if let Some(p) = plan {
+        j.st.servers = p.0.cluster.servers.iter().map(|s| s.name.clone()).collect();
+    }
+    let (outcome, reason, verdict, mut notes) = ending(j.finish.take(), j.interrupted);
+    if j.attempts > 1 {
+        notes.push(format!(
+            "{} attempts in this journal, shown as one timeline",
+            j.attempts
+        ));
+    }
+    let duration_ms = j.end_ms;
+    let servers = j.st.servers.clone();
+    let (samples, segments, metrics, reported) = std::mem::take(&mut j.st).finish(duration_ms);
+    let completed = verdict == Verdict::Completed;
+    let measured = Measured {
+        outcome: live_outcome(verdict, reported.clone(), duration_ms, metrics),
+        samples: samples.clone(),
+        segments: segments.clone(),
+    };
+    let base = reduce(vec![measured], rate);
+    let timeline = Timeline {
+        seed: 0,
+        duration_ms,
+        servers: servers.clone(),
+        steps: timeline_steps(&segments, completed),
+        samples,
+        reported_tolerance: reported,
+        live: true,
+    };
+    let summary = match plan {
+        Some((p, file)) => super::summary(p, file),
+        None => j.plan_summary(journal_file, servers),
+    };
+    Ok(RiskReport {
+        schema_version: SCHEMA_VERSION,
+        rehearse_version: env!("CARGO_PKG_VERSION").to_string(),
+        plan: summary,
+        settings: one_run(rate),
+        risk: base.risk,
+        steps: base.steps,
+        explorer: no_explorer(),
+        findings: plan.map_or_else(Vec::new, |(p, _)| findings::findings(p)),
+        recommendations: Vec::new(),
+        not_recommended: Vec::new(),
+        timeline,
+        live: Some(LiveRun {
+            journal: journal_file.to_string(),
+            plan_sha256: j.plan_sha256,
+            attempts: j.attempts,
+            started_at_unix_ms: t0,
+            observations: j.observations,
+            write_probe: j.write_probe,
+            outcome,
+            reason,
+            notes,
+            actions: j.actions,
+            not_available: NOT_AVAILABLE.iter().map(|s| s.to_string()).collect(),
+        }),
+    })
+}
+
+/// The timeline's steps: the segments, named as a rehearsal names them.
+fn timeline_steps(segments: &[Segment], completed: bool) -> Vec<TimelineStep> {
+    segments
+        .iter()
+        .map(|s| TimelineStep {
+            name: step_name(s, completed),
+            start_ms: s.start_ms,
+            end_ms: s.end_ms,
+            leader_step: s.leader_step,
+        })
+        .collect()
+}
+
+/// The time a record carries (ms).
+fn record_ms(r: &Record) -> u64 {
+    match r {
+        Record::Begin { at_ms, .. }
+        | Record::ActionBegin { at_ms, .. }
+        | Record::ActionEnd { at_ms, .. }
+        | Record::Interrupted { at_ms }
+        | Record::Finish { at_ms, .. } => *at_ms,
+        Record::Observation { obs } => obs.now_ms,
+    }
+}
+
+/// Everything read from a journal, record by record.
+struct JournalRead {
+    t0: u64,
+    st: Fold,
+    attempts: u32,
+    plan_sha256: String,
+    end_ms: u64,
+    observations: u64,
+    write_probe: bool,
+    actions: Vec<LiveAction>,
+    /// The action begun and not yet ended, by index into `actions`.
+    in_flight: Option<usize>,
+    finish: Option<(Action, Vec<String>)>,
+    interrupted: bool,
+    /// (current, target) versions as the run saw them.
+    versions: (Option<String>, Option<String>),
+    /// Whether the observations held a scheduler configuration (Nomad), once known.
+    scheduler: Option<bool>,
+}
+
+impl JournalRead {
+    fn new(t0: u64) -> JournalRead {
+        JournalRead {
+            t0,
+            st: Fold::default(),
+            attempts: 0,
+            plan_sha256: String::new(),
+            end_ms: 0,
+            observations: 0,
+            write_probe: false,
+            actions: Vec::new(),
+            in_flight: None,
+            finish: None,
+            interrupted: false,
+            versions: (None, None),
+            scheduler: None,
+        }
+    }
+
+    /// Ms since the journal began; the end of the run so far moves up to it.
+    fn at(&mut self, ms: u64) -> u64 {
+        let t = ms.saturating_sub(self.t0);
+        self.end_ms = self.end_ms.max(t);
+        t
+    }
+
+    fn read(&mut self, r: &Record) {
         match r {
             Record::Begin {
-                at_ms,
-                plan_sha256: sha,
-                ..
+                at_ms, plan_sha256, ..
             } => {
-                attempts += 1;
-                plan_sha256 = sha.clone();
-                end_ms = end_ms.max(rel(*at_ms));
+                self.attempts += 1;
+                self.plan_sha256.clone_from(plan_sha256);
+                self.at(*at_ms);
             }
-            Record::Observation { obs } => {
-                observations += 1;
-                let t = rel(obs.now_ms);
-                end_ms = end_ms.max(t);
-                let v = &obs.view;
-                write_probe |= v.write_accepted.is_some();
-                if !v.is_read() {
-                    // A step between a stop and a start reads nothing: no sample.
-                    continue;
-                }
-                scheduler = scheduler.or(Some(v.scheduler.is_some()));
-                for (name, a) in &v.agents {
-                    if !st.servers.iter().any(|s| s == name) {
-                        st.servers.push(name.to_string());
-                    }
-                    if let (Ok(a), None) = (a, &versions.0) {
-                        versions.0 = Some(a.version.to_string());
-                    }
-                }
-                st.observe(t, v);
-            }
+            Record::Observation { obs } => self.observation(obs),
             Record::ActionBegin { at_ms, action } => {
-                let t = rel(*at_ms);
-                end_ms = end_ms.max(t);
-                if let Action::ReplaceBinary { version, .. } = action {
-                    versions.1 = Some(version.to_string());
-                }
-                if !matches!(action, Action::Observe { .. }) {
-                    st.action(t, action);
-                    actions.push(LiveAction {
-                        at_ms: t,
-                        duration_ms: 0,
-                        action: action.to_string(),
-                        what: action.clone(),
-                        result: "in flight (no end recorded)".into(),
-                    });
-                    in_flight = Some(actions.len() - 1);
-                }
+                let t = self.at(*at_ms);
+                self.action_begin(t, action);
             }
             Record::ActionEnd { at_ms, result, .. } => {
-                let t = rel(*at_ms);
-                end_ms = end_ms.max(t);
-                if let Some(a) = in_flight.take().and_then(|i| actions.get_mut(i)) {
-                    a.duration_ms = t.saturating_sub(a.at_ms);
-                    a.result = match result {
-                        ActionResult::Failed(e) => format!("failed: {e}"),
-                        ActionResult::Snapshot(_) => "snapshot saved".into(),
-                        ActionResult::Ok | ActionResult::None => "ok".into(),
-                    };
-                }
+                let t = self.at(*at_ms);
+                self.action_end(t, result);
             }
             Record::Interrupted { at_ms } => {
-                interrupted = true;
-                end_ms = end_ms.max(rel(*at_ms));
+                self.interrupted = true;
+                self.at(*at_ms);
             }
             Record::Finish {
                 at_ms,
                 action,
                 notes,
             } => {
-                let t = rel(*at_ms);
-                end_ms = end_ms.max(t);
-                st.action(t, action);
-                finish = Some((action.clone(), notes.clone()));
+                let t = self.at(*at_ms);
+                self.st.action(t, action);
+                self.finish = Some((action.clone(), notes.clone()));
             }
         }
     }
-    if let Some(p) = plan {
-        st.servers = p.0.cluster.servers.iter().map(|s| s.name.clone()).collect();
+
+    fn observation(&mut self, obs: &Observation) {
+        self.observations += 1;
+        let t = self.at(obs.now_ms);
+        let v = &obs.view;
+        self.write_probe |= v.write_accepted.is_some();
+        if !v.is_read() {
+            // A step between a stop and a start reads nothing: no sample.
+            return;
+        }
+        self.scheduler = self.scheduler.or(Some(v.scheduler.is_some()));
+        for (name, a) in &v.agents {
+            if !self.st.servers.iter().any(|s| s == name) {
+                self.st.servers.push(name.to_string());
+            }
+            if let (Ok(a), None) = (a, &self.versions.0) {
+                self.versions.0 = Some(a.version.to_string());
+            }
+        }
+        self.st.observe(t, v);
     }
-    let (outcome, reason, verdict, mut notes) = match finish {
+
+    fn action_begin(&mut self, t: u64, action: &Action) {
+        if let Action::ReplaceBinary { version, .. } = action {
+            self.versions.1 = Some(version.to_string());
+        }
+        if matches!(action, Action::Observe { .. }) {
+            return;
+        }
+        self.st.action(t, action);
+        self.actions.push(LiveAction {
+            at_ms: t,
+            duration_ms: 0,
+            action: action.to_string(),
+            what: action.clone(),
+            result: "in flight (no end recorded)".into(),
+        });
+        self.in_flight = Some(self.actions.len() - 1);
+    }
+
+    fn action_end(&mut self, t: u64, result: &ActionResult) {
+        let Some(a) = self.in_flight.take().and_then(|i| self.actions.get_mut(i)) else {
+            return;
+        };
+        a.duration_ms = t.saturating_sub(a.at_ms);
+        a.result = match result {
+            ActionResult::Failed(e) => format!("failed: {e}"),
+            ActionResult::Snapshot(_) => "snapshot saved".into(),
+            ActionResult::Ok | ActionResult::None => "ok".into(),
+        };
+    }
+
+    /// The plan in a few fields, as far as the journal tells (no plan file given).
+    fn plan_summary(&self, journal_file: &str, servers: Vec<String>) -> PlanSummary {
+        let product = match self.scheduler {
+            Some(true) => "nomad",
+            Some(false) => "consul",
+            None => "unknown",
+        };
+        PlanSummary {
+            file: journal_file.to_string(),
+            product: product.into(),
+            from_version: self.versions.0.clone().unwrap_or_else(|| "?".into()),
+            to_version: self.versions.1.clone().unwrap_or_else(|| "?".into()),
+            servers,
+            transfer_leadership: self
+                .actions
+                .iter()
+                .any(|a| matches!(a.what, Action::TransferLeadership { .. })),
+            order: "as run".into(),
+            stable_for_ms: 0,
+            install_time_ms: 0,
+            cleanup_dead_servers: false,
+            min_quorum: 0,
+        }
+    }
+}
+
+/// How the run ended: (outcome word, reason, verdict, notes).
+fn ending(
+    finish: Option<(Action, Vec<String>)>,
+    interrupted: bool,
+) -> (String, Option<String>, Verdict, Vec<String>) {
+    let halted = |word: &str, why: String, notes| {
+        let verdict = Verdict::Halted {
+            reason: why.clone(),
+        };
+        (word.to_string(), Some(why), verdict, notes)
+    };
+    match finish {
         Some((Action::Done(summary), notes)) => {
             let mut n = summary.notes;
             for x in notes {
@@ -159,14 +314,7 @@ pub fn build(
             }
             ("done".to_string(), None, Verdict::Completed, n)
         }
-        Some((Action::Halt(why), notes)) => (
-            "halt".to_string(),
-            Some(why.to_string()),
-            Verdict::Halted {
-                reason: why.to_string(),
-            },
-            notes,
-        ),
+        Some((Action::Halt(why), notes)) => halted("halt", why.to_string(), notes),
         Some((other, notes)) => (
             "unknown".to_string(),
             Some(format!("journal ends with {other:?}")),
@@ -175,140 +323,71 @@ pub fn build(
             },
             notes,
         ),
-        None if interrupted => {
-            let why = "interrupted by the operator (Ctrl-C) after the action in flight";
-            (
-                "interrupted".to_string(),
-                Some(why.to_string()),
-                Verdict::Halted { reason: why.into() },
-                Vec::new(),
-            )
-        }
-        None => {
-            let why = "the journal has no finish record: the run is still going, or rehearse was stopped; rerun `rehearse execute --apply` to resume";
-            (
-                "incomplete".to_string(),
-                Some(why.to_string()),
-                Verdict::Halted { reason: why.into() },
-                Vec::new(),
-            )
-        }
-    };
-    if attempts > 1 {
-        notes.push(format!(
-            "{attempts} attempts in this journal, shown as one timeline"
-        ));
+        None if interrupted => halted(
+            "interrupted",
+            "interrupted by the operator (Ctrl-C) after the action in flight".into(),
+            Vec::new(),
+        ),
+        None => halted(
+            "incomplete",
+            "the journal has no finish record: the run is still going, or rehearse was stopped; rerun `rehearse execute --apply` to resume".into(),
+            Vec::new(),
+        ),
     }
-    let duration_ms = end_ms;
-    let servers = st.servers.clone();
-    let (samples, segments, metrics, reported) = st.finish(duration_ms);
-    let completed = verdict == Verdict::Completed;
-    let measured = Measured {
-        outcome: Outcome {
-            seed: 0,
-            verdict,
-            steps: Vec::new(),
-            tolerance: reported.clone(),
-            duration_ms,
-            metrics,
-            workload: WorkloadStats::default(),
-            violations: Vec::new(),
-            order: Vec::new(),
-            unsafe_stops: Vec::new(),
-            leader_last: false,
-            final_versions: Vec::new(),
-            trace_hash: 0,
-            notes: Vec::new(),
-            events: Vec::new(),
-            client_problems: Vec::new(),
-        },
-        samples: samples.clone(),
-        segments: segments.clone(),
-    };
-    let base = reduce(vec![measured], rate);
-    let timeline = Timeline {
+}
+
+/// The one run of a live report as an outcome, for the same reduction as a rehearsal's.
+fn live_outcome(
+    verdict: Verdict,
+    tolerance: Vec<(u64, Option<i64>)>,
+    duration_ms: u64,
+    metrics: Metrics,
+) -> Outcome {
+    Outcome {
         seed: 0,
+        verdict,
+        steps: Vec::new(),
+        tolerance,
         duration_ms,
-        servers: servers.clone(),
-        steps: segments
-            .iter()
-            .map(|s| TimelineStep {
-                name: step_name(s, completed),
-                start_ms: s.start_ms,
-                end_ms: s.end_ms,
-                leader_step: s.leader_step,
-            })
-            .collect(),
-        samples,
-        reported_tolerance: reported,
-        live: true,
-    };
-    let product = match scheduler {
-        Some(true) => "nomad",
-        Some(false) => "consul",
-        None => "unknown",
-    };
-    let summary = match plan {
-        Some((p, file)) => super::summary(p, file),
-        None => PlanSummary {
-            file: journal_file.to_string(),
-            product: product.into(),
-            from_version: versions.0.unwrap_or_else(|| "?".into()),
-            to_version: versions.1.unwrap_or_else(|| "?".into()),
-            servers: servers.clone(),
-            transfer_leadership: actions
-                .iter()
-                .any(|a| matches!(a.what, Action::TransferLeadership { .. })),
-            order: "as run".into(),
-            stable_for_ms: 0,
-            install_time_ms: 0,
-            cleanup_dead_servers: false,
-            min_quorum: 0,
-        },
-    };
-    Ok(RiskReport {
-        schema_version: SCHEMA_VERSION,
-        rehearse_version: env!("CARGO_PKG_VERSION").to_string(),
-        plan: summary,
-        settings: Settings {
-            seeds: 1,
-            first_seed: 0,
-            explore_seeds: 0,
-            server_failure_rate: rate.text.clone(),
-            failures_per_server_year: round_sig(rate.per_year, assess::DIGITS),
-        },
-        risk: base.risk,
-        steps: base.steps,
-        explorer: Explorer {
-            schedules: 0,
-            runs: 0,
-            completed: 0,
-            halted: 0,
-            beyond_tolerance: 0,
-            unsafe_runs: 0,
-            fault_kinds: Vec::new(),
-            steps: Vec::new(),
-            cells: Vec::new(),
-            findings: Vec::new(),
-        },
-        findings: plan.map_or_else(Vec::new, |(p, _)| findings::findings(p)),
-        recommendations: Vec::new(),
-        not_recommended: Vec::new(),
-        timeline,
-        live: Some(LiveRun {
-            journal: journal_file.to_string(),
-            plan_sha256,
-            attempts,
-            started_at_unix_ms: t0,
-            observations,
-            write_probe,
-            outcome,
-            reason,
-            notes,
-            actions,
-            not_available: NOT_AVAILABLE.iter().map(|s| s.to_string()).collect(),
-        }),
-    })
+        metrics,
+        workload: WorkloadStats::default(),
+        violations: Vec::new(),
+        order: Vec::new(),
+        unsafe_stops: Vec::new(),
+        leader_last: false,
+        final_versions: Vec::new(),
+        trace_hash: 0,
+        notes: Vec::new(),
+        events: Vec::new(),
+        client_problems: Vec::new(),
+    }
+}
+
+/// The settings of a report of one run (no seeds, no explorer).
+fn one_run(rate: &FailureRate) -> Settings {
+    Settings {
+        seeds: 1,
+        first_seed: 0,
+        explore_seeds: 0,
+        server_failure_rate: rate.text.clone(),
+        failures_per_server_year: round_sig(rate.per_year, assess::DIGITS),
+    }
+}
+
+/// A live run has no explorer (see `NOT_AVAILABLE`).
+fn no_explorer() -> Explorer {
+    Explorer {
+        schedules: 0,
+        runs: 0,
+        completed: 0,
+        halted: 0,
+        beyond_tolerance: 0,
+        unsafe_runs: 0,
+        fault_kinds: Vec::new(),
+        steps: Vec::new(),
+        cells: Vec::new(),
+        findings: Vec::new(),
+    }
 }
 
 /// The journal folded into samples and segments.
