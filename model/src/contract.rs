@@ -93,7 +93,7 @@ pub struct Reads {
 
 /// A part of the cluster the procedure needs only in some stages, as a driver read it. Every
 /// check that needs it says what it does with each case: nothing here means "skip".
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Readout<T> {
     /// The answer, or the API's error for it.
@@ -102,18 +102,13 @@ pub enum Readout<T> {
     /// checks that need it have nothing to check.
     NotApplicable,
     /// Not read in this observation (the procedure did not ask for it in `Reads`).
+    #[default]
     NotRead,
     /// The driver cannot read it: a check that needs it halts, naming it, rather than pass.
     Unavailable {
         /// Why.
         why: String,
     },
-}
-
-impl<T> Default for Readout<T> {
-    fn default() -> Self {
-        Readout::NotRead
-    }
 }
 
 /// Journals written before `Readout` held `Option`s (`None`: not read).
