@@ -414,18 +414,7 @@ impl Clock {
 
 /// The latest time a journal's records carry (0 for none).
 fn last_recorded_ms(records: &[Record]) -> u64 {
-    records
-        .iter()
-        .map(|r| match r {
-            Record::Begin { at_ms, .. }
-            | Record::ActionBegin { at_ms, .. }
-            | Record::ActionEnd { at_ms, .. }
-            | Record::Interrupted { at_ms }
-            | Record::Finish { at_ms, .. } => *at_ms,
-            Record::Observation { obs } => obs.now_ms,
-        })
-        .max()
-        .unwrap_or(0)
+    records.iter().map(Record::at_ms).max().unwrap_or(0)
 }
 
 /// Why the live driver stopped the loop.

@@ -67,6 +67,20 @@ pub enum Record {
     },
 }
 
+impl Record {
+    /// The time the record carries (ms on the run's clock; an observation's `now_ms`).
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            Record::Begin { at_ms, .. }
+            | Record::ActionBegin { at_ms, .. }
+            | Record::ActionEnd { at_ms, .. }
+            | Record::Interrupted { at_ms }
+            | Record::Finish { at_ms, .. } => *at_ms,
+            Record::Observation { obs } => obs.now_ms,
+        }
+    }
+}
+
 /// Why a journal could not be used: bad input, exit 2.
 #[derive(Debug, thiserror::Error)]
 #[error("journal {path}: {message}")]

@@ -44,7 +44,7 @@ pub fn build(
 ) -> Result<RiskReport, ReportError> {
     let t0 = records
         .first()
-        .map(record_ms)
+        .map(Record::at_ms)
         .ok_or_else(|| ReportError::Sim(format!("journal {journal_file}: no records")))?;
     let mut j = JournalRead::new(t0);
     for r in records {
@@ -122,18 +122,6 @@ fn timeline_steps(segments: &[Segment], completed: bool) -> Vec<TimelineStep> {
             leader_step: s.leader_step,
         })
         .collect()
-}
-
-/// The time a record carries (ms).
-fn record_ms(r: &Record) -> u64 {
-    match r {
-        Record::Begin { at_ms, .. }
-        | Record::ActionBegin { at_ms, .. }
-        | Record::ActionEnd { at_ms, .. }
-        | Record::Interrupted { at_ms }
-        | Record::Finish { at_ms, .. } => *at_ms,
-        Record::Observation { obs } => obs.now_ms,
-    }
 }
 
 /// Everything read from a journal, record by record.
