@@ -2,8 +2,8 @@
 //! Report: simulated seconds per wall second = 600 / median iteration time.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rehearse_sim::time::SEC;
-use rehearse_sim::versions::Version;
+use rehearse_model::time::SEC;
+use rehearse_model::versions::Version;
 use rehearse_sim::{SimConfig, World};
 use std::hint::black_box;
 

@@ -4,9 +4,9 @@
 //!
 //! `cargo run --release --example trace_hashes [SEEDS]`
 
+use rehearse_model::time::{MS, SEC};
+use rehearse_model::versions::Version;
 use rehearse_sim::state::StopMode;
-use rehearse_sim::time::{MS, SEC};
-use rehearse_sim::versions::Version;
 use rehearse_sim::{SimConfig, World};
 
 fn main() {

@@ -12,10 +12,10 @@ use crate::procedure::{
     Action, ActionResult, ClusterView, Observation, Phase, Procedure, ProcedureConfig, Readout,
     Reads,
 };
-use rehearse_sim::api::ApiError;
+use rehearse_model::api::ApiError;
+use rehearse_model::time::{MS, SEC};
+use rehearse_model::versions::Product;
 use rehearse_sim::state::StopMode;
-use rehearse_sim::time::{MS, SEC};
-use rehearse_sim::versions::Product;
 use rehearse_sim::{Metrics, ServerId, ServerSpec, SimConfig, Violation, WorkloadStats, World};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
@@ -604,7 +604,7 @@ pub fn healthy_voters(w: &World, except: Option<ServerId>) -> (usize, usize) {
     // Alive in its own `members` answer (which it gives only while running), without building
     // the list.
     let alive =
-        |v: ServerId| running(v) && w.serf_status(v) == rehearse_sim::api::SerfStatus::Alive;
+        |v: ServerId| running(v) && w.serf_status(v) == rehearse_model::api::SerfStatus::Alive;
     let healthy = voters
         .iter()
         .copied()

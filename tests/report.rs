@@ -439,10 +439,10 @@ mod live_journal {
     use super::{rehearse, temp_dir, text};
     use rehearse::live::journal::Record;
     use rehearse::procedure::{Action, ActionResult, ClusterView, Observation, Summary};
-    use rehearse_sim::api::{
+    use rehearse_model::api::{
         AgentSelf, ApiError, AutopilotHealth, RaftState, RaftStats, SerfStatus, ServerHealth,
     };
-    use rehearse_sim::versions::Version;
+    use rehearse_model::versions::Version;
     use std::path::{Path, PathBuf};
 
     const T0: u64 = 1_700_000_000_000;

@@ -1,8 +1,8 @@
 //! Event profile and timing of the benchmark workload (5 servers, 10 writes/s, 10 simulated
 //! minutes): `cargo run --release -p rehearse-sim --example profile [iterations]`.
 
-use rehearse_sim::time::SEC;
-use rehearse_sim::versions::Version;
+use rehearse_model::time::SEC;
+use rehearse_model::versions::Version;
 use rehearse_sim::{SimConfig, World};
 
 fn main() {

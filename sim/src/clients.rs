@@ -32,13 +32,13 @@
 //! running the server's version) but its heartbeats are not modelled: its drain and allocations
 //! are (see `drain`), and its restarts last seconds.
 
-use crate::api::{ApiError, NodeInfo, NodeStatus};
 use crate::rng::SimRng;
 use crate::state::{EntryKind, ProcessState, Role, ServerId};
-use crate::time::{SEC, SimTime};
 use crate::trace::TraceKind;
-use crate::versions::{KnownIssueKind, Version, has_issue_for};
 use crate::world::World;
+use rehearse_model::api::{ApiError, NodeInfo, NodeStatus};
+use rehearse_model::time::{SEC, SimTime};
+use rehearse_model::versions::{KnownIssueKind, Version, has_issue_for};
 
 /// Most client nodes a world may have.
 pub const MAX_NODES: usize = 10_000;
@@ -52,7 +52,7 @@ const ALLOCS_PER_NODE: usize = 3;
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
     /// Shared: `GET /v1/nodes` lists it on every client check.
-    name: crate::api::SharedStr,
+    name: rehearse_model::api::SharedStr,
     /// The version it last registered with.
     version: Version,
     /// When its host or agent stopped (it heartbeats while `None`).
@@ -406,12 +406,12 @@ impl World {
 
 #[cfg(test)]
 mod tests {
-    use crate::api::NodeStatus;
     use crate::config::SimConfig;
     use crate::state::StopMode;
-    use crate::time::SEC;
-    use crate::versions::Version;
     use crate::world::World;
+    use rehearse_model::api::NodeStatus;
+    use rehearse_model::time::SEC;
+    use rehearse_model::versions::Version;
 
     fn world(version: Version, acl: bool, seed: u64) -> World {
         let mut cfg = SimConfig::nomad(3, version, seed);

@@ -3,8 +3,8 @@
 //! Defaults are the reference values in `shared/reference/nomad.md` (hashicorp/raft v1.7.3,
 //! memberlist WAN for Nomad servers, LAN for Consul, autopilot defaults).
 
-use crate::time::{MS, SEC};
-use crate::versions::{Edition, Product, Version, default_raft_multiplier, line_info};
+use rehearse_model::time::{MS, SEC};
+use rehearse_model::versions::{Edition, Product, Version, default_raft_multiplier, line_info};
 use serde::{Deserialize, Serialize};
 
 /// hashicorp/raft timers before `raft_multiplier` is applied.

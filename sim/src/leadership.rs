@@ -23,10 +23,10 @@
 //! lasts and establishes leadership the moment the cause is cleared.
 
 use crate::state::{ProcessState, Role, ServerId};
-use crate::time::SimTime;
 use crate::trace::TraceKind;
-use crate::versions::{Product, Version};
 use crate::world::World;
+use rehearse_model::time::SimTime;
+use rehearse_model::versions::{Product, Version};
 use std::collections::BTreeSet;
 
 /// Wedged-leadership bookkeeping.
@@ -164,9 +164,9 @@ impl World {
 mod tests {
     use crate::config::SimConfig;
     use crate::state::StopMode;
-    use crate::time::SEC;
-    use crate::versions::Version;
     use crate::world::World;
+    use rehearse_model::time::SEC;
+    use rehearse_model::versions::Version;
 
     /// Seeds in which the faulted follower won the election after the leader stopped: whether
     /// it was still the leader 10 s later, and the writes acknowledged meanwhile.

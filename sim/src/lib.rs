@@ -23,14 +23,10 @@ mod steady;
 pub mod trace;
 pub mod world;
 
-// The shared vocabulary moved to `rehearse-model`; these re-exports keep `rehearse_sim::api`,
-// `::versions` and `::time` paths compiling until every caller imports the model directly.
-pub use rehearse_model::{api, time, versions};
-
 pub use config::{
     AutopilotConfig, ClientConfig, NetConfig, RaftTimings, SerfTimings, ServerSpec, SimConfig,
     WorkloadConfig,
 };
+pub use rehearse_model::time::SimTime;
 pub use state::{BadBinary, ProcessState, ServerId, StopMode};
-pub use time::SimTime;
 pub use world::{ACK_BUCKET_NS, ACK_BUCKETS, Metrics, SimError, Violation, WorkloadStats, World};

@@ -1,16 +1,16 @@
 //! The operator surface: what `nomad operator …`, `/v1/status/*`, `/v1/agent/*` would answer,
 //! computed from the simulated servers, and the operator's actions (snapshot, transfer, drain).
 
-use crate::api::{
-    AgentSelf, ApiError, AutopilotHealth, Member, RaftConfiguration, RaftServer, RaftState,
-    RaftStats, SchedulerConfig, ServerHealth, SharedStr, SnapshotInfo,
-};
 use crate::raft::quorum;
 use crate::rng::fnv1a;
 use crate::state::{EntryKind, ProcessState, Role, ServerId, Snapshot};
 use crate::trace::TraceKind;
-use crate::versions::line_info;
 use crate::world::World;
+use rehearse_model::api::{
+    AgentSelf, ApiError, AutopilotHealth, Member, RaftConfiguration, RaftServer, RaftState,
+    RaftStats, SchedulerConfig, ServerHealth, SharedStr, SnapshotInfo,
+};
+use rehearse_model::versions::line_info;
 
 /// A server's formatted names, Raft ID and addresses (by address generation), each held once
 /// as a `SharedStr`: an observation lists them many times and clones only reference counts.
@@ -125,10 +125,10 @@ impl World {
 
     fn format_node_name(&self, id: ServerId) -> SharedStr {
         match self.cfg.product {
-            crate::versions::Product::Nomad => {
+            rehearse_model::versions::Product::Nomad => {
                 format!("{}.global", self.servers[id].spec.name).into()
             }
-            crate::versions::Product::Consul => self.servers[id].spec.name.as_str().into(),
+            rehearse_model::versions::Product::Consul => self.servers[id].spec.name.as_str().into(),
         }
     }
 
@@ -252,7 +252,7 @@ impl World {
 
     /// Server `id`'s serf status as any answering server's `members` lists it (its entry's
     /// `status`), without building the list.
-    pub fn serf_status(&self, id: ServerId) -> crate::api::SerfStatus {
+    pub fn serf_status(&self, id: ServerId) -> rehearse_model::api::SerfStatus {
         self.servers[id].serf
     }
 
@@ -314,7 +314,7 @@ impl World {
                     serf_status: s.serf,
                     version: s.spec.version,
                     leader: p.id == l,
-                    last_contact_ms: h.last_contact_ns.map(|n| n / crate::time::MS),
+                    last_contact_ms: h.last_contact_ns.map(|n| n / rehearse_model::time::MS),
                     last_term: h.last_term,
                     last_index: h.last_index,
                     healthy: h.healthy,
@@ -351,7 +351,7 @@ impl World {
             _ => s
                 .vol
                 .last_contact
-                .map(|t| self.now.since(t) / crate::time::MS),
+                .map(|t| self.now.since(t) / rehearse_model::time::MS),
         };
         Ok(AgentSelf {
             name: self.node_name(id),
@@ -458,7 +458,7 @@ impl World {
     /// `GET /v1/operator/scheduler/configuration` (Nomad only).
     pub fn scheduler_config(&self, via: ServerId) -> Result<SchedulerConfig, ApiError> {
         self.forwarded(via)?;
-        if self.cfg.product != crate::versions::Product::Nomad {
+        if self.cfg.product != rehearse_model::versions::Product::Nomad {
             return Err(ApiError::Unsupported {
                 addr: self.node_name(via),
                 what: "Consul has no scheduler configuration".into(),

@@ -4,7 +4,7 @@
 //! are unique (the sequence number grows with every push), so the order is total, and it is
 //! (time, sequence) order: the slot only breaks no ties.
 
-use crate::time::SimTime;
+use rehearse_model::time::SimTime;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 

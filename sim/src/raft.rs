@@ -15,8 +15,8 @@
 
 use crate::state::{Entry, EntryKind, Peer, Role, ServerId, Snapshot};
 use crate::trace::TraceKind;
-use crate::versions::line_info;
 use crate::world::{APPLY_LIMIT, TimerKind, World};
+use rehearse_model::versions::line_info;
 use serde::{Deserialize, Serialize};
 
 /// A Raft RPC or its answer.

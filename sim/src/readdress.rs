@@ -67,7 +67,7 @@ impl World {
     }
 
     /// RPC address a configuration entry records (`10.0.<addr_gen>.<n>:<port>`).
-    pub(crate) fn entry_address(&self, p: &Peer) -> crate::api::SharedStr {
+    pub(crate) fn entry_address(&self, p: &Peer) -> rehearse_model::api::SharedStr {
         self.address_at(p.id, p.addr_gen)
     }
 
@@ -78,7 +78,7 @@ impl World {
         let id = (0..self.servers.len()).find(|&id| {
             let s = &self.servers[id];
             s.advertised_protocol < 3
-                && s.serf == crate::api::SerfStatus::Alive
+                && s.serf == rehearse_model::api::SerfStatus::Alive
                 && s.proc == crate::state::ProcessState::Running
                 && config.iter().any(|p| p.id == id)
                 && !config.iter().any(|p| p.id == id && self.is_server(p))
@@ -103,9 +103,9 @@ impl World {
 mod tests {
     use crate::config::SimConfig;
     use crate::state::StopMode;
-    use crate::time::SEC;
-    use crate::versions::Version;
     use crate::world::World;
+    use rehearse_model::time::SEC;
+    use rehearse_model::versions::Version;
 
     /// A follower restarted at a new address, then another follower stopped.
     fn readdress_then_stop(protocol: u8) -> World {

@@ -1,8 +1,8 @@
 //! Per-server state: the persistent part (survives stop and crash) and the volatile part.
 
-use crate::api::SerfStatus;
 use crate::config::ServerSpec;
-use crate::time::SimTime;
+use rehearse_model::api::SerfStatus;
+use rehearse_model::time::SimTime;
 use serde::{Deserialize, Serialize};
 
 /// Index of a server in `SimConfig::servers`.
@@ -412,7 +412,7 @@ pub struct Server {
     /// that was installed but never started successfully is not advertised: gossip keeps the
     /// member's last tags, and version checks such as Nomad's `ServersMeetMinimumVersion` read
     /// those tags, failed members included.
-    pub advertised: crate::versions::Version,
+    pub advertised: rehearse_model::versions::Version,
     /// The raft protocol it last ran with (serf tag `raft_vsn`; under protocol 3 its Raft ID is
     /// a UUID, under 2 its address), likewise kept from its last successful start.
     pub advertised_protocol: u8,

@@ -57,9 +57,9 @@
 use crate::raft::{Msg, quorum};
 use crate::rng::StatelessPrefix;
 use crate::state::{Entry, EntryKind, Role, ServerId};
-use crate::time::SimTime;
 use crate::world::{MAX_SERVERS, TimerKind, World};
 use crate::{ProcessState, state::Progress};
+use rehearse_model::time::SimTime;
 use std::collections::VecDeque;
 
 /// Whether settling applies what followers committed now, or may leave it for later (see

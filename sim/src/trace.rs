@@ -4,10 +4,10 @@
 //! configuration changes, snapshots, violations); heartbeats are not. The hash is FNV-1a over
 //! each event's JSON form, chained, so equal seeds give equal hashes across platforms.
 
-use crate::api::SerfStatus;
 use crate::rng::fnv1a;
 use crate::state::{Role, ServerId};
-use crate::time::SimTime;
+use rehearse_model::api::SerfStatus;
+use rehearse_model::time::SimTime;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 

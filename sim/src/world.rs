@@ -28,7 +28,6 @@
 //!   next settled, with the clock at the time it learned them — only a violation's timestamp
 //!   could tell (and such a follower holds the leader's log, so none can arise).
 
-use crate::api::SerfStatus;
 use crate::config::SimConfig;
 use crate::raft::{Msg, quorum};
 use crate::rng::{SimRng, StatelessRng};
@@ -38,9 +37,10 @@ use crate::state::{
     Volatile,
 };
 use crate::steady::Steady;
-use crate::time::{MS, SEC, SimTime};
 use crate::trace::{Trace, TraceKind};
-use crate::versions::{
+use rehearse_model::api::SerfStatus;
+use rehearse_model::time::{MS, SEC, SimTime};
+use rehearse_model::versions::{
     KnownIssueKind, Product, Version, has_issue_for, line_info, reads_license_reporting,
 };
 use serde::{Deserialize, Serialize};
@@ -2239,8 +2239,8 @@ impl World {
 
     pub(crate) fn rpc_port(&self) -> u16 {
         match self.cfg.product {
-            crate::versions::Product::Nomad => 4647,
-            crate::versions::Product::Consul => 8300,
+            rehearse_model::versions::Product::Nomad => 4647,
+            rehearse_model::versions::Product::Consul => 8300,
         }
     }
 
@@ -2257,7 +2257,7 @@ impl World {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::versions::Version;
+    use rehearse_model::versions::Version;
 
     #[test]
     fn log_matching_detects_a_diverged_entry() {

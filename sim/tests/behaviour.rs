@@ -1,8 +1,8 @@
 //! Behaviour of the simulated cluster against the facts in shared/reference.
 
-use rehearse_sim::api::SerfStatus;
-use rehearse_sim::time::{MS, SEC};
-use rehearse_sim::versions::Version;
+use rehearse_model::api::{self, SerfStatus};
+use rehearse_model::time::{MS, SEC};
+use rehearse_model::versions::Version;
 use rehearse_sim::*;
 
 fn nomad(n: usize, seed: u64) -> World {

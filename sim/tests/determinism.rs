@@ -1,7 +1,7 @@
 //! Same seed, same trace; different seeds, different traces (FoundationDB's "unseed" check).
 
-use rehearse_sim::time::SEC;
-use rehearse_sim::versions::Version;
+use rehearse_model::time::SEC;
+use rehearse_model::versions::Version;
 use rehearse_sim::*;
 use std::collections::BTreeSet;
 

@@ -4,8 +4,8 @@
 //! failover time after a leader crash (which depends on the follower timers' phases that the
 //! elision hands back).
 
-use rehearse_sim::time::{MS, SEC};
-use rehearse_sim::versions::Version;
+use rehearse_model::time::{MS, SEC};
+use rehearse_model::versions::Version;
 use rehearse_sim::*;
 
 const SEEDS: u64 = 120;

@@ -2,8 +2,8 @@
 //! every fault has healed a leader is elected within a bound derived from the timers.
 
 use proptest::prelude::*;
-use rehearse_sim::time::SEC;
-use rehearse_sim::versions::Version;
+use rehearse_model::time::SEC;
+use rehearse_model::versions::Version;
 use rehearse_sim::*;
 
 #[derive(Debug, Clone)]

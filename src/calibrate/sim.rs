@@ -5,7 +5,7 @@ use super::{Scenario, Trial};
 use crate::plan::Plan;
 use crate::procedure::ProcedureConfig;
 use crate::rehearsal::{Verdict, rehearse, sim_config};
-use rehearse_sim::time::{MS, SEC};
+use rehearse_model::time::{MS, SEC};
 use rehearse_sim::{ServerId, SimConfig, StopMode, World};
 
 /// How long a gracefully stopped (SIGINT) Consul 1.8.7 server takes to exit: the real harness
@@ -61,7 +61,7 @@ fn healthy(w: &World, ft: i64) -> bool {
     health(w).is_some_and(|h| h.healthy && h.failure_tolerance >= ft)
 }
 
-fn health(w: &World) -> Option<rehearse_sim::api::AutopilotHealth> {
+fn health(w: &World) -> Option<rehearse_model::api::AutopilotHealth> {
     (0..w.server_count()).find_map(|i| w.autopilot_health(i).ok())
 }
 

@@ -11,8 +11,8 @@ use crate::procedure::ProcedureConfig;
 use crate::rehearsal::{
     Checkpoint, NoFaults, Outcome, Verdict, rehearse, rehearse_with, sim_config,
 };
+use rehearse_model::time::SEC;
 use rehearse_sim::SimConfig;
-use rehearse_sim::time::SEC;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -4,8 +4,8 @@
 //! `pause:upgrading:12:permanent`, so a failure can be replayed from one line.
 
 use crate::rehearsal::{Hooks, StepCtx};
+use rehearse_model::time::{MS, SEC};
 use rehearse_sim::state::{BadBinary, StopMode};
-use rehearse_sim::time::{MS, SEC};
 use rehearse_sim::{ServerId, World};
 use serde::{Deserialize, Serialize};
 use std::fmt;

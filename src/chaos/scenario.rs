@@ -25,9 +25,9 @@ use super::explore::{Class, classify, run_with};
 use crate::plan::Plan;
 use crate::procedure::{ProcedureConfig, Variant};
 use crate::rehearsal::{Outcome, Verdict, sim_config};
+use rehearse_model::time::SEC;
 use rehearse_sim::SimConfig;
 use rehearse_sim::rng::fnv1a;
-use rehearse_sim::time::SEC;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

@@ -8,7 +8,7 @@ use crate::live::client::{Client, Connection};
 use crate::live::cluster::LiveCluster;
 use crate::live::executor::discover;
 use crate::live::parse::go_duration_ms;
-use rehearse_sim::versions::Product;
+use rehearse_model::versions::Product;
 use serde_json::Value;
 use std::fmt::Write;
 
@@ -63,7 +63,7 @@ async fn detect(addr: &str) -> Result<Product, String> {
             Ok(a) if a.body.get("config").is_some() => return Ok(Product::Nomad),
             Ok(a) if a.body.get("Config").is_some() => return Ok(Product::Consul),
             Ok(_) => errors.push(format!("{p}: unexpected /v1/agent/self")),
-            Err(e @ rehearse_sim::api::ApiError::Unreachable { .. }) => {
+            Err(e @ rehearse_model::api::ApiError::Unreachable { .. }) => {
                 unreachable.push(format!("with {p}'s settings: {e}"));
             }
             Err(e) => errors.push(format!("as {p}: {e}")),

@@ -1,8 +1,8 @@
 //! `rehearse simulate`: run the simulated cluster for a while and summarise what happened.
 
 use crate::cli::{CliError, Verdict, parse_duration_ns};
-use rehearse_sim::time::SEC;
-use rehearse_sim::versions::{Product, Version};
+use rehearse_model::time::SEC;
+use rehearse_model::versions::{Product, Version};
 use rehearse_sim::{SimConfig, SimTime, World};
 use std::io::Write;
 use std::path::PathBuf;

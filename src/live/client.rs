@@ -4,8 +4,8 @@
 //! "Connection refused", a timeout and "No cluster leader" are not errors of rehearse: they are
 //! what the cluster looks like right now, and the procedure decides what they mean.
 
-use rehearse_sim::api::{ApiError, SharedStr};
-use rehearse_sim::versions::Product;
+use rehearse_model::api::{ApiError, SharedStr};
+use rehearse_model::versions::Product;
 use serde_json::Value;
 use std::fmt;
 use std::time::Duration;

@@ -7,8 +7,8 @@
 use super::client::{Answer, Client};
 use super::parse;
 use crate::procedure::{ClusterView, Readout, Reads, base};
-use rehearse_sim::api::{AgentSelf, ApiError, RaftConfiguration, SharedStr, SnapshotInfo};
-use rehearse_sim::versions::{Product, Version};
+use rehearse_model::api::{AgentSelf, ApiError, RaftConfiguration, SharedStr, SnapshotInfo};
+use rehearse_model::versions::{Product, Version};
 use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -177,7 +177,7 @@ impl LiveCluster {
         parse::agent_self(self.product, &a.body).map_err(|e| bad_answer(c, e))
     }
 
-    async fn members(&self, c: &Client) -> Result<Vec<rehearse_sim::api::Member>, ApiError> {
+    async fn members(&self, c: &Client) -> Result<Vec<rehearse_model::api::Member>, ApiError> {
         let a = c.get("/v1/agent/members").await?;
         parse::members(&a.body).map_err(|e| bad_answer(c, e))
     }
@@ -188,7 +188,7 @@ impl LiveCluster {
         parse::raft_configuration(&a.body).map_err(|e| bad_answer(c, e))
     }
 
-    async fn health(&self, c: &Client) -> Result<rehearse_sim::api::AutopilotHealth, ApiError> {
+    async fn health(&self, c: &Client) -> Result<rehearse_model::api::AutopilotHealth, ApiError> {
         let a = c.get("/v1/operator/autopilot/health").await?;
         if a.body.is_null() {
             return Err(ApiError::Unsupported {
@@ -199,7 +199,10 @@ impl LiveCluster {
         parse::autopilot_health(&a.body).map_err(|e| bad_answer(c, e))
     }
 
-    async fn scheduler(&self, c: &Client) -> Result<rehearse_sim::api::SchedulerConfig, ApiError> {
+    async fn scheduler(
+        &self,
+        c: &Client,
+    ) -> Result<rehearse_model::api::SchedulerConfig, ApiError> {
         let a = c.get("/v1/operator/scheduler/configuration").await?;
         parse::scheduler_config(&a.body).map_err(|e| bad_answer(c, e))
     }

@@ -12,7 +12,7 @@
 
 use crate::plan::signal::signal_number;
 use crate::plan::{ControlKind, Execute, Install, Plan};
-use rehearse_sim::versions::Version;
+use rehearse_model::versions::Version;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -20,8 +20,8 @@ use crate::procedure::{
     Action, ActionResult, ClusterView, HaltReason, Observation, Procedure, ProcedureConfig, Reads,
     Summary,
 };
-use rehearse_sim::api::{ApiError, SharedStr, SnapshotInfo};
-use rehearse_sim::versions::Product;
+use rehearse_model::api::{ApiError, SharedStr, SnapshotInfo};
+use rehearse_model::versions::Product;
 use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

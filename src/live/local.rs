@@ -7,8 +7,8 @@ use super::client::{Client, Connection, Secret};
 use super::cluster::LiveCluster;
 use super::control::{NodeControl, Side, alive};
 use crate::plan::Plan;
-use rehearse_sim::api::AutopilotHealth;
-use rehearse_sim::versions::Product;
+use rehearse_model::api::AutopilotHealth;
+use rehearse_model::versions::Product;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

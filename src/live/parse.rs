@@ -5,11 +5,11 @@
 //! Consul names the raft protocol `ProtocolVersion`, Nomad `RaftProtocol`) and strict where a
 //! wrong guess would mislead the procedure (a missing version or index is an error).
 
-use rehearse_sim::api::{
+use rehearse_model::api::{
     AgentSelf, AutopilotHealth, Member, NodeInfo, NodeStatus, RaftConfiguration, RaftServer,
     RaftState, RaftStats, SchedulerConfig, SerfStatus, ServerHealth, SharedStr,
 };
-use rehearse_sim::versions::{Product, Version};
+use rehearse_model::versions::{Product, Version};
 use serde_json::Value;
 
 /// Why an answer could not be understood.

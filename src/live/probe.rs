@@ -3,7 +3,7 @@
 //! the real cluster afterwards and the write-unavailability measured.
 
 use super::client::Client;
-use rehearse_sim::api::ApiError;
+use rehearse_model::api::ApiError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

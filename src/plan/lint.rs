@@ -1,7 +1,7 @@
 //! Static lints of an upgrade plan: stable ids, a severity and a fix hint each.
 
 use super::{Order, Plan, Rollback};
-use rehearse_sim::versions::{in_place_rollback_safe, known_issues_for, line_info, minor_steps};
+use rehearse_model::versions::{in_place_rollback_safe, known_issues_for, line_info, minor_steps};
 use serde::Serialize;
 
 /// How bad a finding is. `Error` makes `lint` and `check` exit 1.

@@ -41,7 +41,7 @@
 pub mod lint;
 pub mod signal;
 
-use rehearse_sim::versions::{Edition, Product, Version, default_raft_multiplier, line_info};
+use rehearse_model::versions::{Edition, Product, Version, default_raft_multiplier, line_info};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! used to prove that rehearse catches unsafe procedures.
 
 use crate::plan::{Order, Plan, Rollback};
-use rehearse_sim::versions::{self, Product, Version, line_info};
+use rehearse_model::versions::{self, Product, Version, line_info};
 use serde::{Deserialize, Serialize};
 
 /// A server the procedure upgrades.

@@ -2,8 +2,8 @@
 
 use super::{Observation, base};
 use crate::procedure::config::GateConfig;
-use rehearse_sim::api::SerfStatus;
-use rehearse_sim::versions::Version;
+use rehearse_model::api::SerfStatus;
+use rehearse_model::versions::Version;
 
 /// Progress of one gate.
 #[derive(Debug, Clone)]

@@ -25,12 +25,12 @@ pub use config::{GateConfig, ProcedureConfig, ServerRef, Variant};
 
 use crate::plan::{Order, Rollback};
 use gate::GateState;
+use rehearse_model::api::{NodeStatus, SchedulerConfig, SerfStatus, SnapshotInfo};
 pub use rehearse_model::contract::{
     Action, ActionResult, ClusterView, HaltReason, Observation, Phase, Readout, Reads, StepInfo,
     Summary,
 };
-use rehearse_sim::api::{NodeStatus, SchedulerConfig, SerfStatus, SnapshotInfo};
-use rehearse_sim::versions::Version;
+use rehearse_model::versions::Version;
 
 /// Most observations one run may take before halting (a bound on every loop).
 pub const OBSERVATIONS_MAX: u64 = 200_000;

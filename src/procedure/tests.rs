@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::plan::Plan;
-use rehearse_sim::api::{
+use rehearse_model::api::{
     AgentSelf, ApiError, AutopilotHealth, Member, RaftConfiguration, RaftServer, RaftState,
     RaftStats, ServerHealth, SharedStr,
 };
@@ -628,7 +628,7 @@ fn a_check_whose_input_is_unavailable_halts_naming_it() {
 /// holds the procedure until it is marked down, or halts it at the timeout.
 #[test]
 fn the_client_check_waits_for_ready_nodes_on_the_target_and_notes_down_ones() {
-    use rehearse_sim::api::{NodeInfo, NodeStatus};
+    use rehearse_model::api::{NodeInfo, NodeStatus};
     let mut p = Procedure::new(cfg());
     let mut f = Fake::healthy();
     let mut t = 0;

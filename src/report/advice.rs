@@ -7,7 +7,7 @@ use super::assess::{Assessment, assess};
 use super::model::{Numbers, Recommendation};
 use super::risk::FailureRate;
 use crate::plan::{Order, Plan, ServerEntry};
-use rehearse_sim::versions::{Edition, Product, Version, known_issues_for, line_info};
+use rehearse_model::versions::{Edition, Product, Version, known_issues_for, line_info};
 
 /// A candidate change.
 pub struct Candidate {

@@ -7,7 +7,7 @@ use super::model::{Finding, Source};
 use crate::plan::lint::{Severity, lint};
 use crate::plan::{Order, Plan, Rollback};
 use crate::rehearsal::sim_config;
-use rehearse_sim::versions::{Product, known_issues_for, line_info};
+use rehearse_model::versions::{Product, known_issues_for, line_info};
 
 fn severity(s: Severity) -> String {
     match s {

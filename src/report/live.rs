@@ -392,7 +392,7 @@ struct Fold {
     no_leader_ms: u64,
     quorum_lost_ms: u64,
     leader_changes: u64,
-    last_leader: Option<rehearse_sim::api::SharedStr>,
+    last_leader: Option<rehearse_model::api::SharedStr>,
 }
 
 impl Fold {

@@ -9,7 +9,7 @@
 use crate::plan::Plan;
 use crate::procedure::{Action, Phase, ProcedureConfig};
 use crate::rehearsal::{Hooks, Outcome, StepCtx, StepRecord, rehearse_with, sim_config};
-use rehearse_sim::time::MS;
+use rehearse_model::time::MS;
 use rehearse_sim::{ProcessState, World};
 use serde::Serialize;
 

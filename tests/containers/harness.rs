@@ -33,7 +33,7 @@ use rehearse::live::executor::{ExecError, ExecOptions, ExecOutcome, ExecStats, e
 use rehearse::live::journal::{Journal, Record};
 use rehearse::live::probe::{self, Probe, ProbeReport};
 use rehearse::plan::Plan;
-use rehearse_sim::versions::Product;
+use rehearse_model::versions::Product;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,8 +3,8 @@
 //! they pin the shapes the Nomad driver reads.
 
 use rehearse::live::parse;
-use rehearse_sim::api::{RaftState, SerfStatus};
-use rehearse_sim::versions::{Product, Version};
+use rehearse_model::api::{RaftState, SerfStatus};
+use rehearse_model::versions::{Product, Version};
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
@@ -90,7 +90,7 @@ fn scheduler_configuration_and_drain_status() {
 /// `ClientStatus` leaves `running`.
 #[test]
 fn nodes_and_node_allocations() {
-    use rehearse_sim::api::NodeStatus;
+    use rehearse_model::api::NodeStatus;
     let nodes = parse::nodes(&fixture("nodes.json")).unwrap();
     assert_eq!(nodes.len(), 2);
     assert_eq!(nodes[0].name, "s2");
