@@ -13,6 +13,7 @@ pub mod api;
 pub mod clients;
 pub mod config;
 pub mod leadership;
+pub mod node;
 mod ops;
 mod queue;
 pub mod raft;

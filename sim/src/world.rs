@@ -317,6 +317,11 @@ pub struct World {
     episode_seq: u64,
     /// Client nodes and the leader's heartbeat timers (see `clients`).
     pub(crate) clients: crate::clients::Clients,
+    /// Which configuration entries are the servers they name now, as the Raft nodes see it
+    /// (kept beside `servers`: set where an address or an advertised protocol changes).
+    pub(crate) dir: crate::node::Directory,
+    /// Spare effects buffers for `with_node` (one per nesting level, reused).
+    pub(crate) effects: Vec<Vec<crate::node::Effect>>,
 }
 
 /// A message on an episode's local queue (see `steady`).
@@ -545,8 +550,14 @@ impl World {
             episode_seq: 0,
             elision: true,
             clients,
+            dir: crate::node::Directory::default(),
+            effects: Vec::new(),
             cfg,
         };
+        for id in 0..n {
+            let s = &w.servers[id];
+            w.dir.set(id, s.addr_gen, s.advertised_protocol);
+        }
         for id in 0..n {
             w.start(id);
         }
@@ -1115,6 +1126,7 @@ impl World {
         s.vol.role_gen = (s.incarnation << 20) + 1;
         s.advertised = s.spec.version;
         s.advertised_protocol = s.spec.raft_protocol;
+        self.dir.set(id, s.addr_gen, s.advertised_protocol);
         if writes_version_file {
             s.disk.raft_version_file = Some(s.spec.raft_protocol);
         }
@@ -1283,6 +1295,8 @@ impl World {
     pub fn change_address(&mut self, id: ServerId) {
         self.leave_steady();
         self.servers[id].addr_gen += 1;
+        let s = &self.servers[id];
+        self.dir.set(id, s.addr_gen, s.advertised_protocol);
         self.refresh_labels();
         self.fault(format!("new address {}", self.servers[id].spec.name));
     }
