@@ -322,6 +322,13 @@ pub struct World {
     pub(crate) dir: crate::node::Directory,
     /// Spare effects buffers for `with_node` (one per nesting level, reused).
     pub(crate) effects: Vec<Vec<crate::node::Effect>>,
+    /// Check each closed-form write round against the same round message by message (see
+    /// `set_exact_check`).
+    pub(crate) exact_check: bool,
+    /// Closed-form write rounds the exact check has checked.
+    pub(crate) exact_checked: u64,
+    /// Latencies that replace the network's draws (the exact check's message-by-message run).
+    pub(crate) forced_lats: Option<Box<crate::steady::ForcedLats>>,
 }
 
 /// A message on an episode's local queue (see `steady`).
@@ -552,6 +559,9 @@ impl World {
             clients,
             dir: crate::node::Directory::default(),
             effects: Vec::new(),
+            exact_check: false,
+            exact_checked: 0,
+            forced_lats: None,
             cfg,
         };
         for id in 0..n {
@@ -589,6 +599,20 @@ impl World {
     pub fn set_quiet_elision(&mut self, on: bool) {
         self.leave_steady();
         self.elision = on;
+    }
+
+    /// Switches the exact check of the quiet-period elision on or off (off by default): each
+    /// closed-form write round (module `steady`) is run again from a copy of the world taken
+    /// before it, message by message through the Raft handlers with the same latencies, and
+    /// every server's Raft state must come out the same; a difference panics, naming the
+    /// field. Slow (a copy of the world per write): for tests.
+    pub fn set_exact_check(&mut self, on: bool) {
+        self.exact_check = on;
+    }
+
+    /// Closed-form write rounds the exact check has checked so far.
+    pub fn exact_checked(&self) -> u64 {
+        self.exact_checked
     }
 
     /// Events processed so far, by kind (a profile of where simulation effort goes).
@@ -922,7 +946,10 @@ impl World {
             return;
         }
         let (lo, hi) = (net.latency_ns_min, net.latency_ns_max);
-        let lat = self.rng_net.range(lo, hi.max(lo + 1));
+        let lat = match &self.forced_lats {
+            None => self.rng_net.range(lo, hi.max(lo + 1)),
+            Some(f) => f.latency(from, to.id),
+        };
         self.push_msg_at(self.now.plus(lat + extra_ns), from, to.id, msg);
     }
 
