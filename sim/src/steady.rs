@@ -873,14 +873,10 @@ impl World {
             return false;
         };
         // The exact check (tests): the world before the round, to run it again both ways.
-        let pre = self.exact_check.then(|| {
-            let mut w = self.clone();
-            w.exact_check = false;
-            (w, st.clone())
-        });
+        let pre = self.exact_check.then(|| exact::before_round(self, &st));
         if self.write_round(&mut st, l, id) {
-            if let Some((w, s)) = pre {
-                exact::check_round(&w, &s, l, id);
+            if let Some(pre) = pre {
+                exact::check_round(&pre, l, id);
                 self.exact_checked += 1;
             }
             self.steady = Some(st);
