@@ -3,15 +3,18 @@
 //! One `u64` seed drives everything. No async runtime, no I/O, no wall clock, no `HashMap`
 //! iteration: the same seed gives the same trace, byte for byte.
 //!
-//! Layout: `time` (simulated nanoseconds), `rng` (seeded ChaCha8 with named child streams),
-//! `config`, `state` (per-server persistent and volatile state), `raft` (hashicorp/raft
-//! semantics), `world` (event queue, network, processes, gossip, autopilot, workload,
-//! invariants), `ops` (the operator surface), `trace`. The API-shaped answers, the version catalog and
-//! time units live in `rehearse-model`.
+//! Layout: `rng` (seeded ChaCha8 with named child streams),
+//! `config`, `state` (per-server persistent and volatile state), `node` (one server's Raft
+//! node: the hashicorp/raft rules as handlers that return effects, testable without a world),
+//! `raft` (the messages, and the world's dispatch to the nodes), `world` (event queue,
+//! network, processes, gossip, autopilot, workload, invariants), `steady` (quiet-period
+//! elision, with its exact check), `ops` (the operator surface), `trace`. The API-shaped
+//! answers, the version catalog and time units live in `rehearse-model`.
 
 pub mod clients;
 pub mod config;
 pub mod leadership;
+pub mod node;
 mod ops;
 mod queue;
 pub mod raft;

@@ -19,7 +19,7 @@
 //! address); the simulator has no `remove-peer` operation, so the stale voter stays for the
 //! rest of the run.
 
-use crate::state::{Peer, ServerId};
+use crate::state::Peer;
 use crate::world::World;
 
 impl World {
@@ -27,28 +27,9 @@ impl World {
     /// Raft ID matches. Always under raft protocol 3 (a UUID); under protocol 2 (the ID is the
     /// address) only while the server keeps the address the entry records. Votes,
     /// acknowledgements and contact count only for such entries.
+    /// (The Raft nodes' `Directory`, which the world keeps current.)
     pub(crate) fn is_server(&self, p: &Peer) -> bool {
-        let s = &self.servers[p.id];
-        p.addr_gen == s.addr_gen || s.advertised_protocol >= 3
-    }
-
-    /// Voters of `holder`'s configuration: the servers behind its voter entries, and the number
-    /// of voter entries, stale protocol-2 addresses included (they count toward the quorum but
-    /// never vote or acknowledge).
-    pub(crate) fn voter_entries(&self, holder: ServerId) -> (Vec<ServerId>, usize) {
-        let c = &self.servers[holder].vol.config;
-        let ids = c
-            .iter()
-            .filter(|p| p.voter && self.is_server(p))
-            .map(|p| p.id)
-            .collect();
-        (ids, c.iter().filter(|p| p.voter).count())
-    }
-
-    /// The entry of server `id` in `holder`'s configuration that is that server now, if any.
-    pub(crate) fn entry_of(&self, holder: ServerId, id: ServerId) -> Option<Peer> {
-        let c = &self.servers[holder].vol.config;
-        c.iter().find(|p| p.id == id && self.is_server(p)).copied()
+        self.dir.is_server(p)
     }
 
     /// Number of voter entries in the newest configuration any server holds, stale

@@ -317,6 +317,18 @@ pub struct World {
     episode_seq: u64,
     /// Client nodes and the leader's heartbeat timers (see `clients`).
     pub(crate) clients: crate::clients::Clients,
+    /// Which configuration entries are the servers they name now, as the Raft nodes see it
+    /// (kept beside `servers`: set where an address or an advertised protocol changes).
+    pub(crate) dir: crate::node::Directory,
+    /// Spare effects buffers for `with_node` (one per nesting level, reused).
+    pub(crate) effects: Vec<Vec<crate::node::Effect>>,
+    /// Check each closed-form write round against the same round message by message (see
+    /// `set_exact_check`).
+    pub(crate) exact_check: bool,
+    /// Closed-form write rounds the exact check has checked.
+    pub(crate) exact_checked: u64,
+    /// Latencies that replace the network's draws (the exact check's message-by-message run).
+    pub(crate) forced_lats: Option<Box<crate::steady::ForcedLats>>,
 }
 
 /// A message on an episode's local queue (see `steady`).
@@ -545,8 +557,17 @@ impl World {
             episode_seq: 0,
             elision: true,
             clients,
+            dir: crate::node::Directory::default(),
+            effects: Vec::new(),
+            exact_check: false,
+            exact_checked: 0,
+            forced_lats: None,
             cfg,
         };
+        for id in 0..n {
+            let s = &w.servers[id];
+            w.dir.set(id, s.addr_gen, s.advertised_protocol);
+        }
         for id in 0..n {
             w.start(id);
         }
@@ -578,6 +599,20 @@ impl World {
     pub fn set_quiet_elision(&mut self, on: bool) {
         self.leave_steady();
         self.elision = on;
+    }
+
+    /// Switches the exact check of the quiet-period elision on or off (off by default): each
+    /// closed-form write round (module `steady`) is run again from a copy of the world taken
+    /// before it, message by message through the Raft handlers with the same latencies, and
+    /// every server's Raft state must come out the same; a difference panics, naming the
+    /// field. Slow (a copy of the world per write): for tests.
+    pub fn set_exact_check(&mut self, on: bool) {
+        self.exact_check = on;
+    }
+
+    /// Closed-form write rounds the exact check has checked so far.
+    pub fn exact_checked(&self) -> u64 {
+        self.exact_checked
     }
 
     /// Events processed so far, by kind (a profile of where simulation effort goes).
@@ -911,7 +946,10 @@ impl World {
             return;
         }
         let (lo, hi) = (net.latency_ns_min, net.latency_ns_max);
-        let lat = self.rng_net.range(lo, hi.max(lo + 1));
+        let lat = match &self.forced_lats {
+            None => self.rng_net.range(lo, hi.max(lo + 1)),
+            Some(f) => f.latency(from, to.id),
+        };
         self.push_msg_at(self.now.plus(lat + extra_ns), from, to.id, msg);
     }
 
@@ -1115,6 +1153,7 @@ impl World {
         s.vol.role_gen = (s.incarnation << 20) + 1;
         s.advertised = s.spec.version;
         s.advertised_protocol = s.spec.raft_protocol;
+        self.dir.set(id, s.addr_gen, s.advertised_protocol);
         if writes_version_file {
             s.disk.raft_version_file = Some(s.spec.raft_protocol);
         }
@@ -1283,6 +1322,8 @@ impl World {
     pub fn change_address(&mut self, id: ServerId) {
         self.leave_steady();
         self.servers[id].addr_gen += 1;
+        let s = &self.servers[id];
+        self.dir.set(id, s.addr_gen, s.advertised_protocol);
         self.refresh_labels();
         self.fault(format!("new address {}", self.servers[id].spec.name));
     }
