@@ -4,6 +4,7 @@
 //! tests (they are never skipped).
 
 pub(crate) mod cluster;
+pub(crate) mod fake;
 mod nomad_shapes;
 
 use cluster::{ConsulCluster, rehearse_cmd};
