@@ -5,6 +5,7 @@
 
 pub(crate) mod cluster;
 pub(crate) mod fake;
+mod no_leader;
 mod nomad_shapes;
 
 use cluster::{ConsulCluster, rehearse_cmd};
