@@ -2,7 +2,14 @@
 //! mapping of transport and HTTP failures onto `ApiError` observations.
 //!
 //! "Connection refused", a timeout and "No cluster leader" are not errors of rehearse: they are
-//! what the cluster looks like right now, and the procedure decides what they mean.
+//! what the cluster looks like right now, and the procedure decides what they mean. A 403 while
+//! the server knows no leader is "No cluster leader" too (a server cannot resolve a token
+//! without one), not a bad token.
+//!
+//! The token never leaves for another address: redirects are not followed (one is answered as
+//! an error naming where it pointed). Answers are read with a cap (`max_body_bytes`, and
+//! `max_snapshot_bytes` for snapshot downloads), so a wrong or hostile server cannot make
+//! rehearse hold gigabytes.
 
 use rehearse_sim::api::{ApiError, SharedStr};
 use rehearse_sim::versions::Product;
