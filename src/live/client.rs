@@ -2,7 +2,14 @@
 //! mapping of transport and HTTP failures onto `ApiError` observations.
 //!
 //! "Connection refused", a timeout and "No cluster leader" are not errors of rehearse: they are
-//! what the cluster looks like right now, and the procedure decides what they mean.
+//! what the cluster looks like right now, and the procedure decides what they mean. A 403 while
+//! the server knows no leader is "No cluster leader" too (a server cannot resolve a token
+//! without one), not a bad token.
+//!
+//! The token never leaves for another address: redirects are not followed (one is answered as
+//! an error naming where it pointed). Answers are read with a cap (`max_body_bytes`, and
+//! `max_snapshot_bytes` for snapshot downloads), so a wrong or hostile server cannot make
+//! rehearse hold gigabytes.
 
 use rehearse_model::api::{ApiError, SharedStr};
 use rehearse_model::versions::Product;
@@ -66,7 +73,22 @@ pub struct Connection {
     pub attempts: u32,
     /// Nomad region (`?region=`), when set.
     pub region: Option<String>,
+    /// Largest answer read into memory (a server's JSON answers are far smaller).
+    pub max_body_bytes: u64,
+    /// Largest snapshot download (snapshots are read into memory and verified there).
+    pub max_snapshot_bytes: u64,
 }
+
+/// Default cap on a JSON answer: a 15-server cluster's largest answers are kilobytes, the
+/// client list of a big Nomad cluster a few megabytes.
+pub const MAX_BODY_BYTES: u64 = 64 << 20;
+
+/// Default cap on a snapshot download (it is held in memory while its digest and archive are
+/// checked, so the cap bounds rehearse's memory too).
+pub const MAX_SNAPSHOT_BYTES: u64 = 4 << 30;
+
+/// The snapshot endpoints (Consul, Nomad): their answers get `max_snapshot_bytes`.
+const SNAPSHOT_PATHS: [&str; 2] = ["/v1/snapshot", "/v1/operator/snapshot"];
 
 impl Connection {
     /// Defaults: 4 s per request, 3 attempts.
@@ -78,6 +100,8 @@ impl Connection {
             timeout_ms: 4000,
             attempts: 3,
             region: None,
+            max_body_bytes: MAX_BODY_BYTES,
+            max_snapshot_bytes: MAX_SNAPSHOT_BYTES,
         }
     }
 
@@ -183,7 +207,10 @@ impl Client {
         let mut b = reqwest::Client::builder()
             .timeout(Duration::from_millis(conn.timeout_ms))
             .connect_timeout(Duration::from_millis(conn.timeout_ms.min(2000)))
-            .pool_max_idle_per_host(2);
+            .pool_max_idle_per_host(2)
+            // Never follow a redirect: the token header would go along to wherever it points
+            // (another host, or plain http). A redirect is answered as an error instead.
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(ca) = &conn.tls.ca_cert {
             let pem = read_pem(ca, "CA certificate")?;
             let cert = reqwest::Certificate::from_pem(&pem)
@@ -284,6 +311,23 @@ impl Client {
         }
     }
 
+    fn token_header(&self) -> &'static str {
+        match self.conn.product {
+            Product::Nomad => "X-Nomad-Token",
+            Product::Consul => "X-Consul-Token",
+        }
+    }
+
+    /// The cap on the answer to `path`: snapshots may be large, everything else is JSON.
+    fn body_cap(&self, path: &str) -> u64 {
+        let bare = path.split('?').next().unwrap_or(path);
+        if SNAPSHOT_PATHS.contains(&bare) {
+            self.conn.max_snapshot_bytes
+        } else {
+            self.conn.max_body_bytes
+        }
+    }
+
     async fn once(
         &self,
         method: reqwest::Method,
@@ -292,11 +336,7 @@ impl Client {
     ) -> Result<Result<Answer, ApiError>, Transient> {
         let mut req = self.http.request(method, self.url(path));
         if let Some(t) = self.conn.token.expose() {
-            let header = match self.conn.product {
-                Product::Nomad => "X-Nomad-Token",
-                Product::Consul => "X-Consul-Token",
-            };
-            req = req.header(header, t);
+            req = req.header(self.token_header(), t);
         }
         if let Some(b) = body {
             req = req.body(b);
@@ -306,49 +346,102 @@ impl Client {
             Err(e) => return self.transport_error(&e),
         };
         let status = resp.status().as_u16();
-        let digest = resp
-            .headers()
-            .get("Digest")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let digest = header("Digest");
+        let location = header("Location");
         let index = ["X-Nomad-Index", "X-Consul-Index"]
             .iter()
-            .find_map(|h| resp.headers().get(*h))
-            .and_then(|v| v.to_str().ok())
+            .find_map(|h| header(h))
             .and_then(|v| v.parse().ok());
-        let bytes = match resp.bytes().await {
-            Ok(b) => b.to_vec(),
-            Err(e) => return self.transport_error(&e),
-        };
-        let text = String::from_utf8_lossy(&bytes).trim().to_string();
-        let addr: SharedStr = self.base.as_str().into();
-        match status {
-            // 429 is autopilot's "unhealthy" with the same body: data, not an error.
-            200..=299 | 429 => {
-                let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                Ok(Ok(Answer {
-                    status,
-                    body,
-                    bytes,
-                    digest,
-                    index,
-                }))
+        let cap = self.body_cap(path);
+        let bytes = match read_capped(resp, cap).await {
+            Ok(b) => b,
+            Err(Capped::Transport(e)) => return self.transport_error(&e),
+            Err(Capped::TooLarge) => {
+                return Ok(Err(ApiError::Rejected {
+                    addr: self.base.as_str().into(),
+                    message: format!(
+                        "the answer to {path} is larger than {} MiB: refused (is this a {} server?)",
+                        cap >> 20,
+                        self.conn.product
+                    ),
+                }));
             }
+        };
+        if (200..=299).contains(&status) || status == 429 {
+            // 429 is autopilot's "unhealthy" with the same body: data, not an error.
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            return Ok(Ok(Answer {
+                status,
+                body,
+                bytes,
+                digest,
+                index,
+            }));
+        }
+        self.refusal(status, path, &bytes, location.as_deref())
+            .await
+    }
+
+    /// What a non-2xx answer means.
+    async fn refusal(
+        &self,
+        status: u16,
+        path: &str,
+        bytes: &[u8],
+        location: Option<&str>,
+    ) -> Result<Result<Answer, ApiError>, Transient> {
+        let addr: SharedStr = self.base.as_str().into();
+        let line = first_line(bytes);
+        match status {
+            300..=399 => Ok(Err(ApiError::Rejected {
+                addr,
+                message: format!(
+                    "HTTP {status}: redirect to {} not followed (the token would go along); if that server is yours, use its address directly",
+                    location.map(printable).unwrap_or_else(|| "nowhere".into())
+                ),
+            })),
+            // A server without a leader cannot resolve a token, and Consul then answers 403
+            // "ACL not found" for a good token: ask (without the token) whether there is a
+            // leader before blaming the token. No leader is retried like any transient failure.
+            401 | 403 if self.leaderless().await => Err(Transient(ApiError::NoLeader { addr })),
             401 | 403 => Ok(Err(ApiError::Forbidden { addr })),
             502..=504 => Err(Transient(ApiError::Rejected {
                 addr,
-                message: format!("HTTP {status}: {}", first_line(&text)),
+                message: format!("HTTP {status}: {line}"),
             })),
-            _ if text.contains("No cluster leader") => Ok(Err(ApiError::NoLeader { addr })),
+            _ if error_text(bytes).contains("No cluster leader") => {
+                Ok(Err(ApiError::NoLeader { addr }))
+            }
             404 | 405 => Ok(Err(ApiError::Unsupported {
                 addr,
                 what: format!("HTTP {status} for {path}"),
             })),
             _ => Ok(Err(ApiError::Rejected {
                 addr,
-                message: format!("HTTP {status}: {}", first_line(&text)),
+                message: format!("HTTP {status}: {line}"),
             })),
         }
+    }
+
+    /// Whether the server says it knows no leader (`GET /v1/status/leader` answers `""`). The
+    /// endpoint needs no token in either product, so none is sent. False when it cannot tell.
+    async fn leaderless(&self) -> bool {
+        let Ok(resp) = self.http.get(self.url("/v1/status/leader")).send().await else {
+            return false;
+        };
+        if !resp.status().is_success() {
+            return false;
+        }
+        let Ok(bytes) = read_capped(resp, 4096).await else {
+            return false;
+        };
+        matches!(serde_json::from_slice(&bytes), Ok(Value::String(s)) if s.is_empty())
     }
 
     /// Refused connections and timeouts are observations at once; other transport failures
@@ -367,9 +460,49 @@ impl Client {
 
 struct Transient(ApiError);
 
-fn first_line(text: &str) -> &str {
-    let line = text.lines().next().unwrap_or("");
-    &line[..line.len().min(200)]
+enum Capped {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// Reads a body chunk by chunk, refusing it once it exceeds `cap` bytes (a declared length
+/// above the cap is refused before anything is read).
+async fn read_capped(mut resp: reqwest::Response, cap: u64) -> Result<Vec<u8>, Capped> {
+    let declared = resp.content_length();
+    if declared.is_some_and(|n| n > cap) {
+        return Err(Capped::TooLarge);
+    }
+    // Preallocate what the server declares, within the cap, but never more than 1 MiB up front.
+    let mut out = Vec::with_capacity(declared.unwrap_or(0).min(cap).min(1 << 20) as usize);
+    while let Some(chunk) = resp.chunk().await.map_err(Capped::Transport)? {
+        if (out.len() + chunk.len()) as u64 > cap {
+            return Err(Capped::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// An error body as text: its first 64 KiB, invalid UTF-8 replaced (error bodies are short;
+/// the rest is never looked at).
+fn error_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)])
+}
+
+/// The first line of an error body, at most 200 characters, printable (control characters,
+/// such as a terminal escape, are replaced).
+fn first_line(bytes: &[u8]) -> String {
+    let text = error_text(bytes);
+    let line = text.trim().lines().next().unwrap_or("");
+    printable(line)
+}
+
+/// At most 200 characters of server-supplied text, control characters replaced.
+fn printable(text: &str) -> String {
+    text.chars()
+        .take(200)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
 }
 
 /// The error chain in one line (reqwest's top-level message alone says little).
@@ -436,6 +569,16 @@ mod tests {
         let mut c = Connection::new(Product::Nomad);
         c.token = s;
         assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn first_line_cuts_at_a_character_and_reads_any_bytes() {
+        let two = format!("{}é tail\nsecond", "a".repeat(199));
+        assert_eq!(first_line(two.as_bytes()), format!("{}é", "a".repeat(199)));
+        let bad = [vec![b'x'; 199], vec![0xc3], vec![b'y'; 10]].concat();
+        assert_eq!(first_line(&bad).chars().count(), 200);
+        assert_eq!(first_line(b"  \x1b[31mred\r\n"), "\u{FFFD}[31mred");
+        assert_eq!(first_line(b""), "");
     }
 
     #[test]

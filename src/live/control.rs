@@ -119,14 +119,23 @@ impl NodeControl {
         v
     }
 
-    /// A template with the placeholders of `server` on `side` filled in.
+    /// A template with the placeholders of `server` on `side` filled in, as they are (for the
+    /// process backend's argv and file names, which no shell reads).
     pub fn expand(&self, template: &str, server: &str, side: Side) -> String {
-        let vars = self.vars(server, side);
-        let mut out = template.to_string();
-        for (k, v) in &vars {
-            out = out.replace(&format!("{{{k}}}"), v);
-        }
-        out
+        fill(template, &self.vars(server, side), false)
+    }
+
+    /// A command template with the placeholders filled in for `sh -c`. The values that come
+    /// from the cluster rather than from the plan's own `[execute]` section (`{name}`,
+    /// `{host}`) are quoted for the place they stand in, so whatever characters a server's
+    /// name has, it stays one literal word and cannot add a command. The plan's own `binary`
+    /// and `vars` are its author's shell text (a var may hold several arguments) and go in as
+    /// written.
+    ///
+    /// The quoting protects the local `sh -c` only: a template that hands a value to a second
+    /// shell (`ssh host "… {name}"`) has that shell read it again.
+    pub fn expand_shell(&self, template: &str, server: &str, side: Side) -> String {
+        fill(template, &self.vars(server, side), true)
     }
 
     fn stop_signal(&self) -> i32 {
@@ -140,7 +149,9 @@ impl NodeControl {
             ControlKind::Process => Ok(self.pid(server, side).is_some_and(alive)),
             ControlKind::Command => {
                 let c = self.command()?;
-                Ok(shell(&self.expand(&c.status, server, side)).await.is_ok())
+                Ok(shell(&self.expand_shell(&c.status, server, side))
+                    .await
+                    .is_ok())
             }
             ControlKind::Container => Err(CONTAINER_IN_PROCESS.into()),
         }
@@ -161,7 +172,7 @@ impl NodeControl {
             ControlKind::Process => self.stop_process(server, side).await,
             ControlKind::Command => {
                 let c = self.command()?;
-                shell(&self.expand(&c.stop, server, side)).await?;
+                shell(&self.expand_shell(&c.stop, server, side)).await?;
                 self.wait_stopped(server, side).await
             }
             ControlKind::Container => Err(CONTAINER_IN_PROCESS.into()),
@@ -212,7 +223,7 @@ impl NodeControl {
     pub async fn install(&self, server: &str, side: Side) -> Result<(), String> {
         match (&self.x.control, &self.x.command) {
             (ControlKind::Command, Some(c)) => match &c.install {
-                Some(t) => shell(&self.expand(t, server, side)).await,
+                Some(t) => shell(&self.expand_shell(t, server, side)).await,
                 None => Ok(()),
             },
             _ => Ok(()),
@@ -229,7 +240,7 @@ impl NodeControl {
             ControlKind::Process => self.spawn(server, side),
             ControlKind::Command => {
                 let c = self.command()?;
-                shell(&self.expand(&c.start, server, side)).await
+                shell(&self.expand_shell(&c.start, server, side)).await
             }
             ControlKind::Container => Err(CONTAINER_IN_PROCESS.into()),
         }
@@ -245,7 +256,7 @@ impl NodeControl {
         {
             Some(t) => {
                 let any = self.base_vars.keys().next().cloned().unwrap_or_default();
-                shell(&self.expand(t, &any, Side::Target)).await?;
+                shell(&self.expand_shell(t, &any, Side::Target)).await?;
                 Ok(Some(
                     "clients upgraded by execute.command.upgrade_clients".into(),
                 ))
@@ -326,6 +337,82 @@ impl NodeControl {
         });
         tracing::info!("started {server} (pid {pid}): {}", argv.join(" "));
         Ok(())
+    }
+}
+
+/// Placeholders whose values come from the cluster (through the plan's server list) and are
+/// quoted in shell commands.
+const QUOTED_KEYS: [&str; 2] = ["name", "host"];
+
+/// Where a placeholder stands in a shell command.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Quoting {
+    /// Outside quotes.
+    Bare,
+    /// Inside `'…'`.
+    Single,
+    /// Inside `"…"`.
+    Double,
+}
+
+/// Fills `{key}` placeholders in one pass (a value that contains `{…}` is never expanded
+/// again). With `shell`, the values of [`QUOTED_KEYS`] are quoted for where they stand; the
+/// quote state is tracked through `'…'`, `"…"` and backslash escapes as `sh` reads them.
+fn fill(template: &str, vars: &BTreeMap<String, String>, shell: bool) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut state = Quoting::Bare;
+    let mut rest = template;
+    while let Some(c) = rest.chars().next() {
+        if c == '{'
+            && let Some(end) = rest.find('}')
+            && let Some(v) = vars.get(&rest[1..end])
+        {
+            let quote = shell && QUOTED_KEYS.contains(&&rest[1..end]);
+            out.push_str(&if quote {
+                shell_quote(v, state)
+            } else {
+                v.clone()
+            });
+            rest = &rest[end + 1..];
+            continue;
+        }
+        let mut taken = c.len_utf8();
+        state = match (state, c) {
+            (Quoting::Bare, '\\') | (Quoting::Double, '\\') => {
+                // The escaped character is copied as it is.
+                taken += rest[1..].chars().next().map_or(0, char::len_utf8);
+                state
+            }
+            (Quoting::Bare, '\'') => Quoting::Single,
+            (Quoting::Bare, '"') => Quoting::Double,
+            (Quoting::Single, '\'') | (Quoting::Double, '"') => Quoting::Bare,
+            (s, _) => s,
+        };
+        out.push_str(&rest[..taken]);
+        rest = &rest[taken..];
+    }
+    out
+}
+
+/// `value` as literal text at a place in a shell command in state `state`.
+fn shell_quote(value: &str, state: Quoting) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c);
+    match state {
+        Quoting::Bare if !value.is_empty() && value.chars().all(safe) => value.to_string(),
+        Quoting::Bare => format!("'{}'", value.replace('\'', r"'\''")),
+        // Close the quote, an escaped quote, open again.
+        Quoting::Single => value.replace('\'', r"'\''"),
+        // Inside "…" only $ ` " \ are special, and a backslash makes each literal.
+        Quoting::Double => {
+            let mut out = String::with_capacity(value.len());
+            for c in value.chars() {
+                if matches!(c, '$' | '`' | '"' | '\\') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out
+        }
     }
 }
 
@@ -451,6 +538,33 @@ vars = {{ marker = "new" }}
         let installs = std::fs::read_to_string(dir.join("installs")).unwrap();
         assert_eq!(installs, "127.0.0.1 1.10.3\n");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn cluster_values_are_quoted_for_where_they_stand() {
+        let vars: BTreeMap<String, String> = [
+            ("name", "a'b $(x) \"c\" `d` \\e"),
+            ("host", "h1"),
+            ("binary", "/opt/bin/nomad -dev"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let t = "run {name} \"{name}\" '{name}' {host} {binary} \\'{host}";
+        assert_eq!(
+            fill(t, &vars, true),
+            r#"run 'a'\''b $(x) "c" `d` \e' "a'b \$(x) \"c\" \`d\` \\e" 'a'\''b $(x) "c" `d` \e' h1 /opt/bin/nomad -dev \'h1"#
+        );
+        // Without `shell` (argv, file names) and for the plan's own values: as written, and a
+        // value's own braces are not expanded again.
+        let mut v2 = vars.clone();
+        v2.insert("name".into(), "{binary}".into());
+        assert_eq!(
+            fill("{name}/{binary}", &v2, false),
+            "{binary}//opt/bin/nomad -dev"
+        );
+        assert_eq!(shell_quote("", Quoting::Bare), "''");
+        assert_eq!(shell_quote("s1-a.b:c", Quoting::Bare), "s1-a.b:c");
     }
 
     #[test]

@@ -512,7 +512,8 @@ impl Plan {
             path: name.to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        plan.validate()
+        check_servers(&plan, text)
+            .and_then(|()| plan.validate())
             .map_err(|(field, message)| PlanError::Invalid {
                 path: name.to_string(),
                 field,
@@ -691,6 +692,119 @@ impl Plan {
     pub fn client_version(&self) -> Version {
         self.clients.version.unwrap_or(self.cluster.version)
     }
+}
+
+/// Why a server name cannot be used, or `Ok`. Names come from the cluster (`rehearse import`)
+/// and end up in TOML, in file names, in logs and in shell commands, so characters that change
+/// how a line reads are refused: control characters (newline, carriage return, tab, escape,
+/// NUL…), the Unicode line and paragraph separators, and the bidirectional-text controls
+/// (which make a terminal show different text from what is there). Quotes, brackets, `=`,
+/// `#`, spaces and other Unicode are fine: they are escaped wherever they are written.
+pub fn check_server_name(name: &str) -> Result<(), String> {
+    let bad = name.chars().find(|c| {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+            )
+            || ('\u{202A}'..='\u{202E}').contains(c)
+            || ('\u{2066}'..='\u{2069}').contains(c)
+    });
+    match bad {
+        Some(c) => Err(format!(
+            "{name:?} contains the character U+{:04X}; control characters, line separators and bidirectional-text controls are not allowed",
+            c as u32
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Why a server address cannot be used, or `Ok`: it must be `http(s)://host:port` (or
+/// `host:port`) where the host is a DNS name, an IPv4 address or a bracketed IPv6 address.
+/// The host is substituted into `{host}` of command templates, so nothing else is allowed.
+pub fn check_server_address(addr: &str) -> Result<(), String> {
+    check_server_name(addr)?;
+    let full = crate::live::client::normalise_addr(addr).map_err(|e| e.0)?;
+    let rest = full.split_once("://").map_or(full.as_str(), |(_, r)| r);
+    let bad =
+        || format!("{addr:?} is not http(s)://host:port with a DNS name or IP address as host");
+    let (host, port, v6) = match rest.strip_prefix('[') {
+        Some(r) => {
+            let (host, after) = r.split_once(']').ok_or_else(bad)?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':').ok_or_else(bad)?),
+            };
+            (host, port, true)
+        }
+        None => match rest.split_once(':') {
+            Some((h, p)) => (h, Some(p), false),
+            None => (rest, None, false),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && host.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '.' | '-' | '_')
+                || (v6 && matches!(c, ':' | '%'))
+        });
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
+    if host_ok && port_ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
+/// Checks every server's name and address with [`check_server_name`] and
+/// [`check_server_address`]; the error names the field and the line in `text`.
+fn check_servers(plan: &Plan, text: &str) -> Result<(), (String, String)> {
+    for (i, s) in plan.cluster.servers.iter().enumerate() {
+        let checks = [
+            ("name", check_server_name(&s.name)),
+            (
+                "address",
+                s.address.as_deref().map_or(Ok(()), check_server_address),
+            ),
+        ];
+        for (field, result) in checks {
+            if let Err(why) = result {
+                let line = server_field_line(text, i, field)
+                    .map(|l| format!("line {l}: "))
+                    .unwrap_or_default();
+                return Err((
+                    format!("cluster.servers[{i}].{field}"),
+                    format!("{line}{why}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The line (1-based) of `cluster.servers[i].<field>` in `text`, from a lenient second parse
+/// (only done when a check failed).
+fn server_field_line(text: &str, i: usize, field: &str) -> Option<usize> {
+    #[derive(Deserialize)]
+    struct Doc {
+        cluster: ClusterSpans,
+    }
+    #[derive(Deserialize)]
+    struct ClusterSpans {
+        servers: Vec<ServerSpans>,
+    }
+    #[derive(Deserialize)]
+    struct ServerSpans {
+        name: toml::Spanned<String>,
+        address: Option<toml::Spanned<String>>,
+    }
+    let doc: Doc = toml::from_str(text).ok()?;
+    let s = doc.cluster.servers.get(i)?;
+    let span = match field {
+        "name" => s.name.span(),
+        _ => s.address.as_ref()?.span(),
+    };
+    Some(text.get(..span.start)?.matches('\n').count() + 1)
 }
 
 #[cfg(test)]

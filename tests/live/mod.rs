@@ -4,6 +4,8 @@
 //! tests (they are never skipped).
 
 pub(crate) mod cluster;
+pub(crate) mod fake;
+mod no_leader;
 mod nomad_shapes;
 
 use cluster::{ConsulCluster, rehearse_cmd};
