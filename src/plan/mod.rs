@@ -485,7 +485,7 @@ pub enum PlanError {
     /// A semantic error, naming the field.
     #[error("{path}: {field}: {message}")]
     Invalid {
-        /// File.
+        /// File, and the field's line when known (`plan.toml, line 12`).
         path: String,
         /// Field path, e.g. `upgrade.target`.
         field: String,
@@ -498,9 +498,13 @@ impl Plan {
     /// Reads and validates a plan file.
     pub fn from_path(path: &Path) -> Result<Plan, PlanError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
+        let bytes = std::fs::read(path).map_err(|source| PlanError::Io {
             path: name.clone(),
             source,
+        })?;
+        let text = crate::bounds::utf8(bytes).map_err(|message| PlanError::Parse {
+            path: name.clone(),
+            message,
         })?;
         Plan::from_str_named(&text, &name)
     }
@@ -511,9 +515,12 @@ impl Plan {
             path: name.to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
+        // The limits (`crate::bounds`) after the semantic checks; either error names the
+        // field's line when the text has it.
         plan.validate()
+            .and_then(|()| crate::bounds::plan(&plan))
             .map_err(|(field, message)| PlanError::Invalid {
-                path: name.to_string(),
+                path: crate::bounds::at_line(name, text, &field),
                 field,
                 message,
             })?;
@@ -527,7 +534,14 @@ impl Plan {
             return err("cluster.servers", "at least one server is needed".into());
         }
         if c.servers.len() > rehearse_sim::world::MAX_SERVERS {
-            return err("cluster.servers", "at most 15 servers".into());
+            return err(
+                "cluster.servers",
+                format!(
+                    "{} servers; the simulator models at most {} (Nomad and Consul recommend 3 or 5)",
+                    c.servers.len(),
+                    rehearse_sim::world::MAX_SERVERS
+                ),
+            );
         }
         for (i, s) in c.servers.iter().enumerate() {
             if s.name.trim().is_empty() || s.name.contains('.') {
