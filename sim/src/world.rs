@@ -1782,7 +1782,13 @@ impl World {
     /// Changes the write rate (writes per simulated second; 0 stops the workload).
     pub fn set_write_rate(&mut self, writes_per_sec: f64) {
         let was = self.write_rate;
-        self.write_rate = writes_per_sec.max(0.0).min(MAX_WRITES_PER_SEC);
+        // NaN stops the workload (`clamp` would keep it).
+        let rate = if writes_per_sec.is_nan() {
+            0.0
+        } else {
+            writes_per_sec
+        };
+        self.write_rate = rate.clamp(0.0, MAX_WRITES_PER_SEC);
         self.write_gap = write_gap(self.write_rate);
         if was <= 0.0 {
             self.schedule_workload();
