@@ -5,7 +5,10 @@
 //! input must be answered without a panic within 10 s; plans and scenarios that load also go
 //! through lint and a one-seed rehearsal. Prints, per target, the inputs run, how many loaded
 //! and were simulated, the failures (panics, hangs, unnamed errors) and the slowest input.
-//! Peak memory: run it under `/usr/bin/time -v`.
+//! The summary goes to stderr: stdout carries what the commands under test print (`rehearse
+//! replay` prints each replayed run), so discard it. Peak memory: run it under
+//! `/usr/bin/time -v`, e.g.
+//! `/usr/bin/time -v target/release/examples/fuzz 200000 > /dev/null`.
 
 #[path = "../tests/fuzz/harness.rs"]
 mod harness;
@@ -68,7 +71,7 @@ fn run_target(corpus: &Corpus, t: Target, cases: u64) -> u64 {
         }
         slowest = slowest.max(began.elapsed());
     }
-    println!(
+    eprintln!(
         "{t:?}: {cases} inputs, {loaded} loaded, {simulated} simulated, {failures} failures, slowest {:.2}s, {:.0}s in all",
         slowest.as_secs_f64(),
         started.elapsed().as_secs_f64()
