@@ -11,7 +11,7 @@
 //! expect_detail = "non-voter"                        # optional: must appear in a run's details
 //!
 //! [sim]                         # optional: cluster facts the plan does not describe
-//! writes_per_sec = 10.0         # write workload (default 10)
+//! writes_per_sec = 10.0         # write workload (default 10, at most 1,000)
 //! state_entries = 5000          # FSM size at the start (drives InstallSnapshot time)
 //! snapshot_threshold = 8192     # hashicorp/raft SnapshotThreshold (Nomad raft_snapshot_threshold)
 //! snapshot_interval_s = 120     # SnapshotInterval (raft_snapshot_interval)

@@ -36,7 +36,8 @@
 //! deadline = "5m"
 //! ```
 //!
-//! Unknown fields are errors; every error names the file, line and field.
+//! Unknown fields are errors; every error names the file, line and field. Counts and durations
+//! have upper bounds (`crate::bounds`): a server down for an hour, 10,000 client nodes, 15 servers.
 
 pub mod lint;
 
