@@ -15,6 +15,7 @@ macro_rules! out {
     };
 }
 
+pub mod bounds;
 pub mod calibrate;
 pub mod chaos;
 pub mod cli;

@@ -176,3 +176,208 @@ fn a_closed_stdout_does_not_panic() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
     }
 }
+
+/// The 3-server example plan with `from` replaced by `to`, in a temp file.
+fn plan_with(name: &str, from: &str, to: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string("plans/nomad-3-servers.toml").unwrap();
+    assert!(text.contains(from), "{from}");
+    temp_plan(name, &text.replacen(from, to, 1))
+}
+
+/// A scenario in a temp directory laid out like scenarios/x/, with `../../plans` linked to
+/// the real plans.
+fn temp_scenario(name: &str, body: &str) -> std::path::PathBuf {
+    let root = std::env::temp_dir().join(format!("rehearse-cli-scn-{}", std::process::id()));
+    let dir = root.join("scenarios").join("x");
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = root.join("plans");
+    if !link.exists() {
+        std::os::unix::fs::symlink(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plans"),
+            &link,
+        )
+        .unwrap();
+    }
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+/// Exit 2, no panic, and every needle in the message.
+fn bad_input(args: &[&str], needles: &[&str]) {
+    let o = rehearse(args);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {t}");
+    assert!(!t.contains("panicked"), "{args:?}: {t}");
+    for n in needles {
+        assert!(t.contains(n), "{args:?}: {n:?} missing from {t}");
+    }
+}
+
+#[test]
+fn a_write_rate_beyond_the_limit_names_the_scenario_line_and_field() {
+    // Issue #19: 10,000 writes/s under a permanent loss fault panicked ("pending writes
+    // unbounded"), 3,000/s ran for minutes.
+    let body = "name = \"x\"\nplan = \"../../plans/nomad-3-servers.toml\"\nfaults = [\"loss:leader:1:permanent\"]\nseeds = 1\nexpect = \"safe\"\n[sim]\nwrites_per_sec = 10000.0\n";
+    let p = temp_scenario("rate.toml", body);
+    let p = p.to_str().unwrap();
+    bad_input(&["chaos", p], &[p, "line 7", "sim.writes_per_sec"]);
+}
+
+#[test]
+fn counts_beyond_the_limits_are_refused_at_load() {
+    let p = plan_with("clients.toml", "count = 10", "count = 10001");
+    let p = p.to_str().unwrap();
+    for cmd in ["lint", "check", "explore", "report"] {
+        bad_input(&[cmd, p], &[p, "line 15", "clients.count", "10001"]);
+    }
+    let servers: String = (0..1000)
+        .map(|i| format!("{{ name = \"n{i}\" }},"))
+        .collect();
+    let p = plan_with(
+        "servers.toml",
+        "  { name = \"s1\", address = \"http://10.0.0.1:4646\" },",
+        &servers,
+    );
+    let p = p.to_str().unwrap();
+    bad_input(
+        &["lint", p],
+        &[p, "line 8", "cluster.servers", "1002 servers"],
+    );
+}
+
+#[test]
+fn huge_seed_counts_and_wrapping_seed_ranges_are_refused() {
+    let huge = "9223372036854775807";
+    let plan = "plans/nomad-3-servers.toml";
+    bad_input(&["check", plan, "--seeds", huge], &["--seeds", "limit"]);
+    bad_input(&["explore", plan, "--seeds", huge], &["--seeds", "limit"]);
+    bad_input(&["chaos", "scenarios/smoke", "--seeds", huge], &["--seeds"]);
+    let out = std::env::temp_dir().join(format!("rehearse-cli-rep-{}", std::process::id()));
+    let out = out.to_str().unwrap();
+    bad_input(&["report", plan, "-o", out, "--seeds", huge], &["--seeds"]);
+    bad_input(
+        &["report", plan, "-o", out, "--explore-seeds", huge],
+        &["--explore-seeds"],
+    );
+    // Issue #19: this wrapped to an empty range and reported "safe" on 0 seeds.
+    let max = "18446744073709551615";
+    let args = ["check", plan, "--variant", "two-at-a-time", "--seed", max];
+    bad_input(&[&args[..], &["--seeds", "1"]].concat(), &["--seed", max]);
+    bad_input(&[&args[..], &["--seeds", "4"]].concat(), &["--seed", max]);
+    let body = format!(
+        "name = \"x\"\nplan = \"../../plans/nomad-3-servers.toml\"\nseeds = {huge}\nexpect = \"safe\"\n"
+    );
+    let p = temp_scenario("seeds.toml", &body);
+    let p = p.to_str().unwrap();
+    bad_input(&["chaos", p], &[p, "line 3", "seeds"]);
+}
+
+#[test]
+fn durations_beyond_the_limits_name_the_file_line_and_field() {
+    for (from, to, line, field) in [
+        (
+            "parallel = 1",
+            "parallel = 1\ninstall_time = \"1000h\"",
+            "line 24",
+            "upgrade.install_time",
+        ),
+        (
+            "poll = \"2s\"",
+            "poll = \"1y\"",
+            "line 31",
+            "upgrade.gate.poll",
+        ),
+        (
+            "timeout = \"2m\"",
+            "timeout = \"10000h\"",
+            "line 30",
+            "upgrade.gate.timeout",
+        ),
+    ] {
+        let p = plan_with("long.toml", from, to);
+        let p = p.to_str().unwrap();
+        bad_input(&["check", p], &[p, line, field]);
+    }
+    bad_input(
+        &["simulate", "--duration", "100000h"],
+        &["--duration", "limit"],
+    );
+    bad_input(&["simulate", "--write-rate", "1e9"], &["--write-rate"]);
+    let body = "name = \"x\"\nplan = \"../../plans/nomad-3-servers.toml\"\nfaults = [\"crash:leader:1:1y\"]\nexpect = \"safe\"\n";
+    let p = temp_scenario("fault.toml", body);
+    let p = p.to_str().unwrap();
+    bad_input(&["chaos", p], &[p, "faults[0]", "limit"]);
+}
+
+#[test]
+fn a_stable_for_shorter_than_a_health_refresh_is_an_error_printed_exactly() {
+    let p = plan_with(
+        "stable.toml",
+        "stable_for = \"10s\"",
+        "stable_for = \"1ms\"",
+    );
+    let o = rehearse(&["lint", p.to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("R010") && t.contains("stable_for 1ms"), "{t}");
+    assert!(!t.contains("stable_for 0s"), "{t}");
+}
+
+#[test]
+fn invalid_utf8_names_the_file_offset_and_line() {
+    let text = std::fs::read("plans/nomad-3-servers.toml").unwrap();
+    let mut bad = text.clone();
+    let at = text.windows(8).position(|w| w == b"[upgrade").unwrap();
+    bad[at + 1] = 0xff;
+    let p = temp_plan("utf8.toml", "");
+    std::fs::write(&p, &bad).unwrap();
+    let p = p.to_str().unwrap();
+    let line = format!(
+        "line {}",
+        1 + text[..at].iter().filter(|&&b| b == b'\n').count()
+    );
+    bad_input(
+        &["lint", p],
+        &[p, &line, &format!("byte offset {}", at + 1)],
+    );
+    let s = temp_scenario("utf8.toml", "name = \"\u{e9}\"\n");
+    let mut bytes = std::fs::read(&s).unwrap();
+    bytes[8] = 0xff;
+    std::fs::write(&s, bytes).unwrap();
+    let s = s.to_str().unwrap();
+    bad_input(&["chaos", s], &[s, "line 1", "byte offset 8"]);
+}
+
+#[test]
+fn replay_errors_name_the_records_file_line_and_field() {
+    let rec = r#"{"scenario":"x","file":"no/such/scenario.toml","scenario_hash":"0","seed":1,"class":"unsafe","trace_hash":"0"}"#;
+    let p = temp_plan("records.jsonl", &format!("\n{rec}\n"));
+    let p = p.to_str().unwrap();
+    bad_input(
+        &["replay", p],
+        &[&format!("{p}:2"), "field file", "no/such/scenario.toml"],
+    );
+    let p = temp_plan(
+        "records2.jsonl",
+        &rec.replace("\"seed\":1", "\"seed\":\"one\""),
+    );
+    let p = p.to_str().unwrap();
+    bad_input(&["replay", p], &[&format!("{p}:1"), "field seed"]);
+}
+
+#[test]
+fn journal_errors_name_the_line_and_the_field() {
+    let dir = std::env::temp_dir().join(format!("rehearse-cli-journal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let j = dir.join("journal.jsonl");
+    let begin = r#"{"record":"begin","attempt":1,"plan_sha256":"ab","rehearse":"0","at_ms":1,"already_upgraded":[]}"#;
+    let bad = r#"{"record":"action_end","at_ms":2,"result":"Maybe"}"#;
+    std::fs::write(&j, format!("{begin}\n{bad}\n{begin}\n")).unwrap();
+    let j = j.to_str().unwrap();
+    let out = dir.join("out");
+    bad_input(
+        &["report", "--journal", j, "-o", out.to_str().unwrap()],
+        &[j, "line 2", "field result"],
+    );
+}

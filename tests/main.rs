@@ -4,6 +4,7 @@ mod calibration;
 mod chaos;
 mod cli;
 mod containers;
+mod fuzz;
 mod live;
 mod rehearse_plans;
 mod report;

@@ -341,8 +341,12 @@ impl SimConfig {
         if !(0.0..=1.0).contains(&self.net.loss) {
             return bad(format!("net.loss: {} is not a probability", self.net.loss));
         }
-        if !(self.workload.writes_per_sec.is_finite() && self.workload.writes_per_sec >= 0.0) {
-            return bad("workload.writes_per_sec: must be >= 0".into());
+        let rate = self.workload.writes_per_sec;
+        let max_rate = crate::world::MAX_WRITES_PER_SEC;
+        if !(rate.is_finite() && (0.0..=max_rate).contains(&rate)) {
+            return bad(format!(
+                "workload.writes_per_sec: {rate} is not between 0 and {max_rate}"
+            ));
         }
         if self.clients.count > crate::clients::MAX_NODES {
             return bad(format!(

@@ -51,6 +51,21 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 pub const MAX_SERVERS: usize = 15;
 /// Most events pending at once; more means a runaway feedback loop (asserted).
 const QUEUE_MAX: usize = 1_000_000;
+/// Highest workload rate, writes per simulated second (`SimConfig::validate` refuses more,
+/// `set_write_rate` clamps to it): with `WRITE_TIMEOUT_NS` it bounds the pending writes.
+pub const MAX_WRITES_PER_SEC: f64 = 10_000.0;
+/// How long the workload's client waits for a write's answer before it gives up and counts
+/// the write as failed, as a real client does (an HTTP client's timeout; Nomad and Consul
+/// servers themselves give up on a Raft apply that could not even be enqueued within 30 s).
+/// A write the cluster commits later is in the log, but it was never acknowledged to anyone,
+/// so it is not an acknowledged write that must survive. This bounds the pending writes by
+/// construction: about `MAX_WRITES_PER_SEC` × 30 s of them, whatever the faults.
+pub const WRITE_TIMEOUT_NS: u64 = 30 * SEC;
+/// Most writes in flight at once: twice what the highest rate submits in `WRITE_TIMEOUT_NS`
+/// (arrivals are random, so a window can hold a few more than the mean). Past it the oldest
+/// is failed, as a client with a bounded request pool would: a hard bound whatever the rate.
+const PENDING_MAX: usize = 2 * (MAX_WRITES_PER_SEC as usize) * ((WRITE_TIMEOUT_NS / SEC) as usize);
+const _: () = assert!(PENDING_MAX < QUEUE_MAX);
 
 /// Per-server timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -232,8 +247,9 @@ pub const ACK_BUCKET_NS: u64 = 250_000;
 /// The workload's writes from submission to acknowledgement.
 #[derive(Clone)]
 struct Acks {
-    /// Submitted, not yet acknowledged or failed.
-    pending: Vec<Pending>,
+    /// Submitted, not yet acknowledged, failed or timed out, in submission (and so id)
+    /// order: at most `MAX_WRITES_PER_SEC` × `WRITE_TIMEOUT_NS` of them.
+    pending: VecDeque<Pending>,
     /// (index, term) of every acknowledged write, in acknowledgement order.
     acked: Roomy<(u64, u64)>,
     /// Acknowledged writes by latency from submission (see `ack_latency_histogram`).
@@ -242,14 +258,43 @@ struct Acks {
 }
 
 impl Acks {
-    /// Acknowledges write `id`, committed at `(index, term)`, if it is still pending.
+    /// Acknowledges write `id`, committed at `(index, term)`, if it is still pending and its
+    /// client has not given up on it.
     fn record(&mut self, now: SimTime, id: u64, at: (u64, u64)) {
-        if let Some(pos) = self.pending.iter().position(|p| p.id == id) {
-            let p = self.pending.swap_remove(pos);
+        self.expire(now);
+        // Pending writes are in id order; the one answered is usually the oldest.
+        if let Ok(pos) = self.pending.binary_search_by_key(&id, |p| p.id)
+            && let Some(p) = self.pending.remove(pos)
+        {
             let bucket = (now.since(p.at) / ACK_BUCKET_NS) as usize;
             self.hist[bucket.min(ACK_BUCKETS - 1)] += 1;
             self.acked.push(at);
             self.stats.acked += 1;
+        }
+    }
+
+    /// A new write, submitted now to leader `l`.
+    fn submit(&mut self, now: SimTime, id: u64, leader: ServerId) {
+        self.expire(now);
+        if self.pending.len() >= PENDING_MAX {
+            self.pending.pop_front();
+            self.stats.failed += 1;
+        }
+        self.pending.push_back(Pending {
+            id,
+            leader,
+            at: now,
+        });
+    }
+
+    /// Fails the writes whose client has waited `WRITE_TIMEOUT_NS` (the oldest come first).
+    fn expire(&mut self, now: SimTime) {
+        while let Some(p) = self.pending.front() {
+            if now.since(p.at) < WRITE_TIMEOUT_NS {
+                break;
+            }
+            self.pending.pop_front();
+            self.stats.failed += 1;
         }
     }
 }
@@ -531,7 +576,7 @@ impl World {
             canon: Roomy::with_capacity(log_capacity.min(1 << 20)),
             canon_writes: Roomy::with_capacity(log_capacity.min(1 << 20)),
             acks: Acks {
-                pending: Vec::new(),
+                pending: VecDeque::new(),
                 acked: Roomy::with_capacity(log_capacity.min(1 << 20)),
                 hist: Box::new([0; ACK_BUCKETS]),
                 stats: WorkloadStats::default(),
@@ -1778,7 +1823,13 @@ impl World {
     /// Changes the write rate (writes per simulated second; 0 stops the workload).
     pub fn set_write_rate(&mut self, writes_per_sec: f64) {
         let was = self.write_rate;
-        self.write_rate = writes_per_sec.max(0.0);
+        // NaN stops the workload (`clamp` would keep it).
+        let rate = if writes_per_sec.is_nan() {
+            0.0
+        } else {
+            writes_per_sec
+        };
+        self.write_rate = rate.clamp(0.0, MAX_WRITES_PER_SEC);
         self.write_gap = write_gap(self.write_rate);
         if was <= 0.0 {
             self.schedule_workload();
@@ -1829,15 +1880,7 @@ impl World {
             self.acks.stats.failed += 1;
             return false;
         }
-        self.acks.pending.push(Pending {
-            id,
-            leader: l,
-            at: self.now,
-        });
-        assert!(
-            self.acks.pending.len() < QUEUE_MAX,
-            "pending writes unbounded"
-        );
+        self.acks.submit(self.now, id, l);
         if self.steady_write(l, id) {
             return true;
         }
@@ -1860,6 +1903,12 @@ impl World {
     /// against the leader's log).
     pub fn acked_writes(&self) -> u64 {
         self.acks.stats.acked
+    }
+
+    /// Writes submitted and not yet acknowledged, failed or given up on (at most
+    /// `MAX_WRITES_PER_SEC` × `WRITE_TIMEOUT_NS`).
+    pub fn pending_writes(&self) -> usize {
+        self.acks.pending.len()
     }
 
     /// Writes that failed so far (cheap, like `acked_writes`).

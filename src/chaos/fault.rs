@@ -190,6 +190,12 @@ impl FromStr for Fault {
             "permanent" => None,
             d => Some(humantime::parse_duration(d).map_err(|_| bad())?.as_secs()),
         };
+        if let Some(secs) = duration_s.filter(|&s| s > crate::bounds::MAX_FAULT_SECS) {
+            return Err(format!(
+                "fault {s:?}: {secs}s is longer than the limit of {}s (use \"permanent\" for a fault that never heals)",
+                crate::bounds::MAX_FAULT_SECS
+            ));
+        }
         Ok(Fault {
             kind,
             target,

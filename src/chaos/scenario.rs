@@ -11,7 +11,7 @@
 //! expect_detail = "non-voter"                        # optional: must appear in a run's details
 //!
 //! [sim]                         # optional: cluster facts the plan does not describe
-//! writes_per_sec = 10.0         # write workload (default 10)
+//! writes_per_sec = 10.0         # write workload (default 10, at most 1,000)
 //! state_entries = 5000          # FSM size at the start (drives InstallSnapshot time)
 //! snapshot_threshold = 8192     # hashicorp/raft SnapshotThreshold (Nomad raft_snapshot_threshold)
 //! snapshot_interval_s = 120     # SnapshotInterval (raft_snapshot_interval)
@@ -141,21 +141,19 @@ impl SimOverrides {
         c
     }
 
-    /// Checks the values, naming the field at fault.
-    fn validate(&self) -> Result<(), String> {
-        if self
-            .writes_per_sec
-            .is_some_and(|w| !(w.is_finite() && (0.0..=10_000.0).contains(&w)))
-        {
-            return Err("sim.writes_per_sec: must be between 0 and 10000".into());
-        }
+    /// Checks the values, naming the field at fault: the lower bounds here, the upper ones in
+    /// `crate::bounds`.
+    fn validate(&self) -> Result<(), (String, String)> {
         if self.snapshot_threshold == Some(0) {
-            return Err("sim.snapshot_threshold: must be at least 1".into());
+            return Err(("sim.snapshot_threshold".into(), "must be at least 1".into()));
         }
         if self.snapshot_interval_s == Some(0) {
-            return Err("sim.snapshot_interval_s: must be at least 1".into());
+            return Err((
+                "sim.snapshot_interval_s".into(),
+                "must be at least 1".into(),
+            ));
         }
-        Ok(())
+        crate::bounds::sim_overrides(self)
     }
 }
 
@@ -199,19 +197,25 @@ impl Loaded {
 /// Loads a scenario file, with errors naming the file, line and field.
 pub fn load(path: &Path) -> Result<Loaded, String> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
+    let text = crate::bounds::read_text(path)?;
     let scenario: Scenario =
         toml::from_str(&text).map_err(|e| format!("{name}: {}", e.to_string().trim_end()))?;
-    if scenario.seeds == 0 {
-        return Err(format!("{name}: seeds: must be at least 1"));
+    let at = |field: &str| crate::bounds::at_line(&name, &text, field);
+    if !(1..=crate::bounds::MAX_SEEDS).contains(&scenario.seeds) {
+        return Err(format!(
+            "{}: seeds: {} is not between 1 and {}",
+            at("seeds"),
+            scenario.seeds,
+            crate::bounds::MAX_SEEDS
+        ));
     }
     scenario
         .sim
         .validate()
-        .map_err(|e| format!("{name}: {e}"))?;
+        .map_err(|(field, e)| format!("{}: {field}: {e}", at(&field)))?;
     let plan_path = path.parent().unwrap_or(Path::new(".")).join(&scenario.plan);
-    let plan_text = std::fs::read_to_string(&plan_path)
-        .map_err(|e| format!("{name}: plan: {}: {e}", plan_path.display()))?;
+    let plan_text =
+        crate::bounds::read_text(&plan_path).map_err(|e| format!("{}: plan: {e}", at("plan")))?;
     let plan = Plan::from_str_named(&plan_text, &plan_path.display().to_string())
         .map_err(|e| format!("{name}: plan: {e}"))?;
     let faults = scenario

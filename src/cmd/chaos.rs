@@ -50,6 +50,9 @@ pub fn run_cmd(args: Args) -> Result<Verdict, CliError> {
         args.paths.clone()
     };
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    if let Some(n) = args.seeds {
+        crate::bounds::seed_range(1, n, "--seeds").map_err(CliError::new)?;
+    }
     let files = discover(&paths).map_err(CliError::new)?;
     let loaded = files
         .iter()
@@ -62,6 +65,7 @@ pub fn run_cmd(args: Args) -> Result<Verdict, CliError> {
         }
         let started = Instant::now();
         let seeds = match (args.seed, args.seeds) {
+            // `n` was checked above: `1..=n` holds at most `MAX_SEEDS` seeds.
             (Some(s), _) => Some(s..=s),
             (None, Some(n)) => Some(1..=n),
             (None, None) => None,

@@ -118,9 +118,8 @@ pub fn rehearse_seeds(
 
 /// Runs the command.
 pub fn run(args: Args) -> Result<Verdict, CliError> {
-    if args.seeds == 0 {
-        return Err(CliError::new("--seeds: must be at least 1"));
-    }
+    let seeds =
+        crate::bounds::seed_range(args.seed, args.seeds, "--seeds").map_err(CliError::new)?;
     let plan = load(&args.plan)?;
     if let Some(dir) = &args.report {
         crate::cmd::report::prepare_dir(dir)?;
@@ -131,7 +130,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let outcomes = rehearse_seeds(&plan, &cfg, args.seed..args.seed + args.seeds, jobs)?;
+    let outcomes = rehearse_seeds(&plan, &cfg, seeds, jobs)?;
     if args.json {
         for o in &outcomes {
             let line = serde_json::to_string(o).map_err(|e| CliError::new(e.to_string()))?;

@@ -53,9 +53,8 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args) -> Result<Verdict, CliError> {
-    if args.seeds == 0 {
-        return Err(CliError::new("--seeds: must be at least 1"));
-    }
+    let seeds =
+        crate::bounds::seed_range(args.seed, args.seeds, "--seeds").map_err(CliError::new)?;
     let plan = load(&args.plan)?;
     let variant: Variant = args.variant.map_or(Variant::Safe, Into::into);
     let cfg = variant.apply(ProcedureConfig::from_plan(&plan));
@@ -88,7 +87,6 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     let opts = ExploreOptions {
         fail_fast: args.fail_fast,
     };
-    let seeds = args.seed..args.seed + args.seeds;
     let mut t = explore_with(&plan, &cfg, &scheds, seeds, jobs, &opts, &progress);
     if tty {
         eprintln!();

@@ -25,16 +25,16 @@ pub struct Args {
 /// Runs the command.
 pub fn run(args: Args) -> Result<Verdict, CliError> {
     let name = args.records.display().to_string();
-    let text = std::fs::read_to_string(&args.records)
-        .map_err(|e| CliError::new(format!("{name}: {e}")))?;
+    let text = crate::bounds::read_text(&args.records).map_err(CliError::new)?;
     let records: Vec<(usize, serde_json::Value)> = text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map(|v| (i + 1, v))
-                .map_err(|e| CliError::new(format!("{name}:{}: not a run record: {e}", i + 1)))
+            serde_json::from_str(l).map(|v| (i + 1, v)).map_err(|e| {
+                let what = crate::bounds::json_error(l, &e);
+                CliError::new(format!("{name}:{}: not a run record: {what}", i + 1))
+            })
         })
         .collect::<Result<_, _>>()?;
     let pick = match args.line {
@@ -46,20 +46,22 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     };
     let (line, rec) = pick.ok_or_else(|| CliError::new(format!("{name}: no such record")))?;
     let field = |k: &str| {
-        rec[k]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| CliError::new(format!("{name}:{line}: missing field {k}")))
+        rec[k].as_str().map(str::to_string).ok_or_else(|| {
+            CliError::new(format!("{name}:{line}: field {k}: missing or not a string"))
+        })
     };
     let file = PathBuf::from(field("file")?);
-    let seed = rec["seed"]
-        .as_u64()
-        .ok_or_else(|| CliError::new(format!("{name}:{line}: missing field seed")))?;
-    let l = load(&file).map_err(CliError::new)?;
+    let seed = rec["seed"].as_u64().ok_or_else(|| {
+        CliError::new(format!(
+            "{name}:{line}: field seed: missing or not a number"
+        ))
+    })?;
+    // The record names the scenario file: its errors name the record too.
+    let l = load(&file).map_err(|e| CliError::new(format!("{name}:{line}: field file: {e}")))?;
     let recorded_hash = field("scenario_hash")?;
     if format!("{:016x}", l.hash) != recorded_hash {
         return Err(CliError::new(format!(
-            "{}: the scenario or its plan changed since the record (hash {recorded_hash}); cannot replay exactly",
+            "{name}:{line}: field scenario_hash: {}: the scenario or its plan changed since the record (hash {recorded_hash}); cannot replay exactly",
             file.display()
         )));
     }

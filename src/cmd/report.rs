@@ -253,8 +253,11 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             "a plan file is required (or --journal FILE for a live run)",
         ));
     };
-    if args.seeds == 0 {
-        return Err(CliError::new("--seeds: must be at least 1"));
+    // Both ranges start at --seed; checked here so that `report::report_to` never wraps.
+    crate::bounds::seed_range(args.seed, args.seeds, "--seeds").map_err(CliError::new)?;
+    if args.explore_seeds > 0 {
+        crate::bounds::seed_range(args.seed, args.explore_seeds, "--explore-seeds")
+            .map_err(CliError::new)?;
     }
     if let Some(p) = args.fail_above.filter(|p| !(0.0..=1.0).contains(p)) {
         return Err(CliError::new(format!(

@@ -68,6 +68,13 @@ pub fn sim_config(args: &Args) -> Result<SimConfig, CliError> {
     if let Some(m) = args.raft_multiplier {
         cfg.raft_multiplier = m;
     }
+    let max_rate = crate::bounds::MAX_WRITES_PER_SEC;
+    if !(args.write_rate.is_finite() && (0.0..=max_rate).contains(&args.write_rate)) {
+        return Err(CliError::new(format!(
+            "--write-rate: {} is not between 0 and {max_rate}",
+            args.write_rate
+        )));
+    }
     cfg.workload.writes_per_sec = args.write_rate;
     cfg.validate().map_err(|e| CliError::new(e.to_string()))?;
     Ok(cfg)
@@ -76,6 +83,13 @@ pub fn sim_config(args: &Args) -> Result<SimConfig, CliError> {
 /// Runs the command.
 pub fn run(args: Args) -> Result<Verdict, CliError> {
     let duration_ns = parse_duration_ns("--duration", &args.duration)?;
+    if duration_ns > crate::bounds::MAX_SIMULATE_NS {
+        return Err(CliError::new(format!(
+            "--duration: {} is longer than the limit of {}",
+            crate::bounds::fmt_ns(duration_ns),
+            crate::bounds::fmt_ns(crate::bounds::MAX_SIMULATE_NS)
+        )));
+    }
     let crash_at = args
         .crash_leader_at
         .as_deref()

@@ -105,8 +105,8 @@ impl Journal {
             path: path.display().to_string(),
             message,
         };
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
+        let text = match std::fs::read(path) {
+            Ok(bytes) => crate::bounds::utf8(bytes).map_err(err)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(err(e.to_string())),
         };
@@ -122,7 +122,10 @@ impl Journal {
                 Err(_) if i + 1 == lines.len() => {
                     tracing::warn!("journal {}: ignoring a torn last line", path.display());
                 }
-                Err(e) => return Err(err(format!("line {}: {e}", i + 1))),
+                Err(e) => {
+                    let what = crate::bounds::json_error(line, &e);
+                    return Err(err(format!("line {}: {what}", i + 1)));
+                }
             }
         }
         Ok(out)

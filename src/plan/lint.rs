@@ -1,6 +1,7 @@
 //! Static lints of an upgrade plan: stable ids, a severity and a fix hint each.
 
 use super::{Order, Plan, Rollback};
+use crate::bounds::{MIN_STABLE_FOR_NS, fmt_ns};
 use rehearse_model::versions::{in_place_rollback_safe, known_issues_for, line_info, minor_steps};
 use serde::Serialize;
 
@@ -247,16 +248,28 @@ fn procedure(plan: &Plan, out: &mut Vec<Finding>) {
     let stab = plan.cluster.autopilot.server_stabilization_time;
     if u.gate.stable_for < stab {
         out.push(finding("R009", Warning, "upgrade.gate.stable_for",
-            format!("stable_for {}s < server_stabilization_time {}s: the next stop can come before promotion",
-                u.gate.stable_for / 1_000_000_000, stab / 1_000_000_000),
+            format!("stable_for {} < server_stabilization_time {}: the next stop can come before promotion",
+                fmt_ns(u.gate.stable_for), fmt_ns(stab)),
             "set stable_for >= server_stabilization_time"));
     }
-    if !u.gate.require_fresh_health || !u.gate.require_voter || u.gate.stable_for == 0 {
+    // Below one autopilot health refresh (see `MIN_STABLE_FOR_NS`), a gate can pass on the
+    // health computed before the restart: as unsafe as no wait at all.
+    let short = u.gate.stable_for < MIN_STABLE_FOR_NS;
+    if !u.gate.require_fresh_health || !u.gate.require_voter || short {
+        let why = if short && u.gate.stable_for > 0 {
+            format!(
+                "stable_for {} is shorter than autopilot's {} health refresh: the gate can pass on health from before the restart",
+                fmt_ns(u.gate.stable_for),
+                fmt_ns(MIN_STABLE_FOR_NS)
+            )
+        } else {
+            "the gate can pass on health from before the restart or on a non-voter".into()
+        };
         out.push(finding(
             "R010",
             Error,
             "upgrade.gate",
-            "the gate can pass on health from before the restart or on a non-voter".into(),
+            why,
             "require_fresh_health = true, require_voter = true, stable_for >= 10s",
         ));
     }
@@ -428,6 +441,21 @@ mod tests {
         assert!(fires(
             "R010",
             &plan("", "[upgrade.gate]\nstable_for = \"0s\"", 5)
+        ));
+        // Shorter than one autopilot health refresh: an error, printed exactly.
+        let p = plan("", "[upgrade.gate]\nstable_for = \"1ms\"", 5);
+        let f = lint(&p);
+        let r010 = f.iter().find(|f| f.id == "R010").expect("R010 fires");
+        assert!(r010.message.contains("stable_for 1ms"), "{}", r010.message);
+        let r009 = f.iter().find(|f| f.id == "R009").expect("R009 fires");
+        assert!(
+            r009.message.contains("stable_for 1ms <"),
+            "{}",
+            r009.message
+        );
+        assert!(!fires(
+            "R010",
+            &plan("", "[upgrade.gate]\nstable_for = \"2s\"", 5)
         ));
     }
 

@@ -36,7 +36,8 @@
 //! deadline = "5m"
 //! ```
 //!
-//! Unknown fields are errors; every error names the file, line and field.
+//! Unknown fields are errors; every error names the file, line and field. Counts and durations
+//! have upper bounds (`crate::bounds`): a server down for an hour, 10,000 client nodes, 15 servers.
 
 pub mod lint;
 pub mod signal;
@@ -486,7 +487,7 @@ pub enum PlanError {
     /// A semantic error, naming the field.
     #[error("{path}: {field}: {message}")]
     Invalid {
-        /// File.
+        /// File, and the field's line when known (`plan.toml, line 12`).
         path: String,
         /// Field path, e.g. `upgrade.target`.
         field: String,
@@ -499,9 +500,13 @@ impl Plan {
     /// Reads and validates a plan file.
     pub fn from_path(path: &Path) -> Result<Plan, PlanError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
+        let bytes = std::fs::read(path).map_err(|source| PlanError::Io {
             path: name.clone(),
             source,
+        })?;
+        let text = crate::bounds::utf8(bytes).map_err(|message| PlanError::Parse {
+            path: name.clone(),
+            message,
         })?;
         Plan::from_str_named(&text, &name)
     }
@@ -512,10 +517,14 @@ impl Plan {
             path: name.to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
+        // The cluster's names and addresses first (they reach shell templates), then the
+        // semantic checks, then the limits (`crate::bounds`); each error names the field's
+        // line when the text has it.
         check_servers(&plan, text)
             .and_then(|()| plan.validate())
+            .and_then(|()| crate::bounds::plan(&plan))
             .map_err(|(field, message)| PlanError::Invalid {
-                path: name.to_string(),
+                path: crate::bounds::at_line(name, text, &field),
                 field,
                 message,
             })?;
@@ -529,7 +538,14 @@ impl Plan {
             return err("cluster.servers", "at least one server is needed".into());
         }
         if c.servers.len() > rehearse_sim::world::MAX_SERVERS {
-            return err("cluster.servers", "at most 15 servers".into());
+            return err(
+                "cluster.servers",
+                format!(
+                    "{} servers; the simulator models at most {} (Nomad and Consul recommend 3 or 5)",
+                    c.servers.len(),
+                    rehearse_sim::world::MAX_SERVERS
+                ),
+            );
         }
         for (i, s) in c.servers.iter().enumerate() {
             if s.name.trim().is_empty() || s.name.contains('.') {

@@ -99,7 +99,10 @@ pub fn candidates(plan: &Plan) -> Vec<Candidate> {
         add(
             "raise-stable-for",
             "Raise the gate's stable_for to at least server_stabilization_time".into(),
-            format!("upgrade.gate.stable_for = \"{}s\"", want / 1_000_000_000),
+            format!(
+                "upgrade.gate.stable_for = \"{}\"",
+                crate::bounds::fmt_ns(want)
+            ),
             &|p| p.upgrade.gate.stable_for = want,
         );
     }
