@@ -132,7 +132,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         shard: [shard.0 + 1, shard.1],
         units: units_mine,
     };
-    let (earlier, out) = open_out(&args, &header)?;
+    let (earlier, out, was_done) = open_out(&args, &header)?;
     let done_units: BTreeSet<(u64, usize)> = earlier.iter().map(|u| (u.seed, u.step)).collect();
     let seeds: Vec<u64> = (args.seed..args.seed + args.seeds).collect();
     let g_of: BTreeMap<usize, (usize, usize)> = groups
@@ -193,9 +193,10 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         .map(|u| coll.take(u, u / groups.len(), groups[u % groups.len()].0))
         .filter(|r| r.runs > 0)
         .collect();
-    let stopped_early = !partial.is_empty();
+    let stopped_early = coll.progress.done() < runs_todo;
     if let Some(o) = &out
         && !stopped_early
+        && !was_done
     {
         write_line(o, &Line::Done { simulated, wall_s }, &coll.failed);
     }
@@ -207,6 +208,9 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     let (mut t, how) = sum(all.into_iter());
     t.simulated = simulated;
     t.stopped_early = stopped_early;
+    if let (Some(f), Some((runs, secs))) = (&mut t.first_unsafe, coll.progress.first_unsafe()) {
+        (f.after_runs, f.after_s) = (runs, secs);
+    }
     print!("{}", summary(&sweep, &t, &how));
     work_line(&coll.progress, simulated, wall_s);
     if shard.1 == 1 {
@@ -263,10 +267,10 @@ fn sweep_schedules(
 }
 
 /// Reads what an earlier run of this shard wrote (with --resume) and opens --out for the
-/// rest: the units already there, and the file to append to.
-fn open_out(args: &Args, header: &Line) -> Result<(Vec<UnitRecord>, Option<Out>), CliError> {
+/// rest: the units already there, the file to append to, and whether the shard had finished.
+fn open_out(args: &Args, header: &Line) -> Result<(Vec<UnitRecord>, Option<Out>, bool), CliError> {
     let Some(path) = &args.out else {
-        return Ok((Vec::new(), None));
+        return Ok((Vec::new(), None, false));
     };
     let err = |e: std::io::Error| CliError::new(format!("--out {}: {e}", path.display()));
     let earlier: Option<ShardFile> = if args.resume && path.exists() {
@@ -275,6 +279,9 @@ fn open_out(args: &Args, header: &Line) -> Result<(Vec<UnitRecord>, Option<Out>)
         None
     };
     let Some(f) = earlier else {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
         let file = std::fs::File::create(path).map_err(err)?;
         let out: Out = Mutex::new(std::io::BufWriter::new(file));
         let failed = Mutex::new(None);
@@ -282,7 +289,7 @@ fn open_out(args: &Args, header: &Line) -> Result<(Vec<UnitRecord>, Option<Out>)
         if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
             return Err(CliError::new(format!("--out {}: {e}", path.display())));
         }
-        return Ok((Vec::new(), Some(out)));
+        return Ok((Vec::new(), Some(out), false));
     };
     if let Line::Sweep { sweep, shard, .. } = header {
         if let Some((field, got, want)) = difference(&f.sweep, sweep) {
@@ -302,7 +309,7 @@ fn open_out(args: &Args, header: &Line) -> Result<(Vec<UnitRecord>, Option<Out>)
             )));
         }
     }
-    // Cut a torn last line (the process was killed while writing it), and an old `done`.
+    // Cut a torn last line (the process was killed while writing it).
     let file = std::fs::OpenOptions::new()
         .write(true)
         .open(path)
@@ -312,10 +319,15 @@ fn open_out(args: &Args, header: &Line) -> Result<(Vec<UnitRecord>, Option<Out>)
         .append(true)
         .open(path)
         .map_err(err)?;
-    if f.done.is_some() {
+    let was_done = f.done.is_some();
+    if was_done {
         eprintln!("--resume {}: the shard had finished", path.display());
     }
-    Ok((f.units, Some(Mutex::new(std::io::BufWriter::new(file)))))
+    Ok((
+        f.units,
+        Some(Mutex::new(std::io::BufWriter::new(file))),
+        was_done,
+    ))
 }
 
 /// What a sweep showed, for people: the same for a whole sweep and for its shards merged.
