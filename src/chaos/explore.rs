@@ -292,10 +292,7 @@ pub fn for_each_run_in(
     each: &(dyn Fn(&RunAt<'_>) -> bool + Sync),
 ) -> u64 {
     let groups = by_first_step(schedules);
-    let units: Vec<(usize, usize)> = (0..seeds.len())
-        .flat_map(|s| (0..groups.len()).map(move |g| (s, g)))
-        .filter(|&(s, g)| keep(s, groups[g].0))
-        .collect();
+    let units = units_of(&groups, seeds.len(), keep);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let simulated = AtomicUsize::new(0);
@@ -419,6 +416,19 @@ pub fn for_each_run_in(
         }
     });
     simulated.into_inner() as u64
+}
+
+/// The work units (seed position, group index), seeds outermost, that `keep(seed position,
+/// first step)` accepts.
+pub(crate) fn units_of(
+    groups: &[(usize, Vec<usize>)],
+    seeds: usize,
+    keep: &(dyn Fn(usize, usize) -> bool + Sync),
+) -> Vec<(usize, usize)> {
+    (0..seeds)
+        .flat_map(|s| (0..groups.len()).map(move |g| (s, g)))
+        .filter(|&(s, g)| keep(s, groups[g].0))
+        .collect()
 }
 
 /// Schedule indices grouped by the step of their first fault (ascending); a schedule with no

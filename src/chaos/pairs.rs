@@ -17,7 +17,7 @@
 //!
 //! `tests/chaos.rs` runs a sample of every kind of these from scratch and compares.
 
-use super::explore::{Landing, RunResult, Walker, by_first_step, landing_key};
+use super::explore::{Landing, RunResult, Walker, by_first_step, landing_key, units_of};
 use super::fault::{Fault, FaultHooks, FaultKind};
 use crate::plan::Plan;
 use crate::procedure::ProcedureConfig;
@@ -80,10 +80,7 @@ pub fn for_each_pair(
     each: &(dyn Fn(&PairAt<'_>) -> bool + Sync),
 ) -> u64 {
     let groups = by_first_step(schedules);
-    let units: Vec<(usize, usize)> = (0..seeds.len())
-        .flat_map(|s| (0..groups.len()).map(move |g| (s, g)))
-        .filter(|&(s, g)| keep(s, groups[g].0))
-        .collect();
+    let units = units_of(&groups, seeds.len(), keep);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let simulated = AtomicUsize::new(0);
