@@ -10,3 +10,4 @@ mod rehearse_plans;
 mod report;
 mod scenarios;
 mod security;
+mod sweeps;

@@ -13,7 +13,7 @@ use crate::rehearsal::{
 };
 use rehearse_model::time::SEC;
 use rehearse_sim::SimConfig;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -25,7 +25,7 @@ pub const FINDINGS_MAX: usize = 1_000;
 pub const DURATIONS_S: [Option<u64>; 2] = [Some(30), None];
 
 /// What one run showed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Class {
     /// Completed.
@@ -56,7 +56,7 @@ pub fn classify(o: &Outcome) -> Class {
 }
 
 /// A run that went wrong.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     /// The faults.
     pub faults: Vec<Fault>,
@@ -240,11 +240,18 @@ pub fn explore_with(
     let mut t = totals.into_inner().unwrap_or_else(|e| e.into_inner());
     t.simulated = simulated;
     t.stopped_early = stopped.load(Ordering::Relaxed);
-    t.findings.sort_by(|a, b| {
+    keep_first_findings(&mut t.findings);
+    t
+}
+
+/// Sorts findings (unsafe first, then by faults and seed) and keeps the first `FINDINGS_MAX`:
+/// the same list whatever order the runs finished in and however the sweep was sharded.
+pub fn keep_first_findings(findings: &mut Vec<Finding>) {
+    findings.sort_by(|a, b| {
         let key = |f: &Finding| (f.class != Class::Unsafe, f.faults.clone(), f.seed);
         key(a).cmp(&key(b))
     });
-    t
+    findings.truncate(FINDINGS_MAX);
 }
 
 /// One run as `for_each_run` hands it over.
@@ -270,10 +277,22 @@ pub fn for_each_run(
     jobs: usize,
     each: &(dyn Fn(&RunAt<'_>) -> bool + Sync),
 ) -> u64 {
+    for_each_run_in(plan, cfg, schedules, seeds, jobs, &|_, _| true, each)
+}
+
+/// `for_each_run` on the units `keep(seed position, first step)` accepts only (a shard of the
+/// sweep, or what a resumed sweep has left to do).
+pub fn for_each_run_in(
+    plan: &Plan,
+    cfg: &ProcedureConfig,
+    schedules: &[Vec<Fault>],
+    seeds: &[u64],
+    jobs: usize,
+    keep: &(dyn Fn(usize, usize) -> bool + Sync),
+    each: &(dyn Fn(&RunAt<'_>) -> bool + Sync),
+) -> u64 {
     let groups = by_first_step(schedules);
-    let units: Vec<(usize, usize)> = (0..seeds.len())
-        .flat_map(|s| (0..groups.len()).map(move |g| (s, g)))
-        .collect();
+    let units = units_of(&groups, seeds.len(), keep);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let simulated = AtomicUsize::new(0);
@@ -281,9 +300,8 @@ pub fn for_each_run(
     // waiting on the lock) and the units not finished yet. When a seed's last unit is done, its
     // line and its latent runs are dropped, so memory stays flat however many seeds run.
     let lines: Vec<Mutex<Option<Arc<SeedLine>>>> = seeds.iter().map(|_| Mutex::default()).collect();
-    let left: Vec<AtomicUsize> = seeds
-        .iter()
-        .map(|_| AtomicUsize::new(groups.len()))
+    let left: Vec<AtomicUsize> = (0..seeds.len())
+        .map(|s| AtomicUsize::new(units.iter().filter(|u| u.0 == s).count()))
         .collect();
     let line = |seed_pos: usize| -> Arc<SeedLine> {
         let mut l = lines[seed_pos].lock().unwrap_or_else(|e| e.into_inner());
@@ -400,9 +418,22 @@ pub fn for_each_run(
     simulated.into_inner() as u64
 }
 
+/// The work units (seed position, group index), seeds outermost, that `keep(seed position,
+/// first step)` accepts.
+pub(crate) fn units_of(
+    groups: &[(usize, Vec<usize>)],
+    seeds: usize,
+    keep: &(dyn Fn(usize, usize) -> bool + Sync),
+) -> Vec<(usize, usize)> {
+    (0..seeds)
+        .flat_map(|s| (0..groups.len()).map(move |g| (s, g)))
+        .filter(|&(s, g)| keep(s, groups[g].0))
+        .collect()
+}
+
 /// Schedule indices grouped by the step of their first fault (ascending); a schedule with no
 /// fault goes with step 0.
-fn by_first_step(schedules: &[Vec<Fault>]) -> Vec<(usize, Vec<usize>)> {
+pub(crate) fn by_first_step(schedules: &[Vec<Fault>]) -> Vec<(usize, Vec<usize>)> {
     let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
     for (i, s) in schedules.iter().enumerate() {
         let first = s.iter().map(|f| f.step).min().unwrap_or(0);
@@ -413,8 +444,8 @@ fn by_first_step(schedules: &[Vec<Fault>]) -> Vec<(usize, Vec<usize>)> {
 
 /// Where a single-fault schedule lands at its step: two schedules with the same landing are
 /// the same run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Landing {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Landing {
     /// No server has the role: the fault-free run.
     Missed,
     /// This fault kind on this server (or the network), healed after this long.
@@ -423,7 +454,7 @@ enum Landing {
 
 /// The landing of a one-fault schedule forked at its step; `None` for other schedules (they
 /// are simulated each time).
-fn landing_key(fork: &Checkpoint, sched: &[Fault]) -> Option<Landing> {
+pub(crate) fn landing_key(fork: &Checkpoint, sched: &[Fault]) -> Option<Landing> {
     let [f] = sched else {
         return None;
     };
@@ -508,13 +539,13 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    fn of(fork: Checkpoint, cfg: &ProcedureConfig, sched: &[Fault]) -> RunResult {
+    pub(crate) fn of(fork: Checkpoint, cfg: &ProcedureConfig, sched: &[Fault]) -> RunResult {
         let mut hooks = FaultHooks::new(sched.to_vec());
         let o = fork.resume(cfg, &mut hooks);
         RunResult::from_outcome(&o, hooks.fired())
     }
 
-    fn from_outcome(o: &Outcome, fired: bool) -> RunResult {
+    pub(crate) fn from_outcome(o: &Outcome, fired: bool) -> RunResult {
         RunResult {
             class: classify(o),
             problems: problems(o),
@@ -525,15 +556,21 @@ impl RunResult {
 
 /// One thread's fault-free run of the current seed, walked forward to each unit's step.
 #[derive(Default)]
-struct Walker {
+pub(crate) struct Walker {
     seed: Option<u64>,
     at: Option<Checkpoint>,
-    simulated: u64,
+    pub(crate) simulated: u64,
 }
 
 impl Walker {
     /// The fault-free run of `seed` paused at `step` (or where it ended, if earlier).
-    fn at(&mut self, plan: &Plan, cfg: &ProcedureConfig, seed: u64, step: usize) -> &Checkpoint {
+    pub(crate) fn at(
+        &mut self,
+        plan: &Plan,
+        cfg: &ProcedureConfig,
+        seed: u64,
+        step: usize,
+    ) -> &Checkpoint {
         let behind = self.seed != Some(seed)
             || self
                 .at
@@ -622,15 +659,19 @@ pub fn run_with(cfg: &ProcedureConfig, sim: SimConfig, faults: &[Fault]) -> (Out
 }
 
 /// One finished run, as `fold` needs it.
-struct Run<'a> {
-    index: usize,
-    sched: &'a [Fault],
-    seed: u64,
-    ran: &'a RunResult,
+pub(crate) struct Run<'a> {
+    /// Position in the run order (seeds × schedules, schedules innermost), from 0.
+    pub(crate) index: usize,
+    /// The schedule.
+    pub(crate) sched: &'a [Fault],
+    /// The seed.
+    pub(crate) seed: u64,
+    /// What it showed.
+    pub(crate) ran: &'a RunResult,
 }
 
 /// Folds a run into the totals; returns its class.
-fn fold(totals: &Mutex<Totals>, run: &Run<'_>, started: Instant) -> Class {
+pub(crate) fn fold(totals: &Mutex<Totals>, run: &Run<'_>, started: Instant) -> Class {
     let (sched, seed) = (run.sched, run.seed);
     let class = run.ran.class;
     let mut t = totals.lock().unwrap_or_else(|e| e.into_inner());
@@ -651,24 +692,18 @@ fn fold(totals: &Mutex<Totals>, run: &Run<'_>, started: Instant) -> Class {
         Class::BeyondTolerance => t.beyond_tolerance += 1,
         Class::Unsafe => t.unsafe_runs += 1,
     }
-    let keep = matches!(class, Class::Unsafe | Class::BeyondTolerance);
-    let room = t.findings.len() < FINDINGS_MAX
-        || (class == Class::Unsafe && t.findings.iter().any(|f| f.class != Class::Unsafe));
-    if keep && room {
-        let evict = t.findings.len() >= FINDINGS_MAX;
-        if let Some(pos) = t
-            .findings
-            .iter()
-            .position(|f| evict && f.class != Class::Unsafe)
-        {
-            t.findings.swap_remove(pos);
-        }
+    if matches!(class, Class::Unsafe | Class::BeyondTolerance) {
         t.findings.push(Finding {
             faults: sched.to_vec(),
             seed,
             class,
             problems: run.ran.problems.clone(),
         });
+        // Trimmed in batches; `keep_first_findings` at the end leaves the first
+        // `FINDINGS_MAX` in finding order, whatever order the runs came in.
+        if t.findings.len() >= 2 * FINDINGS_MAX {
+            keep_first_findings(&mut t.findings);
+        }
     }
     class
 }

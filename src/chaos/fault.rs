@@ -232,6 +232,14 @@ impl FaultHooks {
         }
     }
 
+    /// These hooks with one more fault to fire at its step (the explorer adds a pair's second
+    /// fault to a run forked after the first one fired).
+    pub fn with(&self, f: Fault) -> FaultHooks {
+        let mut h = self.clone();
+        h.faults.push(f);
+        h
+    }
+
     /// Whether any fault actually fired.
     pub fn fired(&self) -> bool {
         self.fired > 0

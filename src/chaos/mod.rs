@@ -2,7 +2,10 @@
 
 pub mod explore;
 pub mod fault;
+pub mod pairs;
+pub mod sample;
 pub mod scenario;
+pub mod shard;
 pub mod shrink;
 
 pub use fault::{Fault, FaultHooks, FaultKind, Target};

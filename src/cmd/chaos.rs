@@ -29,17 +29,8 @@ pub struct Args {
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), CliError> {
-    let bad = || {
-        CliError::new(format!(
-            "--shard {s:?}: expected i/n with 1 <= i <= n, e.g. 2/4"
-        ))
-    };
-    let (i, n) = s.split_once('/').ok_or_else(bad)?;
-    let (i, n): (usize, usize) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
-    if n == 0 || i == 0 || i > n {
-        return Err(bad());
-    }
-    Ok((i - 1, n))
+    let (k, n) = crate::chaos::shard::parse_shard(s).map_err(CliError::new)?;
+    Ok((k as usize, n as usize))
 }
 
 /// Runs the command.

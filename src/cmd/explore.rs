@@ -1,24 +1,35 @@
-//! `rehearse explore plan.toml [--faults 1|2] [--seeds N]`: every fault at every step.
+//! `rehearse explore plan.toml [--faults 1|2] [--seeds N]`: every fault at every step, or a
+//! sample of fault pairs; one shard of a sweep (`--shard i/n --out FILE`), resumable.
 
 use crate::chaos::Fault;
 use crate::chaos::explore::{
-    Class, ExploreOptions, Totals, baseline, boundaries, explore_with, schedules, shrink_finding,
+    Class, Totals, baseline, boundaries, by_first_step, for_each_run_in, schedules, shrink_finding,
+};
+use crate::chaos::pairs::{How, for_each_pair};
+use crate::chaos::sample::{Coverage, PairSpace, thousands};
+use crate::chaos::shard::{
+    Line, PairSpaceInfo, ShardFile, Sweep, UnitRecord, difference, in_shard, parse_shard,
+    read_shard, sum,
 };
 use crate::cli::{CliError, Verdict};
 use crate::cmd::check::VariantArg;
 use crate::cmd::lint::load;
+use crate::cmd::sweep::{Collector, Out, Progress, write_line};
 use crate::plan::Plan;
 use crate::procedure::{ProcedureConfig, Variant};
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// Arguments of `rehearse explore`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The plan file.
     pub plan: PathBuf,
-    /// Faults per run: 1 (every single fault) or 2 (ordered pairs, capped by --max-runs).
+    /// Faults per run: 1 (every single fault) or 2 (ordered pairs: all distinct pairs when
+    /// there are at most --max-runs of them, else a stratified sample of --max-runs).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     pub faults: u8,
     /// Seeds per fault schedule.
@@ -33,6 +44,27 @@ pub struct Args {
     /// Most fault schedules to try.
     #[arg(long, default_value_t = 200_000)]
     pub max_runs: usize,
+    /// With --faults 2: run a sample of this many distinct pairs, stratified by the first
+    /// fault's kind × role × step (every stratum gets one when N is at least their number).
+    #[arg(long)]
+    pub sample: Option<u64>,
+    /// The sample's seed: the same seed, plan and options give the same sample everywhere.
+    #[arg(long, default_value_t = 1)]
+    pub sample_seed: u64,
+    /// Run only shard i of n (`2/4`) of the sweep: a deterministic part of its (seed, step)
+    /// units. Merge the shards' --out files with `rehearse merge`.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Stream the sweep's results to this file as JSON lines (a `sweep` header, one line per
+    /// finished unit, a `done` line).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Go on with the sweep in --out: skip the units it has, run the rest.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
+    /// Seconds between progress lines on stderr when it is not a terminal.
+    #[arg(long, default_value_t = 10)]
+    pub progress_every: u64,
     /// Explore a deliberately broken procedure instead.
     #[arg(long, value_enum)]
     pub variant: Option<VariantArg>,
@@ -53,46 +85,136 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args) -> Result<Verdict, CliError> {
-    let seeds =
+    let seed_range =
         crate::bounds::seed_range(args.seed, args.seeds, "--seeds").map_err(CliError::new)?;
+    if args.sample.is_some() && args.faults != 2 {
+        return Err(CliError::new(
+            "--sample: takes --faults 2 (single faults are all run)",
+        ));
+    }
+    let shard = args
+        .shard
+        .as_deref()
+        .map(parse_shard)
+        .transpose()
+        .map_err(CliError::new)?
+        .unwrap_or((0, 1));
     let plan = load(&args.plan)?;
+    let text = std::fs::read_to_string(&args.plan)
+        .map_err(|e| CliError::new(format!("{}: {e}", args.plan.display())))?;
     let variant: Variant = args.variant.map_or(Variant::Safe, Into::into);
     let cfg = variant.apply(ProcedureConfig::from_plan(&plan));
     let steps = boundaries(&baseline(&plan, &cfg, args.seed));
-    let scheds = if args.only.is_empty() {
-        schedules(&steps, usize::from(args.faults), args.max_runs)
-    } else {
-        let faults = args
-            .only
-            .iter()
-            .map(|s| {
-                s.parse::<Fault>()
-                    .map_err(|e| CliError::new(format!("--fault: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        vec![faults]
+    let (scheds, pairs) = sweep_schedules(&args, &steps)?;
+    let groups = by_first_step(&scheds);
+    let sweep = Sweep {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        plan: args.plan.display().to_string(),
+        plan_sha256: crate::live::executor::plan_digest(&text),
+        procedure: format!("{variant:?}"),
+        variant: args.variant.map(variant_name),
+        faults: args.faults,
+        seed: args.seed,
+        seeds: args.seeds,
+        max_runs: args.max_runs,
+        sample: args.sample,
+        sample_seed: args.sample_seed,
+        only: args.only.clone(),
+        schedules: scheds.len() as u64,
+        units: args.seeds * groups.len() as u64,
+        pairs,
+    };
+    let mine = |u: u64| in_shard(u, shard);
+    let units_mine = (0..sweep.units).filter(|&u| mine(u)).count() as u64;
+    let header = Line::Sweep {
+        sweep: sweep.clone(),
+        shard: [shard.0 + 1, shard.1],
+        units: units_mine,
+    };
+    let (earlier, out, was_done) = open_out(&args, &header)?;
+    let done_units: BTreeSet<(u64, usize)> = earlier.iter().map(|u| (u.seed, u.step)).collect();
+    let seeds: Vec<u64> = seed_range.collect();
+    let g_of: BTreeMap<usize, (usize, usize)> = groups
+        .iter()
+        .enumerate()
+        .map(|(g, (step, m))| (*step, (g, m.len())))
+        .collect();
+    let todo = |seed_pos: usize, step: usize| {
+        let u = (seed_pos * groups.len() + g_of[&step].0) as u64;
+        mine(u) && !done_units.contains(&(seeds[seed_pos], step))
+    };
+    let n_units = seeds.len() * groups.len();
+    let runs_todo: u64 = (0..seeds.len())
+        .flat_map(|s| {
+            groups
+                .iter()
+                .map(move |(step, m)| (s, *step, m.len() as u64))
+        })
+        .filter(|&(s, step, _)| todo(s, step))
+        .map(|(_, _, n)| n)
+        .sum();
+    let every = Duration::from_secs(args.progress_every.max(1));
+    let coll = Collector {
+        schedules: &scheds,
+        seeds: &seeds,
+        left: (0..n_units)
+            .map(|u| AtomicUsize::new(groups[u % groups.len().max(1)].1.len()))
+            .collect(),
+        groups: g_of.clone(),
+        totals: (0..n_units).map(|_| Mutex::default()).collect(),
+        how: (0..n_units).map(|_| Default::default()).collect(),
+        out: out.as_ref(),
+        failed: Mutex::new(None),
+        finished: Mutex::new(Vec::new()),
+        fail_fast: args.fail_fast,
+        progress: Progress::new(runs_todo, every),
     };
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let total = scheds.len() * args.seeds as usize;
-    let shown = AtomicUsize::new(0);
-    let tty = std::io::stderr().is_terminal();
-    let progress = |done: usize| {
-        let pct = done * 100 / total.max(1);
-        if tty && pct > shown.fetch_max(pct, Ordering::Relaxed) {
-            eprint!("\r  {done}/{total} runs ({pct}%)");
-        }
+    let pair_sweep =
+        !scheds.is_empty() && scheds.iter().all(|s| s.len() == 2 && s[0].step < s[1].step);
+    let simulated = if pair_sweep {
+        for_each_pair(&plan, &cfg, &scheds, &seeds, jobs, &todo, &|p| {
+            coll.record(p.schedule, p.seed_pos, p.result, Some(p.how))
+        })
+    } else {
+        for_each_run_in(&plan, &cfg, &scheds, &seeds, jobs, &todo, &|r| {
+            coll.record(r.schedule, r.seed_pos, r.result, None)
+        })
     };
-    let opts = ExploreOptions {
-        fail_fast: args.fail_fast,
-    };
-    let mut t = explore_with(&plan, &cfg, &scheds, seeds, jobs, &opts, &progress);
-    if tty {
-        eprintln!();
+    coll.progress.finish();
+    let wall_s = coll.progress.started.elapsed().as_secs_f64();
+    let finished = std::mem::take(&mut *coll.finished.lock().unwrap_or_else(|e| e.into_inner()));
+    // Units cut short by --fail-fast count in the totals printed, not in the file.
+    let partial: Vec<UnitRecord> = (0..n_units)
+        .filter(|&u| coll.left[u].load(Ordering::Relaxed) > 0)
+        .map(|u| coll.take(u, u / groups.len(), groups[u % groups.len()].0))
+        .filter(|r| r.runs > 0)
+        .collect();
+    let stopped_early = coll.progress.done() < runs_todo;
+    if let Some(o) = &out
+        && !stopped_early
+        && !was_done
+    {
+        write_line(o, &Line::Done { simulated, wall_s }, &coll.failed);
     }
-    report(&args, &t, variant, scheds.len());
-    shrink_findings(&args, &plan, &cfg, &steps, &mut t);
+    if let Some(e) = coll.failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let path = args.out.as_deref().unwrap_or(Path::new("-"));
+        return Err(CliError::new(format!("--out {}: {e}", path.display())));
+    }
+    let all: Vec<&UnitRecord> = earlier.iter().chain(&finished).chain(&partial).collect();
+    let (mut t, how) = sum(all.into_iter());
+    t.simulated = simulated;
+    t.stopped_early = stopped_early;
+    if let (Some(f), Some((runs, secs))) = (&mut t.first_unsafe, coll.progress.first_unsafe()) {
+        (f.after_runs, f.after_s) = (runs, secs);
+    }
+    print!("{}", summary(&sweep, &t, &how));
+    work_line(&coll.progress, simulated, wall_s);
+    if shard.1 == 1 {
+        shrink_findings(&args, &sweep, &plan, &cfg, &steps, &mut t);
+    }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&t).map_err(|e| CliError::new(e.to_string()))?;
         std::fs::write(path, text)
@@ -105,46 +227,188 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     })
 }
 
-fn report(args: &Args, t: &Totals, variant: Variant, schedules: usize) {
-    out!(
-        "explored {} with {} fault schedules x {} seeds ({variant:?} procedure): {} runs ({} simulated, the rest the same run as one of them){}",
-        args.plan.display(),
-        schedules,
-        args.seeds,
+/// The kebab-case name of a `--variant` value.
+fn variant_name(v: VariantArg) -> String {
+    clap::ValueEnum::to_possible_value(&v).map_or_else(String::new, |p| p.get_name().to_string())
+}
+
+/// The sweep's schedules, and for pair sweeps what they were drawn from.
+fn sweep_schedules(
+    args: &Args,
+    steps: &[usize],
+) -> Result<(Vec<Vec<Fault>>, Option<PairSpaceInfo>), CliError> {
+    if !args.only.is_empty() {
+        let faults = args
+            .only
+            .iter()
+            .map(|s| {
+                s.parse::<Fault>()
+                    .map_err(|e| CliError::new(format!("--fault: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok((vec![faults], None));
+    }
+    if args.faults < 2 {
+        return Ok((schedules(steps, 1, args.max_runs), None));
+    }
+    let space = PairSpace::new(steps);
+    let n = args.sample.unwrap_or(args.max_runs as u64);
+    let picked = space.sample(n, args.sample_seed);
+    let scheds: Vec<Vec<Fault>> = picked.iter().map(|&p| space.pair(p).to_vec()).collect();
+    let coverage = Coverage::of(scheds.iter().map(|s| [s[0], s[1]])).describe();
+    let info = PairSpaceInfo {
+        raw: space.raw(),
+        distinct: space.len(),
+        taken: scheds.len() as u64,
+        coverage,
+    };
+    Ok((scheds, Some(info)))
+}
+
+/// Reads what an earlier run of this shard wrote (with --resume) and opens --out for the
+/// rest: the units already there, the file to append to, and whether the shard had finished.
+fn open_out(args: &Args, header: &Line) -> Result<(Vec<UnitRecord>, Option<Out>, bool), CliError> {
+    let Some(path) = &args.out else {
+        return Ok((Vec::new(), None, false));
+    };
+    let err = |e: std::io::Error| CliError::new(format!("--out {}: {e}", path.display()));
+    let earlier: Option<ShardFile> = if args.resume && path.exists() {
+        Some(read_shard(path).map_err(CliError::new)?)
+    } else {
+        None
+    };
+    let Some(f) = earlier else {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let file = std::fs::File::create(path).map_err(err)?;
+        let out: Out = Mutex::new(std::io::BufWriter::new(file));
+        let failed = Mutex::new(None);
+        write_line(&out, header, &failed);
+        if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(CliError::new(format!("--out {}: {e}", path.display())));
+        }
+        return Ok((Vec::new(), Some(out), false));
+    };
+    if let Line::Sweep { sweep, shard, .. } = header {
+        if let Some((field, got, want)) = difference(&f.sweep, sweep) {
+            return Err(CliError::new(format!(
+                "--resume {}: another sweep: {field} is {got} there, {want} here",
+                path.display()
+            )));
+        }
+        if f.shard != *shard {
+            return Err(CliError::new(format!(
+                "--resume {}: shard {}/{} there, {}/{} here",
+                path.display(),
+                f.shard[0],
+                f.shard[1],
+                shard[0],
+                shard[1]
+            )));
+        }
+    }
+    // Cut a torn last line (the process was killed while writing it).
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(err)?;
+    file.set_len(f.good_len).map_err(err)?;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(err)?;
+    let was_done = f.done.is_some();
+    if was_done {
+        eprintln!("--resume {}: the shard had finished", path.display());
+    }
+    Ok((
+        f.units,
+        Some(Mutex::new(std::io::BufWriter::new(file))),
+        was_done,
+    ))
+}
+
+/// What a sweep showed, for people: the same for a whole sweep and for its shards merged.
+pub fn summary(s: &Sweep, t: &Totals, how: &BTreeMap<How, u64>) -> String {
+    let mut o = format!(
+        "explored {} with {} fault schedules x {} seeds ({} procedure): {} runs{}\n",
+        s.plan,
+        s.schedules,
+        s.seeds,
+        s.procedure,
         t.runs,
-        t.simulated,
         if t.stopped_early {
             " (stopped at the first unsafe run)"
         } else {
             ""
         }
     );
-    out!(
-        "  faults fired {}, completed {}, halted safely {}, quorum lost by the faults alone {}, UNSAFE {}",
-        t.fired,
-        t.completed,
-        t.halted,
-        t.beyond_tolerance,
-        t.unsafe_runs
+    o += &format!(
+        "  faults fired {}, completed {}, halted safely {}, quorum lost by the faults alone {}, UNSAFE {}\n",
+        t.fired, t.completed, t.halted, t.beyond_tolerance, t.unsafe_runs
     );
+    if let Some(p) = &s.pairs {
+        o += &format!(
+            "  pairs: {} ordered pairs at different steps, {} pruned as provably the same run as a kept one (a stop is a crash; a fault that never heals is the same whatever its duration): {} distinct\n",
+            thousands(p.raw),
+            thousands(p.raw - p.distinct),
+            thousands(p.distinct)
+        );
+        let taken = if p.taken < p.distinct {
+            format!(
+                "sampled {} of {} distinct pairs (sample seed {})",
+                thousands(p.taken),
+                thousands(p.distinct),
+                s.sample_seed
+            )
+        } else {
+            format!("all {} distinct pairs", thousands(p.distinct))
+        };
+        o += &format!("  {taken}; {}\n", p.coverage);
+        let n = |h: How| thousands(how.get(&h).copied().unwrap_or(0));
+        o += &format!(
+            "  pair runs: {} simulated; the same run as another on their seed: {} second fault after the run ended, {} second fault's role missing, {} crash of a server already down for good, {} landing like another pair\n",
+            n(How::Simulated),
+            n(How::Ended),
+            n(How::Missed),
+            n(How::Down),
+            n(How::Same)
+        );
+    }
     if let Some(first) = &t.first_unsafe {
-        out!(
-            "  first unsafe after {} runs, {:.2} s (earliest unsafe run in the run order: #{})",
-            first.after_runs,
-            first.after_s,
+        o += &format!(
+            "  earliest unsafe run in the run order: #{}\n",
             first.first_in_order
         );
     }
     let unsafe_findings = t.findings.iter().filter(|f| f.class == Class::Unsafe);
     for f in unsafe_findings.take(10) {
         let faults: Vec<String> = f.faults.iter().map(ToString::to_string).collect();
-        out!(
-            "  UNSAFE seed {} faults {}: {}",
+        o += &format!(
+            "  UNSAFE seed {} faults {}: {}\n",
             f.seed,
             faults.join(" "),
             f.problems.join("; ")
         );
-        out!("    replay: {}", replay_line(args, f.seed, &faults));
+        o += &format!("    replay: {}\n", replay_line(s, f.seed, &faults));
+    }
+    o
+}
+
+/// The figures that depend on how the work was run, on stderr: runs simulated, wall time,
+/// throughput and the time to first detection.
+fn work_line(p: &Progress, simulated: u64, wall_s: f64) {
+    let done = p.done();
+    eprintln!(
+        "  work: {} runs done here, {} simulated (the rest the same run as one of them), {:.2} s, {:.0} runs/s",
+        thousands(done),
+        thousands(simulated),
+        wall_s,
+        done as f64 / wall_s.max(1e-9)
+    );
+    if let Some((runs, secs)) = p.first_unsafe() {
+        eprintln!("  first unsafe after {runs} runs, {secs:.2} s");
     }
 }
 
@@ -152,6 +416,7 @@ fn report(args: &Args, t: &Totals, variant: Variant, schedules: usize) {
 /// replay line.
 fn shrink_findings(
     args: &Args,
+    sweep: &Sweep,
     plan: &Plan,
     cfg: &ProcedureConfig,
     steps: &[usize],
@@ -186,22 +451,19 @@ fn shrink_findings(
             }
         );
         out!("    {}", s.problems.join("; "));
-        out!("    replay: {}", replay_line(args, f.seed, &minimal));
+        out!("    replay: {}", replay_line(sweep, f.seed, &minimal));
         t.shrunk.push(s);
     }
 }
 
-fn replay_line(args: &Args, seed: u64, faults: &[String]) -> String {
-    let mut s = format!(
-        "rehearse explore {} --seeds 1 --seed {seed}",
-        args.plan.display()
-    );
+/// The command that replays one run of the sweep.
+pub fn replay_line(sweep: &Sweep, seed: u64, faults: &[String]) -> String {
+    let mut s = format!("rehearse explore {} --seeds 1 --seed {seed}", sweep.plan);
     for f in faults {
         s.push_str(&format!(" --fault {f}"));
     }
-    if let Some(v) = args.variant {
-        let name = clap::ValueEnum::to_possible_value(&v).map(|p| p.get_name().to_string());
-        s.push_str(&format!(" --variant {}", name.unwrap_or_default()));
+    if let Some(v) = &sweep.variant {
+        s.push_str(&format!(" --variant {v}"));
     }
     s
 }

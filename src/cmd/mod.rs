@@ -11,3 +11,4 @@ pub mod merge;
 pub mod replay;
 pub mod report;
 pub mod simulate;
+pub mod sweep;
