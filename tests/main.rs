@@ -8,3 +8,4 @@ mod live;
 mod rehearse_plans;
 mod report;
 mod scenarios;
+mod surface;

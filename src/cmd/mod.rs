@@ -10,4 +10,6 @@ pub mod lint;
 pub mod merge;
 pub mod replay;
 pub mod report;
+pub mod schema;
+pub mod shell;
 pub mod simulate;

@@ -99,7 +99,11 @@ pub fn candidates(plan: &Plan) -> Vec<Candidate> {
         add(
             "raise-stable-for",
             "Raise the gate's stable_for to at least server_stabilization_time".into(),
-            format!("upgrade.gate.stable_for = \"{}s\"", want / 1_000_000_000),
+            // Exact, not whole seconds: a 1.5 s stabilization time must not print as "1s".
+            format!(
+                "upgrade.gate.stable_for = \"{}\"",
+                humantime::format_duration(std::time::Duration::from_nanos(want))
+            ),
             &|p| p.upgrade.gate.stable_for = want,
         );
     }
