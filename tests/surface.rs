@@ -175,7 +175,7 @@ fn completions_are_generated_for_each_shell() {
         assert_eq!(o.status.code(), Some(0), "{shell}");
         let s = stdout(&o);
         assert!(s.contains(marker), "{shell}: {s:.300}");
-        for word in ["check", "execute", "--apply", "--seeds"] {
+        for word in ["check", "execute", "apply", "seeds"] {
             assert!(s.contains(word), "{shell} completion lacks {word}");
         }
     }
