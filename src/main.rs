@@ -1,6 +1,6 @@
 //! Thin entry point: parse arguments, run a subcommand, map the result to an exit code.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Rehearse a Nomad server-cluster upgrade before doing it for real.
@@ -38,6 +38,12 @@ enum Command {
     Lint(rehearse::cmd::lint::Args),
     /// Run the simulated cluster and summarise elections, availability and safety.
     Simulate(rehearse::cmd::simulate::Args),
+    /// Print the JSON schema of plan or scenario files (for editors and CI checks).
+    Schema(rehearse::cmd::schema::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(rehearse::cmd::shell::CompletionsArgs),
+    /// Print the man page, or write every page into a directory.
+    Man(rehearse::cmd::shell::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +71,9 @@ fn main() -> ExitCode {
         Command::Execute(a) => rehearse::cmd::execute::run(a),
         Command::Import(a) => rehearse::cmd::import::run(a),
         Command::Calibrate(a) => rehearse::cmd::calibrate::run(a),
+        Command::Schema(a) => rehearse::cmd::schema::run(a),
+        Command::Completions(a) => rehearse::cmd::shell::completions(a, Cli::command()),
+        Command::Man(a) => rehearse::cmd::shell::man(a, Cli::command()),
     };
     match result {
         Ok(v) => ExitCode::from(v.exit_code()),

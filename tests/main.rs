@@ -10,4 +10,5 @@ mod rehearse_plans;
 mod report;
 mod scenarios;
 mod security;
+mod surface;
 mod sweeps;

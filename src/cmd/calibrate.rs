@@ -33,6 +33,7 @@ pub struct Args {
     #[arg(long)]
     pub real: Option<PathBuf>,
     /// Consul binary (default: .cache/consul/usr/bin/consul, as `.ci/fetch-consul` unpacks it).
+    /// Not needed with `--real`.
     #[arg(long)]
     pub consul: Option<PathBuf>,
     /// Last octet of the first 127.0.0.x address used (each trial takes 3, in turn).
@@ -64,10 +65,12 @@ fn scenarios(arg: &Option<String>) -> Result<Vec<Scenario>, CliError> {
         .collect()
 }
 
+fn default_consul() -> PathBuf {
+    PathBuf::from(".cache/consul/usr/bin/consul")
+}
+
 fn consul_binary(arg: &Option<PathBuf>) -> Result<PathBuf, CliError> {
-    let p = arg
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(".cache/consul/usr/bin/consul"));
+    let p = arg.clone().unwrap_or_else(default_consul);
     if p.is_file() {
         return Ok(p);
     }
@@ -106,12 +109,17 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         return Err(CliError::new("--trials and --seeds must be at least 1"));
     }
     let chosen = scenarios(&args.scenarios)?;
-    let consul = consul_binary(&args.consul)?;
-    let plan = calibrate::real::plan(&consul).map_err(CliError::new)?;
     let recorded = match &args.real {
         Some(p) => Some(load_real(p)?),
         None => None,
     };
+    // Recorded trials need no server: the binary's path only fills the plan's `[execute]`
+    // section, which the simulator ignores, so it need not exist then.
+    let consul = match &recorded {
+        Some(_) => args.consul.clone().unwrap_or_else(default_consul),
+        None => consul_binary(&args.consul)?,
+    };
+    let plan = calibrate::real::plan(&consul).map_err(CliError::new)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -10,5 +10,7 @@ pub mod lint;
 pub mod merge;
 pub mod replay;
 pub mod report;
+pub mod schema;
+pub mod shell;
 pub mod simulate;
 pub mod sweep;

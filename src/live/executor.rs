@@ -626,10 +626,8 @@ impl<'a, C: ServerControl> Run<'a, C> {
         let flag = self.driver.interrupted.clone();
         // Aborted when this run ends (or is dropped by a program that embeds rehearse).
         let _ctrl_c = AbortOnDrop(tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "interrupt: finishing the action in flight, then halting (a rerun resumes)"
-                );
+            if let Some(sig) = crate::live::signal::interrupted().await {
+                eprintln!("{sig}: finishing the action in flight, then halting (a rerun resumes)");
                 flag.store(true, Ordering::SeqCst);
             }
         }));

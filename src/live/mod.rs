@@ -16,3 +16,4 @@ pub mod journal;
 pub mod local;
 pub mod parse;
 pub mod probe;
+pub mod signal;

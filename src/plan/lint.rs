@@ -103,9 +103,24 @@ pub const RULES: &[(&str, &str, &str)] = &[
         "nothing-to-do",
         "target equals current and nothing else changes",
     ),
+    (
+        "R016",
+        "rollback-in-place-impossible",
+        "rollback by reinstall cannot work: the old version cannot read what the target writes",
+    ),
 ];
 
 fn finding(id: &'static str, sev: Severity, field: &str, message: String, fix: &str) -> Finding {
+    finding_owned(id, sev, field, message, fix.to_string())
+}
+
+fn finding_owned(
+    id: &'static str,
+    sev: Severity,
+    field: &str,
+    message: String,
+    fix: String,
+) -> Finding {
     let rule = RULES.iter().find(|r| r.0 == id).map_or("unknown", |r| r.1);
     Finding {
         id,
@@ -113,7 +128,7 @@ fn finding(id: &'static str, sev: Severity, field: &str, message: String, fix: &
         severity: sev,
         field: field.to_string(),
         message,
-        fix: fix.to_string(),
+        fix,
     }
 }
 
@@ -141,7 +156,7 @@ fn versions(plan: &Plan, out: &mut Vec<Finding>) {
             Error,
             "upgrade.target",
             format!("{from} -> {to} crosses {steps} minor releases; at most 2 per upgrade"),
-            "upgrade in hops of at most two minors (e.g. 1.8 -> 1.9 -> 1.10 -> 1.11 -> 2.0)",
+            "set upgrade.target to a release at most two minors after the current one, upgrade, then plan the next hop (e.g. 1.8 -> 1.10 -> 1.11)",
         ));
     }
     if to < from {
@@ -172,7 +187,7 @@ fn versions(plan: &Plan, out: &mut Vec<Finding>) {
             Error,
             "clients.version",
             format!("clients run {clients}, newer than servers ({from} now, {to} after)"),
-            "servers must be >= clients: upgrade servers first, clients after",
+            "servers must be >= clients: set clients.version to what the clients run, and upgrade clients only after the servers",
         ));
     }
     let min = line_info(p, to).ok().and_then(|l| l.min_client);
@@ -182,7 +197,7 @@ fn versions(plan: &Plan, out: &mut Vec<Finding>) {
             Error,
             "clients.version",
             format!("{to} servers drop clients older than {min}; clients run {clients}"),
-            "upgrade clients to the minimum first, or pick an earlier target",
+            "upgrade the clients to the minimum first (then set clients.version), or pick an earlier target",
         ));
     }
     let proto = plan
@@ -195,12 +210,14 @@ fn versions(plan: &Plan, out: &mut Vec<Finding>) {
     ] {
         let min = line_info(p, v).map_or(3, |l| l.raft_protocol_min);
         if pr < min {
-            out.push(finding(
+            out.push(finding_owned(
                 "R008",
                 Error,
                 field,
                 format!("{p} {v} needs raft protocol >= {min}, plan has {pr}"),
-                "roll the raft protocol to 3 on the current version first",
+                format!(
+                    "roll the servers to raft protocol {min} on a version that supports both, then set {field} = {min}"
+                ),
             ));
         }
     }
@@ -210,7 +227,7 @@ fn versions(plan: &Plan, out: &mut Vec<Finding>) {
             Error,
             "upgrade.target_raft_protocol",
             "lowering the raft protocol is refused (server/raft/version)".into(),
-            "keep raft_protocol = 3",
+            "remove upgrade.target_raft_protocol (keep the protocol the servers run)",
         ));
     }
     if from == to && proto == plan.cluster.raft_protocol {
@@ -247,10 +264,10 @@ fn procedure(plan: &Plan, out: &mut Vec<Finding>) {
     }
     let stab = plan.cluster.autopilot.server_stabilization_time;
     if u.gate.stable_for < stab {
-        out.push(finding("R009", Warning, "upgrade.gate.stable_for",
+        out.push(finding_owned("R009", Warning, "upgrade.gate.stable_for",
             format!("stable_for {} < server_stabilization_time {}: the next stop can come before promotion",
                 fmt_ns(u.gate.stable_for), fmt_ns(stab)),
-            "set stable_for >= server_stabilization_time"));
+            format!("set stable_for = \"{}\" in [upgrade.gate] (at least server_stabilization_time)", fmt_ns(stab))));
     }
     // Below one autopilot health refresh (see `MIN_STABLE_FOR_NS`), a gate can pass on the
     // health computed before the restart: as unsafe as no wait at all.
@@ -265,12 +282,15 @@ fn procedure(plan: &Plan, out: &mut Vec<Finding>) {
         } else {
             "the gate can pass on health from before the restart or on a non-voter".into()
         };
-        out.push(finding(
+        out.push(finding_owned(
             "R010",
             Error,
             "upgrade.gate",
             why,
-            "require_fresh_health = true, require_voter = true, stable_for >= 10s",
+            format!(
+                "in [upgrade.gate]: require_fresh_health = true, require_voter = true, stable_for = \"{}\"",
+                fmt_ns(stab.max(10_000_000_000))
+            ),
         ));
     }
     if u.parallel > 1 {
@@ -293,7 +313,7 @@ fn procedure(plan: &Plan, out: &mut Vec<Finding>) {
                 "{} {} has no transfer-leadership API (Nomad 1.7+)",
                 plan.cluster.product, plan.cluster.version
             ),
-            "leave it off; the leader is still upgraded last",
+            "set transfer_leadership = false; the leader is still upgraded last",
         ));
     }
     let in_place = in_place_rollback_safe(
@@ -302,10 +322,10 @@ fn procedure(plan: &Plan, out: &mut Vec<Finding>) {
         plan.upgrade.target,
     );
     if u.rollback == Rollback::ReinstallAndRestore && u.snapshot_first && !in_place {
-        out.push(finding("R014", Warning, "upgrade.rollback",
+        out.push(finding("R016", Warning, "upgrade.rollback",
             format!("{} writes log entries or snapshots {} cannot read: an in-place reinstall would panic, so rehearse will halt instead of rolling back",
                 u.target, plan.cluster.version),
-            "plan a re-provisioning rollback (fresh data dir + restore the pre-upgrade snapshot)"));
+            "set rollback = \"halt\" and plan a re-provisioning rollback by hand (old binary, fresh data dir, restore the pre-upgrade snapshot)"));
     }
     if u.rollback == Rollback::ReinstallAndRestore && !u.snapshot_first {
         out.push(finding("R014", Error, "upgrade.rollback",
@@ -318,23 +338,37 @@ fn topology(plan: &Plan, out: &mut Vec<Finding>) {
     let n = plan.cluster.servers.len();
     let tolerance_while_one_down = (n - 1) as i64 - plan.quorum() as i64;
     if tolerance_while_one_down < 0 {
-        out.push(finding(
+        // The procedure never stops a server unless the others form a healthy quorum, whatever
+        // allow_zero_tolerance says, so the only way through is more servers.
+        let add = 3 - n.min(3);
+        out.push(finding_owned(
             "R012",
             Severity::Error,
             "cluster.servers",
-            format!("{n} server(s): stopping any server loses quorum"),
-            "add servers first (3 or 5), or accept downtime with allow_zero_tolerance = true",
+            format!("{n} server(s): stopping any server loses quorum, so rehearse will not stop one"),
+            format!(
+                "join {add} more server(s) at {} (3 in all) and list them in cluster.servers, then upgrade; remove them afterwards if you must",
+                plan.cluster.version
+            ),
         ));
     } else if tolerance_while_one_down == 0 && !plan.upgrade.allow_zero_tolerance {
-        out.push(finding(
+        // 3 and 4 servers: with one down the rest are exactly a quorum. The next size with
+        // tolerance 1 while one is down is 5.
+        out.push(finding_owned(
             "R012",
             Severity::Warning,
             "cluster.servers",
-            format!("{n} servers: failure tolerance is 0 during every step"),
-            "add a temporary 4th/5th server for the upgrade, or set min_quorum",
+            format!("{n} servers: failure tolerance is 0 while each server is down"),
+            format!(
+                "accept it with allow_zero_tolerance = true in [upgrade], or join {} more server(s) at {} (5 in all) for the upgrade",
+                5 - n,
+                plan.cluster.version
+            ),
         ));
     }
 }
+
+/// A duration for people: `1ms`, `10s`, `2m 30s` (never rounded to whole seconds).
 
 #[cfg(test)]
 mod tests {
@@ -497,6 +531,206 @@ mod tests {
         p.upgrade.target = p.cluster.version;
         assert!(fires("R015", &p));
         assert!(!fires("R015", &plan("", "", 5)));
+    }
+
+    /// One rule's own example: a plan that trips it, the fragment its fix must tell the
+    /// operator to write, and the plan with that fix applied.
+    struct FixCase {
+        id: &'static str,
+        /// (cluster extra, upgrade extra, servers) of the plan that trips the rule.
+        bad: (&'static str, &'static str, usize),
+        /// Text the fix hint must contain: the edit below, in the hint's words.
+        says: &'static [&'static str],
+        /// The same plan with the hint applied.
+        fixed: (&'static str, &'static str, usize),
+    }
+
+    const FIX_CASES: &[FixCase] = &[
+        FixCase {
+            id: "R001",
+            bad: ("", "", 5),
+            says: &["upgrade.target", "two minors"],
+            fixed: ("", "", 5),
+        },
+        FixCase {
+            id: "R002",
+            bad: ("", "", 5),
+            says: &["re-provisioning"],
+            fixed: ("", "", 5),
+        },
+        FixCase {
+            id: "R003",
+            bad: ("", "", 5),
+            says: &["1.9.3"],
+            fixed: ("", "", 5),
+        },
+        FixCase {
+            id: "R004",
+            bad: ("", "snapshot_first = false", 5),
+            says: &["snapshot_first = true"],
+            fixed: ("", "snapshot_first = true", 5),
+        },
+        FixCase {
+            id: "R005",
+            bad: ("", "order = \"leader-first\"", 5),
+            says: &["order = \"followers-then-leader\""],
+            fixed: ("", "order = \"followers-then-leader\"", 5),
+        },
+        FixCase {
+            id: "R006",
+            bad: ("[clients]\ncount = 4\nversion = \"1.11.0\"", "", 5),
+            says: &["clients.version"],
+            fixed: ("[clients]\ncount = 4\nversion = \"1.9.7\"", "", 5),
+        },
+        FixCase {
+            id: "R007",
+            bad: ("[clients]\ncount = 4\nversion = \"1.5.3\"", "", 5),
+            says: &["clients.version"],
+            fixed: ("[clients]\ncount = 4\nversion = \"1.9.7\"", "", 5),
+        },
+        FixCase {
+            id: "R008",
+            bad: ("", "target_raft_protocol = 2", 5),
+            says: &["upgrade.target_raft_protocol = 3"],
+            fixed: ("", "target_raft_protocol = 3", 5),
+        },
+        FixCase {
+            id: "R009",
+            bad: ("", "[upgrade.gate]\nstable_for = \"1ms\"", 5),
+            says: &["stable_for 1ms", "stable_for = \"10s\""],
+            fixed: ("", "[upgrade.gate]\nstable_for = \"10s\"", 5),
+        },
+        FixCase {
+            id: "R010",
+            bad: ("", "[upgrade.gate]\nrequire_voter = false", 5),
+            says: &["require_voter = true", "stable_for = \"10s\""],
+            fixed: (
+                "",
+                "[upgrade.gate]\nrequire_voter = true\nstable_for = \"10s\"",
+                5,
+            ),
+        },
+        FixCase {
+            id: "R011",
+            bad: ("", "parallel = 2", 5),
+            says: &["parallel = 1"],
+            fixed: ("", "parallel = 1", 5),
+        },
+        FixCase {
+            id: "R012",
+            bad: ("", "allow_zero_tolerance = true", 1),
+            says: &["join 2 more server(s) at 1.9.7 (3 in all)"],
+            fixed: ("", "allow_zero_tolerance = true", 3),
+        },
+        FixCase {
+            id: "R012",
+            bad: ("", "", 2),
+            says: &["join 1 more server(s) at 1.9.7 (3 in all)"],
+            fixed: ("", "allow_zero_tolerance = true", 3),
+        },
+        FixCase {
+            id: "R012",
+            bad: ("", "", 3),
+            says: &[
+                "allow_zero_tolerance = true",
+                "join 2 more server(s) at 1.9.7 (5 in all)",
+            ],
+            fixed: ("", "", 5),
+        },
+        FixCase {
+            id: "R012",
+            bad: ("", "", 4),
+            says: &[
+                "allow_zero_tolerance = true",
+                "join 1 more server(s) at 1.9.7 (5 in all)",
+            ],
+            fixed: ("", "allow_zero_tolerance = true", 4),
+        },
+        FixCase {
+            id: "R013",
+            bad: ("", "transfer_leadership = true", 5),
+            says: &["transfer_leadership = false"],
+            fixed: ("", "transfer_leadership = false", 5),
+        },
+        FixCase {
+            id: "R014",
+            bad: (
+                "",
+                "snapshot_first = false\nrollback = \"reinstall-and-restore\"",
+                5,
+            ),
+            says: &["snapshot_first = true"],
+            fixed: (
+                "",
+                "snapshot_first = true\nrollback = \"reinstall-and-restore\"",
+                5,
+            ),
+        },
+        FixCase {
+            id: "R015",
+            bad: ("", "", 5),
+            says: &["nothing to upgrade"],
+            fixed: ("", "", 5),
+        },
+        FixCase {
+            id: "R016",
+            bad: ("", "rollback = \"reinstall-and-restore\"", 5),
+            says: &["rollback = \"halt\""],
+            fixed: ("", "rollback = \"halt\"", 5),
+        },
+    ];
+
+    /// Versions a case needs besides its text (the text form cannot set them all).
+    fn versions_for(id: &str, fixed: bool, p: &mut Plan) {
+        let v = |s: &str| s.parse().unwrap();
+        match (id, fixed) {
+            ("R001", false) => (p.cluster.version, p.upgrade.target) = (v("1.7.7"), v("1.10.3")),
+            ("R001", true) => (p.cluster.version, p.upgrade.target) = (v("1.7.7"), v("1.9.7")),
+            ("R002", false) => p.upgrade.target = v("1.9.1"),
+            // The hint's re-provisioning is outside the plan; the fixed plan goes forward.
+            ("R002", true) => p.upgrade.target = v("1.10.3"),
+            ("R003", _) => {
+                p.cluster.version = v("1.8.4");
+                p.upgrade.target = v(if fixed { "1.9.3" } else { "1.9.2" });
+            }
+            ("R013", _) => (p.cluster.version, p.upgrade.target) = (v("1.6.5"), v("1.7.7")),
+            ("R015", false) => p.upgrade.target = p.cluster.version,
+            // 1.8 -> 1.10 changes the entry schema: the old version cannot read it.
+            ("R016", _) => p.cluster.version = v("1.8.4"),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_fix_hint_applied_to_its_example_makes_the_finding_go_away() {
+        for c in FIX_CASES {
+            let mut bad = plan(c.bad.0, c.bad.1, c.bad.2);
+            versions_for(c.id, false, &mut bad);
+            let found: Vec<Finding> = lint(&bad).into_iter().filter(|f| f.id == c.id).collect();
+            assert!(!found.is_empty(), "{}: the example does not trip it", c.id);
+            let text = found
+                .iter()
+                .map(|f| format!("{} / fix: {}", f.message, f.fix))
+                .collect::<Vec<_>>()
+                .join("\n");
+            for s in c.says {
+                assert!(text.contains(s), "{}: hint lacks {s:?}: {text}", c.id);
+            }
+            let mut fixed = plan(c.fixed.0, c.fixed.1, c.fixed.2);
+            versions_for(c.id, true, &mut fixed);
+            assert!(
+                !fires(c.id, &fixed),
+                "{}: still fires after the fix: {:?}",
+                c.id,
+                lint(&fixed)
+            );
+        }
+        for (id, _, _) in RULES {
+            assert!(
+                FIX_CASES.iter().any(|c| c.id == *id),
+                "{id} has no fix case"
+            );
+        }
     }
 
     #[test]

@@ -40,6 +40,7 @@
 //! have upper bounds (`crate::bounds`): a server down for an hour, 10,000 client nodes, 15 servers.
 
 pub mod lint;
+pub mod schema;
 pub mod signal;
 
 use rehearse_model::versions::{Edition, Product, Version, default_raft_multiplier, line_info};
@@ -47,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// A parsed, validated upgrade plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     /// The cluster as it is now.
@@ -89,7 +90,7 @@ pub struct Plan {
 /// own, as the testcontainers backend in `tests/containers/` does). `rehearse execute --apply`
 /// refuses such a plan: on an operator's own Docker hosts, use `control = "command"` with
 /// docker CLI templates (README).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Execute {
     /// `process`, `command` or `container`.
@@ -99,6 +100,7 @@ pub struct Execute {
     pub stop_signal: String,
     /// How long a stop may take before SIGKILL.
     #[serde(default = "d60s", with = "humantime_serde_compat")]
+    #[schemars(schema_with = "schema::duration")]
     pub stop_timeout: u64,
     /// Local-process control.
     #[serde(default)]
@@ -118,7 +120,7 @@ pub struct Execute {
 }
 
 /// `execute.control`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ControlKind {
     /// rehearse starts server processes itself and stops them by pid file and signal.
@@ -130,7 +132,7 @@ pub enum ControlKind {
 }
 
 /// `[execute.process]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessControl {
     /// Program and arguments, with placeholders.
@@ -142,7 +144,7 @@ pub struct ProcessControl {
 }
 
 /// `[execute.command]`: each run with `sh -c`; exit 0 means success.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandControl {
     /// Stops the server, e.g. `ssh {host} sudo systemctl stop nomad`.
@@ -160,7 +162,7 @@ pub struct CommandControl {
 }
 
 /// `[execute.current]` / `[execute.target]`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Install {
     /// Path of the server binary.
@@ -198,26 +200,32 @@ pub fn template_keys(t: &str) -> Result<Vec<&str>, String> {
 }
 
 /// The cluster as it is now.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
     /// `nomad` or `consul`.
+    #[schemars(schema_with = "schema::product")]
     pub product: Product,
     /// Current server version.
+    #[schemars(schema_with = "schema::version")]
     pub version: Version,
     /// Community (default) or Enterprise build.
     #[serde(default)]
+    #[schemars(schema_with = "schema::edition")]
     pub edition: Edition,
     /// Raft protocol the servers run.
     #[serde(default = "default_protocol")]
+    #[schemars(range(min = 2, max = 3))]
     pub raft_protocol: u8,
     /// raft_multiplier; default per product.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 10))]
     pub raft_multiplier: Option<u32>,
     /// Region (Nomad), for node names like `s1.global`.
     #[serde(default = "default_region")]
     pub region: String,
     /// The servers.
+    #[schemars(length(min = 1, max = 15))]
     pub servers: Vec<ServerEntry>,
     /// Autopilot settings.
     #[serde(default)]
@@ -233,7 +241,7 @@ fn default_region() -> String {
 }
 
 /// One server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerEntry {
     /// Node name without the region, e.g. `s1`.
@@ -247,7 +255,7 @@ pub struct ServerEntry {
 }
 
 /// Autopilot settings, as in the agent configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Autopilot {
     /// Remove failed servers automatically.
@@ -255,12 +263,14 @@ pub struct Autopilot {
     pub cleanup_dead_servers: bool,
     /// Max time since last contact for a healthy server.
     #[serde(default = "d200ms", with = "humantime_serde_compat")]
+    #[schemars(schema_with = "schema::duration")]
     pub last_contact_threshold: u64,
     /// Max entries a healthy server may trail by.
     #[serde(default = "d250")]
     pub max_trailing_logs: u64,
     /// Healthy time before a non-voter is promoted.
     #[serde(default = "d10s", with = "humantime_serde_compat")]
+    #[schemars(schema_with = "schema::duration")]
     pub server_stabilization_time: u64,
     /// Dead-server cleanup never goes below this many voters.
     #[serde(default)]
@@ -293,7 +303,7 @@ fn d10s() -> u64 {
 }
 
 /// Client nodes.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Clients {
     /// How many client-only nodes.
@@ -301,11 +311,12 @@ pub struct Clients {
     pub count: usize,
     /// Their version (default: the servers' current version).
     #[serde(default)]
+    #[schemars(schema_with = "schema::version")]
     pub version: Option<Version>,
 }
 
 /// Server order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Order {
     /// Followers one at a time, the leader last (the runbook).
@@ -317,7 +328,7 @@ pub enum Order {
 }
 
 /// What to do when the upgrade halts after a server was changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Rollback {
     /// Stop and report; the operator decides.
@@ -327,13 +338,15 @@ pub enum Rollback {
 }
 
 /// The upgrade itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Upgrade {
     /// Target version.
+    #[schemars(schema_with = "schema::version")]
     pub target: Version,
     /// Raft protocol to roll to (default: unchanged).
     #[serde(default)]
+    #[schemars(range(min = 2, max = 3))]
     pub target_raft_protocol: Option<u8>,
     /// Save and verify a snapshot before touching anything.
     #[serde(default = "yes")]
@@ -346,6 +359,7 @@ pub struct Upgrade {
     pub order: Order,
     /// Servers at once (1 is the only safe value).
     #[serde(default = "one")]
+    #[schemars(range(min = 1))]
     pub parallel: usize,
     /// Rollback policy.
     #[serde(default = "default_rollback")]
@@ -360,6 +374,7 @@ pub struct Upgrade {
     /// (package install, image pull, reboot). The rehearsal waits this long; a long install can
     /// outlast gossip failure detection and dead-server cleanup (hashicorp/consul#8118).
     #[serde(default = "d5s", with = "humantime_serde_compat")]
+    #[schemars(schema_with = "schema::duration")]
     pub install_time: u64,
     /// The gate between servers.
     #[serde(default)]
@@ -380,17 +395,20 @@ fn default_rollback() -> Rollback {
 }
 
 /// The gate a restarted server must pass before the next one is touched.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Gate {
     /// Continuous health required (0 = accept the first healthy answer: unsafe).
     #[serde(default = "d10s", with = "humantime_serde_compat")]
+    #[schemars(schema_with = "schema::duration")]
     pub stable_for: u64,
     /// Give up and halt after this long.
     #[serde(default = "d120s", with = "humantime_serde_compat")]
+    #[schemars(schema_with = "schema::duration")]
     pub timeout: u64,
     /// Poll interval.
     #[serde(default = "d2s", with = "humantime_serde_compat")]
+    #[schemars(schema_with = "schema::duration")]
     pub poll: u64,
     /// Only health observed after the restart counts (the stale-health trap).
     #[serde(default = "yes")]
@@ -423,7 +441,7 @@ fn d2s() -> u64 {
 }
 
 /// Drain settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Drain {
     /// Drain servers that are also clients before stopping them.
@@ -431,6 +449,7 @@ pub struct Drain {
     pub enabled: bool,
     /// Drain deadline.
     #[serde(default = "d300s", with = "humantime_serde_compat")]
+    #[schemars(schema_with = "schema::duration")]
     pub deadline: u64,
 }
 

@@ -169,7 +169,7 @@ fn in_place_rollback_safe(plan: &Plan) -> bool {
 pub enum Variant {
     /// rehearse's procedure as configured.
     Safe,
-    /// The gate reads only `Healthy` once (stale-health trap, consul-baseline.md).
+    /// The gate reads only `Healthy` once (stale-health trap, docs/baselines.md).
     GateHealthyOnly,
     /// No wait for the restarted server to be a voter again (hashicorp/consul#8118).
     NoVoterWait,

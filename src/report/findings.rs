@@ -1,6 +1,6 @@
 //! Findings about the plan itself: lint findings, known defects of the versions involved (the
-//! catalog in `rehearse-sim`'s `versions`), and real incidents (`shared/reference/
-//! failure-modes.md`) whose mechanism the plan is exposed to, each with the scenario file that
+//! catalog in `rehearse-sim`'s `versions`), and real incidents (`docs/failure-modes.md`)
+//! whose mechanism the plan is exposed to, each with the scenario file that
 //! shows it in the simulator.
 
 use super::model::{Finding, Source};
@@ -133,7 +133,7 @@ pub fn incidents(plan: &Plan) -> Vec<Finding> {
     let stale_gate = !u.gate.require_fresh_health || u.gate.stable_for == 0;
     if u.install_time < refresh_ns || stale_gate {
         out.push(incident(
-            "stale health (consul-baseline.md)",
+            "stale health (docs/baselines.md)",
             if stale_gate { "error" } else { "info" },
             format!(
                 "a server restarted within autopilot's 2 s health refresh can still look Healthy{}",
