@@ -16,9 +16,9 @@
 use crate::config::SimConfig;
 use crate::raft::{Entries, Msg, quorum};
 use crate::state::{Disk, Entry, EntryKind, Peer, Progress, Role, ServerId, Snapshot, Volatile};
-use rehearse_model::time::SimTime;
 use crate::trace::TraceKind;
 use crate::world::{MAX_SERVERS, TimerKind};
+use rehearse_model::time::SimTime;
 
 /// Which configuration entries are the servers they name now: a server's current address
 /// generation, and whether it runs Raft protocol 3 (its Raft ID is a UUID, so any address

@@ -108,7 +108,9 @@ pub async fn import(
         None => detect(addr, &conn_of).await?,
     };
     let conn = conn_of(product);
-    let servers = discover(product, addr, &conn).await.map_err(|e| e.to_string())?;
+    let servers = discover(product, addr, &conn)
+        .await
+        .map_err(|e| e.to_string())?;
     for (n, a) in &servers {
         let refuse = |why: String| {
             format!(

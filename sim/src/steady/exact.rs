@@ -14,8 +14,8 @@
 
 use super::{DRAW_WRITE, Steady};
 use crate::state::{EntryKind, Server, ServerId};
-use rehearse_model::time::SimTime;
 use crate::world::{MAX_SERVERS, World};
+use rehearse_model::time::SimTime;
 
 /// Latencies forced on the messages of one write round run message by message: the leader's
 /// AppendEntries to each follower, and each follower's answer.
