@@ -368,8 +368,6 @@ fn topology(plan: &Plan, out: &mut Vec<Finding>) {
     }
 }
 
-/// A duration for people: `1ms`, `10s`, `2m 30s` (never rounded to whole seconds).
-
 #[cfg(test)]
 mod tests {
     use super::*;
