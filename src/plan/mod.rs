@@ -539,7 +539,7 @@ impl Plan {
         // The cluster's names and addresses first (they reach shell templates), then the
         // semantic checks, then the limits (`crate::bounds`); each error names the field's
         // line when the text has it.
-        check_servers(&plan, text)
+        check_servers(&plan)
             .and_then(|()| plan.validate())
             .and_then(|()| crate::bounds::plan(&plan))
             .map_err(|(field, message)| PlanError::Invalid {
@@ -793,7 +793,7 @@ pub fn check_server_address(addr: &str) -> Result<(), String> {
 
 /// Checks every server's name and address with [`check_server_name`] and
 /// [`check_server_address`]; the error names the field and the line in `text`.
-fn check_servers(plan: &Plan, text: &str) -> Result<(), (String, String)> {
+fn check_servers(plan: &Plan) -> Result<(), (String, String)> {
     for (i, s) in plan.cluster.servers.iter().enumerate() {
         let checks = [
             ("name", check_server_name(&s.name)),
@@ -804,43 +804,14 @@ fn check_servers(plan: &Plan, text: &str) -> Result<(), (String, String)> {
         ];
         for (field, result) in checks {
             if let Err(why) = result {
-                let line = server_field_line(text, i, field)
-                    .map(|l| format!("line {l}: "))
-                    .unwrap_or_default();
-                return Err((
-                    format!("cluster.servers[{i}].{field}"),
-                    format!("{line}{why}"),
-                ));
+                // The caller names the field's line (`bounds::at_line`).
+                return Err((format!("cluster.servers[{i}].{field}"), why));
             }
         }
     }
     Ok(())
 }
 
-/// The line (1-based) of `cluster.servers[i].<field>` in `text`, from a lenient second parse
-/// (only done when a check failed).
-fn server_field_line(text: &str, i: usize, field: &str) -> Option<usize> {
-    #[derive(Deserialize)]
-    struct Doc {
-        cluster: ClusterSpans,
-    }
-    #[derive(Deserialize)]
-    struct ClusterSpans {
-        servers: Vec<ServerSpans>,
-    }
-    #[derive(Deserialize)]
-    struct ServerSpans {
-        name: toml::Spanned<String>,
-        address: Option<toml::Spanned<String>>,
-    }
-    let doc: Doc = toml::from_str(text).ok()?;
-    let s = doc.cluster.servers.get(i)?;
-    let span = match field {
-        "name" => s.name.span(),
-        _ => s.address.as_ref()?.span(),
-    };
-    Some(text.get(..span.start)?.matches('\n').count() + 1)
-}
 
 #[cfg(test)]
 mod tests {
