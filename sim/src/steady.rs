@@ -379,8 +379,8 @@ impl World {
     /// cut by a one-way partition: a follower cut off one way from the leader just now still
     /// looks caught up and fresh, but its answers are dropped (it becomes a deaf follower once
     /// the leader's next batch to it is in flight; the exact check, `exact`, found the closed
-    /// form counting its answers before that). A follower, or a leader, cut off both ways just
-    /// now still passes (the trace hashes pin that behaviour; it is the same divergence).
+    /// form counting its answers before that). The same holds for a follower cut off both ways
+    /// (then it is down) and for the followers of a leader cut off both ways (no period).
     fn follower_steady(&self, l: ServerId, p: &crate::state::Peer, rtt: u64) -> bool {
         let ls = &self.servers[l];
         let (term, last, last_term) = (ls.disk.term, ls.disk.last_index(), ls.disk.last_term());
@@ -389,7 +389,7 @@ impl World {
         let s = &self.servers[p.id];
         let pr = &ls.vol.progress[p.id];
         s.proc == ProcessState::Running
-            && (self.send_possible(p.id, l) || self.cut_off(p.id) || self.cut_off(l))
+            && self.send_possible(p.id, l)
             && s.vol.role == Role::Follower
             && s.disk.term == term
             && s.vol.leader == Some(l)

@@ -17,6 +17,10 @@ enum Case {
     Stopped,
     /// One follower's messages to the leader dropped (a one-way partition).
     Deaf,
+    /// One follower cut off from every other server.
+    Isolated,
+    /// The leader cut off from every other server.
+    IsolatedLeader,
 }
 
 /// Five Nomad servers with 10 writes/s: 5 s to elect and settle, the case set up, then 15 s
@@ -33,6 +37,14 @@ fn run(seed: u64, case: Case) -> (u64, u64) {
         Case::AllUp => {}
         Case::Stopped => w.stop(f, StopMode::Graceful),
         Case::Deaf => w.partition_oneway(f, l),
+        Case::Isolated => {
+            let rest: Vec<_> = (0..5).filter(|&o| o != f).collect();
+            w.partition(&[f], &rest)
+        }
+        Case::IsolatedLeader => {
+            let rest: Vec<_> = (0..5).filter(|&o| o != l).collect();
+            w.partition(&[l], &rest)
+        }
     }
     w.set_exact_check(true);
     let before = w.workload().acked;
@@ -42,7 +54,13 @@ fn run(seed: u64, case: Case) -> (u64, u64) {
 
 #[test]
 fn closed_form_write_rounds_equal_message_by_message_rounds() {
-    for case in [Case::AllUp, Case::Stopped, Case::Deaf] {
+    for case in [
+        Case::AllUp,
+        Case::Stopped,
+        Case::Deaf,
+        Case::Isolated,
+        Case::IsolatedLeader,
+    ] {
         let (mut checked, mut acked) = (0, 0);
         for seed in 0..SEEDS {
             let (c, a) = run(seed, case);
