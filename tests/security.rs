@@ -227,7 +227,10 @@ fn plans_refuse_control_characters_in_names_and_odd_addresses() {
         let e = Plan::from_str_named(&plan(server), "p.toml")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("p.toml, line 7: "), "{server}: the line is named: {e}");
+        assert!(
+            e.starts_with("p.toml, line 7: "),
+            "{server}: the line is named: {e}"
+        );
         assert!(e.contains(field) && e.contains(why), "{server}: {e}");
     }
     for ok in [

@@ -812,7 +812,6 @@ fn check_servers(plan: &Plan) -> Result<(), (String, String)> {
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
