@@ -277,14 +277,14 @@ fn nomad_images_when_present() {
     assert_rolled(&c, &leader);
 }
 
-/// The README's docker-CLI `[execute]` example is a valid plan section.
+/// The plan reference's docker-CLI `[execute]` example is a valid plan section.
 #[test]
-fn readme_docker_command_templates_parse() {
+fn docs_docker_command_templates_parse() {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/plan.md")).unwrap();
     let at = readme
-        .find("**On your own Docker hosts")
-        .expect("the README section");
+        .find("Example, Docker hosts")
+        .expect("the docs/plan.md section");
     let block = &readme[at..];
     let start = block.find("```toml\n").unwrap() + "```toml\n".len();
     let end = start + block[start..].find("```").unwrap();
@@ -298,7 +298,7 @@ target = "1.10.3"
 {}"#,
         &block[start..end]
     );
-    let plan = rehearse::plan::Plan::from_str_named(&text, "README example").unwrap();
+    let plan = rehearse::plan::Plan::from_str_named(&text, "docs/plan.md example").unwrap();
     let c = rehearse::live::control::NodeControl::from_plan(&plan).unwrap();
     let start = &plan
         .execute
