@@ -304,14 +304,18 @@ impl ConsulCluster {
 
     /// Starts `rehearse execute` in the background (output to pipes).
     pub fn spawn_execute(&self, extra: &[&str]) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_rehearse"))
-            .args(self.exec_args(extra))
+        self.execute_command(extra).spawn().expect("spawn rehearse")
+    }
+
+    /// The `rehearse execute … plan` command `spawn_execute` runs, for tests that adjust it.
+    pub fn execute_command(&self, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehearse"));
+        cmd.args(self.exec_args(extra))
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_os_str())))
             .env("CONSUL_HTTP_TOKEN", TOKEN)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn rehearse")
+            .stderr(Stdio::piped());
+        cmd
     }
 
     /// Polls the journal (≤ 180 s) until `f` finds what it looks for.
