@@ -287,3 +287,44 @@ fn a_forked_run_is_the_run_from_scratch_event_for_event() {
         assert_eq!(forked.steps.len(), scratch.steps.len(), "{line}");
     }
 }
+
+/// The explorer takes a one-way partition aimed at the leader (messages from the leader to
+/// itself) for the fault-free run: checked from scratch at every step boundary, healed and
+/// permanent, on the 5-server example plan and a 3-server one, a few seeds each. Everything
+/// the verdict is made of must match, not only the class.
+#[test]
+fn a_one_way_partition_of_the_leader_is_the_fault_free_run() {
+    let five = Plan::from_str_named(
+        include_str!("../plans/nomad-5-servers.toml"),
+        "nomad-5-servers.toml",
+    )
+    .unwrap();
+    for p in [five, plan(3, "1.9.7", "1.10.3", true)] {
+        let cfg = ProcedureConfig::from_plan(&p);
+        let steps = boundaries(&baseline(&p, &cfg, 1));
+        for seed in 1..=3u64 {
+            let (free, fired) = run_one(&p, &cfg, &[], seed);
+            assert!(!fired);
+            for &step in &steps {
+                for dur in ["30s", "permanent"] {
+                    let line = format!("one-way:leader:{step}:{dur}");
+                    let f: Fault = line.parse().unwrap();
+                    let (o, fired) = run_one(&p, &cfg, &[f], seed);
+                    let what = format!("seed {seed}, {line}");
+                    assert!(fired || step >= free.steps.len(), "{what}");
+                    assert_eq!(classify(&o), classify(&free), "{what}");
+                    assert_eq!(o.verdict, free.verdict, "{what}");
+                    assert_eq!(o.steps, free.steps, "{what}");
+                    assert_eq!(o.workload, free.workload, "{what}");
+                    assert_eq!(o.violations, free.violations, "{what}");
+                    assert_eq!(o.unsafe_stops, free.unsafe_stops, "{what}");
+                    assert_eq!(o.client_problems, free.client_problems, "{what}");
+                    assert_eq!(o.final_versions, free.final_versions, "{what}");
+                    assert_eq!(o.events, free.events, "{what}");
+                    assert_eq!(o.metrics.quorum_lost_ns, free.metrics.quorum_lost_ns);
+                    assert_eq!(o.metrics.leader_changes, free.metrics.leader_changes);
+                }
+            }
+        }
+    }
+}

@@ -204,6 +204,10 @@ pub fn explore(
 ///   (`FaultKind::same_run_as`) and, for a fault that never heals, every duration as one;
 /// - a fault whose role no server has misses: its run is the seed's fault-free run, walked
 ///   once per seed and shared by the threads;
+/// - a one-way partition aimed at the leader (messages from the leader to the leader) cuts
+///   nothing: its injection does nothing, and healing it clears no partition (it only leaves
+///   the simulator's steady period, which changes no outcome), so its run is the fault-free
+///   one too, with the fault counted as fired;
 /// - a bad binary (`FaultKind::latent`) changes nothing until the server boots, so every such
 ///   fault on a server whose next boot on the fault-free run is in step j is one run, shared
 ///   across units; one whose server gets another binary first, or never boots again, is the
@@ -336,6 +340,15 @@ pub fn for_each_run_in(
                         let result = match (key, known) {
                             (_, Some((_, r))) => r.clone(),
                             (Some(Landing::Missed), None) => line(seed_pos).result.clone(),
+                            // A one-way partition from the leader to itself: nothing to cut.
+                            (Some(Landing::On(FaultKind::OneWay, Some(x), _)), None)
+                                if fork.world().leader() == Some(x) =>
+                            {
+                                RunResult {
+                                    fired: true,
+                                    ..line(seed_pos).result.clone()
+                                }
+                            }
                             (Some(Landing::On(kind, Some(x), _)), None) if kind.latent() => {
                                 match line(seed_pos).first_boot(*step, x) {
                                     Some(j) => {
