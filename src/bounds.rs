@@ -132,15 +132,31 @@ pub fn plan(p: &Plan) -> Result<(), Bad> {
     }
     count("jobs", p.jobs.len() as u64, MAX_JOBS)?;
     for (i, j) in p.jobs.iter().enumerate() {
-        count(&format!("jobs[{i}].groups"), j.groups.len() as u64, MAX_JOBS)?;
+        count(
+            &format!("jobs[{i}].groups"),
+            j.groups.len() as u64,
+            MAX_JOBS,
+        )?;
         for (k, g) in j.groups.iter().enumerate() {
             let at = format!("jobs[{i}].groups[{k}]");
             count(&format!("{at}.count"), g.count as u64, max_nodes)?;
             duration(&format!("{at}.kill_timeout"), g.kill_timeout, MAX_WAIT_NS)?;
             if let Some(m) = &g.migrate {
-                count(&format!("{at}.migrate.max_parallel"), m.max_parallel as u64, max_nodes)?;
-                duration(&format!("{at}.migrate.min_healthy_time"), m.min_healthy_time, MAX_WAIT_NS)?;
-                duration(&format!("{at}.migrate.healthy_deadline"), m.healthy_deadline, MAX_WAIT_NS)?;
+                count(
+                    &format!("{at}.migrate.max_parallel"),
+                    m.max_parallel as u64,
+                    max_nodes,
+                )?;
+                duration(
+                    &format!("{at}.migrate.min_healthy_time"),
+                    m.min_healthy_time,
+                    MAX_WAIT_NS,
+                )?;
+                duration(
+                    &format!("{at}.migrate.healthy_deadline"),
+                    m.healthy_deadline,
+                    MAX_WAIT_NS,
+                )?;
             }
         }
     }

@@ -614,15 +614,27 @@ mod tests {
 
     #[test]
     fn r018_drain_deadline_short() {
-        let mut p = plan("", &format!("[upgrade.drain]\ndeadline = \"40s\"\n{WEB_30S}"), 5);
+        let mut p = plan(
+            "",
+            &format!("[upgrade.drain]\ndeadline = \"40s\"\n{WEB_30S}"),
+            5,
+        );
         assert!(!fires("R018", &p), "no server is a client");
         server_client(&mut p);
         let f = lint(&p);
         let r = f.iter().find(|f| f.id == "R018").expect("R018 fires");
-        assert!(r.message.contains("50s") && r.message.contains("web.api"), "{}", r.message);
+        assert!(
+            r.message.contains("50s") && r.message.contains("web.api"),
+            "{}",
+            r.message
+        );
         // Without the migrate block, only the kill_timeout counts.
         let text = WEB_30S.replace("migrate = { min_healthy_time = \"20s\" }\n", "");
-        let mut p = plan("", &format!("[upgrade.drain]\ndeadline = \"40s\"\n{text}"), 5);
+        let mut p = plan(
+            "",
+            &format!("[upgrade.drain]\ndeadline = \"40s\"\n{text}"),
+            5,
+        );
         server_client(&mut p);
         assert!(!fires("R018", &p));
         // No jobs: nothing to compare with.
