@@ -45,6 +45,9 @@ pub const MAX_TIMER_NS: u64 = HOUR;
 /// it does not show the restarted server is healthy. `0` is the explicit "first answer wins"
 /// setting, reported by lint R010 like this.
 pub const MIN_STABLE_FOR_NS: u64 = 2 * SEC;
+/// Most jobs in a plan, and most groups in one job: a plan lists the jobs whose drain and
+/// recovery matter, not a whole cluster's catalogue.
+pub const MAX_JOBS: u64 = 1_000;
 /// Longest simulated time of `rehearse simulate --duration`.
 pub const MAX_SIMULATE_NS: u64 = 24 * HOUR;
 /// Highest write rate (writes per simulated second): Nomad clusters register jobs and
@@ -126,6 +129,36 @@ pub fn plan(p: &Plan) -> Result<(), Bad> {
     duration("upgrade.drain.deadline", u.drain.deadline, MAX_WAIT_NS)?;
     if let Some(x) = &p.execute {
         duration("execute.stop_timeout", x.stop_timeout, MAX_TIMER_NS)?;
+    }
+    count("jobs", p.jobs.len() as u64, MAX_JOBS)?;
+    for (i, j) in p.jobs.iter().enumerate() {
+        count(
+            &format!("jobs[{i}].groups"),
+            j.groups.len() as u64,
+            MAX_JOBS,
+        )?;
+        for (k, g) in j.groups.iter().enumerate() {
+            let at = format!("jobs[{i}].groups[{k}]");
+            count(&format!("{at}.count"), g.count as u64, max_nodes)?;
+            duration(&format!("{at}.kill_timeout"), g.kill_timeout, MAX_WAIT_NS)?;
+            if let Some(m) = &g.migrate {
+                count(
+                    &format!("{at}.migrate.max_parallel"),
+                    m.max_parallel as u64,
+                    max_nodes,
+                )?;
+                duration(
+                    &format!("{at}.migrate.min_healthy_time"),
+                    m.min_healthy_time,
+                    MAX_WAIT_NS,
+                )?;
+                duration(
+                    &format!("{at}.migrate.healthy_deadline"),
+                    m.healthy_deadline,
+                    MAX_WAIT_NS,
+                )?;
+            }
+        }
     }
     Ok(())
 }

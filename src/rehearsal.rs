@@ -47,6 +47,13 @@ pub enum Verdict {
         /// What, one line each.
         problems: Vec<String>,
     },
+    /// The cluster stayed safe, but the procedure stopped a node whose allocations were still
+    /// running and whose drain had not completed: they died with it instead of being
+    /// migrated. A class of its own, apart from quorum and data loss.
+    LostAllocations {
+        /// Which node, when, and how many allocations, one line each.
+        problems: Vec<String>,
+    },
 }
 
 /// One step of the timeline.
@@ -106,6 +113,10 @@ pub struct Outcome {
     /// hosts are gone but that a leader could not mark down (hashicorp/nomad#24231).
     #[serde(default)]
     pub client_problems: Vec<String>,
+    /// Stops of nodes with running allocations and no completed drain, one line each: those
+    /// allocations were lost (the verdict `LostAllocations` when nothing worse happened).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost_allocations: Vec<String>,
 }
 
 /// Most notable events an outcome keeps.
@@ -248,6 +259,8 @@ struct SimWorld {
     /// Stops of servers whose client still ran allocations although its drain had reported
     /// complete (hashicorp/nomad#14293).
     early_stops: Vec<String>,
+    /// Stops of servers whose client still ran allocations and had not completed a drain.
+    lost_allocs: Vec<String>,
     /// Acknowledged writes at the previous observation (the write probe).
     acked: u64,
 }
@@ -383,6 +396,7 @@ impl Checkpoint {
                 start_ns,
                 unsafe_stops: Vec::new(),
                 early_stops: Vec::new(),
+                lost_allocs: Vec::new(),
                 acked,
             },
             timeline: Timeline {
@@ -539,6 +553,11 @@ fn apply(run: &mut SimWorld, action: &Action) -> Result<ActionResult, String> {
                     "stopped {server} at {} ms while {allocs} allocations were still running on it: its drain had reported complete (hashicorp/nomad#14293)",
                     run.ms()
                 ));
+            } else if allocs > 0 {
+                run.lost_allocs.push(format!(
+                    "lost allocations: stopped {server} at {} ms with {allocs} allocations running on it and no completed drain; they were killed, not migrated",
+                    run.ms()
+                ));
             }
             run.world.stop(id, StopMode::Graceful);
             Ok(ActionResult::Ok)
@@ -647,8 +666,14 @@ fn judge(
     for v in w.violations() {
         problems.push(format!("{}: {}", v.invariant, v.detail));
     }
+    let lost = run.lost_allocs.clone();
     let verdict = match (problems.is_empty(), action) {
-        (false, _) => Verdict::Unsafe { problems },
+        (false, _) => Verdict::Unsafe {
+            problems: problems.into_iter().chain(lost.iter().cloned()).collect(),
+        },
+        (true, _) if !lost.is_empty() => Verdict::LostAllocations {
+            problems: lost.clone(),
+        },
         (true, Action::Done(_)) => Verdict::Completed,
         (true, Action::Halt(r)) => Verdict::Halted {
             reason: r.to_string(),
@@ -677,6 +702,7 @@ fn judge(
         notes: Vec::new(),
         events: notable_events(w),
         client_problems,
+        lost_allocations: lost,
     }
 }
 

@@ -230,8 +230,12 @@ fn forked_and_shared_runs_are_the_runs_from_scratch() {
                 Class::Halted => naive.halted += 1,
                 Class::BeyondTolerance => naive.beyond_tolerance += 1,
                 Class::Unsafe => naive.unsafe_runs += 1,
+                Class::LostAllocations => naive.lost_allocations += 1,
             }
-            if matches!(classify(&o), Class::Unsafe | Class::BeyondTolerance) {
+            if matches!(
+                classify(&o),
+                Class::Unsafe | Class::BeyondTolerance | Class::LostAllocations
+            ) {
                 findings.push((s.clone(), seed, classify(&o)));
             }
         }

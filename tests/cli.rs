@@ -98,6 +98,25 @@ fn check_passes_a_safe_plan_and_fails_a_broken_procedure_with_a_replay_line() {
     assert!(text(&again).contains("UNSAFE"));
 }
 
+/// A server-client stopped without a drain: lint R017, and `check` judges every seed "lost
+/// allocations" (not safe, not quorum loss) and exits 1; the same plan with the drain on is
+/// clean.
+#[test]
+fn check_reports_lost_allocations_when_a_server_client_is_not_drained() {
+    let plan = "plans/incidents/nomad-server-client-no-drain.toml";
+    let o = rehearse(&["check", plan, "--seeds", "2"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("R017"), "{t}");
+    assert!(t.contains("LOST ALLOCATIONS 2, UNSAFE 0"), "{t}");
+    assert!(t.contains("lost allocations: stopped s3"), "{t}");
+    assert!(!t.contains("quorum lost"), "{t}");
+    let ok = rehearse(&["check", "plans/nomad-5-servers.toml", "--seeds", "2"]);
+    let t = text(&ok);
+    assert!(t.contains("LOST ALLOCATIONS 0, UNSAFE 0"), "{t}");
+    assert_eq!(ok.status.code(), Some(0), "{t}");
+}
+
 #[test]
 fn simulate_summarises_and_rejects_bad_input() {
     let o = rehearse(&[

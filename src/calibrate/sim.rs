@@ -260,6 +260,7 @@ fn rolling_rehearse(plan: &Plan, seed: u64) -> Result<Trial, String> {
         Verdict::Completed => "completed",
         Verdict::Halted { .. } => "halted",
         Verdict::Unsafe { .. } => "unsafe",
+        Verdict::LostAllocations { .. } => "lost_allocations",
     };
     Ok(Trial::new(outcome).with("total_s", o.duration_ms as f64 / 1000.0))
 }

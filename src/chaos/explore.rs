@@ -37,6 +37,9 @@ pub enum Class {
     BeyondTolerance,
     /// The procedure did something unsafe, or data was lost.
     Unsafe,
+    /// The procedure stopped a node whose allocations still ran, without a completed drain
+    /// (the cluster itself stayed safe).
+    LostAllocations,
 }
 
 /// Classifies an outcome.
@@ -50,9 +53,14 @@ pub fn classify(o: &Outcome) -> Class {
     match &o.verdict {
         Verdict::Unsafe { .. } if procedure_fault => Class::Unsafe,
         Verdict::Unsafe { .. } => Class::BeyondTolerance,
+        Verdict::LostAllocations { .. } => Class::LostAllocations,
         Verdict::Halted { .. } => Class::Halted,
         Verdict::Completed => Class::Completed,
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A run that went wrong.
@@ -87,6 +95,10 @@ pub struct Totals {
     pub beyond_tolerance: u64,
     /// Unsafe.
     pub unsafe_runs: u64,
+    /// Runs that lost allocations (a node stopped with running allocations and no completed
+    /// drain) and were otherwise safe.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lost_allocations: u64,
     /// Kept findings (unsafe first), at most `FINDINGS_MAX`.
     pub findings: Vec<Finding>,
     /// When the first unsafe run was found (time to first detection), if any was.
@@ -704,8 +716,12 @@ pub(crate) fn fold(totals: &Mutex<Totals>, run: &Run<'_>, started: Instant) -> C
         Class::Halted => t.halted += 1,
         Class::BeyondTolerance => t.beyond_tolerance += 1,
         Class::Unsafe => t.unsafe_runs += 1,
+        Class::LostAllocations => t.lost_allocations += 1,
     }
-    if matches!(class, Class::Unsafe | Class::BeyondTolerance) {
+    if matches!(
+        class,
+        Class::Unsafe | Class::BeyondTolerance | Class::LostAllocations
+    ) {
         t.findings.push(Finding {
             faults: sched.to_vec(),
             seed,
@@ -724,7 +740,7 @@ pub(crate) fn fold(totals: &Mutex<Totals>, run: &Run<'_>, started: Instant) -> C
 /// What went wrong in a run (empty unless it is unsafe or lost quorum).
 fn problems(o: &Outcome) -> Vec<String> {
     match &o.verdict {
-        Verdict::Unsafe { problems } => problems.clone(),
+        Verdict::Unsafe { problems } | Verdict::LostAllocations { problems } => problems.clone(),
         _ => Vec::new(),
     }
 }

@@ -7,7 +7,7 @@
 //! variant = "no-voter-wait"                          # optional; default "safe"
 //! faults = ["pause:upgrading:9:60s"]                 # optional, kind:target:step:duration
 //! seeds = 8                                          # optional; default 8
-//! expect = "unsafe"                                  # safe | completed | halted | unsafe
+//! expect = "unsafe"                # safe | completed | halted | unsafe | lost_allocations
 //! expect_detail = "non-voter"                        # optional: must appear in a run's details
 //!
 //! [sim]                         # optional: cluster facts the plan does not describe
@@ -43,6 +43,9 @@ pub enum Expect {
     Halted,
     /// At least one seed is unsafe: the scenario demonstrates a failure.
     Unsafe,
+    /// At least one seed lost allocations (a node stopped while they ran, without a
+    /// completed drain) and none is unsafe otherwise.
+    LostAllocations,
 }
 
 /// A scenario file.
@@ -349,7 +352,7 @@ pub fn run(l: &Loaded, seeds: Option<std::ops::RangeInclusive<u64>>) -> Scenario
 /// (`note: …`) and notable simulator events (`sim: s2 crashed: …`).
 fn details(o: &Outcome) -> Vec<String> {
     let mut out = match &o.verdict {
-        Verdict::Unsafe { problems } => problems.clone(),
+        Verdict::Unsafe { problems } | Verdict::LostAllocations { problems } => problems.clone(),
         Verdict::Halted { reason } => vec![reason.clone()],
         Verdict::Completed => Vec::new(),
     };
@@ -363,6 +366,7 @@ fn detail_found(e: Expect, phrase: &str, runs: &[RunRecord]) -> bool {
     let kind = |r: &&RunRecord| match e {
         Expect::Unsafe => r.class == Class::Unsafe,
         Expect::Halted => r.class == Class::Halted,
+        Expect::LostAllocations => r.class == Class::LostAllocations,
         Expect::Safe | Expect::Completed => true,
     };
     runs.iter()
@@ -373,11 +377,13 @@ fn detail_found(e: Expect, phrase: &str, runs: &[RunRecord]) -> bool {
 fn matches_expectation(e: Expect, runs: &[RunRecord]) -> bool {
     let any = |c: Class| runs.iter().any(|r| r.class == c);
     let no_unsafe = !any(Class::Unsafe);
+    let no_loss = !any(Class::LostAllocations);
     match e {
-        Expect::Safe => no_unsafe,
+        Expect::Safe => no_unsafe && no_loss,
         Expect::Completed => runs.iter().all(|r| r.class == Class::Completed),
-        Expect::Halted => no_unsafe && any(Class::Halted),
+        Expect::Halted => no_unsafe && no_loss && any(Class::Halted),
         Expect::Unsafe => any(Class::Unsafe),
+        Expect::LostAllocations => no_unsafe && any(Class::LostAllocations),
     }
 }
 

@@ -113,6 +113,9 @@ pub struct UnitRecord {
     pub beyond_tolerance: u64,
     /// Unsafe.
     pub unsafe_runs: u64,
+    /// Lost allocations (otherwise safe).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lost_allocations: u64,
     /// Position (1-based) of the earliest unsafe run in the sweep's run order.
     pub earliest_unsafe: Option<u64>,
     /// For pair sweeps: how the runs were had (simulated, or the same run as another).
@@ -135,11 +138,16 @@ impl UnitRecord {
             halted: t.halted,
             beyond_tolerance: t.beyond_tolerance,
             unsafe_runs: t.unsafe_runs,
+            lost_allocations: t.lost_allocations,
             earliest_unsafe: t.first_unsafe.map(|f| f.first_in_order),
             how,
             findings,
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The sum of units: what the whole sweep showed. Only `first_in_order` of `first_unsafe`
@@ -154,6 +162,7 @@ pub fn sum<'a>(units: impl Iterator<Item = &'a UnitRecord>) -> (Totals, BTreeMap
         t.halted += u.halted;
         t.beyond_tolerance += u.beyond_tolerance;
         t.unsafe_runs += u.unsafe_runs;
+        t.lost_allocations += u.lost_allocations;
         if let Some(p) = u.earliest_unsafe {
             let first = t.first_unsafe.get_or_insert(FirstUnsafe {
                 after_runs: 0,

@@ -172,13 +172,19 @@ fn print_summary(args: &Args, variant: Variant, outcomes: &[Outcome]) {
         .iter()
         .filter(|o| matches!(o.verdict, RunVerdict::Halted { .. }))
         .count();
-    let unsafe_ = n - completed - halted;
+    let lost = outcomes
+        .iter()
+        .filter(|o| matches!(o.verdict, RunVerdict::LostAllocations { .. }))
+        .count();
+    let unsafe_ = n - completed - halted - lost;
     out!();
     out!(
         "rehearsed {} on {n} seeds ({variant:?} procedure):",
         args.plan.display()
     );
-    out!("  completed {completed}, halted safely {halted}, UNSAFE {unsafe_}");
+    out!(
+        "  completed {completed}, halted safely {halted}, LOST ALLOCATIONS {lost}, UNSAFE {unsafe_}"
+    );
     let secs = |f: &dyn Fn(&Outcome) -> f64| median(outcomes.iter().map(f).collect());
     out!(
         "  median duration            {:.1}s",
@@ -214,6 +220,13 @@ fn print_summary(args: &Args, variant: Variant, outcomes: &[Outcome]) {
         match &o.verdict {
             RunVerdict::Unsafe { problems } => {
                 out!("  seed {}: UNSAFE: {}", o.seed, problems.join("; "))
+            }
+            RunVerdict::LostAllocations { problems } => {
+                out!(
+                    "  seed {}: LOST ALLOCATIONS: {}",
+                    o.seed,
+                    problems.join("; ")
+                )
             }
             RunVerdict::Halted { reason } => out!("  seed {}: halted: {reason}", o.seed),
             RunVerdict::Completed => {}

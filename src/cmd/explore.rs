@@ -220,7 +220,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         std::fs::write(path, text)
             .map_err(|e| CliError::new(format!("--json {}: {e}", path.display())))?;
     }
-    Ok(if t.unsafe_runs == 0 {
+    Ok(if t.unsafe_runs == 0 && t.lost_allocations == 0 {
         Verdict::Ok
     } else {
         Verdict::Violated
@@ -348,6 +348,12 @@ pub fn summary(s: &Sweep, t: &Totals, how: &BTreeMap<How, u64>) -> String {
         "  faults fired {}, completed {}, halted safely {}, quorum lost by the faults alone {}, UNSAFE {}\n",
         t.fired, t.completed, t.halted, t.beyond_tolerance, t.unsafe_runs
     );
+    if t.lost_allocations > 0 {
+        o += &format!(
+            "  LOST ALLOCATIONS {} (a node stopped while its allocations ran, without a completed drain)\n",
+            t.lost_allocations
+        );
+    }
     if let Some(p) = &s.pairs {
         o += &format!(
             "  pairs: {} ordered pairs at different steps, {} pruned as provably the same run as a kept one (a stop is a crash; a fault that never heals is the same whatever its duration): {} distinct\n",

@@ -108,6 +108,16 @@ pub const RULES: &[(&str, &str, &str)] = &[
         "rollback-in-place-impossible",
         "rollback by reinstall cannot work: the old version cannot read what the target writes",
     ),
+    (
+        "R017",
+        "server-client-not-drained",
+        "a server that is also a client would be stopped without a drain: its allocations are lost",
+    ),
+    (
+        "R018",
+        "drain-deadline-short",
+        "the drain deadline is shorter than a job's kill_timeout (plus its migrate min_healthy_time)",
+    ),
 ];
 
 fn finding(id: &'static str, sev: Severity, field: &str, message: String, fix: &str) -> Finding {
@@ -138,6 +148,7 @@ pub fn lint(plan: &Plan) -> Vec<Finding> {
     versions(plan, &mut out);
     procedure(plan, &mut out);
     topology(plan, &mut out);
+    workload(plan, &mut out);
     out.sort_by(|a, b| a.id.cmp(b.id));
     out
 }
@@ -368,6 +379,56 @@ fn topology(plan: &Plan, out: &mut Vec<Finding>) {
     }
 }
 
+/// Rules about the clients' work: server-clients and their drains.
+fn workload(plan: &Plan, out: &mut Vec<Finding>) {
+    let clients: Vec<&str> = plan
+        .cluster
+        .servers
+        .iter()
+        .filter(|s| s.client)
+        .map(|s| s.name.as_str())
+        .collect();
+    if clients.is_empty() || plan.cluster.product != rehearse_model::versions::Product::Nomad {
+        return;
+    }
+    let d = &plan.upgrade.drain;
+    if !d.enabled {
+        out.push(finding_owned(
+            "R017",
+            Severity::Error,
+            "upgrade.drain.enabled",
+            format!(
+                "{} also run(s) a client, and [upgrade.drain] is disabled: stopping it kills its allocations without migrating them (lost allocations)",
+                clients.join(", ")
+            ),
+            format!(
+                "set enabled = true in [upgrade.drain] (deadline = \"{}\"), so the allocations move to other clients before the server stops",
+                fmt_ns(d.deadline)
+            ),
+        ));
+        return;
+    }
+    if let Some((group, need)) = plan.longest_drain_need().filter(|&(_, n)| d.deadline < n) {
+        // Nomad force-stops what is left when the deadline passes (`nomad node drain
+        // -deadline`); rehearse halts instead of stopping a server whose drain has not
+        // completed.
+        out.push(finding_owned(
+            "R018",
+            Severity::Warning,
+            "upgrade.drain.deadline",
+            format!(
+                "deadline {} is shorter than the {} group {group} needs to move one allocation (kill_timeout, plus migrate.min_healthy_time when set): the drain cannot complete and the upgrade halts",
+                fmt_ns(d.deadline),
+                fmt_ns(need)
+            ),
+            format!(
+                "set deadline = \"{}\" or more in [upgrade.drain]",
+                fmt_ns(need)
+            ),
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,6 +592,57 @@ mod tests {
         assert!(!fires("R015", &plan("", "", 5)));
     }
 
+    fn server_client(p: &mut Plan) {
+        p.cluster.servers[2].client = true;
+    }
+
+    const WEB_30S: &str = "[[jobs]]\nname = \"web\"\n[[jobs.groups]]\nname = \"api\"\ncount = 3\nkill_timeout = \"30s\"\nmigrate = { min_healthy_time = \"20s\" }\n";
+
+    #[test]
+    fn r017_server_client_not_drained() {
+        let mut p = plan("", "[upgrade.drain]\nenabled = false", 5);
+        assert!(!fires("R017", &p), "no server is a client");
+        server_client(&mut p);
+        let f = lint(&p);
+        let r = f.iter().find(|f| f.id == "R017").expect("R017 fires");
+        assert_eq!(r.severity, Severity::Error);
+        assert!(r.message.contains("s3") && r.message.contains("lost allocations"));
+        let mut p = plan("", "", 5);
+        server_client(&mut p);
+        assert!(!fires("R017", &p));
+    }
+
+    #[test]
+    fn r018_drain_deadline_short() {
+        let mut p = plan(
+            "",
+            &format!("[upgrade.drain]\ndeadline = \"40s\"\n{WEB_30S}"),
+            5,
+        );
+        assert!(!fires("R018", &p), "no server is a client");
+        server_client(&mut p);
+        let f = lint(&p);
+        let r = f.iter().find(|f| f.id == "R018").expect("R018 fires");
+        assert!(
+            r.message.contains("50s") && r.message.contains("web.api"),
+            "{}",
+            r.message
+        );
+        // Without the migrate block, only the kill_timeout counts.
+        let text = WEB_30S.replace("migrate = { min_healthy_time = \"20s\" }\n", "");
+        let mut p = plan(
+            "",
+            &format!("[upgrade.drain]\ndeadline = \"40s\"\n{text}"),
+            5,
+        );
+        server_client(&mut p);
+        assert!(!fires("R018", &p));
+        // No jobs: nothing to compare with.
+        let mut p = plan("", "[upgrade.drain]\ndeadline = \"1s\"", 5);
+        server_client(&mut p);
+        assert!(!fires("R018", &p));
+    }
+
     /// One rule's own example: a plan that trips it, the fragment its fix must tell the
     /// operator to write, and the plan with that fix applied.
     struct FixCase {
@@ -676,7 +788,22 @@ mod tests {
             says: &["rollback = \"halt\""],
             fixed: ("", "rollback = \"halt\"", 5),
         },
+        FixCase {
+            id: "R017",
+            bad: ("", "[upgrade.drain]\nenabled = false", 5),
+            says: &["enabled = true", "[upgrade.drain]"],
+            fixed: ("", "[upgrade.drain]\nenabled = true", 5),
+        },
+        FixCase {
+            id: "R018",
+            bad: ("", R018_BAD, 5),
+            says: &["deadline = \"50s\" or more", "[upgrade.drain]"],
+            fixed: ("", R018_FIXED, 5),
+        },
     ];
+
+    const R018_BAD: &str = "[upgrade.drain]\ndeadline = \"40s\"\n[[jobs]]\nname = \"web\"\n[[jobs.groups]]\nname = \"api\"\nkill_timeout = \"30s\"\nmigrate = { min_healthy_time = \"20s\" }\n";
+    const R018_FIXED: &str = "[upgrade.drain]\ndeadline = \"50s\"\n[[jobs]]\nname = \"web\"\n[[jobs.groups]]\nname = \"api\"\nkill_timeout = \"30s\"\nmigrate = { min_healthy_time = \"20s\" }\n";
 
     /// Versions a case needs besides its text (the text form cannot set them all).
     fn versions_for(id: &str, fixed: bool, p: &mut Plan) {
@@ -695,6 +822,8 @@ mod tests {
             ("R015", false) => p.upgrade.target = p.cluster.version,
             // 1.8 -> 1.10 changes the entry schema: the old version cannot read it.
             ("R016", _) => p.cluster.version = v("1.8.4"),
+            // A drain only concerns a server that also runs a client.
+            ("R017" | "R018", _) => server_client(p),
             _ => {}
         }
     }

@@ -34,6 +34,15 @@
 //! require_fresh_health = true
 //! [upgrade.drain]
 //! deadline = "5m"
+//!
+//! [[jobs]]                     # optional: the jobs the clients run
+//! name = "web"
+//! type = "service"             # or "batch", "system"
+//! [[jobs.groups]]
+//! name = "web"
+//! count = 3
+//! kill_timeout = "30s"         # the longest kill_timeout (+ shutdown_delay) of its tasks
+//! migrate = { max_parallel = 1, min_healthy_time = "10s", healthy_deadline = "5m" }
 //! ```
 //!
 //! Unknown fields are errors; every error names the file, line and field. Counts and durations
@@ -61,6 +70,76 @@ pub struct Plan {
     /// How `rehearse execute` controls the real servers (the simulator ignores it).
     #[serde(default)]
     pub execute: Option<Execute>,
+    /// The jobs the clients run (optional). Lint compares the drain deadline with their
+    /// `kill_timeout` and `migrate` settings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<Job>,
+}
+
+/// One job, as in its job specification: its type and task groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    /// Job ID.
+    pub name: String,
+    /// `service` (default), `batch` or `system`.
+    #[serde(rename = "type", default)]
+    pub kind: JobKind,
+    /// Task groups.
+    #[schemars(length(min = 1))]
+    pub groups: Vec<TaskGroup>,
+}
+
+/// A job's scheduler type.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobKind {
+    /// Long-running; allocations are replaced and migrated.
+    #[default]
+    Service,
+    /// Runs to completion.
+    Batch,
+    /// One allocation on every eligible client.
+    System,
+}
+
+/// One task group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskGroup {
+    /// Group name.
+    pub name: String,
+    /// Allocations wanted (ignored for `system` jobs, which run one per client).
+    #[serde(default = "one")]
+    pub count: usize,
+    /// The longest `kill_timeout` plus `shutdown_delay` of its tasks: how long an allocation
+    /// keeps running once told to stop (Nomad's default `kill_timeout` is 5 s).
+    #[serde(default = "d5s", with = "humantime_serde_compat")]
+    #[schemars(schema_with = "schema::duration")]
+    pub kill_timeout: u64,
+    /// The group's `migrate` block, when the job sets one.
+    #[serde(default)]
+    pub migrate: Option<Migrate>,
+}
+
+/// A task group's `migrate` block: how a drain moves its allocations. Defaults are Nomad's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Migrate {
+    /// Allocations of the group migrated at once (default 1).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub max_parallel: usize,
+    /// How long a replacement must be healthy before the next one moves (default 10 s).
+    #[serde(default = "d10s", with = "humantime_serde_compat")]
+    #[schemars(schema_with = "schema::duration")]
+    pub min_healthy_time: u64,
+    /// How long a replacement may take to become healthy (default 5 min).
+    #[serde(default = "d300s", with = "humantime_serde_compat")]
+    #[schemars(schema_with = "schema::duration")]
+    pub healthy_deadline: u64,
 }
 
 /// How `rehearse execute` stops, installs and starts the real servers.
@@ -619,6 +698,37 @@ impl Plan {
         if let Some(x) = &self.execute {
             self.validate_execute(x)?;
         }
+        self.validate_jobs()
+    }
+
+    fn validate_jobs(&self) -> Result<(), (String, String)> {
+        let err = |f: String, m: &str| Err((f, m.to_string()));
+        for (i, j) in self.jobs.iter().enumerate() {
+            if j.name.trim().is_empty() {
+                return err(format!("jobs[{i}].name"), "must not be empty");
+            }
+            if self.jobs[..i].iter().any(|o| o.name == j.name) {
+                return err(format!("jobs[{i}].name"), "duplicate job name");
+            }
+            if j.groups.is_empty() {
+                return err(
+                    format!("jobs[{i}].groups"),
+                    "a job needs at least one group ([[jobs.groups]])",
+                );
+            }
+            for (k, g) in j.groups.iter().enumerate() {
+                let at = format!("jobs[{i}].groups[{k}]");
+                if g.name.trim().is_empty() {
+                    return err(format!("{at}.name"), "must not be empty");
+                }
+                if j.groups[..k].iter().any(|o| o.name == g.name) {
+                    return err(format!("{at}.name"), "duplicate group name in this job");
+                }
+                if g.migrate.as_ref().is_some_and(|m| m.max_parallel == 0) {
+                    return err(format!("{at}.migrate.max_parallel"), "must be at least 1");
+                }
+            }
+        }
         Ok(())
     }
 
@@ -721,6 +831,20 @@ impl Plan {
     /// Quorum of the server set.
     pub fn quorum(&self) -> usize {
         self.cluster.servers.len() / 2 + 1
+    }
+
+    /// The longest time a drain needs for one allocation of any group, with the group that
+    /// needs it: its `kill_timeout`, plus its `migrate.min_healthy_time` when the job sets a
+    /// `migrate` block (a replacement must stay healthy that long before the drain moves on).
+    pub fn longest_drain_need(&self) -> Option<(String, u64)> {
+        self.jobs
+            .iter()
+            .flat_map(|j| j.groups.iter().map(move |g| (j, g)))
+            .map(|(j, g)| {
+                let migrate = g.migrate.as_ref().map_or(0, |m| m.min_healthy_time);
+                (format!("{}.{}", j.name, g.name), g.kill_timeout + migrate)
+            })
+            .max_by_key(|(_, ns)| *ns)
     }
 
     /// The clients' version (default: the servers' current version).

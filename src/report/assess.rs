@@ -212,6 +212,7 @@ pub fn reduce(runs: Vec<Measured>, rate: &FailureRate) -> Assessment {
         completed: count(&|v| *v == Verdict::Completed) as u64,
         halted: count(&|v| matches!(v, Verdict::Halted { .. })) as u64,
         unsafe_runs: count(&|v| matches!(v, Verdict::Unsafe { .. })) as u64,
+        lost_allocation_runs: count(&|v| matches!(v, Verdict::LostAllocations { .. })) as u64,
         quorum_lost_runs: runs
             .iter()
             .filter(|m| m.outcome.metrics.quorum_lost_ns > 0)

@@ -405,13 +405,17 @@ pub fn leadership(t: &Timeline) -> Result<String, ReportError> {
 }
 
 /// Colour of a heatmap cell: green all completed, yellow some halted safely, orange to red by
-/// the share of runs that lost quorum, dark red if any run was unsafe, grey if none ran.
+/// the share of runs that lost quorum, purple if any run lost allocations, dark red if any run
+/// was unsafe, grey if none ran.
 fn cell_color(c: &super::model::HeatCell) -> RGBColor {
     if c.runs == 0 {
         return RGBColor(235, 235, 235);
     }
     if c.unsafe_runs > 0 {
         return RGBColor(120, 0, 20);
+    }
+    if c.lost_allocations > 0 {
+        return RGBColor(130, 60, 160);
     }
     if c.beyond_tolerance > 0 {
         let share = c.beyond_tolerance as f64 / c.runs as f64;
@@ -495,7 +499,7 @@ pub fn heatmap(ex: &Explorer) -> Result<String, ReportError> {
         let legend =
             TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
         let ly = top + cell_h * rows as i32 + 20;
-        let items = [
+        let mut items = vec![
             (RGBColor(170, 225, 180), "all completed"),
             (RGBColor(250, 230, 140), "some halted safely"),
             (
@@ -504,6 +508,9 @@ pub fn heatmap(ex: &Explorer) -> Result<String, ReportError> {
             ),
             (RGBColor(120, 0, 20), "unsafe: the procedure's fault"),
         ];
+        if ex.lost_allocations > 0 {
+            items.push((RGBColor(130, 60, 160), "allocations lost"));
+        }
         let mut lx = left;
         for (color, name) in items {
             root.draw(&Rectangle::new(

@@ -92,6 +92,7 @@ pub fn explore(
         halted: 0,
         beyond_tolerance: 0,
         unsafe_runs: 0,
+        lost_allocations: 0,
         fault_kinds: kinds,
         steps: step_names.to_vec(),
         cells: Vec::new(),
@@ -99,7 +100,8 @@ pub fn explore(
     };
     // (step, kind, target, class) -> (runs, first run); of_runs keyed without the class.
     type Key = (usize, FaultKind, crate::chaos::Target);
-    let mut bad: BTreeMap<(bool, Key), (u64, &Run)> = BTreeMap::new();
+    // The class's rank first: unsafe, then lost allocations, then beyond tolerance.
+    let mut bad: BTreeMap<(u8, Key), (u64, &Run)> = BTreeMap::new();
     let mut of: BTreeMap<Key, u64> = BTreeMap::new();
     for r in &runs {
         let step = step_of(baseline, r.fault.step);
@@ -110,25 +112,34 @@ pub fn explore(
         let cell = cells.get_mut(row * step_names.len() + step);
         let key = (step, r.fault.kind, r.fault.target);
         *of.entry(key).or_default() += 1;
-        let (c_done, c_halt, c_beyond, c_unsafe) = match r.class {
-            Class::Completed => (1, 0, 0, 0),
-            Class::Halted => (0, 1, 0, 0),
-            Class::BeyondTolerance => (0, 0, 1, 0),
-            Class::Unsafe => (0, 0, 0, 1),
+        let (c_done, c_halt, c_beyond, c_unsafe, c_lost) = match r.class {
+            Class::Completed => (1, 0, 0, 0, 0),
+            Class::Halted => (0, 1, 0, 0, 0),
+            Class::BeyondTolerance => (0, 0, 1, 0, 0),
+            Class::Unsafe => (0, 0, 0, 1, 0),
+            Class::LostAllocations => (0, 0, 0, 0, 1),
         };
         ex.completed += c_done;
         ex.halted += c_halt;
         ex.beyond_tolerance += c_beyond;
         ex.unsafe_runs += c_unsafe;
+        ex.lost_allocations += c_lost;
         if let Some(c) = cell {
             c.runs += 1;
             c.completed += c_done;
             c.halted += c_halt;
             c.beyond_tolerance += c_beyond;
             c.unsafe_runs += c_unsafe;
+            c.lost_allocations += c_lost;
         }
-        if matches!(r.class, Class::BeyondTolerance | Class::Unsafe) {
-            let e = bad.entry((r.class != Class::Unsafe, key)).or_insert((0, r));
+        let rank = match r.class {
+            Class::Unsafe => Some(0),
+            Class::LostAllocations => Some(1),
+            Class::BeyondTolerance => Some(2),
+            Class::Completed | Class::Halted => None,
+        };
+        if let Some(rank) = rank {
+            let e = bad.entry((rank, key)).or_insert((0, r));
             e.0 += 1;
         }
     }

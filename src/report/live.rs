@@ -348,6 +348,7 @@ fn live_outcome(
         notes: Vec::new(),
         events: Vec::new(),
         client_problems: Vec::new(),
+        lost_allocations: Vec::new(),
     }
 }
 
@@ -371,6 +372,7 @@ fn no_explorer() -> Explorer {
         halted: 0,
         beyond_tolerance: 0,
         unsafe_runs: 0,
+        lost_allocations: 0,
         fault_kinds: Vec::new(),
         steps: Vec::new(),
         cells: Vec::new(),

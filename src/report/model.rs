@@ -136,6 +136,9 @@ pub struct Risk {
     pub halted: u64,
     /// Seeds that were unsafe without any injected fault.
     pub unsafe_runs: u64,
+    /// Seeds that lost allocations without any injected fault (a node stopped while its
+    /// allocations ran, without a completed drain).
+    pub lost_allocation_runs: u64,
     /// Seeds that lost quorum without any injected fault.
     pub quorum_lost_runs: u64,
     /// Median upgrade duration (ms).
@@ -213,6 +216,8 @@ pub struct Explorer {
     pub beyond_tolerance: u64,
     /// Runs in which the procedure did something unsafe or data was lost.
     pub unsafe_runs: u64,
+    /// Runs that lost allocations and were otherwise safe.
+    pub lost_allocations: u64,
     /// Heatmap rows: fault kinds.
     pub fault_kinds: Vec<String>,
     /// Heatmap columns: step names.
@@ -240,6 +245,8 @@ pub struct HeatCell {
     pub beyond_tolerance: u64,
     /// Unsafe.
     pub unsafe_runs: u64,
+    /// Lost allocations (otherwise safe).
+    pub lost_allocations: u64,
 }
 
 /// A fault that broke the upgrade at a step.
@@ -249,7 +256,7 @@ pub struct ExplorerFinding {
     pub step: String,
     /// Fault kind and target, e.g. `crash of other`.
     pub fault: String,
-    /// `beyond_tolerance` or `unsafe`.
+    /// `beyond_tolerance`, `unsafe` or `lost_allocations`.
     pub class: String,
     /// Runs with this outcome (over boundaries in the step, durations and seeds).
     pub runs: u64,
