@@ -2,10 +2,9 @@
 //! exit 1 (the cluster may have changed, so it is not an input error), and the same command
 //! rerun with a writable journal resumes and completes the upgrade.
 
-use super::actions;
 use super::cluster::{self, ConsulCluster};
-use rehearse::live::journal::{Journal, Record};
-use rehearse::procedure::{Action, ActionResult};
+use super::{actions, first_finished};
+use rehearse::live::journal::Journal;
 use std::os::unix::process::CommandExt;
 
 /// Caps how large a file the process `pid` may write (RLIMIT_FSIZE): any write past `bytes`
@@ -27,30 +26,6 @@ fn cap_file_size(pid: u32, bytes: u64) {
     assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
 }
 
-/// The first server's stop has finished (it is down now, by rehearse's hand).
-fn first_stop_done(recs: &[Record]) -> Option<String> {
-    let at = recs.iter().position(|r| {
-        matches!(
-            r,
-            Record::ActionBegin {
-                action: Action::Stop { .. },
-                ..
-            }
-        )
-    })?;
-    let ended = recs[at..].iter().any(|r| {
-        matches!(
-            r,
-            Record::ActionEnd {
-                result: ActionResult::Ok,
-                ..
-            }
-        )
-    });
-    let stopped = actions(recs).into_iter().find(|a| a.0 == "stop")?.1;
-    ended.then_some(stopped)
-}
-
 #[test]
 fn a_journal_write_failing_mid_run_exits_1_and_the_rerun_resumes() {
     let c = ConsulCluster::start("journalfail", 112, 3);
@@ -66,7 +41,7 @@ fn a_journal_write_failing_mid_run_exits_1_and_the_rerun_resumes() {
         });
     }
     let mut child = cmd.spawn().expect("spawn rehearse");
-    let stopped = c.wait_for_journal(first_stop_done);
+    let stopped = c.wait_for_journal(|recs| first_finished(recs, "stop"));
     // From here on the journal cannot grow: its next record fails to be written.
     let size = std::fs::metadata(c.journal()).unwrap().len();
     cap_file_size(child.id(), size);

@@ -51,15 +51,20 @@ pub(crate) fn assert_rolled_in_order(records: &[Record], leader: &str) {
 
 /// gate from then on).
 pub(crate) fn first_in_gate(recs: &[Record]) -> Option<String> {
-    let at = recs.iter().position(|r| {
-        matches!(
-            r,
-            Record::ActionBegin {
-                action: Action::Start { .. },
-                ..
-            }
-        )
-    })?;
+    first_finished(recs, "start")
+}
+
+/// The server of the first `kind` ("stop" or "start") action, once that action has finished
+/// with Ok.
+pub(crate) fn first_finished(recs: &[Record], kind: &str) -> Option<String> {
+    let is_kind = |a: &Action| match a {
+        Action::Stop { .. } => kind == "stop",
+        Action::Start { .. } => kind == "start",
+        _ => false,
+    };
+    let at = recs
+        .iter()
+        .position(|r| matches!(r, Record::ActionBegin { action, .. } if is_kind(action)))?;
     let ended = recs[at..].iter().any(|r| {
         matches!(
             r,
@@ -69,11 +74,8 @@ pub(crate) fn first_in_gate(recs: &[Record]) -> Option<String> {
             }
         )
     });
-    let started = actions(recs)
-        .iter()
-        .find(|a| a.0 == "start")
-        .map(|a| a.1.clone())?;
-    ended.then_some(started)
+    let server = actions(recs).into_iter().find(|a| a.0 == kind)?.1;
+    ended.then_some(server)
 }
 
 #[test]
