@@ -547,7 +547,21 @@ fn apply(run: &mut SimWorld, action: &Action) -> Result<ActionResult, String> {
                 run.unsafe_stops
                     .push(format!("{server} at {} ms{why}", run.ms()));
             }
-            let allocs = run.world.allocations_running_now(id);
+            // Only the stop of a running agent kills its allocations. A frozen or dead agent's
+            // node misses its heartbeats and is marked down, its allocations lost, whether or
+            // not it is stopped now: the stop loses nothing more (the fault did). The procedure
+            // stops one without a drain only when autopilot has removed it from the Raft
+            // configuration (see `Procedure::fence_candidate`).
+            use rehearse_sim::state::ProcessState;
+            let running = matches!(
+                run.world.process_state(id),
+                ProcessState::Running | ProcessState::Starting
+            );
+            let allocs = if running {
+                run.world.allocations_running_now(id)
+            } else {
+                0
+            };
             if allocs > 0 && run.world.drain_complete(id) {
                 run.early_stops.push(format!(
                     "stopped {server} at {} ms while {allocs} allocations were still running on it: its drain had reported complete (hashicorp/nomad#14293)",

@@ -42,21 +42,60 @@ pub const CLIENT_CHECK_TIMEOUT_MS: u64 = 6 * 60 * 1000;
 
 #[derive(Debug, Clone)]
 enum Stage {
-    Preflight { since_ms: Option<u64> },
+    Preflight {
+        since_ms: Option<u64>,
+    },
     Snapshot,
-    Choose { since_ms: Option<u64> },
-    Transfer { from: String, since_ms: u64 },
-    Drain { since_ms: Option<u64> },
-    SafeToStop { since_ms: u64 },
-    Stop { next: usize },
-    Replace { next: usize },
-    Start { next: usize },
+    Choose {
+        since_ms: Option<u64>,
+    },
+    Transfer {
+        from: String,
+        since_ms: u64,
+    },
+    Drain {
+        since_ms: Option<u64>,
+    },
+    SafeToStop {
+        since_ms: u64,
+    },
+    Stop {
+        next: usize,
+    },
+    Replace {
+        next: usize,
+    },
+    Start {
+        next: usize,
+    },
     Gate(GateState),
-    Verify { since_ms: u64 },
-    Clients { since_ms: Option<u64> },
+    Verify {
+        since_ms: u64,
+    },
+    Clients {
+        since_ms: Option<u64>,
+    },
     Rollback,
     Restore,
+    /// Upgrading a server autopilot removed while it still ran the old version (see
+    /// `fence_candidate`), then back to `resume`.
+    Fence {
+        server: Vec<String>,
+        step: FenceStep,
+        resume: Box<Stage>,
+    },
     Finished,
+}
+
+/// The fence's action in flight: the drain of its client (if it is one) and the wait for its
+/// allocations to stop, then its stop, its binary and its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FenceStep {
+    Drain,
+    DrainWait { since_ms: u64 },
+    Stop,
+    Replace,
+    Start,
 }
 
 /// The upgrade state machine.
@@ -132,6 +171,9 @@ impl Procedure {
     /// `step_info().servers` without the copy: the servers the current step concerns (the
     /// batch, none outside one). The rehearsal hands them to its hooks at every step.
     pub fn step_servers(&self) -> &[String] {
+        if let Stage::Fence { server, .. } = &self.stage {
+            return server;
+        }
         if Self::in_batch(self.phase()) {
             &self.batch
         } else {
@@ -157,6 +199,12 @@ impl Procedure {
             Stage::Verify { .. } => Phase::Verify,
             Stage::Clients { .. } => Phase::Clients,
             Stage::Rollback | Stage::Restore => Phase::Rollback,
+            Stage::Fence { step, .. } => match step {
+                FenceStep::Drain | FenceStep::DrainWait { .. } => Phase::Drain,
+                FenceStep::Stop => Phase::Stop,
+                FenceStep::Replace => Phase::Replace,
+                FenceStep::Start => Phase::Start,
+            },
             Stage::Finished => Phase::Done,
         }
     }
@@ -179,12 +227,22 @@ impl Procedure {
         let between = match &self.stage {
             Stage::Stop { .. } | Stage::Replace { .. } => true,
             Stage::Start { next } => *next < self.batch.len(),
+            // The fence's steps act on a server outside the Raft configuration; the stage it
+            // resumes reads at the observation after its start. Only its drain reads.
+            Stage::Fence { step, .. } => !matches!(step, FenceStep::DrainWait { .. }),
             _ => false,
         };
         Reads {
             cluster: !between,
             nodes: matches!(self.stage, Stage::Clients { .. }),
-            allocs: matches!(self.stage, Stage::Drain { .. }),
+            allocs: matches!(
+                self.stage,
+                Stage::Drain { .. }
+                    | Stage::Fence {
+                        step: FenceStep::DrainWait { .. },
+                        ..
+                    }
+            ),
         }
     }
 
@@ -210,6 +268,12 @@ impl Procedure {
                 error: e.clone(),
             });
         }
+        if matches!(self.stage, Stage::Fence { .. }) {
+            return self.fence_next(obs);
+        }
+        if let Some(server) = self.fence_candidate(obs) {
+            return self.begin_fence(server, obs);
+        }
         let stage = match &self.stage {
             // The gate updates its state in place (see `gate`): no copy of it per poll.
             Stage::Gate(_) => return self.gate(obs),
@@ -230,6 +294,7 @@ impl Procedure {
             Stage::Clients { since_ms } => self.check_clients(obs, since_ms),
             Stage::Rollback => self.rollback_next(obs),
             Stage::Restore => self.restored(),
+            Stage::Fence { .. } => self.fence_next(obs),
             Stage::Finished => Action::Observe { wait_ms: 0 },
         }
     }
@@ -674,6 +739,139 @@ impl Procedure {
         self.done.extend(batch);
         self.batch_index += 1;
         self.choose(obs, None)
+    }
+
+    // ---- a removed old server: upgrade it before it can rejoin ----
+
+    /// A server the procedure has not upgraded yet that is no longer in the Raft configuration
+    /// while every server that is runs the target, when the target writes log entries the old
+    /// version cannot apply.
+    ///
+    /// That is what autopilot's dead-server cleanup leaves behind when an old server (typically
+    /// the old leader, upgraded last) is down long enough mid-upgrade: it removes the server
+    /// from the configuration and from serf (`RemoveFailedNode` marks it left), Nomad's version
+    /// gate (`ServersMeetMinimumVersion`) skips left members, so the upgraded servers start
+    /// writing the new entry types. When the old server comes back, autopilot adds it again,
+    /// the leader replicates those entries to it and its FSM panics on the first one it does
+    /// not know. The procedure cannot keep the gate closed, but it can make sure the server
+    /// never comes back on the old binary: it is not a voter, so stopping it costs no quorum
+    /// (a frozen process is stopped too: systemd follows its stop signal with SIGCONT).
+    fn fence_candidate(&self, obs: &Observation) -> Option<String> {
+        if self.rolling_back || self.cfg.in_place_rollback_safe {
+            return None;
+        }
+        // Where the batch's servers run the target (the gate) or have not been touched yet.
+        let batch_upgraded = match &self.stage {
+            Stage::Gate(_) => true,
+            Stage::Choose { .. }
+            | Stage::SafeToStop { .. }
+            | Stage::Transfer { .. }
+            | Stage::Drain { .. }
+            | Stage::Verify { .. }
+            | Stage::Clients { .. } => false,
+            _ => return None,
+        };
+        let raft = obs.view.raft.as_ref().ok()?;
+        let upgraded = |n: &str| {
+            self.done.iter().any(|d| d == n)
+                || (batch_upgraded && self.batch.iter().any(|b| b == n))
+        };
+        let members: Vec<&str> = raft.servers.iter().map(|s| base(&s.node)).collect();
+        if members.is_empty() || !members.iter().all(|m| upgraded(m)) {
+            return None;
+        }
+        self.cfg
+            .servers
+            .iter()
+            .map(|s| s.name.as_str())
+            .find(|n| !upgraded(n) && !members.contains(n))
+            .map(str::to_string)
+    }
+
+    fn begin_fence(&mut self, server: String, obs: &Observation) -> Action {
+        let resume = std::mem::replace(&mut self.stage, Stage::Finished);
+        self.note(&format!(
+            "{server} was removed from the Raft configuration (autopilot's dead-server cleanup) while it still ran {}; every remaining server runs {}, which writes log entries {} cannot apply, so {server} was upgraded at once, before it could rejoin on the old version (it was not a voter: stopping it cost no quorum)",
+            self.cfg.from_version, self.pass_version, self.cfg.from_version
+        ));
+        // A client on it that still answers is drained first, as the plan drains it before its
+        // own upgrade: the allocations migrate instead of being killed by the stop. One that
+        // does not answer (a frozen or dead agent, the usual reason autopilot removed it) is
+        // stopped at once: its node misses its heartbeats and is marked down whatever the
+        // procedure does, and every second spent waiting is a second in which it can thaw and
+        // rejoin on the old version.
+        let answers = obs
+            .view
+            .agents
+            .iter()
+            .any(|(n, a)| **n == *server && a.is_ok());
+        let drain = self.cfg.drain_deadline_ms.is_some() && self.is_client(&server) && answers;
+        self.stage = Stage::Fence {
+            server: vec![server.clone()],
+            step: if drain {
+                FenceStep::Drain
+            } else {
+                FenceStep::Stop
+            },
+            resume: Box::new(resume),
+        };
+        if drain {
+            return Action::Drain { server };
+        }
+        Action::Stop { server }
+    }
+
+    fn fence_next(&mut self, obs: &Observation) -> Action {
+        let deadline = self.cfg.drain_deadline_ms.unwrap_or(0);
+        let waits_for_allocs = self.cfg.drain_waits_for_allocs;
+        let Stage::Fence { server, step, .. } = &mut self.stage else {
+            return self.poll();
+        };
+        let name = server[0].clone();
+        match *step {
+            FenceStep::Drain => {
+                *step = FenceStep::DrainWait {
+                    since_ms: obs.now_ms,
+                };
+                Action::Observe { wait_ms: 0 }
+            }
+            FenceStep::DrainWait { since_ms } => {
+                let drained = obs.view.drained.iter().any(|d| **d == *name);
+                let running = match &obs.view.allocs_running {
+                    Readout::Read(Ok(r)) => waits_for_allocs && r.iter().any(|r| **r == *name),
+                    Readout::NotApplicable => false,
+                    _ => waits_for_allocs,
+                };
+                // Past the deadline Nomad itself stops what is left (the deadline forces the
+                // drain), and the server must not come back on the old version: stop it.
+                if (drained && !running) || obs.now_ms.saturating_sub(since_ms) > deadline {
+                    *step = FenceStep::Stop;
+                    return Action::Stop { server: name };
+                }
+                self.poll()
+            }
+            FenceStep::Stop => {
+                *step = FenceStep::Replace;
+                Action::ReplaceBinary {
+                    server: name,
+                    version: self.pass_version,
+                }
+            }
+            FenceStep::Replace => {
+                *step = FenceStep::Start;
+                Action::Start { server: name }
+            }
+            FenceStep::Start => {
+                let Stage::Fence { resume, .. } =
+                    std::mem::replace(&mut self.stage, Stage::Finished)
+                else {
+                    return self.poll();
+                };
+                self.stage = *resume;
+                self.done.push(name);
+                self.poll()
+            }
+        }
     }
 
     // ---- verify, clients, done ----

@@ -27,6 +27,8 @@ struct Fake {
     leader: &'static str,
     /// (name, version, up, voter, healthy, stable_since_ms, last_index)
     servers: Vec<(&'static str, Version, bool, bool, bool, u64, u64)>,
+    /// Servers no longer in the Raft configuration (autopilot's dead-server cleanup).
+    removed: Vec<&'static str>,
 }
 
 fn v(s: &str) -> Version {
@@ -43,6 +45,7 @@ impl Fake {
                 ("s2", old, true, true, true, 0, 100),
                 ("s3", old, true, true, true, 0, 100),
             ],
+            removed: Vec::new(),
         }
     }
 
@@ -101,6 +104,7 @@ impl Fake {
             servers: self
                 .servers
                 .iter()
+                .filter(|s| !self.removed.contains(&s.0))
                 .map(|s| RaftServer {
                     id: s.0.into(),
                     node: format!("{}.global", s.0).into(),
@@ -699,5 +703,136 @@ fn base_is_the_name_before_the_first_dot() {
         "s1.",
     ] {
         assert_eq!(base(name), name.split('.').next().unwrap_or(name), "{name}");
+    }
+}
+
+/// Drives a 3-server upgrade with the target's entries unreadable by the old version. Once the
+/// first follower is through and the second is in its gate, the leader (s1, still old) freezes
+/// and autopilot removes it; the first follower leads. Returns the actions from then on.
+fn removed_old_leader(client: bool) -> Vec<Action> {
+    let mut c = cfg();
+    c.in_place_rollback_safe = false;
+    c.rollback = crate::plan::Rollback::Halt;
+    if client {
+        c.servers[0].also_client = true;
+        c.drain_deadline_ms = Some(60_000);
+    }
+    let mut p = Procedure::new(c);
+    let mut f = Fake::healthy();
+    let mut t = 0;
+    let mut result = ActionResult::None;
+    let mut replaced = Vec::new();
+    let mut after = Vec::new();
+    let mut removed_once = false;
+    for _ in 0..400 {
+        t += 500;
+        let a = p.next(&obs(t, result.clone(), &f));
+        result = ActionResult::Ok;
+        if replaced.len() == 2 && !removed_once && matches!(a, Action::Observe { .. }) {
+            // The second follower is in its gate: s1 freezes and is removed.
+            let first: &'static str = replaced[0];
+            f.leader = first;
+            f.set("s1", |x| {
+                x.2 = false;
+                x.4 = false;
+            });
+            f.removed.push("s1");
+            removed_once = true;
+        }
+        if removed_once {
+            after.push(a.clone());
+        }
+        match &a {
+            Action::SaveSnapshot => result = snap(),
+            Action::ReplaceBinary { server, version } => {
+                let name: &'static str = Box::leak(server.clone().into_boxed_str());
+                f.set(name, |x| x.1 = *version);
+                replaced.push(name);
+            }
+            Action::Start { server } if server == "s1" => {
+                // Back on the target: it answers, autopilot adds it again.
+                f.set("s1", |x| {
+                    x.2 = true;
+                    x.4 = true;
+                });
+                f.removed.clear();
+            }
+            _ => {}
+        }
+        if a.is_final() {
+            break;
+        }
+    }
+    after
+}
+
+#[test]
+fn an_old_server_autopilot_removed_is_upgraded_before_it_can_rejoin() {
+    let after = removed_old_leader(false);
+    let touched: Vec<&Action> = after
+        .iter()
+        .filter(|a| !matches!(a, Action::Observe { .. }))
+        .collect();
+    // s1 is stopped, gets the target and starts while the second follower's gate still waits:
+    // nothing else happens in between.
+    assert!(
+        matches!(touched.first(), Some(Action::Stop { server }) if server == "s1"),
+        "{touched:?}"
+    );
+    assert!(
+        matches!(touched.get(1), Some(Action::ReplaceBinary { server, version }) if server == "s1" && *version == v("1.10.3")),
+        "{touched:?}"
+    );
+    assert!(
+        matches!(touched.get(2), Some(Action::Start { server }) if server == "s1"),
+        "{touched:?}"
+    );
+    // It counts as upgraded: the run completes with every server on the target, s1 once.
+    match after.last() {
+        Some(Action::Done(summary)) => {
+            assert_eq!(summary.order.len(), 3, "{summary:?}");
+            assert_eq!(summary.order.iter().filter(|s| *s == "s1").count(), 1);
+        }
+        other => panic!("expected the run to complete, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_removed_server_that_does_not_answer_is_stopped_without_waiting_for_a_drain() {
+    // s1 is also a client, but its agent is frozen: no drain, the stop comes at once.
+    let after = removed_old_leader(true);
+    let first = after.iter().find(|a| !matches!(a, Action::Observe { .. }));
+    assert!(
+        matches!(first, Some(Action::Stop { server }) if server == "s1"),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn no_fence_while_an_old_server_is_still_in_the_configuration() {
+    // The same cluster with s1 frozen but not removed: the procedure does not touch it out of
+    // turn (the gate waits; s1 is upgraded last, as the leader, or the run halts).
+    let mut c = cfg();
+    c.in_place_rollback_safe = false;
+    c.rollback = crate::plan::Rollback::Halt;
+    let mut p = Procedure::new(c);
+    let f = Fake::healthy();
+    let s = to_first_gate(&mut p, &f);
+    let mut g = f.clone();
+    g.set(&s, |x| x.1 = v("1.10.3"));
+    g.set("s1", |x| {
+        x.2 = false;
+        x.4 = false;
+    });
+    g.leader = Box::leak(s.clone().into_boxed_str());
+    for t in (400..60_000).step_by(2_000) {
+        let a = p.next(&obs(t, ActionResult::Ok, &g));
+        assert!(
+            !matches!(&a, Action::Stop { server } if server == "s1"),
+            "stopped s1 out of turn at {t}"
+        );
+        if a.is_final() {
+            break;
+        }
     }
 }
