@@ -27,3 +27,4 @@ pub mod plan;
 pub mod procedure;
 pub mod rehearsal;
 pub mod report;
+pub mod stats;

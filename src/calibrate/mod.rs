@@ -156,9 +156,10 @@ pub struct Comparison {
     pub timings: Vec<TimingRow>,
 }
 
-/// The median (the lower middle for even counts, so it is an observed value).
+/// The median (the lower middle for even counts, so it is an observed value), as every
+/// command reports it (`crate::stats`); NaN for no values.
 pub fn median(v: &[f64]) -> f64 {
-    quantile(v, 0.5)
+    crate::stats::median_f64(v).unwrap_or(f64::NAN)
 }
 
 /// The q-quantile by nearest rank.

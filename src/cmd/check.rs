@@ -157,9 +157,8 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
+fn median(v: Vec<f64>) -> f64 {
+    crate::stats::median_f64(&v).unwrap_or(0.0)
 }
 
 fn print_summary(args: &Args, variant: Variant, outcomes: &[Outcome]) {

@@ -114,9 +114,8 @@ fn mean(v: impl IntoIterator<Item = f64>) -> f64 {
     if n == 0 { 0.0 } else { sum / f64::from(n) }
 }
 
-fn median_u64(mut v: Vec<u64>) -> u64 {
-    v.sort_unstable();
-    v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0)
+fn median_u64(v: Vec<u64>) -> u64 {
+    crate::stats::median_u64(&v).unwrap_or(0)
 }
 
 fn round_mean(v: impl IntoIterator<Item = f64>) -> f64 {
