@@ -67,6 +67,20 @@ pub fn parse_duration_ns(flag: &str, text: &str) -> Result<u64, CliError> {
 /// Writes one line to stdout, ignoring a closed or failing stdout (see [`crate::out!`]).
 pub fn write_out(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
+    if HUMAN_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut o = std::io::stderr().lock();
+        let _ = o.write_fmt(args).and_then(|()| o.write_all(b"\n"));
+        return;
+    }
     let mut o = std::io::stdout().lock();
     let _ = o.write_fmt(args).and_then(|()| o.write_all(b"\n"));
+}
+
+/// Whether [`crate::out!`] writes to stderr: set while a command prints its JSON document on
+/// stdout (`--json`), so that stdout is that document alone.
+static HUMAN_TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sends the human text ([`crate::out!`]) to stderr (`true`) or stdout (`false`).
+pub fn human_to_stderr(yes: bool) {
+    HUMAN_TO_STDERR.store(yes, std::sync::atomic::Ordering::Relaxed);
 }

@@ -23,6 +23,7 @@ pub mod cmd;
 pub mod driver;
 pub mod live;
 pub mod logging;
+pub mod output;
 pub mod plan;
 pub mod procedure;
 pub mod rehearsal;

@@ -96,7 +96,8 @@ pub struct Outcome {
     pub leader_last: bool,
     /// Final version of every server.
     pub final_versions: Vec<(String, String)>,
-    /// Trace hash (replay check).
+    /// Trace hash (replay check); written as 16 hex digits.
+    #[serde(with = "crate::output::hex_u64")]
     pub trace_hash: u64,
     /// The procedure's notes (e.g. a refused in-place rollback, a skipped transfer).
     #[serde(default)]

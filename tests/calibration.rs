@@ -1,5 +1,5 @@
 //! Pins the simulator to measured reality: the real Consul 1.8.7 trials recorded by
-//! `rehearse calibrate --against consul --json` (tests/fixtures/calibration/consul-1.8.7.json)
+//! `rehearse calibrate --against consul --json-out FILE` (tests/fixtures/calibration/consul-1.8.7.json)
 //! against fresh simulator runs. A change that moves the simulator away from what real servers
 //! did (outcome agreement < 95 %, or a median off by more than 25 %) fails here, in seconds,
 //! without any real server.

@@ -39,7 +39,8 @@ fn lint_exit_codes() {
     assert!(text(&risky).contains("R005"));
     let json = rehearse(&["lint", "--json", "plans/nomad-risky.toml"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert!(v.as_array().unwrap().iter().any(|f| f["id"] == "R003"));
+    let findings = v["findings"].as_array().unwrap();
+    assert!(findings.iter().any(|f| f["id"] == "R003"));
     assert_eq!(
         rehearse(&["lint", "no/such/plan.toml"]).status.code(),
         Some(2)
@@ -398,5 +399,237 @@ fn journal_errors_name_the_line_and_the_field() {
     bad_input(
         &["report", "--journal", j, "-o", out.to_str().unwrap()],
         &[j, "line 2", "field result"],
+    );
+}
+
+/// Every key that names a hash, anywhere in a document, with its value.
+fn hashes<'a>(v: &'a serde_json::Value, out: &mut Vec<(String, &'a serde_json::Value)>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                if k.ends_with("hash") {
+                    out.push((k.clone(), x));
+                }
+                hashes(x, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| hashes(x, out)),
+        _ => {}
+    }
+}
+
+/// Stdout is one JSON document (nothing else) with `schema_version` 1 and every hash a string
+/// of hex digits; returns it.
+fn json_doc(args: &[&str]) -> serde_json::Value {
+    let o = rehearse(args);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{args:?}: {}",
+        text(&o)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: stdout is not one JSON document: {e}\n{}",
+            text(&o)
+        )
+    });
+    assert_eq!(v["schema_version"], 1, "{args:?}");
+    let mut found = Vec::new();
+    hashes(&v, &mut found);
+    for (k, h) in found {
+        let s = h
+            .as_str()
+            .unwrap_or_else(|| panic!("{args:?}: {k} is not a string: {h}"));
+        assert!(
+            s.chars().all(|c| c.is_ascii_hexdigit()),
+            "{args:?}: {k} = {s}"
+        );
+        if k == "trace_hash" || k == "scenario_hash" {
+            assert_eq!(s.len(), 16, "{args:?}: {k} = {s}");
+        }
+    }
+    v
+}
+
+#[test]
+fn every_command_with_machine_output_prints_one_versioned_json_document_on_stdout() {
+    json_doc(&["lint", "plans/nomad-risky.toml", "--json"]);
+    let c = json_doc(&[
+        "check",
+        "plans/nomad-3-servers.toml",
+        "--seeds",
+        "2",
+        "--json",
+    ]);
+    assert!(c["outcomes"][0]["trace_hash"].is_string());
+    let e = json_doc(&[
+        "explore",
+        "plans/nomad-3-servers.toml",
+        "--seeds",
+        "1",
+        "--fault",
+        "crash:leader:1:30s",
+        "--json",
+    ]);
+    assert_eq!(e["totals"]["runs"], 1);
+    let ch = json_doc(&["chaos", "scenarios/smoke", "--seeds", "1", "--json"]);
+    assert!(ch["runs"][0]["trace_hash"].is_string());
+    json_doc(&[
+        "calibrate",
+        "--against",
+        "consul",
+        "--real",
+        "tests/fixtures/calibration/consul-1.8.7.json",
+        "--scenarios",
+        "leader-kill",
+        "--seeds",
+        "1",
+        "--json",
+    ]);
+    // merge: chaos shards' documents into one.
+    let dir = std::env::temp_dir().join(format!("rehearse-cli-json-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shard = dir.join("shard.json");
+    let o = rehearse(&[
+        "chaos",
+        "scenarios/smoke",
+        "--seeds",
+        "1",
+        "--json-out",
+        shard.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // --json-out keeps the human text on stdout.
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("passed"),
+        "{}",
+        text(&o)
+    );
+    let m = json_doc(&[
+        "merge",
+        shard.to_str().unwrap(),
+        shard.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        m["runs"].as_array().unwrap().len(),
+        2 * ch["runs"].as_array().unwrap().len()
+    );
+}
+
+#[test]
+fn json_out_writes_the_document_and_keeps_the_summary_on_stdout() {
+    let dir = std::env::temp_dir().join(format!("rehearse-cli-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("explore.json");
+    let o = rehearse(&[
+        "explore",
+        "plans/nomad-3-servers.toml",
+        "--seeds",
+        "1",
+        "--fault",
+        "crash:leader:1:30s",
+        "--json-out",
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("explored plans/nomad-3-servers.toml"));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["totals"]["runs"], 1);
+}
+
+#[test]
+fn check_junit_fails_each_unsafe_seed_with_its_replay_line_and_counts_the_seeds_not_listed() {
+    let dir = std::env::temp_dir().join(format!("rehearse-cli-junit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("check.xml");
+    let args = [
+        "check",
+        "plans/nomad-3-servers.toml",
+        "--variant",
+        "two-at-a-time",
+        "--seeds",
+        "8",
+        "--junit",
+        f.to_str().unwrap(),
+    ];
+    let o = rehearse(&args);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let xml = std::fs::read_to_string(&f).unwrap();
+    let r = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+    assert_eq!((r.tests, r.failures), (8, 8), "{xml}");
+    let case = &r.test_suites[0].test_cases[0];
+    assert_eq!(
+        case.classname.as_ref().map(|c| c.as_str()),
+        Some("rehearse.check.nomad-3-servers")
+    );
+    let quick_junit::TestCaseStatus::NonSuccess { description, .. } = &case.status else {
+        panic!("seed 1 passed: {xml}");
+    };
+    let body = description.as_ref().map(|d| d.as_str()).unwrap_or("");
+    assert!(body.contains("seed 1: unsafe: quorum lost"), "{body}");
+    assert!(
+        body.contains(
+            "replay: rehearse check plans/nomad-3-servers.toml --seeds 1 --seed 1 --variant two-at-a-time"
+        ),
+        "{body}"
+    );
+    // Five seeds are listed; the summary says how many it left out, the JSON lists them all.
+    let human = String::from_utf8_lossy(&o.stdout);
+    assert!(human.contains("... and 3 more unsafe seeds"), "{human}");
+    let v = json_doc(
+        &args[..6]
+            .iter()
+            .copied()
+            .chain(["--json"])
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(v["not_completed"].as_array().unwrap().len(), 8);
+    assert_eq!(v["unsafe"], 8);
+}
+
+#[test]
+fn chaos_and_explore_junit_classnames_carry_no_file_extension() {
+    let dir = std::env::temp_dir().join(format!("rehearse-cli-junit2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (c, e) = (dir.join("chaos.xml"), dir.join("explore.xml"));
+    let o = rehearse(&[
+        "chaos",
+        "scenarios/smoke",
+        "--seeds",
+        "1",
+        "--junit",
+        c.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = rehearse(&[
+        "explore",
+        "plans/nomad-3-servers.toml",
+        "--seeds",
+        "1",
+        "--variant",
+        "two-at-a-time",
+        "--fault",
+        "crash:leader:1:30s",
+        "--junit",
+        e.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    for f in [c, e] {
+        let xml = std::fs::read_to_string(&f).unwrap();
+        let r = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+        for case in r.test_suites.iter().flat_map(|s| &s.test_cases) {
+            let class = case.classname.as_ref().unwrap().as_str();
+            assert!(
+                class.starts_with("rehearse.") && !class.contains("toml"),
+                "{class}"
+            );
+        }
+    }
+    let xml = std::fs::read_to_string(dir.join("explore.xml")).unwrap();
+    assert!(
+        xml.contains("replay: rehearse explore plans/nomad-3-servers.toml --seeds 1 --seed 1 --fault crash:leader:1:30s --variant two-at-a-time"),
+        "{xml}"
     );
 }

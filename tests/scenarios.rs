@@ -30,7 +30,7 @@ fn every_scenario_matches_its_declared_verdict() {
 fn chaos_writes_junit_and_json_and_replays() {
     let dir = std::env::temp_dir().join(format!("rehearse-chaos-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (junit, json) = (dir.join("out.xml"), dir.join("out.jsonl"));
+    let (junit, json) = (dir.join("out.xml"), dir.join("out.json"));
     let o = Command::new(env!("CARGO_BIN_EXE_rehearse"))
         .current_dir(root())
         .args([
@@ -40,7 +40,7 @@ fn chaos_writes_junit_and_json_and_replays() {
             "--junit",
         ])
         .arg(&junit)
-        .arg("--json")
+        .arg("--json-out")
         .arg(&json)
         .output()
         .unwrap();
@@ -51,13 +51,16 @@ fn chaos_writes_junit_and_json_and_replays() {
         String::from_utf8_lossy(&o.stdout)
     );
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert_eq!(xml.matches("<testcase ").count(), 3);
-    assert!(xml.contains("failures=\"0\""));
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&json)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let report = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+    assert_eq!((report.tests, report.failures), (3, 0));
+    assert!(
+        xml.contains("classname=\"rehearse.scenarios.nomad-5917-several-at-once\""),
+        "{xml}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["schema_version"], 1);
+    let lines = doc["runs"].as_array().unwrap();
     let unsafe_run = lines
         .iter()
         .find(|r| r["class"] == "unsafe")
@@ -69,16 +72,12 @@ fn chaos_writes_junit_and_json_and_replays() {
         .current_dir(root())
         .args(&args)
         .arg("--json")
-        .arg(dir.join("replay.jsonl"))
         .output()
         .unwrap();
     assert_eq!(again.status.code(), Some(0));
-    let rec: serde_json::Value = serde_json::from_str(
-        std::fs::read_to_string(dir.join("replay.jsonl"))
-            .unwrap()
-            .trim(),
-    )
-    .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    let rec = &doc["runs"][0];
+    assert!(rec["trace_hash"].is_string(), "{rec}");
     assert_eq!(rec["trace_hash"], unsafe_run["trace_hash"]);
 }
 
@@ -128,17 +127,23 @@ fn shards_merge_and_a_record_replays_with_the_same_trace() {
             // Each scenario's own seeds: its verdict is declared over them (an `unsafe` pair
             // may be unsafe on only some seeds, e.g. nomad#26425 leader-first, where it takes
             // the upgraded server winning an election while old servers run: about half).
-            .args(["chaos", "scenarios/incidents", "--shard", shard, "--json"])
-            .arg(dir.join(format!("{n}.jsonl")))
+            .args([
+                "chaos",
+                "scenarios/incidents",
+                "--shard",
+                shard,
+                "--json-out",
+            ])
+            .arg(dir.join(format!("{n}.json")))
             .arg("--junit")
             .arg(dir.join(format!("{n}.xml")))
             .output()
             .unwrap();
         assert_eq!(o.status.code(), Some(0));
-        runs += std::fs::read_to_string(dir.join(format!("{n}.jsonl")))
-            .unwrap()
-            .lines()
-            .count();
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{n}.json"))).unwrap())
+                .unwrap();
+        runs += doc["runs"].as_array().unwrap().len();
     }
     let merged = Command::new(bin)
         .args(["merge", "--junit"])
@@ -154,19 +159,21 @@ fn shards_merge_and_a_record_replays_with_the_same_trace() {
         .len();
     assert_eq!(xml.matches("<testcase ").count(), incidents);
     let m = Command::new(bin)
-        .args(["merge", "--json"])
-        .arg(dir.join("all.jsonl"))
-        .arg(dir.join("1.jsonl"))
-        .arg(dir.join("2.jsonl"))
+        .args(["merge", "--json-out"])
+        .arg(dir.join("all.json"))
+        .arg(dir.join("1.json"))
+        .arg(dir.join("2.json"))
         .output()
         .unwrap();
     assert_eq!(m.status.code(), Some(0));
-    let all = std::fs::read_to_string(dir.join("all.jsonl")).unwrap();
-    assert_eq!(all.lines().count(), runs);
+    let all: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("all.json")).unwrap()).unwrap();
+    assert_eq!(all["schema_version"], 1);
+    assert_eq!(all["runs"].as_array().unwrap().len(), runs);
     let r = Command::new(bin)
         .current_dir(root())
         .arg("replay")
-        .arg(dir.join("all.jsonl"))
+        .arg(dir.join("all.json"))
         .arg("--trace")
         .arg(dir.join("trace.jsonl"))
         .output()

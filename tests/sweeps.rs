@@ -74,7 +74,7 @@ fn findings(json: &Path) -> serde_json::Value {
 #[test]
 fn whole_and_four_shards_merged_give_identical_summaries() {
     let d = scratch("shards");
-    let whole = sweep(&d, &["--out", "whole.jsonl", "--json", "whole.json"]);
+    let whole = sweep(&d, &["--out", "whole.jsonl", "--json-out", "whole.json"]);
     assert_eq!(whole.status.code(), Some(1), "{}", text(&whole.stderr));
     for i in 1..=4 {
         let s = format!("{i}/4");
@@ -87,7 +87,14 @@ fn whole_and_four_shards_merged_give_identical_summaries() {
     }
     let m = rehearse(
         &[
-            "merge", "s1.jsonl", "s2.jsonl", "s3.jsonl", "s4.jsonl", "--json", "m.json", "--junit",
+            "merge",
+            "s1.jsonl",
+            "s2.jsonl",
+            "s3.jsonl",
+            "s4.jsonl",
+            "--json-out",
+            "m.json",
+            "--junit",
             "m.xml",
         ],
         &d,
@@ -368,7 +375,7 @@ fn the_workflow_has_a_shard_matrix_and_a_merge_job() {
     for want in [
         "rehearse merge",
         "--junit",
-        "--json",
+        "--json-out",
         "rehearse report",
         "upload-artifact",
     ] {

@@ -11,7 +11,7 @@
 #   done
 #   # on the host that holds the volume:
 #   docker run --rm -v /srv/rehearse-sweeps:/sweeps --entrypoint /bin/rehearse rehearse:local \
-#     merge /sweeps/pairs-5/shard-1.jsonl … --junit /sweeps/pairs-5/junit.xml --json /sweeps/pairs-5/merged.json
+#     merge /sweeps/pairs-5/shard-1.jsonl … --junit /sweeps/pairs-5/junit.xml --json-out /sweeps/pairs-5/merged.json
 #
 # The meta values below are the defaults a dispatch without -meta gets: a small sweep
 # (tests/sweeps.rs runs the task's args with them). Every shard of one sweep must be dispatched with the same plan,

@@ -394,51 +394,65 @@ pub fn schema_json() -> String {
     serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
 }
 
-/// JUnit XML with one test case per scenario.
-pub fn junit(results: &[ScenarioResult]) -> String {
-    let failures = results.iter().filter(|r| !r.passed).count();
-    let mut x = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"rehearse chaos\" tests=\"{}\" failures=\"{failures}\">\n<testsuite name=\"scenarios\" tests=\"{}\" failures=\"{failures}\">\n",
-        results.len(),
-        results.len()
-    );
-    for r in results {
-        x.push_str(&format!(
-            "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">\n",
-            esc(&r.file),
-            esc(&r.name),
-            r.seconds
-        ));
-        if !r.passed {
-            let body: Vec<String> = r
-                .runs
-                .iter()
-                .filter(|run| run.class != Class::Completed)
-                .map(|run| {
-                    format!(
-                        "seed {}: {:?}: {} (replay: {})",
-                        run.seed,
-                        run.class,
-                        run.detail.join("; "),
-                        run.replay
-                    )
-                })
-                .collect();
-            x.push_str(&format!(
-                "    <failure message=\"expected {:?}\">{}</failure>\n",
-                r.expect,
-                esc(&body.join("\n"))
-            ));
-        }
-        x.push_str("  </testcase>\n");
-    }
-    x.push_str("</testsuite>\n</testsuites>\n");
-    x
+/// JUnit with one test case per scenario (classname `rehearse.scenarios.<file stem>`); a
+/// failing case's body lists the runs that broke the expectation, each with its replay line.
+pub fn junit(results: &[ScenarioResult]) -> quick_junit::Report {
+    let cases = results
+        .iter()
+        .map(|r| {
+            let class = crate::output::classname("scenarios", Path::new(&r.file));
+            let failure = (!r.passed).then(|| failure_body(r));
+            crate::output::case(&class, &r.name, failure, r.seconds)
+        })
+        .collect();
+    crate::output::report("rehearse chaos", "scenarios", cases)
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// A failed scenario's message and body: what was expected, what the seeds showed, and the
+/// runs that show it (those not completed first), each with its detail and replay line.
+fn failure_body(r: &ScenarioResult) -> (String, String) {
+    let mut counts: Vec<(Class, usize)> = Vec::new();
+    for run in &r.runs {
+        match counts.iter_mut().find(|(c, _)| *c == run.class) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((run.class, 1)),
+        }
+    }
+    let got: Vec<String> = counts
+        .iter()
+        .map(|(c, n)| format!("{c:?} on {n}"))
+        .collect();
+    let message = format!(
+        "expected {:?} over {} seeds, got {}",
+        r.expect,
+        r.runs.len(),
+        got.join(", ")
+    );
+    let mut shown: Vec<&RunRecord> = r
+        .runs
+        .iter()
+        .filter(|x| x.class != Class::Completed)
+        .collect();
+    if shown.is_empty() {
+        shown = r.runs.iter().collect();
+    }
+    let mut body = format!("{message}\n");
+    for run in shown.iter().take(10) {
+        body += &format!(
+            "seed {}: {:?}: {}\n  trace hash {}\n  replay: {}\n",
+            run.seed,
+            run.class,
+            if run.detail.is_empty() {
+                "(no detail)".to_string()
+            } else {
+                run.detail.join("; ")
+            },
+            run.trace_hash,
+            run.replay
+        );
+    }
+    if shown.len() > 10 {
+        body += &format!("... and {} more runs\n", shown.len() - 10);
+    }
+    (message, body)
 }

@@ -70,12 +70,19 @@ pub struct PairSpaceInfo {
     pub coverage: String,
 }
 
+fn schema_version() -> u32 {
+    crate::output::SCHEMA_VERSION
+}
+
 /// One line of a shard file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Line {
     /// Line 1: the sweep and this shard.
     Sweep {
+        /// The version of the stream's format ([`crate::output::SCHEMA_VERSION`]).
+        #[serde(default = "schema_version")]
+        schema_version: u32,
         /// The sweep.
         sweep: Sweep,
         /// This shard: `[i, n]`, i from 1.
@@ -239,6 +246,7 @@ pub fn read_shard(path: &Path) -> Result<ShardFile, String> {
                     sweep,
                     shard,
                     units,
+                    ..
                 },
                 None,
             ) if n == 0 => {
@@ -339,47 +347,45 @@ pub fn check_set(files: Vec<(String, ShardFile)>) -> Result<Vec<(String, ShardFi
     Ok(files)
 }
 
-/// JUnit XML for a merged sweep: one test case per unit, failed when it had an unsafe run.
-pub fn junit(sweep: &Sweep, units: &[&UnitRecord]) -> String {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
-    let failures = units.iter().filter(|u| u.unsafe_runs > 0).count();
-    let mut cases = String::new();
-    for u in units {
-        cases.push_str(&format!(
-            "<testcase classname=\"{}\" name=\"seed {} first fault at step {}\">",
-            esc(&sweep.plan),
-            u.seed,
-            u.step
-        ));
-        if u.unsafe_runs > 0 {
-            let shown: Vec<String> = u
-                .findings
-                .iter()
-                .filter(|f| f.class == Class::Unsafe)
-                .take(5)
-                .map(|f| {
+/// JUnit for a sweep (whole or merged): one test case per (seed, first-fault step) unit,
+/// failed when it had an unsafe run; the body lists the unit's unsafe runs (the first 10),
+/// each with its problems and replay line.
+pub fn junit(sweep: &Sweep, units: &[&UnitRecord]) -> quick_junit::Report {
+    let class = crate::output::classname("explore", Path::new(&sweep.plan));
+    let cases = units
+        .iter()
+        .map(|u| {
+            let failure = (u.unsafe_runs > 0).then(|| {
+                let message = format!(
+                    "{} unsafe runs of {} (seed {}, first fault at step {})",
+                    u.unsafe_runs, u.runs, u.seed, u.step
+                );
+                let unsafe_: Vec<_> = u
+                    .findings
+                    .iter()
+                    .filter(|f| f.class == Class::Unsafe)
+                    .collect();
+                let mut body = format!("{message}\n");
+                for f in unsafe_.iter().take(10) {
                     let faults: Vec<String> = f.faults.iter().map(ToString::to_string).collect();
-                    format!("{}: {}", faults.join(" "), f.problems.join("; "))
-                })
-                .collect();
-            cases.push_str(&format!(
-                "<failure message=\"{} unsafe runs\">{}</failure>",
-                u.unsafe_runs,
-                esc(&shown.join("\n"))
-            ));
-        }
-        cases.push_str("</testcase>\n");
-    }
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"rehearse explore\" tests=\"{t}\" failures=\"{failures}\">\n<testsuite name=\"{}\" tests=\"{t}\" failures=\"{failures}\">\n{cases}</testsuite>\n</testsuites>\n",
-        esc(&sweep.plan),
-        t = units.len()
-    )
+                    body += &format!(
+                        "seed {} faults {}: unsafe: {}\n  replay: {}\n",
+                        f.seed,
+                        faults.join(" "),
+                        f.problems.join("; "),
+                        crate::cmd::explore::replay_line(sweep, f.seed, &faults)
+                    );
+                }
+                if unsafe_.len() > 10 {
+                    body += &format!("... and {} more findings\n", unsafe_.len() - 10);
+                }
+                (message, body)
+            });
+            let name = format!("seed {} first fault at step {}", u.seed, u.step);
+            crate::output::case(&class, &name, failure, 0.0)
+        })
+        .collect();
+    crate::output::report("rehearse explore", &class, cases)
 }
 
 #[cfg(test)]

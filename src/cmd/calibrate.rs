@@ -1,7 +1,7 @@
-//! `rehearse calibrate --against consul [--trials N] [--seeds M] [--scenarios a,b] [--json FILE]
-//! [--real FILE]`: run each fidelity scenario N times on real Consul 1.8.7 servers (local
+//! `rehearse calibrate --against consul [--trials N] [--seeds M] [--scenarios a,b] [--json]
+//! [--json-out FILE] [--real FILE]`: run each fidelity scenario N times on real Consul 1.8.7 servers (local
 //! processes on 127.0.0.x) and on M simulator seeds, and print outcomes and timings side by
-//! side. `--real FILE` reuses the real trials of an earlier `--json` output, so the simulator
+//! side. `--real FILE` reuses the real trials of an earlier `--json-out` file, so the simulator
 //! can be re-compared without re-running the real servers. Exit 0 when every scenario meets
 //! the goal (outcome agreement ≥ 95 %, medians within ±25 %), 1 otherwise, 2 on bad input.
 
@@ -26,10 +26,11 @@ pub struct Args {
     /// restart-within-refresh, rolling-naive, rolling-rehearse.
     #[arg(long)]
     pub scenarios: Option<String>,
-    /// Write every trial and the comparison as JSON.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Reuse the real trials of an earlier `--json` file instead of running servers.
+    /// Machine output: every trial and the comparison (`{"schema_version": 1, "runs": …,
+    /// "comparisons": …}`).
+    #[command(flatten)]
+    pub out: crate::output::JsonArgs,
+    /// Reuse the real trials of an earlier `--json-out` file instead of running servers.
     #[arg(long)]
     pub real: Option<PathBuf>,
     /// Consul binary (default: .cache/consul/usr/bin/consul, as `.ci/fetch-consul` unpacks it).
@@ -87,7 +88,7 @@ fn load_real(path: &PathBuf) -> Result<Vec<Runs>, CliError> {
         .map_err(|e| CliError::new(format!("--real {}: {e}", path.display())))?;
     serde_json::from_value(v["runs"].clone()).map_err(|e| {
         CliError::new(format!(
-            "--real {}: not a calibrate --json output: {e}",
+            "--real {}: not a calibrate --json-out file: {e}",
             path.display()
         ))
     })
@@ -105,6 +106,7 @@ fn next_base(first: u8, slot: &mut usize) -> u8 {
 /// Runs the command.
 pub fn run(args: Args) -> Result<Verdict, CliError> {
     let Against::Consul = args.against;
+    args.out.route_human_text();
     if args.trials == 0 || args.seeds == 0 {
         return Err(CliError::new("--trials and --seeds must be at least 1"));
     }
@@ -198,17 +200,13 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     } else {
         out!("\nbelow the goal: {}", failing.join(", "));
     }
-    if let Some(path) = &args.json {
-        let doc = serde_json::json!({
-            "against": "consul 1.8.7",
-            "trials": args.trials,
-            "seeds": args.seeds,
-            "runs": all,
-            "comparisons": comparisons,
-        });
-        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
-            .map_err(|e| CliError::new(format!("--json {}: {e}", path.display())))?;
-    }
+    args.out.emit(serde_json::json!({
+        "against": "consul 1.8.7",
+        "trials": args.trials,
+        "seeds": args.seeds,
+        "runs": all,
+        "comparisons": comparisons,
+    }))?;
     Ok(if failing.is_empty() {
         Verdict::Ok
     } else {

@@ -2,7 +2,6 @@
 
 use crate::chaos::scenario::{ScenarioResult, discover, junit, load, run};
 use crate::cli::{CliError, Verdict};
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -20,9 +19,10 @@ pub struct Args {
     /// Write JUnit XML (one test case per scenario) to this file.
     #[arg(long)]
     pub junit: Option<PathBuf>,
-    /// Write one JSON record per run (everything needed to replay it) to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
+    /// Machine output: `{"schema_version": 1, "scenarios": […], "runs": […]}`, one record per
+    /// run (everything needed to replay it; `rehearse replay` reads the document).
+    #[command(flatten)]
+    pub out: crate::output::JsonArgs,
     /// Run only shard i of n (`1/4`), by scenario index.
     #[arg(long)]
     pub shard: Option<String>,
@@ -35,6 +35,7 @@ fn parse_shard(s: &str) -> Result<(usize, usize), CliError> {
 
 /// Runs the command.
 pub fn run_cmd(args: Args) -> Result<Verdict, CliError> {
+    args.out.route_human_text();
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from("scenarios")]
     } else {
@@ -96,17 +97,33 @@ pub fn run_cmd(args: Args) -> Result<Verdict, CliError> {
 
 fn write_outputs(args: &Args, results: &[ScenarioResult]) -> Result<(), CliError> {
     if let Some(path) = &args.junit {
-        std::fs::write(path, junit(results))
-            .map_err(|e| CliError::new(format!("--junit {}: {e}", path.display())))?;
+        crate::output::write_junit(path, &junit(results))?;
     }
-    if let Some(path) = &args.json {
-        let err = |e: std::io::Error| CliError::new(format!("--json {}: {e}", path.display()));
-        let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(err)?);
-        for run in results.iter().flat_map(|r| &r.runs) {
-            let line = serde_json::to_string(run).map_err(|e| CliError::new(e.to_string()))?;
-            writeln!(f, "{line}").map_err(err)?;
-        }
-        f.flush().map_err(err)?;
-    }
-    Ok(())
+    args.out.emit(document(results))
+}
+
+/// The `--json` document: each scenario's verdict, then every run's record.
+pub fn document(results: &[ScenarioResult]) -> serde_json::Value {
+    let scenarios: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "name": r.name,
+                "file": r.file,
+                "expect": r.expect,
+                "passed": r.passed,
+                "seeds": r.runs.len(),
+                "seconds": r.seconds,
+            })
+        })
+        .collect();
+    let runs: Vec<&crate::chaos::scenario::RunRecord> =
+        results.iter().flat_map(|r| &r.runs).collect();
+    let failed = results.iter().filter(|r| !r.passed).count();
+    serde_json::json!({
+        "passed": results.len() - failed,
+        "failed": failed,
+        "scenarios": scenarios,
+        "runs": runs,
+    })
 }

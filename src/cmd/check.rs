@@ -28,9 +28,13 @@ pub struct Args {
     /// ignore-failure-tolerance, rollback-in-place.
     #[arg(long, value_enum)]
     pub variant: Option<VariantArg>,
-    /// Print every seed's outcome as JSON lines instead of the summary.
-    #[arg(long)]
-    pub json: bool,
+    /// Machine output: one document with the summary, every seed that did not complete (with
+    /// its replay line) and every seed's outcome.
+    #[command(flatten)]
+    pub out: crate::output::JsonArgs,
+    /// Write JUnit XML (one test case per seed) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// After the check, write the plan's risk report (HTML, Markdown, JSON) into this
     /// directory, as `rehearse report` does on the same seeds (the plan's own procedure).
     #[arg(long, value_name = "DIR")]
@@ -118,6 +122,7 @@ pub fn rehearse_seeds(
 
 /// Runs the command.
 pub fn run(args: Args) -> Result<Verdict, CliError> {
+    args.out.route_human_text();
     let seeds =
         crate::bounds::seed_range(args.seed, args.seeds, "--seeds").map_err(CliError::new)?;
     let plan = load(&args.plan)?;
@@ -131,14 +136,13 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let outcomes = rehearse_seeds(&plan, &cfg, seeds, jobs)?;
-    if args.json {
-        for o in &outcomes {
-            let line = serde_json::to_string(o).map_err(|e| CliError::new(e.to_string()))?;
-            out!("{line}");
-        }
-    } else {
-        print_findings(&findings);
-        print_summary(&args, variant, &outcomes);
+    // Under --json this goes to stderr (see `JsonArgs::route_human_text`).
+    print_findings(&findings);
+    print_summary(&args, variant, &outcomes);
+    args.out
+        .emit(document(&args, variant, &findings, &outcomes))?;
+    if let Some(path) = &args.junit {
+        crate::output::write_junit(path, &junit(&args, &outcomes))?;
     }
     if let Some(dir) = &args.report {
         let opts = crate::report::Options {
@@ -147,7 +151,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             ..crate::report::Options::new(jobs)
         };
         let formats = crate::report::render::Format::ALL;
-        crate::cmd::report::report_to(&args.plan, &opts, dir, &formats, args.json)?;
+        crate::cmd::report::report_to(&args.plan, &opts, dir, &formats, args.out.json)?;
     }
     let all_completed = outcomes.iter().all(|o| o.verdict == RunVerdict::Completed);
     Ok(if all_completed && !has_errors(&findings) {
@@ -155,6 +159,82 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     } else {
         Verdict::Violated
     })
+}
+
+/// What a seed that did not complete shows: its verdict word and detail.
+fn verdict_text(v: &RunVerdict) -> (&'static str, String) {
+    match v {
+        RunVerdict::Unsafe { problems } => ("unsafe", problems.join("; ")),
+        RunVerdict::LostAllocations { problems } => ("lost-allocations", problems.join("; ")),
+        RunVerdict::Halted { reason } => ("halted", reason.clone()),
+        RunVerdict::Completed => ("completed", String::new()),
+    }
+}
+
+/// The `--json` document.
+fn document(
+    args: &Args,
+    variant: Variant,
+    findings: &[crate::plan::lint::Finding],
+    outcomes: &[Outcome],
+) -> serde_json::Value {
+    let count = |w: &str| {
+        outcomes
+            .iter()
+            .filter(|o| verdict_text(&o.verdict).0 == w)
+            .count()
+    };
+    let not_completed: Vec<serde_json::Value> = outcomes
+        .iter()
+        .filter(|o| o.verdict != RunVerdict::Completed)
+        .map(|o| {
+            let (verdict, detail) = verdict_text(&o.verdict);
+            serde_json::json!({
+                "seed": o.seed,
+                "verdict": verdict,
+                "detail": detail,
+                "trace_hash": crate::output::hex(o.trace_hash),
+                "replay": replay_line(args, o.seed),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "plan": args.plan.display().to_string(),
+        "procedure": format!("{variant:?}"),
+        "first_seed": args.seed,
+        "seeds": outcomes.len(),
+        "findings": findings,
+        "completed": count("completed"),
+        "halted": count("halted"),
+        "lost_allocations": count("lost-allocations"),
+        "unsafe": count("unsafe"),
+        "not_completed": not_completed,
+        "outcomes": outcomes,
+    })
+}
+
+/// `--junit`: one test case per seed, failed when the seed did not complete.
+fn junit(args: &Args, outcomes: &[Outcome]) -> quick_junit::Report {
+    let class = crate::output::classname("check", &args.plan);
+    let cases = outcomes
+        .iter()
+        .map(|o| {
+            let failure = (o.verdict != RunVerdict::Completed).then(|| {
+                let (verdict, detail) = verdict_text(&o.verdict);
+                (
+                    format!("seed {}: {verdict}", o.seed),
+                    format!(
+                        "seed {}: {verdict}: {detail}\ntrace hash {}\nreplay: {}\n",
+                        o.seed,
+                        crate::output::hex(o.trace_hash),
+                        replay_line(args, o.seed)
+                    ),
+                )
+            });
+            crate::output::case(&class, &format!("seed {}", o.seed), failure, 0.0)
+        })
+        .collect();
+    crate::output::report("rehearse check", &class, cases)
 }
 
 fn median(v: Vec<f64>) -> f64 {
@@ -211,10 +291,11 @@ fn print_summary(args: &Args, variant: Variant, outcomes: &[Outcome]) {
             o.order.join(" -> ")
         );
     }
+    let shown = 5;
     for o in outcomes
         .iter()
         .filter(|o| o.verdict != RunVerdict::Completed)
-        .take(5)
+        .take(shown)
     {
         match &o.verdict {
             RunVerdict::Unsafe { problems } => {
@@ -231,6 +312,25 @@ fn print_summary(args: &Args, variant: Variant, outcomes: &[Outcome]) {
             RunVerdict::Completed => {}
         }
         out!("    replay: {}", replay_line(args, o.seed));
+    }
+    let rest: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.verdict != RunVerdict::Completed)
+        .skip(shown)
+        .collect();
+    if !rest.is_empty() {
+        let n = rest.len();
+        let unsafe_rest = rest
+            .iter()
+            .filter(|o| matches!(o.verdict, RunVerdict::Unsafe { .. }))
+            .count();
+        if unsafe_rest == n {
+            out!("  ... and {n} more unsafe seeds (--json lists them all)");
+        } else {
+            out!(
+                "  ... and {n} more seeds that did not complete, {unsafe_rest} of them unsafe (--json lists them all)"
+            );
+        }
     }
 }
 

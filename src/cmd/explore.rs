@@ -8,7 +8,7 @@ use crate::chaos::explore::{
 use crate::chaos::pairs::{How, for_each_pair};
 use crate::chaos::sample::{Coverage, PairSpace, thousands};
 use crate::chaos::shard::{
-    Line, PairSpaceInfo, ShardFile, Sweep, UnitRecord, difference, in_shard, parse_shard,
+    Line, PairSpaceInfo, ShardFile, Sweep, UnitRecord, difference, in_shard, junit, parse_shard,
     read_shard, sum,
 };
 use crate::cli::{CliError, Verdict};
@@ -71,9 +71,13 @@ pub struct Args {
     /// Run only this fault schedule (repeat for two), e.g. `crash:other:7:30s`: the replay form.
     #[arg(long = "fault")]
     pub only: Vec<String>,
-    /// Write the totals and findings as JSON to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
+    /// Machine output: `{"schema_version": 1, "sweep": …, "totals": …, "how": …}`, the totals
+    /// with every finding (for the JSON-lines stream of a shard, see --out).
+    #[command(flatten)]
+    pub out_json: crate::output::JsonArgs,
+    /// Write JUnit XML (one test case per seed and first-fault step) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Stop at the first unsafe run (time to first detection; the totals cover the runs done).
     #[arg(long)]
     pub fail_fast: bool,
@@ -85,6 +89,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args) -> Result<Verdict, CliError> {
+    args.out_json.route_human_text();
     let seed_range =
         crate::bounds::seed_range(args.seed, args.seeds, "--seeds").map_err(CliError::new)?;
     if args.sample.is_some() && args.faults != 2 {
@@ -127,6 +132,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     let mine = |u: u64| in_shard(u, shard);
     let units_mine = (0..sweep.units).filter(|&u| mine(u)).count() as u64;
     let header = Line::Sweep {
+        schema_version: crate::output::SCHEMA_VERSION,
         sweep: sweep.clone(),
         shard: [shard.0 + 1, shard.1],
         units: units_mine,
@@ -203,22 +209,23 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         let path = args.out.as_deref().unwrap_or(Path::new("-"));
         return Err(CliError::new(format!("--out {}: {e}", path.display())));
     }
-    let all: Vec<&UnitRecord> = earlier.iter().chain(&finished).chain(&partial).collect();
-    let (mut t, how) = sum(all.into_iter());
+    let mut all: Vec<&UnitRecord> = earlier.iter().chain(&finished).chain(&partial).collect();
+    let (mut t, how) = sum(all.iter().copied());
     t.simulated = simulated;
     t.stopped_early = stopped_early;
     if let (Some(f), Some((runs, secs))) = (&mut t.first_unsafe, coll.progress.first_unsafe()) {
         (f.after_runs, f.after_s) = (runs, secs);
     }
-    print!("{}", summary(&sweep, &t, &how));
+    out!("{}", summary(&sweep, &t, &how).trim_end_matches('\n'));
     work_line(&coll.progress, simulated, wall_s);
     if shard.1 == 1 {
         shrink_findings(&args, &sweep, &plan, &cfg, &steps, &mut t);
     }
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&t).map_err(|e| CliError::new(e.to_string()))?;
-        std::fs::write(path, text)
-            .map_err(|e| CliError::new(format!("--json {}: {e}", path.display())))?;
+    args.out_json
+        .emit(serde_json::json!({"sweep": sweep, "totals": t, "how": how}))?;
+    if let Some(path) = &args.junit {
+        all.sort_by_key(|u| (u.seed, u.step));
+        crate::output::write_junit(path, &junit(&sweep, &all))?;
     }
     Ok(if t.unsafe_runs == 0 && t.lost_allocations == 0 {
         Verdict::Ok

@@ -1,4 +1,4 @@
-//! `rehearse lint plan.toml [--json]`: static checks of an upgrade plan.
+//! `rehearse lint plan.toml [--json] [--json-out FILE]`: static checks of an upgrade plan.
 
 use crate::cli::{CliError, Verdict};
 use crate::plan::Plan;
@@ -10,9 +10,9 @@ use std::path::PathBuf;
 pub struct Args {
     /// The plan file.
     pub plan: PathBuf,
-    /// Print findings as a JSON array.
-    #[arg(long)]
-    pub json: bool,
+    /// Machine output: `{"schema_version": 1, "plan": …, "findings": […]}`.
+    #[command(flatten)]
+    pub out: crate::output::JsonArgs,
 }
 
 /// Reads a plan, turning any error into an exit-2 message that names file, line and field.
@@ -43,15 +43,16 @@ pub fn has_errors(findings: &[Finding]) -> bool {
 
 /// Runs the command.
 pub fn run(args: Args) -> Result<Verdict, CliError> {
+    args.out.route_human_text();
     let plan = load(&args.plan)?;
     let findings = lint(&plan);
-    if args.json {
-        let text = serde_json::to_string_pretty(&findings)
-            .map_err(|e| CliError::new(format!("cannot render JSON: {e}")))?;
-        out!("{text}");
-    } else {
-        print_findings(&findings);
-    }
+    // Under --json this goes to stderr (see `JsonArgs::route_human_text`).
+    print_findings(&findings);
+    args.out.emit(serde_json::json!({
+        "plan": args.plan.display().to_string(),
+        "errors": has_errors(&findings),
+        "findings": findings,
+    }))?;
     Ok(if has_errors(&findings) {
         Verdict::Violated
     } else {

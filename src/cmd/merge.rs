@@ -1,26 +1,28 @@
-//! `rehearse merge --json OUT FILES…` / `--junit OUT FILES…`: combines the outputs of
-//! `rehearse chaos --shard i/n` runs into one; and `rehearse merge SHARDS… [--json OUT]
-//! [--junit OUT]`: combines the `--out` files of `rehearse explore --shard i/n` runs, after
-//! checking they are every shard of one sweep exactly once, and prints the summary the whole
-//! sweep run in one process prints.
+//! `rehearse merge FILES… [--json] [--json-out OUT] [--junit OUT]`: combines the outputs of
+//! sharded runs into one. Explore shards (`explore --shard i/n --out FILE`) are checked to be
+//! every shard of one sweep exactly once and merged into the summary, document and JUnit the
+//! whole sweep run in one process gives; chaos shards' `--json-out` documents into one
+//! document; chaos shards' `--junit` files into one JUnit file.
 
 use crate::chaos::shard::{UnitRecord, check_set, junit, read_shard, sum};
 use crate::cli::{CliError, Verdict};
 use crate::cmd::explore::summary;
+use crate::output::{JsonArgs, read_junit, write_junit};
 use std::path::PathBuf;
 
 /// Arguments of `rehearse merge`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Shard outputs: `explore --out` files, or for chaos JSON-lines files (`--json`) or JUnit
-    /// XML files (`--junit`).
+    /// Shard outputs: `explore --out` files, or chaos `--json-out` documents (or JSON-lines
+    /// record files), or chaos `--junit` files.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Write the merged JSON lines here (chaos), or the merged totals and findings (explore).
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Write the merged JUnit XML here.
-    #[arg(long)]
+    /// The merged document: the totals and findings (explore), or the scenarios and runs
+    /// (chaos documents), or the test counts (JUnit files).
+    #[command(flatten)]
+    pub out: JsonArgs,
+    /// Write the merged JUnit XML here (explore shards, or chaos JUnit files).
+    #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
 }
 
@@ -28,61 +30,113 @@ fn read(p: &PathBuf) -> Result<String, CliError> {
     std::fs::read_to_string(p).map_err(|e| CliError::new(format!("{}: {e}", p.display())))
 }
 
-/// Runs the command. Exit 1 when a merged JUnit file has failures, or a merged sweep has an
-/// unsafe run.
+/// Runs the command. Exit 1 when a merged JUnit file or chaos document has failures, or a
+/// merged sweep has an unsafe run.
 pub fn run(args: Args) -> Result<Verdict, CliError> {
+    args.out.route_human_text();
     if explore_shards(&args.inputs)? {
         return merge_sweep(&args);
     }
-    if args.json.is_some() && args.junit.is_some() {
+    let xml =
+        |p: &PathBuf| -> Result<bool, CliError> { Ok(read(p)?.trim_start().starts_with('<')) };
+    let first_xml = xml(&args.inputs[0])?;
+    for p in &args.inputs[1..] {
+        if xml(p)? != first_xml {
+            return Err(CliError::new(format!(
+                "{}: {} unlike {}: merge JUnit files or JSON documents, not both",
+                p.display(),
+                if first_xml {
+                    "not JUnit XML"
+                } else {
+                    "JUnit XML"
+                },
+                args.inputs[0].display()
+            )));
+        }
+    }
+    if first_xml {
+        merge_junit(&args)
+    } else {
+        merge_chaos_json(&args)
+    }
+}
+
+/// Chaos shards' JUnit files into one suite.
+fn merge_junit(args: &Args) -> Result<Verdict, CliError> {
+    if args.junit.is_none() && !args.out.wanted() {
+        return Err(CliError::new("JUnit inputs: give --junit OUT (or --json)"));
+    }
+    let mut suite = quick_junit::TestSuite::new("scenarios");
+    let mut name = None;
+    for p in &args.inputs {
+        let r = read_junit(p)?;
+        name = name.or(r.name.clone());
+        for s in r.test_suites {
+            suite.add_test_cases(s.test_cases);
+        }
+    }
+    let (tests, failures) = (suite.tests, suite.failures + suite.errors);
+    let mut report =
+        quick_junit::Report::new(name.map_or_else(|| "rehearse chaos".into(), |n| n.into_string()));
+    report.add_test_suite(suite);
+    if let Some(out) = &args.junit {
+        write_junit(out, &report)?;
+    }
+    out!("{tests} test cases, {failures} failed");
+    args.out
+        .emit(serde_json::json!({"tests": tests, "failures": failures}))?;
+    Ok(if failures == 0 {
+        Verdict::Ok
+    } else {
+        Verdict::Violated
+    })
+}
+
+/// Chaos shards' JSON documents (or JSON-lines record files) into one document.
+fn merge_chaos_json(args: &Args) -> Result<Verdict, CliError> {
+    if args.junit.is_some() {
         return Err(CliError::new(
-            "chaos outputs: give --json OUT or --junit OUT, not both",
+            "--junit: chaos JSON inputs hold no JUnit; merge the shards' --junit files",
         ));
     }
-    if let Some(out) = &args.json {
-        let mut all = String::new();
-        for p in &args.inputs {
-            for (i, l) in read(p)?
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-            {
-                serde_json::from_str::<serde_json::Value>(l)
-                    .map_err(|e| CliError::new(format!("{}:{}: {e}", p.display(), i + 1)))?;
-                all.push_str(l);
-                all.push('\n');
-            }
-        }
-        std::fs::write(out, all)
-            .map_err(|e| CliError::new(format!("--json {}: {e}", out.display())))?;
-        return Ok(Verdict::Ok);
+    if !args.out.wanted() {
+        return Err(CliError::new("JSON inputs: give --json or --json-out OUT"));
     }
-    let out = args
-        .junit
-        .as_ref()
-        .ok_or_else(|| CliError::new("give --json OUT or --junit OUT"))?;
-    let (mut cases, mut tests, mut failures) = (String::new(), 0usize, 0usize);
+    let (mut scenarios, mut runs) = (Vec::new(), Vec::new());
     for p in &args.inputs {
-        let x = read(p)?;
-        let start = x
-            .find("<testcase ")
-            .ok_or_else(|| CliError::new(format!("{}: no test cases", p.display())));
-        let Ok(start) = start else { continue };
-        let end = x
-            .rfind("</testsuite>")
-            .ok_or_else(|| CliError::new(format!("{}: not rehearse JUnit", p.display())))?;
-        let body = &x[start..end];
-        tests += body.matches("<testcase ").count();
-        failures += body.matches("<failure ").count();
-        cases.push_str(body);
+        let text = read(p)?;
+        if let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text)
+            && let Some(r) = doc.get("runs").and_then(|r| r.as_array())
+        {
+            runs.extend(r.iter().cloned());
+            if let Some(s) = doc.get("scenarios").and_then(|s| s.as_array()) {
+                scenarios.extend(s.iter().cloned());
+            }
+            continue;
+        }
+        for (i, l) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let v = serde_json::from_str::<serde_json::Value>(l)
+                .map_err(|e| CliError::new(format!("{}:{}: {e}", p.display(), i + 1)))?;
+            runs.push(v);
+        }
     }
-    let xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"rehearse chaos\" tests=\"{tests}\" failures=\"{failures}\">\n<testsuite name=\"scenarios\" tests=\"{tests}\" failures=\"{failures}\">\n{cases}</testsuite>\n</testsuites>\n"
+    let failed = scenarios.iter().filter(|s| s["passed"] == false).count();
+    out!(
+        "{} scenarios ({failed} failed), {} runs",
+        scenarios.len(),
+        runs.len()
     );
-    std::fs::write(out, xml)
-        .map_err(|e| CliError::new(format!("--junit {}: {e}", out.display())))?;
-    out!("{tests} test cases, {failures} failed");
-    Ok(if failures == 0 {
+    args.out.emit(serde_json::json!({
+        "passed": scenarios.len() - failed,
+        "failed": failed,
+        "scenarios": scenarios,
+        "runs": runs,
+    }))?;
+    Ok(if failed == 0 {
         Verdict::Ok
     } else {
         Verdict::Violated
@@ -139,7 +193,7 @@ fn merge_sweep(args: &Args) -> Result<Verdict, CliError> {
     }
     let (mut t, how) = sum(units.iter().copied());
     t.simulated = files.iter().filter_map(|(_, f)| f.done).map(|d| d.0).sum();
-    print!("{}", summary(&sweep, &t, &how));
+    out!("{}", summary(&sweep, &t, &how).trim_end_matches('\n'));
     let wall: Vec<String> = files
         .iter()
         .filter_map(|(_, f)| f.done)
@@ -151,17 +205,12 @@ fn merge_sweep(args: &Args) -> Result<Verdict, CliError> {
         t.simulated,
         wall.join(" ")
     );
-    if let Some(path) = &args.json {
-        let v = serde_json::json!({"sweep": sweep, "totals": t, "how": how});
-        let text = serde_json::to_string_pretty(&v).map_err(|e| CliError::new(e.to_string()))?;
-        std::fs::write(path, text)
-            .map_err(|e| CliError::new(format!("--json {}: {e}", path.display())))?;
-    }
+    args.out
+        .emit(serde_json::json!({"sweep": sweep, "totals": t, "how": how}))?;
     if let Some(path) = &args.junit {
         let mut ordered = units.clone();
         ordered.sort_by_key(|u| (u.seed, u.step));
-        std::fs::write(path, junit(&sweep, &ordered))
-            .map_err(|e| CliError::new(format!("--junit {}: {e}", path.display())))?;
+        write_junit(path, &junit(&sweep, &ordered))?;
     }
     Ok(if t.unsafe_runs == 0 {
         Verdict::Ok

@@ -1,5 +1,5 @@
 //! `rehearse replay RECORDS [--line N] [--trace FILE]`: re-runs a run recorded by
-//! `rehearse chaos --json` exactly, checks the scenario has not changed since (its hash) and
+//! `rehearse chaos --json`/`--json-out` exactly, checks the scenario has not changed since (its hash) and
 //! that the trace hash is the same, and can write the full trace.
 
 use crate::chaos::FaultHooks;
@@ -12,9 +12,11 @@ use std::path::PathBuf;
 /// Arguments of `rehearse replay`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A JSON-lines file written by `rehearse chaos --json`.
+    /// Run records: a `rehearse chaos --json-out` document (or its `--json` stdout), or a
+    /// JSON-lines file with one record a line.
     pub records: PathBuf,
-    /// Which record (1-based line number; default: the first unsafe one, else the first).
+    /// Which record (1-based: the line, or the place in the document's `runs`; default: the
+    /// first unsafe one, else the first).
     #[arg(long)]
     pub line: Option<usize>,
     /// Write the replayed run's trace as JSON lines to this file.
@@ -26,17 +28,19 @@ pub struct Args {
 pub fn run(args: Args) -> Result<Verdict, CliError> {
     let name = args.records.display().to_string();
     let text = crate::bounds::read_text(&args.records).map_err(CliError::new)?;
-    let records: Vec<(usize, serde_json::Value)> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map(|v| (i + 1, v)).map_err(|e| {
-                let what = crate::bounds::json_error(l, &e);
-                CliError::new(format!("{name}:{}: not a run record: {what}", i + 1))
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    // A `chaos --json` document holds its records in `runs` (numbered from 1); older files
+    // are JSON lines, one record a line.
+    let doc = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("runs").and_then(|r| r.as_array()).cloned());
+    let records: Vec<(usize, serde_json::Value)> = match doc {
+        Some(runs) => runs
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (i + 1, r))
+            .collect(),
+        None => lines(&name, &text)?,
+    };
     let pick = match args.line {
         Some(n) => records.iter().find(|(i, _)| *i == n),
         None => records
@@ -91,4 +95,18 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             .map_err(|e| CliError::new(format!("--trace {}: {e}", path.display())))?;
     }
     Ok(if same { Verdict::Ok } else { Verdict::Violated })
+}
+
+/// Records of a JSON-lines file, with their line numbers.
+fn lines(name: &str, text: &str) -> Result<Vec<(usize, serde_json::Value)>, CliError> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map(|v| (i + 1, v)).map_err(|e| {
+                let what = crate::bounds::json_error(l, &e);
+                CliError::new(format!("{name}:{}: not a run record: {what}", i + 1))
+            })
+        })
+        .collect()
 }

@@ -30,7 +30,7 @@ pub enum Target {
     Scenario,
     /// Run journals (`Journal::read`).
     Journal,
-    /// `rehearse chaos --json` records (`rehearse replay`).
+    /// `rehearse chaos` run records, one a line (`rehearse replay` reads them).
     Records,
     /// Nomad/Consul HTTP answers (`live::parse`).
     Answer,
@@ -119,7 +119,8 @@ impl Corpus {
         c
     }
 
-    /// Run records as `rehearse chaos --json` writes them, of two smoke scenarios (seed 1).
+    /// Run records as `rehearse chaos --json` holds them in `runs`, one a line, of two smoke
+    /// scenarios (seed 1).
     fn record_seeds(&self) -> Vec<String> {
         let mut smoke = Vec::new();
         files(&self.root.join("scenarios/smoke"), "toml", &mut smoke);

@@ -349,7 +349,7 @@ fn calibrate_runs_real_consul_trials_beside_the_simulator() {
                 "{}/.cache/consul/usr/bin/consul",
                 env!("CARGO_MANIFEST_DIR")
             ),
-            "--json",
+            "--json-out",
             json.to_str().unwrap(),
         ],
         None,
