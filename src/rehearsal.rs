@@ -105,7 +105,8 @@ pub struct Outcome {
     /// Notable simulator events, one line each, at most `EVENTS_MAX`: why servers crashed on
     /// their own (`s2 crashed: <reason>`; a fault's kill -9 is left out), leaders that failed
     /// to establish leadership, peer-set shrinks (`dead-server cleanup removed s1`), servers
-    /// added again at a new address under raft protocol 2, and followers that needed
+    /// added again at a new address under raft protocol 2, servers re-added under a UUID Raft
+    /// ID in a raft protocol 2 → 3 roll, and followers that needed
     /// InstallSnapshot (`s2 was sent InstallSnapshot 3 times`).
     #[serde(default)]
     pub events: Vec<String>,
@@ -763,8 +764,9 @@ fn cluster_problems(w: &World, metrics: &Metrics, workload: &WorkloadStats) -> V
 
 /// Notable events from the trace: crashes the servers did on their own (a panic, a refused
 /// start, a crash loop; faults' `kill -9` are left out), leaders that failed to establish
-/// leadership, peer-set shrinks by autopilot's dead-server cleanup and protocol-2 servers added
-/// again at a new address, then InstallSnapshot counts per follower.
+/// leadership, peer-set shrinks by autopilot's dead-server cleanup, protocol-2 servers added
+/// again at a new address, servers re-added under a UUID Raft ID in a raft protocol 2 → 3 roll,
+/// then InstallSnapshot counts per follower.
 fn notable_events(w: &World) -> Vec<String> {
     use rehearse_sim::trace::TraceKind;
     let mut out: Vec<String> = Vec::new();
@@ -789,7 +791,8 @@ fn notable_events(w: &World) -> Vec<String> {
             TraceKind::InstallSnapshot { to, .. } => installs[*to] += 1,
             TraceKind::Config { why, .. }
                 if (why.starts_with("dead-server cleanup")
-                    || why.contains("old address stays"))
+                    || why.contains("old address stays")
+                    || why.starts_with("removed server with duplicate address"))
                     && !out.contains(why)
                     && out.len() < EVENTS_MAX =>
             {

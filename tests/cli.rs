@@ -118,6 +118,37 @@ fn check_reports_lost_allocations_when_a_server_client_is_not_drained() {
     assert_eq!(ok.status.code(), Some(0), "{t}");
 }
 
+/// A raft protocol 2 → 3 roll: lint is clean (both versions run both protocols, R008 quiet),
+/// and `check` completes every seed, listing how each server came back: under a UUID Raft ID,
+/// as a voter while a server still ran protocol 2, the last one as a non-voter; health derived
+/// while autopilot answered HTTP 500.
+#[test]
+fn check_rehearses_a_raft_protocol_2_to_3_roll() {
+    let plan = "plans/incidents/nomad-1.3-raft-protocol-2-to-3.toml";
+    let o = rehearse(&["check", plan, "--seeds", "4"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("lint: no findings"), "{t}");
+    assert!(t.contains("completed 4, halted safely 0"), "{t}");
+    assert!(t.contains("raft protocol roll (seed 1):"), "{t}");
+    assert_eq!(
+        t.matches("removed server with duplicate address").count(),
+        3,
+        "{t}"
+    );
+    assert_eq!(
+        t.matches("as a voter (servers on raft protocol 2 remain)")
+            .count(),
+        2,
+        "{t}"
+    );
+    assert_eq!(t.matches("as a non-voter").count(), 1, "{t}");
+    assert!(
+        t.contains("health derived from the raft configuration"),
+        "{t}"
+    );
+}
+
 #[test]
 fn simulate_summarises_and_rejects_bad_input() {
     let o = rehearse(&[

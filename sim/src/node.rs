@@ -53,7 +53,7 @@ impl Directory {
     /// Whether configuration entry `p` is the server it names now.
     #[inline]
     pub fn is_server(&self, p: &Peer) -> bool {
-        p.addr_gen == self.addr_gen[p.id] || self.by_id & (1 << p.id) != 0
+        p.addr_gen == self.addr_gen[p.id] || (!p.by_address && self.by_id & (1 << p.id) != 0)
     }
 }
 
@@ -832,6 +832,7 @@ mod tests {
             id,
             voter,
             addr_gen: 0,
+            by_address: false,
         }
     }
 

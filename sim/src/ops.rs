@@ -264,7 +264,7 @@ impl World {
         // address, and no gossip member matches it: Nomad shows its node as `(unknown)`.
         let stale = |p: &crate::state::Peer| !self.is_server(p);
         let servers = s.vol.config.iter().map(|p| RaftServer {
-            id: if stale(p) {
+            id: if stale(p) || p.by_address {
                 self.entry_address(p)
             } else {
                 self.raft_id(p.id)

@@ -558,6 +558,7 @@ impl World {
             id: to,
             voter: false,
             addr_gen: self.servers[to].addr_gen,
+            by_address: false,
         };
         self.send_delayed(from, p, msg, extra_ns);
     }

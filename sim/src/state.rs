@@ -51,6 +51,11 @@ pub struct Peer {
     pub voter: bool,
     /// Address generation the configuration knows for it (see `World::change_address`).
     pub addr_gen: u32,
+    /// Whether the entry's Raft ID is the address (added under raft protocol 2) rather than
+    /// the server's UUID (protocol 3). A server restarted on protocol 3 has a UUID, so an
+    /// address-ID entry no longer names it once the leader sees the change (see `readdress`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_address: bool,
 }
 
 /// What a log entry carries.

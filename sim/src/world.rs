@@ -509,6 +509,7 @@ impl World {
                 id,
                 voter: true,
                 addr_gen: 0,
+                by_address: cfg.servers[id].raft_protocol < 3,
             })
             .collect();
         let seed = cfg.seed;
@@ -1584,6 +1585,7 @@ impl World {
         let change = self
             .fix_addresses(&config)
             .or_else(|| self.add_readdressed_v2(&config))
+            .or_else(|| self.drop_address_id(l, &config))
             .or_else(|| self.prune_dead(l, &config))
             .or_else(|| self.add_new(&config))
             .or_else(|| self.promote_stable(&config));
@@ -1599,6 +1601,7 @@ impl World {
                 let s = &self.servers[p.id];
                 // Under raft protocol 2 the address is the ID: see `readdress`.
                 p.addr_gen != s.addr_gen
+                    && !p.by_address
                     && s.serf == SerfStatus::Alive
                     && s.advertised_protocol >= 3
             })
@@ -1674,11 +1677,24 @@ impl World {
                 && !config.iter().any(|p| p.id == id)
         })?;
         let mut peers = config.to_vec();
+        let s = &self.servers[id];
+        // Consul's joinConsulServer, Nomad's addRaftPeer: a protocol-3 server joins as a
+        // non-voter that autopilot promotes once stable, unless a server still advertises
+        // protocol 2 (autopilot does not promote then): it joins as a voter (AddVoter).
+        let voter = s.advertised_protocol >= 3 && self.min_raft_protocol() < 3;
         peers.push(Peer {
             id,
-            voter: false,
-            addr_gen: self.servers[id].addr_gen,
+            voter,
+            addr_gen: s.addr_gen,
+            by_address: s.advertised_protocol < 3,
         });
+        if voter {
+            let why = format!(
+                "add voter {id} under its Raft ID {} (servers on raft protocol 2 remain: AddVoter)",
+                self.raft_id(id)
+            );
+            return Some((peers, why));
+        }
         Some((peers, format!("add non-voter {id}")))
     }
 

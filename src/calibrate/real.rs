@@ -21,6 +21,7 @@ pub fn options(consul: &std::path::Path, base: u8, dir: &std::path::Path) -> Loc
         token: None,
         dir: dir.to_path_buf(),
         upgrade_extra: ROLLING_REHEARSE_UPGRADE.into(),
+        raft_protocol: (3, 3),
         probe: false,
         netns: false,
         tls: false,

@@ -290,6 +290,21 @@ fn print_summary(args: &Args, variant: Variant, outcomes: &[Outcome]) {
             o.seed,
             o.order.join(" -> ")
         );
+        // A raft protocol 2 → 3 roll: how each server came back, and how health was read.
+        let roll: Vec<&String> = o
+            .events
+            .iter()
+            .filter(|e| e.starts_with("removed server with duplicate address"))
+            .collect();
+        if !roll.is_empty() {
+            out!("  raft protocol roll (seed {}):", o.seed);
+            for e in roll {
+                out!("    {e}");
+            }
+            for n in o.notes.iter().filter(|n| n.contains("health derived")) {
+                out!("    {n}");
+            }
+        }
     }
     let shown = 5;
     for o in outcomes

@@ -23,6 +23,13 @@ pub struct LiveCluster {
     pub servers: Vec<(String, Client)>,
 }
 
+/// Whether an error answer is autopilot's refusal under raft protocol 2 (Consul and Nomad
+/// both answer HTTP 500 "all servers must have raft_protocol set to 3 in order to use this
+/// endpoint").
+pub fn needs_protocol_3(message: &str) -> bool {
+    message.starts_with("HTTP 500") && message.contains("raft_protocol set to 3")
+}
+
 fn bad_answer(c: &Client, e: parse::ParseError) -> ApiError {
     ApiError::Rejected {
         addr: c.base.as_str().into(),
@@ -188,8 +195,22 @@ impl LiveCluster {
         parse::raft_configuration(&a.body).map_err(|e| bad_answer(c, e))
     }
 
+    /// Autopilot health. Under raft protocol 2 the endpoint answers HTTP 500 "all servers must
+    /// have raft_protocol set to 3 in order to use this endpoint": that is `Unsupported`, and
+    /// the procedure derives health from the raft configuration and each server's own stats,
+    /// which every observation reads anyway (`procedure::derived`).
     async fn health(&self, c: &Client) -> Result<rehearse_model::api::AutopilotHealth, ApiError> {
-        let a = c.get("/v1/operator/autopilot/health").await?;
+        let a = match c.get("/v1/operator/autopilot/health").await {
+            Err(ApiError::Rejected { addr, message }) if needs_protocol_3(&message) => {
+                return Err(ApiError::Unsupported {
+                    addr,
+                    what: format!(
+                        "autopilot health needs raft protocol 3 on every server ({message})"
+                    ),
+                });
+            }
+            other => other?,
+        };
         if a.body.is_null() {
             return Err(ApiError::Unsupported {
                 addr: c.base.as_str().into(),

@@ -37,6 +37,10 @@ pub struct LocalOptions {
     /// Serve the HTTP API over mutual TLS only (HTTPS on 8501, plain HTTP off), with a CA and
     /// certificates made by `consul tls` in `dir/tls` (see [`LocalConsul::tls_env`]).
     pub tls: bool,
+    /// Raft protocol the servers run now and the one the plan's target sets
+    /// (`upgrade.target_raft_protocol`); (3, 3) is Consul's default and adds nothing to the
+    /// plan. Other values pass `-raft-protocol` to every server.
+    pub raft_protocol: (u8, u8),
 }
 
 /// A running local Consul cluster.
@@ -223,16 +227,25 @@ pub fn plan_text(o: &LocalOptions) -> String {
         acl
     };
     let target = o.target_binary.as_ref().unwrap_or(&o.binary);
+    let (proto, target_proto) = o.raft_protocol;
+    let (proto_arg, target_proto) = if o.raft_protocol == (3, 3) {
+        (String::new(), String::new())
+    } else {
+        (
+            "\"-raft-protocol={raft_protocol}\", ".to_string(),
+            format!("target_raft_protocol = {target_proto}\n"),
+        )
+    };
     format!(
         r#"[cluster]
 product = "consul"
 version = "1.8.7"
-raft_protocol = 3
+raft_protocol = {proto}
 servers = [{servers}]
 
 [upgrade]
 target = "1.8.7"
-allow_zero_tolerance = {zero}
+{target_proto}allow_zero_tolerance = {zero}
 {extra}
 
 [execute]
@@ -243,7 +256,7 @@ probe = {probe}
 
 [execute.process]
 argv = [{prefix}"{{binary}}", "agent", "-server", "-bootstrap-expect={n}", "-node={{name}}",
-        "-bind={{host}}", "-client={{host}}", "-data-dir={d}/{{name}}/data", {acl}
+        "-bind={{host}}", "-client={{host}}", "-data-dir={d}/{{name}}/data", {proto_arg}{acl}
         {joins}, "-node-meta=rehearse_rev:{{rev}}", "-log-level=info"]
 pid_file = "{d}/{{name}}/pid"
 log_file = "{d}/{{name}}/consul.log"
@@ -314,8 +327,13 @@ impl LocalConsul {
         for s in local.names() {
             local.start_server(&s, false).await?;
         }
-        let ft = i64::from(local.opts.servers >= 3);
-        local.wait_healthy(ft, Duration::from_secs(90)).await?;
+        if local.opts.raft_protocol.0 < 3 {
+            // Autopilot health answers HTTP 500 under raft protocol 2.
+            local.wait_voters(Duration::from_secs(90)).await?;
+        } else {
+            let ft = i64::from(local.opts.servers >= 3);
+            local.wait_healthy(ft, Duration::from_secs(90)).await?;
+        }
         Ok(local)
     }
 
@@ -435,6 +453,37 @@ impl LocalConsul {
             }
         }
         None
+    }
+
+    /// The raft configuration as the first answering server reports it.
+    pub async fn raft_configuration(&self) -> Option<rehearse_model::api::RaftConfiguration> {
+        for (_, c) in &self.cluster.servers {
+            if let Ok(r) = self.cluster.raft_configuration(c).await {
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    /// Waits until the raft configuration lists every server as a voter, one of them the
+    /// leader (what a protocol-2 cluster offers instead of autopilot health).
+    pub async fn wait_voters(&self, max: Duration) -> Result<(), String> {
+        let t0 = Instant::now();
+        while t0.elapsed() < max {
+            if let Some(r) = self.raft_configuration().await
+                && r.servers.len() == self.opts.servers
+                && r.servers.iter().all(|s| s.voter)
+                && r.servers.iter().any(|s| s.leader)
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!(
+            "local Consul cluster in {}: not every server a voter within {} s",
+            self.opts.dir.display(),
+            max.as_secs()
+        ))
     }
 
     /// Waits until autopilot reports healthy with failure tolerance ≥ `ft`.

@@ -523,6 +523,14 @@ mod tests {
         assert!(fires("R008", &plan("raft_protocol = 2", "", 5)));
         assert!(fires("R008", &plan("", "target_raft_protocol = 2", 5)));
         assert!(!fires("R008", &plan("raft_protocol = 3", "", 5)));
+        // The roll R008 advises: protocol 2 → 3 on a line that runs both (Nomad 1.3).
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/plans/incidents/nomad-1.3-raft-protocol-2-to-3.toml"
+        ))
+        .unwrap();
+        let roll = Plan::from_str_named(&text, "roll.toml").unwrap();
+        assert!(lint(&roll).is_empty(), "{:?}", lint(&roll));
     }
 
     #[test]

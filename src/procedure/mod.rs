@@ -19,6 +19,7 @@
 //! refresh intervals), and the server must be a voter again.
 
 pub mod config;
+pub mod derived;
 mod gate;
 
 pub use config::{GateConfig, ProcedureConfig, ServerRef, Variant};
@@ -246,8 +247,24 @@ impl Procedure {
         }
     }
 
-    /// Takes the next observation and returns the next action.
+    /// Takes the next observation and returns the next action. When autopilot health is
+    /// unavailable (HTTP 500 while a server runs raft protocol 2) and the procedure reads it,
+    /// health derived from the raft configuration and each server's own stats stands in for
+    /// it (see `derived`), so a raft protocol 2 → 3 roll is checked as closely as any other.
     pub fn next(&mut self, obs: &Observation) -> Action {
+        if self.cfg.gate.use_autopilot
+            && derived::unavailable(&obs.view.health)
+            && let Some(h) = derived::health(&obs.view, self.cfg.max_trailing_logs)
+        {
+            self.note("autopilot health unavailable (raft protocol 2): health derived from the raft configuration and each server's own stats");
+            let mut o = obs.clone();
+            o.view.health = Ok(h);
+            return self.next_observed(&o);
+        }
+        self.next_observed(obs)
+    }
+
+    fn next_observed(&mut self, obs: &Observation) -> Action {
         self.steps += 1;
         if self.steps > OBSERVATIONS_MAX {
             return self.halt(HaltReason::TooManySteps);

@@ -836,3 +836,152 @@ fn no_fence_while_an_old_server_is_still_in_the_configuration() {
         }
     }
 }
+
+/// A view of `f` as a raft protocol 2 cluster shows it: autopilot health answers HTTP 500.
+fn protocol_2(f: &Fake) -> ClusterView {
+    let mut v = f.view();
+    v.health = Err(ApiError::Unsupported {
+        addr: "s1".into(),
+        what: "autopilot health needs raft protocol 3 on every server (HTTP 500)".into(),
+    });
+    v
+}
+
+#[test]
+fn derived_health_follows_autopilot_rule_from_the_raft_configuration_and_own_stats() {
+    let mut f = Fake::healthy();
+    let h = derived::health(&protocol_2(&f), 250).unwrap();
+    assert!(h.healthy);
+    assert_eq!(h.failure_tolerance, 1);
+    assert_eq!(h.voters.len(), 3);
+    // A server whose own API does not answer is unhealthy; one trailing too far too.
+    f.set("s3", |s| s.2 = false);
+    f.set("s2", |s| s.6 = 10);
+    let h = derived::health(&protocol_2(&f), 50).unwrap();
+    assert!(!h.healthy);
+    assert_eq!(h.failure_tolerance, 0);
+    let healthy: Vec<_> = h.servers.iter().filter(|s| s.healthy).collect();
+    assert_eq!(healthy.len(), 1, "{h:?}");
+    // A stale protocol-2 address entry no server answers for is an unhealthy voter that
+    // raises the quorum.
+    let f = Fake::healthy();
+    let mut v = protocol_2(&f);
+    if let Ok(r) = &mut v.raft {
+        r.servers.push(RaftServer {
+            id: "10.0.0.9:4647".into(),
+            node: "(unknown)".into(),
+            address: "10.0.0.9:4647".into(),
+            leader: false,
+            voter: true,
+            raft_protocol: 2,
+        });
+    }
+    let h = derived::health(&v, 250).unwrap();
+    assert_eq!(h.voters.len(), 4);
+    assert_eq!(h.failure_tolerance, 0, "3 healthy of 4 voters, quorum 3");
+    // Without the leader's own stats nothing is derived.
+    let mut v = protocol_2(&f);
+    v.agents.retain(|(n, _)| &**n != "s1");
+    assert!(derived::health(&v, 250).is_none());
+}
+
+#[test]
+fn under_protocol_2_the_procedure_derives_health_and_waits_for_the_voter_return() {
+    let mut c = cfg();
+    c.snapshot_first = false;
+    let mut p = Procedure::new(c);
+    let f = Fake::healthy();
+    let o = |now_ms, result, view: ClusterView| Observation {
+        now_ms,
+        result,
+        view,
+    };
+    // Preflight passes on derived health and the first follower is stopped.
+    let Action::Stop { server } = p.next(&o(0, ActionResult::None, protocol_2(&f))) else {
+        panic!("expected a stop: {:?}", p.notes())
+    };
+    assert!(p.notes().iter().any(|n| n.contains("health derived")));
+    assert!(matches!(
+        p.next(&o(100, ActionResult::Ok, protocol_2(&f))),
+        Action::ReplaceBinary { .. }
+    ));
+    assert!(matches!(
+        p.next(&o(200, ActionResult::Ok, protocol_2(&f))),
+        Action::Start { .. }
+    ));
+    // Back on the target, caught up, but a non-voter (the last server of a 2 → 3 roll):
+    // the gate holds however long that lasts.
+    let mut back = f.clone();
+    let target = v("1.10.3");
+    back.set(&server, |s| {
+        s.1 = target;
+        s.3 = false;
+    });
+    let mut now = 300;
+    for _ in 0..30 {
+        let a = p.next(&o(now, ActionResult::Ok, protocol_2(&back)));
+        assert!(matches!(a, Action::Observe { .. }), "{a:?}");
+        now += 2_000;
+    }
+    // Promoted: the gate passes after stable_for and the next server is stopped.
+    back.set(&server, |s| s.3 = true);
+    let mut next = None;
+    for _ in 0..30 {
+        match p.next(&o(now, ActionResult::Ok, protocol_2(&back))) {
+            Action::Observe { .. } => now += 2_000,
+            a => {
+                next = Some(a);
+                break;
+            }
+        }
+    }
+    assert!(
+        matches!(&next, Some(Action::Stop { server: s }) if *s != server),
+        "{next:?}"
+    );
+}
+
+#[test]
+fn under_protocol_2_a_stale_address_voter_makes_the_next_stop_wait_then_halt() {
+    let mut c = cfg();
+    c.snapshot_first = false;
+    let timeout = c.gate.timeout_ms;
+    let mut p = Procedure::new(c);
+    let f = Fake::healthy();
+    let stale = |f: &Fake| {
+        let mut v = protocol_2(f);
+        if let Ok(r) = &mut v.raft {
+            r.servers.push(RaftServer {
+                id: "10.0.0.9:4647".into(),
+                node: "(unknown)".into(),
+                address: "10.0.0.9:4647".into(),
+                leader: false,
+                voter: true,
+                raft_protocol: 2,
+            });
+        }
+        v
+    };
+    // 3 healthy of 4 voters: the preflight passes only with zero tolerance allowed; here it
+    // does not, and the procedure halts at the preflight saying why.
+    let mut now = 0;
+    let mut last = Action::Observe { wait_ms: 0 };
+    while now <= timeout + 4_000 {
+        last = p.next(&Observation {
+            now_ms: now,
+            result: ActionResult::None,
+            view: stale(&f),
+        });
+        if !matches!(last, Action::Observe { .. }) {
+            break;
+        }
+        now += 2_000;
+    }
+    let Action::Halt(HaltReason::PreflightFailed { unmet }) = &last else {
+        panic!("{last:?}")
+    };
+    assert!(
+        unmet.iter().any(|u| u.contains("failure_tolerance=0")),
+        "{unmet:?}"
+    );
+}

@@ -63,6 +63,17 @@ fn options(dir: &Path, root: &Path, base: u8, n: usize) -> LocalOptions {
 }
 
 fn options_tls(dir: &Path, root: &Path, base: u8, n: usize, tls: bool) -> LocalOptions {
+    options_with(dir, root, base, n, tls, (3, 3))
+}
+
+fn options_with(
+    dir: &Path,
+    root: &Path,
+    base: u8,
+    n: usize,
+    tls: bool,
+    raft_protocol: (u8, u8),
+) -> LocalOptions {
     LocalOptions {
         binary: root.join("rehearse-old/consul"),
         target_binary: Some(root.join("rehearse-new/consul")),
@@ -75,6 +86,7 @@ fn options_tls(dir: &Path, root: &Path, base: u8, n: usize, tls: bool) -> LocalO
         probe: true,
         netns: false,
         tls,
+        raft_protocol,
     }
 }
 
@@ -213,6 +225,28 @@ impl ConsulCluster {
 
     /// Like `start`, with the API on mutual TLS only when `tls`.
     pub fn start_with(name: &str, base: u8, n: usize, tls: bool) -> ConsulCluster {
+        ConsulCluster::start_opts(name, base, n, tls, (3, 3))
+    }
+
+    /// Like `start`, the servers on raft protocol `raft_protocol.0` (`-raft-protocol`) and the
+    /// plan's target setting `raft_protocol.1`; under protocol 2 it waits until every server
+    /// is a voter instead of for autopilot health.
+    pub fn start_protocol(
+        name: &str,
+        base: u8,
+        n: usize,
+        raft_protocol: (u8, u8),
+    ) -> ConsulCluster {
+        ConsulCluster::start_opts(name, base, n, false, raft_protocol)
+    }
+
+    fn start_opts(
+        name: &str,
+        base: u8,
+        n: usize,
+        tls: bool,
+        raft_protocol: (u8, u8),
+    ) -> ConsulCluster {
         let root = consul_root();
         let dir = scratch(name);
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -221,7 +255,14 @@ impl ConsulCluster {
             .build()
             .unwrap();
         let local = rt
-            .block_on(LocalConsul::start(options_tls(&dir, &root, base, n, tls)))
+            .block_on(LocalConsul::start(options_with(
+                &dir,
+                &root,
+                base,
+                n,
+                tls,
+                raft_protocol,
+            )))
             .unwrap();
         let plan_path = local.write_plan().unwrap();
         let env = if tls { local.tls_env() } else { Vec::new() };
@@ -263,6 +304,11 @@ impl ConsulCluster {
         self.rt
             .block_on(self.l().wait_healthy(ft, Duration::from_secs(90)))
             .unwrap();
+    }
+
+    /// The raft configuration as the first answering server reports it.
+    pub fn raft_configuration(&self) -> Option<rehearse_model::api::RaftConfiguration> {
+        self.rt.block_on(self.l().raft_configuration())
     }
 
     /// The current leader's name.

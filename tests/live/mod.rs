@@ -8,6 +8,7 @@ pub(crate) mod fake;
 mod journal_fails;
 mod no_leader;
 mod nomad_shapes;
+mod protocol;
 
 use cluster::{ConsulCluster, rehearse_cmd};
 use rehearse::live::journal::{Journal, Record};
