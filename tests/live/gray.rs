@@ -3,10 +3,18 @@
 //! not answer.
 
 use super::cluster::{self, ConsulCluster};
-use super::{actions, first_finished, first_in_gate};
+use super::{actions, first_in_gate};
 use rehearse::live::journal::{Journal, Record};
 use rehearse::procedure::{Action, Observation, base};
 use std::time::{Duration, Instant};
+
+/// Unix ms (the journal's scale).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
 
 /// (begin, end) of the first action `pick` accepts: its `ActionBegin` time and the time of the
 /// `ActionEnd` that follows it.
@@ -59,8 +67,8 @@ fn assert_stops_had_a_healthy_quorum_of_others(records: &[Record], n: usize) {
     assert!(stops > 0, "the journal holds stops");
 }
 
-/// Consul 1.8.7, 3 servers: as soon as the first follower's stop has finished, the leader is
-/// SIGSTOPped for 20 s. Install and start of the stopped follower read nothing of the cluster,
+/// Consul 1.8.7, 3 servers: the leader is SIGSTOPped for 20 s across the first follower's
+/// stop (from its beginning, so the pause holds when the stop has finished). Install and start of the stopped follower read nothing of the cluster,
 /// so the follower is running again within the install's time + 2 s (it was 20.3-20.6 s when
 /// every step waited on an observation that waited on the paused leader).
 #[test]
@@ -69,9 +77,18 @@ fn leader_paused_right_after_a_follower_stop_does_not_keep_the_follower_down() {
     let leader = c.leader();
     let probe = c.start_probe();
     let mut child = c.spawn_execute(&["--apply"]);
-    let stopped = c.wait_for_journal(|recs| first_finished(recs, "stop"));
+    // The pause lands as the first stop begins, while the follower is still shutting down
+    // (its stop takes ~0.5 s): polling for the stop's end came after the follower's install
+    // and start, which take milliseconds, and missed the window that matters.
+    let stopped = c.wait_for_journal(|recs| {
+        actions(recs)
+            .into_iter()
+            .find(|a| a.0 == "stop")
+            .map(|a| a.1)
+    });
     assert_ne!(stopped, leader, "a follower is stopped first");
     c.pause(&leader);
+    let paused_at_ms = unix_ms();
     std::thread::sleep(Duration::from_secs(20));
     c.resume(&leader);
     let out = cluster::wait_output(&mut child, 300);
@@ -105,6 +122,11 @@ fn leader_paused_right_after_a_follower_stop_does_not_keep_the_follower_down() {
         |a| matches!(a, Action::Start { server } if is(server)),
     )
     .unwrap();
+    assert!(
+        paused_at_ms <= stop_end,
+        "the leader was paused {} ms after {stopped}'s stop had ended, not across it",
+        paused_at_ms - stop_end
+    );
     let install_ms = install_end - install_begin;
     let down_ms = start_end - stop_end;
     println!(
