@@ -176,9 +176,150 @@ fn input_error_text(e: &ApiError) -> String {
     }
 }
 
-/// Reads the cluster once and refuses to go on (input error) when it cannot be read or does
-/// not match the plan. Returns the view.
+/// How the plan's servers compare with the live raft configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Membership {
+    /// The same servers (or the raft configuration could not be read: the procedure's own
+    /// checks judge that).
+    Matches,
+    /// Servers in the cluster but not in the plan: the plan describes another cluster.
+    Extra {
+        /// In the raft configuration, not in the plan.
+        extra: Vec<String>,
+        /// In the plan, not in the raft configuration.
+        absent: Vec<String>,
+    },
+    /// Servers of the plan are absent from the raft configuration, and each of them answers
+    /// its own API or is alive in serf members: they are re-joining (autopilot's dead-server
+    /// cleanup removed them while they were down; the leader adds them back).
+    Rejoining(Vec<String>),
+    /// Servers of the plan are absent from the raft configuration and some neither answer
+    /// nor are alive in serf members: nothing brings them back by waiting.
+    Gone {
+        /// Absent, not answering, not alive in serf.
+        gone: Vec<String>,
+    },
+}
+
+/// Compares the plan's servers (`planned`, plan names) with the raft configuration in `view`.
+pub fn membership(planned: &[&str], view: &ClusterView) -> Membership {
+    let Ok(r) = &view.raft else {
+        return Membership::Matches;
+    };
+    let live: Vec<&str> = r
+        .servers
+        .iter()
+        .map(|s| crate::procedure::base(&s.node))
+        .collect();
+    let extra: Vec<String> = live
+        .iter()
+        .filter(|n| !planned.contains(n))
+        .map(|n| n.to_string())
+        .collect();
+    let absent: Vec<String> = planned
+        .iter()
+        .filter(|n| !live.contains(n))
+        .map(|n| n.to_string())
+        .collect();
+    if !extra.is_empty() {
+        return Membership::Extra { extra, absent };
+    }
+    if absent.is_empty() {
+        return Membership::Matches;
+    }
+    // Any HTTP answer counts: a server that has not re-joined yet may answer "no leader".
+    let answers = |n: &str| {
+        view.agents.iter().any(|(a, r)| {
+            &**a == n && !matches!(r, Err(ApiError::Unreachable { .. } | ApiError::NotRead))
+        })
+    };
+    let alive = |n: &str| {
+        view.members.as_ref().is_ok_and(|m| {
+            m.iter().any(|x| {
+                crate::procedure::base(&x.name) == n
+                    && x.status == rehearse_model::api::SerfStatus::Alive
+            })
+        })
+    };
+    let gone: Vec<String> = absent
+        .iter()
+        .filter(|n| !answers(n) && !alive(n))
+        .cloned()
+        .collect();
+    if gone.is_empty() {
+        Membership::Rejoining(absent)
+    } else {
+        Membership::Gone { gone }
+    }
+}
+
+/// Reads the cluster and refuses to go on (input error) when it cannot be read or does not
+/// match the plan. Servers of the plan that are absent from the raft configuration while they
+/// re-join (they answer, or are alive in serf members) are waited for, at most the plan's
+/// `upgrade.gate.timeout`, with a progress line on stderr. Returns the view.
 pub async fn check_cluster(plan: &Plan, cluster: &LiveCluster) -> Result<ClusterView, ExecError> {
+    let gate = ProcedureConfig::from_plan(plan).gate;
+    let bound = Duration::from_millis(gate.timeout_ms);
+    let poll = Duration::from_millis(gate.poll_ms.clamp(100, 5_000));
+    let planned: Vec<&str> = plan
+        .cluster
+        .servers
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    let t0 = Instant::now();
+    let mut said: Option<Instant> = None;
+    let view = loop {
+        let view = read_answering(cluster).await?;
+        match membership(&planned, &view) {
+            Membership::Matches => break view,
+            Membership::Extra { extra, absent } => {
+                return Err(ExecError::Input(format!(
+                    "cluster.servers does not match the live raft configuration: in the cluster but not the plan {extra:?}, in the plan but not the cluster {absent:?} (rehearse import writes a matching plan)"
+                )));
+            }
+            Membership::Gone { gone } => {
+                return Err(ExecError::Input(format!(
+                    "cluster.servers: {gone:?} in the plan but not in the live raft configuration, and neither answering nor alive in serf members (autopilot removes a server that stays down): start them again (a server that re-joins is added back) and rerun"
+                )));
+            }
+            Membership::Rejoining(absent) if t0.elapsed() >= bound => {
+                return Err(ExecError::Input(format!(
+                    "cluster.servers: {absent:?} still not in the live raft configuration after {}s (upgrade.gate.timeout), though they answer or are alive in serf members: check their logs for why the leader does not add them back, then rerun",
+                    bound.as_secs()
+                )));
+            }
+            Membership::Rejoining(absent) => {
+                if said.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+                    eprintln!(
+                        "waiting for {} to re-join the raft configuration (they answer or are alive in serf members; removed while down): {:.0}s of at most {}s",
+                        absent.join(", "),
+                        t0.elapsed().as_secs_f64(),
+                        bound.as_secs()
+                    );
+                    said = Some(Instant::now());
+                }
+                tokio::time::sleep(poll).await;
+            }
+        }
+    };
+    let allowed = [plan.cluster.version, plan.upgrade.target];
+    for (n, a) in &view.agents {
+        if let Ok(a) = a
+            && !allowed.contains(&a.version)
+        {
+            return Err(ExecError::Input(format!(
+                "{n} runs {}, but the plan says cluster.version = {} and upgrade.target = {}",
+                a.version, plan.cluster.version, plan.upgrade.target
+            )));
+        }
+    }
+    Ok(view)
+}
+
+/// Reads the cluster once; refuses a token the servers refuse, or a cluster none of whose
+/// servers answers.
+async fn read_answering(cluster: &LiveCluster) -> Result<ClusterView, ExecError> {
     let view = cluster.observe().await;
     let forbidden = view
         .agents
@@ -208,38 +349,23 @@ pub async fn check_cluster(plan: &Plan, cluster: &LiveCluster) -> Result<Cluster
             why.join("; ")
         )));
     }
-    if let Ok(r) = &view.raft {
-        let live: Vec<&str> = r
-            .servers
-            .iter()
-            .map(|s| crate::procedure::base(&s.node))
-            .collect();
-        let planned: Vec<&str> = plan
-            .cluster
-            .servers
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect();
-        let extra: Vec<&&str> = live.iter().filter(|n| !planned.contains(n)).collect();
-        let absent: Vec<&&str> = planned.iter().filter(|n| !live.contains(n)).collect();
-        if !extra.is_empty() || !absent.is_empty() {
-            return Err(ExecError::Input(format!(
-                "cluster.servers does not match the live raft configuration: in the cluster but not the plan {extra:?}, in the plan but not the cluster {absent:?} (rehearse import writes a matching plan)"
-            )));
-        }
-    }
-    let allowed = [plan.cluster.version, plan.upgrade.target];
-    for (n, a) in &view.agents {
-        if let Ok(a) = a
-            && !allowed.contains(&a.version)
-        {
-            return Err(ExecError::Input(format!(
-                "{n} runs {}, but the plan says cluster.version = {} and upgrade.target = {}",
-                a.version, plan.cluster.version, plan.upgrade.target
-            )));
-        }
-    }
     Ok(view)
+}
+
+/// What the dry run finds wrong before the procedure's own preflight: every server whose own
+/// API does not answer. Gossip and autopilot call a paused server alive and healthy for a
+/// while after it stopped answering; its API is the first to tell.
+pub fn unanswered(view: &ClusterView) -> Vec<String> {
+    view.agents
+        .iter()
+        .filter_map(|(n, a)| {
+            let e = a.as_ref().err()?;
+            Some(match e {
+                ApiError::Unreachable { .. } => format!("{n}: its HTTP API does not answer ({e})"),
+                _ => format!("{n}: its HTTP API answers with an error ({e})"),
+            })
+        })
+        .collect()
 }
 
 /// sha-256 of the plan text, hex: a journal belongs to one plan.
@@ -294,7 +420,8 @@ pub async fn execute_with<C: ServerControl>(
 }
 
 fn dry_run(plan: &Plan, cfg: &ProcedureConfig, view: &ClusterView) -> ExecOutcome {
-    let unmet = Procedure::new(cfg.clone()).preflight_unmet(view);
+    let mut unmet = unanswered(view);
+    unmet.extend(Procedure::new(cfg.clone()).preflight_unmet(view));
     out!("dry run (nothing will be changed; add --apply to act)");
     out!("leader: {}", view.leader.as_deref().unwrap_or("none"));
     for (n, a) in &view.agents {
@@ -930,4 +1057,145 @@ impl Drop for AbortOnDrop {
 /// Where a snapshot at `index` is saved.
 pub fn snapshot_file(dir: &Path, index: u64) -> PathBuf {
     dir.join(format!("snapshot-{index}.snap"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rehearse_model::api::{
+        AgentSelf, Member, RaftConfiguration, RaftServer, RaftState, RaftStats, SerfStatus,
+    };
+    use rehearse_model::versions::Version;
+
+    fn v187() -> Version {
+        "1.8.7".parse().unwrap()
+    }
+
+    fn agent(n: &str) -> AgentSelf {
+        AgentSelf {
+            name: n.into(),
+            version: v187(),
+            raft: RaftStats {
+                state: RaftState::Follower,
+                term: 2,
+                last_log_index: 10,
+                last_log_term: 2,
+                commit_index: 10,
+                applied_index: 10,
+                protocol_version: 3,
+                num_peers: 2,
+                last_contact_ms: Some(10),
+            },
+        }
+    }
+
+    fn member(n: &str, status: SerfStatus) -> Member {
+        Member {
+            name: n.into(),
+            addr: "127.0.0.1:8301".into(),
+            status,
+            build: v187(),
+            raft_vsn: 3,
+            id: n.into(),
+            nonvoter: false,
+        }
+    }
+
+    /// s1..s3 in the plan; `in_raft` in the raft configuration; `answering` answer their own
+    /// API; `members` is the serf view.
+    fn view(in_raft: &[&str], answering: &[&str], members: &[(&str, SerfStatus)]) -> ClusterView {
+        let names: Vec<SharedStr> = ["s1", "s2", "s3"].map(SharedStr::from).to_vec();
+        let mut v = ClusterView::not_read(&names, false);
+        v.raft = Ok(RaftConfiguration {
+            index: 7,
+            servers: in_raft
+                .iter()
+                .map(|n| RaftServer {
+                    id: (*n).into(),
+                    node: (*n).into(),
+                    address: format!("{n}:8300").into(),
+                    leader: *n == "s1",
+                    voter: true,
+                    raft_protocol: 3,
+                })
+                .collect(),
+        });
+        v.members = Ok(members.iter().map(|(n, s)| member(n, *s)).collect());
+        for (n, a) in &mut v.agents {
+            *a = if answering.contains(&&**n) {
+                Ok(agent(n))
+            } else {
+                Err(ApiError::Unreachable {
+                    addr: n.clone(),
+                    why: "timed out".into(),
+                })
+            };
+        }
+        v
+    }
+
+    const PLAN: [&str; 3] = ["s1", "s2", "s3"];
+
+    #[test]
+    fn a_removed_server_that_answers_or_is_alive_in_serf_is_rejoining() {
+        use SerfStatus::*;
+        let all_alive = [("s1", Alive), ("s2", Alive), ("s3", Alive)];
+        let v = view(&["s1", "s2", "s3"], &PLAN, &all_alive);
+        assert_eq!(membership(&PLAN, &v), Membership::Matches);
+        // Removed by autopilot, restarted: it answers (serf may still say left).
+        let left = [("s1", Alive), ("s2", Alive), ("s3", Left)];
+        let v = view(&["s1", "s2"], &PLAN, &left);
+        assert_eq!(
+            membership(&PLAN, &v),
+            Membership::Rejoining(vec!["s3".into()])
+        );
+        // Restarted, not re-joined: it answers "no leader".
+        let mut v = view(&["s1", "s2"], &["s1", "s2"], &left);
+        v.agents[2].1 = Err(ApiError::NoLeader { addr: "s3".into() });
+        assert_eq!(
+            membership(&PLAN, &v),
+            Membership::Rejoining(vec!["s3".into()])
+        );
+        // Alive in serf while its API is not answering yet.
+        let v = view(&["s1", "s2"], &["s1", "s2"], &all_alive);
+        assert_eq!(
+            membership(&PLAN, &v),
+            Membership::Rejoining(vec!["s3".into()])
+        );
+        // Removed and still down: waiting brings nothing back.
+        let v = view(&["s1", "s2"], &["s1", "s2"], &left);
+        assert_eq!(
+            membership(&PLAN, &v),
+            Membership::Gone {
+                gone: vec!["s3".into()]
+            }
+        );
+        // A server in the cluster but not in the plan is another cluster, answering or not.
+        let v = view(&["s1", "s2", "s3", "s4"], &PLAN, &all_alive);
+        assert_eq!(
+            membership(&PLAN, &v),
+            Membership::Extra {
+                extra: vec!["s4".into()],
+                absent: vec![]
+            }
+        );
+        // An unread raft configuration is the procedure's to judge.
+        let mut v = view(&["s1"], &PLAN, &all_alive);
+        v.raft = Err(ApiError::NotRead);
+        assert_eq!(membership(&PLAN, &v), Membership::Matches);
+    }
+
+    #[test]
+    fn the_dry_run_names_every_server_whose_api_does_not_answer() {
+        use SerfStatus::*;
+        let all_alive = [("s1", Alive), ("s2", Alive), ("s3", Alive)];
+        let v = view(&["s1", "s2", "s3"], &["s1", "s3"], &all_alive);
+        let u = unanswered(&v);
+        assert_eq!(u.len(), 1, "{u:?}");
+        assert!(
+            u[0].starts_with("s2: its HTTP API does not answer"),
+            "{u:?}"
+        );
+        assert!(unanswered(&view(&PLAN, &PLAN, &all_alive)).is_empty());
+    }
 }

@@ -35,9 +35,11 @@ fn consul_root() -> PathBuf {
         let dst = root.join(side).join("consul");
         if !dst.exists() {
             std::fs::create_dir_all(root.join(side)).unwrap();
-            let tmp = root
-                .join(side)
-                .join(format!("consul.{}", std::process::id()));
+            let tmp = root.join(side).join(format!(
+                "consul.{}.{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
             std::fs::copy(&fetched, &tmp).unwrap();
             std::fs::rename(&tmp, &dst).unwrap();
         }
@@ -376,6 +378,21 @@ impl ConsulCluster {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("the journal never showed what the test waited for");
+    }
+
+    /// The node names in the raft configuration, read through the first server that answers
+    /// it (`None`: none did).
+    pub fn raft_nodes(&self) -> Option<Vec<String>> {
+        let l = self.l();
+        for (_, c) in &l.cluster.servers {
+            let read = self.rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), l.cluster.raft_configuration(c)).await
+            });
+            if let Ok(Ok(r)) = read {
+                return Some(r.servers.iter().map(|s| s.node.to_string()).collect());
+            }
+        }
+        None
     }
 
     /// SIGKILL one server.

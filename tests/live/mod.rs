@@ -5,6 +5,7 @@
 
 pub(crate) mod cluster;
 pub(crate) mod fake;
+mod gray;
 mod journal_fails;
 mod no_leader;
 mod nomad_shapes;
