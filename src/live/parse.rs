@@ -361,7 +361,15 @@ pub fn rfc3339_ms(text: &str) -> Option<u64> {
     let [y, mo, d, h, mi, s] = nums[..] else {
         return None;
     };
-    if y < 1970 {
+    // Each field in its calendar range (a leap second allowed): out-of-range numbers are not
+    // a time, and unbounded ones overflowed the arithmetic below (found by AFL++).
+    let in_range = (1970..=9999).contains(&y)
+        && (1..=12).contains(&mo)
+        && (1..=31).contains(&d)
+        && (0..=23).contains(&h)
+        && (0..=59).contains(&mi)
+        && (0..=60).contains(&s);
+    if !in_range {
         return None;
     }
     let (frac, offset) = match zone.find(['Z', '+', '-']) {
@@ -381,7 +389,11 @@ pub fn rfc3339_ms(text: &str) -> Option<u64> {
         o => {
             let sign = if o.starts_with('-') { -1 } else { 1 };
             let (oh, om) = o.get(1..)?.split_once(':')?;
-            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
+            let (oh, om) = (oh.parse::<i64>().ok()?, om.parse::<i64>().ok()?);
+            if !(0..=23).contains(&oh) || !(0..=59).contains(&om) {
+                return None;
+            }
+            sign * (oh * 3600 + om * 60)
         }
     };
     let days = days_from_civil(y, mo, d);
@@ -424,6 +436,12 @@ mod tests {
         );
         assert_eq!(rfc3339_ms("0001-01-01T00:00:00Z"), None);
         assert_eq!(rfc3339_ms("garbage"), None);
+        // Out-of-range fields are not a time (they overflowed before; found by AFL++).
+        assert_eq!(rfc3339_ms("2026-11-25T10:05:12Z90:0555555555555555555"), None);
+        assert_eq!(rfc3339_ms("2026-11-25T99:99:99Z"), None);
+        assert_eq!(rfc3339_ms("9223372036854775-11-25T10:05:12Z"), None);
+        assert_eq!(rfc3339_ms("2026-11-25T10:05:12+99999999999999:00"), None);
+        assert_eq!(rfc3339_ms("2026-11-25T10:05:12+01:99"), None);
     }
 
     #[test]
