@@ -437,7 +437,10 @@ mod tests {
         assert_eq!(rfc3339_ms("0001-01-01T00:00:00Z"), None);
         assert_eq!(rfc3339_ms("garbage"), None);
         // Out-of-range fields are not a time (they overflowed before; found by AFL++).
-        assert_eq!(rfc3339_ms("2026-11-25T10:05:12Z90:0555555555555555555"), None);
+        assert_eq!(
+            rfc3339_ms("2026-11-25T10:05:12Z90:0555555555555555555"),
+            None
+        );
         assert_eq!(rfc3339_ms("2026-11-25T99:99:99Z"), None);
         assert_eq!(rfc3339_ms("9223372036854775-11-25T10:05:12Z"), None);
         assert_eq!(rfc3339_ms("2026-11-25T10:05:12+99999999999999:00"), None);
