@@ -837,6 +837,21 @@ fn no_fence_while_an_old_server_is_still_in_the_configuration() {
     }
 }
 
+/// `v` with a stale protocol-2 address entry no server answers for (a voter that never votes).
+fn with_stale_address_voter(mut v: ClusterView) -> ClusterView {
+    if let Ok(r) = &mut v.raft {
+        r.servers.push(RaftServer {
+            id: "10.0.0.9:4647".into(),
+            node: "(unknown)".into(),
+            address: "10.0.0.9:4647".into(),
+            leader: false,
+            voter: true,
+            raft_protocol: 2,
+        });
+    }
+    v
+}
+
 /// A view of `f` as a raft protocol 2 cluster shows it: autopilot health answers HTTP 500.
 fn protocol_2(f: &Fake) -> ClusterView {
     let mut v = f.view();
@@ -865,17 +880,7 @@ fn derived_health_follows_autopilot_rule_from_the_raft_configuration_and_own_sta
     // A stale protocol-2 address entry no server answers for is an unhealthy voter that
     // raises the quorum.
     let f = Fake::healthy();
-    let mut v = protocol_2(&f);
-    if let Ok(r) = &mut v.raft {
-        r.servers.push(RaftServer {
-            id: "10.0.0.9:4647".into(),
-            node: "(unknown)".into(),
-            address: "10.0.0.9:4647".into(),
-            leader: false,
-            voter: true,
-            raft_protocol: 2,
-        });
-    }
+    let v = with_stale_address_voter(protocol_2(&f));
     let h = derived::health(&v, 250).unwrap();
     assert_eq!(h.voters.len(), 4);
     assert_eq!(h.failure_tolerance, 0, "3 healthy of 4 voters, quorum 3");
@@ -948,20 +953,7 @@ fn under_protocol_2_a_stale_address_voter_makes_the_next_stop_wait_then_halt() {
     let timeout = c.gate.timeout_ms;
     let mut p = Procedure::new(c);
     let f = Fake::healthy();
-    let stale = |f: &Fake| {
-        let mut v = protocol_2(f);
-        if let Ok(r) = &mut v.raft {
-            r.servers.push(RaftServer {
-                id: "10.0.0.9:4647".into(),
-                node: "(unknown)".into(),
-                address: "10.0.0.9:4647".into(),
-                leader: false,
-                voter: true,
-                raft_protocol: 2,
-            });
-        }
-        v
-    };
+    let stale = |f: &Fake| with_stale_address_voter(protocol_2(f));
     // 3 healthy of 4 voters: the preflight passes only with zero tolerance allowed; here it
     // does not, and the procedure halts at the preflight saying why.
     let mut now = 0;
