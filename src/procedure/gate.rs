@@ -148,24 +148,28 @@ impl GateState {
         } else {
             &self.servers
         };
+        // A list that cannot be read is named once, with the reason, rather than reported as
+        // every server missing from it.
+        let raft = obs.view.raft.as_ref().ok().filter(|_| cfg.require_voter);
         for s in who {
-            let alive = obs.view.members.as_ref().is_ok_and(|m| {
-                m.iter()
+            if let Ok(m) = &obs.view.members
+                && !m
+                    .iter()
                     .any(|x| base(&x.name) == s && x.status == SerfStatus::Alive)
-            });
-            if !alive {
+            {
                 unmet.push(format!("{s} not alive in serf"));
             }
-            if cfg.require_voter {
-                let voter = obs
-                    .view
-                    .raft
-                    .as_ref()
-                    .is_ok_and(|r| r.servers.iter().any(|x| base(&x.node) == s && x.voter));
-                if !voter {
-                    unmet.push(format!("{s} not a voter yet"));
-                }
+            if let Some(r) = raft
+                && !r.servers.iter().any(|x| base(&x.node) == s && x.voter)
+            {
+                unmet.push(format!("{s} not a voter yet"));
             }
+        }
+        if let Err(e) = &obs.view.members {
+            unmet.push(format!("serf members: {e}"));
+        }
+        if let (true, Err(e)) = (cfg.require_voter, &obs.view.raft) {
+            unmet.push(format!("raft configuration: {e}"));
         }
     }
 

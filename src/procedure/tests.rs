@@ -277,6 +277,52 @@ fn a_restarted_nonvoter_times_out_the_gate_naming_the_server() {
     }
 }
 
+/// A gate whose raft configuration, serf members and autopilot health cannot be read (a token
+/// that lost its operator rule mid-run) times out naming each list and why, never claiming
+/// that every server left the configuration, and never stops another server.
+#[test]
+fn a_gate_that_cannot_read_the_cluster_halts_naming_what_it_could_not_read() {
+    let mut c = cfg();
+    c.rollback = crate::plan::Rollback::Halt;
+    let mut p = Procedure::new(c);
+    let f = Fake::healthy();
+    let s = to_first_gate(&mut p, &f);
+    let mut up = f.clone();
+    up.set(&s, |x| x.1 = v("1.10.3"));
+    let denied = || ApiError::Forbidden {
+        addr: "http://127.0.0.1:4646".into(),
+    };
+    let mut last = Action::Observe { wait_ms: 0 };
+    for t in (400..200_000).step_by(2_000) {
+        let mut o = obs(t, ActionResult::Ok, &up);
+        o.view.raft = Err(denied());
+        o.view.members = Err(denied());
+        o.view.health = Err(denied());
+        last = p.next(&o);
+        assert!(!matches!(last, Action::Stop { .. }), "{last:?}");
+        if last.is_final() {
+            break;
+        }
+    }
+    let Action::Halt(HaltReason::GateTimeout { unmet, .. }) = last else {
+        panic!("expected a gate timeout, got {last:?}")
+    };
+    for list in ["raft configuration", "serf members", "autopilot health"] {
+        assert!(
+            unmet
+                .iter()
+                .any(|u| u.starts_with(list) && u.contains("permission denied")),
+            "{list}: {unmet:?}"
+        );
+    }
+    assert!(
+        !unmet
+            .iter()
+            .any(|u| u.contains("not a voter") || u.contains("not alive")),
+        "{unmet:?}"
+    );
+}
+
 #[test]
 fn no_stop_while_another_server_is_down() {
     let mut c = cfg();
