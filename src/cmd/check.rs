@@ -168,7 +168,15 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             ..crate::report::Options::new(jobs)
         };
         let formats = crate::report::render::Format::ALL;
-        crate::cmd::report::report_to(&args.plan, &opts, dir, &formats, args.out.json)?;
+        let progress = crate::progress::install(crate::progress::Progress::of(
+            0,
+            "report runs",
+            std::time::Duration::from_secs(args.progress_every),
+        ));
+        let written =
+            crate::cmd::report::report_to(&args.plan, &opts, dir, &formats, args.out.json);
+        drop(progress);
+        written?;
     }
     let all_completed = outcomes.iter().all(|o| o.verdict == RunVerdict::Completed);
     Ok(if all_completed && !has_errors(&findings) {
