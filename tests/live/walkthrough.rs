@@ -394,3 +394,95 @@ fn a_readme_command_with_a_renamed_flag_is_caught() {
     assert!(!usage_error(&r), "{report}: {}", r.text());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every command line the README gives to run: the lines of its ```sh blocks, its
+/// `$ rehearse …` examples and the figures' commands (the last column of a table row), with
+/// `rehearse` first; synopses with placeholders (`…`, `|`, `PLAN`) are not command lines.
+fn readme_command_lines(readme: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (info, body) in fenced(readme) {
+        for line in body.lines().map(str::trim) {
+            let line = match info.as_str() {
+                "sh" => line,
+                "" => match line.strip_prefix("$ ") {
+                    Some(l) => l,
+                    None => continue,
+                },
+                _ => continue,
+            };
+            // The README's main command runs the binary through cargo.
+            let line = match line.strip_prefix("cargo run --release -- ") {
+                Some(rest) => format!("rehearse {rest}"),
+                None => line.to_string(),
+            };
+            // Without its trailing comment and output redirection.
+            let line = line.split(" #").next().unwrap_or(&line);
+            let line = line.split(" > ").next().unwrap_or(line).trim();
+            if line.starts_with("rehearse ") {
+                out.push(line.to_string());
+            }
+        }
+    }
+    for row in readme.lines().filter(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = row.trim_matches('|').split(" | ").collect();
+        if let Some(cmd) = cells
+            .last()
+            .and_then(|c| c.trim().strip_prefix("`rehearse "))
+            .and_then(|c| c.strip_suffix('`'))
+        {
+            out.push(format!("rehearse {cmd}"));
+        }
+    }
+    out.retain(|l| !l.contains('…') && !l.contains('|'));
+    out
+}
+
+#[test]
+fn every_rehearse_command_line_in_the_readme_parses() {
+    // Each line runs with the real binary, its plan files replaced by a missing one (and `~`
+    // by a scratch directory) so that nothing long runs: it must fail on the missing file (or
+    // succeed), never on its flags.
+    let lines = readme_command_lines(&readme());
+    assert!(lines.len() >= 14, "{lines:?}");
+    let dir = super::cluster::scratch("readme-lines");
+    for line in &lines {
+        let args: Vec<String> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|a| {
+                if a.ends_with(".toml") || a.ends_with(".jsonl") {
+                    "/nonexistent/rehearse-readme/plan.toml".to_string()
+                } else {
+                    a.replace('~', &dir.display().to_string())
+                }
+            })
+            .collect();
+        let o = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+            .args(&args)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            // `import` reads the cluster's address from the environment: one that refuses.
+            .env("NOMAD_ADDR", "http://127.0.0.195:1")
+            .env_remove("CONSUL_HTTP_ADDR")
+            .output()
+            .expect("run rehearse");
+        println!("{line}: exit {:?}", o.status.code());
+        let r = Ran {
+            code: o.status.code(),
+            stdout: String::new(),
+            stderr: String::from_utf8_lossy(&o.stderr).to_string(),
+        };
+        assert!(
+            !usage_error(&r),
+            "README.md's `{line}` no longer parses:\n{}",
+            r.stderr
+        );
+        assert!(
+            matches!(r.code, Some(0 | 2)),
+            "`{line}` (as {args:?}): exit {:?}\n{}",
+            r.code,
+            r.stderr
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
