@@ -20,6 +20,10 @@ pub struct Args {
     /// First seed (seeds are first..first+N).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Seconds between progress lines on stderr when it is not a terminal (0: a line per
+    /// seed); on a terminal one line is redrawn in place.
+    #[arg(long, default_value_t = 10)]
+    pub progress_every: u64,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub jobs: Option<usize>,
@@ -102,7 +106,14 @@ pub fn rehearse_seeds(
                 s.spawn(move || {
                     chunk
                         .iter()
-                        .map(|&seed| rehearse(cfg, sim_config(plan, seed)))
+                        .map(|&seed| {
+                            let r = rehearse(cfg, sim_config(plan, seed));
+                            let bad = r.as_ref().is_ok_and(|o| {
+                                matches!(o.verdict, crate::rehearsal::Verdict::Unsafe { .. })
+                            });
+                            crate::progress::tick(bad);
+                            r
+                        })
                         .collect::<Vec<_>>()
                 })
             })
@@ -135,7 +146,13 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let progress = crate::progress::install(crate::progress::Progress::of(
+        seeds.end - seeds.start,
+        "seeds",
+        std::time::Duration::from_secs(args.progress_every),
+    ));
     let outcomes = rehearse_seeds(&plan, &cfg, seeds, jobs)?;
+    drop(progress);
     // Under --json this goes to stderr (see `JsonArgs::route_human_text`).
     print_findings(&findings);
     print_summary(&args, variant, &outcomes);
@@ -151,7 +168,15 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             ..crate::report::Options::new(jobs)
         };
         let formats = crate::report::render::Format::ALL;
-        crate::cmd::report::report_to(&args.plan, &opts, dir, &formats, args.out.json)?;
+        let progress = crate::progress::install(crate::progress::Progress::of(
+            0,
+            "report runs",
+            std::time::Duration::from_secs(args.progress_every),
+        ));
+        let written =
+            crate::cmd::report::report_to(&args.plan, &opts, dir, &formats, args.out.json);
+        drop(progress);
+        written?;
     }
     let all_completed = outcomes.iter().all(|o| o.verdict == RunVerdict::Completed);
     Ok(if all_completed && !has_errors(&findings) {

@@ -19,6 +19,10 @@ pub(crate) struct GateState {
     up_since_ms: Option<u64>,
     /// Start of the current run of healthy observations that count.
     healthy_since_ms: Option<u64>,
+    /// The conditions unmet at the last observation, and its time (see `Procedure::gate_wait`).
+    pub pending: Vec<String>,
+    /// Time of the last observation folded in (observer ms).
+    pub seen_ms: u64,
 }
 
 impl GateState {
@@ -35,6 +39,8 @@ impl GateState {
             leader_index,
             up_since_ms: None,
             healthy_since_ms: None,
+            pending: Vec::new(),
+            seen_ms: now_ms,
         }
     }
 

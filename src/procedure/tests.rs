@@ -1023,3 +1023,38 @@ fn under_protocol_2_a_stale_address_voter_makes_the_next_stop_wait_then_halt() {
         "{unmet:?}"
     );
 }
+
+#[test]
+fn a_waiting_gate_reports_its_servers_time_and_unmet_conditions() {
+    let mut p = Procedure::new(cfg());
+    let f = Fake::healthy();
+    assert_eq!(p.gate_wait(), None, "no gate before the first restart");
+    let s = to_first_gate(&mut p, &f);
+    let mut nv = f.clone();
+    nv.set(&s, |x| {
+        x.1 = v("1.10.3");
+        x.3 = false;
+    });
+    // The gate opens at the first observation after the start (400 ms); observed again at
+    // 12.4 s.
+    for t in [400, 12_400] {
+        assert!(matches!(
+            p.next(&obs(t, ActionResult::Ok, &nv)),
+            Action::Observe { .. }
+        ));
+    }
+    let w = p.gate_wait().expect("waiting at the gate");
+    assert_eq!(w.servers, vec![s.clone()]);
+    assert_eq!(w.waited_ms, 12_000);
+    assert_eq!(w.timeout_ms, p.config().gate.timeout_ms);
+    assert!(w.unmet.contains(&format!("{s} not a voter yet")), "{w:?}");
+    let line = w.to_string();
+    assert!(
+        line.starts_with(&format!(
+            "gate for {s}: waiting 12s of at most {}s: ",
+            w.timeout_ms / 1000
+        )),
+        "{line}"
+    );
+    assert!(line.contains("healthy continuously for 0s of"), "{line}");
+}

@@ -11,6 +11,7 @@ mod no_leader;
 mod nomad_shapes;
 mod protocol;
 mod unreadable;
+mod walkthrough;
 
 use cluster::{ConsulCluster, rehearse_cmd};
 use rehearse::live::journal::{Journal, Record};
