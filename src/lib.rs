@@ -25,6 +25,7 @@ pub mod live;
 pub mod logging;
 pub mod output;
 pub mod plan;
+pub mod pool;
 pub mod procedure;
 pub mod progress;
 pub mod rehearsal;

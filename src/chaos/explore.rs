@@ -309,8 +309,8 @@ pub fn for_each_run_in(
 ) -> u64 {
     let groups = by_first_step(schedules);
     let units = units_of(&groups, seeds.len(), keep);
-    let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
+    // Latent runs simulated (shared between workers: the first unit to need one runs it).
     let simulated = AtomicUsize::new(0);
     // Per seed: its fault-free line (walked by the first thread that needs it, the others
     // waiting on the lock) and the units not finished yet. When a seed's last unit is done, its
@@ -325,122 +325,105 @@ pub fn for_each_run_in(
             .clone()
     };
     let latent: Mutex<BTreeMap<LatentKey, Arc<OnceLock<RunResult>>>> = Mutex::default();
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| {
-                let mut walker = Walker::default();
-                loop {
-                    let u = next.fetch_add(1, Ordering::Relaxed);
-                    if u >= units.len() || stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let (seed_pos, g) = units[u];
-                    let (step, members) = &groups[g];
-                    let seed = seeds[seed_pos];
-                    let fork = walker.at(plan, cfg, seed, *step).clone();
-                    let keys: Vec<Option<Landing>> = members
-                        .iter()
-                        .map(|&i| landing_key(&fork, &schedules[i]))
-                        .collect();
-                    let mut same: Vec<(Landing, RunResult)> = Vec::new();
-                    for (&i, &key) in members.iter().zip(&keys) {
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let sched = &schedules[i];
-                        let known = key.and_then(|k| same.iter().find(|(l, _)| *l == k));
-                        let result = match (key, known) {
-                            (_, Some((_, r))) => r.clone(),
-                            (Some(Landing::Missed), None) => line(seed_pos).result.clone(),
-                            // A one-way partition from the leader to itself: nothing to cut.
-                            (Some(Landing::On(FaultKind::OneWay, Some(x), _)), None)
-                                if fork.world().leader() == Some(x) =>
-                            {
-                                RunResult {
-                                    fired: true,
-                                    ..line(seed_pos).result.clone()
-                                }
-                            }
-                            (Some(Landing::On(kind, Some(x), _)), None) if kind.latent() => {
-                                match line(seed_pos).first_boot(*step, x) {
-                                    Some(j) => {
-                                        // Every such fault whose first boot is in step j is
-                                        // this run: simulated once, whichever unit comes first.
-                                        let cell = {
-                                            let mut m =
-                                                latent.lock().unwrap_or_else(|e| e.into_inner());
-                                            m.entry((seed_pos, kind, x, j)).or_default().clone()
-                                        };
-                                        cell.get_or_init(|| {
-                                            simulated.fetch_add(1, Ordering::Relaxed);
-                                            RunResult::of(fork.clone(), cfg, sched)
-                                        })
-                                        .clone()
-                                    }
-                                    // Replaced before it ran, or never run: the fault-free run.
-                                    None => RunResult {
-                                        fired: true,
-                                        ..line(seed_pos).result.clone()
-                                    },
-                                }
-                            }
-                            (Some(Landing::On(kind, target, _)), None)
-                                if kind != FaultKind::ClientDown =>
-                            {
-                                // Every duration of this fault on this server, in one go.
-                                let mut durations: Vec<Option<u64>> = keys
-                                    .iter()
-                                    .filter_map(|k| match k {
-                                        Some(Landing::On(k2, t2, d))
-                                            if (*k2, *t2) == (kind, target) =>
-                                        {
-                                            Some(*d)
-                                        }
-                                        _ => None,
-                                    })
-                                    .collect();
-                                durations.sort_unstable();
-                                durations.dedup();
-                                walker.simulated += durations.len() as u64;
-                                let runs = run_durations(&fork, cfg, sched[0], &durations);
-                                for (d, r) in runs {
-                                    same.push((Landing::On(kind, target, d), r));
-                                }
-                                let mine = same.iter().find(|(l, _)| Some(*l) == key);
-                                mine.map(|(_, r)| r.clone()).unwrap_or_else(|| {
-                                    unreachable!("run_durations answers every duration")
-                                })
-                            }
-                            (_, None) => {
-                                walker.simulated += 1;
-                                let r = RunResult::of(fork.clone(), cfg, sched);
-                                if let Some(k) = key {
-                                    same.push((k, r.clone()));
-                                }
-                                r
-                            }
-                        };
-                        let at = RunAt {
-                            schedule: i,
-                            seed_pos,
-                            seed,
-                            result: &result,
-                        };
-                        if each(&at) {
-                            stop.store(true, Ordering::Relaxed);
-                        }
-                    }
-                    if left[seed_pos].fetch_sub(1, Ordering::AcqRel) == 1 {
-                        *lines[seed_pos].lock().unwrap_or_else(|e| e.into_inner()) = None;
-                        let mut m = latent.lock().unwrap_or_else(|e| e.into_inner());
-                        m.retain(|k, _| k.0 != seed_pos);
-                    }
+    let walkers =
+        crate::pool::for_each_unit(units.len(), jobs, &stop, Walker::default, |walker, u| {
+            let (seed_pos, g) = units[u];
+            let (step, members) = &groups[g];
+            let seed = seeds[seed_pos];
+            let fork = walker.at(plan, cfg, seed, *step).clone();
+            let keys: Vec<Option<Landing>> = members
+                .iter()
+                .map(|&i| landing_key(&fork, &schedules[i]))
+                .collect();
+            let mut same: Vec<(Landing, RunResult)> = Vec::new();
+            for (&i, &key) in members.iter().zip(&keys) {
+                if stop.load(Ordering::Relaxed) {
+                    break;
                 }
-                simulated.fetch_add(walker.simulated as usize, Ordering::Relaxed);
-            });
-        }
-    });
-    simulated.into_inner() as u64
+                let sched = &schedules[i];
+                let known = key.and_then(|k| same.iter().find(|(l, _)| *l == k));
+                let result = match (key, known) {
+                    (_, Some((_, r))) => r.clone(),
+                    (Some(Landing::Missed), None) => line(seed_pos).result.clone(),
+                    // A one-way partition from the leader to itself: nothing to cut.
+                    (Some(Landing::On(FaultKind::OneWay, Some(x), _)), None)
+                        if fork.world().leader() == Some(x) =>
+                    {
+                        RunResult {
+                            fired: true,
+                            ..line(seed_pos).result.clone()
+                        }
+                    }
+                    (Some(Landing::On(kind, Some(x), _)), None) if kind.latent() => {
+                        match line(seed_pos).first_boot(*step, x) {
+                            Some(j) => {
+                                // Every such fault whose first boot is in step j is
+                                // this run: simulated once, whichever unit comes first.
+                                let cell = {
+                                    let mut m = latent.lock().unwrap_or_else(|e| e.into_inner());
+                                    m.entry((seed_pos, kind, x, j)).or_default().clone()
+                                };
+                                cell.get_or_init(|| {
+                                    simulated.fetch_add(1, Ordering::Relaxed);
+                                    RunResult::of(fork.clone(), cfg, sched)
+                                })
+                                .clone()
+                            }
+                            // Replaced before it ran, or never run: the fault-free run.
+                            None => RunResult {
+                                fired: true,
+                                ..line(seed_pos).result.clone()
+                            },
+                        }
+                    }
+                    (Some(Landing::On(kind, target, _)), None) if kind != FaultKind::ClientDown => {
+                        // Every duration of this fault on this server, in one go.
+                        let mut durations: Vec<Option<u64>> = keys
+                            .iter()
+                            .filter_map(|k| match k {
+                                Some(Landing::On(k2, t2, d)) if (*k2, *t2) == (kind, target) => {
+                                    Some(*d)
+                                }
+                                _ => None,
+                            })
+                            .collect();
+                        durations.sort_unstable();
+                        durations.dedup();
+                        walker.simulated += durations.len() as u64;
+                        let runs = run_durations(&fork, cfg, sched[0], &durations);
+                        for (d, r) in runs {
+                            same.push((Landing::On(kind, target, d), r));
+                        }
+                        let mine = same.iter().find(|(l, _)| Some(*l) == key);
+                        mine.map(|(_, r)| r.clone())
+                            .unwrap_or_else(|| unreachable!("run_durations answers every duration"))
+                    }
+                    (_, None) => {
+                        walker.simulated += 1;
+                        let r = RunResult::of(fork.clone(), cfg, sched);
+                        if let Some(k) = key {
+                            same.push((k, r.clone()));
+                        }
+                        r
+                    }
+                };
+                let at = RunAt {
+                    schedule: i,
+                    seed_pos,
+                    seed,
+                    result: &result,
+                };
+                if each(&at) {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+            if left[seed_pos].fetch_sub(1, Ordering::AcqRel) == 1 {
+                *lines[seed_pos].lock().unwrap_or_else(|e| e.into_inner()) = None;
+                let mut m = latent.lock().unwrap_or_else(|e| e.into_inner());
+                m.retain(|k, _| k.0 != seed_pos);
+            }
+        });
+    walkers.iter().map(|w| w.simulated).sum::<u64>() + simulated.into_inner() as u64
 }
 
 /// The work units (seed position, group index), seeds outermost, that `keep(seed position,

@@ -25,7 +25,7 @@ use crate::rehearsal::Checkpoint;
 use rehearse_sim::ProcessState;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How a pair's result was had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -81,50 +81,44 @@ pub fn for_each_pair(
 ) -> u64 {
     let groups = by_first_step(schedules);
     let units = units_of(&groups, seeds.len(), keep);
-    let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let simulated = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| {
-                let mut walker = Walker::default();
-                loop {
-                    let u = next.fetch_add(1, Ordering::Relaxed);
-                    if u >= units.len() || stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let (seed_pos, g) = units[u];
-                    let (step, members) = &groups[g];
-                    let fork = walker.at(plan, cfg, seeds[seed_pos], *step).clone();
-                    let mut unit = Unit {
-                        cfg,
-                        fork: &fork,
-                        cache: BTreeMap::new(),
-                        simulated: 0,
-                    };
-                    let mut emit = |schedule: usize, result: &RunResult, how: How| {
-                        let at = PairAt {
-                            schedule,
-                            seed_pos,
-                            result,
-                            how,
-                        };
-                        if each(&at) {
-                            stop.store(true, Ordering::Relaxed);
-                        }
-                    };
-                    for (a, pairs) in by_first_fault(schedules, members) {
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        unit.first(a, &pairs, &mut emit);
-                    }
-                    simulated.fetch_add(unit.simulated as usize, Ordering::Relaxed);
+    // Each worker: its walker (the fault-free prefix) and the runs it simulated.
+    let workers = crate::pool::for_each_unit(
+        units.len(),
+        jobs,
+        &stop,
+        || (Walker::default(), 0u64),
+        |(walker, simulated), u| {
+            let (seed_pos, g) = units[u];
+            let (step, members) = &groups[g];
+            let fork = walker.at(plan, cfg, seeds[seed_pos], *step).clone();
+            let mut unit = Unit {
+                cfg,
+                fork: &fork,
+                cache: BTreeMap::new(),
+                simulated: 0,
+            };
+            let mut emit = |schedule: usize, result: &RunResult, how: How| {
+                let at = PairAt {
+                    schedule,
+                    seed_pos,
+                    result,
+                    how,
+                };
+                if each(&at) {
+                    stop.store(true, Ordering::Relaxed);
                 }
-            });
-        }
-    });
-    simulated.into_inner() as u64
+            };
+            for (a, pairs) in by_first_fault(schedules, members) {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                unit.first(a, &pairs, &mut emit);
+            }
+            *simulated += unit.simulated;
+        },
+    );
+    workers.iter().map(|(_, n)| n).sum()
 }
 
 /// The unit's pairs grouped by first fault, each group ordered by the second fault's step.

@@ -95,40 +95,18 @@ pub fn rehearse_seeds(
     jobs: usize,
 ) -> Result<Vec<Outcome>, CliError> {
     let seeds: Vec<u64> = seeds.collect();
-    let jobs = jobs.clamp(1, seeds.len().max(1));
-    let chunks: Vec<Vec<u64>> = (0..jobs)
-        .map(|j| seeds.iter().copied().skip(j).step_by(jobs).collect())
-        .collect();
-    let results = std::thread::scope(|s| {
-        let handles: Vec<_> = chunks
-            .iter()
-            .map(|chunk| {
-                s.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|&seed| {
-                            let r = rehearse(cfg, sim_config(plan, seed));
-                            let bad = r.as_ref().is_ok_and(|o| {
-                                matches!(o.verdict, crate::rehearsal::Verdict::Unsafe { .. })
-                            });
-                            crate::progress::tick(bad);
-                            r
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect::<Vec<_>>()
+    let results = crate::pool::par_map(&seeds, jobs, |&seed| {
+        let r = rehearse(cfg, sim_config(plan, seed));
+        let bad = r
+            .as_ref()
+            .is_ok_and(|o| matches!(o.verdict, crate::rehearsal::Verdict::Unsafe { .. }));
+        crate::progress::tick(bad);
+        r
     });
-    let mut out = Vec::new();
-    for r in results.into_iter().flatten() {
-        out.push(r.map_err(|e| CliError::new(e.to_string()))?);
-    }
-    out.sort_by_key(|o| o.seed);
-    Ok(out)
+    results
+        .into_iter()
+        .map(|r| r.map_err(|e| CliError::new(e.to_string())))
+        .collect()
 }
 
 /// Runs the command.
