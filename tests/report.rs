@@ -143,7 +143,7 @@ fn report_writes_the_formats_asked_for() {
     assert!(out.join("report.md").exists() && !out.join("report.html").exists());
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], rehearse::report::model::SCHEMA_VERSION);
     assert_eq!(v["settings"]["seeds"], 2);
     // Risk above the operator's threshold: exit 1, the report still written.
     let o = rehearse(&[
