@@ -98,9 +98,11 @@ impl Hooks for Sampler {
 /// The lowest failure tolerance of a run: the ground truth sampled after every action (the
 /// [`Sampler`]'s samples), not autopilot's reading. `rehearse check` and the report both print
 /// this figure. Autopilot's own reading (`Outcome::tolerance`, what the procedure's gate sees)
-/// lags the cluster and can dip for one observation where the ground truth does not (on the
-/// 5-server example, one reading of 0 an action after the leadership transfer while four
-/// voters stayed healthy: tolerance 1). The ground truth is what one more failure would meet.
+/// lags the cluster and can dip for one observation where the ground truth does not: on
+/// `plans/nomad-5-servers.toml` it reads 0 once, one action (200 ms) after the leadership
+/// transfer, while all five servers run and the ground truth is 2; the ground truth's lowest
+/// over the run is 1, while one server is down for its upgrade. The ground truth is what one
+/// more failure would meet, so both commands print it.
 pub fn lowest_tolerance(samples: &[Sample]) -> Option<i64> {
     samples.iter().map(|s| s.tolerance).min()
 }
