@@ -340,14 +340,14 @@ fn assumptions(plan: &Plan) -> Assumptions {
         "version skew (the version catalog: new log-entry types and snapshot formats an older \
          server cannot read, Raft protocol bounds, known-bad releases)"
             .to_string(),
-        "the procedure itself, the same state machine `rehearse execute` runs against a real \
+        "the procedure itself, the same state machine rehearse execute runs against a real \
          cluster, reading the same API answers"
             .to_string(),
     ];
     let calibrated = vec![
         "real Consul 1.8.7 (3 servers, default settings): failover, restart-to-healthy and \
          rolling-restart times, writes lost in the leader's step, autopilot's stale health \
-         after a restart (docs/baselines.md; `rehearse calibrate`, tests/calibration.rs)"
+         after a restart (docs/baselines.md; rehearse calibrate, tests/calibration.rs)"
             .to_string(),
         "Nomad timers and behaviour from the hashicorp/nomad, hashicorp/raft, \
          hashicorp/raft-autopilot and hashicorp/memberlist sources and Nomad's upgrade guides \
@@ -501,7 +501,7 @@ fn runbook(
                         cfg.target_version
                     ));
                     abort.push(format!(
-                        "on a halt: rollback policy `{}`",
+                        "on a halt: rollback policy \"{}\"",
                         heatmap::serde_name(&plan.upgrade.rollback)
                     ));
                 }

@@ -78,7 +78,7 @@ pub fn decide(risk: &Risk, settings: &Settings, max_p_quorum_loss: Option<f64>) 
         }
         Some(max) => ok.push(format!("{p} is within the threshold {}", prob(max))),
         None => ok.push(format!(
-            "{p}; no threshold set (`rehearse report --fail-above P` sets one)"
+            "{p}; no threshold set (rehearse report --fail-above P sets one)"
         )),
     }
     let mut notes = Vec::new();
