@@ -26,6 +26,7 @@ pub mod logging;
 pub mod output;
 pub mod plan;
 pub mod procedure;
+pub mod progress;
 pub mod rehearsal;
 pub mod report;
 pub mod stats;

@@ -6,6 +6,7 @@ mod cli;
 mod containers;
 mod fuzz;
 mod live;
+mod progress;
 mod rehearse_plans;
 mod report;
 mod scenarios;

@@ -30,6 +30,10 @@ pub struct Args {
     /// "comparisons": …}`).
     #[command(flatten)]
     pub out: crate::output::JsonArgs,
+    /// Seconds between progress lines on stderr when it is not a terminal (0: a line per
+    /// trial or seed); on a terminal one line is redrawn in place.
+    #[arg(long, default_value_t = 10)]
+    pub progress_every: u64,
     /// Reuse the real trials of an earlier `--json-out` file instead of running servers.
     #[arg(long)]
     pub real: Option<PathBuf>,
@@ -128,6 +132,13 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
     let mut all = Vec::new();
     let mut slot = 0usize;
+    let real_trials = if recorded.is_some() { 0 } else { args.trials };
+    let per_scenario = real_trials as u64 + args.seeds;
+    let progress = crate::progress::install(crate::progress::Progress::of(
+        chosen.len() as u64 * per_scenario,
+        "trials and seeds",
+        std::time::Duration::from_secs(args.progress_every),
+    ));
     for s in chosen {
         let real = match &recorded {
             Some(r) => r
@@ -167,12 +178,17 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
                         trial.timings
                     );
                     v.push(trial);
+                    crate::progress::tick(false);
                 }
                 v
             }
         };
         let sim: Vec<Trial> = (1..=args.seeds)
-            .map(|seed| calibrate::sim::run(s, seed, &plan))
+            .map(|seed| {
+                let t = calibrate::sim::run(s, seed, &plan);
+                crate::progress::tick(false);
+                t
+            })
             .collect::<Result<_, _>>()
             .map_err(CliError::new)?;
         all.push(Runs {
@@ -181,6 +197,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             sim,
         });
     }
+    drop(progress);
     let comparisons: Vec<_> = all.iter().map(compare).collect();
     let counts: Vec<usize> = all.iter().map(|r| r.real.len()).collect();
     out!(

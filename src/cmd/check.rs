@@ -21,6 +21,10 @@ pub struct Args {
     /// First seed (seeds are first..first+N).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Seconds between progress lines on stderr when it is not a terminal (0: a line per
+    /// seed); on a terminal one line is redrawn in place.
+    #[arg(long, default_value_t = 10)]
+    pub progress_every: u64,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub jobs: Option<usize>,
@@ -110,8 +114,13 @@ pub fn rehearse_seeds(
                             // not touch the world): the lowest failure tolerance below is the
                             // report's figure.
                             let mut sampler = Sampler::default();
-                            rehearse_with(cfg, sim_config(plan, seed), &mut sampler)
-                                .map(|o| (o, lowest_tolerance(&sampler.samples)))
+                            let r = rehearse_with(cfg, sim_config(plan, seed), &mut sampler)
+                                .map(|o| (o, lowest_tolerance(&sampler.samples)));
+                            let bad = r.as_ref().is_ok_and(|(o, _)| {
+                                matches!(o.verdict, crate::rehearsal::Verdict::Unsafe { .. })
+                            });
+                            crate::progress::tick(bad);
+                            r
                         })
                         .collect::<Vec<_>>()
                 })
@@ -145,10 +154,16 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let progress = crate::progress::install(crate::progress::Progress::of(
+        seeds.end - seeds.start,
+        "seeds",
+        std::time::Duration::from_secs(args.progress_every),
+    ));
     let (outcomes, lowest): (Vec<Outcome>, Vec<Option<i64>>) =
         rehearse_seeds(&plan, &cfg, seeds, jobs)?
             .into_iter()
             .unzip();
+    drop(progress);
     // Under --json this goes to stderr (see `JsonArgs::route_human_text`).
     print_findings(&findings);
     print_summary(
@@ -169,7 +184,15 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             ..crate::report::Options::new(jobs)
         };
         let formats = crate::report::render::Format::ALL;
-        crate::cmd::report::report_to(&args.plan, &opts, dir, &formats, args.out.json)?;
+        let progress = crate::progress::install(crate::progress::Progress::of(
+            0,
+            "report runs",
+            std::time::Duration::from_secs(args.progress_every),
+        ));
+        let written =
+            crate::cmd::report::report_to(&args.plan, &opts, dir, &formats, args.out.json);
+        drop(progress);
+        written?;
     }
     let all_completed = outcomes.iter().all(|o| o.verdict == RunVerdict::Completed);
     Ok(if all_completed && !has_errors(&findings) {

@@ -62,7 +62,7 @@ pub struct Args {
     /// Go on with the sweep in --out: skip the units it has, run the rest.
     #[arg(long, requires = "out")]
     pub resume: bool,
-    /// Seconds between progress lines on stderr when it is not a terminal.
+    /// Seconds between progress lines on stderr when it is not a terminal (0: a line per run).
     #[arg(long, default_value_t = 10)]
     pub progress_every: u64,
     /// Explore a deliberately broken procedure instead.
@@ -159,7 +159,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         .filter(|&(s, step, _)| todo(s, step))
         .map(|(_, _, n)| n)
         .sum();
-    let every = Duration::from_secs(args.progress_every.max(1));
+    let every = Duration::from_secs(args.progress_every);
     let coll = Collector {
         schedules: &scheds,
         seeds: &seeds,

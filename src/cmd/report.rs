@@ -44,6 +44,10 @@ pub struct Args {
     /// Per-server failure rate, COUNT/PERIOD: 2/year, 1/month, 1/1000h.
     #[arg(long, default_value = "2/year")]
     pub server_failure_rate: String,
+    /// Seconds between progress lines on stderr when it is not a terminal (0: a line per
+    /// run); on a terminal one line is redrawn in place.
+    #[arg(long, default_value_t = 10)]
+    pub progress_every: u64,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub jobs: Option<usize>,
@@ -282,7 +286,16 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         failure_rate,
         max_p_quorum_loss: args.fail_above,
     };
-    let report = report_to(plan, &opts, &args.out, &formats, false)?;
+    // The work is counted as it is found: the seeds, then the explorer's runs, then each
+    // recommendation's seeds.
+    let progress = crate::progress::install(crate::progress::Progress::of(
+        0,
+        "runs",
+        std::time::Duration::from_secs(args.progress_every),
+    ));
+    let report = report_to(plan, &opts, &args.out, &formats, false);
+    drop(progress);
+    let report = report?;
     // With a threshold the exit status is the verdict's (`report::verdict` decides it: a plan
     // defect, an unsafe seed or P(quorum loss) above the threshold is no-go).
     let above = args.fail_above.is_some() && report.verdict.as_ref().is_some_and(|v| v.is_no_go());

@@ -4,13 +4,12 @@
 use crate::chaos::Fault;
 use crate::chaos::explore::{Class, Run, RunResult, Totals, fold};
 use crate::chaos::pairs::How;
-use crate::chaos::sample::thousands;
 use crate::chaos::shard::{Line, UnitRecord};
+pub use crate::progress::Progress;
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 /// Where finished units go: a JSON-lines file, flushed after every unit so a killed sweep
 /// keeps every unit it finished.
@@ -107,113 +106,5 @@ impl Collector<'_> {
             .filter(|(_, n)| *n > 0)
             .collect();
         UnitRecord::of(self.seeds[seed_pos], step, t, how)
-    }
-}
-
-/// Progress of a long sweep on stderr: done / total, runs per second, ETA, unsafe so far. On
-/// a terminal one line redrawn in place; otherwise a plain line every `every` (for logs).
-pub struct Progress {
-    /// Runs in this process's part of the sweep.
-    pub total: u64,
-    done: AtomicU64,
-    unsafe_runs: AtomicU64,
-    last: Mutex<Instant>,
-    tty: bool,
-    every: Duration,
-    first_unsafe: std::sync::OnceLock<(u64, f64)>,
-    /// When the sweep started.
-    pub started: Instant,
-}
-
-impl Progress {
-    /// Progress over `total` runs, a plain line every `every` when stderr is no terminal.
-    pub fn new(total: u64, every: Duration) -> Progress {
-        let now = Instant::now();
-        let tty = std::io::stderr().is_terminal();
-        Progress {
-            total,
-            done: AtomicU64::new(0),
-            unsafe_runs: AtomicU64::new(0),
-            last: Mutex::new(now),
-            tty,
-            every: if tty {
-                Duration::from_millis(250)
-            } else {
-                every
-            },
-            first_unsafe: std::sync::OnceLock::new(),
-            started: now,
-        }
-    }
-
-    fn tick(&self, unsafe_run: bool) {
-        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-        if unsafe_run {
-            self.unsafe_runs.fetch_add(1, Ordering::Relaxed);
-            let at = (done, self.started.elapsed().as_secs_f64());
-            let _ = self.first_unsafe.get_or_init(|| at);
-        }
-        let Ok(mut last) = self.last.try_lock() else {
-            return;
-        };
-        if last.elapsed() >= self.every {
-            *last = Instant::now();
-            self.show(done, false);
-        }
-    }
-
-    /// The current line.
-    pub fn line(&self, done: u64) -> String {
-        let s = self.started.elapsed().as_secs_f64();
-        let rate = done as f64 / s.max(1e-9);
-        let eta = (self.total.saturating_sub(done)) as f64 / rate.max(1e-9);
-        format!(
-            "progress: {}/{} runs ({:.1}%), {:.0} runs/s, ETA {}, unsafe so far {}",
-            thousands(done),
-            thousands(self.total),
-            done as f64 * 100.0 / self.total.max(1) as f64,
-            rate,
-            clock(eta),
-            self.unsafe_runs.load(Ordering::Relaxed)
-        )
-    }
-
-    fn show(&self, done: u64, last: bool) {
-        let line = self.line(done);
-        match (self.tty, last) {
-            (true, false) => eprint!("\r{line}   "),
-            (true, true) => eprintln!("\r{line}   "),
-            (false, _) => eprintln!("{line}"),
-        }
-    }
-
-    /// The last line, when there was anything to show.
-    pub fn finish(&self) {
-        let done = self.done.load(Ordering::Relaxed);
-        if done > 0 && (self.tty || self.started.elapsed() >= self.every) {
-            self.show(done, true);
-        }
-    }
-
-    /// Runs done and wall seconds when the first unsafe run came in (time to first
-    /// detection; depends on how the work was shared).
-    pub fn first_unsafe(&self) -> Option<(u64, f64)> {
-        self.first_unsafe.get().copied()
-    }
-
-    /// Runs done.
-    pub fn done(&self) -> u64 {
-        self.done.load(Ordering::Relaxed)
-    }
-}
-
-/// Seconds as `1:02:03` or `2:03`.
-fn clock(s: f64) -> String {
-    let s = s.clamp(0.0, 1e9) as u64;
-    let (h, m, sec) = (s / 3600, s / 60 % 60, s % 60);
-    if h > 0 {
-        format!("{h}:{m:02}:{sec:02}")
-    } else {
-        format!("{m}:{sec:02}")
     }
 }

@@ -14,6 +14,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// How long a snapshot refused for a configuration entry not applied yet is asked again.
+const SNAPSHOT_RETRY_FOR: Duration = Duration::from_secs(10);
+/// How often it is asked again.
+const SNAPSHOT_RETRY_EVERY: Duration = Duration::from_millis(250);
+
+/// Whether a refused snapshot is hashicorp/raft's transient "the newest configuration entry is
+/// not applied yet" (raft's `takeSnapshot`), which passes once the leader applies it.
+fn configuration_not_applied(e: &ApiError) -> bool {
+    matches!(e, ApiError::Rejected { message, .. }
+        if message.contains("cannot take snapshot now")
+            && message.contains("configuration entry"))
+}
+
 /// The servers of one cluster, by plan name.
 #[derive(Debug, Clone)]
 pub struct LiveCluster {
@@ -258,12 +271,28 @@ impl LiveCluster {
     }
 
     /// Saves a snapshot into `dir`, verifying the `Digest` header against the body.
+    ///
+    /// hashicorp/raft refuses a snapshot while the newest configuration entry (a server added
+    /// or removed) is not applied yet ("cannot take snapshot now, wait until the configuration
+    /// entry at N has been applied"). That happens right after a removed server re-joins, and
+    /// it passes within milliseconds: such a refusal is asked again, every
+    /// `SNAPSHOT_RETRY_EVERY`, for at most `SNAPSHOT_RETRY_FOR`.
     pub async fn save_snapshot(&self, dir: &Path) -> Result<(SnapshotInfo, PathBuf), String> {
-        let c = self.any_answering().await.map_err(|e| e.to_string())?;
-        let a = c
-            .get(self.paths().snapshot)
-            .await
-            .map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let (c, a) = loop {
+            let c = self.any_answering().await.map_err(|e| e.to_string())?;
+            match c.get(self.paths().snapshot).await {
+                Ok(a) => break (c, a),
+                Err(e)
+                    if configuration_not_applied(&e)
+                        && started.elapsed() + SNAPSHOT_RETRY_EVERY <= SNAPSHOT_RETRY_FOR =>
+                {
+                    eprintln!("    {e}: asking again");
+                    tokio::time::sleep(SNAPSHOT_RETRY_EVERY).await;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        };
         let digest = verify_digest(&a)?;
         let meta = super::archive::verify_archive(&a.bytes)?;
         let index = meta.index;
@@ -496,4 +525,34 @@ where
     })
     .await;
     out.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+
+    fn rejected(message: &str) -> ApiError {
+        ApiError::Rejected {
+            addr: "http://127.0.0.1:8500".into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn only_a_configuration_entry_not_applied_yet_is_asked_again() {
+        // As Consul 1.8.7 answered right after a removed server re-joined.
+        assert!(configuration_not_applied(&rejected(
+            "HTTP 500: Raft error when taking snapshot: cannot take snapshot now, wait until the configuration entry at 619 has been applied (have applied 618)"
+        )));
+        for other in [
+            "HTTP 500: Raft error when taking snapshot: nothing new to snapshot",
+            "HTTP 500: failed to open snapshot",
+            "HTTP 400: Bad request",
+        ] {
+            assert!(!configuration_not_applied(&rejected(other)), "{other}");
+        }
+        assert!(!configuration_not_applied(&ApiError::NoLeader {
+            addr: "x".into()
+        }));
+    }
 }

@@ -558,6 +558,37 @@ struct JournalRecorder {
     journal: Journal,
     /// The installation a `ReplaceBinary` being carried out gives its server, if it succeeds.
     installing: Option<(String, Side)>,
+    /// Progress lines of the gate in progress (see `GateLines`).
+    gate_lines: GateLines,
+}
+
+/// How often a waiting gate says what it waits for, on the observations' clock.
+pub const GATE_LINE_EVERY_MS: u64 = 5_000;
+
+/// The gate's progress on stderr while it waits: every `GATE_LINE_EVERY_MS` of waiting, one line
+/// with its pending conditions and elapsed/timeout, as the procedure reports them
+/// (`Procedure::gate_wait`).
+#[derive(Debug, Default)]
+struct GateLines {
+    /// The gate's servers and the number of lines said for it.
+    said: Option<(Vec<String>, u64)>,
+}
+
+impl GateLines {
+    /// The line due after the procedure's latest choice, if one is.
+    fn due(&mut self, proc: &Procedure) -> Option<String> {
+        let Some(w) = proc.gate_wait() else {
+            self.said = None;
+            return None;
+        };
+        let slot = w.waited_ms / GATE_LINE_EVERY_MS;
+        let said = match &self.said {
+            Some((servers, n)) if *servers == w.servers => *n,
+            _ => 0,
+        };
+        self.said = Some((w.servers.clone(), said.max(slot)));
+        (slot > said).then(|| w.to_string())
+    }
 }
 
 /// The installation a `ReplaceBinary` installs: the current version again while rolling back.
@@ -598,6 +629,9 @@ impl Recorder for JournalRecorder {
 
     fn chose(&mut self, at_ms: u64, proc: &Procedure, action: &Action) -> Result<(), ExecError> {
         self.expect(action, proc.is_rolling_back());
+        if let Some(line) = self.gate_lines.due(proc) {
+            eprintln!("    {line}");
+        }
         self.log(Record::ActionBegin {
             at_ms,
             action: action.clone(),
@@ -663,6 +697,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
         let mut journal = JournalRecorder {
             journal: Journal::open(&opts.journal).map_err(|e| ExecError::Input(e.to_string()))?,
             installing: None,
+            gate_lines: GateLines::default(),
         };
         if !resume && !already_done {
             journal.log(Record::Begin {

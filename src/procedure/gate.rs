@@ -19,6 +19,10 @@ pub(crate) struct GateState {
     up_since_ms: Option<u64>,
     /// Start of the current run of healthy observations that count.
     healthy_since_ms: Option<u64>,
+    /// The conditions unmet at the last observation, and its time (see `Procedure::gate_wait`).
+    pub pending: Vec<String>,
+    /// Time of the last observation folded in (observer ms).
+    pub seen_ms: u64,
 }
 
 impl GateState {
@@ -35,6 +39,8 @@ impl GateState {
             leader_index,
             up_since_ms: None,
             healthy_since_ms: None,
+            pending: Vec::new(),
+            seen_ms: now_ms,
         }
     }
 
@@ -148,24 +154,28 @@ impl GateState {
         } else {
             &self.servers
         };
+        // A list that cannot be read is named once, with the reason, rather than reported as
+        // every server missing from it.
+        let raft = obs.view.raft.as_ref().ok().filter(|_| cfg.require_voter);
         for s in who {
-            let alive = obs.view.members.as_ref().is_ok_and(|m| {
-                m.iter()
+            if let Ok(m) = &obs.view.members
+                && !m
+                    .iter()
                     .any(|x| base(&x.name) == s && x.status == SerfStatus::Alive)
-            });
-            if !alive {
+            {
                 unmet.push(format!("{s} not alive in serf"));
             }
-            if cfg.require_voter {
-                let voter = obs
-                    .view
-                    .raft
-                    .as_ref()
-                    .is_ok_and(|r| r.servers.iter().any(|x| base(&x.node) == s && x.voter));
-                if !voter {
-                    unmet.push(format!("{s} not a voter yet"));
-                }
+            if let Some(r) = raft
+                && !r.servers.iter().any(|x| base(&x.node) == s && x.voter)
+            {
+                unmet.push(format!("{s} not a voter yet"));
             }
+        }
+        if let Err(e) = &obs.view.members {
+            unmet.push(format!("serf members: {e}"));
+        }
+        if let (true, Err(e)) = (cfg.require_voter, &obs.view.raft) {
+            unmet.push(format!("raft configuration: {e}"));
         }
     }
 

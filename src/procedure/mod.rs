@@ -33,6 +33,34 @@ pub use rehearse_model::contract::{
 };
 use rehearse_model::versions::Version;
 
+/// A gate the procedure is waiting at (see [`Procedure::gate_wait`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateWait {
+    /// The restarted servers the gate is for.
+    pub servers: Vec<String>,
+    /// Time since their start, on the observations' clock.
+    pub waited_ms: u64,
+    /// How long the gate may wait before the procedure halts (`upgrade.gate.timeout`).
+    pub timeout_ms: u64,
+    /// The conditions unmet at the last observation, in the gate's order.
+    pub unmet: Vec<String>,
+}
+
+impl std::fmt::Display for GateWait {
+    /// `gate for s2: waiting 12s of at most 120s: s2 not a voter yet; healthy continuously for
+    /// 3s of 10s`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "gate for {}: waiting {}s of at most {}s: {}",
+            self.servers.join(","),
+            self.waited_ms / 1000,
+            self.timeout_ms / 1000,
+            self.unmet.join("; ")
+        )
+    }
+}
+
 /// Most observations one run may take before halting (a bound on every loop).
 pub const OBSERVATIONS_MAX: u64 = 200_000;
 /// How long the client check after `UpgradeClients` waits for every `ready` node to run the
@@ -208,6 +236,24 @@ impl Procedure {
             },
             Stage::Finished => Phase::Done,
         }
+    }
+
+    /// The gate in progress, if the procedure is waiting at one: its servers, how long it has
+    /// waited and may wait (on the observations' clock) and the conditions still unmet at the
+    /// last observation. The live executor prints it while it waits.
+    pub fn gate_wait(&self) -> Option<GateWait> {
+        let Stage::Gate(g) = &self.stage else {
+            return None;
+        };
+        if g.pending.is_empty() {
+            return None;
+        }
+        Some(GateWait {
+            servers: self.batch.clone(),
+            waited_ms: g.seen_ms.saturating_sub(g.restarted_at_ms),
+            timeout_ms: self.cfg.gate.timeout_ms,
+            unmet: g.pending.clone(),
+        })
     }
 
     /// Whether the procedure is rolling back (a `ReplaceBinary` now installs the old version).
@@ -733,6 +779,9 @@ impl Procedure {
             let server = self.batch.join(",");
             return self.halt(HaltReason::GateTimeout { server, unmet });
         }
+        // Kept for `gate_wait` (moved, not copied: the list was made for this poll).
+        g.pending = unmet;
+        g.seen_ms = obs.now_ms;
         self.poll()
     }
 

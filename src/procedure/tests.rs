@@ -277,6 +277,52 @@ fn a_restarted_nonvoter_times_out_the_gate_naming_the_server() {
     }
 }
 
+/// A gate whose raft configuration, serf members and autopilot health cannot be read (a token
+/// that lost its operator rule mid-run) times out naming each list and why, never claiming
+/// that every server left the configuration, and never stops another server.
+#[test]
+fn a_gate_that_cannot_read_the_cluster_halts_naming_what_it_could_not_read() {
+    let mut c = cfg();
+    c.rollback = crate::plan::Rollback::Halt;
+    let mut p = Procedure::new(c);
+    let f = Fake::healthy();
+    let s = to_first_gate(&mut p, &f);
+    let mut up = f.clone();
+    up.set(&s, |x| x.1 = v("1.10.3"));
+    let denied = || ApiError::Forbidden {
+        addr: "http://127.0.0.1:4646".into(),
+    };
+    let mut last = Action::Observe { wait_ms: 0 };
+    for t in (400..200_000).step_by(2_000) {
+        let mut o = obs(t, ActionResult::Ok, &up);
+        o.view.raft = Err(denied());
+        o.view.members = Err(denied());
+        o.view.health = Err(denied());
+        last = p.next(&o);
+        assert!(!matches!(last, Action::Stop { .. }), "{last:?}");
+        if last.is_final() {
+            break;
+        }
+    }
+    let Action::Halt(HaltReason::GateTimeout { unmet, .. }) = last else {
+        panic!("expected a gate timeout, got {last:?}")
+    };
+    for list in ["raft configuration", "serf members", "autopilot health"] {
+        assert!(
+            unmet
+                .iter()
+                .any(|u| u.starts_with(list) && u.contains("permission denied")),
+            "{list}: {unmet:?}"
+        );
+    }
+    assert!(
+        !unmet
+            .iter()
+            .any(|u| u.contains("not a voter") || u.contains("not alive")),
+        "{unmet:?}"
+    );
+}
+
 #[test]
 fn no_stop_while_another_server_is_down() {
     let mut c = cfg();
@@ -976,4 +1022,39 @@ fn under_protocol_2_a_stale_address_voter_makes_the_next_stop_wait_then_halt() {
         unmet.iter().any(|u| u.contains("failure_tolerance=0")),
         "{unmet:?}"
     );
+}
+
+#[test]
+fn a_waiting_gate_reports_its_servers_time_and_unmet_conditions() {
+    let mut p = Procedure::new(cfg());
+    let f = Fake::healthy();
+    assert_eq!(p.gate_wait(), None, "no gate before the first restart");
+    let s = to_first_gate(&mut p, &f);
+    let mut nv = f.clone();
+    nv.set(&s, |x| {
+        x.1 = v("1.10.3");
+        x.3 = false;
+    });
+    // The gate opens at the first observation after the start (400 ms); observed again at
+    // 12.4 s.
+    for t in [400, 12_400] {
+        assert!(matches!(
+            p.next(&obs(t, ActionResult::Ok, &nv)),
+            Action::Observe { .. }
+        ));
+    }
+    let w = p.gate_wait().expect("waiting at the gate");
+    assert_eq!(w.servers, vec![s.clone()]);
+    assert_eq!(w.waited_ms, 12_000);
+    assert_eq!(w.timeout_ms, p.config().gate.timeout_ms);
+    assert!(w.unmet.contains(&format!("{s} not a voter yet")), "{w:?}");
+    let line = w.to_string();
+    assert!(
+        line.starts_with(&format!(
+            "gate for {s}: waiting 12s of at most {}s: ",
+            w.timeout_ms / 1000
+        )),
+        "{line}"
+    );
+    assert!(line.contains("healthy continuously for 0s of"), "{line}");
 }

@@ -159,10 +159,15 @@ pub fn assess(
 ) -> Result<Assessment, ReportError> {
     let cfg = ProcedureConfig::from_plan(plan);
     let seeds: Vec<u64> = seeds.collect();
-    let runs = par_map(&seeds, jobs, |&s| measure(plan, &cfg, s))
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ReportError::Sim(e.to_string()))?;
+    crate::progress::add_total(seeds.len() as u64);
+    let runs = par_map(&seeds, jobs, |&s| {
+        let m = measure(plan, &cfg, s);
+        crate::progress::tick(false);
+        m
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(|e| ReportError::Sim(e.to_string()))?;
     Ok(reduce(runs, rate))
 }
 

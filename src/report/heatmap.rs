@@ -55,7 +55,9 @@ pub fn explore(
     let seeds: Vec<u64> = seeds.collect();
     let scheds: Vec<Vec<Fault>> = faults.iter().map(|&f| vec![f]).collect();
     let found = std::sync::Mutex::new(Vec::new());
+    crate::progress::add_total((scheds.len() * seeds.len()) as u64);
     for_each_run(plan, &cfg, &scheds, &seeds, jobs, &|r| {
+        crate::progress::tick(r.result.class == Class::Unsafe);
         // Empty unless the run was unsafe or lost quorum.
         let problem = r.result.problems.join("; ");
         let run = Run {

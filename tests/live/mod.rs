@@ -10,6 +10,8 @@ mod journal_fails;
 mod no_leader;
 mod nomad_shapes;
 mod protocol;
+mod unreadable;
+mod walkthrough;
 
 use cluster::{ConsulCluster, rehearse_cmd};
 use rehearse::live::journal::{Journal, Record};
