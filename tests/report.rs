@@ -143,7 +143,7 @@ fn report_writes_the_formats_asked_for() {
     assert!(out.join("report.md").exists() && !out.join("report.html").exists());
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], rehearse::report::model::SCHEMA_VERSION);
     assert_eq!(v["settings"]["seeds"], 2);
     // Risk above the operator's threshold: exit 1, the report still written.
     let o = rehearse(&[
@@ -277,6 +277,99 @@ fn the_example_reports_are_current() {
         "stale example reports (or run REHEARSE_BLESS=1 cargo test the_example_reports_are_current):\n{}",
         stale.join("\n")
     );
+}
+
+/// The review-ready parts every example HTML report must have.
+fn review_sections(name: &str, html: &str) {
+    for needle in [
+        "<section id=\"verdict\"",
+        "<h2 id=\"assumptions\">Assumptions</h2>",
+        "Calibrated against",
+        "Consul 1.8.7",
+        "writes per second",
+        "<h2 id=\"runbook\">Runbook</h2>",
+        "abort criteria",
+        "halt if not met within",
+        "Plan sha-256",
+    ] {
+        assert!(
+            html.contains(needle),
+            "reports/{name}/report.html lacks {needle:?}"
+        );
+    }
+}
+
+#[test]
+fn the_example_reports_have_a_verdict_assumptions_and_a_runbook() {
+    for name in EXAMPLES {
+        let path = root().join("reports").join(name).join("report.html");
+        let html = std::fs::read_to_string(&path).unwrap();
+        review_sections(name, &html);
+        let report = &examples()[name];
+        let verdict = report.verdict.as_ref().unwrap();
+        let sha = report.plan.sha256.as_deref().unwrap();
+        let bytes = std::fs::read(root().join("plans").join(format!("{name}.toml"))).unwrap();
+        assert_eq!(sha, rehearse::report::sha256_hex(&bytes), "{name}");
+        assert!(
+            html.contains(sha),
+            "{name}: the plan's sha-256 is not shown"
+        );
+        assert!(!report.runbook.is_empty(), "{name}: no runbook");
+        for step in &report.runbook {
+            assert!(
+                step.duration_ms_min <= step.duration_ms_median
+                    && step.duration_ms_median <= step.duration_ms_max,
+                "{name}: {step:?}"
+            );
+            assert!(
+                !step.abort.is_empty(),
+                "{name}: {} has no abort criteria",
+                step.name
+            );
+        }
+        // A plan defect decides the verdict and stays out of the failure-rate risk.
+        let r = &report.risk;
+        assert_eq!(r.risk_seeds + r.plan_defect_runs, r.seeds, "{name}");
+        if name == "nomad-risky" {
+            assert_eq!(verdict.decision, "no-go", "{name}: {verdict:?}");
+            assert!(r.plan_defect_runs > 0, "{name}: {r:?}");
+            assert!(
+                verdict.reasons[0].starts_with("plan defect:"),
+                "{verdict:?}"
+            );
+            assert!(html.contains(">NO-GO<") && html.contains("plan defect:"));
+            assert!(
+                r.p_quorum_loss < 0.01,
+                "plan-defect seeds leaked into P: {r:?}"
+            );
+            assert!(
+                report.worst_timeline.is_some(),
+                "{name}: no worst-seed chart"
+            );
+        } else {
+            assert_eq!(verdict.decision, "go", "{name}: {verdict:?}");
+            assert!(html.contains(">GO<"), "{name}");
+        }
+    }
+}
+
+#[test]
+fn the_lowest_failure_tolerance_of_check_is_the_reports() {
+    // check and report read the same ground truth (report::measure::lowest_tolerance): on 5
+    // servers autopilot's own reading dips to 0 once after the transfer, the cluster does not.
+    let o = rehearse(&["check", "plans/nomad-5-servers.toml", "--seeds", "16"]);
+    let out = text(&o);
+    let line = out
+        .lines()
+        .find(|l| l.contains("lowest failure tolerance"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let report = &examples()["nomad-5-servers"];
+    assert_eq!(
+        line.split_whitespace().last(),
+        Some(report.risk.tolerance_min.to_string().as_str()),
+        "{line}"
+    );
+    assert_eq!(report.risk.tolerance_min, 1);
 }
 
 #[test]
@@ -431,6 +524,34 @@ fn the_html_report_renders_in_headless_chromium() {
         not_blank(&blank_png).is_err(),
         "an empty page passed the blank check"
     );
+}
+
+#[test]
+fn the_example_reports_render_in_headless_chromium_with_their_verdict() {
+    let dir = std::env::temp_dir().join(format!("rehearse-report-shots-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in EXAMPLES {
+        let page = root().join("reports").join(name).join("report.html");
+        let (dom, _) = chromium_run(&page, &["--dump-dom"], &format!("dom-{name}"));
+        review_sections(name, &dom);
+        let decision = if name == "nomad-risky" { "NO-GO" } else { "GO" };
+        assert!(
+            dom.contains(&format!("<div class=\"decision\">{decision}</div>")),
+            "{name}: the rendered banner does not say {decision}"
+        );
+        if name == "nomad-risky" {
+            assert!(
+                dom.contains("plan defect:"),
+                "{name}: no plan-defect reason"
+            );
+        }
+        let png = dir.join(format!("{name}.png"));
+        screenshot(&page, &png, &format!("shot-{name}"));
+        not_blank(&png).unwrap();
+        let bytes = std::fs::metadata(&png).unwrap().len();
+        assert!(bytes > 20_000, "{name}: screenshot is only {bytes} bytes");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // ---- the report of a live run, from its journal ----

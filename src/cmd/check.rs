@@ -6,7 +6,8 @@ use crate::cli::{CliError, Verdict};
 use crate::cmd::lint::{has_errors, load, print_findings};
 use crate::plan::lint::lint;
 use crate::procedure::{ProcedureConfig, Variant};
-use crate::rehearsal::{Outcome, Verdict as RunVerdict, rehearse, sim_config};
+use crate::rehearsal::{Outcome, Verdict as RunVerdict, rehearse_with, sim_config};
+use crate::report::measure::{Sampler, lowest_tolerance};
 use std::path::PathBuf;
 
 /// Arguments of `rehearse check`.
@@ -87,19 +88,25 @@ impl From<VariantArg> for Variant {
     }
 }
 
-/// Rehearses `seeds` seeds in parallel; outcomes come back in seed order (deterministic).
+/// Rehearses `seeds` seeds in parallel; outcomes come back in seed order (deterministic),
+/// each with its lowest ground-truth failure tolerance
+/// ([`crate::report::measure::lowest_tolerance`]).
 pub fn rehearse_seeds(
     plan: &crate::plan::Plan,
     cfg: &ProcedureConfig,
     seeds: std::ops::Range<u64>,
     jobs: usize,
-) -> Result<Vec<Outcome>, CliError> {
+) -> Result<Vec<(Outcome, Option<i64>)>, CliError> {
     let seeds: Vec<u64> = seeds.collect();
     let results = crate::pool::par_map(&seeds, jobs, |&seed| {
-        let r = rehearse(cfg, sim_config(plan, seed));
+        // The sampler reads the ground truth after every action (it does not touch the
+        // world): the lowest failure tolerance below is the report's figure.
+        let mut sampler = Sampler::default();
+        let r = rehearse_with(cfg, sim_config(plan, seed), &mut sampler)
+            .map(|o| (o, lowest_tolerance(&sampler.samples)));
         let bad = r
             .as_ref()
-            .is_ok_and(|o| matches!(o.verdict, crate::rehearsal::Verdict::Unsafe { .. }));
+            .is_ok_and(|(o, _)| matches!(o.verdict, crate::rehearsal::Verdict::Unsafe { .. }));
         crate::progress::tick(bad);
         r
     });
@@ -129,11 +136,19 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         "seeds",
         std::time::Duration::from_secs(args.progress_every),
     ));
-    let outcomes = rehearse_seeds(&plan, &cfg, seeds, jobs)?;
+    let (outcomes, lowest): (Vec<Outcome>, Vec<Option<i64>>) =
+        rehearse_seeds(&plan, &cfg, seeds, jobs)?
+            .into_iter()
+            .unzip();
     drop(progress);
     // Under --json this goes to stderr (see `JsonArgs::route_human_text`).
     print_findings(&findings);
-    print_summary(&args, variant, &outcomes);
+    print_summary(
+        &args,
+        variant,
+        &outcomes,
+        lowest.into_iter().flatten().min(),
+    );
     args.out
         .emit(document(&args, variant, &findings, &outcomes))?;
     if let Some(path) = &args.junit {
@@ -244,7 +259,15 @@ fn median(v: Vec<f64>) -> f64 {
     crate::stats::median_f64(&v).unwrap_or(0.0)
 }
 
-fn print_summary(args: &Args, variant: Variant, outcomes: &[Outcome]) {
+/// `lowest_tolerance`: the lowest ground-truth failure tolerance over the seeds, the same
+/// reading the report's "lowest failure tolerance" is (not autopilot's `Outcome::tolerance`,
+/// which lags and can dip for one observation; see `report::measure::lowest_tolerance`).
+fn print_summary(
+    args: &Args,
+    variant: Variant,
+    outcomes: &[Outcome],
+    lowest_tolerance: Option<i64>,
+) {
     let n = outcomes.len();
     let completed = outcomes
         .iter()
@@ -280,11 +303,7 @@ fn print_summary(args: &Args, variant: Variant, outcomes: &[Outcome]) {
         "  median failed writes       {:.0}",
         secs(&|o| o.workload.failed as f64)
     );
-    let min_ft = outcomes
-        .iter()
-        .flat_map(|o| o.tolerance.iter().filter_map(|t| t.1))
-        .min();
-    if let Some(ft) = min_ft {
+    if let Some(ft) = lowest_tolerance {
         out!("  lowest failure tolerance   {ft}");
     }
     if let Some(o) = outcomes.first() {

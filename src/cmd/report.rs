@@ -2,7 +2,8 @@
 //! [--server-failure-rate 2/year]`: the risk report of a plan (see [`crate::report`]).
 //! `rehearse report --journal FILE [PLAN]`: the report of a live run (`execute --apply`), from
 //! its journal, through the same renderer (see [`crate::report::live`]).
-//! Exit 0 when the report was written (1 if `--fail-above` is given and exceeded), 2 on bad
+//! Exit 0 when the report was written (1 if `--fail-above` is given and the report's verdict
+//! is no-go: a plan defect, an unsafe seed or P(quorum loss) above it), 2 on bad
 //! input: an unknown format, a malformed failure rate, an output directory that cannot be
 //! written.
 
@@ -50,7 +51,8 @@ pub struct Args {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Exit 1 if the probability of quorum loss is above this (e.g. 0.0001).
+    /// The highest acceptable probability of quorum loss (e.g. 0.0001): above it the verdict
+    /// is no-go; with it, a no-go verdict exits 1.
     #[arg(long)]
     pub fail_above: Option<f64>,
 }
@@ -144,9 +146,14 @@ pub fn report_to(
     };
     let _ = writeln!(
         out,
-        "risk report of {file}: P(quorum loss) {} at {} per server, {:.1} s at failure tolerance 0, {} recommendation(s), explorer {} unsafe / {} runs",
+        "risk report of {file}: {}, P(quorum loss) {} at {} per server, {} plan-defect seed(s), {:.1} s at failure tolerance 0 (median), {} recommendation(s), explorer {} unsafe / {} runs",
+        report
+            .verdict
+            .as_ref()
+            .map_or("live run", |v| v.decision.as_str()),
         crate::report::render::prob(r.p_quorum_loss),
         opts.failure_rate,
+        r.plan_defect_runs,
         r.exposure_ms as f64 / 1e3,
         report
             .recommendations
@@ -277,6 +284,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         explore_seeds: args.explore_seeds,
         jobs: args.jobs.unwrap_or_else(default_jobs).max(1),
         failure_rate,
+        max_p_quorum_loss: args.fail_above,
     };
     // The work is counted as it is found: the seeds, then the explorer's runs, then each
     // recommendation's seeds.
@@ -288,9 +296,9 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     let report = report_to(plan, &opts, &args.out, &formats, false);
     drop(progress);
     let report = report?;
-    let above = args
-        .fail_above
-        .is_some_and(|max| report.risk.p_quorum_loss > max);
+    // With a threshold the exit status is the verdict's (`report::verdict` decides it: a plan
+    // defect, an unsafe seed or P(quorum loss) above the threshold is no-go).
+    let above = args.fail_above.is_some() && report.verdict.as_ref().is_some_and(|v| v.is_no_go());
     Ok(if above {
         Verdict::Violated
     } else {

@@ -159,6 +159,20 @@ pub fn judge(before: &Numbers, after: &Numbers) -> Result<String, String> {
             after.unsafe_runs, after.seeds, before.unsafe_runs
         ));
     }
+    if after.plan_defect_runs > before.plan_defect_runs {
+        return Err(format!(
+            "worse: {} of {} seeds lose quorum or an acknowledged write with no fault instead of {}",
+            after.plan_defect_runs, after.seeds, before.plan_defect_runs
+        ));
+    }
+    // Removing a plan defect comes first: the probability is over the seeds without one, so
+    // it may rise when more seeds count.
+    if after.plan_defect_runs < before.plan_defect_runs {
+        return Ok(format!(
+            "seeds that lose quorum or an acknowledged write with no fault {} -> {} of {}",
+            before.plan_defect_runs, after.plan_defect_runs, after.seeds
+        ));
+    }
     if after.p_quorum_loss > before.p_quorum_loss * (1.0 + 1e-3) {
         return Err("worse: raises the probability of quorum loss".into());
     }

@@ -2,7 +2,7 @@
 //! unavailability and the probability of quorum loss (formula in [`crate::report`]).
 
 use super::ReportError;
-use super::measure::{Measured, Sample, Segment, StepKind, measure, par_map};
+use super::measure::{Measured, Sample, Segment, StepKind, lowest_tolerance, measure, par_map};
 use super::model::{Numbers, Risk, StepRisk};
 use super::risk::{FailureRate, p_any, p_window, round_sig};
 use crate::plan::Plan;
@@ -118,6 +118,12 @@ fn median_u64(v: Vec<u64>) -> u64 {
     crate::stats::median_u64(&v).unwrap_or(0)
 }
 
+/// The median, rounded like the means (a median of counts may be a half).
+fn median_f64(v: impl IntoIterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = v.into_iter().collect();
+    round_sig(crate::stats::median_f64(&v).unwrap_or(0.0), DIGITS)
+}
+
 fn round_mean(v: impl IntoIterator<Item = f64>) -> f64 {
     round_sig(mean(v), DIGITS)
 }
@@ -126,7 +132,8 @@ fn round_mean(v: impl IntoIterator<Item = f64>) -> f64 {
 struct StepSeed<'a> {
     seg: &'a Segment,
     ws: Vec<Window>,
-    p: f64,
+    /// None on a plan-defect seed (not counted in the probability).
+    p: Option<f64>,
     deltas: (u64, u64, u64, u64),
 }
 
@@ -164,6 +171,13 @@ pub fn assess(
     Ok(reduce(runs, rate))
 }
 
+/// Whether a fault-free run shows a plan defect: it lost quorum, or an acknowledged write,
+/// with no fault injected. Such a seed is not a failure-rate risk (nothing failed), so it is
+/// left out of the probability of quorum loss and reported on its own.
+pub fn plan_defect(m: &Measured) -> bool {
+    m.outcome.metrics.quorum_lost_ns > 0 || m.outcome.workload.lost_acked > 0
+}
+
 /// Reduces measured runs to numbers.
 pub fn reduce(runs: Vec<Measured>, rate: &FailureRate) -> Assessment {
     let lambda = rate.per_ms();
@@ -175,16 +189,17 @@ pub fn reduce(runs: Vec<Measured>, rate: &FailureRate) -> Assessment {
     let mut exposure_srv = Vec::new();
     for m in &runs {
         let ws = windows(&m.samples, 0, m.outcome.duration_ms);
-        let lost = m.outcome.metrics.quorum_lost_ns > 0;
-        seed_p.push(if lost { 1.0 } else { p_loss(&ws, lambda) });
+        let defect = plan_defect(m);
         let e_srv = exposure_server_ms(&ws);
-        let p1 = -(-lambda * e_srv as f64).exp_m1();
-        seed_p1.push(if lost { 1.0 } else { p1 });
-        exposure.push(exposure_ms(&ws) as f64);
-        exposure_srv.push(e_srv as f64);
+        if !defect {
+            seed_p.push(p_loss(&ws, lambda));
+            seed_p1.push(-(-lambda * e_srv as f64).exp_m1());
+        }
+        exposure.push(exposure_ms(&ws));
+        exposure_srv.push(e_srv);
         for seg in &m.segments {
             let ws = windows(&m.samples, seg.start_ms, seg.end_ms);
-            let p = p_loss(&ws, lambda);
+            let p = (!defect).then(|| p_loss(&ws, lambda));
             let d = deltas(&m.samples, seg);
             by_step.entry(seg.kind).or_default().push(StepSeed {
                 seg,
@@ -204,13 +219,21 @@ pub fn reduce(runs: Vec<Measured>, rate: &FailureRate) -> Assessment {
         .collect();
     let count =
         |f: &dyn Fn(&Verdict) -> bool| runs.iter().filter(|m| f(&m.outcome.verdict)).count();
-    let leader_no_leader = runs.iter().map(|m| {
-        m.segments
-            .iter()
-            .filter(|s| s.leader_step)
-            .map(|s| deltas(&m.samples, s).0)
-            .sum::<u64>() as f64
-    });
+    let leader_no_leader = runs
+        .iter()
+        .map(|m| {
+            m.segments
+                .iter()
+                .filter(|s| s.leader_step)
+                .map(|s| deltas(&m.samples, s).0)
+                .sum::<u64>()
+        })
+        .collect();
+    let plan_defect_seeds: Vec<u64> = runs
+        .iter()
+        .filter(|m| plan_defect(m))
+        .map(|m| m.outcome.seed)
+        .collect();
     let risk = Risk {
         seeds: n,
         completed: count(&|v| *v == Verdict::Completed) as u64,
@@ -221,31 +244,43 @@ pub fn reduce(runs: Vec<Measured>, rate: &FailureRate) -> Assessment {
             .iter()
             .filter(|m| m.outcome.metrics.quorum_lost_ns > 0)
             .count() as u64,
+        lost_acked_write_runs: runs
+            .iter()
+            .filter(|m| m.outcome.workload.lost_acked > 0)
+            .count() as u64,
+        plan_defect_runs: plan_defect_seeds.len() as u64,
+        plan_defect_seeds,
         duration_ms_median: median_u64(runs.iter().map(|m| m.outcome.duration_ms).collect()),
-        exposure_ms: mean(exposure).round() as u64,
-        exposure_server_ms: mean(exposure_srv).round() as u64,
+        exposure_ms: median_u64(exposure),
+        exposure_server_ms: median_u64(exposure_srv),
+        risk_seeds: seed_p.len() as u64,
         p_quorum_loss: round_mean(seed_p),
         p_quorum_loss_first_order: round_mean(seed_p1),
-        no_leader_ms: mean(
+        // Over the procedure, as the steps are (the world's counter also runs in the cooldown).
+        no_leader_ms: median_u64(
             runs.iter()
-                .map(|m| (m.outcome.metrics.no_leader_ns / 1_000_000) as f64),
-        )
-        .round() as u64,
-        failed_writes: round_mean(runs.iter().map(|m| growth(&m.samples, |s| s.failed))),
-        acked_writes: round_mean(runs.iter().map(|m| growth(&m.samples, |s| s.acked))),
-        leader_changes: round_mean(runs.iter().map(|m| m.outcome.metrics.leader_changes as f64)),
+                .map(|m| growth(&m.samples, |s| s.no_leader_ns) as u64 / 1_000_000)
+                .collect(),
+        ),
+        failed_writes: median_f64(runs.iter().map(|m| growth(&m.samples, |s| s.failed))),
+        acked_writes: median_f64(runs.iter().map(|m| growth(&m.samples, |s| s.acked))),
+        leader_changes: median_f64(
+            runs.iter()
+                .map(|m| growth(&m.samples, |s| s.leader_changes)),
+        ),
         tolerance_min: runs
             .iter()
-            .flat_map(|m| m.samples.iter().map(|s| s.tolerance))
+            .filter_map(|m| lowest_tolerance(&m.samples))
             .min()
             .unwrap_or(0),
     };
     let numbers = Numbers {
         unsafe_runs: risk.unsafe_runs,
+        plan_defect_runs: risk.plan_defect_runs,
         seeds: n,
         p_quorum_loss: risk.p_quorum_loss,
         exposure_ms: risk.exposure_ms,
-        leader_step_no_leader_ms: mean(leader_no_leader).round() as u64,
+        leader_step_no_leader_ms: median_u64(leader_no_leader),
         failed_writes: risk.failed_writes,
         duration_ms: risk.duration_ms_median,
     };
@@ -275,7 +310,8 @@ fn step_risk(index: usize, v: &[StepSeed<'_>], first_completed: bool) -> StepRis
         })
         .map_or(0, |(t, _)| *t);
     let leaders = v.iter().filter(|s| s.seg.leader_step).count();
-    let fm = |f: &dyn Fn(&StepSeed<'_>) -> f64| round_mean(v.iter().map(f));
+    let med = |f: &dyn Fn(&StepSeed<'_>) -> f64| median_f64(v.iter().map(f));
+    let durations: Vec<u64> = v.iter().map(|s| s.seg.end_ms - s.seg.start_ms).collect();
     StepRisk {
         index,
         name: first.map_or_else(String::new, |s| {
@@ -287,19 +323,21 @@ fn step_risk(index: usize, v: &[StepSeed<'_>], first_completed: bool) -> StepRis
         leader_step: leaders * 2 > v.len(),
         seeds: v.len() as u64,
         start_ms: median_u64(v.iter().map(|s| s.seg.start_ms).collect()),
-        duration_ms: median_u64(v.iter().map(|s| s.seg.end_ms - s.seg.start_ms).collect()),
+        duration_ms_min: durations.iter().copied().min().unwrap_or(0),
+        duration_ms_max: durations.iter().copied().max().unwrap_or(0),
+        duration_ms: median_u64(durations),
         tolerance_min: v
             .iter()
             .flat_map(|s| s.ws.iter().map(|w| w.tolerance))
             .min()
             .unwrap_or(0),
         tolerance_typical: typical,
-        exposure_ms: mean(v.iter().map(|s| exposure_ms(&s.ws) as f64)).round() as u64,
+        exposure_ms: median_u64(v.iter().map(|s| exposure_ms(&s.ws)).collect()),
         exposure_ms_max: v.iter().map(|s| exposure_ms(&s.ws)).max().unwrap_or(0),
-        p_quorum_loss: fm(&|s| s.p),
-        no_leader_ms: mean(v.iter().map(|s| s.deltas.0 as f64)).round() as u64,
-        failed_writes: fm(&|s| s.deltas.1 as f64),
-        leader_changes: fm(&|s| s.deltas.2 as f64),
-        elections: fm(&|s| s.deltas.3 as f64),
+        p_quorum_loss: round_mean(v.iter().filter_map(|s| s.p)),
+        no_leader_ms: median_u64(v.iter().map(|s| s.deltas.0).collect()),
+        failed_writes: med(&|s| s.deltas.1 as f64),
+        leader_changes: med(&|s| s.deltas.2 as f64),
+        elections: med(&|s| s.deltas.3 as f64),
     }
 }

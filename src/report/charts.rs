@@ -33,6 +33,14 @@ fn secs(ms: u64) -> f64 {
     ms as f64 / 1e3
 }
 
+/// `typical seed 7`, `worst seed 3`, or `seed 1` (from the timeline's `why`).
+fn seed_label(t: &Timeline) -> String {
+    match t.why.split(':').next() {
+        Some(kind @ ("typical" | "worst")) => format!("{kind} seed {}", t.seed),
+        _ => format!("seed {}", t.seed),
+    }
+}
+
 /// Every chart of a report, as SVG text.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Charts {
@@ -44,11 +52,17 @@ pub struct Charts {
     pub leadership: String,
     /// Explorer heatmap.
     pub heatmap: String,
+    /// Failure tolerance over time on the worst seed (empty when it is the typical one).
+    pub worst_tolerance: String,
+    /// Writes over time on the worst seed (empty when it is the typical one).
+    pub worst_availability: String,
 }
 
-/// Draws every chart.
-pub fn draw(t: &Timeline, ex: &Explorer) -> Result<Charts, ReportError> {
+/// Draws every chart: the typical seed's (`t`), the worst seed's if there is one.
+pub fn draw(t: &Timeline, worst: Option<&Timeline>, ex: &Explorer) -> Result<Charts, ReportError> {
     Ok(Charts {
+        worst_tolerance: worst.map(tolerance).transpose()?.unwrap_or_default(),
+        worst_availability: worst.map(availability).transpose()?.unwrap_or_default(),
         tolerance: tolerance(t)?,
         availability: availability(t)?,
         leadership: leadership(t)?,
@@ -131,7 +145,7 @@ pub fn tolerance(t: &Timeline) -> Result<String, ReportError> {
                 if t.live {
                     "Failure tolerance over the upgrade (live run)".to_string()
                 } else {
-                    format!("Failure tolerance over the upgrade (seed {})", t.seed)
+                    format!("Failure tolerance over the upgrade ({})", seed_label(t))
                 },
                 (FONT, 18),
             )
@@ -247,9 +261,9 @@ pub fn availability(t: &Timeline) -> Result<String, ReportError> {
         let mut chart = ChartBuilder::on(&root)
             .caption(
                 if t.live {
-                    "Write availability (live run: the write probe)"
+                    "Write availability (live run: the write probe)".to_string()
                 } else {
-                    "Write availability"
+                    format!("Write availability ({})", seed_label(t))
                 },
                 (FONT, 18),
             )

@@ -72,6 +72,7 @@ pub fn build(
     let base = reduce(vec![measured], rate);
     let timeline = Timeline {
         seed: 0,
+        why: String::new(),
         duration_ms,
         servers: servers.clone(),
         steps: timeline_steps(&segments, completed),
@@ -86,7 +87,10 @@ pub fn build(
     Ok(RiskReport {
         schema_version: SCHEMA_VERSION,
         rehearse_version: env!("CARGO_PKG_VERSION").to_string(),
+        verdict: None,
         plan: summary,
+        assumptions: None,
+        runbook: Vec::new(),
         settings: one_run(rate),
         risk: base.risk,
         steps: base.steps,
@@ -95,6 +99,7 @@ pub fn build(
         recommendations: Vec::new(),
         not_recommended: Vec::new(),
         timeline,
+        worst_timeline: None,
         live: Some(LiveRun {
             journal: journal_file.to_string(),
             plan_sha256: j.plan_sha256,
@@ -264,6 +269,7 @@ impl JournalRead {
         };
         PlanSummary {
             file: journal_file.to_string(),
+            sha256: None,
             product: product.into(),
             from_version: self.versions.0.clone().unwrap_or_else(|| "?".into()),
             to_version: self.versions.1.clone().unwrap_or_else(|| "?".into()),

@@ -95,6 +95,18 @@ impl Hooks for Sampler {
     }
 }
 
+/// The lowest failure tolerance of a run: the ground truth sampled after every action (the
+/// [`Sampler`]'s samples), not autopilot's reading. `rehearse check` and the report both print
+/// this figure. Autopilot's own reading (`Outcome::tolerance`, what the procedure's gate sees)
+/// lags the cluster and can dip for one observation where the ground truth does not: on
+/// `plans/nomad-5-servers.toml` it reads 0 once, one action (200 ms) after the leadership
+/// transfer, while all five servers run and the ground truth is 2; the ground truth's lowest
+/// over the run is 1, while one server is down for its upgrade. The ground truth is what one
+/// more failure would meet, so both commands print it.
+pub fn lowest_tolerance(samples: &[Sample]) -> Option<i64> {
+    samples.iter().map(|s| s.tolerance).min()
+}
+
 /// Ground-truth failure tolerance: voters of the newest configuration that are running, alive
 /// in their own gossip view and within autopilot's trailing-log bound of the most advanced
 /// running voter, minus the quorum of all voters. Returns (healthy voters, tolerance); the

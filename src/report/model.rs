@@ -2,12 +2,18 @@
 //! `schema_version` changes whenever a field changes meaning or is removed (adding a field
 //! keeps the version: the live-run fields `live` and `timeline.live` were added in version 1,
 //! absent from rehearsals' reports).
+//!
+//! Version 2: `risk.p_quorum_loss` and `risk.p_quorum_loss_first_order` leave out the seeds
+//! that lost quorum with no fault (plan defects, counted in `risk.plan_defect_runs`); whole-run
+//! and per-step times, writes and leader changes are medians over the seeds, not means; the
+//! time without a leader is measured over the procedure (not its cooldown); and the report has
+//! a `verdict`, `plan.sha256`, `assumptions`, a `runbook` and the worst seed's timeline.
 
 use super::measure::Sample;
 use serde::Serialize;
 
 /// Version of the JSON schema.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A risk report of one plan.
 #[derive(Debug, Clone, Serialize)]
@@ -16,8 +22,19 @@ pub struct RiskReport {
     pub schema_version: u32,
     /// The rehearse version that produced it (no date: reports are reproducible).
     pub rehearse_version: String,
+    /// Go or no-go, and why (absent for a live run's report: the run already happened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<GoNoGo>,
     /// The plan.
     pub plan: PlanSummary,
+    /// What the rehearsal models, what it is calibrated against, and the workload (absent for
+    /// a live run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assumptions: Option<Assumptions>,
+    /// The procedure step by step, with its duration range over the seeds and what aborts it
+    /// (empty for a live run: its actions are in `live.actions`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runbook: Vec<RunbookStep>,
     /// How the report was computed.
     pub settings: Settings,
     /// The fault-free rehearsals and the risk computed from them.
@@ -32,8 +49,11 @@ pub struct RiskReport {
     pub recommendations: Vec<Recommendation>,
     /// Changes that apply but were not recommended, with their numbers.
     pub not_recommended: Vec<Recommendation>,
-    /// The first seed's timeline, for the charts (of a live run: its one timeline).
+    /// The typical seed's timeline, for the charts (of a live run: its one timeline).
     pub timeline: Timeline,
+    /// The worst seed's timeline, when it is not the typical one (absent for a live run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_timeline: Option<Timeline>,
     /// Set when the report is of a live run (`rehearse report --journal`), not a rehearsal:
     /// then `settings` and `risk` describe one run, and `explorer` and `recommendations` are
     /// empty (see `live.not_available`). Absent for rehearsals.
@@ -88,6 +108,10 @@ pub struct LiveAction {
 pub struct PlanSummary {
     /// The plan file as given.
     pub file: String,
+    /// sha-256 of the plan file's bytes, in hex (absent when the report was not built from a
+    /// file, or the file could not be read again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// `nomad` or `consul`.
     pub product: String,
     /// Current version.
@@ -125,7 +149,8 @@ pub struct Settings {
     pub failures_per_server_year: f64,
 }
 
-/// Whole-upgrade numbers, means over the fault-free seeds.
+/// Whole-upgrade numbers over the fault-free seeds. Times, writes and leader changes are
+/// medians over the seeds; probabilities are means (an expectation over the seeds).
 #[derive(Debug, Clone, Serialize)]
 pub struct Risk {
     /// Seeds rehearsed.
@@ -141,27 +166,111 @@ pub struct Risk {
     pub lost_allocation_runs: u64,
     /// Seeds that lost quorum without any injected fault.
     pub quorum_lost_runs: u64,
+    /// Seeds that lost an acknowledged write without any injected fault.
+    pub lost_acked_write_runs: u64,
+    /// Plan defects: seeds that lost quorum or an acknowledged write with no fault injected.
+    /// They are left out of `p_quorum_loss`, which is the risk from server failures.
+    pub plan_defect_runs: u64,
+    /// The plan-defect seeds.
+    pub plan_defect_seeds: Vec<u64>,
     /// Median upgrade duration (ms).
     pub duration_ms_median: u64,
-    /// Mean time with failure tolerance 0 (ms).
+    /// Median time with failure tolerance 0 or below (ms).
     pub exposure_ms: u64,
-    /// Mean Σ (healthy voters × time) over windows with tolerance 0 (server·ms).
+    /// Median Σ (healthy voters × time) over windows with tolerance 0 (server·ms).
     pub exposure_server_ms: u64,
-    /// Probability of quorum loss during the upgrade (see the module doc).
+    /// Seeds `p_quorum_loss` is averaged over: the seeds without a plan defect.
+    pub risk_seeds: u64,
+    /// Probability of quorum loss during the upgrade from server failures at the given rate
+    /// (see the module doc), the mean over the seeds without a plan defect; 0 when every seed
+    /// has one.
     pub p_quorum_loss: f64,
     /// The same from windows with tolerance 0 alone: 1 − e^(−λ·exposure_server_ms), the
     /// first-order term.
     pub p_quorum_loss_first_order: f64,
-    /// Mean time without a leader (ms).
+    /// Median time without a leader during the procedure (ms).
     pub no_leader_ms: u64,
-    /// Mean failed writes.
+    /// Median failed writes.
     pub failed_writes: f64,
-    /// Mean acknowledged writes.
+    /// Median acknowledged writes.
     pub acked_writes: f64,
-    /// Mean leader changes.
+    /// Median leader changes.
     pub leader_changes: f64,
-    /// Lowest failure tolerance seen.
+    /// Lowest failure tolerance seen: ground truth sampled after every action
+    /// ([`super::measure::lowest_tolerance`], the figure `rehearse check` prints too).
     pub tolerance_min: i64,
+}
+
+/// The go/no-go verdict ([`super::verdict`] decides it).
+#[derive(Debug, Clone, Serialize)]
+pub struct GoNoGo {
+    /// `go` or `no-go`.
+    pub decision: String,
+    /// Why, one sentence each; the deciding reasons first.
+    pub reasons: Vec<String>,
+    /// The rule applied, in words.
+    pub rule: String,
+    /// The highest acceptable `p_quorum_loss`, if one was set.
+    pub max_p_quorum_loss: Option<f64>,
+}
+
+/// What the rehearsal assumes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assumptions {
+    /// What the simulator models, one item each.
+    pub modelled: Vec<String>,
+    /// What it is calibrated against, and where the figures are.
+    pub calibrated: Vec<String>,
+    /// What it leaves out.
+    pub not_modelled: Vec<String>,
+    /// The workload and timers of the simulated cluster.
+    pub workload: Workload,
+}
+
+/// The simulated cluster's workload and timers (from the plan and the simulator's defaults).
+#[derive(Debug, Clone, Serialize)]
+pub struct Workload {
+    /// Writes per simulated second.
+    pub writes_per_sec: f64,
+    /// Raft log entries present at the start (state size).
+    pub initial_state_entries: u64,
+    /// Client nodes.
+    pub clients: usize,
+    /// raft_multiplier.
+    pub raft_multiplier: u32,
+    /// Raft heartbeat timeout (ms, multiplier applied).
+    pub heartbeat_timeout_ms: u64,
+    /// Raft election timeout (ms, multiplier applied).
+    pub election_timeout_ms: u64,
+    /// Gossip probe interval (ms).
+    pub gossip_probe_interval_ms: u64,
+    /// Server boot time, min–max (ms).
+    pub boot_ms: (u64, u64),
+    /// Install time per server (ms).
+    pub install_time_ms: u64,
+}
+
+/// One step of the runbook.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunbookStep {
+    /// Step name, on the seed the actions are from (the `steps` entry at the same position
+    /// is named after the first seed: with `leader-first` the servers differ by seed).
+    pub name: String,
+    /// The seed the actions are from: the typical seed, or the first seed that took this step
+    /// when the typical one did not.
+    pub seed: u64,
+    /// The actions it takes, in order.
+    pub actions: Vec<String>,
+    /// Seeds that reached it.
+    pub seeds: u64,
+    /// Shortest duration over the seeds (ms).
+    pub duration_ms_min: u64,
+    /// Median duration (ms).
+    pub duration_ms_median: u64,
+    /// Longest duration (ms).
+    pub duration_ms_max: u64,
+    /// When to abort, one condition each.
+    pub abort: Vec<String>,
 }
 
 /// One step, aggregated over seeds (server steps are matched by position in the order).
@@ -185,19 +294,24 @@ pub struct StepRisk {
     pub tolerance_min: i64,
     /// Time-weighted median tolerance over all seeds.
     pub tolerance_typical: i64,
-    /// Mean time at tolerance 0 or below (ms).
+    /// Median time at tolerance 0 or below (ms).
     pub exposure_ms: u64,
     /// Longest time at tolerance 0 or below on any seed (ms).
     pub exposure_ms_max: u64,
-    /// Probability of quorum loss within this step (mean over seeds).
+    /// Probability of quorum loss within this step (mean over the seeds without a plan
+    /// defect).
     pub p_quorum_loss: f64,
-    /// Mean time without a leader (ms): write unavailability.
+    /// Median time without a leader (ms): write unavailability.
     pub no_leader_ms: u64,
-    /// Mean failed writes.
+    /// Shortest duration over the seeds (ms).
+    pub duration_ms_min: u64,
+    /// Longest duration over the seeds (ms).
+    pub duration_ms_max: u64,
+    /// Median failed writes.
     pub failed_writes: f64,
-    /// Mean leader changes.
+    /// Median leader changes.
     pub leader_changes: f64,
-    /// Mean candidacies (elections, pre-votes included).
+    /// Median candidacies (elections, pre-votes included).
     pub elections: f64,
 }
 
@@ -297,11 +411,14 @@ pub struct Finding {
     pub scenario: Option<String>,
 }
 
-/// Numbers a recommendation is judged on (means over the fault-free seeds).
+/// Numbers a recommendation is judged on (over the fault-free seeds: medians of times and
+/// writes, the mean probability).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Numbers {
     /// Seeds unsafe without faults.
     pub unsafe_runs: u64,
+    /// Seeds that lost quorum or an acknowledged write without faults (plan defects).
+    pub plan_defect_runs: u64,
     /// Seeds rehearsed.
     pub seeds: u64,
     /// Probability of quorum loss.
@@ -333,11 +450,14 @@ pub struct Recommendation {
     pub verdict: String,
 }
 
-/// The first seed's timeline.
+/// One seed's timeline.
 #[derive(Debug, Clone, Serialize)]
 pub struct Timeline {
     /// The seed.
     pub seed: u64,
+    /// Why this seed is shown (`typical: …`, `worst: …`; empty for a live run).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
     /// Procedure duration (ms).
     pub duration_ms: u64,
     /// Servers in plan order.

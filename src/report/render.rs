@@ -58,7 +58,11 @@ pub fn render(report: &RiskReport, format: Format) -> Result<String, ReportError
         Format::Json => json(report),
         Format::Markdown => template("report.md", report, None),
         Format::Html => {
-            let charts = charts::draw(&report.timeline, &report.explorer)?;
+            let charts = charts::draw(
+                &report.timeline,
+                report.worst_timeline.as_ref(),
+                &report.explorer,
+            )?;
             template("report.html", report, Some(&charts))
         }
     }
