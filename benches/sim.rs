@@ -1,5 +1,7 @@
 //! Simulator throughput: 5 servers, 10 writes/s, 10 simulated minutes per iteration.
 //! Report: simulated seconds per wall second = 600 / median iteration time.
+//! `sim_24h`: the same cluster for a simulated day per iteration (86,400 / median iteration
+//! time), the length at which a run's records used to dominate its memory.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rehearse_model::time::SEC;
@@ -7,12 +9,16 @@ use rehearse_model::versions::Version;
 use rehearse_sim::{SimConfig, World};
 use std::hint::black_box;
 
-fn ten_minutes(seed: u64) -> u64 {
+fn run(seed: u64, secs: u64) -> u64 {
     let mut cfg = SimConfig::nomad(5, Version::new(1, 9, 7), seed);
     cfg.workload.writes_per_sec = 10.0;
     let mut w = World::new(cfg).expect("valid config");
-    w.run_for(600 * SEC);
+    w.run_for(secs * SEC);
     w.trace_hash()
+}
+
+fn ten_minutes(seed: u64) -> u64 {
+    run(seed, 600)
 }
 
 fn bench(c: &mut Criterion) {
@@ -23,6 +29,16 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             seed += 1;
             black_box(ten_minutes(black_box(seed)))
+        })
+    });
+    g.finish();
+    let mut g = c.benchmark_group("sim_24h");
+    g.sample_size(10);
+    g.bench_function("5_servers_10wps_24h", |b| {
+        let mut seed = 0;
+        b.iter(|| {
+            seed += 1;
+            black_box(run(black_box(seed), 24 * 3_600))
         })
     });
     g.finish();

@@ -6,8 +6,9 @@
 //! Layout: `rng` (seeded ChaCha8 with named child streams),
 //! `config`, `state` (per-server persistent and volatile state), `node` (one server's Raft
 //! node: the hashicorp/raft rules as handlers that return effects, testable without a world),
-//! `raft` (the messages, and the world's dispatch to the nodes), `world` (event queue,
-//! network, processes, gossip, autopilot, workload, invariants), `steady` (quiet-period
+//! `raft` (the messages, and the world's dispatch to the nodes), `oracle` (the safety
+//! invariants' records and checks, testable without a world), `world` (event queue, network,
+//! processes, gossip, autopilot, workload), `steady` (quiet-period
 //! elision, with its exact check), `ops` (the operator surface), `trace`. The API-shaped
 //! answers, the version catalog and time units live in `rehearse-model`.
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod leadership;
 pub mod node;
 mod ops;
+pub mod oracle;
 mod queue;
 pub mod raft;
 mod readdress;

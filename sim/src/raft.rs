@@ -396,11 +396,13 @@ impl World {
     /// and no-ops the canonical log already holds (`apply_fresh_write`, `apply_known`).
     #[inline]
     pub(crate) fn apply_committed(&mut self, id: ServerId) {
-        if self.apply_fresh_write(id) {
-            return;
-        }
-        if let Some(done) = self.apply_known_all(id) {
+        if !self.apply_fresh_write(id)
+            && let Some(done) = self.apply_known_all(id)
+        {
             self.apply_committed_loop(id, done);
+        }
+        if self.oracle().canon.due() {
+            self.archive_canon();
         }
     }
 
