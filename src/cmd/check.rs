@@ -7,7 +7,7 @@ use crate::cmd::lint::{has_errors, load, print_findings};
 use crate::plan::lint::lint;
 use crate::procedure::{ProcedureConfig, Variant};
 use crate::rehearsal::{Outcome, Verdict as RunVerdict, rehearse_with, sim_config};
-use crate::report::measure::{Sampler, lowest_tolerance};
+use crate::report::measure::{Sampler, lowest_tolerance, procedure_no_leader_ns};
 use std::path::PathBuf;
 
 /// Arguments of `rehearse check`.
@@ -88,25 +88,40 @@ impl From<VariantArg> for Variant {
     }
 }
 
-/// Rehearses `seeds` seeds in parallel; outcomes come back in seed order (deterministic),
-/// each with its lowest ground-truth failure tolerance
-/// ([`crate::report::measure::lowest_tolerance`]).
+/// One seed's rehearsal with the figures `check` and the report both read from the ground
+/// truth sampled after every action.
+pub struct SeedRun {
+    /// The rehearsal.
+    pub outcome: Outcome,
+    /// Lowest ground-truth failure tolerance ([`lowest_tolerance`]).
+    pub lowest_tolerance: Option<i64>,
+    /// Time without a leader over the procedure ([`procedure_no_leader_ns`]).
+    pub no_leader_ns: u64,
+}
+
+/// Rehearses `seeds` seeds in parallel; they come back in seed order (deterministic).
 pub fn rehearse_seeds(
     plan: &crate::plan::Plan,
     cfg: &ProcedureConfig,
     seeds: std::ops::Range<u64>,
     jobs: usize,
-) -> Result<Vec<(Outcome, Option<i64>)>, CliError> {
+) -> Result<Vec<SeedRun>, CliError> {
     let seeds: Vec<u64> = seeds.collect();
     let results = crate::pool::par_map(&seeds, jobs, |&seed| {
         // The sampler reads the ground truth after every action (it does not touch the
         // world): the lowest failure tolerance below is the report's figure.
         let mut sampler = Sampler::default();
-        let r = rehearse_with(cfg, sim_config(plan, seed), &mut sampler)
-            .map(|o| (o, lowest_tolerance(&sampler.samples)));
-        let bad = r
-            .as_ref()
-            .is_ok_and(|(o, _)| matches!(o.verdict, crate::rehearsal::Verdict::Unsafe { .. }));
+        let r = rehearse_with(cfg, sim_config(plan, seed), &mut sampler).map(|outcome| SeedRun {
+            outcome,
+            lowest_tolerance: lowest_tolerance(&sampler.samples),
+            no_leader_ns: procedure_no_leader_ns(&sampler.samples),
+        });
+        let bad = r.as_ref().is_ok_and(|run| {
+            matches!(
+                run.outcome.verdict,
+                crate::rehearsal::Verdict::Unsafe { .. }
+            )
+        });
         crate::progress::tick(bad);
         r
     });
@@ -136,19 +151,12 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         "seeds",
         std::time::Duration::from_secs(args.progress_every),
     ));
-    let (outcomes, lowest): (Vec<Outcome>, Vec<Option<i64>>) =
-        rehearse_seeds(&plan, &cfg, seeds, jobs)?
-            .into_iter()
-            .unzip();
+    let runs = rehearse_seeds(&plan, &cfg, seeds, jobs)?;
     drop(progress);
     // Under --json this goes to stderr (see `JsonArgs::route_human_text`).
     print_findings(&findings);
-    print_summary(
-        &args,
-        variant,
-        &outcomes,
-        lowest.into_iter().flatten().min(),
-    );
+    print_summary(&args, variant, &runs);
+    let outcomes: Vec<Outcome> = runs.into_iter().map(|r| r.outcome).collect();
     args.out
         .emit(document(&args, variant, &findings, &outcomes))?;
     if let Some(path) = &args.junit {
@@ -259,15 +267,13 @@ fn median(v: Vec<f64>) -> f64 {
     crate::stats::median_f64(&v).unwrap_or(0.0)
 }
 
-/// `lowest_tolerance`: the lowest ground-truth failure tolerance over the seeds, the same
-/// reading the report's "lowest failure tolerance" is (not autopilot's `Outcome::tolerance`,
-/// which lags and can dip for one observation; see `report::measure::lowest_tolerance`).
-fn print_summary(
-    args: &Args,
-    variant: Variant,
-    outcomes: &[Outcome],
-    lowest_tolerance: Option<i64>,
-) {
+/// The lowest failure tolerance is the ground truth's over the seeds, the same reading the
+/// report's "lowest failure tolerance" is (not autopilot's `Outcome::tolerance`, which lags
+/// and can dip for one observation; see `report::measure::lowest_tolerance`); the time
+/// without a leader is the procedure's, as in the report (the cooldown left out).
+fn print_summary(args: &Args, variant: Variant, runs: &[SeedRun]) {
+    let outcomes: Vec<&Outcome> = runs.iter().map(|r| &r.outcome).collect();
+    let lowest_tolerance = runs.iter().filter_map(|r| r.lowest_tolerance).min();
     let n = outcomes.len();
     let completed = outcomes
         .iter()
@@ -290,14 +296,14 @@ fn print_summary(
     out!(
         "  completed {completed}, halted safely {halted}, LOST ALLOCATIONS {lost}, UNSAFE {unsafe_}"
     );
-    let secs = |f: &dyn Fn(&Outcome) -> f64| median(outcomes.iter().map(f).collect());
+    let secs = |f: &dyn Fn(&Outcome) -> f64| median(outcomes.iter().map(|o| f(o)).collect());
     out!(
         "  median duration            {:.1}s",
         secs(&|o| o.duration_ms as f64 / 1e3)
     );
     out!(
         "  median time without leader {:.2}s",
-        secs(&|o| o.metrics.no_leader_ns as f64 / 1e9)
+        median(runs.iter().map(|r| r.no_leader_ns as f64 / 1e9).collect())
     );
     out!(
         "  median failed writes       {:.0}",
@@ -352,6 +358,7 @@ fn print_summary(
     }
     let rest: Vec<&Outcome> = outcomes
         .iter()
+        .copied()
         .filter(|o| o.verdict != RunVerdict::Completed)
         .skip(shown)
         .collect();

@@ -2,7 +2,9 @@
 //! unavailability and the probability of quorum loss (formula in [`crate::report`]).
 
 use super::ReportError;
-use super::measure::{Measured, Sample, Segment, StepKind, lowest_tolerance, measure, par_map};
+use super::measure::{
+    Measured, Sample, Segment, StepKind, lowest_tolerance, measure, par_map, procedure_no_leader_ns,
+};
 use super::model::{Numbers, Risk, StepRisk};
 use super::risk::{FailureRate, p_any, p_window, round_sig};
 use crate::plan::Plan;
@@ -259,7 +261,7 @@ pub fn reduce(runs: Vec<Measured>, rate: &FailureRate) -> Assessment {
         // Over the procedure, as the steps are (the world's counter also runs in the cooldown).
         no_leader_ms: median_u64(
             runs.iter()
-                .map(|m| growth(&m.samples, |s| s.no_leader_ns) as u64 / 1_000_000)
+                .map(|m| procedure_no_leader_ns(&m.samples) / 1_000_000)
                 .collect(),
         ),
         failed_writes: median_f64(runs.iter().map(|m| growth(&m.samples, |s| s.failed))),

@@ -107,6 +107,16 @@ pub fn lowest_tolerance(samples: &[Sample]) -> Option<i64> {
     samples.iter().map(|s| s.tolerance).min()
 }
 
+/// Time without a leader over the procedure, from its first action to its last (ns): the
+/// cooldown after the last action is left out, so it can be read beside the procedure's
+/// duration. `rehearse check` and the report both print this figure.
+pub fn procedure_no_leader_ns(samples: &[Sample]) -> u64 {
+    match (samples.first(), samples.last()) {
+        (Some(a), Some(b)) => b.no_leader_ns.saturating_sub(a.no_leader_ns),
+        _ => 0,
+    }
+}
+
 /// Ground-truth failure tolerance: voters of the newest configuration that are running, alive
 /// in their own gossip view and within autopilot's trailing-log bound of the most advanced
 /// running voter, minus the quorum of all voters. Returns (healthy voters, tolerance); the
