@@ -2,13 +2,7 @@
 
 use std::process::{Command, Output};
 
-fn rehearse(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rehearse"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run rehearse")
-}
+use crate::rehearse;
 
 fn text(o: &Output) -> String {
     format!(

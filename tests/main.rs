@@ -13,3 +13,12 @@ mod scenarios;
 mod security;
 mod surface;
 mod sweeps;
+
+/// Runs the rehearse binary from the repository root, waiting for it.
+pub(crate) fn rehearse(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run rehearse")
+}

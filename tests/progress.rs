@@ -2,15 +2,9 @@
 //! a terminal one redrawn line, otherwise plain lines every `--progress-every` seconds and a
 //! last one; stdout is untouched, so `--json` output still parses.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn rehearse(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rehearse"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run rehearse")
-}
+use crate::rehearse;
 
 /// stderr's `progress:` lines.
 fn progress_lines(o: &Output) -> Vec<String> {

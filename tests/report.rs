@@ -102,13 +102,7 @@ fn a_higher_failure_rate_raises_the_probability() {
 
 // ---- the command line ----
 
-fn rehearse(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rehearse"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run rehearse")
-}
+use crate::rehearse;
 
 fn text(o: &Output) -> String {
     format!(

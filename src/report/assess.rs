@@ -105,10 +105,7 @@ fn deltas(samples: &[Sample], seg: &Segment) -> (u64, u64, u64, u64) {
 
 /// Growth of a counter over the procedure (the world's counters include the warm-up).
 fn growth(samples: &[Sample], f: impl Fn(&Sample) -> u64) -> f64 {
-    match (samples.first(), samples.last()) {
-        (Some(a), Some(b)) => f(b).saturating_sub(f(a)) as f64,
-        _ => 0.0,
-    }
+    super::measure::growth(samples, f) as f64
 }
 
 fn mean(v: impl IntoIterator<Item = f64>) -> f64 {

@@ -111,8 +111,13 @@ pub fn lowest_tolerance(samples: &[Sample]) -> Option<i64> {
 /// cooldown after the last action is left out, so it can be read beside the procedure's
 /// duration. `rehearse check` and the report both print this figure.
 pub fn procedure_no_leader_ns(samples: &[Sample]) -> u64 {
+    growth(samples, |s| s.no_leader_ns)
+}
+
+/// How much a counter of the samples grew from the first sample to the last.
+pub(crate) fn growth(samples: &[Sample], f: impl Fn(&Sample) -> u64) -> u64 {
     match (samples.first(), samples.last()) {
-        (Some(a), Some(b)) => b.no_leader_ns.saturating_sub(a.no_leader_ns),
+        (Some(a), Some(b)) => f(b).saturating_sub(f(a)),
         _ => 0,
     }
 }

@@ -47,6 +47,14 @@ fn consul_root() -> PathBuf {
     root
 }
 
+/// An HTTP client of one Consul server (`http://ADDR:8500`-style URL) sending `token`.
+pub fn consul_client(url: &str, token: &str) -> Client {
+    let mut conn =
+        rehearse::live::client::Connection::new(rehearse_model::versions::Product::Consul);
+    conn.token = rehearse::live::client::Secret::new(Some(token.into()));
+    Client::new(url, &conn).unwrap()
+}
+
 /// A fresh scratch directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("rehearse-live-{name}-{}", std::process::id()));
@@ -140,20 +148,26 @@ pub fn rehearse_cmd_env(args: &[&str], token: Option<&str>, env: &[(&str, PathBu
     }
 }
 
-/// Waits (bounded) for a spawned rehearse; kills it at the bound.
-pub fn wait_output(child: &mut Child, max_s: u64) -> Out {
+/// Waits at most `max_s` for a child to exit, killing it at the bound; its exit code (`None`:
+/// killed, or ended by a signal).
+pub fn wait_bounded(child: &mut Child, max_s: u64) -> Option<i32> {
     let t0 = Instant::now();
-    let code = loop {
+    loop {
         if let Some(st) = child.try_wait().unwrap() {
-            break st.code();
+            return st.code();
         }
         if t0.elapsed() > Duration::from_secs(max_s) {
             let _ = child.kill();
             let _ = child.wait();
-            break None;
+            return None;
         }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits (bounded) for a spawned rehearse; kills it at the bound.
+pub fn wait_output(child: &mut Child, max_s: u64) -> Out {
+    let code = wait_bounded(child, max_s);
     let mut text = String::new();
     use std::io::Read;
     if let Some(mut o) = child.stdout.take() {

@@ -2,9 +2,7 @@
 //! rehearse must call that "no leader yet", not a bad token (issue #19).
 
 use super::cluster::{ConsulCluster, TOKEN, rehearse_cmd};
-use rehearse::live::client::{Client, Connection, Secret};
 use rehearse_model::api::ApiError;
-use rehearse_model::versions::Product;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -20,9 +18,7 @@ fn a_restarted_acl_cluster_without_a_leader_is_not_a_bad_token() {
         .enable_all()
         .build()
         .unwrap();
-    let mut conn = Connection::new(Product::Consul);
-    conn.token = Secret::new(Some(TOKEN.into()));
-    let client = Client::new("http://127.0.0.82:8500", &conn).unwrap();
+    let client = super::cluster::consul_client("http://127.0.0.82:8500", TOKEN);
     let t0 = Instant::now();
     while rt.block_on(client.get("/v1/status/leader")).is_err() {
         assert!(t0.elapsed() < Duration::from_secs(30), "the server answers");

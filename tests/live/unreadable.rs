@@ -5,10 +5,9 @@
 
 use super::cluster::{self, ConsulCluster, TOKEN};
 use super::first_in_gate;
-use rehearse::live::client::{Client, Connection, Secret};
+use rehearse::live::client::Client;
 use rehearse::live::journal::{Journal, Record};
 use rehearse::procedure::Action;
-use rehearse_model::versions::Product;
 use std::time::{Duration, Instant};
 
 /// Rules of the run's token: what `execute` needs (agent and operator reads, snapshots, the
@@ -52,9 +51,7 @@ fn a_read_the_gate_needs_that_becomes_forbidden_halts_naming_it() {
         .enable_all()
         .build()
         .unwrap();
-    let mut conn = Connection::new(Product::Consul);
-    conn.token = Secret::new(Some(TOKEN.into()));
-    let admin = Client::new("http://127.0.0.202:8500", &conn).unwrap();
+    let admin = cluster::consul_client("http://127.0.0.202:8500", TOKEN);
     let policy = put(
         &rt,
         &admin,
@@ -72,10 +69,8 @@ fn a_read_the_gate_needs_that_becomes_forbidden_halts_naming_it() {
 
     // A follower resolves tokens of the new ACL system only once it has left legacy mode
     // (its agent endpoints answer 403 until then): wait for every server (≤ 60 s).
-    let mut conn = Connection::new(Product::Consul);
-    conn.token = Secret::new(Some(secret.clone()));
     for i in 0..3 {
-        let server = Client::new(&format!("http://127.0.0.{}:8500", 202 + i), &conn).unwrap();
+        let server = cluster::consul_client(&format!("http://127.0.0.{}:8500", 202 + i), &secret);
         let t0 = Instant::now();
         while rt.block_on(server.get("/v1/agent/self")).is_err() {
             assert!(
@@ -94,9 +89,7 @@ fn a_read_the_gate_needs_that_becomes_forbidden_halts_naming_it() {
     let first = c.wait_for_journal(first_in_gate);
     // Through a server that is not the one just restarted.
     let other = c.names().iter().position(|n| *n != first).unwrap();
-    let mut conn = Connection::new(Product::Consul);
-    conn.token = Secret::new(Some(TOKEN.into()));
-    let admin = Client::new(&format!("http://127.0.0.{}:8500", 202 + other), &conn).unwrap();
+    let admin = cluster::consul_client(&format!("http://127.0.0.{}:8500", 202 + other), TOKEN);
     put(
         &rt,
         &admin,

@@ -8,10 +8,10 @@
 //! command that no longer parses (a flag renamed or removed) fails the test with the CLI's
 //! usage error.
 
-use super::cluster::{ConsulCluster, TOKEN};
+use super::cluster::{self, ConsulCluster, TOKEN};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The README's walkthrough section: from its heading to the next `## `.
 fn walkthrough_section(readme: &str) -> &str {
@@ -148,18 +148,7 @@ fn sh(line: &str, dir: &Path, env: &[(&str, String)], max_s: u64) -> Ran {
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(&err_path).unwrap());
     let mut child = cmd.spawn().expect("run sh");
-    let t0 = Instant::now();
-    let code = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st.code();
-        }
-        if t0.elapsed() > Duration::from_secs(max_s) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = cluster::wait_bounded(&mut child, max_s);
     Ran {
         code,
         stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
