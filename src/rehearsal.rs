@@ -224,6 +224,11 @@ pub fn observe(world: &World, acked_before: u64, reads: Reads) -> ClusterView {
         } else {
             Readout::NotApplicable
         },
+        workload: if nomad {
+            Readout::NotRead
+        } else {
+            Readout::NotApplicable
+        },
     }
 }
 

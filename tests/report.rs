@@ -646,6 +646,7 @@ mod live_journal {
             write_accepted: Some(write),
             nodes: rehearse::procedure::Readout::NotApplicable,
             allocs_running: rehearse::procedure::Readout::NotApplicable,
+            workload: rehearse::procedure::Readout::NotApplicable,
         };
         Record::Observation {
             obs: Box::new(Observation {

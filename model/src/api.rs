@@ -399,6 +399,82 @@ pub struct NodeInfo {
     pub drain: bool,
 }
 
+/// A job's scheduler type (`Type` in `GET /v1/jobs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobType {
+    /// Long-running; lost or drained allocations are replaced.
+    Service,
+    /// Runs to completion; a lost allocation is re-run.
+    Batch,
+    /// One allocation on every eligible client.
+    System,
+}
+
+/// One job as `GET /v1/jobs` and `GET /v1/job/:id/summary` report it, reduced to what an
+/// upgrade verifies: does the job run as many allocations as it wants?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobState {
+    /// Job ID.
+    pub name: SharedStr,
+    /// Scheduler type.
+    pub kind: JobType,
+    /// Allocations the job wants running: the sum of its groups' counts (for a system job, one
+    /// per eligible ready client). Batch jobs that completed want none.
+    pub desired: u32,
+    /// Allocations running now (the summary's `Running`, summed over groups).
+    pub running: u32,
+    /// Allocations waiting to be placed (the summary's `Queued`).
+    pub queued: u32,
+}
+
+/// The leader's evaluation broker and blocked-evaluation tracker, as `GET /v1/metrics` reports
+/// them (gauges `nomad.nomad.broker.total_ready`, `nomad.nomad.broker.total_unacked`,
+/// `nomad.nomad.broker.total_blocked` and `nomad.nomad.blocked_evals.total_blocked`; the broker
+/// exists only on the leader, so a follower reports zeros).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerStats {
+    /// Evaluations ready for a scheduler worker.
+    pub ready: u64,
+    /// Evaluations handed to a worker and not yet acknowledged.
+    pub unacked: u64,
+    /// Evaluations waiting behind another evaluation of the same job (broker `total_blocked`).
+    pub blocked: u64,
+    /// Evaluations the blocked-evals tracker holds until capacity frees up
+    /// (`blocked_evals.total_blocked`).
+    pub blocked_capacity: u64,
+    /// Evaluations that failed after the delivery limit (counted since leadership began).
+    pub failed: u64,
+}
+
+impl BrokerStats {
+    /// The backlog an operator watches after an upgrade: ready + unacked + both blocked counts.
+    pub fn backlog(&self) -> u64 {
+        self.ready + self.unacked + self.blocked + self.blocked_capacity
+    }
+}
+
+/// The cluster's workload plane as an upgrade verifies it: every job's allocation counts and
+/// the eval broker's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workload {
+    /// Every job, by name.
+    pub jobs: Vec<JobState>,
+    /// The leader's broker counters.
+    pub broker: BrokerStats,
+}
+
+impl Workload {
+    /// Jobs running fewer allocations than they want, one line each ("web 2 of 3 running").
+    pub fn short_jobs(&self) -> Vec<String> {
+        self.jobs
+            .iter()
+            .filter(|j| j.running < j.desired)
+            .map(|j| format!("{} {} of {} running", j.name, j.running, j.desired))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{AgentSelf, Member, SerfStatus, SharedStr};

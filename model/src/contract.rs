@@ -8,7 +8,7 @@
 
 use crate::api::{
     AgentSelf, ApiError, AutopilotHealth, Member, NodeInfo, RaftConfiguration, SchedulerConfig,
-    SharedStr, SnapshotInfo,
+    SharedStr, SnapshotInfo, Workload,
 };
 use crate::versions::Version;
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,10 @@ pub struct ClusterView {
     /// asks.
     #[serde(default, deserialize_with = "compat::allocs")]
     pub allocs_running: Readout<Vec<SharedStr>>,
+    /// Jobs and the eval broker (`GET /v1/jobs`, each job's summary, `GET /v1/metrics`), read
+    /// when `Reads::workload` asks. Consul has none (`NotApplicable`).
+    #[serde(default)]
+    pub workload: Readout<Workload>,
 }
 
 impl ClusterView {
@@ -64,6 +68,7 @@ impl ClusterView {
             write_accepted: None,
             nodes: Readout::NotRead,
             allocs_running: Readout::NotRead,
+            workload: Readout::NotRead,
         }
     }
 
@@ -89,6 +94,8 @@ pub struct Reads {
     pub nodes: bool,
     /// The running allocations of every server that is also a client.
     pub allocs: bool,
+    /// Jobs and the eval broker (the verify stage).
+    pub workload: bool,
 }
 
 /// A part of the cluster the procedure needs only in some stages, as a driver read it. Every

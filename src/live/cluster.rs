@@ -147,6 +147,7 @@ impl LiveCluster {
             write_accepted: None,
             nodes: not_read(self.product),
             allocs_running: not_read(self.product),
+            workload: not_read(self.product),
         }
     }
 
@@ -177,6 +178,7 @@ impl LiveCluster {
             write_accepted: None,
             nodes: not_read(self.product),
             allocs_running: not_read(self.product),
+            workload: not_read(self.product),
         }
     }
 

@@ -290,6 +290,7 @@ impl Procedure {
                         ..
                     }
             ),
+            workload: false,
         }
     }
 

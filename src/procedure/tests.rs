@@ -159,6 +159,7 @@ impl Fake {
             write_accepted: Some(true),
             nodes: Readout::NotApplicable,
             allocs_running: Readout::NotApplicable,
+            workload: Readout::NotApplicable,
         }
     }
 }
@@ -493,6 +494,7 @@ fn observation_errors_never_panic_and_are_bounded() {
         drained: vec![],
         nodes: Readout::NotApplicable,
         allocs_running: Readout::NotApplicable,
+        workload: Readout::NotApplicable,
         write_accepted: Some(false),
     };
     let mut t = 0;
