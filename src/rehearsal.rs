@@ -224,8 +224,9 @@ pub fn observe(world: &World, acked_before: u64, reads: Reads) -> ClusterView {
         } else {
             Readout::NotApplicable
         },
+        // The simulated cluster runs no jobs: an empty job list and an idle broker.
         workload: if nomad {
-            Readout::NotRead
+            Readout::Read(Ok(rehearse_model::api::Workload::default()))
         } else {
             Readout::NotApplicable
         },
