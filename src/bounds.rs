@@ -30,8 +30,8 @@ pub const MAX_INPUT_BYTES: u64 = 16 << 20;
 /// Longest server down time for an install (`upgrade.install_time`): a reboot or a package
 /// install takes minutes; longer is an outage, not an upgrade step.
 pub const MAX_INSTALL_NS: u64 = HOUR;
-/// Longest gate wait (`upgrade.gate.timeout`) and drain deadline (`upgrade.drain.deadline`,
-/// Nomad's own default is one hour).
+/// Longest gate wait (`upgrade.gate.timeout`), drain deadline (`upgrade.drain.deadline`,
+/// Nomad's own default is one hour) and workload settle time (`upgrade.verify.settle`).
 pub const MAX_WAIT_NS: u64 = HOUR;
 /// Longest gate poll interval: a gate that looks less often than this sees nothing.
 pub const MAX_POLL_NS: u64 = 5 * MIN;
@@ -45,6 +45,9 @@ pub const MAX_TIMER_NS: u64 = HOUR;
 /// it does not show the restarted server is healthy. `0` is the explicit "first answer wins"
 /// setting, reported by lint R010 like this.
 pub const MIN_STABLE_FOR_NS: u64 = 2 * SEC;
+/// Largest `upgrade.verify.max_eval_backlog`: Nomad's broker holds every evaluation in the
+/// leader's memory, and a million waiting is an outage, not a bound.
+pub const MAX_EVAL_BACKLOG: u64 = 1_000_000;
 /// Most jobs in a plan, and most groups in one job: a plan lists the jobs whose drain and
 /// recovery matter, not a whole cluster's catalogue.
 pub const MAX_JOBS: u64 = 1_000;
@@ -128,6 +131,12 @@ pub fn plan(p: &Plan) -> Result<(), Bad> {
     duration("upgrade.gate.timeout", u.gate.timeout, MAX_WAIT_NS)?;
     duration("upgrade.gate.poll", u.gate.poll, MAX_POLL_NS)?;
     duration("upgrade.drain.deadline", u.drain.deadline, MAX_WAIT_NS)?;
+    duration("upgrade.verify.settle", u.verify.settle, MAX_WAIT_NS)?;
+    count(
+        "upgrade.verify.max_eval_backlog",
+        u.verify.max_eval_backlog,
+        MAX_EVAL_BACKLOG,
+    )?;
     if let Some(x) = &p.execute {
         duration("execute.stop_timeout", x.stop_timeout, MAX_TIMER_NS)?;
     }

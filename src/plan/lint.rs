@@ -192,7 +192,11 @@ fn versions(plan: &Plan, out: &mut Vec<Finding>) {
         ));
     }
     let clients = plan.client_version();
-    if plan.clients.count > 0 && (clients > from || clients > to) {
+    // Client-only nodes exist when the plan counts them, or when it lists jobs (they run on
+    // clients). A client newer than the servers it registers with is unsupported: servers
+    // must be >= clients (hashicorp/nomad#4364, #1976).
+    let has_clients = plan.clients.count > 0 || !plan.jobs.is_empty();
+    if has_clients && (clients > from || clients > to) {
         out.push(finding(
             "R006",
             Error,
@@ -513,6 +517,10 @@ mod tests {
     fn r006_and_r007_client_versions() {
         let p = plan("[clients]\ncount = 4\nversion = \"1.11.0\"", "", 5);
         assert!(fires("R006", &p));
+        // No client-only nodes counted, but jobs to run: the clients exist.
+        let newer = "[clients]\nversion = \"1.11.0\"";
+        assert!(fires("R006", &plan(newer, R006_JOBS, 5)));
+        assert!(!fires("R006", &plan(newer, "", 5)), "no clients at all");
         let p = plan("[clients]\ncount = 4\nversion = \"1.5.3\"", "", 5);
         assert!(fires("R007", &p) && !fires("R006", &p));
         assert!(!fires("R007", &plan("[clients]\ncount = 4", "", 5)));
@@ -701,6 +709,12 @@ mod tests {
             fixed: ("[clients]\ncount = 4\nversion = \"1.9.7\"", "", 5),
         },
         FixCase {
+            id: "R006",
+            bad: ("[clients]\nversion = \"1.11.0\"", R006_JOBS, 5),
+            says: &["clients.version"],
+            fixed: ("[clients]\nversion = \"1.9.7\"", R006_JOBS, 5),
+        },
+        FixCase {
             id: "R007",
             bad: ("[clients]\ncount = 4\nversion = \"1.5.3\"", "", 5),
             says: &["clients.version"],
@@ -810,6 +824,7 @@ mod tests {
         },
     ];
 
+    const R006_JOBS: &str = "[[jobs]]\nname = \"web\"\n[[jobs.groups]]\nname = \"api\"\n";
     const R018_BAD: &str = "[upgrade.drain]\ndeadline = \"40s\"\n[[jobs]]\nname = \"web\"\n[[jobs.groups]]\nname = \"api\"\nkill_timeout = \"30s\"\nmigrate = { min_healthy_time = \"20s\" }\n";
     const R018_FIXED: &str = "[upgrade.drain]\ndeadline = \"50s\"\n[[jobs]]\nname = \"web\"\n[[jobs.groups]]\nname = \"api\"\nkill_timeout = \"30s\"\nmigrate = { min_healthy_time = \"20s\" }\n";
 

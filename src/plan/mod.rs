@@ -34,6 +34,9 @@
 //! require_fresh_health = true
 //! [upgrade.drain]
 //! deadline = "5m"
+//! [upgrade.verify]                  # Nomad: the jobs and the eval broker after the servers
+//! max_eval_backlog = 0              # evaluations ready + unacked + blocked, once settled
+//! settle = "5m"                     # how long jobs and the backlog get to recover
 //!
 //! [[jobs]]                     # optional: the jobs the clients run
 //! name = "web"
@@ -461,6 +464,10 @@ pub struct Upgrade {
     /// Drain of servers that are also clients.
     #[serde(default)]
     pub drain: Drain,
+    /// What the verification after the last server requires of the jobs and the eval broker
+    /// (Nomad; Consul has neither).
+    #[serde(default)]
+    pub verify: Verify,
 }
 
 fn default_order() -> Order {
@@ -543,6 +550,37 @@ impl Default for Drain {
 
 fn d300s() -> u64 {
     300_000_000_000
+}
+
+/// The workload half of the verification after the last server (Nomad): every job runs the
+/// allocations it wants again, and the leader's eval broker has drained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    /// Most evaluations the broker may hold once settled: ready + unacked + blocked (the
+    /// broker's and the blocked-evals tracker's), by Nomad's own gauges. Default 0: an idle
+    /// broker holds none once its workers have caught up, and a backlog that persists for
+    /// `settle` is the "evaluations piling up" failure of the upgrade guide
+    /// (hashicorp/nomad#15858, #16877).
+    #[serde(default)]
+    #[schemars(range(max = crate::bounds::MAX_EVAL_BACKLOG))]
+    pub max_eval_backlog: u64,
+    /// How long, from the verification's start, the jobs and the backlog get to recover
+    /// before the procedure halts. Default 5 min: an evaluation a worker lost is redelivered
+    /// after the broker's nack timeout (60 s) up to its delivery limit (3), and a lost
+    /// allocation is rescheduled after its group's reschedule delay (30 s for service jobs).
+    #[serde(default = "d300s", with = "humantime_serde_compat")]
+    #[schemars(schema_with = "schema::duration")]
+    pub settle: u64,
+}
+
+impl Default for Verify {
+    fn default() -> Self {
+        Verify {
+            max_eval_backlog: 0,
+            settle: d300s(),
+        }
+    }
 }
 
 /// Durations in plan files are strings like `"10s"`, stored as nanoseconds.
@@ -693,6 +731,12 @@ impl Plan {
             return err(
                 "upgrade.gate",
                 "timeout and poll must be greater than 0".into(),
+            );
+        }
+        if self.upgrade.verify.settle == 0 {
+            return err(
+                "upgrade.verify.settle",
+                "must be greater than 0: rescheduled allocations and redelivered evaluations need time".into(),
             );
         }
         if let Some(x) = &self.execute {
@@ -987,6 +1031,41 @@ target = "1.10.3"
             .unwrap_err()
             .to_string();
         assert!(e.contains("duplicate"), "{e}");
+    }
+
+    #[test]
+    fn the_verify_section_is_checked_field_by_field() {
+        let with = |x: &str| format!("{MIN}[upgrade.verify]\n{x}\n");
+        let p = Plan::from_str_named(MIN, "p.toml").unwrap();
+        assert_eq!(p.upgrade.verify, Verify::default());
+        assert_eq!(p.upgrade.verify.settle, 300_000_000_000);
+        let p = Plan::from_str_named(&with("max_eval_backlog = 2\nsettle = \"90s\""), "p.toml");
+        let v = p.unwrap().upgrade.verify;
+        assert_eq!((v.max_eval_backlog, v.settle), (2, 90_000_000_000));
+        let err = |x: &str| {
+            Plan::from_str_named(&with(x), "p.toml")
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("max_eval_backlogg = 2");
+        assert!(
+            e.contains("max_eval_backlogg") && e.contains("line 9"),
+            "{e}"
+        );
+        let e = err("settle = \"2h\"");
+        assert!(
+            e.starts_with("p.toml, line 9: upgrade.verify.settle: 2h is longer than"),
+            "{e}"
+        );
+        let e = err("settle = \"0s\"");
+        assert!(
+            e.contains("upgrade.verify.settle: must be greater than 0"),
+            "{e}"
+        );
+        let e = err("max_eval_backlog = 2000000");
+        assert!(e.contains("upgrade.verify.max_eval_backlog"), "{e}");
+        let e = err("max_eval_backlog = -1");
+        assert!(e.contains("max_eval_backlog"), "{e}");
     }
 
     #[test]

@@ -40,6 +40,25 @@ fn yes() -> bool {
     true
 }
 
+/// What the verification requires of the workload (Nomad), from `[upgrade.verify]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyConfig {
+    /// Most evaluations the eval broker may hold once settled (`BrokerStats::backlog`).
+    pub max_eval_backlog: u64,
+    /// How long from the verification's start the jobs and the backlog get to recover.
+    pub settle_ms: u64,
+}
+
+impl Default for VerifyConfig {
+    /// `[upgrade.verify]`'s defaults (see `plan::Verify`).
+    fn default() -> Self {
+        VerifyConfig {
+            max_eval_backlog: 0,
+            settle_ms: 300_000,
+        }
+    }
+}
+
 /// The procedure's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcedureConfig {
@@ -96,6 +115,9 @@ pub struct ProcedureConfig {
     /// was wiped answers and is reported healthy while it still replays the log).
     #[serde(default = "default_max_trailing_logs")]
     pub max_trailing_logs: u64,
+    /// The verification's workload bounds.
+    #[serde(default)]
+    pub verify: VerifyConfig,
 }
 
 /// Autopilot's default MaxTrailingLogs.
@@ -148,6 +170,10 @@ impl ProcedureConfig {
             drain_waits_for_allocs: true,
             verify_clients: true,
             max_trailing_logs: plan.cluster.autopilot.max_trailing_logs,
+            verify: VerifyConfig {
+                max_eval_backlog: u.verify.max_eval_backlog,
+                settle_ms: ns_to_ms(u.verify.settle),
+            },
         }
     }
 }

@@ -7,8 +7,10 @@
 //! peers voters, autopilot healthy with failure tolerance ≥ 1, scheduler configuration
 //! recorded), a verified snapshot, then followers one at a time and the leader last (after a
 //! leadership transfer when asked and available): drain if also a client, stop, replace the
-//! binary, start, gate; then verify and upgrade clients. It never stops a server unless the
-//! others form a healthy quorum of voters.
+//! binary, start, gate; then verify (every server on the target, healthy voters, the scheduler
+//! configuration unchanged and, on Nomad, every job's allocations back and the eval broker
+//! drained: see `workload`) and upgrade clients. It never stops a server unless the others
+//! form a healthy quorum of voters.
 //!
 //! The gate and the stale-health trap: right after a restart autopilot can still report the
 //! health it computed *before* the restart (refresh every 2 s), and a restart shorter than the
@@ -21,12 +23,13 @@
 pub mod config;
 pub mod derived;
 mod gate;
+mod workload;
 
-pub use config::{GateConfig, ProcedureConfig, ServerRef, Variant};
+pub use config::{GateConfig, ProcedureConfig, ServerRef, Variant, VerifyConfig};
 
 use crate::plan::{Order, Rollback};
 use gate::GateState;
-use rehearse_model::api::{NodeStatus, SchedulerConfig, SerfStatus, SnapshotInfo};
+use rehearse_model::api::{NodeStatus, SchedulerConfig, SerfStatus, SnapshotInfo, Workload};
 pub use rehearse_model::contract::{
     Action, ActionResult, ClusterView, HaltReason, Observation, Phase, Readout, Reads, StepInfo,
     Summary,
@@ -135,6 +138,9 @@ pub struct Procedure {
     steps: u64,
     snapshot: Option<SnapshotInfo>,
     scheduler: Option<SchedulerConfig>,
+    /// Jobs already short at the preflight (the verification requires only that they got no
+    /// worse).
+    baseline: workload::Baseline,
     preflight_tolerance: i64,
     done: Vec<String>,
     batch: Vec<String>,
@@ -167,6 +173,7 @@ impl Procedure {
             steps: 0,
             snapshot: None,
             scheduler: None,
+            baseline: workload::Baseline::default(),
             preflight_tolerance: 1,
             done,
             batch: Vec::new(),
@@ -290,7 +297,8 @@ impl Procedure {
                         ..
                     }
             ),
-            workload: false,
+            // The preflight records the jobs already short; the verification checks them.
+            workload: matches!(self.stage, Stage::Preflight { .. } | Stage::Verify { .. }),
         }
     }
 
@@ -400,10 +408,17 @@ impl Procedure {
 
     fn preflight(&mut self, obs: &Observation, since_ms: Option<u64>) -> Action {
         let since = since_ms.unwrap_or(obs.now_ms);
-        let unmet = self.preflight_unmet(&obs.view);
+        let mut unmet = self.preflight_unmet(&obs.view);
+        match self.workload_baseline(&obs.view.workload) {
+            Ok(w) => unmet.extend(w),
+            Err(why) => return self.unreadable(workload::WHAT, "the preflight baseline", &why),
+        }
         if unmet.is_empty() {
             if let Some(Ok(s)) = &obs.view.scheduler {
                 self.scheduler = Some(s.clone());
+            }
+            if let Readout::Read(Ok(w)) = &obs.view.workload {
+                self.record_baseline(w);
             }
             if let Ok(h) = &obs.view.health {
                 self.preflight_tolerance = h.failure_tolerance.clamp(0, 1);
@@ -463,6 +478,33 @@ impl Procedure {
             Err(e) => unmet.push(format!("autopilot health: {e}")),
         }
         unmet
+    }
+
+    /// The preflight's workload conditions: the read must answer, and the eval backlog must
+    /// already be within the bound the verification will require (else the upgrade could never
+    /// be verified: better to stop before any server is touched). Short jobs are recorded, not
+    /// required (`record_baseline`). `Err`: the driver cannot read the workload.
+    fn workload_baseline(&self, r: &Readout<Workload>) -> Result<Vec<String>, String> {
+        let max = self.cfg.verify.max_eval_backlog;
+        match r {
+            Readout::Read(Ok(w)) => Ok(workload::backlog_unmet(&w.broker, max)
+                .map(|u| format!("{u} before the upgrade"))
+                .into_iter()
+                .collect()),
+            other => workload::unmet(other, &workload::Baseline::default(), max),
+        }
+    }
+
+    /// Records the jobs short before the upgrade and names them in a note.
+    fn record_baseline(&mut self, w: &Workload) {
+        self.baseline = workload::Baseline::of(w);
+        let short = w.short_jobs();
+        if !short.is_empty() {
+            self.note(&format!(
+                "jobs already short before the upgrade (not the upgrade's doing; the verification requires they get no worse): {}",
+                short.join(", ")
+            ));
+        }
     }
 
     fn after_snapshot(&mut self, obs: &Observation) -> Action {
@@ -947,11 +989,28 @@ impl Procedure {
         self.stage = Stage::Verify {
             since_ms: obs.now_ms,
         };
+        // The observation that ends the last gate did not ask for the workload (`reads`):
+        // read again at once rather than judge a workload nobody read.
+        if matches!(obs.view.workload, Readout::NotRead) {
+            return Action::Observe { wait_ms: 0 };
+        }
         self.verify(obs, obs.now_ms)
     }
 
+    /// Polls until the servers' conditions (`verify_unmet`) hold, for at most the gate's
+    /// timeout, and the workload's (`workload`) for at most `[upgrade.verify] settle`; halts
+    /// naming every condition unmet when either runs out.
     fn verify(&mut self, obs: &Observation, since_ms: u64) -> Action {
-        let unmet = self.verify_unmet(&obs.view);
+        let mut unmet = self.verify_unmet(&obs.view);
+        let max = self.cfg.verify.max_eval_backlog;
+        let jobs = match workload::unmet(&obs.view.workload, &self.baseline, max) {
+            Ok(j) => j,
+            Err(why) => return self.unreadable(workload::WHAT, "the verification", &why),
+        };
+        let waited = obs.now_ms.saturating_sub(since_ms);
+        let late = (!unmet.is_empty() && waited > self.cfg.gate.timeout_ms)
+            || (!jobs.is_empty() && waited > self.cfg.verify.settle_ms);
+        unmet.extend(jobs);
         if unmet.is_empty() {
             if self.cfg.upgrade_clients {
                 self.stage = Stage::Clients { since_ms: None };
@@ -961,7 +1020,7 @@ impl Procedure {
             }
             return self.finish();
         }
-        if self.timed_out(obs, since_ms) {
+        if late {
             return self.halt(HaltReason::VerifyFailed { unmet });
         }
         self.stage = Stage::Verify { since_ms };

@@ -1060,3 +1060,256 @@ fn a_waiting_gate_reports_its_servers_time_and_unmet_conditions() {
     );
     assert!(line.contains("healthy continuously for 0s of"), "{line}");
 }
+
+// ---- the verification's workload half (Nomad jobs and the eval broker) ----
+
+use rehearse_model::api::{BrokerStats, JobState, JobType, Workload};
+
+fn job(name: &str, running: u32, desired: u32) -> JobState {
+    JobState {
+        name: name.into(),
+        kind: JobType::Service,
+        desired,
+        running,
+        queued: desired.saturating_sub(running),
+    }
+}
+
+fn jobs(list: &[(&str, u32, u32)], ready: u64) -> Readout<Workload> {
+    Readout::Read(Ok(Workload {
+        jobs: list.iter().map(|&(n, r, d)| job(n, r, d)).collect(),
+        broker: BrokerStats {
+            ready,
+            ..BrokerStats::default()
+        },
+    }))
+}
+
+/// The end of a run through the verification.
+struct Verified {
+    /// `UpgradeClients` (the verification passed) or `Halt`.
+    action: Action,
+    /// When the first observation of the verify stage was taken.
+    verify_from: Option<u64>,
+    /// When `action` was chosen.
+    at: u64,
+    notes: Vec<String>,
+}
+
+/// Runs the upgrade (rollback `halt`) on healthy views; the workload is `w(None)` at the
+/// preflight and `w(Some(ms since the verification's first observation))` in it, and, as a
+/// live driver does, `NotRead` wherever the procedure does not ask for it.
+fn through_verify(w: impl Fn(Option<u64>) -> Readout<Workload>) -> Verified {
+    let mut c = cfg();
+    c.rollback = crate::plan::Rollback::Halt;
+    let mut p = Procedure::new(c);
+    let mut f = Fake::healthy();
+    let (mut t, mut result, mut verify_from) = (0, ActionResult::None, None);
+    for _ in 0..5_000 {
+        t += 500;
+        if p.step_info().phase == Phase::Verify && verify_from.is_none() {
+            verify_from = Some(t);
+        }
+        let mut o = obs(t, result.clone(), &f);
+        o.view.workload = match p.reads().workload {
+            true => w(verify_from.map(|v| t - v)),
+            false => Readout::NotRead,
+        };
+        result = ActionResult::Ok;
+        match p.next(&o) {
+            Action::SaveSnapshot => result = snap(),
+            Action::ReplaceBinary { server, version } => {
+                let name: &'static str = Box::leak(server.into_boxed_str());
+                f.set(name, |x| x.1 = version);
+            }
+            Action::TransferLeadership { .. } => f.leader = "s2",
+            a @ (Action::UpgradeClients { .. } | Action::Done(_) | Action::Halt(_)) => {
+                let notes = p.notes().to_vec();
+                return Verified {
+                    action: a,
+                    verify_from,
+                    at: t,
+                    notes,
+                };
+            }
+            _ => {}
+        }
+    }
+    panic!("did not finish");
+}
+
+fn verify_failed(v: &Verified) -> Vec<String> {
+    match &v.action {
+        Action::Halt(HaltReason::VerifyFailed { unmet }) => unmet.clone(),
+        other => panic!("expected a failed verification: {other:?}"),
+    }
+}
+
+const SETTLE_MS: u64 = 300_000;
+
+#[test]
+fn a_job_short_after_the_upgrade_halts_naming_it_once_the_settle_time_has_passed() {
+    let v = through_verify(|verifying| match verifying {
+        None => jobs(&[("web", 3, 3), ("api", 2, 2)], 0),
+        Some(_) => jobs(&[("web", 2, 3), ("api", 2, 2)], 0),
+    });
+    let unmet = verify_failed(&v);
+    assert_eq!(unmet, vec!["job web 2 of 3 running".to_string()]);
+    // It waited the settle time (not the gate's 2 min), and not much longer.
+    let waited = v.at - v.verify_from.expect("verified");
+    assert!((SETTLE_MS..SETTLE_MS + 2_000).contains(&waited), "{waited}");
+}
+
+#[test]
+fn a_backlog_above_the_bound_halts_naming_its_parts() {
+    let v = through_verify(|verifying| jobs(&[("web", 3, 3)], verifying.map_or(0, |_| 7)));
+    let unmet = verify_failed(&v);
+    assert_eq!(unmet.len(), 1, "{unmet:?}");
+    assert!(
+        unmet[0].starts_with("eval backlog 7 above the bound of 0") && unmet[0].contains("7 ready"),
+        "{unmet:?}"
+    );
+}
+
+#[test]
+fn a_backlog_and_a_job_that_recover_within_the_settle_time_pass() {
+    let v = through_verify(|verifying| match verifying {
+        Some(ms) if ms < 90_000 => jobs(&[("web", 1, 3)], 40),
+        _ => jobs(&[("web", 3, 3)], 0),
+    });
+    assert!(
+        matches!(v.action, Action::UpgradeClients { .. }),
+        "{:?}",
+        v.action
+    );
+    let waited = v.at - v.verify_from.expect("verified");
+    assert!(
+        waited >= 90_000,
+        "passed before the workload recovered: {waited}"
+    );
+}
+
+#[test]
+fn consul_has_no_workload_to_verify() {
+    let v = through_verify(|_| Readout::NotApplicable);
+    assert!(
+        matches!(v.action, Action::UpgradeClients { .. }),
+        "{:?}",
+        v.action
+    );
+}
+
+#[test]
+fn an_unavailable_workload_halts_with_the_reason_at_the_preflight_or_the_verification() {
+    let why = || Readout::Unavailable {
+        why: "this driver reads no jobs".into(),
+    };
+    for (at_preflight, needed_by) in [
+        (true, "the preflight baseline"),
+        (false, "the verification"),
+    ] {
+        let v = through_verify(|verifying| match (verifying, at_preflight) {
+            (None, false) => jobs(&[], 0),
+            _ => why(),
+        });
+        let Action::Halt(r) = &v.action else {
+            panic!("{:?}", v.action)
+        };
+        assert_eq!(
+            r.to_string(),
+            format!(
+                "cannot read the jobs and the eval broker, which {needed_by} needs: this driver reads no jobs"
+            )
+        );
+        assert_eq!(v.verify_from.is_none(), at_preflight);
+    }
+}
+
+#[test]
+fn a_workload_the_driver_did_not_read_when_asked_halts_as_a_driver_defect() {
+    let v = through_verify(|verifying| match verifying {
+        None => jobs(&[], 0),
+        Some(_) => Readout::NotRead,
+    });
+    let Action::Halt(r) = &v.action else {
+        panic!("{:?}", v.action)
+    };
+    let text = r.to_string();
+    assert!(text.contains("the verification needs: not read"), "{text}");
+    assert!(text.contains("driver defect"), "{text}");
+}
+
+#[test]
+fn an_error_answer_waits_then_halts_naming_it() {
+    let v = through_verify(|verifying| match verifying {
+        None => jobs(&[], 0),
+        Some(_) => Readout::Read(Err(ApiError::Unreachable {
+            addr: "s1".into(),
+            why: "connection refused".into(),
+        })),
+    });
+    let unmet = verify_failed(&v);
+    assert_eq!(unmet.len(), 1, "{unmet:?}");
+    assert!(
+        unmet[0].starts_with("jobs and eval broker: ") && unmet[0].contains("connection refused"),
+        "{unmet:?}"
+    );
+    assert!(v.at - v.verify_from.unwrap() >= SETTLE_MS);
+}
+
+#[test]
+fn a_job_short_before_the_upgrade_is_noted_and_only_required_not_to_get_worse() {
+    let v = through_verify(|_| jobs(&[("batchy", 2, 3), ("web", 3, 3)], 0));
+    assert!(
+        matches!(v.action, Action::UpgradeClients { .. }),
+        "{:?}",
+        v.action
+    );
+    assert!(
+        v.notes
+            .iter()
+            .any(|n| n.starts_with("jobs already short before the upgrade")
+                && n.contains("batchy 2 of 3 running")),
+        "{:?}",
+        v.notes
+    );
+    let v = through_verify(|verifying| match verifying {
+        None => jobs(&[("batchy", 2, 3)], 0),
+        Some(_) => jobs(&[("batchy", 1, 3)], 0),
+    });
+    assert_eq!(
+        verify_failed(&v),
+        vec!["job batchy 1 of 3 running (1 short before the upgrade)".to_string()]
+    );
+}
+
+/// A backlog already above the bound could never be verified away: the preflight waits for it
+/// to drain and halts before any server is touched.
+#[test]
+fn a_backlog_above_the_bound_before_the_upgrade_stops_it_at_the_preflight() {
+    let v = through_verify(|_| jobs(&[], 3));
+    let Action::Halt(HaltReason::PreflightFailed { unmet }) = &v.action else {
+        panic!("{:?}", v.action)
+    };
+    assert!(v.verify_from.is_none());
+    assert!(
+        unmet.len() == 1 && unmet[0].ends_with("blocked on capacity before the upgrade"),
+        "{unmet:?}"
+    );
+}
+
+/// `[upgrade.verify]` reaches the procedure.
+#[test]
+fn the_plan_sets_the_backlog_bound_and_the_settle_time() {
+    let text = format!("{PLAN}[upgrade.verify]\nmax_eval_backlog = 4\nsettle = \"90s\"\n");
+    let c = ProcedureConfig::from_plan(&Plan::from_str_named(&text, "t").unwrap());
+    assert_eq!(
+        c.verify,
+        VerifyConfig {
+            max_eval_backlog: 4,
+            settle_ms: 90_000
+        }
+    );
+    assert_eq!(cfg().verify, VerifyConfig::default());
+    assert_eq!(cfg().verify.settle_ms, SETTLE_MS);
+}
