@@ -3,11 +3,17 @@
 //!
 //! Every server is asked concurrently, so a paused server (which accepts the connection and
 //! never answers) costs one request timeout per observation, not one per endpoint.
+//!
+//! Nomad's workload plane (jobs, their allocation counts, the eval broker) is read only when
+//! the procedure asks (`Reads::workload`: the preflight and the verification), through the
+//! leader, within the observation's deadline (`read_workload`).
 
 use super::client::{Answer, Client};
 use super::parse;
 use crate::procedure::{ClusterView, Readout, Reads, base};
-use rehearse_model::api::{AgentSelf, ApiError, RaftConfiguration, SharedStr, SnapshotInfo};
+use rehearse_model::api::{
+    AgentSelf, ApiError, RaftConfiguration, SharedStr, SnapshotInfo, Workload,
+};
 use rehearse_model::versions::{Product, Version};
 use sha2::Digest;
 use std::path::{Path, PathBuf};
@@ -398,18 +404,12 @@ impl LiveCluster {
             .map(SharedStr::from)
             .collect();
         if reads.nodes {
-            view.nodes = Readout::Read(parse::nodes(&body).map_err(|e| self.rejected(e)));
+            view.nodes =
+                Readout::Read(parse::nodes(&body).map_err(|e| rejected_at("GET /v1/nodes", e)));
         }
         if reads.allocs {
             view.allocs_running =
                 Readout::Read(self.allocs_running(&body, clients, deadline).await);
-        }
-    }
-
-    fn rejected(&self, e: parse::ParseError) -> ApiError {
-        ApiError::Rejected {
-            addr: "GET /v1/nodes".into(),
-            message: e.to_string(),
         }
     }
 
@@ -442,6 +442,73 @@ impl LiveCluster {
         Ok(out)
     }
 
+    /// Fills the view's workload when `reads` asks (Nomad): every job's desired, running and
+    /// queued allocations and the eval broker's gauges, through the leader the view found
+    /// (`GET /v1/metrics` is the agent's own, and only the leader's broker is enabled). Any
+    /// read unanswered by `deadline` or not understood makes the whole readout an error (the
+    /// verification waits, then halts naming it). Consul has no workload: `NotApplicable`.
+    pub async fn read_workload(&self, view: &mut ClusterView, reads: Reads, deadline: Instant) {
+        if self.product != Product::Nomad || !reads.workload {
+            return;
+        }
+        let leader = view.leader.as_deref().and_then(|l| self.client(l));
+        view.workload = Readout::Read(match leader {
+            Some(c) => self.workload(c, deadline).await,
+            None => Err(ApiError::NoLeader {
+                addr: "the servers of the plan".into(),
+            }),
+        });
+    }
+
+    /// `GET /v1/jobs` and `GET /v1/metrics` at once, then every live job's task groups (and
+    /// the nodes, when a system job needs their count) at once.
+    async fn workload(&self, c: &Client, deadline: Instant) -> Result<Workload, ApiError> {
+        let at = |path: &'static str| move |e: parse::ParseError| rejected_at(path, e);
+        let (listed, metrics) = tokio::join!(
+            by(deadline, c, c.get("/v1/jobs?namespace=*")),
+            by(deadline, c, c.get("/v1/metrics")),
+        );
+        let stubs = parse::job_stubs(&listed?.body).map_err(at("GET /v1/jobs"))?;
+        let broker = parse::broker_stats(&metrics?.body).map_err(at("GET /v1/metrics"))?;
+        let per_node = stubs.iter().any(|s| s.per_node && !s.dead);
+        let (nodes, counts) = tokio::join!(
+            async {
+                if !per_node {
+                    return Ok(0);
+                }
+                let a = by(deadline, c, c.get("/v1/nodes")).await?;
+                parse::eligible_ready_nodes(&a.body).map_err(at("GET /v1/nodes"))
+            },
+            futures_join_all(stubs.iter().map(|s| Self::group_counts(c, s, deadline))),
+        );
+        let nodes = nodes?;
+        let jobs = stubs
+            .iter()
+            .zip(counts)
+            .map(|(s, n)| Ok(parse::job_state(s, &n?, nodes)))
+            .collect::<Result<_, ApiError>>()?;
+        Ok(Workload { jobs, broker })
+    }
+
+    /// `GET /v1/job/:id` of one job: its task groups' counts (none read for a dead job, which
+    /// wants nothing).
+    async fn group_counts(
+        c: &Client,
+        job: &parse::JobStub,
+        deadline: Instant,
+    ) -> Result<Vec<(String, u32)>, ApiError> {
+        if job.dead {
+            return Ok(Vec::new());
+        }
+        let path = format!(
+            "/v1/job/{}?namespace={}",
+            parse::url_encode(&job.id),
+            parse::url_encode(&job.namespace)
+        );
+        let a = by(deadline, c, c.get(&path)).await?;
+        parse::job_group_counts(&a.body).map_err(|e| rejected_at("GET /v1/job/:id", e))
+    }
+
     /// Versions every server reports about itself (for verification and import).
     pub async fn versions(&self) -> Vec<(String, Result<Version, ApiError>)> {
         let agents = futures_join_all(self.servers.iter().map(|(_, c)| self.agent_self(c))).await;
@@ -449,6 +516,14 @@ impl LiveCluster {
             .into_iter()
             .map(|(n, a)| (n.to_string(), a.map(|a| a.version)))
             .collect()
+    }
+}
+
+/// An answer not understood, naming the endpoint (`GET /v1/jobs: unexpected answer: …`).
+fn rejected_at(endpoint: &str, e: parse::ParseError) -> ApiError {
+    ApiError::Rejected {
+        addr: endpoint.into(),
+        message: e.to_string(),
     }
 }
 

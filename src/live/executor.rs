@@ -959,6 +959,7 @@ impl<C: ServerControl> Driver for LiveDriver<'_, C> {
         self.cluster
             .read_clients(&mut view, reads, &clients, deadline)
             .await;
+        self.cluster.read_workload(&mut view, reads, deadline).await;
         view.write_accepted = self.probe.as_ref().and_then(Probe::take_accepted);
         Ok(Observation {
             now_ms: self.clock.now_ms(),

@@ -6,8 +6,9 @@
 //! wrong guess would mislead the procedure (a missing version or index is an error).
 
 use rehearse_model::api::{
-    AgentSelf, AutopilotHealth, Member, NodeInfo, NodeStatus, RaftConfiguration, RaftServer,
-    RaftState, RaftStats, SchedulerConfig, SerfStatus, ServerHealth, SharedStr,
+    AgentSelf, AutopilotHealth, BrokerStats, JobState, JobType, Member, NodeInfo, NodeStatus,
+    RaftConfiguration, RaftServer, RaftState, RaftStats, SchedulerConfig, SerfStatus, ServerHealth,
+    SharedStr,
 };
 use rehearse_model::versions::{Product, Version};
 use serde_json::Value;
@@ -310,6 +311,190 @@ pub fn node_drained(v: &Value, name: &str) -> bool {
         || (!bool_field(n, "Drain") && opt_str(n, "SchedulingEligibility") == "ineligible")
 }
 
+// ---- the workload plane: jobs and the eval broker (Nomad) ----
+//
+// Shapes after Nomad's API documentation: developer.hashicorp.com/nomad/api-docs/jobs (List
+// Jobs, Read Job), /api-docs/nodes (List Nodes) and /api-docs/metrics (the JSON form of the
+// agent's in-memory metrics).
+
+/// One job of `GET /v1/jobs`, before its desired count is known (that needs `GET /v1/job/:id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobStub {
+    /// Job ID.
+    pub id: String,
+    /// Its namespace (`default` when the answer has none: Nomad before namespaces).
+    pub namespace: String,
+    /// Scheduler type (`sysbatch` counts as batch: it runs to completion).
+    pub kind: JobType,
+    /// One allocation per eligible client (`system`, `sysbatch`) rather than `Count`.
+    pub per_node: bool,
+    /// Stopped, or `Status` `dead` (a completed batch job, a stopped job): wants nothing.
+    pub dead: bool,
+    /// Per task group: (name, running, queued, complete), from `JobSummary.Summary`.
+    pub groups: Vec<(String, u32, u32, u32)>,
+}
+
+fn count_field(v: &Value, name: &str, what: &str) -> Result<u32, ParseError> {
+    field(v, name)
+        .map_err(|_| ParseError(format!("{what}: missing field {name:?}")))?
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| ParseError(format!("{what}: field {name:?} is not a count")))
+}
+
+fn list<'a>(v: &'a Value, what: &str) -> Result<&'a Vec<Value>, ParseError> {
+    v.as_array()
+        .ok_or_else(|| ParseError(format!("{what}: not a list")))
+}
+
+/// `GET /v1/jobs` (with `namespace=*`): every job's type, status and allocation summary.
+pub fn job_stubs(v: &Value) -> Result<Vec<JobStub>, ParseError> {
+    list(v, "jobs")?.iter().map(job_stub).collect()
+}
+
+fn job_stub(j: &Value) -> Result<JobStub, ParseError> {
+    let id = str_field(j, "ID")?;
+    let what = format!("job {id}");
+    let named = |e: ParseError| ParseError(format!("{what}: {}", e.0));
+    let (kind, per_node) = match str_field(j, "Type").map_err(named)? {
+        "service" => (JobType::Service, false),
+        "batch" => (JobType::Batch, false),
+        "system" => (JobType::System, true),
+        "sysbatch" => (JobType::Batch, true),
+        other => return Err(ParseError(format!("{what}: unknown Type {other:?}"))),
+    };
+    let status = str_field(j, "Status").map_err(named)?;
+    let summary = field(field(j, "JobSummary").map_err(named)?, "Summary").map_err(named)?;
+    let summary = summary
+        .as_object()
+        .ok_or_else(|| ParseError(format!("{what}: JobSummary.Summary is not an object")))?;
+    let mut groups = Vec::with_capacity(summary.len());
+    for (g, c) in summary {
+        let at = format!("{what} group {g}");
+        groups.push((
+            g.clone(),
+            count_field(c, "Running", &at)?,
+            count_field(c, "Queued", &at)?,
+            count_field(c, "Complete", &at)?,
+        ));
+    }
+    Ok(JobStub {
+        id: id.to_string(),
+        namespace: match opt_str(j, "Namespace") {
+            "" => "default".to_string(),
+            ns => ns.to_string(),
+        },
+        kind,
+        per_node,
+        dead: status == "dead" || bool_field(j, "Stop"),
+        groups,
+    })
+}
+
+/// `GET /v1/job/:id`: each task group's `Count`.
+pub fn job_group_counts(v: &Value) -> Result<Vec<(String, u32)>, ParseError> {
+    let id = opt_str(v, "ID");
+    let what = format!("job {id}");
+    let groups = field(v, "TaskGroups").map_err(|e| ParseError(format!("{what}: {}", e.0)))?;
+    list(groups, &format!("{what} TaskGroups"))?
+        .iter()
+        .map(|g| {
+            let name = str_field(g, "Name").map_err(|e| ParseError(format!("{what}: {}", e.0)))?;
+            Ok((
+                name.to_string(),
+                count_field(g, "Count", &format!("{what} group {name}"))?,
+            ))
+        })
+        .collect()
+}
+
+/// `GET /v1/nodes`: the nodes a system job places an allocation on: `ready` and `eligible`
+/// (a draining node is ineligible).
+pub fn eligible_ready_nodes(v: &Value) -> Result<u32, ParseError> {
+    let mut n = 0;
+    for node in list(v, "nodes")? {
+        let name = opt_str(node, "Name");
+        let named = |e: ParseError| ParseError(format!("node {name}: {}", e.0));
+        let ready = str_field(node, "Status").map_err(named)? == "ready";
+        let eligible = str_field(node, "SchedulingEligibility").map_err(named)? == "eligible";
+        n += u32::from(ready && eligible);
+    }
+    Ok(n)
+}
+
+/// A job's state: its summary's running and queued allocations and what it wants. A dead job
+/// wants none; a `system` job one per eligible ready node (`nodes`) in each group, whatever
+/// its constraints (a job limited to some nodes shows short from the start: the preflight's
+/// baseline); a batch job's completed allocations are done, not missing.
+pub fn job_state(stub: &JobStub, counts: &[(String, u32)], nodes: u32) -> JobState {
+    let summed = |f: fn(&(String, u32, u32, u32)) -> u32| stub.groups.iter().map(f).sum::<u32>();
+    let complete = |g: &str| {
+        let done = stub.groups.iter().find(|s| s.0 == g).map_or(0, |s| s.3);
+        if stub.kind == JobType::Batch { done } else { 0 }
+    };
+    let desired = if stub.dead {
+        0
+    } else {
+        counts
+            .iter()
+            .map(|(g, count)| {
+                let want = if stub.per_node { nodes } else { *count };
+                want.saturating_sub(complete(g))
+            })
+            .sum()
+    };
+    JobState {
+        name: stub.id.as_str().into(),
+        kind: stub.kind,
+        desired,
+        running: summed(|g| g.1),
+        queued: summed(|g| g.2),
+    }
+}
+
+/// The gauges `GET /v1/metrics` of the leader reports for its eval broker and blocked-evals
+/// tracker (`nomad.nomad.broker.total_ready`, `.total_unacked`, `.total_blocked`,
+/// `nomad.nomad.blocked_evals.total_blocked`). A gauge missing is an error naming it: a
+/// follower, or a leader whose broker is not enabled yet, does not report them, and zero
+/// would pass the check on nothing. `failed` is not a gauge Nomad reports: left 0.
+pub fn broker_stats(v: &Value) -> Result<BrokerStats, ParseError> {
+    let gauges = list(field(v, "Gauges")?, "metrics Gauges")?;
+    let gauge = |name: &str| -> Result<u64, ParseError> {
+        let g = gauges
+            .iter()
+            .find(|g| opt_str(g, "Name") == name)
+            .ok_or_else(|| ParseError(format!("metrics: missing gauge {name:?}")))?;
+        let value = field(g, "Value")?.as_f64();
+        match value {
+            Some(x) if (0.0..1e15).contains(&x) => Ok(x.round() as u64),
+            _ => Err(ParseError(format!(
+                "metrics: gauge {name:?} is not a count"
+            ))),
+        }
+    };
+    Ok(BrokerStats {
+        ready: gauge("nomad.nomad.broker.total_ready")?,
+        unacked: gauge("nomad.nomad.broker.total_unacked")?,
+        blocked: gauge("nomad.nomad.broker.total_blocked")?,
+        blocked_capacity: gauge("nomad.nomad.blocked_evals.total_blocked")?,
+        failed: 0,
+    })
+}
+
+/// A path segment or query value with everything but RFC 3986's unreserved characters
+/// percent-encoded (job IDs and namespaces are free text).
+pub fn url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// A Go `time.Duration` string ("35.2ms", "1.5s", "2m0s", "0s", "0") in whole milliseconds;
 /// `None` for "never", negative values (the API's `-1ns` for unknown) and unparsable text.
 pub fn go_duration_ms(text: &str) -> Option<u64> {
@@ -463,6 +648,206 @@ mod tests {
         assert_eq!(m[1].status, SerfStatus::Failed);
         assert_eq!(m[0].build, Version::new(1, 8, 7));
         assert_eq!(m[0].addr, "127.0.0.2:8301");
+    }
+
+    /// `GET /v1/jobs?namespace=*`, written after the List Jobs sample response of
+    /// developer.hashicorp.com/nomad/api-docs/jobs: a service job with one group short, a
+    /// system job, a completed batch job and a sysbatch job half done.
+    fn jobs_answer() -> Value {
+        let summary = |running: u32, queued: u32, complete: u32| {
+            json!({"Queued": queued, "Complete": complete, "Failed": 0, "Running": running,
+                   "Starting": 0, "Lost": 0, "Unknown": 0})
+        };
+        json!([
+            {"ID": "web", "ParentID": "", "Name": "web", "Namespace": "default",
+             "Type": "service", "Priority": 50, "Status": "running", "StatusDescription": "",
+             "Stop": false,
+             "JobSummary": {"JobID": "web", "Namespace": "default",
+                "Summary": {"api": summary(2, 1, 0), "cache": summary(1, 0, 0)},
+                "Children": {"Pending": 0, "Running": 0, "Dead": 0}},
+             "CreateIndex": 52, "ModifyIndex": 96, "JobModifyIndex": 52},
+            {"ID": "logs", "Namespace": "ops", "Type": "system", "Status": "running",
+             "JobSummary": {"JobID": "logs", "Summary": {"shipper": summary(2, 0, 0)}}},
+            {"ID": "report", "Namespace": "default", "Type": "batch", "Status": "dead",
+             "JobSummary": {"JobID": "report", "Summary": {"run": summary(0, 0, 4)}}},
+            {"ID": "gc", "Type": "sysbatch", "Status": "running",
+             "JobSummary": {"JobID": "gc", "Summary": {"sweep": summary(1, 0, 1)}}}
+        ])
+    }
+
+    /// `GET /v1/job/:id` (Read Job), reduced to the fields read.
+    fn job_answer(id: &str, groups: &[(&str, u32)]) -> Value {
+        let groups: Vec<Value> = groups
+            .iter()
+            .map(|(n, c)| json!({"Name": n, "Count": c, "Tasks": []}))
+            .collect();
+        json!({"ID": id, "Type": "service", "Status": "running", "TaskGroups": groups})
+    }
+
+    /// `GET /v1/nodes` (List Nodes, developer.hashicorp.com/nomad/api-docs/nodes).
+    fn nodes_answer() -> Value {
+        let node = |name: &str, status: &str, eligibility: &str| {
+            json!({"ID": format!("id-{name}"), "Datacenter": "dc1", "Name": name,
+                   "NodeClass": "", "Version": "1.10.3", "Drain": false,
+                   "SchedulingEligibility": eligibility, "Status": status})
+        };
+        json!([
+            node("c1", "ready", "eligible"),
+            node("c2", "ready", "eligible"),
+            node("c3", "ready", "ineligible"),
+            node("c4", "down", "eligible")
+        ])
+    }
+
+    /// `GET /v1/metrics` of a leader, written after the sample response of
+    /// developer.hashicorp.com/nomad/api-docs/metrics (gauges are floats with labels).
+    fn metrics_answer() -> Value {
+        let gauge = |name: &str, value: f64| json!({"Labels": {}, "Name": name, "Value": value});
+        json!({
+            "Timestamp": "2026-12-04 17:00:00 +0000 UTC",
+            "Counters": [{"Count": 11, "Labels": {}, "Max": 1.0, "Mean": 1.0, "Min": 1.0,
+                          "Name": "nomad.nomad.rpc.query", "Stddev": 0.0, "Sum": 11.0}],
+            "Gauges": [
+                gauge("nomad.nomad.broker.total_ready", 3.0),
+                gauge("nomad.nomad.broker.total_unacked", 1.0),
+                gauge("nomad.nomad.broker.total_blocked", 2.0),
+                gauge("nomad.nomad.broker.service_ready", 3.0),
+                gauge("nomad.nomad.blocked_evals.total_blocked", 5.0)
+            ],
+            "Samples": []
+        })
+    }
+
+    #[test]
+    fn jobs_are_read_with_what_they_want_and_what_runs() {
+        let stubs = job_stubs(&jobs_answer()).unwrap();
+        assert_eq!(stubs.len(), 4);
+        assert_eq!(stubs[1].namespace, "ops");
+        assert_eq!(
+            stubs[3].namespace, "default",
+            "no Namespace: the default one"
+        );
+        let nodes = eligible_ready_nodes(&nodes_answer()).unwrap();
+        assert_eq!(nodes, 2, "ready and eligible only");
+        let counts = [
+            job_answer("web", &[("api", 3), ("cache", 1)]),
+            job_answer("logs", &[("shipper", 1)]),
+            job_answer("report", &[("run", 4)]),
+            job_answer("gc", &[("sweep", 1)]),
+        ];
+        let states: Vec<JobState> = stubs
+            .iter()
+            .zip(&counts)
+            .map(|(s, c)| job_state(s, &job_group_counts(c).unwrap(), nodes))
+            .collect();
+        let got: Vec<(&str, JobType, u32, u32, u32)> = states
+            .iter()
+            .map(|j| (&*j.name, j.kind, j.desired, j.running, j.queued))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("web", JobType::Service, 4, 3, 1),
+                // One per eligible ready node, whatever its Count says.
+                ("logs", JobType::System, 2, 2, 0),
+                // Dead (completed): wants nothing.
+                ("report", JobType::Batch, 0, 0, 0),
+                // Per node, less what completed.
+                ("gc", JobType::Batch, 1, 1, 0),
+            ]
+        );
+        let w = rehearse_model::api::Workload {
+            jobs: states,
+            broker: BrokerStats::default(),
+        };
+        assert_eq!(w.short_jobs(), vec!["web 3 of 4 running".to_string()]);
+    }
+
+    #[test]
+    fn the_broker_gauges_are_read_from_the_leaders_metrics() {
+        let b = broker_stats(&metrics_answer()).unwrap();
+        assert_eq!(
+            (b.ready, b.unacked, b.blocked, b.blocked_capacity),
+            (3, 1, 2, 5)
+        );
+        assert_eq!(b.backlog(), 11);
+    }
+
+    /// A field missing or of the wrong type is an error naming it, never a panic nor a zero.
+    #[test]
+    fn workload_answers_missing_a_field_name_it() {
+        let jobs_without = |f: &dyn Fn(&mut Value)| {
+            let mut v = jobs_answer();
+            f(&mut v[0]);
+            job_stubs(&v).unwrap_err().to_string()
+        };
+        let e = jobs_without(&|j| drop(j.as_object_mut().unwrap().remove("Type")));
+        assert!(e.contains("job web") && e.contains("\"Type\""), "{e}");
+        let e = jobs_without(&|j| j["Type"] = json!("nonsense"));
+        assert!(e.contains("unknown Type \"nonsense\""), "{e}");
+        let e = jobs_without(&|j| drop(j.as_object_mut().unwrap().remove("JobSummary")));
+        assert!(e.contains("job web") && e.contains("\"JobSummary\""), "{e}");
+        let e = jobs_without(&|j| {
+            drop(
+                j["JobSummary"]["Summary"]["api"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("Running"),
+            )
+        });
+        assert!(
+            e.contains("job web group api") && e.contains("\"Running\""),
+            "{e}"
+        );
+        let e = jobs_without(&|j| j["JobSummary"]["Summary"]["api"]["Queued"] = json!(-1));
+        assert!(e.contains("\"Queued\" is not a count"), "{e}");
+        let e = jobs_without(&|j| drop(j.as_object_mut().unwrap().remove("ID")));
+        assert!(e.contains("\"ID\""), "{e}");
+        assert!(job_stubs(&json!({"jobs": []})).is_err());
+
+        let e = job_group_counts(&json!({"ID": "web", "TaskGroups": [{"Name": "api"}]}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("job web group api") && e.contains("\"Count\""),
+            "{e}"
+        );
+        let e = job_group_counts(&json!({"ID": "web"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"TaskGroups\""), "{e}");
+
+        let mut nodes = nodes_answer();
+        nodes[2]
+            .as_object_mut()
+            .unwrap()
+            .remove("SchedulingEligibility");
+        let e = eligible_ready_nodes(&nodes).unwrap_err().to_string();
+        assert!(
+            e.contains("node c3") && e.contains("\"SchedulingEligibility\""),
+            "{e}"
+        );
+
+        let mut m = metrics_answer();
+        m["Gauges"].as_array_mut().unwrap().remove(3);
+        m["Gauges"].as_array_mut().unwrap().remove(0);
+        let e = broker_stats(&m).unwrap_err().to_string();
+        assert!(e.contains("\"nomad.nomad.broker.total_ready\""), "{e}");
+        let mut m = metrics_answer();
+        m["Gauges"][1]["Value"] = json!("lots");
+        let e = broker_stats(&m).unwrap_err().to_string();
+        assert!(e.contains("nomad.nomad.broker.total_unacked"), "{e}");
+        let e = broker_stats(&json!({"Counters": []}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"Gauges\""), "{e}");
+    }
+
+    #[test]
+    fn ids_are_percent_encoded_in_paths() {
+        assert_eq!(url_encode("web-1.api_x~"), "web-1.api_x~");
+        assert_eq!(url_encode("a/b c?*"), "a%2Fb%20c%3F%2A");
+        assert_eq!(url_encode("é"), "%C3%A9");
     }
 
     #[test]
