@@ -633,3 +633,198 @@ mod snapshot_tests {
         }));
     }
 }
+
+/// `read_workload` against a fake Nomad HTTP API on loopback: which server it asks, which
+/// paths, and how answers become the readout.
+#[cfg(test)]
+mod workload_tests {
+    use super::*;
+    use crate::live::client::Connection;
+    use rehearse_model::api::JobType;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Serves `answer(path)` (HTTP 200, JSON) to every request; returns its address and the
+    /// paths asked so far.
+    async fn fake_nomad(
+        answer: fn(&str) -> serde_json::Value,
+    ) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let log = asked.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head);
+                    let path = text.split(' ').nth(1).unwrap_or("").to_string();
+                    let body = answer(&path).to_string();
+                    log.lock().unwrap().push(path);
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = s.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        (addr, asked)
+    }
+
+    fn nomad_answers(path: &str) -> serde_json::Value {
+        let summary = |running: u32| {
+            serde_json::json!({"Queued": 0, "Complete": 0, "Failed": 0, "Running": running,
+                               "Starting": 0, "Lost": 0})
+        };
+        let gauge =
+            |name: &str, v: f64| serde_json::json!({"Labels": {}, "Name": name, "Value": v});
+        match path {
+            "/v1/jobs?namespace=*" => serde_json::json!([
+                {"ID": "web/api", "Namespace": "team a", "Type": "service", "Status": "running",
+                 "JobSummary": {"Summary": {"api": summary(2)}}},
+                {"ID": "logs", "Namespace": "default", "Type": "system", "Status": "running",
+                 "JobSummary": {"Summary": {"ship": summary(1)}}}
+            ]),
+            "/v1/job/web%2Fapi?namespace=team%20a" => {
+                serde_json::json!({"ID": "web/api", "TaskGroups": [{"Name": "api", "Count": 3}]})
+            }
+            "/v1/job/logs?namespace=default" => {
+                serde_json::json!({"ID": "logs", "TaskGroups": [{"Name": "ship", "Count": 1}]})
+            }
+            "/v1/nodes" => serde_json::json!([
+                {"Name": "c1", "Status": "ready", "SchedulingEligibility": "eligible"},
+                {"Name": "c2", "Status": "ready", "SchedulingEligibility": "eligible"}
+            ]),
+            "/v1/metrics" => serde_json::json!({"Gauges": [
+                gauge("nomad.nomad.broker.total_ready", 0.0),
+                gauge("nomad.nomad.broker.total_unacked", 1.0),
+                gauge("nomad.nomad.broker.total_blocked", 0.0),
+                gauge("nomad.nomad.blocked_evals.total_blocked", 0.0)
+            ]}),
+            _ => serde_json::Value::Null,
+        }
+    }
+
+    /// A follower whose metrics have no broker gauges (its broker is disabled).
+    fn follower_answers(path: &str) -> serde_json::Value {
+        match path {
+            "/v1/metrics" => serde_json::json!({"Gauges": []}),
+            p => nomad_answers(p),
+        }
+    }
+
+    async fn cluster(product: Product) -> (LiveCluster, Arc<Mutex<Vec<String>>>) {
+        let (follower, _) = fake_nomad(follower_answers).await;
+        let (leader, asked) = fake_nomad(nomad_answers).await;
+        let conn = Connection::new(product);
+        let servers = [("s1", follower), ("s2", leader)]
+            .into_iter()
+            .map(|(n, a)| (n.to_string(), Client::new(&a, &conn).unwrap()))
+            .collect();
+        (LiveCluster { product, servers }, asked)
+    }
+
+    fn view(leader: Option<&str>, product: Product) -> ClusterView {
+        let names = [SharedStr::from("s1"), SharedStr::from("s2")];
+        let mut v = ClusterView::not_read(&names, product == Product::Nomad);
+        v.leader = leader.map(SharedStr::from);
+        v.workload = not_read(product);
+        v
+    }
+
+    const ASK: Reads = Reads {
+        cluster: true,
+        nodes: false,
+        allocs: false,
+        workload: true,
+    };
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(10)
+    }
+
+    #[tokio::test]
+    async fn the_leader_is_asked_for_every_job_and_its_broker() {
+        let (c, asked) = cluster(Product::Nomad).await;
+        let mut v = view(Some("s2"), Product::Nomad);
+        c.read_workload(&mut v, ASK, soon()).await;
+        let Readout::Read(Ok(w)) = &v.workload else {
+            panic!("{:?}", v.workload)
+        };
+        let jobs: Vec<(&str, JobType, u32, u32)> = w
+            .jobs
+            .iter()
+            .map(|j| (&*j.name, j.kind, j.desired, j.running))
+            .collect();
+        assert_eq!(
+            jobs,
+            vec![
+                ("web/api", JobType::Service, 3, 2),
+                ("logs", JobType::System, 2, 1)
+            ]
+        );
+        assert_eq!((w.broker.unacked, w.broker.backlog()), (1, 1));
+        let mut paths = asked.lock().unwrap().clone();
+        paths.sort();
+        assert_eq!(
+            paths,
+            [
+                "/v1/job/logs?namespace=default",
+                "/v1/job/web%2Fapi?namespace=team%20a",
+                "/v1/jobs?namespace=*",
+                "/v1/metrics",
+                "/v1/nodes"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_follower_without_broker_gauges_is_an_error_naming_the_gauge() {
+        let (c, _) = cluster(Product::Nomad).await;
+        // The view's leader is s1, which answers like a follower: no broker gauges.
+        let mut v = view(Some("s1"), Product::Nomad);
+        c.read_workload(&mut v, ASK, soon()).await;
+        let Readout::Read(Err(e)) = &v.workload else {
+            panic!("{:?}", v.workload)
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("GET /v1/metrics: ")
+                && text.contains("\"nomad.nomad.broker.total_ready\""),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_leader_no_question_or_consul_leave_the_readout_as_it_was() {
+        let (c, asked) = cluster(Product::Nomad).await;
+        let mut v = view(None, Product::Nomad);
+        c.read_workload(&mut v, ASK, soon()).await;
+        assert!(
+            matches!(&v.workload, Readout::Read(Err(ApiError::NoLeader { .. }))),
+            "{:?}",
+            v.workload
+        );
+        let mut v = view(Some("s2"), Product::Nomad);
+        let not_asked = Reads {
+            workload: false,
+            ..ASK
+        };
+        c.read_workload(&mut v, not_asked, soon()).await;
+        assert!(matches!(v.workload, Readout::NotRead));
+        let (consul, _) = cluster(Product::Consul).await;
+        let mut v = view(Some("s2"), Product::Consul);
+        consul.read_workload(&mut v, ASK, soon()).await;
+        assert!(matches!(v.workload, Readout::NotApplicable));
+        assert!(asked.lock().unwrap().is_empty());
+    }
+}
