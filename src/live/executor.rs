@@ -401,9 +401,18 @@ pub async fn execute_with<C: ServerControl>(
     control: Option<&C>,
 ) -> Result<(ExecOutcome, ExecStats), ExecError> {
     let cluster = connect(plan, opts).await?;
-    let first_view = check_cluster(plan, &cluster).await?;
+    let mut first_view = check_cluster(plan, &cluster).await?;
     let cfg = ProcedureConfig::from_plan(plan);
     if !opts.apply {
+        // The preflight's workload half (Nomad): the backlog bound and the jobs already short.
+        let ask = Reads {
+            cluster: true,
+            nodes: false,
+            allocs: false,
+            workload: true,
+        };
+        let deadline = cluster.observe_deadline();
+        cluster.read_workload(&mut first_view, ask, deadline).await;
         return Ok((dry_run(plan, &cfg, &first_view), ExecStats::default()));
     }
     let control = control.ok_or_else(|| match plan.execute.as_ref().map(|x| x.control) {
@@ -421,7 +430,10 @@ pub async fn execute_with<C: ServerControl>(
 
 fn dry_run(plan: &Plan, cfg: &ProcedureConfig, view: &ClusterView) -> ExecOutcome {
     let mut unmet = unanswered(view);
-    unmet.extend(Procedure::new(cfg.clone()).preflight_unmet(view));
+    let p = Procedure::new(cfg.clone());
+    unmet.extend(p.preflight_unmet(view));
+    let (workload_unmet, short) = p.preflight_workload(view);
+    unmet.extend(workload_unmet);
     out!("dry run (nothing will be changed; add --apply to act)");
     out!("leader: {}", view.leader.as_deref().unwrap_or("none"));
     for (n, a) in &view.agents {
@@ -441,6 +453,12 @@ fn dry_run(plan: &Plan, cfg: &ProcedureConfig, view: &ClusterView) -> ExecOutcom
             "autopilot: healthy={} failure_tolerance={}",
             h.healthy,
             h.failure_tolerance
+        );
+    }
+    if !short.is_empty() {
+        out!(
+            "jobs already short (noted; the verification requires they get no worse): {}",
+            short.join(", ")
         );
     }
     if unmet.is_empty() {
@@ -480,6 +498,13 @@ fn dry_run(plan: &Plan, cfg: &ProcedureConfig, view: &ClusterView) -> ExecOutcom
         );
     }
     out!("  verify versions, voters, health and the scheduler configuration");
+    if cfg.product == Product::Nomad {
+        out!(
+            "  verify every job runs its allocations and the eval backlog is at most {}, within {}s",
+            cfg.verify.max_eval_backlog,
+            cfg.verify.settle_ms / 1000
+        );
+    }
     ExecOutcome::DryRun { unmet }
 }
 

@@ -495,6 +495,20 @@ impl Procedure {
         }
     }
 
+    /// The preflight's workload half on `v`, as a dry run shows it: the conditions unmet (the
+    /// backlog above the bound, a read that failed or cannot be made) and the jobs already
+    /// short (noted, not required).
+    pub fn preflight_workload(&self, v: &ClusterView) -> (Vec<String>, Vec<String>) {
+        let unmet = self
+            .workload_baseline(&v.workload)
+            .unwrap_or_else(|why| vec![format!("cannot read {}: {why}", workload::WHAT)]);
+        let short = match &v.workload {
+            Readout::Read(Ok(w)) => w.short_jobs(),
+            _ => Vec::new(),
+        };
+        (unmet, short)
+    }
+
     /// Records the jobs short before the upgrade and names them in a note.
     fn record_baseline(&mut self, w: &Workload) {
         self.baseline = workload::Baseline::of(w);

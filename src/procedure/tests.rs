@@ -1313,3 +1313,28 @@ fn the_plan_sets_the_backlog_bound_and_the_settle_time() {
     assert_eq!(cfg().verify, VerifyConfig::default());
     assert_eq!(cfg().verify.settle_ms, SETTLE_MS);
 }
+
+/// What a dry run shows of the preflight's workload half.
+#[test]
+fn the_dry_run_shows_the_backlog_and_the_jobs_already_short() {
+    let p = Procedure::new(cfg());
+    let mut v = Fake::healthy().view();
+    v.workload = jobs(&[("web", 1, 2), ("api", 2, 2)], 2);
+    let (unmet, short) = p.preflight_workload(&v);
+    assert_eq!(short, vec!["web 1 of 2 running".to_string()]);
+    assert!(
+        unmet.len() == 1 && unmet[0].starts_with("eval backlog 2 above the bound of 0"),
+        "{unmet:?}"
+    );
+    v.workload = Readout::Unavailable {
+        why: "no token for jobs".into(),
+    };
+    let (unmet, short) = p.preflight_workload(&v);
+    assert_eq!(
+        unmet,
+        vec!["cannot read the jobs and the eval broker: no token for jobs".to_string()]
+    );
+    assert!(short.is_empty());
+    v.workload = Readout::NotApplicable;
+    assert_eq!(p.preflight_workload(&v), (Vec::new(), Vec::new()));
+}
