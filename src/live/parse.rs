@@ -427,7 +427,9 @@ pub fn eligible_ready_nodes(v: &Value) -> Result<u32, ParseError> {
 /// its constraints (a job limited to some nodes shows short from the start: the preflight's
 /// baseline); a batch job's completed allocations are done, not missing.
 pub fn job_state(stub: &JobStub, counts: &[(String, u32)], nodes: u32) -> JobState {
-    let summed = |f: fn(&(String, u32, u32, u32)) -> u32| stub.groups.iter().map(f).sum::<u32>();
+    // Saturating: counts come from the answer, and a sum that wraps would hide a short job.
+    let add = |a: u32, b: u32| a.saturating_add(b);
+    let summed = |f: fn(&(String, u32, u32, u32)) -> u32| stub.groups.iter().map(f).fold(0, add);
     let complete = |g: &str| {
         let done = stub.groups.iter().find(|s| s.0 == g).map_or(0, |s| s.3);
         if stub.kind == JobType::Batch { done } else { 0 }
@@ -441,7 +443,7 @@ pub fn job_state(stub: &JobStub, counts: &[(String, u32)], nodes: u32) -> JobSta
                 let want = if stub.per_node { nodes } else { *count };
                 want.saturating_sub(complete(g))
             })
-            .sum()
+            .fold(0, add)
     };
     JobState {
         name: stub.id.as_str().into(),
@@ -841,6 +843,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("\"Gauges\""), "{e}");
+    }
+
+    /// The recorded shapes in `tests/fixtures/nomad/` (also the fuzz harness's seeds).
+    #[test]
+    fn the_recorded_jobs_job_and_metrics_answers_parse() {
+        let read = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+        let stubs = job_stubs(&read(include_str!("../../tests/fixtures/nomad/jobs.json"))).unwrap();
+        let counts =
+            job_group_counts(&read(include_str!("../../tests/fixtures/nomad/job.json"))).unwrap();
+        assert_eq!(counts, vec![("api".to_string(), 3)]);
+        let web = job_state(&stubs[0], &counts, 0);
+        assert_eq!((web.desired, web.running, web.queued), (3, 2, 1));
+        let done = job_state(&stubs[1], &[], 0);
+        // Sums saturate rather than wrap (or panic) on absurd counts.
+        let huge = [("a".to_string(), u32::MAX), ("b".to_string(), 7)];
+        assert_eq!(job_state(&stubs[0], &huge, 0).desired, u32::MAX);
+        assert_eq!(
+            (done.kind, done.desired, done.running),
+            (JobType::Batch, 0, 0)
+        );
+        let nodes = read(include_str!("../../tests/fixtures/nomad/nodes.json"));
+        assert_eq!(eligible_ready_nodes(&nodes).unwrap(), 1);
+        let metrics = read(include_str!("../../tests/fixtures/nomad/metrics.json"));
+        let b = broker_stats(&metrics).unwrap();
+        assert_eq!(
+            (
+                b.ready,
+                b.unacked,
+                b.blocked,
+                b.blocked_capacity,
+                b.backlog()
+            ),
+            (2, 1, 0, 1, 4)
+        );
     }
 
     #[test]

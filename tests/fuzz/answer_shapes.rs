@@ -2,8 +2,8 @@
 // (fuzz/afl/src/bin/answer.rs), so both feed an answer to the same parsers.
 
 /// Feeds `bytes` to every parser of the live driver's HTTP answers (leader, members, Raft
-/// configuration, autopilot health, agent self, scheduler configuration, node endpoints, Go
-/// durations, RFC 3339 times). Returns whether the bytes were JSON at all.
+/// configuration, autopilot health, agent self, scheduler configuration, node endpoints, jobs,
+/// metrics, Go durations, RFC 3339 times). Returns whether the bytes were JSON at all.
 fn parse_every_answer_shape(bytes: &[u8]) -> bool {
     use rehearse::live::parse;
     use rehearse_model::versions::Product;
@@ -24,5 +24,14 @@ fn parse_every_answer_shape(bytes: &[u8]) -> bool {
     let _ = parse::scheduler_config(&v);
     let _ = parse::node_id(&v, "s1");
     let _ = parse::node_drained(&v, "s1");
+    if let Ok(stubs) = parse::job_stubs(&v) {
+        let counts = parse::job_group_counts(&v).unwrap_or_default();
+        for s in &stubs {
+            let _ = parse::job_state(s, &counts, u32::MAX);
+        }
+    }
+    let _ = parse::job_group_counts(&v);
+    let _ = parse::eligible_ready_nodes(&v);
+    let _ = parse::broker_stats(&v);
     true
 }
