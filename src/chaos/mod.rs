@@ -8,4 +8,4 @@ pub mod scenario;
 pub mod shard;
 pub mod shrink;
 
-pub use fault::{Fault, FaultHooks, FaultKind, Target};
+pub use fault::{Fault, FaultError, FaultHooks, FaultKind, Target};

@@ -10,7 +10,7 @@
 use crate::cli::{CliError, Verdict};
 use crate::cmd::lint::load;
 use crate::report::model::RiskReport;
-use crate::report::render::{Format, render_all};
+use crate::report::render::{Format, UnknownFormat, render_all};
 use crate::report::risk::FailureRate;
 use crate::report::{Options, build};
 use std::io::Write;
@@ -63,7 +63,7 @@ pub fn parse_formats(text: &str) -> Result<Vec<Format>, CliError> {
     for part in text.split(',').filter(|p| !p.trim().is_empty()) {
         let f: Format = part
             .parse()
-            .map_err(|e: String| CliError::new(format!("--format: {e}")))?;
+            .map_err(|e: UnknownFormat| CliError::new(format!("--format: {e}")))?;
         if !out.contains(&f) {
             out.push(f);
         }

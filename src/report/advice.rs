@@ -150,17 +150,40 @@ fn fixed_target(product: Product, edition: Edition, target: Version) -> Option<V
         .find(|&v| known_issues_for(product, v, edition).next().is_none())
 }
 
+/// Whether a candidate change improves the plan, and the reason in words.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Judgement {
+    /// Better, by what.
+    Better(String),
+    /// Not better, why not.
+    NotBetter(String),
+}
+
+impl Judgement {
+    /// Whether the change is an improvement.
+    pub fn is_better(&self) -> bool {
+        matches!(self, Judgement::Better(_))
+    }
+
+    /// The reason in words.
+    pub fn into_text(self) -> String {
+        match self {
+            Judgement::Better(t) | Judgement::NotBetter(t) => t,
+        }
+    }
+}
+
 /// Why `after` is better than `before`, or why not.
-pub fn judge(before: &Numbers, after: &Numbers) -> Result<String, String> {
+pub fn judge(before: &Numbers, after: &Numbers) -> Judgement {
     let rel = |b: f64, a: f64| if b > 0.0 { (b - a) / b } else { 0.0 };
     if after.unsafe_runs > before.unsafe_runs {
-        return Err(format!(
+        return Judgement::NotBetter(format!(
             "worse: {} of {} seeds unsafe instead of {}",
             after.unsafe_runs, after.seeds, before.unsafe_runs
         ));
     }
     if after.plan_defect_runs > before.plan_defect_runs {
-        return Err(format!(
+        return Judgement::NotBetter(format!(
             "worse: {} of {} seeds lose quorum or an acknowledged write with no fault instead of {}",
             after.plan_defect_runs, after.seeds, before.plan_defect_runs
         ));
@@ -168,16 +191,16 @@ pub fn judge(before: &Numbers, after: &Numbers) -> Result<String, String> {
     // Removing a plan defect comes first: the probability is over the seeds without one, so
     // it may rise when more seeds count.
     if after.plan_defect_runs < before.plan_defect_runs {
-        return Ok(format!(
+        return Judgement::Better(format!(
             "seeds that lose quorum or an acknowledged write with no fault {} -> {} of {}",
             before.plan_defect_runs, after.plan_defect_runs, after.seeds
         ));
     }
     if after.p_quorum_loss > before.p_quorum_loss * (1.0 + 1e-3) {
-        return Err("worse: raises the probability of quorum loss".into());
+        return Judgement::NotBetter("worse: raises the probability of quorum loss".into());
     }
     if after.unsafe_runs < before.unsafe_runs {
-        return Ok(format!(
+        return Judgement::Better(format!(
             "unsafe seeds {} -> {} of {}",
             before.unsafe_runs, after.unsafe_runs, after.seeds
         ));
@@ -208,9 +231,9 @@ pub fn judge(before: &Numbers, after: &Numbers) -> Result<String, String> {
         ));
     }
     if gains.is_empty() {
-        Err("no measurable improvement".into())
+        Judgement::NotBetter("no measurable improvement".into())
     } else {
-        Ok(gains.join("; "))
+        Judgement::Better(gains.join("; "))
     }
 }
 
@@ -227,14 +250,14 @@ pub fn advise(
     for cand in candidates(plan) {
         let after = assess(&cand.plan, seeds.clone(), jobs, rate)?.numbers;
         let verdict = judge(&base.numbers, &after);
-        let ok = verdict.is_ok();
+        let ok = verdict.is_better();
         let rec = Recommendation {
             id: cand.id.to_string(),
             title: cand.title.clone(),
             change: cand.change.clone(),
             before: base.numbers.clone(),
             after,
-            verdict: verdict.unwrap_or_else(|e| e),
+            verdict: verdict.into_text(),
         };
         tried.push((cand, rec, ok));
     }
@@ -279,7 +302,7 @@ pub fn advise(
     }
     if yes.len() >= 2 {
         let after = assess(&combined, seeds, jobs, rate)?.numbers;
-        let verdict = judge(&base.numbers, &after).unwrap_or_else(|e| e);
+        let verdict = judge(&base.numbers, &after).into_text();
         yes.push(Recommendation {
             id: "all-of-the-above".into(),
             title: "All the changes above together".into(),

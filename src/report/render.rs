@@ -37,17 +37,20 @@ impl Format {
     }
 }
 
+/// A `--format` name that is none of the formats.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown format {0:?}: expected html, md or json (comma-separated)")]
+pub struct UnknownFormat(pub String);
+
 impl FromStr for Format {
-    type Err = String;
+    type Err = UnknownFormat;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "html" => Ok(Format::Html),
             "md" | "markdown" => Ok(Format::Markdown),
             "json" => Ok(Format::Json),
-            other => Err(format!(
-                "unknown format {other:?}: expected html, md or json (comma-separated)"
-            )),
+            other => Err(UnknownFormat(other.to_string())),
         }
     }
 }
@@ -201,7 +204,7 @@ mod tests {
     fn formats_parse_and_reject_unknown_names() {
         assert_eq!("HTML".parse::<Format>(), Ok(Format::Html));
         assert_eq!("markdown".parse::<Format>(), Ok(Format::Markdown));
-        let e = "pdf".parse::<Format>().unwrap_err();
+        let e = "pdf".parse::<Format>().unwrap_err().to_string();
         assert!(e.contains("html, md or json"), "{e}");
     }
 }
