@@ -499,7 +499,7 @@ pub fn junit(sweep: &Sweep, units: &[&UnitRecord]) -> quick_junit::Report {
                         f.seed,
                         faults.join(" "),
                         f.problems.join("; "),
-                        crate::cmd::explore::replay_line(sweep, f.seed, &faults)
+                        super::summary::replay_line(sweep, f.seed, &faults)
                     );
                 }
                 if unsafe_.len() > 10 {

@@ -3,8 +3,8 @@
 //! Exit 0 done (or dry run ready), 1 halted safely / interrupted / dry-run preflight not met,
 //! 2 bad input (unreachable cluster, refused token, plan not matching the cluster): nothing done.
 
+use super::{has_errors, load, print_findings};
 use crate::cli::{CliError, Verdict};
-use crate::cmd::lint::{has_errors, load, print_findings};
 use crate::live::client::Connection;
 use crate::live::executor::{ExecError, ExecOptions, ExecOutcome, execute};
 use crate::plan::lint::lint;

@@ -5,18 +5,19 @@ use crate::chaos::Fault;
 use crate::chaos::explore::{
     Class, Totals, baseline, boundaries, by_first_step, for_each_run_in, schedules, shrink_finding,
 };
-use crate::chaos::pairs::{How, for_each_pair};
+use crate::chaos::pairs::for_each_pair;
 use crate::chaos::sample::{Coverage, PairSpace, thousands};
 use crate::chaos::shard::{
     Line, PairSpaceInfo, ShardFile, Sweep, UnitRecord, difference, in_shard, junit, parse_shard,
     read_shard, sum,
 };
+use crate::chaos::summary::{replay_line, summary};
+use crate::chaos::sweep::{Collector, Out, write_line};
 use crate::cli::{CliError, Verdict};
-use crate::cmd::check::VariantArg;
-use crate::cmd::lint::load;
-use crate::cmd::sweep::{Collector, Out, Progress, write_line};
+use crate::cmd::{VariantArg, load};
 use crate::plan::Plan;
 use crate::procedure::{ProcedureConfig, Variant};
+use crate::progress::Progress;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -336,79 +337,6 @@ fn open_out(args: &Args, header: &Line) -> Result<(Vec<UnitRecord>, Option<Out>,
     ))
 }
 
-/// What a sweep showed, for people: the same for a whole sweep and for its shards merged.
-pub fn summary(s: &Sweep, t: &Totals, how: &BTreeMap<How, u64>) -> String {
-    let mut o = format!(
-        "explored {} with {} fault schedules x {} seeds ({} procedure): {} runs{}\n",
-        s.plan,
-        s.schedules,
-        s.seeds,
-        s.procedure,
-        t.runs,
-        if t.stopped_early {
-            " (stopped at the first unsafe run)"
-        } else {
-            ""
-        }
-    );
-    o += &format!(
-        "  faults fired {}, completed {}, halted safely {}, quorum lost by the faults alone {}, UNSAFE {}\n",
-        t.fired, t.completed, t.halted, t.beyond_tolerance, t.unsafe_runs
-    );
-    if t.lost_allocations > 0 {
-        o += &format!(
-            "  LOST ALLOCATIONS {} (a node stopped while its allocations ran, without a completed drain)\n",
-            t.lost_allocations
-        );
-    }
-    if let Some(p) = &s.pairs {
-        o += &format!(
-            "  pairs: {} ordered pairs at different steps, {} pruned as provably the same run as a kept one (a stop is a crash; a fault that never heals is the same whatever its duration): {} distinct\n",
-            thousands(p.raw),
-            thousands(p.raw - p.distinct),
-            thousands(p.distinct)
-        );
-        let taken = if p.taken < p.distinct {
-            format!(
-                "sampled {} of {} distinct pairs (sample seed {})",
-                thousands(p.taken),
-                thousands(p.distinct),
-                s.sample_seed
-            )
-        } else {
-            format!("all {} distinct pairs", thousands(p.distinct))
-        };
-        o += &format!("  {taken}; {}\n", p.coverage);
-        let n = |h: How| thousands(how.get(&h).copied().unwrap_or(0));
-        o += &format!(
-            "  pair runs: {} simulated; the same run as another on their seed: {} second fault after the run ended, {} second fault's role missing, {} crash of a server already down for good, {} landing like another pair\n",
-            n(How::Simulated),
-            n(How::Ended),
-            n(How::Missed),
-            n(How::Down),
-            n(How::Same)
-        );
-    }
-    if let Some(first) = &t.first_unsafe {
-        o += &format!(
-            "  earliest unsafe run in the run order: #{}\n",
-            first.first_in_order
-        );
-    }
-    let unsafe_findings = t.findings.iter().filter(|f| f.class == Class::Unsafe);
-    for f in unsafe_findings.take(10) {
-        let faults: Vec<String> = f.faults.iter().map(ToString::to_string).collect();
-        o += &format!(
-            "  UNSAFE seed {} faults {}: {}\n",
-            f.seed,
-            faults.join(" "),
-            f.problems.join("; ")
-        );
-        o += &format!("    replay: {}\n", replay_line(s, f.seed, &faults));
-    }
-    o
-}
-
 /// The figures that depend on how the work was run, on stderr: runs simulated, wall time,
 /// throughput and the time to first detection.
 fn work_line(p: &Progress, simulated: u64, wall_s: f64) {
@@ -467,16 +395,4 @@ fn shrink_findings(
         out!("    replay: {}", replay_line(sweep, f.seed, &minimal));
         t.shrunk.push(s);
     }
-}
-
-/// The command that replays one run of the sweep.
-pub fn replay_line(sweep: &Sweep, seed: u64, faults: &[String]) -> String {
-    let mut s = format!("rehearse explore {} --seeds 1 --seed {seed}", sweep.plan);
-    for f in faults {
-        s.push_str(&format!(" --fault {f}"));
-    }
-    if let Some(v) = &sweep.variant {
-        s.push_str(&format!(" --variant {v}"));
-    }
-    s
 }

@@ -113,6 +113,14 @@ pub enum ReportError {
     /// JSON serialisation failed.
     #[error("json: {0}")]
     Json(String),
+    /// A report file could not be written.
+    #[error("{}: cannot write: {source}", path.display())]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// How to compute a report.

@@ -82,6 +82,24 @@ pub fn render_all(
         .collect()
 }
 
+/// Renders `report` in `formats` into `dir`; returns the files written.
+pub fn write_all(
+    report: &RiskReport,
+    dir: &std::path::Path,
+    formats: &[Format],
+) -> Result<Vec<std::path::PathBuf>, ReportError> {
+    let mut written = Vec::new();
+    for (name, text) in render_all(report, formats)? {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|source| ReportError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
 /// The model as pretty JSON, with a final newline.
 pub fn json(report: &RiskReport) -> Result<String, ReportError> {
     let mut s =
