@@ -187,20 +187,21 @@ fn median(v: Vec<f64>) -> f64 {
 /// without a leader is the procedure's, as in the report (the cooldown left out).
 fn print_summary(args: &Args, variant: Variant, runs: &[SeedRun]) {
     let outcomes: Vec<&Outcome> = runs.iter().map(|r| &r.outcome).collect();
-    let lowest_tolerance = runs.iter().filter_map(|r| r.lowest_tolerance).min();
+    print_counts(args, variant, &outcomes);
+    print_medians(runs, &outcomes);
+    if let Some(o) = outcomes.first() {
+        print_first_seed(o);
+    }
+    print_incomplete(args, &outcomes);
+}
+
+/// How many seeds ended each way.
+fn print_counts(args: &Args, variant: Variant, outcomes: &[&Outcome]) {
     let n = outcomes.len();
-    let completed = outcomes
-        .iter()
-        .filter(|o| o.verdict == RunVerdict::Completed)
-        .count();
-    let halted = outcomes
-        .iter()
-        .filter(|o| matches!(o.verdict, RunVerdict::Halted { .. }))
-        .count();
-    let lost = outcomes
-        .iter()
-        .filter(|o| matches!(o.verdict, RunVerdict::LostAllocations { .. }))
-        .count();
+    let count = |f: &dyn Fn(&RunVerdict) -> bool| outcomes.iter().filter(|o| f(&o.verdict)).count();
+    let completed = count(&|v| *v == RunVerdict::Completed);
+    let halted = count(&|v| matches!(v, RunVerdict::Halted { .. }));
+    let lost = count(&|v| matches!(v, RunVerdict::LostAllocations { .. }));
     let unsafe_ = n - completed - halted - lost;
     out!();
     out!(
@@ -210,6 +211,11 @@ fn print_summary(args: &Args, variant: Variant, runs: &[SeedRun]) {
     out!(
         "  completed {completed}, halted safely {halted}, LOST ALLOCATIONS {lost}, UNSAFE {unsafe_}"
     );
+}
+
+/// The medians over the seeds and the lowest failure tolerance.
+fn print_medians(runs: &[SeedRun], outcomes: &[&Outcome]) {
+    let lowest_tolerance = runs.iter().filter_map(|r| r.lowest_tolerance).min();
     let secs = |f: &dyn Fn(&Outcome) -> f64| median(outcomes.iter().map(|o| f(o)).collect());
     out!(
         "  median duration            {:.1}s",
@@ -226,34 +232,41 @@ fn print_summary(args: &Args, variant: Variant, runs: &[SeedRun]) {
     if let Some(ft) = lowest_tolerance {
         out!("  lowest failure tolerance   {ft}");
     }
-    if let Some(o) = outcomes.first() {
-        out!(
-            "  upgrade order (seed {})    {}",
-            o.seed,
-            o.order.join(" -> ")
-        );
-        // A raft protocol 2 → 3 roll: how each server came back, and how health was read.
-        let roll: Vec<&String> = o
-            .events
-            .iter()
-            .filter(|e| e.starts_with("removed server with duplicate address"))
-            .collect();
-        if !roll.is_empty() {
-            out!("  raft protocol roll (seed {}):", o.seed);
-            for e in roll {
-                out!("    {e}");
-            }
-            for n in o.notes.iter().filter(|n| n.contains("health derived")) {
-                out!("    {n}");
-            }
+}
+
+/// The first seed's upgrade order and, for a raft protocol 2 → 3 roll, how each server came
+/// back and how health was read.
+fn print_first_seed(o: &Outcome) {
+    out!(
+        "  upgrade order (seed {})    {}",
+        o.seed,
+        o.order.join(" -> ")
+    );
+    let roll: Vec<&String> = o
+        .events
+        .iter()
+        .filter(|e| e.starts_with("removed server with duplicate address"))
+        .collect();
+    if !roll.is_empty() {
+        out!("  raft protocol roll (seed {}):", o.seed);
+        for e in roll {
+            out!("    {e}");
+        }
+        for n in o.notes.iter().filter(|n| n.contains("health derived")) {
+            out!("    {n}");
         }
     }
+}
+
+/// The first seeds that did not complete, with their replay lines, and how many more.
+fn print_incomplete(args: &Args, outcomes: &[&Outcome]) {
     let shown = 5;
-    for o in outcomes
+    let incomplete: Vec<&Outcome> = outcomes
         .iter()
+        .copied()
         .filter(|o| o.verdict != RunVerdict::Completed)
-        .take(shown)
-    {
+        .collect();
+    for o in incomplete.iter().take(shown) {
         match &o.verdict {
             RunVerdict::Unsafe { problems } => {
                 out!("  seed {}: UNSAFE: {}", o.seed, problems.join("; "))
@@ -270,12 +283,7 @@ fn print_summary(args: &Args, variant: Variant, runs: &[SeedRun]) {
         }
         out!("    replay: {}", replay_line(args, o.seed));
     }
-    let rest: Vec<&Outcome> = outcomes
-        .iter()
-        .copied()
-        .filter(|o| o.verdict != RunVerdict::Completed)
-        .skip(shown)
-        .collect();
+    let rest = &incomplete[shown.min(incomplete.len())..];
     if !rest.is_empty() {
         let n = rest.len();
         let unsafe_rest = rest
