@@ -71,6 +71,25 @@ pub fn draw(t: &Timeline, worst: Option<&Timeline>, ex: &Explorer) -> Result<Cha
     })
 }
 
+/// A time chart: seconds across, values up.
+type TimeChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The legend of a time chart's labelled series.
+fn series_labels<'a, DB: DrawingBackend + 'a>(
+    chart: &mut TimeChart<'a, DB>,
+    position: SeriesLabelPosition,
+    name: &'static str,
+) -> Result<(), ReportError> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, 12))
+        .draw()
+        .map_err(chart_err(name))
+}
+
 /// Step bands behind a time chart, with the step names along the top.
 fn step_bands<DB: DrawingBackend>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
@@ -122,23 +141,7 @@ pub fn tolerance(t: &Timeline) -> Result<String, ReportError> {
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, 340)).into_drawing_area();
         root.fill(&WHITE).map_err(&e)?;
-        let hi = t
-            .samples
-            .iter()
-            .map(|s| s.tolerance)
-            .chain(t.reported_tolerance.iter().filter_map(|r| r.1))
-            .max()
-            .unwrap_or(1)
-            .max(1) as f64
-            + 1.0;
-        let lo = t
-            .reported_tolerance
-            .iter()
-            .filter_map(|r| r.1)
-            .min()
-            .unwrap_or(0)
-            .min(-1) as f64
-            - 0.5;
+        let (lo, hi) = tolerance_range(t);
         let x_max = secs(t.duration_ms).max(1.0);
         let mut chart = ChartBuilder::on(&root)
             .caption(
@@ -170,49 +173,76 @@ pub fn tolerance(t: &Timeline) -> Result<String, ReportError> {
             .y_desc("servers that may still fail")
             .draw()
             .map_err(&e)?;
-        chart
-            .draw_series(LineSeries::new(
-                [(0.0, 0.0), (x_max, 0.0)],
-                RED_C.mix(0.5).stroke_width(1),
-            ))
-            .map_err(&e)?;
-        let truth = step_points(
-            t.samples.iter().map(|s| (s.t_ms, s.tolerance as f64)),
-            x_max,
-        );
-        chart
-            .draw_series(LineSeries::new(truth, BLUE_C.stroke_width(3)))
-            .map_err(&e)?
-            .label(if t.live {
-                "autopilot's failure tolerance (held between observations)"
-            } else {
-                "ground truth (healthy voters − quorum)"
-            })
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE_C.stroke_width(3)));
-        let reported = t
-            .reported_tolerance
-            .iter()
-            .filter_map(|(ms, v)| v.map(|v| (secs(*ms), v as f64)));
-        chart
-            .draw_series(reported.map(|p| Circle::new(p, 3, ORANGE_C.filled())))
-            .map_err(&e)?
-            .label(if t.live {
-                "observations"
-            } else {
-                "reported by autopilot to the procedure"
-            })
-            .legend(|(x, y)| Circle::new((x + 10, y), 3, ORANGE_C.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(&e)?;
+        tolerance_series(&mut chart, t, x_max)?;
+        series_labels(&mut chart, SeriesLabelPosition::LowerRight, "tolerance")?;
         root.present().map_err(&e)?;
     }
     Ok(svg)
+}
+
+/// The tolerance chart's range: from below the lowest reported value (at most -1) to above
+/// the highest (at least 1).
+fn tolerance_range(t: &Timeline) -> (f64, f64) {
+    let hi = t
+        .samples
+        .iter()
+        .map(|s| s.tolerance)
+        .chain(t.reported_tolerance.iter().filter_map(|r| r.1))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64
+        + 1.0;
+    let lo = t
+        .reported_tolerance
+        .iter()
+        .filter_map(|r| r.1)
+        .min()
+        .unwrap_or(0)
+        .min(-1) as f64
+        - 0.5;
+    (lo, hi)
+}
+
+/// The zero line, the ground truth as a step line and autopilot's reports as dots.
+fn tolerance_series<'a, DB: DrawingBackend + 'a>(
+    chart: &mut TimeChart<'a, DB>,
+    t: &Timeline,
+    x_max: f64,
+) -> Result<(), ReportError> {
+    let e = chart_err("tolerance");
+    chart
+        .draw_series(LineSeries::new(
+            [(0.0, 0.0), (x_max, 0.0)],
+            RED_C.mix(0.5).stroke_width(1),
+        ))
+        .map_err(&e)?;
+    let truth = step_points(
+        t.samples.iter().map(|s| (s.t_ms, s.tolerance as f64)),
+        x_max,
+    );
+    chart
+        .draw_series(LineSeries::new(truth, BLUE_C.stroke_width(3)))
+        .map_err(&e)?
+        .label(if t.live {
+            "autopilot's failure tolerance (held between observations)"
+        } else {
+            "ground truth (healthy voters − quorum)"
+        })
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE_C.stroke_width(3)));
+    let reported = t
+        .reported_tolerance
+        .iter()
+        .filter_map(|(ms, v)| v.map(|v| (secs(*ms), v as f64)));
+    chart
+        .draw_series(reported.map(|p| Circle::new(p, 3, ORANGE_C.filled())))
+        .map_err(&e)?
+        .label(if t.live {
+            "observations"
+        } else {
+            "reported by autopilot to the procedure"
+        })
+        .legend(|(x, y)| Circle::new((x + 10, y), 3, ORANGE_C.filled()));
+    Ok(())
 }
 
 /// A step function through `(ms, value)` points: each value holds until the next point.
@@ -238,20 +268,7 @@ pub fn availability(t: &Timeline) -> Result<String, ReportError> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, 300)).into_drawing_area();
         root.fill(&WHITE).map_err(&e)?;
         let x_max = secs(t.duration_ms).max(1.0);
-        let mut rates = Vec::new();
-        let mut failed = Vec::new();
-        for w in t.samples.windows(2) {
-            let dt = secs(w[1].t_ms.saturating_sub(w[0].t_ms));
-            if dt <= 0.0 {
-                continue;
-            }
-            let acked = w[1].acked.saturating_sub(w[0].acked) as f64;
-            rates.push((w[0].t_ms, acked / dt));
-            let f = w[1].failed.saturating_sub(w[0].failed);
-            if f > 0 {
-                failed.push((secs(w[0].t_ms), secs(w[1].t_ms), f as f64 / dt));
-            }
-        }
+        let (rates, failed) = write_rates(t);
         let y_max = rates
             .iter()
             .map(|r| r.1)
@@ -280,53 +297,77 @@ pub fn availability(t: &Timeline) -> Result<String, ReportError> {
             .y_desc("writes per second")
             .draw()
             .map_err(&e)?;
-        let no_leader = t.samples.windows(2).filter(|w| w[0].leader.is_none());
-        chart
-            .draw_series(no_leader.map(|w| {
-                Rectangle::new(
-                    [(secs(w[0].t_ms), 0.0), (secs(w[1].t_ms), y_max)],
-                    RED_C.mix(0.15).filled(),
-                )
-            }))
-            .map_err(&e)?
-            .label("no leader")
-            .legend(|(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED_C.mix(0.15).filled())
-            });
-        chart
-            .draw_series(
-                AreaSeries::new(
-                    step_points(rates.into_iter(), x_max),
-                    0.0,
-                    GREEN_C.mix(0.35),
-                )
-                .border_style(GREEN_C.stroke_width(2)),
-            )
-            .map_err(&e)?
-            .label("writes acknowledged")
-            .legend(|(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 20, y + 5)], GREEN_C.mix(0.5).filled())
-            });
-        chart
-            .draw_series(
-                failed
-                    .iter()
-                    .map(|&(a, b, r)| Rectangle::new([(a, 0.0), (b, r)], RED_C.filled())),
-            )
-            .map_err(&e)?
-            .label("writes failed")
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED_C.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(&e)?;
+        availability_series(&mut chart, t, x_max, y_max, rates, &failed)?;
+        series_labels(&mut chart, SeriesLabelPosition::LowerRight, "availability")?;
         root.present().map_err(&e)?;
     }
     Ok(svg)
+}
+
+/// Acknowledged writes per second from each sample to the next, and the spans with failed
+/// writes (start s, end s, failures per second).
+#[allow(clippy::type_complexity)]
+fn write_rates(t: &Timeline) -> (Vec<(u64, f64)>, Vec<(f64, f64, f64)>) {
+    let mut rates = Vec::new();
+    let mut failed = Vec::new();
+    for w in t.samples.windows(2) {
+        let dt = secs(w[1].t_ms.saturating_sub(w[0].t_ms));
+        if dt <= 0.0 {
+            continue;
+        }
+        let acked = w[1].acked.saturating_sub(w[0].acked) as f64;
+        rates.push((w[0].t_ms, acked / dt));
+        let f = w[1].failed.saturating_sub(w[0].failed);
+        if f > 0 {
+            failed.push((secs(w[0].t_ms), secs(w[1].t_ms), f as f64 / dt));
+        }
+    }
+    (rates, failed)
+}
+
+/// Spans without a leader, the acknowledged-write area and the failed writes.
+fn availability_series<'a, DB: DrawingBackend + 'a>(
+    chart: &mut TimeChart<'a, DB>,
+    t: &Timeline,
+    x_max: f64,
+    y_max: f64,
+    rates: Vec<(u64, f64)>,
+    failed: &[(f64, f64, f64)],
+) -> Result<(), ReportError> {
+    let e = chart_err("availability");
+    let no_leader = t.samples.windows(2).filter(|w| w[0].leader.is_none());
+    chart
+        .draw_series(no_leader.map(|w| {
+            Rectangle::new(
+                [(secs(w[0].t_ms), 0.0), (secs(w[1].t_ms), y_max)],
+                RED_C.mix(0.15).filled(),
+            )
+        }))
+        .map_err(&e)?
+        .label("no leader")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED_C.mix(0.15).filled()));
+    chart
+        .draw_series(
+            AreaSeries::new(
+                step_points(rates.into_iter(), x_max),
+                0.0,
+                GREEN_C.mix(0.35),
+            )
+            .border_style(GREEN_C.stroke_width(2)),
+        )
+        .map_err(&e)?
+        .label("writes acknowledged")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], GREEN_C.mix(0.5).filled()));
+    chart
+        .draw_series(
+            failed
+                .iter()
+                .map(|&(a, b, r)| Rectangle::new([(a, 0.0), (b, r)], RED_C.filled())),
+        )
+        .map_err(&e)?
+        .label("writes failed")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED_C.filled()));
+    Ok(())
 }
 
 /// One lane per server: running, stopped, and when it led.
