@@ -259,6 +259,31 @@ fn iptables(args: &[&str]) -> Result<(), LocalError> {
     run(Path::new("iptables"), "iptables", args, None)
 }
 
+/// The argv prefix that starts a server in its network namespace: through `ip netns exec`,
+/// which execs it, so the pid in the pid file is the server's own.
+fn netns_prefix(o: &LocalOptions) -> String {
+    if o.netns {
+        format!("\"ip\", \"netns\", \"exec\", \"rh{}-{{name}}\", ", o.base)
+    } else {
+        String::new()
+    }
+}
+
+/// The `-config-file` arguments of the ACL and TLS settings, as argv items.
+fn config_files(o: &LocalOptions) -> String {
+    let d = o.dir.display();
+    let acl = if o.token.is_some() {
+        format!("\"-config-file={d}/acl.json\", ")
+    } else {
+        String::new()
+    };
+    if o.tls {
+        format!("{acl}\"-config-file={d}/tls.json\", ")
+    } else {
+        acl
+    }
+}
+
 /// The plan of a local cluster: a rolling change from the current to the target binary with a
 /// new node-meta value (rev 1 → 2), both visible through the API afterwards.
 pub fn plan_text(o: &LocalOptions) -> String {
@@ -275,24 +300,9 @@ pub fn plan_text(o: &LocalOptions) -> String {
     let joins: Vec<String> = (0..n)
         .map(|i| format!("\"-retry-join={}\"", ip(o, i)))
         .collect();
-    // In a namespace the server is started through `ip netns exec`, which execs it: the pid
-    // in the pid file is the server's own.
-    let prefix = if o.netns {
-        format!("\"ip\", \"netns\", \"exec\", \"rh{}-{{name}}\", ", o.base)
-    } else {
-        String::new()
-    };
+    let prefix = netns_prefix(o);
     let d = o.dir.display();
-    let acl = if o.token.is_some() {
-        format!("\"-config-file={d}/acl.json\", ")
-    } else {
-        String::new()
-    };
-    let acl = if o.tls {
-        format!("{acl}\"-config-file={d}/tls.json\", ")
-    } else {
-        acl
-    };
+    let acl = config_files(o);
     let target = o.target_binary.as_ref().unwrap_or(&o.binary);
     let (proto, target_proto) = o.raft_protocol;
     let (proto_arg, target_proto) = if o.raft_protocol == (3, 3) {
