@@ -182,34 +182,8 @@ pub fn build(plan: &Plan, plan_file: &str, opts: &Options) -> Result<RiskReport,
         opts.jobs,
     );
     let (recommendations, not_recommended) = advice::advise(plan, &base, seeds, opts.jobs, rate)?;
-    let (typical, worst) = typical_and_worst(&base.runs);
-    let timeline = seed_timeline(
-        plan,
-        typical,
-        format!(
-            "typical: seed {}, the median of the {} seeds ranked from best to worst",
-            typical.outcome.seed,
-            base.runs.len()
-        ),
-    );
-    let worst_timeline = (worst.outcome.seed != typical.outcome.seed).then(|| {
-        seed_timeline(
-            plan,
-            worst,
-            format!(
-                "worst: seed {}, {}",
-                worst.outcome.seed,
-                badness_words(worst)
-            ),
-        )
-    });
-    let settings = Settings {
-        seeds: opts.seeds.max(1),
-        first_seed: opts.first_seed,
-        explore_seeds: opts.explore_seeds,
-        server_failure_rate: rate.text.clone(),
-        failures_per_server_year: risk::round_sig(rate.per_year, assess::DIGITS),
-    };
+    let (typical, timeline, worst_timeline) = timelines(plan, &base.runs);
+    let settings = settings_of(opts);
     let mut plan_summary = summary(plan, plan_file);
     plan_summary.sha256 = std::fs::read(plan_file).ok().map(|b| sha256_hex(&b));
     Ok(RiskReport {
@@ -234,6 +208,44 @@ pub fn build(plan: &Plan, plan_file: &str, opts: &Options) -> Result<RiskReport,
         worst_timeline,
         live: None,
     })
+}
+
+/// The typical seed and its timeline, and the worst seed's timeline when it is another seed.
+fn timelines<'r>(plan: &Plan, runs: &'r [Measured]) -> (&'r Measured, Timeline, Option<Timeline>) {
+    let (typical, worst) = typical_and_worst(runs);
+    let timeline = seed_timeline(
+        plan,
+        typical,
+        format!(
+            "typical: seed {}, the median of the {} seeds ranked from best to worst",
+            typical.outcome.seed,
+            runs.len()
+        ),
+    );
+    let worst_timeline = (worst.outcome.seed != typical.outcome.seed).then(|| {
+        seed_timeline(
+            plan,
+            worst,
+            format!(
+                "worst: seed {}, {}",
+                worst.outcome.seed,
+                badness_words(worst)
+            ),
+        )
+    });
+    (typical, timeline, worst_timeline)
+}
+
+/// The settings the report was computed with.
+fn settings_of(opts: &Options) -> Settings {
+    let rate = &opts.failure_rate;
+    Settings {
+        seeds: opts.seeds.max(1),
+        first_seed: opts.first_seed,
+        explore_seeds: opts.explore_seeds,
+        server_failure_rate: rate.text.clone(),
+        failures_per_server_year: risk::round_sig(rate.per_year, assess::DIGITS),
+    }
 }
 
 /// sha-256 of `bytes`, lower-case hex.
