@@ -204,23 +204,51 @@ pub fn sim_overrides(o: &SimOverrides) -> Result<(), Bad> {
     Ok(())
 }
 
+/// Why a seed range is refused (each names the flag).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SeedRangeError {
+    /// A count of 0.
+    #[error("{flag}: must be at least 1")]
+    Zero {
+        /// The count's flag.
+        flag: String,
+    },
+    /// More than [`MAX_SEEDS`].
+    #[error("{flag}: {count} is more than the limit of {} seeds", MAX_SEEDS)]
+    TooMany {
+        /// The count's flag.
+        flag: String,
+        /// The count.
+        count: u64,
+    },
+    /// A range past `u64::MAX`.
+    #[error(
+        "--seed {first} with {flag} {count}: the seeds would run past {}; use a smaller --seed",
+        u64::MAX
+    )]
+    Wraps {
+        /// `--seed`.
+        first: u64,
+        /// The count's flag.
+        flag: String,
+        /// The count.
+        count: u64,
+    },
+}
+
 /// The seeds `first..first+count`, refusing a count of 0, more than `MAX_SEEDS`, or a range
 /// past `u64::MAX` (a wrapped range would rehearse no seed and report "safe").
-pub fn seed_range(first: u64, count: u64, flag: &str) -> Result<Range<u64>, String> {
+pub fn seed_range(first: u64, count: u64, flag: &str) -> Result<Range<u64>, SeedRangeError> {
+    let flag = flag.to_string();
     if count == 0 {
-        return Err(format!("{flag}: must be at least 1"));
+        return Err(SeedRangeError::Zero { flag });
     }
     if count > MAX_SEEDS {
-        return Err(format!(
-            "{flag}: {count} is more than the limit of {MAX_SEEDS} seeds"
-        ));
+        return Err(SeedRangeError::TooMany { flag, count });
     }
-    let end = first.checked_add(count).ok_or_else(|| {
-        format!(
-            "--seed {first} with {flag} {count}: the seeds would run past {}; use a smaller --seed",
-            u64::MAX
-        )
-    })?;
+    let end = first
+        .checked_add(count)
+        .ok_or(SeedRangeError::Wraps { first, flag, count })?;
     Ok(first..end)
 }
 
@@ -229,22 +257,55 @@ pub fn fmt_ns(ns: u64) -> String {
     humantime::format_duration(std::time::Duration::from_nanos(ns)).to_string()
 }
 
+/// Why an input file could not be read as text.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Opening or reading it failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It is larger than [`MAX_INPUT_BYTES`].
+    #[error("{}: larger than the limit of {} bytes", path.display(), MAX_INPUT_BYTES)]
+    TooLarge {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// It is not UTF-8 (the message has the byte offset and line, see [`utf8`]).
+    #[error("{}: {message}", path.display())]
+    NotUtf8 {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Where.
+        message: String,
+    },
+}
+
 /// Reads a text file for parsing: at most `MAX_INPUT_BYTES`, and valid UTF-8, with messages
 /// that name the file and, for bad UTF-8, the byte offset and line.
-pub fn read_text(path: &Path) -> Result<String, String> {
+pub fn read_text(path: &Path) -> Result<String, ReadError> {
     use std::io::Read;
-    let name = path.display();
-    let file = std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?;
+    let io = |source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
     let mut bytes = Vec::new();
     file.take(MAX_INPUT_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("{name}: {e}"))?;
+        .map_err(io)?;
     if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(format!(
-            "{name}: larger than the limit of {MAX_INPUT_BYTES} bytes"
-        ));
+        return Err(ReadError::TooLarge {
+            path: path.to_path_buf(),
+        });
     }
-    utf8(bytes).map_err(|e| format!("{name}: {e}"))
+    utf8(bytes).map_err(|message| ReadError::NotUtf8 {
+        path: path.to_path_buf(),
+        message,
+    })
 }
 
 /// Bytes as UTF-8 text, or a message with the byte offset and line of the first bad byte.

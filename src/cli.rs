@@ -34,10 +34,10 @@ pub struct CliError {
 }
 
 impl CliError {
-    /// Builds a usage/input error.
-    pub fn new(message: impl Into<String>) -> Self {
+    /// Builds a usage/input error from a message or a library error (its `Display` text).
+    pub fn new(message: impl fmt::Display) -> Self {
         CliError {
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 

@@ -18,6 +18,7 @@ macro_rules! out {
 pub mod bounds;
 pub mod calibrate;
 pub mod chaos;
+pub mod check;
 pub mod cli;
 pub mod cmd;
 pub mod driver;

@@ -11,6 +11,32 @@ pub mod sim;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Why a calibration trial could not be run (the harness's failure, not a trial outcome).
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrateError {
+    /// The local Consul cluster could not be set up or driven.
+    #[error(transparent)]
+    Local(#[from] crate::live::local::LocalError),
+    /// The generated plan did not parse.
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    /// `rolling-rehearse` could not run the executor.
+    #[error(transparent)]
+    Exec(#[from] crate::live::executor::ExecError),
+    /// The simulator refused its configuration.
+    #[error(transparent)]
+    Sim(#[from] rehearse_sim::SimError),
+    /// No server reported a leader when the scenario was to begin.
+    #[error("no leader before the scenario")]
+    NoLeader,
+    /// The cluster has no API client for a server it named.
+    #[error("no client for {0}")]
+    NoClient(String),
+    /// The simulated cluster never had a leader and healthy autopilot.
+    #[error("seed {0}: the simulated cluster never settled")]
+    NeverSettled(u64),
+}
+
 /// The scenarios, in table order.
 pub const SCENARIOS: [Scenario; 8] = [
     Scenario::LeaderKill,

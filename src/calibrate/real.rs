@@ -2,7 +2,7 @@
 //! mirroring `sim.rs` step for step. Each trial starts a fresh cluster (new data dirs) so trials
 //! do not influence each other.
 
-use super::{Scenario, Trial};
+use super::{CalibrateError, Scenario, Trial};
 use crate::live::executor::{ExecOptions, ExecOutcome, execute};
 use crate::live::local::{LocalConsul, LocalOptions};
 use crate::plan::Plan;
@@ -29,14 +29,16 @@ pub fn options(consul: &std::path::Path, base: u8, dir: &std::path::Path) -> Loc
 }
 
 /// The plan `rolling-rehearse` runs, for the simulator's twin.
-pub fn plan(consul: &std::path::Path) -> Result<Plan, String> {
+pub fn plan(consul: &std::path::Path) -> Result<Plan, CalibrateError> {
     let o = options(consul, 2, &std::env::temp_dir());
-    Plan::from_str_named(&crate::live::local::plan_text(&o), "calibration plan")
-        .map_err(|e| e.to_string())
+    Ok(Plan::from_str_named(
+        &crate::live::local::plan_text(&o),
+        "calibration plan",
+    )?)
 }
 
 /// Runs one scenario on a fresh local cluster.
-pub async fn run(s: Scenario, mut opts: LocalOptions) -> Result<Trial, String> {
+pub async fn run(s: Scenario, mut opts: LocalOptions) -> Result<Trial, CalibrateError> {
     opts.netns = s == Scenario::LeaderPartitioned;
     let c = LocalConsul::start(opts).await?;
     match s {
@@ -72,8 +74,8 @@ async fn healthy(c: &LocalConsul, ft: i64) -> bool {
         .is_some_and(|h| h.healthy && h.failure_tolerance >= ft)
 }
 
-async fn leader(c: &LocalConsul) -> Result<(String, Vec<String>), String> {
-    let l = c.leader().await.ok_or("no leader before the scenario")?;
+async fn leader(c: &LocalConsul) -> Result<(String, Vec<String>), CalibrateError> {
+    let l = c.leader().await.ok_or(CalibrateError::NoLeader)?;
     let others = c.names().into_iter().filter(|n| *n != l).collect();
     Ok((l, others))
 }
@@ -108,7 +110,7 @@ async fn leader_lost(c: &LocalConsul, pause: bool) -> Trial {
     Trial::failover(t)
 }
 
-async fn leader_partitioned(c: &LocalConsul) -> Result<Trial, String> {
+async fn leader_partitioned(c: &LocalConsul) -> Result<Trial, CalibrateError> {
     let (l, survivors) = leader(c).await?;
     c.partition(&l)?;
     let t = failover(c, &l, &survivors).await;
@@ -116,7 +118,7 @@ async fn leader_partitioned(c: &LocalConsul) -> Result<Trial, String> {
     Ok(Trial::failover(t))
 }
 
-async fn follower_restart(c: &LocalConsul) -> Result<Trial, String> {
+async fn follower_restart(c: &LocalConsul) -> Result<Trial, CalibrateError> {
     let (l, others) = leader(c).await?;
     let f = others[0].clone();
     c.kill(&f);
@@ -139,7 +141,7 @@ async fn follower_restart(c: &LocalConsul) -> Result<Trial, String> {
     Ok(t)
 }
 
-async fn two_down(c: &LocalConsul) -> Result<Trial, String> {
+async fn two_down(c: &LocalConsul) -> Result<Trial, CalibrateError> {
     let (l, others) = leader(c).await?;
     for f in &others {
         c.kill(f);
@@ -162,12 +164,16 @@ async fn two_down(c: &LocalConsul) -> Result<Trial, String> {
     Ok(t)
 }
 
-async fn restart_within_refresh(c: &LocalConsul) -> Result<Trial, String> {
+async fn restart_within_refresh(c: &LocalConsul) -> Result<Trial, CalibrateError> {
     let (_, others) = leader(c).await?;
     let f = others[0].clone();
     c.stop_server(&f).await?;
     c.start_server(&f, false).await?;
-    let client = c.cluster.client(&f).ok_or("no client")?.clone();
+    let client = c
+        .cluster
+        .client(&f)
+        .ok_or_else(|| CalibrateError::NoClient(f.clone()))?
+        .clone();
     let t0 = Instant::now();
     let (mut gate, mut rejoined) = (None, None);
     while t0.elapsed() < Duration::from_secs(60) {
@@ -194,7 +200,7 @@ async fn restart_within_refresh(c: &LocalConsul) -> Result<Trial, String> {
     Ok(super::sim::stale_or_fresh(gate, rejoined))
 }
 
-async fn rolling_naive(c: &LocalConsul) -> Result<Trial, String> {
+async fn rolling_naive(c: &LocalConsul) -> Result<Trial, CalibrateError> {
     let (l, mut order) = leader(c).await?;
     order.push(l);
     let mut t = Trial::new("completed");
@@ -229,9 +235,9 @@ async fn rolling_naive(c: &LocalConsul) -> Result<Trial, String> {
         .with("leaderless_s", leaderless_ms as f64 / 1000.0))
 }
 
-async fn rolling_rehearse(c: &LocalConsul) -> Result<Trial, String> {
+async fn rolling_rehearse(c: &LocalConsul) -> Result<Trial, CalibrateError> {
     let plan_path = c.write_plan()?;
-    let plan = Plan::from_path(&plan_path).map_err(|e| e.to_string())?;
+    let plan = Plan::from_path(&plan_path)?;
     let opts = ExecOptions {
         apply: true,
         journal: c.dir().join("journal.jsonl"),
@@ -240,9 +246,7 @@ async fn rolling_rehearse(c: &LocalConsul) -> Result<Trial, String> {
         conn: c.cluster.servers[0].1.connection().clone(),
     };
     let t0 = Instant::now();
-    let (outcome, _) = execute(&plan, &c.plan_text, &opts)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (outcome, _) = execute(&plan, &c.plan_text, &opts).await?;
     let name = match outcome {
         ExecOutcome::Done(_) => "completed",
         ExecOutcome::Halted(_) => "halted",

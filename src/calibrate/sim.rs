@@ -1,7 +1,7 @@
 //! The calibration scenarios in the simulator, with Consul 1.8.7's parameters. Each function
 //! mirrors its twin in `real.rs` step for step; polls use the same intervals.
 
-use super::{Scenario, Trial};
+use super::{CalibrateError, Scenario, Trial};
 use crate::plan::Plan;
 use crate::procedure::ProcedureConfig;
 use crate::rehearsal::{Verdict, rehearse, sim_config};
@@ -15,11 +15,11 @@ use rehearse_sim::{ServerId, SimConfig, StopMode, World};
 pub const GRACEFUL_EXIT_MS: u64 = 500;
 
 /// Runs one scenario on one seed. `plan` is the Consul plan `rolling-rehearse` executes.
-pub fn run(s: Scenario, seed: u64, plan: &Plan) -> Result<Trial, String> {
+pub fn run(s: Scenario, seed: u64, plan: &Plan) -> Result<Trial, CalibrateError> {
     if s == Scenario::RollingRehearse {
         return rolling_rehearse(plan, seed);
     }
-    let mut w = World::new(SimConfig::consul(3, seed)).map_err(|e| e.to_string())?;
+    let mut w = World::new(SimConfig::consul(3, seed))?;
     // Like the real harness, the scenario starts as soon as autopilot first reports the
     // cluster healthy, i.e. just after a health refresh (the phase matters: see follower-restart).
     settle(&mut w)?;
@@ -75,10 +75,10 @@ fn any_leader(w: &World) -> Option<ServerId> {
     (0..w.server_count()).find_map(|i| leader_seen_by(w, i))
 }
 
-fn settle(w: &mut World) -> Result<(), String> {
+fn settle(w: &mut World) -> Result<(), CalibrateError> {
     poll(w, 100, 120, |w| any_leader(w).is_some() && healthy(w, 1))
         .map(|_| ())
-        .ok_or_else(|| format!("seed {}: the simulated cluster never settled", w.seed()))
+        .ok_or_else(|| CalibrateError::NeverSettled(w.seed()))
 }
 
 fn followers(w: &World, leader: ServerId) -> Vec<ServerId> {
@@ -253,9 +253,9 @@ fn rolling_naive(w: &mut World) -> Trial {
         .with("leaderless_s", leaderless_ms as f64 / 1000.0)
 }
 
-fn rolling_rehearse(plan: &Plan, seed: u64) -> Result<Trial, String> {
+fn rolling_rehearse(plan: &Plan, seed: u64) -> Result<Trial, CalibrateError> {
     let cfg = ProcedureConfig::from_plan(plan);
-    let o = rehearse(&cfg, sim_config(plan, seed)).map_err(|e| e.to_string())?;
+    let o = rehearse(&cfg, sim_config(plan, seed))?;
     let outcome = match o.verdict {
         Verdict::Completed => "completed",
         Verdict::Halted { .. } => "halted",

@@ -310,21 +310,17 @@ pub fn for_each_run_in(
     let groups = by_first_step(schedules);
     let units = units_of(&groups, seeds.len(), keep);
     let stop = AtomicBool::new(false);
-    // Latent runs simulated (shared between workers: the first unit to need one runs it).
-    let simulated = AtomicUsize::new(0);
-    // Per seed: its fault-free line (walked by the first thread that needs it, the others
-    // waiting on the lock) and the units not finished yet. When a seed's last unit is done, its
-    // line and its latent runs are dropped, so memory stays flat however many seeds run.
-    let lines: Vec<Mutex<Option<Arc<SeedLine>>>> = seeds.iter().map(|_| Mutex::default()).collect();
-    let left: Vec<AtomicUsize> = (0..seeds.len())
-        .map(|s| AtomicUsize::new(units.iter().filter(|u| u.0 == s).count()))
-        .collect();
-    let line = |seed_pos: usize| -> Arc<SeedLine> {
-        let mut l = lines[seed_pos].lock().unwrap_or_else(|e| e.into_inner());
-        l.get_or_insert_with(|| Arc::new(SeedLine::walk(plan, cfg, seeds[seed_pos])))
-            .clone()
+    let sh = Shared {
+        plan,
+        cfg,
+        seeds,
+        lines: seeds.iter().map(|_| Mutex::default()).collect(),
+        left: (0..seeds.len())
+            .map(|s| AtomicUsize::new(units.iter().filter(|u| u.0 == s).count()))
+            .collect(),
+        latent: Mutex::default(),
+        simulated: AtomicUsize::new(0),
     };
-    let latent: Mutex<BTreeMap<LatentKey, Arc<OnceLock<RunResult>>>> = Mutex::default();
     let walkers =
         crate::pool::for_each_unit(units.len(), jobs, &stop, Walker::default, |walker, u| {
             let (seed_pos, g) = units[u];
@@ -340,73 +336,13 @@ pub fn for_each_run_in(
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let sched = &schedules[i];
-                let known = key.and_then(|k| same.iter().find(|(l, _)| *l == k));
-                let result = match (key, known) {
-                    (_, Some((_, r))) => r.clone(),
-                    (Some(Landing::Missed), None) => line(seed_pos).result.clone(),
-                    // A one-way partition from the leader to itself: nothing to cut.
-                    (Some(Landing::On(FaultKind::OneWay, Some(x), _)), None)
-                        if fork.world().leader() == Some(x) =>
-                    {
-                        RunResult {
-                            fired: true,
-                            ..line(seed_pos).result.clone()
-                        }
-                    }
-                    (Some(Landing::On(kind, Some(x), _)), None) if kind.latent() => {
-                        match line(seed_pos).first_boot(*step, x) {
-                            Some(j) => {
-                                // Every such fault whose first boot is in step j is
-                                // this run: simulated once, whichever unit comes first.
-                                let cell = {
-                                    let mut m = latent.lock().unwrap_or_else(|e| e.into_inner());
-                                    m.entry((seed_pos, kind, x, j)).or_default().clone()
-                                };
-                                cell.get_or_init(|| {
-                                    simulated.fetch_add(1, Ordering::Relaxed);
-                                    RunResult::of(fork.clone(), cfg, sched)
-                                })
-                                .clone()
-                            }
-                            // Replaced before it ran, or never run: the fault-free run.
-                            None => RunResult {
-                                fired: true,
-                                ..line(seed_pos).result.clone()
-                            },
-                        }
-                    }
-                    (Some(Landing::On(kind, target, _)), None) if kind != FaultKind::ClientDown => {
-                        // Every duration of this fault on this server, in one go.
-                        let mut durations: Vec<Option<u64>> = keys
-                            .iter()
-                            .filter_map(|k| match k {
-                                Some(Landing::On(k2, t2, d)) if (*k2, *t2) == (kind, target) => {
-                                    Some(*d)
-                                }
-                                _ => None,
-                            })
-                            .collect();
-                        durations.sort_unstable();
-                        durations.dedup();
-                        walker.simulated += durations.len() as u64;
-                        let runs = run_durations(&fork, cfg, sched[0], &durations);
-                        for (d, r) in runs {
-                            same.push((Landing::On(kind, target, d), r));
-                        }
-                        let mine = same.iter().find(|(l, _)| Some(*l) == key);
-                        mine.map(|(_, r)| r.clone())
-                            .unwrap_or_else(|| unreachable!("run_durations answers every duration"))
-                    }
-                    (_, None) => {
-                        walker.simulated += 1;
-                        let r = RunResult::of(fork.clone(), cfg, sched);
-                        if let Some(k) = key {
-                            same.push((k, r.clone()));
-                        }
-                        r
-                    }
+                let unit = Unit {
+                    seed_pos,
+                    step: *step,
+                    fork: &fork,
+                    keys: &keys,
                 };
+                let result = sh.result_of(walker, &unit, &schedules[i], key, &mut same);
                 let at = RunAt {
                     schedule: i,
                     seed_pos,
@@ -417,13 +353,144 @@ pub fn for_each_run_in(
                     stop.store(true, Ordering::Relaxed);
                 }
             }
-            if left[seed_pos].fetch_sub(1, Ordering::AcqRel) == 1 {
-                *lines[seed_pos].lock().unwrap_or_else(|e| e.into_inner()) = None;
-                let mut m = latent.lock().unwrap_or_else(|e| e.into_inner());
-                m.retain(|k, _| k.0 != seed_pos);
-            }
+            sh.unit_done(seed_pos);
         });
-    walkers.iter().map(|w| w.simulated).sum::<u64>() + simulated.into_inner() as u64
+    walkers.iter().map(|w| w.simulated).sum::<u64>() + sh.simulated.into_inner() as u64
+}
+
+/// What the workers of one sweep share. Per seed: its fault-free line (walked by the first
+/// thread that needs it, the others waiting on the lock) and the units not finished yet. When
+/// a seed's last unit is done, its line and its latent runs are dropped, so memory stays flat
+/// however many seeds run.
+struct Shared<'a> {
+    plan: &'a Plan,
+    cfg: &'a ProcedureConfig,
+    seeds: &'a [u64],
+    lines: Vec<Mutex<Option<Arc<SeedLine>>>>,
+    left: Vec<AtomicUsize>,
+    /// Latent runs, simulated once by the first unit that needs one.
+    latent: Mutex<BTreeMap<LatentKey, Arc<OnceLock<RunResult>>>>,
+    /// Latent runs simulated.
+    simulated: AtomicUsize,
+}
+
+/// One unit's fork: the seed's fault-free run paused at the unit's step, and the landing of
+/// each of its schedules.
+struct Unit<'u> {
+    seed_pos: usize,
+    step: usize,
+    fork: &'u Checkpoint,
+    keys: &'u [Option<Landing>],
+}
+
+impl Shared<'_> {
+    fn line(&self, seed_pos: usize) -> Arc<SeedLine> {
+        let mut l = self.lines[seed_pos]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        l.get_or_insert_with(|| Arc::new(SeedLine::walk(self.plan, self.cfg, self.seeds[seed_pos])))
+            .clone()
+    }
+
+    /// Marks one of a seed's units done; after its last, drops its line and latent runs.
+    fn unit_done(&self, seed_pos: usize) {
+        if self.left[seed_pos].fetch_sub(1, Ordering::AcqRel) == 1 {
+            *self.lines[seed_pos]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = None;
+            let mut m = self.latent.lock().unwrap_or_else(|e| e.into_inner());
+            m.retain(|k, _| k.0 != seed_pos);
+        }
+    }
+
+    /// The result of `sched` in `unit`: a run already had (the same landing, the fault-free
+    /// line, a latent fault's shared run) or a new simulation.
+    fn result_of(
+        &self,
+        walker: &mut Walker,
+        unit: &Unit<'_>,
+        sched: &[Fault],
+        key: Option<Landing>,
+        same: &mut Vec<(Landing, RunResult)>,
+    ) -> RunResult {
+        let (seed_pos, fork, cfg) = (unit.seed_pos, unit.fork, self.cfg);
+        let known = key.and_then(|k| same.iter().find(|(l, _)| *l == k));
+        match (key, known) {
+            (_, Some((_, r))) => r.clone(),
+            (Some(Landing::Missed), None) => self.line(seed_pos).result.clone(),
+            // A one-way partition from the leader to itself: nothing to cut.
+            (Some(Landing::On(FaultKind::OneWay, Some(x), _)), None)
+                if fork.world().leader() == Some(x) =>
+            {
+                RunResult {
+                    fired: true,
+                    ..self.line(seed_pos).result.clone()
+                }
+            }
+            (Some(Landing::On(kind, Some(x), _)), None) if kind.latent() => {
+                self.latent_run(unit, kind, x, sched)
+            }
+            (Some(Landing::On(kind, target, _)), None) if kind != FaultKind::ClientDown => {
+                // Every duration of this fault on this server, in one go.
+                let mut durations: Vec<Option<u64>> = unit
+                    .keys
+                    .iter()
+                    .filter_map(|k| match k {
+                        Some(Landing::On(k2, t2, d)) if (*k2, *t2) == (kind, target) => Some(*d),
+                        _ => None,
+                    })
+                    .collect();
+                durations.sort_unstable();
+                durations.dedup();
+                walker.simulated += durations.len() as u64;
+                let runs = run_durations(fork, cfg, sched[0], &durations);
+                for (d, r) in runs {
+                    same.push((Landing::On(kind, target, d), r));
+                }
+                let mine = same.iter().find(|(l, _)| Some(*l) == key);
+                mine.map(|(_, r)| r.clone())
+                    .unwrap_or_else(|| unreachable!("run_durations answers every duration"))
+            }
+            (_, None) => {
+                walker.simulated += 1;
+                let r = RunResult::of(fork.clone(), cfg, sched);
+                if let Some(k) = key {
+                    same.push((k, r.clone()));
+                }
+                r
+            }
+        }
+    }
+
+    /// A latent fault on server `x`: every such fault whose first boot is in the same step is
+    /// this run, simulated once, whichever unit comes first.
+    fn latent_run(
+        &self,
+        unit: &Unit<'_>,
+        kind: FaultKind,
+        x: rehearse_sim::ServerId,
+        sched: &[Fault],
+    ) -> RunResult {
+        let seed_pos = unit.seed_pos;
+        match self.line(seed_pos).first_boot(unit.step, x) {
+            Some(j) => {
+                let cell = {
+                    let mut m = self.latent.lock().unwrap_or_else(|e| e.into_inner());
+                    m.entry((seed_pos, kind, x, j)).or_default().clone()
+                };
+                cell.get_or_init(|| {
+                    self.simulated.fetch_add(1, Ordering::Relaxed);
+                    RunResult::of(unit.fork.clone(), self.cfg, sched)
+                })
+                .clone()
+            }
+            // Replaced before it ran, or never run: the fault-free run.
+            None => RunResult {
+                fired: true,
+                ..self.line(seed_pos).result.clone()
+            },
+        }
+    }
 }
 
 /// The work units (seed position, group index), seeds outermost, that `keep(seed position,

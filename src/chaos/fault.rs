@@ -170,15 +170,30 @@ impl fmt::Display for Fault {
     }
 }
 
+/// Why a fault spec (`kind:target:step:duration`) does not parse.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FaultError {
+    /// Not of the form `kind:target:step:duration` with known words.
+    #[error("invalid fault {0:?}: expected kind:target:step:duration, e.g. crash:other:7:30s")]
+    Invalid(String),
+    /// A duration longer than [`crate::bounds::MAX_FAULT_SECS`].
+    #[error(
+        "fault {spec:?}: {secs}s is longer than the limit of {}s (use \"permanent\" for a fault that never heals)",
+        crate::bounds::MAX_FAULT_SECS
+    )]
+    TooLong {
+        /// The spec as written.
+        spec: String,
+        /// Its duration (s).
+        secs: u64,
+    },
+}
+
 impl FromStr for Fault {
-    type Err = String;
+    type Err = FaultError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            format!(
-                "invalid fault {s:?}: expected kind:target:step:duration, e.g. crash:other:7:30s"
-            )
-        };
+        let bad = || FaultError::Invalid(s.to_string());
         let parts: Vec<&str> = s.split(':').collect();
         let [kind, target, step, dur] = parts[..] else {
             return Err(bad());
@@ -191,10 +206,10 @@ impl FromStr for Fault {
             d => Some(humantime::parse_duration(d).map_err(|_| bad())?.as_secs()),
         };
         if let Some(secs) = duration_s.filter(|&s| s > crate::bounds::MAX_FAULT_SECS) {
-            return Err(format!(
-                "fault {s:?}: {secs}s is longer than the limit of {}s (use \"permanent\" for a fault that never heals)",
-                crate::bounds::MAX_FAULT_SECS
-            ));
+            return Err(FaultError::TooLong {
+                spec: s.to_string(),
+                secs,
+            });
         }
         Ok(Fault {
             kind,

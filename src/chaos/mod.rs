@@ -7,5 +7,7 @@ pub mod sample;
 pub mod scenario;
 pub mod shard;
 pub mod shrink;
+pub mod summary;
+pub mod sweep;
 
-pub use fault::{Fault, FaultHooks, FaultKind, Target};
+pub use fault::{Fault, FaultError, FaultHooks, FaultKind, Target};

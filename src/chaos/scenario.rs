@@ -20,8 +20,8 @@
 //! kill_timeout_s = 0            # allocations outlive a drain's completion this long (nomad#14293)
 //! ```
 
-use super::Fault;
 use super::explore::{Class, classify, run_with};
+use super::{Fault, FaultError};
 use crate::plan::Plan;
 use crate::procedure::{ProcedureConfig, Variant};
 use crate::rehearsal::{Outcome, Verdict, sim_config};
@@ -197,37 +197,123 @@ impl Loaded {
     }
 }
 
+/// Why a scenario file could not be loaded, naming the file, line and field.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read as text.
+    #[error(transparent)]
+    Read(#[from] crate::bounds::ReadError),
+    /// The file is not a valid scenario (TOML or schema).
+    #[error("{file}: {message}")]
+    Parse {
+        /// The scenario file.
+        file: String,
+        /// The parser's words.
+        message: String,
+    },
+    /// A field's value is out of range.
+    #[error("{at}: {field}: {message}")]
+    Field {
+        /// `file:line`.
+        at: String,
+        /// The field.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The plan it names could not be read.
+    #[error("{at}: plan: {source}")]
+    PlanRead {
+        /// `file:line` of the `plan` field.
+        at: String,
+        /// Why.
+        source: crate::bounds::ReadError,
+    },
+    /// The plan it names is not valid.
+    #[error("{file}: plan: {source}")]
+    Plan {
+        /// The scenario file.
+        file: String,
+        /// Why.
+        source: crate::plan::PlanError,
+    },
+    /// A fault does not parse.
+    #[error("{file}: faults[{index}]: {source}")]
+    Fault {
+        /// The scenario file.
+        file: String,
+        /// Its position in `faults`.
+        index: usize,
+        /// Why.
+        source: FaultError,
+    },
+    /// Scenario directories nested more than 16 deep.
+    #[error("{}: directories nested too deeply", path.display())]
+    TooDeep {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A directory could not be listed.
+    #[error("{}: {source}", path.display())]
+    ReadDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// Loads a scenario file, with errors naming the file, line and field.
-pub fn load(path: &Path) -> Result<Loaded, String> {
+pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
     let name = path.display().to_string();
     let text = crate::bounds::read_text(path)?;
-    let scenario: Scenario =
-        toml::from_str(&text).map_err(|e| format!("{name}: {}", e.to_string().trim_end()))?;
+    let scenario: Scenario = toml::from_str(&text).map_err(|e| ScenarioError::Parse {
+        file: name.clone(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
     let at = |field: &str| crate::bounds::at_line(&name, &text, field);
     if !(1..=crate::bounds::MAX_SEEDS).contains(&scenario.seeds) {
-        return Err(format!(
-            "{}: seeds: {} is not between 1 and {}",
-            at("seeds"),
-            scenario.seeds,
-            crate::bounds::MAX_SEEDS
-        ));
+        return Err(ScenarioError::Field {
+            at: at("seeds"),
+            field: "seeds".into(),
+            message: format!(
+                "{} is not between 1 and {}",
+                scenario.seeds,
+                crate::bounds::MAX_SEEDS
+            ),
+        });
     }
     scenario
         .sim
         .validate()
-        .map_err(|(field, e)| format!("{}: {field}: {e}", at(&field)))?;
+        .map_err(|(field, message)| ScenarioError::Field {
+            at: at(&field),
+            field,
+            message,
+        })?;
     let plan_path = path.parent().unwrap_or(Path::new(".")).join(&scenario.plan);
     let plan_text =
-        crate::bounds::read_text(&plan_path).map_err(|e| format!("{}: plan: {e}", at("plan")))?;
-    let plan = Plan::from_str_named(&plan_text, &plan_path.display().to_string())
-        .map_err(|e| format!("{name}: plan: {e}"))?;
+        crate::bounds::read_text(&plan_path).map_err(|source| ScenarioError::PlanRead {
+            at: at("plan"),
+            source,
+        })?;
+    let plan =
+        Plan::from_str_named(&plan_text, &plan_path.display().to_string()).map_err(|source| {
+            ScenarioError::Plan {
+                file: name.clone(),
+                source,
+            }
+        })?;
     let faults = scenario
         .faults
         .iter()
         .enumerate()
-        .map(|(i, f)| {
-            f.parse::<Fault>()
-                .map_err(|e| format!("{name}: faults[{i}]: {e}"))
+        .map(|(index, f)| {
+            f.parse::<Fault>().map_err(|source| ScenarioError::Fault {
+                file: name.clone(),
+                index,
+                source,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let hash = fnv1a(fnv1a(0, text.as_bytes()), plan_text.as_bytes());
@@ -241,7 +327,7 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
 }
 
 /// Scenario files under the given paths (directories are searched recursively), sorted.
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScenarioError> {
     let mut out = Vec::new();
     for p in paths {
         collect(p, &mut out, 0)?;
@@ -250,17 +336,22 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-fn collect(p: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), String> {
+fn collect(p: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), ScenarioError> {
     if depth > 16 {
-        return Err(format!("{}: directories nested too deeply", p.display()));
+        return Err(ScenarioError::TooDeep {
+            path: p.to_path_buf(),
+        });
     }
     if p.is_file() {
         out.push(p.to_path_buf());
         return Ok(());
     }
-    let entries = std::fs::read_dir(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    for e in entries {
-        let path = e.map_err(|e| format!("{}: {e}", p.display()))?.path();
+    let read_dir = |source| ScenarioError::ReadDir {
+        path: p.to_path_buf(),
+        source,
+    };
+    for e in std::fs::read_dir(p).map_err(read_dir)? {
+        let path = e.map_err(read_dir)?.path();
         if path.is_dir() {
             collect(&path, out, depth + 1)?;
         } else if path.extension().is_some_and(|x| x == "toml") {

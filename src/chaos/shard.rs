@@ -190,9 +190,119 @@ pub fn sum<'a>(units: impl Iterator<Item = &'a UnitRecord>) -> (Totals, BTreeMap
     (t, how)
 }
 
+/// Why a shard argument, a shard file or a set of shard files is refused (each names the
+/// argument or file at fault).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ShardError {
+    /// `--shard` is not `i/n` with 1 ≤ i ≤ n.
+    #[error("--shard {0:?}: expected i/n with 1 <= i <= n, e.g. 2/4")]
+    BadArg(String),
+    /// The file could not be read.
+    #[error("{file}: {message}")]
+    Read {
+        /// The file.
+        file: String,
+        /// Why.
+        message: String,
+    },
+    /// A whole line that is not a shard line.
+    #[error("{file}:{line}: {message}")]
+    BadLine {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// The JSON parser's words.
+        message: String,
+    },
+    /// The first line is not a `sweep` line.
+    #[error("{0}: not an explore shard (line 1 is not a `sweep` line)")]
+    NotAShard(String),
+    /// A `sweep` line after the first line.
+    #[error("{file}:{line}: a second `sweep` line")]
+    SecondSweep {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+    },
+    /// No whole line at all.
+    #[error("{0}: empty: not an explore shard")]
+    Empty(String),
+    /// `merge` with no files.
+    #[error("no shard files given")]
+    NoFiles,
+    /// A shard of a sweep other than the first file's.
+    #[error("{file}: a shard of another sweep: {field} is {got}, in {first} it is {want}")]
+    OtherSweep {
+        /// The file.
+        file: String,
+        /// The first sweep field that differs.
+        field: String,
+        /// Its value in `file`.
+        got: String,
+        /// The first file.
+        first: String,
+        /// Its value there.
+        want: String,
+    },
+    /// A shard of the same sweep split a different number of ways.
+    #[error(
+        "{file}: shard {index}/{ways} of a sweep split {ways}-ways, {first} is of one split {n}-ways"
+    )]
+    OtherSplit {
+        /// The file.
+        file: String,
+        /// Its shard number.
+        index: u64,
+        /// Its split.
+        ways: u64,
+        /// The first file.
+        first: String,
+        /// The first file's split.
+        n: u64,
+    },
+    /// The same shard twice.
+    #[error("{file}: shard {index}/{n} given twice (also {other})")]
+    Twice {
+        /// The file.
+        file: String,
+        /// Shard number.
+        index: u64,
+        /// Split.
+        n: u64,
+        /// The other file with that shard.
+        other: String,
+    },
+    /// A shard without its `done` line or with units missing.
+    #[error(
+        "{file}: shard {index}/{n} is unfinished ({have} of {expected} units): run it again with --resume"
+    )]
+    Unfinished {
+        /// The file.
+        file: String,
+        /// Shard number.
+        index: u64,
+        /// Split.
+        n: u64,
+        /// Units written.
+        have: u64,
+        /// Units it should have.
+        expected: u64,
+    },
+    /// Shards missing from the set.
+    #[error("shard {missing} missing: the files given ({given}) are not the whole sweep")]
+    Missing {
+        /// `i/n, …`.
+        missing: String,
+        /// The files given, comma-separated.
+        given: String,
+    },
+}
+
 /// Parses `i/n` (1 ≤ i ≤ n) into `(i - 1, n)`.
-pub fn parse_shard(s: &str) -> Result<(u64, u64), String> {
-    let bad = || format!("--shard {s:?}: expected i/n with 1 <= i <= n, e.g. 2/4");
+pub fn parse_shard(s: &str) -> Result<(u64, u64), ShardError> {
+    let bad = || ShardError::BadArg(s.to_string());
     let (i, n) = s.split_once('/').ok_or_else(bad)?;
     let (i, n): (u64, u64) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
     if n == 0 || i == 0 || i > n {
@@ -225,8 +335,12 @@ pub struct ShardFile {
 
 /// Reads a shard file. A last line without its newline (the process was killed while writing
 /// it) is ignored; any other bad line is an error naming the file and line.
-pub fn read_shard(path: &Path) -> Result<ShardFile, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_shard(path: &Path) -> Result<ShardFile, ShardError> {
+    let file = || path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ShardError::Read {
+        file: file(),
+        message: e.to_string(),
+    })?;
     let mut header: Option<(Sweep, [u64; 2], u64)> = None;
     let (mut units, mut done, mut good_len) = (Vec::new(), None, 0u64);
     for (n, raw) in text.split_inclusive('\n').enumerate() {
@@ -234,7 +348,13 @@ pub fn read_shard(path: &Path) -> Result<ShardFile, String> {
         let line: Line = match serde_json::from_str(raw.trim_end()) {
             Ok(l) => l,
             Err(_) if !whole => break,
-            Err(e) => return Err(format!("{}:{}: {e}", path.display(), n + 1)),
+            Err(e) => {
+                return Err(ShardError::BadLine {
+                    file: file(),
+                    line: n + 1,
+                    message: e.to_string(),
+                });
+            }
         };
         if !whole {
             break;
@@ -253,24 +373,19 @@ pub fn read_shard(path: &Path) -> Result<ShardFile, String> {
                 header = Some((sweep, shard, units));
             }
             (_, None) => {
-                return Err(format!(
-                    "{}: not an explore shard (line 1 is not a `sweep` line)",
-                    path.display()
-                ));
+                return Err(ShardError::NotAShard(file()));
             }
             (Line::Sweep { .. }, Some(_)) => {
-                return Err(format!(
-                    "{}:{}: a second `sweep` line",
-                    path.display(),
-                    n + 1
-                ));
+                return Err(ShardError::SecondSweep {
+                    file: file(),
+                    line: n + 1,
+                });
             }
             (Line::Unit(u), Some(_)) => units.push(u),
             (Line::Done { simulated, wall_s }, Some(_)) => done = Some((simulated, wall_s)),
         }
     }
-    let (sweep, shard, units_expected) =
-        header.ok_or_else(|| format!("{}: empty: not an explore shard", path.display()))?;
+    let (sweep, shard, units_expected) = header.ok_or_else(|| ShardError::Empty(file()))?;
     Ok(ShardFile {
         sweep,
         shard,
@@ -298,36 +413,48 @@ pub fn difference(a: &Sweep, b: &Sweep) -> Option<(String, String, String)> {
 
 /// Checks that `files` are every shard of one sweep exactly once, each finished; returns them
 /// ordered by shard. Errors name the file at fault.
-pub fn check_set(files: Vec<(String, ShardFile)>) -> Result<Vec<(String, ShardFile)>, String> {
+pub fn check_set(files: Vec<(String, ShardFile)>) -> Result<Vec<(String, ShardFile)>, ShardError> {
     let Some((first_name, first)) = files.first() else {
-        return Err("no shard files given".into());
+        return Err(ShardError::NoFiles);
     };
     let n = first.shard[1];
     let mut by_index: BTreeMap<u64, &str> = BTreeMap::new();
     for (name, f) in &files {
         if let Some((field, got, want)) = difference(&f.sweep, &first.sweep) {
-            return Err(format!(
-                "{name}: a shard of another sweep: {field} is {got}, in {first_name} it is {want}"
-            ));
+            return Err(ShardError::OtherSweep {
+                file: name.clone(),
+                field,
+                got,
+                first: first_name.clone(),
+                want,
+            });
         }
         if f.shard[1] != n {
-            return Err(format!(
-                "{name}: shard {}/{} of a sweep split {}-ways, {first_name} is of one split {n}-ways",
-                f.shard[0], f.shard[1], f.shard[1]
-            ));
+            return Err(ShardError::OtherSplit {
+                file: name.clone(),
+                index: f.shard[0],
+                ways: f.shard[1],
+                first: first_name.clone(),
+                n,
+            });
         }
         if let Some(other) = by_index.insert(f.shard[0], name) {
-            return Err(format!(
-                "{name}: shard {}/{n} given twice (also {other})",
-                f.shard[0]
-            ));
+            return Err(ShardError::Twice {
+                file: name.clone(),
+                index: f.shard[0],
+                n,
+                other: other.to_string(),
+            });
         }
         let have = f.units.len() as u64;
         if f.done.is_none() || have != f.units_expected {
-            return Err(format!(
-                "{name}: shard {}/{n} is unfinished ({have} of {} units): run it again with --resume",
-                f.shard[0], f.units_expected
-            ));
+            return Err(ShardError::Unfinished {
+                file: name.clone(),
+                index: f.shard[0],
+                n,
+                have,
+                expected: f.units_expected,
+            });
         }
     }
     let missing: Vec<String> = (1..=n)
@@ -336,11 +463,10 @@ pub fn check_set(files: Vec<(String, ShardFile)>) -> Result<Vec<(String, ShardFi
         .collect();
     if !missing.is_empty() {
         let given: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
-        return Err(format!(
-            "shard {} missing: the files given ({}) are not the whole sweep",
-            missing.join(", "),
-            given.join(", ")
-        ));
+        return Err(ShardError::Missing {
+            missing: missing.join(", "),
+            given: given.join(", "),
+        });
     }
     let mut files = files;
     files.sort_by_key(|(_, f)| f.shard[0]);
@@ -373,7 +499,7 @@ pub fn junit(sweep: &Sweep, units: &[&UnitRecord]) -> quick_junit::Report {
                         f.seed,
                         faults.join(" "),
                         f.problems.join("; "),
-                        crate::cmd::explore::replay_line(sweep, f.seed, &faults)
+                        super::summary::replay_line(sweep, f.seed, &faults)
                     );
                 }
                 if unsafe_.len() > 10 {

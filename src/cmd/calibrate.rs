@@ -146,42 +146,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
                 .find(|x| x.scenario == s)
                 .map(|x| x.real.clone())
                 .ok_or_else(|| CliError::new(format!("--real: no trials of {}", s.name())))?,
-            None => {
-                let mut v = Vec::new();
-                for t in 0..args.trials {
-                    // A cluster that does not come up (an address still in use, a slow
-                    // machine) is the harness's failure, not a trial: retry on fresh addresses.
-                    let mut attempt = 0;
-                    let trial = loop {
-                        let base = next_base(args.base_octet, &mut slot);
-                        let dir = std::env::temp_dir().join(format!(
-                            "rehearse-calibrate-{}-{}-{t}-{attempt}",
-                            std::process::id(),
-                            s.name()
-                        ));
-                        let opts = calibrate::real::options(&consul, base, &dir);
-                        match rt.block_on(calibrate::real::run(s, opts)) {
-                            Ok(trial) => break trial,
-                            Err(e) if attempt < 2 => {
-                                eprintln!("{} trial {t}: {e}; retrying", s.name());
-                                attempt += 1;
-                            }
-                            Err(e) => {
-                                return Err(CliError::new(format!("{} trial {t}: {e}", s.name())));
-                            }
-                        }
-                    };
-                    eprintln!(
-                        "real {} #{t}: {} {:?}",
-                        s.name(),
-                        trial.outcome,
-                        trial.timings
-                    );
-                    v.push(trial);
-                    crate::progress::tick(false);
-                }
-                v
-            }
+            None => real_trials_of(&args, s, &consul, &rt, &mut slot)?,
         };
         let sim: Vec<Trial> = (1..=args.seeds)
             .map(|seed| {
@@ -198,6 +163,68 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         });
     }
     drop(progress);
+    let failing = print_comparison(&args, &all);
+    let comparisons: Vec<_> = all.iter().map(compare).collect();
+    args.out.emit(serde_json::json!({
+        "against": "consul 1.8.7",
+        "trials": args.trials,
+        "seeds": args.seeds,
+        "runs": all,
+        "comparisons": comparisons,
+    }))?;
+    Ok(if failing {
+        Verdict::Violated
+    } else {
+        Verdict::Ok
+    })
+}
+
+/// `--trials` trials of one scenario on fresh local clusters. A cluster that does not come up
+/// (an address still in use, a slow machine) is the harness's failure, not a trial: it is
+/// retried on fresh addresses, twice.
+fn real_trials_of(
+    args: &Args,
+    s: Scenario,
+    consul: &std::path::Path,
+    rt: &tokio::runtime::Runtime,
+    slot: &mut usize,
+) -> Result<Vec<Trial>, CliError> {
+    let mut v = Vec::new();
+    for t in 0..args.trials {
+        let mut attempt = 0;
+        let trial = loop {
+            let base = next_base(args.base_octet, slot);
+            let dir = std::env::temp_dir().join(format!(
+                "rehearse-calibrate-{}-{}-{t}-{attempt}",
+                std::process::id(),
+                s.name()
+            ));
+            let opts = calibrate::real::options(consul, base, &dir);
+            match rt.block_on(calibrate::real::run(s, opts)) {
+                Ok(trial) => break trial,
+                Err(e) if attempt < 2 => {
+                    eprintln!("{} trial {t}: {e}; retrying", s.name());
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(CliError::new(format!("{} trial {t}: {e}", s.name())));
+                }
+            }
+        };
+        eprintln!(
+            "real {} #{t}: {} {:?}",
+            s.name(),
+            trial.outcome,
+            trial.timings
+        );
+        v.push(trial);
+        crate::progress::tick(false);
+    }
+    Ok(v)
+}
+
+/// Prints the comparison table and which scenarios miss the goal; whether any does.
+fn print_comparison(args: &Args, all: &[Runs]) -> bool {
     let comparisons: Vec<_> = all.iter().map(compare).collect();
     let counts: Vec<usize> = all.iter().map(|r| r.real.len()).collect();
     out!(
@@ -217,16 +244,5 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     } else {
         out!("\nbelow the goal: {}", failing.join(", "));
     }
-    args.out.emit(serde_json::json!({
-        "against": "consul 1.8.7",
-        "trials": args.trials,
-        "seeds": args.seeds,
-        "runs": all,
-        "comparisons": comparisons,
-    }))?;
-    Ok(if failing.is_empty() {
-        Verdict::Ok
-    } else {
-        Verdict::Violated
-    })
+    !failing.is_empty()
 }

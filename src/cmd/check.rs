@@ -2,12 +2,12 @@
 //! simulator. Exit 0 safe, 1 unsafe (or an error finding, or a seed that did not complete),
 //! 2 bad input.
 
+use super::{VariantArg, has_errors, load, prepare_dir, print_findings, report_to};
+use crate::check::{SeedRun, rehearse_seeds};
 use crate::cli::{CliError, Verdict};
-use crate::cmd::lint::{has_errors, load, print_findings};
 use crate::plan::lint::lint;
 use crate::procedure::{ProcedureConfig, Variant};
-use crate::rehearsal::{Outcome, Verdict as RunVerdict, rehearse_with, sim_config};
-use crate::report::measure::{Sampler, lowest_tolerance, procedure_no_leader_ns};
+use crate::rehearsal::{Outcome, Verdict as RunVerdict};
 use std::path::PathBuf;
 
 /// Arguments of `rehearse check`.
@@ -46,91 +46,6 @@ pub struct Args {
     pub report: Option<PathBuf>,
 }
 
-/// `--variant` values.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum VariantArg {
-    /// The plan's procedure.
-    Safe,
-    /// Gate on `Healthy` only.
-    GateHealthyOnly,
-    /// No wait for voter promotion.
-    NoVoterWait,
-    /// Leader first.
-    LeaderFirst,
-    /// No snapshot.
-    NoSnapshot,
-    /// Two servers at once.
-    TwoAtATime,
-    /// No quorum check before a stop.
-    IgnoreFailureTolerance,
-    /// Reinstall the old binary in place on rollback, even across a data-format change.
-    RollbackInPlace,
-    /// The safe procedure without autopilot, as under raft protocol 2 (no quorum check).
-    NoAutopilot,
-    /// Stop a server-client as soon as its drain reports complete (allocations may still run).
-    DrainStatusOnly,
-}
-
-impl From<VariantArg> for Variant {
-    fn from(v: VariantArg) -> Self {
-        match v {
-            VariantArg::Safe => Variant::Safe,
-            VariantArg::GateHealthyOnly => Variant::GateHealthyOnly,
-            VariantArg::NoVoterWait => Variant::NoVoterWait,
-            VariantArg::LeaderFirst => Variant::LeaderFirst,
-            VariantArg::NoSnapshot => Variant::NoSnapshot,
-            VariantArg::TwoAtATime => Variant::TwoAtATime,
-            VariantArg::IgnoreFailureTolerance => Variant::IgnoreFailureTolerance,
-            VariantArg::RollbackInPlace => Variant::RollbackInPlace,
-            VariantArg::NoAutopilot => Variant::NoAutopilot,
-            VariantArg::DrainStatusOnly => Variant::DrainStatusOnly,
-        }
-    }
-}
-
-/// One seed's rehearsal with the figures `check` and the report both read from the ground
-/// truth sampled after every action.
-pub struct SeedRun {
-    /// The rehearsal.
-    pub outcome: Outcome,
-    /// Lowest ground-truth failure tolerance ([`lowest_tolerance`]).
-    pub lowest_tolerance: Option<i64>,
-    /// Time without a leader over the procedure ([`procedure_no_leader_ns`]).
-    pub no_leader_ns: u64,
-}
-
-/// Rehearses `seeds` seeds in parallel; they come back in seed order (deterministic).
-pub fn rehearse_seeds(
-    plan: &crate::plan::Plan,
-    cfg: &ProcedureConfig,
-    seeds: std::ops::Range<u64>,
-    jobs: usize,
-) -> Result<Vec<SeedRun>, CliError> {
-    let seeds: Vec<u64> = seeds.collect();
-    let results = crate::pool::par_map(&seeds, jobs, |&seed| {
-        // The sampler reads the ground truth after every action (it does not touch the
-        // world): the lowest failure tolerance below is the report's figure.
-        let mut sampler = Sampler::default();
-        let r = rehearse_with(cfg, sim_config(plan, seed), &mut sampler).map(|outcome| SeedRun {
-            outcome,
-            lowest_tolerance: lowest_tolerance(&sampler.samples),
-            no_leader_ns: procedure_no_leader_ns(&sampler.samples),
-        });
-        let bad = r.as_ref().is_ok_and(|run| {
-            matches!(
-                run.outcome.verdict,
-                crate::rehearsal::Verdict::Unsafe { .. }
-            )
-        });
-        crate::progress::tick(bad);
-        r
-    });
-    results
-        .into_iter()
-        .map(|r| r.map_err(|e| CliError::new(e.to_string())))
-        .collect()
-}
-
 /// Runs the command.
 pub fn run(args: Args) -> Result<Verdict, CliError> {
     args.out.route_human_text();
@@ -138,7 +53,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         crate::bounds::seed_range(args.seed, args.seeds, "--seeds").map_err(CliError::new)?;
     let plan = load(&args.plan)?;
     if let Some(dir) = &args.report {
-        crate::cmd::report::prepare_dir(dir)?;
+        prepare_dir(dir)?;
     }
     let findings = lint(&plan);
     let variant: Variant = args.variant.map_or(Variant::Safe, Into::into);
@@ -151,7 +66,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         "seeds",
         std::time::Duration::from_secs(args.progress_every),
     ));
-    let runs = rehearse_seeds(&plan, &cfg, seeds, jobs)?;
+    let runs = rehearse_seeds(&plan, &cfg, seeds, jobs).map_err(CliError::new)?;
     drop(progress);
     // Under --json this goes to stderr (see `JsonArgs::route_human_text`).
     print_findings(&findings);
@@ -174,8 +89,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             "report runs",
             std::time::Duration::from_secs(args.progress_every),
         ));
-        let written =
-            crate::cmd::report::report_to(&args.plan, &opts, dir, &formats, args.out.json);
+        let written = report_to(&args.plan, &opts, dir, &formats, args.out.json);
         drop(progress);
         written?;
     }
@@ -273,20 +187,21 @@ fn median(v: Vec<f64>) -> f64 {
 /// without a leader is the procedure's, as in the report (the cooldown left out).
 fn print_summary(args: &Args, variant: Variant, runs: &[SeedRun]) {
     let outcomes: Vec<&Outcome> = runs.iter().map(|r| &r.outcome).collect();
-    let lowest_tolerance = runs.iter().filter_map(|r| r.lowest_tolerance).min();
+    print_counts(args, variant, &outcomes);
+    print_medians(runs, &outcomes);
+    if let Some(o) = outcomes.first() {
+        print_first_seed(o);
+    }
+    print_incomplete(args, &outcomes);
+}
+
+/// How many seeds ended each way.
+fn print_counts(args: &Args, variant: Variant, outcomes: &[&Outcome]) {
     let n = outcomes.len();
-    let completed = outcomes
-        .iter()
-        .filter(|o| o.verdict == RunVerdict::Completed)
-        .count();
-    let halted = outcomes
-        .iter()
-        .filter(|o| matches!(o.verdict, RunVerdict::Halted { .. }))
-        .count();
-    let lost = outcomes
-        .iter()
-        .filter(|o| matches!(o.verdict, RunVerdict::LostAllocations { .. }))
-        .count();
+    let count = |f: &dyn Fn(&RunVerdict) -> bool| outcomes.iter().filter(|o| f(&o.verdict)).count();
+    let completed = count(&|v| *v == RunVerdict::Completed);
+    let halted = count(&|v| matches!(v, RunVerdict::Halted { .. }));
+    let lost = count(&|v| matches!(v, RunVerdict::LostAllocations { .. }));
     let unsafe_ = n - completed - halted - lost;
     out!();
     out!(
@@ -296,6 +211,11 @@ fn print_summary(args: &Args, variant: Variant, runs: &[SeedRun]) {
     out!(
         "  completed {completed}, halted safely {halted}, LOST ALLOCATIONS {lost}, UNSAFE {unsafe_}"
     );
+}
+
+/// The medians over the seeds and the lowest failure tolerance.
+fn print_medians(runs: &[SeedRun], outcomes: &[&Outcome]) {
+    let lowest_tolerance = runs.iter().filter_map(|r| r.lowest_tolerance).min();
     let secs = |f: &dyn Fn(&Outcome) -> f64| median(outcomes.iter().map(|o| f(o)).collect());
     out!(
         "  median duration            {:.1}s",
@@ -312,34 +232,41 @@ fn print_summary(args: &Args, variant: Variant, runs: &[SeedRun]) {
     if let Some(ft) = lowest_tolerance {
         out!("  lowest failure tolerance   {ft}");
     }
-    if let Some(o) = outcomes.first() {
-        out!(
-            "  upgrade order (seed {})    {}",
-            o.seed,
-            o.order.join(" -> ")
-        );
-        // A raft protocol 2 → 3 roll: how each server came back, and how health was read.
-        let roll: Vec<&String> = o
-            .events
-            .iter()
-            .filter(|e| e.starts_with("removed server with duplicate address"))
-            .collect();
-        if !roll.is_empty() {
-            out!("  raft protocol roll (seed {}):", o.seed);
-            for e in roll {
-                out!("    {e}");
-            }
-            for n in o.notes.iter().filter(|n| n.contains("health derived")) {
-                out!("    {n}");
-            }
+}
+
+/// The first seed's upgrade order and, for a raft protocol 2 → 3 roll, how each server came
+/// back and how health was read.
+fn print_first_seed(o: &Outcome) {
+    out!(
+        "  upgrade order (seed {})    {}",
+        o.seed,
+        o.order.join(" -> ")
+    );
+    let roll: Vec<&String> = o
+        .events
+        .iter()
+        .filter(|e| e.starts_with("removed server with duplicate address"))
+        .collect();
+    if !roll.is_empty() {
+        out!("  raft protocol roll (seed {}):", o.seed);
+        for e in roll {
+            out!("    {e}");
+        }
+        for n in o.notes.iter().filter(|n| n.contains("health derived")) {
+            out!("    {n}");
         }
     }
+}
+
+/// The first seeds that did not complete, with their replay lines, and how many more.
+fn print_incomplete(args: &Args, outcomes: &[&Outcome]) {
     let shown = 5;
-    for o in outcomes
+    let incomplete: Vec<&Outcome> = outcomes
         .iter()
+        .copied()
         .filter(|o| o.verdict != RunVerdict::Completed)
-        .take(shown)
-    {
+        .collect();
+    for o in incomplete.iter().take(shown) {
         match &o.verdict {
             RunVerdict::Unsafe { problems } => {
                 out!("  seed {}: UNSAFE: {}", o.seed, problems.join("; "))
@@ -356,12 +283,7 @@ fn print_summary(args: &Args, variant: Variant, runs: &[SeedRun]) {
         }
         out!("    replay: {}", replay_line(args, o.seed));
     }
-    let rest: Vec<&Outcome> = outcomes
-        .iter()
-        .copied()
-        .filter(|o| o.verdict != RunVerdict::Completed)
-        .skip(shown)
-        .collect();
+    let rest = &incomplete[shown.min(incomplete.len())..];
     if !rest.is_empty() {
         let n = rest.len();
         let unsafe_rest = rest

@@ -3,11 +3,12 @@
 //! Exit 0 done (or dry run ready), 1 halted safely / interrupted / dry-run preflight not met,
 //! 2 bad input (unreachable cluster, refused token, plan not matching the cluster): nothing done.
 
+use super::{has_errors, load, print_findings};
 use crate::cli::{CliError, Verdict};
-use crate::cmd::lint::{has_errors, load, print_findings};
 use crate::live::client::Connection;
-use crate::live::executor::{ExecError, ExecOptions, ExecOutcome, execute};
+use crate::live::executor::{ExecError, ExecOptions, ExecOutcome, ExecStats, execute};
 use crate::plan::lint::lint;
+use rehearse_model::versions::Product;
 use std::path::PathBuf;
 
 /// Arguments of `rehearse execute`.
@@ -46,28 +47,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             args.plan.display()
         )));
     }
-    let product = plan.cluster.product;
-    let journal = args.journal.clone().unwrap_or_else(|| {
-        let mut p = args.plan.clone().into_os_string();
-        p.push(".journal.jsonl");
-        PathBuf::from(p)
-    });
-    let snapshot_dir = args.snapshot_dir.clone().unwrap_or_else(|| {
-        journal
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), PathBuf::from)
-    });
-    let opts = ExecOptions {
-        apply: args.apply,
-        journal,
-        snapshot_dir,
-        addr: args
-            .addr
-            .clone()
-            .unwrap_or_else(|| Connection::env_addr(product)),
-        conn: Connection::from_env(product),
-    };
+    let opts = exec_options(&args, plan.cluster.product);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -81,7 +61,51 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             return Ok(Verdict::Violated);
         }
     };
-    let verdict = match &outcome {
+    let verdict = print_outcome(&outcome, &opts);
+    if args.apply {
+        print_stats(&stats);
+    }
+    if let Some(path) = &args.stats {
+        let doc = serde_json::json!({
+            "outcome": format!("{outcome:?}"),
+            "completed": matches!(outcome, ExecOutcome::Done(_)),
+            "stats": stats,
+        });
+        std::fs::write(path, doc.to_string())
+            .map_err(|e| CliError::new(format!("--stats {}: {e}", path.display())))?;
+    }
+    Ok(verdict)
+}
+
+/// The journal (default: next to the plan), snapshot directory (default: the journal's) and
+/// connection the arguments and environment give.
+fn exec_options(args: &Args, product: Product) -> ExecOptions {
+    let journal = args.journal.clone().unwrap_or_else(|| {
+        let mut p = args.plan.clone().into_os_string();
+        p.push(".journal.jsonl");
+        PathBuf::from(p)
+    });
+    let snapshot_dir = args.snapshot_dir.clone().unwrap_or_else(|| {
+        journal
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), PathBuf::from)
+    });
+    ExecOptions {
+        apply: args.apply,
+        journal,
+        snapshot_dir,
+        addr: args
+            .addr
+            .clone()
+            .unwrap_or_else(|| Connection::env_addr(product)),
+        conn: Connection::from_env(product),
+    }
+}
+
+/// Prints how the run ended; the exit verdict.
+fn print_outcome(outcome: &ExecOutcome, opts: &ExecOptions) -> Verdict {
+    match outcome {
         ExecOutcome::DryRun { unmet } if unmet.is_empty() => Verdict::Ok,
         ExecOutcome::DryRun { .. } => Verdict::Violated,
         ExecOutcome::Done(s) => {
@@ -113,28 +137,20 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             out!("interrupted: rerun the same command to resume");
             Verdict::Violated
         }
-    };
-    if args.apply {
-        out!("total time: {:.1}s", stats.total_ms as f64 / 1000.0);
-        if let Some(p) = &stats.probe {
-            out!(
-                "write probe: {} attempted, {} acknowledged, longest unavailable {:.1}s (total {:.1}s), acknowledged writes lost: {}",
-                p.attempted,
-                p.acknowledged,
-                p.longest_unavailable_ms as f64 / 1000.0,
-                p.unavailable_ms as f64 / 1000.0,
-                p.lost.len()
-            );
-        }
     }
-    if let Some(path) = &args.stats {
-        let doc = serde_json::json!({
-            "outcome": format!("{outcome:?}"),
-            "completed": matches!(outcome, ExecOutcome::Done(_)),
-            "stats": stats,
-        });
-        std::fs::write(path, doc.to_string())
-            .map_err(|e| CliError::new(format!("--stats {}: {e}", path.display())))?;
+}
+
+/// This attempt's time and the write probe's summary.
+fn print_stats(stats: &ExecStats) {
+    out!("total time: {:.1}s", stats.total_ms as f64 / 1000.0);
+    if let Some(p) = &stats.probe {
+        out!(
+            "write probe: {} attempted, {} acknowledged, longest unavailable {:.1}s (total {:.1}s), acknowledged writes lost: {}",
+            p.attempted,
+            p.acknowledged,
+            p.longest_unavailable_ms as f64 / 1000.0,
+            p.unavailable_ms as f64 / 1000.0,
+            p.lost.len()
+        );
     }
-    Ok(verdict)
 }

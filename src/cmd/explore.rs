@@ -5,18 +5,19 @@ use crate::chaos::Fault;
 use crate::chaos::explore::{
     Class, Totals, baseline, boundaries, by_first_step, for_each_run_in, schedules, shrink_finding,
 };
-use crate::chaos::pairs::{How, for_each_pair};
+use crate::chaos::pairs::for_each_pair;
 use crate::chaos::sample::{Coverage, PairSpace, thousands};
 use crate::chaos::shard::{
     Line, PairSpaceInfo, ShardFile, Sweep, UnitRecord, difference, in_shard, junit, parse_shard,
     read_shard, sum,
 };
+use crate::chaos::summary::{replay_line, summary};
+use crate::chaos::sweep::{Collector, Out, write_line};
 use crate::cli::{CliError, Verdict};
-use crate::cmd::check::VariantArg;
-use crate::cmd::lint::load;
-use crate::cmd::sweep::{Collector, Out, Progress, write_line};
+use crate::cmd::{VariantArg, load};
 use crate::plan::Plan;
 use crate::procedure::{ProcedureConfig, Variant};
+use crate::progress::Progress;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -90,6 +91,62 @@ pub struct Args {
 /// Runs the command.
 pub fn run(args: Args) -> Result<Verdict, CliError> {
     args.out_json.route_human_text();
+    let s = setup(&args)?;
+    let units_mine = (0..s.sweep.units).filter(|&u| in_shard(u, s.shard)).count() as u64;
+    let header = Line::Sweep {
+        schema_version: crate::output::SCHEMA_VERSION,
+        sweep: s.sweep.clone(),
+        shard: [s.shard.0 + 1, s.shard.1],
+        units: units_mine,
+    };
+    let (earlier, out, was_done) = open_out(&args, &header)?;
+    let ran = run_units(&args, &s, &earlier, out.as_ref(), was_done)?;
+    let mut all: Vec<&UnitRecord> = earlier
+        .iter()
+        .chain(&ran.finished)
+        .chain(&ran.partial)
+        .collect();
+    let (mut t, how) = sum(all.iter().copied());
+    t.simulated = ran.simulated;
+    t.stopped_early = ran.stopped_early;
+    if let (Some(f), Some((runs, secs))) = (&mut t.first_unsafe, ran.first_unsafe) {
+        (f.after_runs, f.after_s) = (runs, secs);
+    }
+    out!("{}", summary(&s.sweep, &t, &how).trim_end_matches('\n'));
+    work_line(&ran);
+    if s.shard.1 == 1 {
+        shrink_findings(&args, &s.sweep, &s.plan, &s.cfg, &s.steps, &mut t);
+    }
+    args.out_json
+        .emit(serde_json::json!({"sweep": s.sweep, "totals": t, "how": how}))?;
+    if let Some(path) = &args.junit {
+        all.sort_by_key(|u| (u.seed, u.step));
+        crate::output::write_junit(path, &junit(&s.sweep, &all))?;
+    }
+    Ok(if t.unsafe_runs == 0 && t.lost_allocations == 0 {
+        Verdict::Ok
+    } else {
+        Verdict::Violated
+    })
+}
+
+/// The sweep the arguments describe, before anything runs.
+struct Setup {
+    seeds: Vec<u64>,
+    /// `(k, n)`: this process runs the units `u` with `u % n == k`.
+    shard: (u64, u64),
+    plan: Plan,
+    cfg: ProcedureConfig,
+    /// Steps at which a fault can be injected (the baseline's action boundaries).
+    steps: Vec<usize>,
+    scheds: Vec<Vec<Fault>>,
+    /// First-fault step → the schedules that start there.
+    groups: Vec<(usize, Vec<usize>)>,
+    sweep: Sweep,
+}
+
+/// Checks the arguments, reads the plan and lays out the schedules and the sweep header.
+fn setup(args: &Args) -> Result<Setup, CliError> {
     let seed_range =
         crate::bounds::seed_range(args.seed, args.seeds, "--seeds").map_err(CliError::new)?;
     if args.sample.is_some() && args.faults != 2 {
@@ -110,7 +167,7 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
     let variant: Variant = args.variant.map_or(Variant::Safe, Into::into);
     let cfg = variant.apply(ProcedureConfig::from_plan(&plan));
     let steps = boundaries(&baseline(&plan, &cfg, args.seed));
-    let (scheds, pairs) = sweep_schedules(&args, &steps)?;
+    let (scheds, pairs) = sweep_schedules(args, &steps)?;
     let groups = by_first_step(&scheds);
     let sweep = Sweep {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -129,17 +186,44 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         units: args.seeds * groups.len() as u64,
         pairs,
     };
-    let mine = |u: u64| in_shard(u, shard);
-    let units_mine = (0..sweep.units).filter(|&u| mine(u)).count() as u64;
-    let header = Line::Sweep {
-        schema_version: crate::output::SCHEMA_VERSION,
-        sweep: sweep.clone(),
-        shard: [shard.0 + 1, shard.1],
-        units: units_mine,
-    };
-    let (earlier, out, was_done) = open_out(&args, &header)?;
+    Ok(Setup {
+        seeds: seed_range.collect(),
+        shard,
+        plan,
+        cfg,
+        steps,
+        scheds,
+        groups,
+        sweep,
+    })
+}
+
+/// What this process ran of the sweep.
+struct Ran {
+    simulated: u64,
+    wall_s: f64,
+    /// Runs done here.
+    done: u64,
+    /// Runs and seconds until the first unsafe run.
+    first_unsafe: Option<(u64, f64)>,
+    stopped_early: bool,
+    /// Units finished here.
+    finished: Vec<UnitRecord>,
+    /// Units cut short by --fail-fast (they count in the totals printed, not in the file).
+    partial: Vec<UnitRecord>,
+}
+
+/// Runs this shard's units not in `earlier`, writing each finished unit (and the `done` line)
+/// to `out`.
+fn run_units(
+    args: &Args,
+    s: &Setup,
+    earlier: &[UnitRecord],
+    out: Option<&Out>,
+    was_done: bool,
+) -> Result<Ran, CliError> {
+    let (seeds, groups) = (&s.seeds, &s.groups);
     let done_units: BTreeSet<(u64, usize)> = earlier.iter().map(|u| (u.seed, u.step)).collect();
-    let seeds: Vec<u64> = seed_range.collect();
     let g_of: BTreeMap<usize, (usize, usize)> = groups
         .iter()
         .enumerate()
@@ -147,91 +231,88 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         .collect();
     let todo = |seed_pos: usize, step: usize| {
         let u = (seed_pos * groups.len() + g_of[&step].0) as u64;
-        mine(u) && !done_units.contains(&(seeds[seed_pos], step))
+        in_shard(u, s.shard) && !done_units.contains(&(seeds[seed_pos], step))
     };
     let n_units = seeds.len() * groups.len();
     let runs_todo: u64 = (0..seeds.len())
-        .flat_map(|s| {
+        .flat_map(|sp| {
             groups
                 .iter()
-                .map(move |(step, m)| (s, *step, m.len() as u64))
+                .map(move |(step, m)| (sp, *step, m.len() as u64))
         })
-        .filter(|&(s, step, _)| todo(s, step))
+        .filter(|&(sp, step, _)| todo(sp, step))
         .map(|(_, _, n)| n)
         .sum();
-    let every = Duration::from_secs(args.progress_every);
     let coll = Collector {
-        schedules: &scheds,
-        seeds: &seeds,
+        schedules: &s.scheds,
+        seeds,
         left: (0..n_units)
             .map(|u| AtomicUsize::new(groups[u % groups.len().max(1)].1.len()))
             .collect(),
         groups: g_of.clone(),
         totals: (0..n_units).map(|_| Mutex::default()).collect(),
         how: (0..n_units).map(|_| Default::default()).collect(),
-        out: out.as_ref(),
+        out,
         failed: Mutex::new(None),
         finished: Mutex::new(Vec::new()),
         fail_fast: args.fail_fast,
-        progress: Progress::new(runs_todo, every),
+        progress: Progress::new(runs_todo, Duration::from_secs(args.progress_every)),
     };
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let pair_sweep =
-        !scheds.is_empty() && scheds.iter().all(|s| s.len() == 2 && s[0].step < s[1].step);
-    let simulated = if pair_sweep {
-        for_each_pair(&plan, &cfg, &scheds, &seeds, jobs, &todo, &|p| {
-            coll.record(p.schedule, p.seed_pos, p.result, Some(p.how))
-        })
-    } else {
-        for_each_run_in(&plan, &cfg, &scheds, &seeds, jobs, &todo, &|r| {
-            coll.record(r.schedule, r.seed_pos, r.result, None)
-        })
-    };
+    let simulated = simulate(args, s, &coll, &todo);
     coll.progress.finish();
     let wall_s = coll.progress.started.elapsed().as_secs_f64();
     let finished = std::mem::take(&mut *coll.finished.lock().unwrap_or_else(|e| e.into_inner()));
-    // Units cut short by --fail-fast count in the totals printed, not in the file.
     let partial: Vec<UnitRecord> = (0..n_units)
         .filter(|&u| coll.left[u].load(Ordering::Relaxed) > 0)
         .map(|u| coll.take(u, u / groups.len(), groups[u % groups.len()].0))
         .filter(|r| r.runs > 0)
         .collect();
     let stopped_early = coll.progress.done() < runs_todo;
-    if let Some(o) = &out
+    if let Some(o) = out
         && !stopped_early
         && !was_done
     {
         write_line(o, &Line::Done { simulated, wall_s }, &coll.failed);
     }
+    let (done, first_unsafe) = (coll.progress.done(), coll.progress.first_unsafe());
     if let Some(e) = coll.failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
         let path = args.out.as_deref().unwrap_or(Path::new("-"));
         return Err(CliError::new(format!("--out {}: {e}", path.display())));
     }
-    let mut all: Vec<&UnitRecord> = earlier.iter().chain(&finished).chain(&partial).collect();
-    let (mut t, how) = sum(all.iter().copied());
-    t.simulated = simulated;
-    t.stopped_early = stopped_early;
-    if let (Some(f), Some((runs, secs))) = (&mut t.first_unsafe, coll.progress.first_unsafe()) {
-        (f.after_runs, f.after_s) = (runs, secs);
-    }
-    out!("{}", summary(&sweep, &t, &how).trim_end_matches('\n'));
-    work_line(&coll.progress, simulated, wall_s);
-    if shard.1 == 1 {
-        shrink_findings(&args, &sweep, &plan, &cfg, &steps, &mut t);
-    }
-    args.out_json
-        .emit(serde_json::json!({"sweep": sweep, "totals": t, "how": how}))?;
-    if let Some(path) = &args.junit {
-        all.sort_by_key(|u| (u.seed, u.step));
-        crate::output::write_junit(path, &junit(&sweep, &all))?;
-    }
-    Ok(if t.unsafe_runs == 0 && t.lost_allocations == 0 {
-        Verdict::Ok
-    } else {
-        Verdict::Violated
+    Ok(Ran {
+        simulated,
+        wall_s,
+        done,
+        first_unsafe,
+        stopped_early,
+        finished,
+        partial,
     })
+}
+
+/// Runs the schedules `todo` selects into the collector (pairs through the pair explorer);
+/// returns how many runs were simulated.
+fn simulate(
+    args: &Args,
+    s: &Setup,
+    coll: &Collector<'_>,
+    todo: &(dyn Fn(usize, usize) -> bool + Sync),
+) -> u64 {
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let scheds = &s.scheds;
+    let pair_sweep =
+        !scheds.is_empty() && scheds.iter().all(|s| s.len() == 2 && s[0].step < s[1].step);
+    if pair_sweep {
+        for_each_pair(&s.plan, &s.cfg, scheds, &s.seeds, jobs, todo, &|p| {
+            coll.record(p.schedule, p.seed_pos, p.result, Some(p.how))
+        })
+    } else {
+        for_each_run_in(&s.plan, &s.cfg, scheds, &s.seeds, jobs, todo, &|r| {
+            coll.record(r.schedule, r.seed_pos, r.result, None)
+        })
+    }
 }
 
 /// The kebab-case name of a `--variant` value.
@@ -336,83 +417,10 @@ fn open_out(args: &Args, header: &Line) -> Result<(Vec<UnitRecord>, Option<Out>,
     ))
 }
 
-/// What a sweep showed, for people: the same for a whole sweep and for its shards merged.
-pub fn summary(s: &Sweep, t: &Totals, how: &BTreeMap<How, u64>) -> String {
-    let mut o = format!(
-        "explored {} with {} fault schedules x {} seeds ({} procedure): {} runs{}\n",
-        s.plan,
-        s.schedules,
-        s.seeds,
-        s.procedure,
-        t.runs,
-        if t.stopped_early {
-            " (stopped at the first unsafe run)"
-        } else {
-            ""
-        }
-    );
-    o += &format!(
-        "  faults fired {}, completed {}, halted safely {}, quorum lost by the faults alone {}, UNSAFE {}\n",
-        t.fired, t.completed, t.halted, t.beyond_tolerance, t.unsafe_runs
-    );
-    if t.lost_allocations > 0 {
-        o += &format!(
-            "  LOST ALLOCATIONS {} (a node stopped while its allocations ran, without a completed drain)\n",
-            t.lost_allocations
-        );
-    }
-    if let Some(p) = &s.pairs {
-        o += &format!(
-            "  pairs: {} ordered pairs at different steps, {} pruned as provably the same run as a kept one (a stop is a crash; a fault that never heals is the same whatever its duration): {} distinct\n",
-            thousands(p.raw),
-            thousands(p.raw - p.distinct),
-            thousands(p.distinct)
-        );
-        let taken = if p.taken < p.distinct {
-            format!(
-                "sampled {} of {} distinct pairs (sample seed {})",
-                thousands(p.taken),
-                thousands(p.distinct),
-                s.sample_seed
-            )
-        } else {
-            format!("all {} distinct pairs", thousands(p.distinct))
-        };
-        o += &format!("  {taken}; {}\n", p.coverage);
-        let n = |h: How| thousands(how.get(&h).copied().unwrap_or(0));
-        o += &format!(
-            "  pair runs: {} simulated; the same run as another on their seed: {} second fault after the run ended, {} second fault's role missing, {} crash of a server already down for good, {} landing like another pair\n",
-            n(How::Simulated),
-            n(How::Ended),
-            n(How::Missed),
-            n(How::Down),
-            n(How::Same)
-        );
-    }
-    if let Some(first) = &t.first_unsafe {
-        o += &format!(
-            "  earliest unsafe run in the run order: #{}\n",
-            first.first_in_order
-        );
-    }
-    let unsafe_findings = t.findings.iter().filter(|f| f.class == Class::Unsafe);
-    for f in unsafe_findings.take(10) {
-        let faults: Vec<String> = f.faults.iter().map(ToString::to_string).collect();
-        o += &format!(
-            "  UNSAFE seed {} faults {}: {}\n",
-            f.seed,
-            faults.join(" "),
-            f.problems.join("; ")
-        );
-        o += &format!("    replay: {}\n", replay_line(s, f.seed, &faults));
-    }
-    o
-}
-
 /// The figures that depend on how the work was run, on stderr: runs simulated, wall time,
 /// throughput and the time to first detection.
-fn work_line(p: &Progress, simulated: u64, wall_s: f64) {
-    let done = p.done();
+fn work_line(ran: &Ran) {
+    let (done, simulated, wall_s) = (ran.done, ran.simulated, ran.wall_s);
     eprintln!(
         "  work: {} runs done here, {} simulated (the rest the same run as one of them), {:.2} s, {:.0} runs/s",
         thousands(done),
@@ -420,7 +428,7 @@ fn work_line(p: &Progress, simulated: u64, wall_s: f64) {
         wall_s,
         done as f64 / wall_s.max(1e-9)
     );
-    if let Some((runs, secs)) = p.first_unsafe() {
+    if let Some((runs, secs)) = ran.first_unsafe {
         eprintln!("  first unsafe after {runs} runs, {secs:.2} s");
     }
 }
@@ -467,16 +475,4 @@ fn shrink_findings(
         out!("    replay: {}", replay_line(sweep, f.seed, &minimal));
         t.shrunk.push(s);
     }
-}
-
-/// The command that replays one run of the sweep.
-pub fn replay_line(sweep: &Sweep, seed: u64, faults: &[String]) -> String {
-    let mut s = format!("rehearse explore {} --seeds 1 --seed {seed}", sweep.plan);
-    for f in faults {
-        s.push_str(&format!(" --fault {f}"));
-    }
-    if let Some(v) = &sweep.variant {
-        s.push_str(&format!(" --variant {v}"));
-    }
-    s
 }

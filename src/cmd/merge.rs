@@ -5,8 +5,8 @@
 //! document; chaos shards' `--junit` files into one JUnit file.
 
 use crate::chaos::shard::{UnitRecord, check_set, junit, read_shard, sum};
+use crate::chaos::summary::summary;
 use crate::cli::{CliError, Verdict};
-use crate::cmd::explore::summary;
 use crate::output::{JsonArgs, read_junit, write_junit};
 use std::path::PathBuf;
 

@@ -7,12 +7,11 @@
 //! input: an unknown format, a malformed failure rate, an output directory that cannot be
 //! written.
 
+use super::{load, prepare_dir, report_to};
 use crate::cli::{CliError, Verdict};
-use crate::cmd::lint::load;
-use crate::report::model::RiskReport;
-use crate::report::render::{Format, render_all};
+use crate::report::Options;
+use crate::report::render::{Format, UnknownFormat, write_all};
 use crate::report::risk::FailureRate;
-use crate::report::{Options, build};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -63,7 +62,7 @@ pub fn parse_formats(text: &str) -> Result<Vec<Format>, CliError> {
     for part in text.split(',').filter(|p| !p.trim().is_empty()) {
         let f: Format = part
             .parse()
-            .map_err(|e: String| CliError::new(format!("--format: {e}")))?;
+            .map_err(|e: UnknownFormat| CliError::new(format!("--format: {e}")))?;
         if !out.contains(&f) {
             out.push(f);
         }
@@ -83,90 +82,9 @@ pub fn parse_rate(text: &str) -> Result<FailureRate, CliError> {
         .map_err(|e| CliError::new(format!("--server-failure-rate: {e}")))
 }
 
-/// Creates the output directory (and checks it is one), before any work is done.
-pub fn prepare_dir(dir: &Path) -> Result<(), CliError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        CliError::new(format!(
-            "output directory {}: cannot create it: {e} (choose another with -o DIR)",
-            dir.display()
-        ))
-    })?;
-    let probe = dir.join(".rehearse-write-test");
-    std::fs::write(&probe, b"").map_err(|e| {
-        CliError::new(format!(
-            "output directory {}: not writable: {e} (choose another with -o DIR)",
-            dir.display()
-        ))
-    })?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
-}
-
-/// Renders `report` in `formats` into `dir`; returns the files written.
-pub fn write(
-    report: &RiskReport,
-    dir: &Path,
-    formats: &[Format],
-) -> Result<Vec<PathBuf>, CliError> {
-    let files = render_all(report, formats).map_err(|e| CliError::new(e.to_string()))?;
-    let mut written = Vec::new();
-    for (name, text) in files {
-        let path = dir.join(name);
-        std::fs::write(&path, text)
-            .map_err(|e| CliError::new(format!("{}: cannot write: {e}", path.display())))?;
-        written.push(path);
-    }
-    Ok(written)
-}
-
 /// Default worker threads: all cores.
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// Builds and writes a report; prints what was written and the headline numbers (to stdout,
-/// or to stderr when stdout carries machine-readable output: `check --json`).
-pub fn report_to(
-    plan_path: &Path,
-    opts: &Options,
-    dir: &Path,
-    formats: &[Format],
-    to_stderr: bool,
-) -> Result<RiskReport, CliError> {
-    let plan = load(plan_path)?;
-    let file = plan_path.display().to_string();
-    let report = build(&plan, &file, opts).map_err(|e| CliError::new(e.to_string()))?;
-    let written = write(&report, dir, formats)?;
-    let r = &report.risk;
-    // A closed stdout (`| head`) is not an error: the files are written already.
-    let mut out: Box<dyn Write> = if to_stderr {
-        Box::new(std::io::stderr().lock())
-    } else {
-        Box::new(std::io::stdout().lock())
-    };
-    let _ = writeln!(
-        out,
-        "risk report of {file}: {}, P(quorum loss) {} at {} per server, {} plan-defect seed(s), {:.1} s at failure tolerance 0 (median), {} recommendation(s), explorer {} unsafe / {} runs",
-        report
-            .verdict
-            .as_ref()
-            .map_or("live run", |v| v.decision.as_str()),
-        crate::report::render::prob(r.p_quorum_loss),
-        opts.failure_rate,
-        r.plan_defect_runs,
-        r.exposure_ms as f64 / 1e3,
-        report
-            .recommendations
-            .iter()
-            .filter(|c| c.id != "all-of-the-above")
-            .count(),
-        report.explorer.unsafe_runs,
-        report.explorer.runs,
-    );
-    for p in written {
-        let _ = writeln!(out, "  wrote {}", p.display());
-    }
-    Ok(report)
 }
 
 /// Writes the report of the live run recorded in `journal`.
@@ -204,7 +122,7 @@ fn run_live(
         &failure_rate,
     )
     .map_err(|e| CliError::new(e.to_string()))?;
-    let written = write(&report, &args.out, formats)?;
+    let written = write_all(&report, &args.out, formats).map_err(CliError::new)?;
     let live = report.live.as_ref();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(

@@ -15,6 +15,7 @@ use crate::plan::{ControlKind, Execute, Install, Plan};
 use rehearse_model::versions::Version;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::time::Duration;
 
 /// Which installation a server runs (or will run at its next start).
@@ -30,6 +31,92 @@ pub enum Side {
 /// Why `NodeControl` cannot act on a `control = "container"` plan.
 pub const CONTAINER_IN_PROCESS: &str = "execute.control = \"container\" is rehearse's in-process container backend (a program that embeds rehearse, such as its testcontainers tests, brings the control); `rehearse execute --apply` cannot drive it. On your own Docker hosts use control = \"command\" with docker CLI templates (see README: Containers)";
 
+/// Why a node-control backend could not stop, install or start a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// A `control = "container"` plan outside a program that brings its own control.
+    #[error("{}", CONTAINER_IN_PROCESS)]
+    ContainerInProcess,
+    /// The plan lacks the section its `control` kind needs (`execute.command`, `execute.process`).
+    #[error("{0} is missing")]
+    MissingSection(&'static str),
+    /// `[execute.process]` without a `pid_file`.
+    #[error("no pid_file")]
+    NoPidFile,
+    /// The stop command returned but `status` still says running after `stop_timeout`.
+    #[error("{server} still running {waited_ms} ms after the stop command")]
+    StillRunning {
+        /// The server.
+        server: String,
+        /// How long rehearse polled `status` (ms).
+        waited_ms: u64,
+    },
+    /// A directory for a pid or log file could not be made.
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A server's log file could not be opened (or its handle duplicated for stderr).
+    #[error("cannot open {}: {source}", path.display())]
+    OpenLog {
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server process could not be started.
+    #[error("cannot start {server}: {program}: {source}")]
+    Spawn {
+        /// The server.
+        server: String,
+        /// `argv[0]`.
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The pid file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    WritePid {
+        /// The pid file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// kill(2) failed.
+    #[error("cannot signal pid {pid}: {source}")]
+    Signal {
+        /// The process.
+        pid: i32,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `sh` itself could not be run.
+    #[error("cannot run sh: {0}")]
+    Shell(#[source] std::io::Error),
+    /// A command template exited non-zero.
+    #[error("`{command}` exited with {status}: {stderr}")]
+    Command {
+        /// The expanded command.
+        command: String,
+        /// Its exit status.
+        status: ExitStatus,
+        /// The last line of its stderr.
+        stderr: String,
+    },
+    /// A backend brought by an embedding program failed (its own words).
+    #[error("{0}")]
+    Backend(String),
+}
+
+impl From<String> for ControlError {
+    fn from(message: String) -> Self {
+        ControlError::Backend(message)
+    }
+}
+
 /// What the executor needs from a node-control backend. Every method is idempotent: `stop` of a
 /// stopped server and `start` of a running one do nothing, so a run resumed from its journal can
 /// finish the action that was in flight without repeating it.
@@ -37,31 +124,31 @@ pub const CONTAINER_IN_PROCESS: &str = "execute.control = \"container\" is rehea
 #[allow(async_fn_in_trait)]
 pub trait ServerControl {
     /// Whether the server runs (on either side).
-    async fn is_running(&self, server: &str, side: Side) -> Result<bool, String>;
+    async fn is_running(&self, server: &str, side: Side) -> Result<bool, ControlError>;
     /// Stops a server (no-op when it is not running).
-    async fn stop(&self, server: &str, side: Side) -> Result<(), String>;
+    async fn stop(&self, server: &str, side: Side) -> Result<(), ControlError>;
     /// Installs `side` on a stopped server; the next `start` runs it.
-    async fn install(&self, server: &str, side: Side) -> Result<(), String>;
+    async fn install(&self, server: &str, side: Side) -> Result<(), ControlError>;
     /// Starts a server on `side` (no-op when it already runs).
-    async fn start(&self, server: &str, side: Side) -> Result<(), String>;
+    async fn start(&self, server: &str, side: Side) -> Result<(), ControlError>;
     /// Upgrades the client nodes, if the backend knows how: `Some(note)` when it did.
-    async fn upgrade_clients(&self) -> Result<Option<String>, String>;
+    async fn upgrade_clients(&self) -> Result<Option<String>, ControlError>;
 }
 
 impl ServerControl for NodeControl {
-    async fn is_running(&self, server: &str, side: Side) -> Result<bool, String> {
+    async fn is_running(&self, server: &str, side: Side) -> Result<bool, ControlError> {
         NodeControl::is_running(self, server, side).await
     }
-    async fn stop(&self, server: &str, side: Side) -> Result<(), String> {
+    async fn stop(&self, server: &str, side: Side) -> Result<(), ControlError> {
         NodeControl::stop(self, server, side).await
     }
-    async fn install(&self, server: &str, side: Side) -> Result<(), String> {
+    async fn install(&self, server: &str, side: Side) -> Result<(), ControlError> {
         NodeControl::install(self, server, side).await
     }
-    async fn start(&self, server: &str, side: Side) -> Result<(), String> {
+    async fn start(&self, server: &str, side: Side) -> Result<(), ControlError> {
         NodeControl::start(self, server, side).await
     }
-    async fn upgrade_clients(&self) -> Result<Option<String>, String> {
+    async fn upgrade_clients(&self) -> Result<Option<String>, ControlError> {
         NodeControl::upgrade_clients(self).await
     }
 }
@@ -144,7 +231,7 @@ impl NodeControl {
     }
 
     /// Whether the server's process runs.
-    pub async fn is_running(&self, server: &str, side: Side) -> Result<bool, String> {
+    pub async fn is_running(&self, server: &str, side: Side) -> Result<bool, ControlError> {
         match self.x.control {
             ControlKind::Process => Ok(self.pid(server, side).is_some_and(alive)),
             ControlKind::Command => {
@@ -153,7 +240,7 @@ impl NodeControl {
                     .await
                     .is_ok())
             }
-            ControlKind::Container => Err(CONTAINER_IN_PROCESS.into()),
+            ControlKind::Container => Err(ControlError::ContainerInProcess),
         }
     }
 
@@ -163,7 +250,7 @@ impl NodeControl {
     }
 
     /// Stops a server (no-op when it is not running).
-    pub async fn stop(&self, server: &str, side: Side) -> Result<(), String> {
+    pub async fn stop(&self, server: &str, side: Side) -> Result<(), ControlError> {
         if !self.is_running(server, side).await? {
             tracing::info!("{server} is not running: nothing to stop");
             return Ok(());
@@ -175,20 +262,21 @@ impl NodeControl {
                 shell(&self.expand_shell(&c.stop, server, side)).await?;
                 self.wait_stopped(server, side).await
             }
-            ControlKind::Container => Err(CONTAINER_IN_PROCESS.into()),
+            ControlKind::Container => Err(ControlError::ContainerInProcess),
         }
     }
 
     /// A stop command may return before the process has exited (`kill`, a non-blocking
     /// `systemctl --no-block`): poll `status` until it says stopped, within `stop_timeout`.
-    async fn wait_stopped(&self, server: &str, side: Side) -> Result<(), String> {
+    async fn wait_stopped(&self, server: &str, side: Side) -> Result<(), ControlError> {
         let deadline_ms = self.x.stop_timeout / 1_000_000;
         let mut waited_ms = 0;
         while self.is_running(server, side).await? {
             if waited_ms >= deadline_ms {
-                return Err(format!(
-                    "{server} still running {deadline_ms} ms after the stop command"
-                ));
+                return Err(ControlError::StillRunning {
+                    server: server.to_string(),
+                    waited_ms: deadline_ms,
+                });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
             waited_ms += 100;
@@ -196,7 +284,7 @@ impl NodeControl {
         Ok(())
     }
 
-    async fn stop_process(&self, server: &str, side: Side) -> Result<(), String> {
+    async fn stop_process(&self, server: &str, side: Side) -> Result<(), ControlError> {
         let Some(pid) = self.pid(server, side) else {
             return Ok(());
         };
@@ -220,7 +308,7 @@ impl NodeControl {
 
     /// Installs `side` on a stopped server (command backend: the `install` template; process
     /// backend: the next start uses that side's binary and variables).
-    pub async fn install(&self, server: &str, side: Side) -> Result<(), String> {
+    pub async fn install(&self, server: &str, side: Side) -> Result<(), ControlError> {
         match (&self.x.control, &self.x.command) {
             (ControlKind::Command, Some(c)) => match &c.install {
                 Some(t) => shell(&self.expand_shell(t, server, side)).await,
@@ -231,7 +319,7 @@ impl NodeControl {
     }
 
     /// Starts a server on `side` (no-op when it already runs).
-    pub async fn start(&self, server: &str, side: Side) -> Result<(), String> {
+    pub async fn start(&self, server: &str, side: Side) -> Result<(), ControlError> {
         if self.is_running(server, side).await? {
             tracing::info!("{server} already runs: not started again");
             return Ok(());
@@ -242,12 +330,12 @@ impl NodeControl {
                 let c = self.command()?;
                 shell(&self.expand_shell(&c.start, server, side)).await
             }
-            ControlKind::Container => Err(CONTAINER_IN_PROCESS.into()),
+            ControlKind::Container => Err(ControlError::ContainerInProcess),
         }
     }
 
     /// Runs the client-upgrade template, if the plan has one.
-    pub async fn upgrade_clients(&self) -> Result<Option<String>, String> {
+    pub async fn upgrade_clients(&self) -> Result<Option<String>, ControlError> {
         match self
             .x
             .command
@@ -265,11 +353,11 @@ impl NodeControl {
         }
     }
 
-    fn command(&self) -> Result<&crate::plan::CommandControl, String> {
+    fn command(&self) -> Result<&crate::plan::CommandControl, ControlError> {
         self.x
             .command
             .as_ref()
-            .ok_or_else(|| "execute.command is missing".to_string())
+            .ok_or(ControlError::MissingSection("execute.command"))
     }
 
     fn pid_file(&self, server: &str, side: Side) -> Option<PathBuf> {
@@ -282,33 +370,37 @@ impl NodeControl {
         text.trim().parse().ok().filter(|p: &i32| *p > 1)
     }
 
-    fn spawn(&self, server: &str, side: Side) -> Result<(), String> {
+    fn spawn(&self, server: &str, side: Side) -> Result<(), ControlError> {
         let p = self
             .x
             .process
             .as_ref()
-            .ok_or("execute.process is missing")?;
+            .ok_or(ControlError::MissingSection("execute.process"))?;
         let argv: Vec<String> = p
             .argv
             .iter()
             .map(|a| self.expand(a, server, side))
             .collect();
         let log_path = PathBuf::from(self.expand(&p.log_file, server, side));
-        let pid_path = self.pid_file(server, side).ok_or("no pid_file")?;
+        let pid_path = self.pid_file(server, side).ok_or(ControlError::NoPidFile)?;
         for path in [&log_path, &pid_path] {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir).map_err(|source| ControlError::CreateDir {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
             }
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
-            .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-        let log2 = log
-            .try_clone()
-            .map_err(|e| format!("{}: {e}", log_path.display()))?;
+            .and_then(|log| Ok((log.try_clone()?, log)))
+            .map_err(|source| ControlError::OpenLog {
+                path: log_path.clone(),
+                source,
+            })?;
+        let (log2, log) = log;
         let mut cmd = std::process::Command::new(&argv[0]);
         cmd.args(&argv[1..])
             .stdin(std::process::Stdio::null())
@@ -324,12 +416,16 @@ impl NodeControl {
                 Ok(())
             });
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {server}: {}: {e}", argv[0]))?;
+        let mut child = cmd.spawn().map_err(|source| ControlError::Spawn {
+            server: server.to_string(),
+            program: argv[0].clone(),
+            source,
+        })?;
         let pid = child.id();
-        std::fs::write(&pid_path, format!("{pid}\n"))
-            .map_err(|e| format!("cannot write {}: {e}", pid_path.display()))?;
+        std::fs::write(&pid_path, format!("{pid}\n")).map_err(|source| ControlError::WritePid {
+            path: pid_path.clone(),
+            source,
+        })?;
         // Reap it when it exits, so a stopped server does not linger as a zombie that still
         // answers kill(pid, 0).
         std::thread::spawn(move || {
@@ -432,15 +528,15 @@ pub fn alive(pid: i32) -> bool {
     state != Some("Z")
 }
 
-fn signal(pid: i32, sig: i32) -> Result<(), String> {
+fn signal(pid: i32, sig: i32) -> Result<(), ControlError> {
     // SAFETY: plain kill(2) on a pid we started (or were told about by the pid file).
     if unsafe { libc::kill(pid, sig) } == 0 {
         Ok(())
     } else {
-        Err(format!(
-            "cannot signal pid {pid}: {}",
-            std::io::Error::last_os_error()
-        ))
+        Err(ControlError::Signal {
+            pid,
+            source: std::io::Error::last_os_error(),
+        })
     }
 }
 
@@ -453,23 +549,23 @@ async fn wait_gone(pid: i32, max_ms: u64) {
 }
 
 /// Runs `sh -c cmd`; Err with its output when it exits non-zero.
-async fn shell(cmd: &str) -> Result<(), String> {
+async fn shell(cmd: &str) -> Result<(), ControlError> {
     let out = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)
         .stdin(std::process::Stdio::null())
         .output()
         .await
-        .map_err(|e| format!("cannot run sh: {e}"))?;
+        .map_err(ControlError::Shell)?;
     if out.status.success() {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    Err(format!(
-        "`{cmd}` exited with {}: {}",
-        out.status,
-        stderr.lines().last().unwrap_or("")
-    ))
+    Err(ControlError::Command {
+        command: cmd.to_string(),
+        status: out.status,
+        stderr: stderr.lines().last().unwrap_or("").to_string(),
+    })
 }
 
 /// The host part of `http://host:port`.

@@ -11,7 +11,7 @@
 
 use super::client::{ClientError, Connection};
 use super::cluster::LiveCluster;
-use super::control::{CONTAINER_IN_PROCESS, NodeControl, ServerControl, Side};
+use super::control::{CONTAINER_IN_PROCESS, ControlError, NodeControl, ServerControl, Side};
 use super::journal::{Installed, Journal, Record};
 use super::probe::{self, Probe, ProbeReport};
 use crate::driver::{self, Driver, LoopError, Recorder, StepCtx};
@@ -90,6 +90,18 @@ impl ExecError {
             ExecError::Input(m) | ExecError::Stopped(m) => m,
         }
     }
+}
+
+/// Why one action failed. Not a run error: the procedure judges it (`ActionResult::Failed`
+/// carries the message) and decides whether to halt.
+#[derive(Debug, thiserror::Error)]
+enum ActionError {
+    /// An API call on the cluster (`live::cluster` reports these as text).
+    #[error("{0}")]
+    Cluster(String),
+    /// Stopping, installing or starting a server.
+    #[error(transparent)]
+    Control(#[from] ControlError),
 }
 
 impl From<ClientError> for ExecError {
@@ -902,7 +914,7 @@ impl<C: ServerControl> LiveDriver<'_, C> {
             .unwrap_or(Side::Current)
     }
 
-    async fn transfer(&self, from: &str) -> Result<ActionResult, String> {
+    async fn transfer(&self, from: &str) -> Result<ActionResult, ActionError> {
         let view = self.cluster.observe().await;
         if view.leader.as_deref() != Some(from) {
             return Ok(ActionResult::Ok);
@@ -911,10 +923,15 @@ impl<C: ServerControl> LiveDriver<'_, C> {
             .transfer_leadership(from)
             .await
             .map(|_| ActionResult::Ok)
+            .map_err(ActionError::Cluster)
     }
 
-    async fn save_snapshot(&mut self) -> Result<ActionResult, String> {
-        let (info, path) = self.cluster.save_snapshot(&self.opts.snapshot_dir).await?;
+    async fn save_snapshot(&mut self) -> Result<ActionResult, ActionError> {
+        let (info, path) = self
+            .cluster
+            .save_snapshot(&self.opts.snapshot_dir)
+            .await
+            .map_err(ActionError::Cluster)?;
         out!(
             "    snapshot at index {} saved to {}",
             info.index,
@@ -924,7 +941,7 @@ impl<C: ServerControl> LiveDriver<'_, C> {
         Ok(ActionResult::Snapshot(info))
     }
 
-    async fn upgrade_clients(&self) -> Result<ActionResult, String> {
+    async fn upgrade_clients(&self) -> Result<ActionResult, ActionError> {
         match self.control.upgrade_clients().await? {
             Some(note) => out!("    {note}"),
             None => out!(
@@ -1011,19 +1028,21 @@ impl<C: ServerControl> LiveDriver<'_, C> {
     /// Carries out one action; a failure is the procedure's to judge (`ActionResult::Failed`).
     async fn carry_out(&mut self, ctx: &StepCtx<'_>, a: &Action) -> ActionResult {
         out!("[{:>6.1}s] {a}", self.elapsed_s());
-        let r: Result<ActionResult, String> = match a {
+        let r: Result<ActionResult, ActionError> = match a {
             Action::SaveSnapshot => self.save_snapshot().await,
             Action::Drain { server } => self
                 .cluster
                 .drain(server, self.drain_deadline_ms)
                 .await
-                .map(|_| ActionResult::Ok),
+                .map(|_| ActionResult::Ok)
+                .map_err(ActionError::Cluster),
             Action::Stop { server } => {
                 let side = self.side(server);
                 self.control
                     .stop(server, side)
                     .await
                     .map(|_| ActionResult::Ok)
+                    .map_err(ActionError::from)
             }
             Action::ReplaceBinary { server, .. } => {
                 let side = install_side(ctx.rolling_back);
@@ -1031,7 +1050,7 @@ impl<C: ServerControl> LiveDriver<'_, C> {
                 if r.is_ok() {
                     self.installed.side.insert(server.clone(), side);
                 }
-                r.map(|_| ActionResult::Ok)
+                r.map(|_| ActionResult::Ok).map_err(ActionError::from)
             }
             Action::Start { server } => {
                 let side = self.side(server);
@@ -1039,6 +1058,7 @@ impl<C: ServerControl> LiveDriver<'_, C> {
                     .start(server, side)
                     .await
                     .map(|_| ActionResult::Ok)
+                    .map_err(ActionError::from)
             }
             Action::TransferLeadership { from } => self.transfer(from).await,
             Action::RestoreSnapshot { snapshot } => {
@@ -1047,13 +1067,14 @@ impl<C: ServerControl> LiveDriver<'_, C> {
                     .restore_snapshot(&path)
                     .await
                     .map(|_| ActionResult::Ok)
+                    .map_err(ActionError::Cluster)
             }
             Action::UpgradeClients { .. } => self.upgrade_clients().await,
             Action::Observe { .. } | Action::Done(_) | Action::Halt(_) => Ok(ActionResult::None),
         };
         r.unwrap_or_else(|e| {
             out!("    failed: {e}");
-            ActionResult::Failed(e)
+            ActionResult::Failed(e.to_string())
         })
     }
 }

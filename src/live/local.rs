@@ -3,10 +3,10 @@
 //! through the same `[execute.process]` node control that `rehearse execute` uses. Dropping it
 //! kills every server and removes its directory.
 
-use super::client::{Client, Connection, Secret};
+use super::client::{Client, ClientError, Connection, Secret};
 use super::cluster::LiveCluster;
-use super::control::{NodeControl, Side, alive};
-use crate::plan::Plan;
+use super::control::{ControlError, NodeControl, Side, alive};
+use crate::plan::{Plan, PlanError};
 use rehearse_model::api::AutopilotHealth;
 use rehearse_model::versions::Product;
 use std::path::{Path, PathBuf};
@@ -43,6 +43,104 @@ pub struct LocalOptions {
     pub raft_protocol: (u8, u8),
 }
 
+/// Why a local cluster could not be set up or driven.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// A directory could not be made.
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A program (consul, ip, iptables) could not be run at all.
+    #[error("cannot run {program}: {source}")]
+    Run {
+        /// The program.
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A setup command exited non-zero.
+    #[error("{command}: {stderr}")]
+    Command {
+        /// The command as run (`consul tls ca create`, `ip link add …`).
+        command: String,
+        /// Its stderr.
+        stderr: String,
+    },
+    /// The generated plan did not parse.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The generated plan has no `[execute]` section.
+    #[error("plan without [execute]")]
+    NoExecute,
+    /// A server's API client could not be made.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Starting or stopping a server failed.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// `partition`/`heal` on a cluster started without network namespaces.
+    #[error("partitions need a cluster started with netns")]
+    NoNetns,
+    /// A server name that is not s1…sN.
+    #[error("unknown server {0}")]
+    UnknownServer(String),
+    /// The cluster did not come up in time.
+    #[error("local Consul cluster in {}: {what} within {secs} s", dir.display())]
+    NotReady {
+        /// The cluster's directory.
+        dir: PathBuf,
+        /// What it did not reach.
+        what: &'static str,
+        /// How long rehearse waited.
+        secs: u64,
+    },
+}
+
+/// `cannot create {path}`.
+fn create_dir(path: &Path) -> Result<(), LocalError> {
+    std::fs::create_dir_all(path).map_err(|source| LocalError::CreateDir {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// `cannot write {path}`.
+fn write(path: PathBuf, text: impl AsRef<[u8]>) -> Result<(), LocalError> {
+    std::fs::write(&path, text).map_err(|source| LocalError::Write { path, source })
+}
+
+/// Runs a setup program (`label` names it in errors); Err with its stderr when it exits non-zero.
+fn run(program: &Path, label: &str, args: &[&str], dir: Option<&Path>) -> Result<(), LocalError> {
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    let out = cmd.output().map_err(|source| LocalError::Run {
+        program: program.display().to_string(),
+        source,
+    })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(LocalError::Command {
+        command: format!("{label} {}", args.join(" ")),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    })
+}
+
 /// A running local Consul cluster.
 #[derive(Debug)]
 pub struct LocalConsul {
@@ -75,9 +173,9 @@ fn api_addr(o: &LocalOptions, i: usize) -> String {
 /// Makes a CA, one server certificate (valid for `server.dc1.consul`, localhost and every
 /// server's IP) and one client certificate with Consul's own `consul tls` commands, and the
 /// agent configuration that serves the API over HTTPS only and requires a client certificate.
-fn make_tls(o: &LocalOptions) -> Result<(), String> {
+fn make_tls(o: &LocalOptions) -> Result<(), LocalError> {
     let dir = o.dir.join("tls");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    create_dir(&dir)?;
     let ips: Vec<String> = (0..o.servers)
         .map(|i| format!("-additional-ipaddress={}", ip(o, i)))
         .collect();
@@ -88,18 +186,7 @@ fn make_tls(o: &LocalOptions) -> Result<(), String> {
         &server[..],
         &["tls", "cert", "create", "-client", "-dc", "dc1"][..],
     ] {
-        let out = std::process::Command::new(&o.binary)
-            .args(args)
-            .current_dir(&dir)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", o.binary.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "consul {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
+        run(&o.binary, "consul", args, Some(&dir))?;
     }
     let d = dir.display();
     let cfg = format!(
@@ -109,7 +196,7 @@ fn make_tls(o: &LocalOptions) -> Result<(), String> {
 "key_file": "{d}/dc1-server-consul-0-key.pem",
 "verify_incoming_https": true}}"#
     );
-    std::fs::write(o.dir.join("tls.json"), cfg).map_err(|e| e.to_string())
+    write(o.dir.join("tls.json"), cfg)
 }
 
 /// Names of the network namespace and the host side of the veth pair of server `i` (0-based).
@@ -126,24 +213,12 @@ fn bridge_name(base: u8) -> String {
 }
 
 /// Runs `ip …`; Err with its stderr.
-fn ip_cmd(args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+fn ip_cmd(args: &[&str]) -> Result<(), LocalError> {
+    run(Path::new("ip"), "ip", args, None)
 }
 
 /// A bridge 10.77.{base}.1/24 and one namespace per server, wired to it by a veth pair.
-fn setup_netns(base: u8, n: usize) -> Result<(), String> {
+fn setup_netns(base: u8, n: usize) -> Result<(), LocalError> {
     teardown_netns(base, n);
     let br = bridge_name(base);
     ip_cmd(&["link", "add", &br, "type", "bridge"])?;
@@ -180,15 +255,32 @@ fn teardown_netns(base: u8, n: usize) {
 }
 
 /// Runs `iptables …` (absent iptables: Err, and the bridge may still forward).
-fn iptables(args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new("iptables")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run iptables: {e}"))?;
-    if out.status.success() {
-        Ok(())
+fn iptables(args: &[&str]) -> Result<(), LocalError> {
+    run(Path::new("iptables"), "iptables", args, None)
+}
+
+/// The argv prefix that starts a server in its network namespace: through `ip netns exec`,
+/// which execs it, so the pid in the pid file is the server's own.
+fn netns_prefix(o: &LocalOptions) -> String {
+    if o.netns {
+        format!("\"ip\", \"netns\", \"exec\", \"rh{}-{{name}}\", ", o.base)
     } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        String::new()
+    }
+}
+
+/// The `-config-file` arguments of the ACL and TLS settings, as argv items.
+fn config_files(o: &LocalOptions) -> String {
+    let d = o.dir.display();
+    let acl = if o.token.is_some() {
+        format!("\"-config-file={d}/acl.json\", ")
+    } else {
+        String::new()
+    };
+    if o.tls {
+        format!("{acl}\"-config-file={d}/tls.json\", ")
+    } else {
+        acl
     }
 }
 
@@ -208,24 +300,9 @@ pub fn plan_text(o: &LocalOptions) -> String {
     let joins: Vec<String> = (0..n)
         .map(|i| format!("\"-retry-join={}\"", ip(o, i)))
         .collect();
-    // In a namespace the server is started through `ip netns exec`, which execs it: the pid
-    // in the pid file is the server's own.
-    let prefix = if o.netns {
-        format!("\"ip\", \"netns\", \"exec\", \"rh{}-{{name}}\", ", o.base)
-    } else {
-        String::new()
-    };
+    let prefix = netns_prefix(o);
     let d = o.dir.display();
-    let acl = if o.token.is_some() {
-        format!("\"-config-file={d}/acl.json\", ")
-    } else {
-        String::new()
-    };
-    let acl = if o.tls {
-        format!("{acl}\"-config-file={d}/tls.json\", ")
-    } else {
-        acl
-    };
+    let acl = config_files(o);
     let target = o.target_binary.as_ref().unwrap_or(&o.binary);
     let (proto, target_proto) = o.raft_protocol;
     let (proto_arg, target_proto) = if o.raft_protocol == (3, 3) {
@@ -281,15 +358,14 @@ vars = {{ rev = "2" }}
 
 impl LocalConsul {
     /// Starts every server and waits (≤ 90 s) until autopilot is healthy.
-    pub async fn start(opts: LocalOptions) -> Result<LocalConsul, String> {
+    pub async fn start(opts: LocalOptions) -> Result<LocalConsul, LocalError> {
         let _ = std::fs::remove_dir_all(&opts.dir);
-        std::fs::create_dir_all(&opts.dir)
-            .map_err(|e| format!("cannot create {}: {e}", opts.dir.display()))?;
+        create_dir(&opts.dir)?;
         if let Some(t) = &opts.token {
             let acl = format!(
                 r#"{{"primary_datacenter":"dc1","acl":{{"enabled":true,"default_policy":"deny","tokens":{{"master":"{t}","agent":"{t}"}}}}}}"#
             );
-            std::fs::write(opts.dir.join("acl.json"), acl).map_err(|e| e.to_string())?;
+            write(opts.dir.join("acl.json"), acl)?;
         }
         if opts.netns {
             setup_netns(opts.base, opts.servers)?;
@@ -298,8 +374,8 @@ impl LocalConsul {
             make_tls(&opts)?;
         }
         let text = plan_text(&opts);
-        let plan = Plan::from_str_named(&text, "local cluster plan").map_err(|e| e.to_string())?;
-        let control = NodeControl::from_plan(&plan).ok_or("plan without [execute]")?;
+        let plan = Plan::from_str_named(&text, "local cluster plan")?;
+        let control = NodeControl::from_plan(&plan).ok_or(LocalError::NoExecute)?;
         let mut conn = Connection::new(Product::Consul);
         conn.token = Secret::new(opts.token.clone());
         conn.timeout_ms = 2000;
@@ -312,7 +388,7 @@ impl LocalConsul {
         }
         let mut servers = Vec::new();
         for i in 0..opts.servers {
-            let c = Client::new(&api_addr(&opts, i), &conn).map_err(|e| e.0)?;
+            let c = Client::new(&api_addr(&opts, i), &conn)?;
             servers.push((format!("s{}", i + 1), c));
         }
         let local = LocalConsul {
@@ -348,14 +424,14 @@ impl LocalConsul {
     }
 
     /// Starts a server on the current (or target) install; no-op when it runs.
-    pub async fn start_server(&self, name: &str, target: bool) -> Result<(), String> {
+    pub async fn start_server(&self, name: &str, target: bool) -> Result<(), LocalError> {
         let side = if target { Side::Target } else { Side::Current };
-        self.control.start(name, side).await
+        Ok(self.control.start(name, side).await?)
     }
 
     /// Stops a server gracefully (SIGINT: no leave) and waits until it has exited.
-    pub async fn stop_server(&self, name: &str) -> Result<(), String> {
-        self.control.stop(name, Side::Current).await
+    pub async fn stop_server(&self, name: &str) -> Result<(), LocalError> {
+        Ok(self.control.stop(name, Side::Current).await?)
     }
 
     /// The pid of a server, from its pid file.
@@ -421,24 +497,24 @@ impl LocalConsul {
     }
 
     /// Cuts a server off the network (its veth link goes down); needs `netns`.
-    pub fn partition(&self, name: &str) -> Result<(), String> {
+    pub fn partition(&self, name: &str) -> Result<(), LocalError> {
         self.link(name, "down")
     }
 
     /// Reconnects a partitioned server.
-    pub fn heal(&self, name: &str) -> Result<(), String> {
+    pub fn heal(&self, name: &str) -> Result<(), LocalError> {
         self.link(name, "up")
     }
 
-    fn link(&self, name: &str, state: &str) -> Result<(), String> {
+    fn link(&self, name: &str, state: &str) -> Result<(), LocalError> {
         if !self.opts.netns {
-            return Err("partitions need a cluster started with netns".into());
+            return Err(LocalError::NoNetns);
         }
         let i = self
             .names()
             .iter()
             .position(|n| n == name)
-            .ok_or_else(|| format!("unknown server {name}"))?;
+            .ok_or_else(|| LocalError::UnknownServer(name.to_string()))?;
         let (_, host, _) = netns_names(self.opts.base, i);
         ip_cmd(&["link", "set", &host, state])
     }
@@ -467,7 +543,7 @@ impl LocalConsul {
 
     /// Waits until the raft configuration lists every server as a voter, one of them the
     /// leader (what a protocol-2 cluster offers instead of autopilot health).
-    pub async fn wait_voters(&self, max: Duration) -> Result<(), String> {
+    pub async fn wait_voters(&self, max: Duration) -> Result<(), LocalError> {
         let t0 = Instant::now();
         while t0.elapsed() < max {
             if let Some(r) = self.raft_configuration().await
@@ -479,15 +555,11 @@ impl LocalConsul {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(format!(
-            "local Consul cluster in {}: not every server a voter within {} s",
-            self.opts.dir.display(),
-            max.as_secs()
-        ))
+        Err(self.not_ready("not every server a voter", max))
     }
 
     /// Waits until autopilot reports healthy with failure tolerance ≥ `ft`.
-    pub async fn wait_healthy(&self, ft: i64, max: Duration) -> Result<(), String> {
+    pub async fn wait_healthy(&self, ft: i64, max: Duration) -> Result<(), LocalError> {
         let t0 = Instant::now();
         while t0.elapsed() < max {
             if self
@@ -499,17 +571,21 @@ impl LocalConsul {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(format!(
-            "local Consul cluster in {} not healthy within {} s",
-            self.opts.dir.display(),
-            max.as_secs()
-        ))
+        Err(self.not_ready("not healthy", max))
+    }
+
+    fn not_ready(&self, what: &'static str, max: Duration) -> LocalError {
+        LocalError::NotReady {
+            dir: self.opts.dir.clone(),
+            what,
+            secs: max.as_secs(),
+        }
     }
 
     /// Writes the plan next to the servers and returns its path.
-    pub fn write_plan(&self) -> Result<PathBuf, String> {
+    pub fn write_plan(&self) -> Result<PathBuf, LocalError> {
         let p = self.opts.dir.join("plan.toml");
-        std::fs::write(&p, &self.plan_text).map_err(|e| e.to_string())?;
+        write(p.clone(), &self.plan_text)?;
         Ok(p)
     }
 

@@ -12,6 +12,7 @@ pub mod client;
 pub mod cluster;
 pub mod control;
 pub mod executor;
+pub mod import;
 pub mod journal;
 pub mod local;
 pub mod parse;

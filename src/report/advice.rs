@@ -28,22 +28,44 @@ pub const MIN_GAIN_MS: u64 = 100;
 
 /// The changes that apply to `plan`, in a fixed order.
 pub fn candidates(plan: &Plan) -> Vec<Candidate> {
-    let mut out = Vec::new();
-    let c = &plan.cluster;
-    let u = &plan.upgrade;
-    let mut add = |id, title: String, change: String, edit: &dyn Fn(&mut Plan)| {
-        let mut p = plan.clone();
+    let mut add = Adder {
+        plan,
+        out: Vec::new(),
+    };
+    order_candidates(plan, &mut add);
+    temporary_servers(plan, &mut add);
+    gate_candidates(plan, &mut add);
+    autopilot_candidates(plan, &mut add);
+    target_candidate(plan, &mut add);
+    add.out
+}
+
+/// Collects candidates, each the plan with one edit.
+struct Adder<'p> {
+    plan: &'p Plan,
+    out: Vec<Candidate>,
+}
+
+impl Adder<'_> {
+    fn add(&mut self, id: &'static str, title: String, change: String, edit: &dyn Fn(&mut Plan)) {
+        let mut p = self.plan.clone();
         edit(&mut p);
-        out.push(Candidate {
+        self.out.push(Candidate {
             id,
             title,
             change,
             plan: p,
         });
-    };
+    }
+}
+
+/// Transfer leadership first; the leader last.
+fn order_candidates(plan: &Plan, add: &mut Adder<'_>) {
+    let c = &plan.cluster;
+    let u = &plan.upgrade;
     let api = line_info(c.product, c.version).is_ok_and(|l| l.transfer_leadership_api);
     if c.product == Product::Nomad && api && !u.transfer_leadership {
-        add(
+        add.add(
             "transfer-leadership",
             "Transfer leadership before the leader's step".into(),
             "upgrade.transfer_leadership = true".into(),
@@ -51,14 +73,18 @@ pub fn candidates(plan: &Plan) -> Vec<Candidate> {
         );
     }
     if u.order != Order::FollowersThenLeader {
-        add(
+        add.add(
             "leader-last",
             "Upgrade the followers first and the leader last".into(),
             "upgrade.order = \"followers-then-leader\"".into(),
             &|p| p.upgrade.order = Order::FollowersThenLeader,
         );
     }
-    let n = c.servers.len();
+}
+
+/// Temporary servers for a cluster with no tolerance while one is down.
+fn temporary_servers(plan: &Plan, add: &mut Adder<'_>) {
+    let n = plan.cluster.servers.len();
     let tolerance_one_down = |n: usize| n as i64 - 1 - (n / 2 + 1) as i64;
     if tolerance_one_down(n) == 0 {
         let extra = (n + 1..=n + 3)
@@ -66,7 +92,7 @@ pub fn candidates(plan: &Plan) -> Vec<Candidate> {
             .map_or(2, |m| m - n);
         for k in [1, extra] {
             let names: Vec<String> = (1..=k).map(|i| format!("temp{i}")).collect();
-            add(
+            add.add(
                 if k == 1 {
                     "temporary-server"
                 } else {
@@ -93,10 +119,16 @@ pub fn candidates(plan: &Plan) -> Vec<Candidate> {
             );
         }
     }
+}
+
+/// A gate that waits long enough, on fresh health and voter status.
+fn gate_candidates(plan: &Plan, add: &mut Adder<'_>) {
+    let c = &plan.cluster;
+    let u = &plan.upgrade;
     let stab = c.autopilot.server_stabilization_time;
     let want = stab.max(10_000_000_000);
     if u.gate.stable_for < want {
-        add(
+        add.add(
             "raise-stable-for",
             "Raise the gate's stable_for to at least server_stabilization_time".into(),
             format!(
@@ -107,7 +139,7 @@ pub fn candidates(plan: &Plan) -> Vec<Candidate> {
         );
     }
     if !u.gate.require_fresh_health || !u.gate.require_voter {
-        add(
+        add.add(
             "fresh-gate",
             "Gate on health observed after the restart, and on voter status".into(),
             "upgrade.gate.require_fresh_health = true, require_voter = true".into(),
@@ -117,29 +149,40 @@ pub fn candidates(plan: &Plan) -> Vec<Candidate> {
             },
         );
     }
+}
+
+/// Autopilot settings that keep a pruned server out of the way.
+fn autopilot_candidates(plan: &Plan, add: &mut Adder<'_>) {
+    let c = &plan.cluster;
+    let n = plan.cluster.servers.len();
     if c.autopilot.cleanup_dead_servers && c.autopilot.min_quorum < n {
-        add(
+        add.add(
             "min-quorum",
             format!("Set autopilot min_quorum = {n} during the upgrade"),
             format!("cluster.autopilot.min_quorum = {n}"),
             &|p| p.cluster.autopilot.min_quorum = n,
         );
-        add(
+        add.add(
             "pause-cleanup",
             "Pause dead-server cleanup during the upgrade".into(),
             "cluster.autopilot.cleanup_dead_servers = false".into(),
             &|p| p.cluster.autopilot.cleanup_dead_servers = false,
         );
     }
+}
+
+/// The next patch release without a known defect.
+fn target_candidate(plan: &Plan, add: &mut Adder<'_>) {
+    let c = &plan.cluster;
+    let u = &plan.upgrade;
     if let Some(v) = fixed_target(c.product, c.edition, u.target) {
-        add(
+        add.add(
             "other-target",
             format!("Target {v} instead of {} (known defect)", u.target),
             format!("upgrade.target = \"{v}\""),
             &|p| p.upgrade.target = v,
         );
     }
-    out
 }
 
 /// The next patch release of the target's line without a known defect.
@@ -150,17 +193,40 @@ fn fixed_target(product: Product, edition: Edition, target: Version) -> Option<V
         .find(|&v| known_issues_for(product, v, edition).next().is_none())
 }
 
+/// Whether a candidate change improves the plan, and the reason in words.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Judgement {
+    /// Better, by what.
+    Better(String),
+    /// Not better, why not.
+    NotBetter(String),
+}
+
+impl Judgement {
+    /// Whether the change is an improvement.
+    pub fn is_better(&self) -> bool {
+        matches!(self, Judgement::Better(_))
+    }
+
+    /// The reason in words.
+    pub fn into_text(self) -> String {
+        match self {
+            Judgement::Better(t) | Judgement::NotBetter(t) => t,
+        }
+    }
+}
+
 /// Why `after` is better than `before`, or why not.
-pub fn judge(before: &Numbers, after: &Numbers) -> Result<String, String> {
+pub fn judge(before: &Numbers, after: &Numbers) -> Judgement {
     let rel = |b: f64, a: f64| if b > 0.0 { (b - a) / b } else { 0.0 };
     if after.unsafe_runs > before.unsafe_runs {
-        return Err(format!(
+        return Judgement::NotBetter(format!(
             "worse: {} of {} seeds unsafe instead of {}",
             after.unsafe_runs, after.seeds, before.unsafe_runs
         ));
     }
     if after.plan_defect_runs > before.plan_defect_runs {
-        return Err(format!(
+        return Judgement::NotBetter(format!(
             "worse: {} of {} seeds lose quorum or an acknowledged write with no fault instead of {}",
             after.plan_defect_runs, after.seeds, before.plan_defect_runs
         ));
@@ -168,16 +234,16 @@ pub fn judge(before: &Numbers, after: &Numbers) -> Result<String, String> {
     // Removing a plan defect comes first: the probability is over the seeds without one, so
     // it may rise when more seeds count.
     if after.plan_defect_runs < before.plan_defect_runs {
-        return Ok(format!(
+        return Judgement::Better(format!(
             "seeds that lose quorum or an acknowledged write with no fault {} -> {} of {}",
             before.plan_defect_runs, after.plan_defect_runs, after.seeds
         ));
     }
     if after.p_quorum_loss > before.p_quorum_loss * (1.0 + 1e-3) {
-        return Err("worse: raises the probability of quorum loss".into());
+        return Judgement::NotBetter("worse: raises the probability of quorum loss".into());
     }
     if after.unsafe_runs < before.unsafe_runs {
-        return Ok(format!(
+        return Judgement::Better(format!(
             "unsafe seeds {} -> {} of {}",
             before.unsafe_runs, after.unsafe_runs, after.seeds
         ));
@@ -208,9 +274,9 @@ pub fn judge(before: &Numbers, after: &Numbers) -> Result<String, String> {
         ));
     }
     if gains.is_empty() {
-        Err("no measurable improvement".into())
+        Judgement::NotBetter("no measurable improvement".into())
     } else {
-        Ok(gains.join("; "))
+        Judgement::Better(gains.join("; "))
     }
 }
 
@@ -227,14 +293,14 @@ pub fn advise(
     for cand in candidates(plan) {
         let after = assess(&cand.plan, seeds.clone(), jobs, rate)?.numbers;
         let verdict = judge(&base.numbers, &after);
-        let ok = verdict.is_ok();
+        let ok = verdict.is_better();
         let rec = Recommendation {
             id: cand.id.to_string(),
             title: cand.title.clone(),
             change: cand.change.clone(),
             before: base.numbers.clone(),
             after,
-            verdict: verdict.unwrap_or_else(|e| e),
+            verdict: verdict.into_text(),
         };
         tried.push((cand, rec, ok));
     }
@@ -279,7 +345,7 @@ pub fn advise(
     }
     if yes.len() >= 2 {
         let after = assess(&combined, seeds, jobs, rate)?.numbers;
-        let verdict = judge(&base.numbers, &after).unwrap_or_else(|e| e);
+        let verdict = judge(&base.numbers, &after).into_text();
         yes.push(Recommendation {
             id: "all-of-the-above".into(),
             title: "All the changes above together".into(),

@@ -180,22 +180,73 @@ pub fn plan_defect(m: &Measured) -> bool {
 /// Reduces measured runs to numbers.
 pub fn reduce(runs: Vec<Measured>, rate: &FailureRate) -> Assessment {
     let lambda = rate.per_ms();
-    let n = runs.len() as u64;
-    let mut by_step: BTreeMap<StepKind, Vec<StepSeed<'_>>> = BTreeMap::new();
-    let mut seed_p = Vec::new();
-    let mut seed_p1 = Vec::new();
-    let mut exposure = Vec::new();
-    let mut exposure_srv = Vec::new();
-    for m in &runs {
+    let steps = steps_of(&runs, lambda);
+    let leader_no_leader = runs
+        .iter()
+        .map(|m| {
+            m.segments
+                .iter()
+                .filter(|s| s.leader_step)
+                .map(|s| deltas(&m.samples, s).0)
+                .sum::<u64>()
+        })
+        .collect();
+    let risk = risk_of(&runs, seed_figures(&runs, lambda));
+    let numbers = Numbers {
+        unsafe_runs: risk.unsafe_runs,
+        plan_defect_runs: risk.plan_defect_runs,
+        seeds: runs.len() as u64,
+        p_quorum_loss: risk.p_quorum_loss,
+        exposure_ms: risk.exposure_ms,
+        leader_step_no_leader_ms: median_u64(leader_no_leader),
+        failed_writes: risk.failed_writes,
+        duration_ms: risk.duration_ms_median,
+    };
+    Assessment {
+        runs,
+        risk,
+        steps,
+        numbers,
+    }
+}
+
+/// Per-seed figures over the whole run, in seed order.
+struct SeedFigures {
+    /// P(quorum loss) of each seed without a plan defect.
+    p: Vec<f64>,
+    /// Its first-order approximation.
+    p1: Vec<f64>,
+    /// Time at failure tolerance <= 0 (ms).
+    exposure: Vec<u64>,
+    /// Time at failure tolerance 0 (ms).
+    exposure_srv: Vec<u64>,
+}
+
+fn seed_figures(runs: &[Measured], lambda: f64) -> SeedFigures {
+    let mut f = SeedFigures {
+        p: Vec::new(),
+        p1: Vec::new(),
+        exposure: Vec::new(),
+        exposure_srv: Vec::new(),
+    };
+    for m in runs {
         let ws = windows(&m.samples, 0, m.outcome.duration_ms);
-        let defect = plan_defect(m);
         let e_srv = exposure_server_ms(&ws);
-        if !defect {
-            seed_p.push(p_loss(&ws, lambda));
-            seed_p1.push(-(-lambda * e_srv as f64).exp_m1());
+        if !plan_defect(m) {
+            f.p.push(p_loss(&ws, lambda));
+            f.p1.push(-(-lambda * e_srv as f64).exp_m1());
         }
-        exposure.push(exposure_ms(&ws));
-        exposure_srv.push(e_srv);
+        f.exposure.push(exposure_ms(&ws));
+        f.exposure_srv.push(e_srv);
+    }
+    f
+}
+
+/// Every seed's steps grouped by kind, each group's risk.
+fn steps_of(runs: &[Measured], lambda: f64) -> Vec<StepRisk> {
+    let mut by_step: BTreeMap<StepKind, Vec<StepSeed<'_>>> = BTreeMap::new();
+    for m in runs {
+        let defect = plan_defect(m);
         for seg in &m.segments {
             let ws = windows(&m.samples, seg.start_ms, seg.end_ms);
             let p = (!defect).then(|| p_loss(&ws, lambda));
@@ -211,30 +262,24 @@ pub fn reduce(runs: Vec<Measured>, rate: &FailureRate) -> Assessment {
     let first_completed = runs
         .first()
         .is_some_and(|m| m.outcome.verdict == Verdict::Completed);
-    let steps: Vec<StepRisk> = by_step
+    by_step
         .values()
         .enumerate()
         .map(|(index, v)| step_risk(index, v, first_completed))
-        .collect();
+        .collect()
+}
+
+/// The plan's risk over the seeds.
+fn risk_of(runs: &[Measured], f: SeedFigures) -> Risk {
     let count =
         |f: &dyn Fn(&Verdict) -> bool| runs.iter().filter(|m| f(&m.outcome.verdict)).count();
-    let leader_no_leader = runs
-        .iter()
-        .map(|m| {
-            m.segments
-                .iter()
-                .filter(|s| s.leader_step)
-                .map(|s| deltas(&m.samples, s).0)
-                .sum::<u64>()
-        })
-        .collect();
     let plan_defect_seeds: Vec<u64> = runs
         .iter()
         .filter(|m| plan_defect(m))
         .map(|m| m.outcome.seed)
         .collect();
-    let risk = Risk {
-        seeds: n,
+    Risk {
+        seeds: runs.len() as u64,
         completed: count(&|v| *v == Verdict::Completed) as u64,
         halted: count(&|v| matches!(v, Verdict::Halted { .. })) as u64,
         unsafe_runs: count(&|v| matches!(v, Verdict::Unsafe { .. })) as u64,
@@ -250,11 +295,11 @@ pub fn reduce(runs: Vec<Measured>, rate: &FailureRate) -> Assessment {
         plan_defect_runs: plan_defect_seeds.len() as u64,
         plan_defect_seeds,
         duration_ms_median: median_u64(runs.iter().map(|m| m.outcome.duration_ms).collect()),
-        exposure_ms: median_u64(exposure),
-        exposure_server_ms: median_u64(exposure_srv),
-        risk_seeds: seed_p.len() as u64,
-        p_quorum_loss: round_mean(seed_p),
-        p_quorum_loss_first_order: round_mean(seed_p1),
+        exposure_ms: median_u64(f.exposure),
+        exposure_server_ms: median_u64(f.exposure_srv),
+        risk_seeds: f.p.len() as u64,
+        p_quorum_loss: round_mean(f.p),
+        p_quorum_loss_first_order: round_mean(f.p1),
         // Over the procedure, as the steps are (the world's counter also runs in the cooldown).
         no_leader_ms: median_u64(
             runs.iter()
@@ -272,22 +317,6 @@ pub fn reduce(runs: Vec<Measured>, rate: &FailureRate) -> Assessment {
             .filter_map(|m| lowest_tolerance(&m.samples))
             .min()
             .unwrap_or(0),
-    };
-    let numbers = Numbers {
-        unsafe_runs: risk.unsafe_runs,
-        plan_defect_runs: risk.plan_defect_runs,
-        seeds: n,
-        p_quorum_loss: risk.p_quorum_loss,
-        exposure_ms: risk.exposure_ms,
-        leader_step_no_leader_ms: median_u64(leader_no_leader),
-        failed_writes: risk.failed_writes,
-        duration_ms: risk.duration_ms_median,
-    };
-    Assessment {
-        runs,
-        risk,
-        steps,
-        numbers,
     }
 }
 

@@ -71,6 +71,25 @@ pub fn draw(t: &Timeline, worst: Option<&Timeline>, ex: &Explorer) -> Result<Cha
     })
 }
 
+/// A time chart: seconds across, values up.
+type TimeChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The legend of a time chart's labelled series.
+fn series_labels<'a, DB: DrawingBackend + 'a>(
+    chart: &mut TimeChart<'a, DB>,
+    position: SeriesLabelPosition,
+    name: &'static str,
+) -> Result<(), ReportError> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, 12))
+        .draw()
+        .map_err(chart_err(name))
+}
+
 /// Step bands behind a time chart, with the step names along the top.
 fn step_bands<DB: DrawingBackend>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
@@ -122,23 +141,7 @@ pub fn tolerance(t: &Timeline) -> Result<String, ReportError> {
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, 340)).into_drawing_area();
         root.fill(&WHITE).map_err(&e)?;
-        let hi = t
-            .samples
-            .iter()
-            .map(|s| s.tolerance)
-            .chain(t.reported_tolerance.iter().filter_map(|r| r.1))
-            .max()
-            .unwrap_or(1)
-            .max(1) as f64
-            + 1.0;
-        let lo = t
-            .reported_tolerance
-            .iter()
-            .filter_map(|r| r.1)
-            .min()
-            .unwrap_or(0)
-            .min(-1) as f64
-            - 0.5;
+        let (lo, hi) = tolerance_range(t);
         let x_max = secs(t.duration_ms).max(1.0);
         let mut chart = ChartBuilder::on(&root)
             .caption(
@@ -170,49 +173,76 @@ pub fn tolerance(t: &Timeline) -> Result<String, ReportError> {
             .y_desc("servers that may still fail")
             .draw()
             .map_err(&e)?;
-        chart
-            .draw_series(LineSeries::new(
-                [(0.0, 0.0), (x_max, 0.0)],
-                RED_C.mix(0.5).stroke_width(1),
-            ))
-            .map_err(&e)?;
-        let truth = step_points(
-            t.samples.iter().map(|s| (s.t_ms, s.tolerance as f64)),
-            x_max,
-        );
-        chart
-            .draw_series(LineSeries::new(truth, BLUE_C.stroke_width(3)))
-            .map_err(&e)?
-            .label(if t.live {
-                "autopilot's failure tolerance (held between observations)"
-            } else {
-                "ground truth (healthy voters − quorum)"
-            })
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE_C.stroke_width(3)));
-        let reported = t
-            .reported_tolerance
-            .iter()
-            .filter_map(|(ms, v)| v.map(|v| (secs(*ms), v as f64)));
-        chart
-            .draw_series(reported.map(|p| Circle::new(p, 3, ORANGE_C.filled())))
-            .map_err(&e)?
-            .label(if t.live {
-                "observations"
-            } else {
-                "reported by autopilot to the procedure"
-            })
-            .legend(|(x, y)| Circle::new((x + 10, y), 3, ORANGE_C.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(&e)?;
+        tolerance_series(&mut chart, t, x_max)?;
+        series_labels(&mut chart, SeriesLabelPosition::LowerRight, "tolerance")?;
         root.present().map_err(&e)?;
     }
     Ok(svg)
+}
+
+/// The tolerance chart's range: from below the lowest reported value (at most -1) to above
+/// the highest (at least 1).
+fn tolerance_range(t: &Timeline) -> (f64, f64) {
+    let hi = t
+        .samples
+        .iter()
+        .map(|s| s.tolerance)
+        .chain(t.reported_tolerance.iter().filter_map(|r| r.1))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64
+        + 1.0;
+    let lo = t
+        .reported_tolerance
+        .iter()
+        .filter_map(|r| r.1)
+        .min()
+        .unwrap_or(0)
+        .min(-1) as f64
+        - 0.5;
+    (lo, hi)
+}
+
+/// The zero line, the ground truth as a step line and autopilot's reports as dots.
+fn tolerance_series<'a, DB: DrawingBackend + 'a>(
+    chart: &mut TimeChart<'a, DB>,
+    t: &Timeline,
+    x_max: f64,
+) -> Result<(), ReportError> {
+    let e = chart_err("tolerance");
+    chart
+        .draw_series(LineSeries::new(
+            [(0.0, 0.0), (x_max, 0.0)],
+            RED_C.mix(0.5).stroke_width(1),
+        ))
+        .map_err(&e)?;
+    let truth = step_points(
+        t.samples.iter().map(|s| (s.t_ms, s.tolerance as f64)),
+        x_max,
+    );
+    chart
+        .draw_series(LineSeries::new(truth, BLUE_C.stroke_width(3)))
+        .map_err(&e)?
+        .label(if t.live {
+            "autopilot's failure tolerance (held between observations)"
+        } else {
+            "ground truth (healthy voters − quorum)"
+        })
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE_C.stroke_width(3)));
+    let reported = t
+        .reported_tolerance
+        .iter()
+        .filter_map(|(ms, v)| v.map(|v| (secs(*ms), v as f64)));
+    chart
+        .draw_series(reported.map(|p| Circle::new(p, 3, ORANGE_C.filled())))
+        .map_err(&e)?
+        .label(if t.live {
+            "observations"
+        } else {
+            "reported by autopilot to the procedure"
+        })
+        .legend(|(x, y)| Circle::new((x + 10, y), 3, ORANGE_C.filled()));
+    Ok(())
 }
 
 /// A step function through `(ms, value)` points: each value holds until the next point.
@@ -238,20 +268,7 @@ pub fn availability(t: &Timeline) -> Result<String, ReportError> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, 300)).into_drawing_area();
         root.fill(&WHITE).map_err(&e)?;
         let x_max = secs(t.duration_ms).max(1.0);
-        let mut rates = Vec::new();
-        let mut failed = Vec::new();
-        for w in t.samples.windows(2) {
-            let dt = secs(w[1].t_ms.saturating_sub(w[0].t_ms));
-            if dt <= 0.0 {
-                continue;
-            }
-            let acked = w[1].acked.saturating_sub(w[0].acked) as f64;
-            rates.push((w[0].t_ms, acked / dt));
-            let f = w[1].failed.saturating_sub(w[0].failed);
-            if f > 0 {
-                failed.push((secs(w[0].t_ms), secs(w[1].t_ms), f as f64 / dt));
-            }
-        }
+        let (rates, failed) = write_rates(t);
         let y_max = rates
             .iter()
             .map(|r| r.1)
@@ -280,53 +297,77 @@ pub fn availability(t: &Timeline) -> Result<String, ReportError> {
             .y_desc("writes per second")
             .draw()
             .map_err(&e)?;
-        let no_leader = t.samples.windows(2).filter(|w| w[0].leader.is_none());
-        chart
-            .draw_series(no_leader.map(|w| {
-                Rectangle::new(
-                    [(secs(w[0].t_ms), 0.0), (secs(w[1].t_ms), y_max)],
-                    RED_C.mix(0.15).filled(),
-                )
-            }))
-            .map_err(&e)?
-            .label("no leader")
-            .legend(|(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED_C.mix(0.15).filled())
-            });
-        chart
-            .draw_series(
-                AreaSeries::new(
-                    step_points(rates.into_iter(), x_max),
-                    0.0,
-                    GREEN_C.mix(0.35),
-                )
-                .border_style(GREEN_C.stroke_width(2)),
-            )
-            .map_err(&e)?
-            .label("writes acknowledged")
-            .legend(|(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 20, y + 5)], GREEN_C.mix(0.5).filled())
-            });
-        chart
-            .draw_series(
-                failed
-                    .iter()
-                    .map(|&(a, b, r)| Rectangle::new([(a, 0.0), (b, r)], RED_C.filled())),
-            )
-            .map_err(&e)?
-            .label("writes failed")
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED_C.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(&e)?;
+        availability_series(&mut chart, t, x_max, y_max, rates, &failed)?;
+        series_labels(&mut chart, SeriesLabelPosition::LowerRight, "availability")?;
         root.present().map_err(&e)?;
     }
     Ok(svg)
+}
+
+/// Acknowledged writes per second from each sample to the next, and the spans with failed
+/// writes (start s, end s, failures per second).
+#[allow(clippy::type_complexity)]
+fn write_rates(t: &Timeline) -> (Vec<(u64, f64)>, Vec<(f64, f64, f64)>) {
+    let mut rates = Vec::new();
+    let mut failed = Vec::new();
+    for w in t.samples.windows(2) {
+        let dt = secs(w[1].t_ms.saturating_sub(w[0].t_ms));
+        if dt <= 0.0 {
+            continue;
+        }
+        let acked = w[1].acked.saturating_sub(w[0].acked) as f64;
+        rates.push((w[0].t_ms, acked / dt));
+        let f = w[1].failed.saturating_sub(w[0].failed);
+        if f > 0 {
+            failed.push((secs(w[0].t_ms), secs(w[1].t_ms), f as f64 / dt));
+        }
+    }
+    (rates, failed)
+}
+
+/// Spans without a leader, the acknowledged-write area and the failed writes.
+fn availability_series<'a, DB: DrawingBackend + 'a>(
+    chart: &mut TimeChart<'a, DB>,
+    t: &Timeline,
+    x_max: f64,
+    y_max: f64,
+    rates: Vec<(u64, f64)>,
+    failed: &[(f64, f64, f64)],
+) -> Result<(), ReportError> {
+    let e = chart_err("availability");
+    let no_leader = t.samples.windows(2).filter(|w| w[0].leader.is_none());
+    chart
+        .draw_series(no_leader.map(|w| {
+            Rectangle::new(
+                [(secs(w[0].t_ms), 0.0), (secs(w[1].t_ms), y_max)],
+                RED_C.mix(0.15).filled(),
+            )
+        }))
+        .map_err(&e)?
+        .label("no leader")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED_C.mix(0.15).filled()));
+    chart
+        .draw_series(
+            AreaSeries::new(
+                step_points(rates.into_iter(), x_max),
+                0.0,
+                GREEN_C.mix(0.35),
+            )
+            .border_style(GREEN_C.stroke_width(2)),
+        )
+        .map_err(&e)?
+        .label("writes acknowledged")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], GREEN_C.mix(0.5).filled()));
+    chart
+        .draw_series(
+            failed
+                .iter()
+                .map(|&(a, b, r)| Rectangle::new([(a, 0.0), (b, r)], RED_C.filled())),
+        )
+        .map_err(&e)?
+        .label("writes failed")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED_C.filled()));
+    Ok(())
 }
 
 /// One lane per server: running, stopped, and when it led.
@@ -366,56 +407,61 @@ pub fn leadership(t: &Timeline) -> Result<String, ReportError> {
             .x_desc("seconds since the upgrade started")
             .draw()
             .map_err(&e)?;
-        let lane = |name: &str| t.servers.iter().position(|s| s == name).unwrap_or(0) as f64;
-        let mut bars = Vec::new();
-        for w in t.samples.windows(2) {
-            let (a, b) = (secs(w[0].t_ms), secs(w[1].t_ms));
-            for name in &t.servers {
-                let y = lane(name);
-                let up = w[0].running.iter().any(|r| r == name);
-                let led = w[0].leader.as_deref() == Some(name);
-                let color = match (up, led) {
-                    (_, true) => BLUE_C.filled(),
-                    (true, false) => GREEN_C.mix(0.35).filled(),
-                    (false, false) => GREY_C.filled(),
-                };
-                bars.push(Rectangle::new([(a, y + 0.2), (b, y + 0.8)], color));
-            }
-        }
-        chart.draw_series(bars).map_err(&e)?;
-        let changes = t
-            .samples
-            .windows(2)
-            .filter(|w| w[0].leader != w[1].leader)
-            .map(|w| secs(w[1].t_ms));
-        chart
-            .draw_series(
-                changes.map(|x| PathElement::new([(x, 0.0), (x, y_max)], RED_C.stroke_width(1))),
-            )
-            .map_err(&e)?
-            .label("leader changed")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED_C));
-        chart
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-            .map_err(&e)?
-            .label("leader")
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE_C.filled()));
-        chart
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-            .map_err(&e)?
-            .label("not running")
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], GREY_C.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(&e)?;
+        leadership_series(&mut chart, t, y_max)?;
+        series_labels(&mut chart, SeriesLabelPosition::UpperRight, "leadership")?;
         root.present().map_err(&e)?;
     }
     Ok(svg)
+}
+
+/// One bar per server between samples (led, running, stopped), the leader changes, and the
+/// legend entries of the bar colours.
+fn leadership_series<'a, DB: DrawingBackend + 'a>(
+    chart: &mut TimeChart<'a, DB>,
+    t: &Timeline,
+    y_max: f64,
+) -> Result<(), ReportError> {
+    let e = chart_err("leadership");
+    let lane = |name: &str| t.servers.iter().position(|s| s == name).unwrap_or(0) as f64;
+    let mut bars = Vec::new();
+    for w in t.samples.windows(2) {
+        let (a, b) = (secs(w[0].t_ms), secs(w[1].t_ms));
+        for name in &t.servers {
+            let y = lane(name);
+            let up = w[0].running.iter().any(|r| r == name);
+            let led = w[0].leader.as_deref() == Some(name);
+            let color = match (up, led) {
+                (_, true) => BLUE_C.filled(),
+                (true, false) => GREEN_C.mix(0.35).filled(),
+                (false, false) => GREY_C.filled(),
+            };
+            bars.push(Rectangle::new([(a, y + 0.2), (b, y + 0.8)], color));
+        }
+    }
+    chart.draw_series(bars).map_err(&e)?;
+    let changes = t
+        .samples
+        .windows(2)
+        .filter(|w| w[0].leader != w[1].leader)
+        .map(|w| secs(w[1].t_ms));
+    chart
+        .draw_series(
+            changes.map(|x| PathElement::new([(x, 0.0), (x, y_max)], RED_C.stroke_width(1))),
+        )
+        .map_err(&e)?
+        .label("leader changed")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED_C));
+    chart
+        .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+        .map_err(&e)?
+        .label("leader")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE_C.filled()));
+    chart
+        .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+        .map_err(&e)?
+        .label("not running")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], GREY_C.filled()));
+    Ok(())
 }
 
 /// Colour of a heatmap cell: green all completed, yellow some halted safely, orange to red by
@@ -470,73 +516,113 @@ pub fn heatmap(ex: &Explorer) -> Result<String, ReportError> {
             root.draw(&Text::new(s.clone(), (x, top - 6), head.clone()))
                 .map_err(&e)?;
         }
-        let side = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
-        let inner =
-            TextStyle::from((FONT, 11).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
-        for (i, k) in ex.fault_kinds.iter().enumerate() {
-            let y = top + cell_h * i as i32;
-            root.draw(&Text::new(
-                k.clone(),
-                (left - 8, y + cell_h / 2),
-                side.clone(),
-            ))
-            .map_err(&e)?;
-            for j in 0..ex.steps.len() {
-                let x = left + cell_w * j as i32;
-                let Some(c) = ex.cells.get(i * ex.steps.len() + j) else {
-                    continue;
-                };
-                root.draw(&Rectangle::new(
-                    [(x, y), (x + cell_w - 2, y + cell_h - 2)],
-                    cell_color(c).filled(),
-                ))
-                .map_err(&e)?;
-                let bad = c.beyond_tolerance + c.unsafe_runs;
-                let text = if c.runs == 0 {
-                    "-".to_string()
-                } else {
-                    format!("{bad}/{}", c.runs)
-                };
-                let style = if c.unsafe_runs > 0 {
-                    inner.clone().color(&WHITE)
-                } else {
-                    inner.clone()
-                };
-                root.draw(&Text::new(
-                    text,
-                    (x + cell_w / 2 - 1, y + cell_h / 2 - 1),
-                    style,
-                ))
-                .map_err(&e)?;
-            }
-        }
-        let legend =
-            TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
-        let ly = top + cell_h * rows as i32 + 20;
-        let mut items = vec![
-            (RGBColor(170, 225, 180), "all completed"),
-            (RGBColor(250, 230, 140), "some halted safely"),
-            (
-                RGBColor(240, 115, 60),
-                "quorum lost by the faults alone (share)",
-            ),
-            (RGBColor(120, 0, 20), "unsafe: the procedure's fault"),
-        ];
-        if ex.lost_allocations > 0 {
-            items.push((RGBColor(130, 60, 160), "allocations lost"));
-        }
-        let mut lx = left;
-        for (color, name) in items {
-            root.draw(&Rectangle::new(
-                [(lx, ly - 7), (lx + 14, ly + 7)],
-                color.filled(),
-            ))
-            .map_err(&e)?;
-            root.draw(&Text::new(name, (lx + 20, ly), legend.clone()))
-                .map_err(&e)?;
-            lx += 30 + 8 * name.len() as i32;
-        }
+        let grid = Grid {
+            left,
+            top,
+            cell_w,
+            cell_h,
+        };
+        heat_rows(&root, ex, &grid)?;
+        heat_legend(&root, ex, left, top + cell_h * rows as i32 + 20)?;
         root.present().map_err(&e)?;
     }
     Ok(svg)
+}
+
+/// Where the heatmap's cells are (px).
+struct Grid {
+    left: i32,
+    top: i32,
+    cell_w: i32,
+    cell_h: i32,
+}
+
+/// One row per fault kind: its name, then a cell per step with its bad/all runs.
+fn heat_rows(
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    ex: &Explorer,
+    g: &Grid,
+) -> Result<(), ReportError> {
+    let e = chart_err("heatmap");
+    let Grid {
+        left,
+        top,
+        cell_w,
+        cell_h,
+    } = *g;
+    let side = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+    let inner = TextStyle::from((FONT, 11).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+    for (i, k) in ex.fault_kinds.iter().enumerate() {
+        let y = top + cell_h * i as i32;
+        root.draw(&Text::new(
+            k.clone(),
+            (left - 8, y + cell_h / 2),
+            side.clone(),
+        ))
+        .map_err(&e)?;
+        for j in 0..ex.steps.len() {
+            let x = left + cell_w * j as i32;
+            let Some(c) = ex.cells.get(i * ex.steps.len() + j) else {
+                continue;
+            };
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell_w - 2, y + cell_h - 2)],
+                cell_color(c).filled(),
+            ))
+            .map_err(&e)?;
+            let bad = c.beyond_tolerance + c.unsafe_runs;
+            let text = if c.runs == 0 {
+                "-".to_string()
+            } else {
+                format!("{bad}/{}", c.runs)
+            };
+            let style = if c.unsafe_runs > 0 {
+                inner.clone().color(&WHITE)
+            } else {
+                inner.clone()
+            };
+            root.draw(&Text::new(
+                text,
+                (x + cell_w / 2 - 1, y + cell_h / 2 - 1),
+                style,
+            ))
+            .map_err(&e)?;
+        }
+    }
+    Ok(())
+}
+
+/// The colour key under the heatmap, at height `ly`.
+fn heat_legend(
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    ex: &Explorer,
+    left: i32,
+    ly: i32,
+) -> Result<(), ReportError> {
+    let e = chart_err("heatmap");
+    let legend = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    let mut items = vec![
+        (RGBColor(170, 225, 180), "all completed"),
+        (RGBColor(250, 230, 140), "some halted safely"),
+        (
+            RGBColor(240, 115, 60),
+            "quorum lost by the faults alone (share)",
+        ),
+        (RGBColor(120, 0, 20), "unsafe: the procedure's fault"),
+    ];
+    if ex.lost_allocations > 0 {
+        items.push((RGBColor(130, 60, 160), "allocations lost"));
+    }
+    let mut lx = left;
+    for (color, name) in items {
+        root.draw(&Rectangle::new(
+            [(lx, ly - 7), (lx + 14, ly + 7)],
+            color.filled(),
+        ))
+        .map_err(&e)?;
+        root.draw(&Text::new(name, (lx + 20, ly), legend.clone()))
+            .map_err(&e)?;
+        lx += 30 + 8 * name.len() as i32;
+    }
+    Ok(())
 }

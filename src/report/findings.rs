@@ -67,9 +67,20 @@ fn incident(id: &str, severity: &str, message: String, fix: &str, scenario: &str
 /// Incidents whose mechanism applies to this plan. Severity says whether the plan as written
 /// guards against it (`info`) or not (`warning`, `error`).
 pub fn incidents(plan: &Plan) -> Vec<Finding> {
+    let mut out = Vec::new();
+    format_change(plan, &mut out);
+    pruned_as_dead(plan, &mut out);
+    stale_health(plan, &mut out);
+    one_down_no_tolerance(plan, &mut out);
+    several_at_once(plan, &mut out);
+    leader_not_last(plan, &mut out);
+    out
+}
+
+/// A target whose log entries or snapshots the current version cannot read (nomad#14819, #20072).
+fn format_change(plan: &Plan, out: &mut Vec<Finding>) {
     let c = &plan.cluster;
     let u = &plan.upgrade;
-    let mut out = Vec::new();
     let (from, to) = (
         line_info(c.product, c.version),
         line_info(c.product, u.target),
@@ -109,6 +120,12 @@ pub fn incidents(plan: &Plan) -> Vec<Finding> {
             ));
         }
     }
+}
+
+/// A server down longer than gossip failure detection, pruned by autopilot (consul#8118).
+fn pruned_as_dead(plan: &Plan, out: &mut Vec<Finding>) {
+    let c = &plan.cluster;
+    let u = &plan.upgrade;
     let sim = sim_config(plan, 0);
     let detect_ns = sim.serf.suspicion_timeout_ns;
     if u.install_time > detect_ns && c.autopilot.cleanup_dead_servers {
@@ -129,6 +146,11 @@ pub fn incidents(plan: &Plan) -> Vec<Finding> {
             },
         ));
     }
+}
+
+/// Autopilot health from before a restart passing the gate.
+fn stale_health(plan: &Plan, out: &mut Vec<Finding>) {
+    let u = &plan.upgrade;
     let refresh_ns = 2_000_000_000;
     let stale_gate = !u.gate.require_fresh_health || u.gate.stable_for == 0;
     if u.install_time < refresh_ns || stale_gate {
@@ -151,6 +173,11 @@ pub fn incidents(plan: &Plan) -> Vec<Finding> {
             },
         ));
     }
+}
+
+/// A cluster with no failure tolerance while one server is down (nomad#7208, #6344).
+fn one_down_no_tolerance(plan: &Plan, out: &mut Vec<Finding>) {
+    let c = &plan.cluster;
     let n = c.servers.len();
     if n >= 2 && n - 1 == plan.quorum() {
         out.push(incident(
@@ -163,6 +190,11 @@ pub fn incidents(plan: &Plan) -> Vec<Finding> {
             "nomad-6344-second-failure-halts.toml",
         ));
     }
+}
+
+/// Several servers restarted at once (nomad#5917).
+fn several_at_once(plan: &Plan, out: &mut Vec<Finding>) {
+    let u = &plan.upgrade;
     if u.parallel > 1 {
         out.push(incident(
             "hashicorp/nomad#5917, #1589, #2508",
@@ -175,6 +207,12 @@ pub fn incidents(plan: &Plan) -> Vec<Finding> {
             "nomad-5917-several-at-once.toml",
         ));
     }
+}
+
+/// A Nomad leader not upgraded last (nomad#19340).
+fn leader_not_last(plan: &Plan, out: &mut Vec<Finding>) {
+    let c = &plan.cluster;
+    let u = &plan.upgrade;
     if c.product == Product::Nomad && u.order != Order::FollowersThenLeader {
         out.push(incident(
             "hashicorp/nomad#19340",
@@ -184,5 +222,4 @@ pub fn incidents(plan: &Plan) -> Vec<Finding> {
             "leader-partitioned.toml",
         ));
     }
-    out
 }

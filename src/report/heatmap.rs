@@ -52,11 +52,39 @@ pub fn explore(
 ) -> Explorer {
     let cfg = ProcedureConfig::from_plan(plan);
     let faults = single_faults(&boundaries(&baseline.outcome));
+    let runs = run_single_faults(plan, &cfg, &faults, seeds, jobs);
+    let kinds: Vec<String> = FaultKind::ALL.iter().map(serde_name).collect();
+    let mut ex = Explorer {
+        schedules: faults.len() as u64,
+        runs: runs.len() as u64,
+        completed: 0,
+        halted: 0,
+        beyond_tolerance: 0,
+        unsafe_runs: 0,
+        lost_allocations: 0,
+        cells: empty_cells(&kinds, step_names),
+        fault_kinds: kinds,
+        steps: step_names.to_vec(),
+        findings: Vec::new(),
+    };
+    let (bad, of) = tally(&mut ex, baseline, &runs);
+    ex.findings = findings(&bad, &of, step_names, plan_file);
+    ex
+}
+
+/// Every single fault on every seed, in (fault, seed) order whatever the threads did.
+fn run_single_faults(
+    plan: &Plan,
+    cfg: &ProcedureConfig,
+    faults: &[Fault],
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+) -> Vec<Run> {
     let seeds: Vec<u64> = seeds.collect();
     let scheds: Vec<Vec<Fault>> = faults.iter().map(|&f| vec![f]).collect();
     let found = std::sync::Mutex::new(Vec::new());
     crate::progress::add_total((scheds.len() * seeds.len()) as u64);
-    for_each_run(plan, &cfg, &scheds, &seeds, jobs, &|r| {
+    for_each_run(plan, cfg, &scheds, &seeds, jobs, &|r| {
         crate::progress::tick(r.result.class == Class::Unsafe);
         // Empty unless the run was unsafe or lost quorum.
         let problem = r.result.problems.join("; ");
@@ -75,9 +103,12 @@ pub fn explore(
     let mut found = found.into_inner().unwrap_or_else(|e| e.into_inner());
     // Runs finish in any order; the report is the same whatever the threads did.
     found.sort_by_key(|(i, s, _)| (*i, *s));
-    let runs: Vec<Run> = found.into_iter().map(|(_, _, r)| r).collect();
-    let kinds: Vec<String> = FaultKind::ALL.iter().map(serde_name).collect();
-    let mut cells: Vec<HeatCell> = kinds
+    found.into_iter().map(|(_, _, r)| r).collect()
+}
+
+/// One empty cell per (fault kind, step), kinds in rows.
+fn empty_cells(kinds: &[String], step_names: &[String]) -> Vec<HeatCell> {
+    kinds
         .iter()
         .flat_map(|k| {
             step_names.iter().map(move |s| HeatCell {
@@ -86,32 +117,32 @@ pub fn explore(
                 ..HeatCell::default()
             })
         })
-        .collect();
-    let mut ex = Explorer {
-        schedules: faults.len() as u64,
-        runs: runs.len() as u64,
-        completed: 0,
-        halted: 0,
-        beyond_tolerance: 0,
-        unsafe_runs: 0,
-        lost_allocations: 0,
-        fault_kinds: kinds,
-        steps: step_names.to_vec(),
-        cells: Vec::new(),
-        findings: Vec::new(),
-    };
-    // (step, kind, target, class) -> (runs, first run); of_runs keyed without the class.
-    type Key = (usize, FaultKind, crate::chaos::Target);
-    // The class's rank first: unsafe, then lost allocations, then beyond tolerance.
-    let mut bad: BTreeMap<(u8, Key), (u64, &Run)> = BTreeMap::new();
+        .collect()
+}
+
+/// (step, kind, target) of a run's fault.
+type Key = (usize, FaultKind, crate::chaos::Target);
+
+/// Bad runs by (class rank, key) → (runs, first run): unsafe first, then lost allocations, then
+/// beyond tolerance.
+type Bad<'r> = BTreeMap<(u8, Key), (u64, &'r Run)>;
+
+/// Counts every run into the explorer's totals and its cell; returns the bad runs by key and
+/// the number of runs of each key.
+fn tally<'r>(
+    ex: &mut Explorer,
+    baseline: &Measured,
+    runs: &'r [Run],
+) -> (Bad<'r>, BTreeMap<Key, u64>) {
+    let n_steps = ex.steps.len();
+    let mut bad: Bad<'r> = BTreeMap::new();
     let mut of: BTreeMap<Key, u64> = BTreeMap::new();
-    for r in &runs {
+    for r in runs {
         let step = step_of(baseline, r.fault.step);
         let row = FaultKind::ALL
             .iter()
             .position(|k| *k == r.fault.kind)
             .unwrap_or(0);
-        let cell = cells.get_mut(row * step_names.len() + step);
         let key = (step, r.fault.kind, r.fault.target);
         *of.entry(key).or_default() += 1;
         let (c_done, c_halt, c_beyond, c_unsafe, c_lost) = match r.class {
@@ -126,7 +157,7 @@ pub fn explore(
         ex.beyond_tolerance += c_beyond;
         ex.unsafe_runs += c_unsafe;
         ex.lost_allocations += c_lost;
-        if let Some(c) = cell {
+        if let Some(c) = ex.cells.get_mut(row * n_steps + step) {
             c.runs += 1;
             c.completed += c_done;
             c.halted += c_halt;
@@ -145,9 +176,17 @@ pub fn explore(
             e.0 += 1;
         }
     }
-    ex.cells = cells;
-    ex.findings = bad
-        .iter()
+    (bad, of)
+}
+
+/// One finding per bad key, with its first run's replay line.
+fn findings(
+    bad: &Bad<'_>,
+    of: &BTreeMap<Key, u64>,
+    step_names: &[String],
+    plan_file: &str,
+) -> Vec<ExplorerFinding> {
+    bad.iter()
         .map(|((_, key), (n, r))| ExplorerFinding {
             step: step_names.get(key.0).cloned().unwrap_or_default(),
             fault: format!("{}:{}", serde_name(&key.1), serde_name(&key.2)),
@@ -160,6 +199,5 @@ pub fn explore(
             ),
             problem: r.problem.clone(),
         })
-        .collect();
-    ex
+        .collect()
 }

@@ -60,26 +60,8 @@ pub fn build(
             j.attempts
         ));
     }
-    let duration_ms = j.end_ms;
     let servers = j.st.servers.clone();
-    let (samples, segments, metrics, reported) = std::mem::take(&mut j.st).finish(duration_ms);
-    let completed = verdict == Verdict::Completed;
-    let measured = Measured {
-        outcome: live_outcome(verdict, reported.clone(), duration_ms, metrics),
-        samples: samples.clone(),
-        segments: segments.clone(),
-    };
-    let base = reduce(vec![measured], rate);
-    let timeline = Timeline {
-        seed: 0,
-        why: String::new(),
-        duration_ms,
-        servers: servers.clone(),
-        steps: timeline_steps(&segments, completed),
-        samples,
-        reported_tolerance: reported,
-        live: true,
-    };
+    let (timeline, base) = timeline_of(&mut j, verdict, rate);
     let summary = match plan {
         Some((p, file)) => super::summary(p, file),
         None => j.plan_summary(journal_file, servers),
@@ -114,6 +96,36 @@ pub fn build(
             not_available: NOT_AVAILABLE.iter().map(|s| s.to_string()).collect(),
         }),
     })
+}
+
+/// The run's timeline and its figures, from the observations read (the journal's state is
+/// taken).
+fn timeline_of(
+    j: &mut JournalRead,
+    verdict: Verdict,
+    rate: &FailureRate,
+) -> (Timeline, assess::Assessment) {
+    let duration_ms = j.end_ms;
+    let servers = j.st.servers.clone();
+    let (samples, segments, metrics, reported) = std::mem::take(&mut j.st).finish(duration_ms);
+    let completed = verdict == Verdict::Completed;
+    let measured = Measured {
+        outcome: live_outcome(verdict, reported.clone(), duration_ms, metrics),
+        samples: samples.clone(),
+        segments: segments.clone(),
+    };
+    let base = reduce(vec![measured], rate);
+    let timeline = Timeline {
+        seed: 0,
+        why: String::new(),
+        duration_ms,
+        servers,
+        steps: timeline_steps(&segments, completed),
+        samples,
+        reported_tolerance: reported,
+        live: true,
+    };
+    (timeline, base)
 }
 
 /// The timeline's steps: the segments, named as a rehearsal names them.

@@ -113,6 +113,14 @@ pub enum ReportError {
     /// JSON serialisation failed.
     #[error("json: {0}")]
     Json(String),
+    /// A report file could not be written.
+    #[error("{}: cannot write: {source}", path.display())]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// How to compute a report.
@@ -174,34 +182,8 @@ pub fn build(plan: &Plan, plan_file: &str, opts: &Options) -> Result<RiskReport,
         opts.jobs,
     );
     let (recommendations, not_recommended) = advice::advise(plan, &base, seeds, opts.jobs, rate)?;
-    let (typical, worst) = typical_and_worst(&base.runs);
-    let timeline = seed_timeline(
-        plan,
-        typical,
-        format!(
-            "typical: seed {}, the median of the {} seeds ranked from best to worst",
-            typical.outcome.seed,
-            base.runs.len()
-        ),
-    );
-    let worst_timeline = (worst.outcome.seed != typical.outcome.seed).then(|| {
-        seed_timeline(
-            plan,
-            worst,
-            format!(
-                "worst: seed {}, {}",
-                worst.outcome.seed,
-                badness_words(worst)
-            ),
-        )
-    });
-    let settings = Settings {
-        seeds: opts.seeds.max(1),
-        first_seed: opts.first_seed,
-        explore_seeds: opts.explore_seeds,
-        server_failure_rate: rate.text.clone(),
-        failures_per_server_year: risk::round_sig(rate.per_year, assess::DIGITS),
-    };
+    let (typical, timeline, worst_timeline) = timelines(plan, &base.runs);
+    let settings = settings_of(opts);
     let mut plan_summary = summary(plan, plan_file);
     plan_summary.sha256 = std::fs::read(plan_file).ok().map(|b| sha256_hex(&b));
     Ok(RiskReport {
@@ -226,6 +208,44 @@ pub fn build(plan: &Plan, plan_file: &str, opts: &Options) -> Result<RiskReport,
         worst_timeline,
         live: None,
     })
+}
+
+/// The typical seed and its timeline, and the worst seed's timeline when it is another seed.
+fn timelines<'r>(plan: &Plan, runs: &'r [Measured]) -> (&'r Measured, Timeline, Option<Timeline>) {
+    let (typical, worst) = typical_and_worst(runs);
+    let timeline = seed_timeline(
+        plan,
+        typical,
+        format!(
+            "typical: seed {}, the median of the {} seeds ranked from best to worst",
+            typical.outcome.seed,
+            runs.len()
+        ),
+    );
+    let worst_timeline = (worst.outcome.seed != typical.outcome.seed).then(|| {
+        seed_timeline(
+            plan,
+            worst,
+            format!(
+                "worst: seed {}, {}",
+                worst.outcome.seed,
+                badness_words(worst)
+            ),
+        )
+    });
+    (typical, timeline, worst_timeline)
+}
+
+/// The settings the report was computed with.
+fn settings_of(opts: &Options) -> Settings {
+    let rate = &opts.failure_rate;
+    Settings {
+        seeds: opts.seeds.max(1),
+        first_seed: opts.first_seed,
+        explore_seeds: opts.explore_seeds,
+        server_failure_rate: rate.text.clone(),
+        failures_per_server_year: risk::round_sig(rate.per_year, assess::DIGITS),
+    }
 }
 
 /// sha-256 of `bytes`, lower-case hex.
@@ -414,9 +434,6 @@ fn runbook(
     typical: &Measured,
 ) -> Vec<RunbookStep> {
     let cfg = ProcedureConfig::from_plan(plan);
-    let g = &cfg.gate;
-    let s = |ms: u64| render::secs(ms as f64);
-    let min_ft = if cfg.allow_zero_tolerance { 0 } else { 1 };
     let kinds: Vec<StepKind> = {
         // The steps are every seed's step kinds in order (see `assess::reduce`).
         let mut k: Vec<StepKind> = runs
@@ -448,64 +465,11 @@ fn runbook(
                 .zip(seg)
                 .map_or_else(Vec::new, |(m, seg)| segment_actions(m, seg));
             let servers = seg.map_or(&st.servers, |s| &s.servers);
-            let mut abort = Vec::new();
-            match kind {
-                Some(StepKind::Preflight) => {
-                    abort.push(format!(
-                        "halt before touching any server unless there is a leader, every \
-                         server is alive in gossip and a voter, and autopilot reports the \
-                         cluster healthy with failure tolerance >= {min_ft}"
-                    ));
-                    if cfg.snapshot_first {
-                        abort.push("halt if the snapshot cannot be saved and verified".into());
-                    }
-                }
-                Some(StepKind::Server(_)) | None => {
-                    let who = servers.join("+");
-                    if cfg.check_failure_tolerance {
-                        abort.push(format!(
-                            "do not stop {who} unless the other voters form a healthy quorum \
-                             (alive, caught up within max_trailing_logs): halt instead"
-                        ));
-                    }
-                    if let Some(d) = cfg.drain_deadline_ms
-                        && actions.iter().any(|a| a.starts_with("drain"))
-                    {
-                        abort.push(format!("halt if the drain is not done within {}", s(d)));
-                    }
-                    let mut gate = vec![format!("{who} answers on {}", cfg.target_version)];
-                    if g.require_caught_up {
-                        gate.push("its log reaches the leader's index from before the stop".into());
-                    }
-                    if g.require_voter {
-                        gate.push("every server alive in gossip and a voter".into());
-                    }
-                    if g.use_autopilot {
-                        gate.push("autopilot reports every server healthy".into());
-                    }
-                    if g.require_fresh_health {
-                        gate.push("health counted only after its own restart".into());
-                    }
-                    abort.push(format!(
-                        "gate after the start: {}, held for {}; halt if not met within {} \
-                         (polled every {})",
-                        gate.join(", "),
-                        s(g.stable_for_ms),
-                        s(g.timeout_ms),
-                        s(g.poll_ms)
-                    ));
-                }
-                Some(StepKind::Finish) => {
-                    abort.push(format!(
-                        "halt unless every server runs {} and the cluster is healthy",
-                        cfg.target_version
-                    ));
-                    abort.push(format!(
-                        "on a halt: rollback policy \"{}\"",
-                        heatmap::serde_name(&plan.upgrade.rollback)
-                    ));
-                }
-            }
+            let abort = match kind {
+                Some(StepKind::Preflight) => preflight_aborts(&cfg),
+                Some(StepKind::Server(_)) | None => server_aborts(&cfg, servers, &actions),
+                Some(StepKind::Finish) => finish_aborts(plan, &cfg),
+            };
             RunbookStep {
                 name,
                 seed: m.map_or(0, |m| m.outcome.seed),
@@ -518,6 +482,75 @@ fn runbook(
             }
         })
         .collect()
+}
+
+/// When the preflight halts.
+fn preflight_aborts(cfg: &ProcedureConfig) -> Vec<String> {
+    let min_ft = if cfg.allow_zero_tolerance { 0 } else { 1 };
+    let mut abort = vec![format!(
+        "halt before touching any server unless there is a leader, every \
+         server is alive in gossip and a voter, and autopilot reports the \
+         cluster healthy with failure tolerance >= {min_ft}"
+    )];
+    if cfg.snapshot_first {
+        abort.push("halt if the snapshot cannot be saved and verified".into());
+    }
+    abort
+}
+
+/// When a server step halts: the quorum check, the drain deadline and the gate.
+fn server_aborts(cfg: &ProcedureConfig, servers: &[String], actions: &[String]) -> Vec<String> {
+    let g = &cfg.gate;
+    let s = |ms: u64| render::secs(ms as f64);
+    let who = servers.join("+");
+    let mut abort = Vec::new();
+    if cfg.check_failure_tolerance {
+        abort.push(format!(
+            "do not stop {who} unless the other voters form a healthy quorum \
+             (alive, caught up within max_trailing_logs): halt instead"
+        ));
+    }
+    if let Some(d) = cfg.drain_deadline_ms
+        && actions.iter().any(|a| a.starts_with("drain"))
+    {
+        abort.push(format!("halt if the drain is not done within {}", s(d)));
+    }
+    let mut gate = vec![format!("{who} answers on {}", cfg.target_version)];
+    if g.require_caught_up {
+        gate.push("its log reaches the leader's index from before the stop".into());
+    }
+    if g.require_voter {
+        gate.push("every server alive in gossip and a voter".into());
+    }
+    if g.use_autopilot {
+        gate.push("autopilot reports every server healthy".into());
+    }
+    if g.require_fresh_health {
+        gate.push("health counted only after its own restart".into());
+    }
+    abort.push(format!(
+        "gate after the start: {}, held for {}; halt if not met within {} \
+         (polled every {})",
+        gate.join(", "),
+        s(g.stable_for_ms),
+        s(g.timeout_ms),
+        s(g.poll_ms)
+    ));
+    abort
+}
+
+/// When the finish halts, and the rollback policy.
+fn finish_aborts(plan: &Plan, cfg: &ProcedureConfig) -> Vec<String> {
+    vec![
+        format!(
+            "halt unless every server runs {} and the cluster is healthy",
+            cfg.target_version
+        ),
+        format!(
+            "on a halt: rollback policy \"{}\"",
+            heatmap::serde_name(&plan.upgrade.rollback)
+        ),
+    ]
 }
 
 fn summary(plan: &Plan, file: &str) -> PlanSummary {

@@ -37,17 +37,20 @@ impl Format {
     }
 }
 
+/// A `--format` name that is none of the formats.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown format {0:?}: expected html, md or json (comma-separated)")]
+pub struct UnknownFormat(pub String);
+
 impl FromStr for Format {
-    type Err = String;
+    type Err = UnknownFormat;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "html" => Ok(Format::Html),
             "md" | "markdown" => Ok(Format::Markdown),
             "json" => Ok(Format::Json),
-            other => Err(format!(
-                "unknown format {other:?}: expected html, md or json (comma-separated)"
-            )),
+            other => Err(UnknownFormat(other.to_string())),
         }
     }
 }
@@ -77,6 +80,24 @@ pub fn render_all(
         .iter()
         .map(|&f| Ok((f.file_name(), render(report, f)?)))
         .collect()
+}
+
+/// Renders `report` in `formats` into `dir`; returns the files written.
+pub fn write_all(
+    report: &RiskReport,
+    dir: &std::path::Path,
+    formats: &[Format],
+) -> Result<Vec<std::path::PathBuf>, ReportError> {
+    let mut written = Vec::new();
+    for (name, text) in render_all(report, formats)? {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|source| ReportError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// The model as pretty JSON, with a final newline.
@@ -201,7 +222,7 @@ mod tests {
     fn formats_parse_and_reject_unknown_names() {
         assert_eq!("HTML".parse::<Format>(), Ok(Format::Html));
         assert_eq!("markdown".parse::<Format>(), Ok(Format::Markdown));
-        let e = "pdf".parse::<Format>().unwrap_err();
+        let e = "pdf".parse::<Format>().unwrap_err().to_string();
         assert!(e.contains("html, md or json"), "{e}");
     }
 }

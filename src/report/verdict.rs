@@ -32,9 +32,29 @@ fn seeds_list(seeds: &[u64]) -> String {
 
 /// Decides the verdict from the whole-upgrade numbers.
 pub fn decide(risk: &Risk, settings: &Settings, max_p_quorum_loss: Option<f64>) -> GoNoGo {
-    let n = risk.seeds;
     let mut no_go = Vec::new();
     let mut ok = Vec::new();
+    fault_free(risk, &mut no_go, &mut ok);
+    threshold(risk, settings, max_p_quorum_loss, &mut no_go, &mut ok);
+    let notes = notes(risk);
+    let decision = if no_go.is_empty() { GO } else { NO_GO };
+    let mut reasons = no_go;
+    reasons.extend(ok);
+    reasons.extend(notes);
+    GoNoGo {
+        decision: decision.to_string(),
+        reasons,
+        rule: "no-go if a fault-free seed loses quorum or an acknowledged write (a plan defect), \
+               if the procedure is unsafe on a fault-free seed, or if P(quorum loss) is above \
+               the threshold set with --fail-above; go otherwise"
+            .to_string(),
+        max_p_quorum_loss,
+    }
+}
+
+/// The fault-free seeds: a plan defect or an unsafe procedure is no-go.
+fn fault_free(risk: &Risk, no_go: &mut Vec<String>, ok: &mut Vec<String>) {
+    let n = risk.seeds;
     if risk.plan_defect_runs > 0 {
         let mut what = Vec::new();
         if risk.quorum_lost_runs > 0 {
@@ -66,6 +86,16 @@ pub fn decide(risk: &Risk, settings: &Settings, max_p_quorum_loss: Option<f64>) 
     } else {
         ok.push(format!("the procedure was safe on all {n} seeds"));
     }
+}
+
+/// P(quorum loss) against the threshold, if one is set.
+fn threshold(
+    risk: &Risk,
+    settings: &Settings,
+    max_p_quorum_loss: Option<f64>,
+    no_go: &mut Vec<String>,
+    ok: &mut Vec<String>,
+) {
     let p = format!(
         "P(quorum loss) from server failures {} at {} per server (mean over {} seeds without a plan defect)",
         prob(risk.p_quorum_loss),
@@ -81,6 +111,11 @@ pub fn decide(risk: &Risk, settings: &Settings, max_p_quorum_loss: Option<f64>) 
             "{p}; no threshold set (rehearse report --fail-above P sets one)"
         )),
     }
+}
+
+/// Halted seeds and lost allocations: noted, not a verdict.
+fn notes(risk: &Risk) -> Vec<String> {
+    let n = risk.seeds;
     let mut notes = Vec::new();
     if risk.halted > 0 {
         notes.push(format!(
@@ -94,19 +129,7 @@ pub fn decide(risk: &Risk, settings: &Settings, max_p_quorum_loss: Option<f64>) 
             risk.lost_allocation_runs
         ));
     }
-    let decision = if no_go.is_empty() { GO } else { NO_GO };
-    let mut reasons = no_go;
-    reasons.extend(ok);
-    reasons.extend(notes);
-    GoNoGo {
-        decision: decision.to_string(),
-        reasons,
-        rule: "no-go if a fault-free seed loses quorum or an acknowledged write (a plan defect), \
-               if the procedure is unsafe on a fault-free seed, or if P(quorum loss) is above \
-               the threshold set with --fail-above; go otherwise"
-            .to_string(),
-        max_p_quorum_loss,
-    }
+    notes
 }
 
 impl GoNoGo {

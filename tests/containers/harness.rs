@@ -28,7 +28,7 @@
 //! removes those whose owning process is gone (`rehearse.pid`).
 
 use rehearse::live::client::{Client, Connection};
-use rehearse::live::control::{ServerControl, Side};
+use rehearse::live::control::{ControlError, ServerControl, Side};
 use rehearse::live::executor::{ExecError, ExecOptions, ExecOutcome, ExecStats, execute_with};
 use rehearse::live::journal::{Journal, Record};
 use rehearse::live::probe::{self, Probe, ProbeReport};
@@ -361,7 +361,11 @@ impl TcControl {
         let id = self.id_of(server).await?;
         docker(&["kill", &id])?;
         let t0 = Instant::now();
-        while self.is_running(server, Side::Current).await? {
+        while self
+            .is_running(server, Side::Current)
+            .await
+            .map_err(|e| e.to_string())?
+        {
             if t0.elapsed() > Duration::from_secs(10) {
                 return Err(format!("{server} still runs 10 s after docker kill"));
             }
@@ -379,29 +383,29 @@ impl TcControl {
 }
 
 impl ServerControl for TcControl {
-    async fn is_running(&self, server: &str, _side: Side) -> Result<bool, String> {
+    async fn is_running(&self, server: &str, _side: Side) -> Result<bool, ControlError> {
         let slots = self.slots.lock().await;
         match slots.get(server) {
-            Some(s) => s.container.is_running().await.map_err(|e| e.to_string()),
+            Some(s) => s.container.is_running().await.map_err(backend),
             None => Ok(false),
         }
     }
 
-    async fn stop(&self, server: &str, _side: Side) -> Result<(), String> {
+    async fn stop(&self, server: &str, _side: Side) -> Result<(), ControlError> {
         let slots = self.slots.lock().await;
         let Some(s) = slots.get(server) else {
             return Ok(());
         };
-        if !s.container.is_running().await.map_err(|e| e.to_string())? {
+        if !s.container.is_running().await.map_err(backend)? {
             return Ok(());
         }
         s.container
             .stop_with_timeout(Some(self.stop_timeout_s))
             .await
-            .map_err(|e| format!("cannot stop {server}: {e}"))
+            .map_err(|e| backend(format!("cannot stop {server}: {e}")))
     }
 
-    async fn install(&self, server: &str, side: Side) -> Result<(), String> {
+    async fn install(&self, server: &str, side: Side) -> Result<(), ControlError> {
         let mut slots = self.slots.lock().await;
         let Some(s) = slots.get(server) else {
             return Ok(());
@@ -409,30 +413,32 @@ impl ServerControl for TcControl {
         if s.side == side {
             return Ok(());
         }
-        if s.container.is_running().await.map_err(|e| e.to_string())? {
-            return Err(format!("{server} still runs: it cannot be replaced"));
+        if s.container.is_running().await.map_err(backend)? {
+            return Err(backend(format!(
+                "{server} still runs: it cannot be replaced"
+            )));
         }
         // Replacement: the stopped container goes; the volume stays for the next one.
         if let Some(old) = slots.remove(server) {
             old.container
                 .rm()
                 .await
-                .map_err(|e| format!("cannot remove {server}'s old container: {e}"))?;
+                .map_err(|e| backend(format!("cannot remove {server}'s old container: {e}")))?;
         }
         Ok(())
     }
 
-    async fn start(&self, server: &str, side: Side) -> Result<(), String> {
+    async fn start(&self, server: &str, side: Side) -> Result<(), ControlError> {
         let mut slots = self.slots.lock().await;
         if let Some(s) = slots.get(server) {
-            if s.container.is_running().await.map_err(|e| e.to_string())? {
+            if s.container.is_running().await.map_err(backend)? {
                 return Ok(());
             }
             if s.side == side {
-                return self.restart(server, s).await;
+                return Ok(self.restart(server, s).await?);
             }
             if let Some(old) = slots.remove(server) {
-                old.container.rm().await.map_err(|e| e.to_string())?;
+                old.container.rm().await.map_err(backend)?;
             }
         }
         let slot = self.create(server, side).await?;
@@ -440,9 +446,14 @@ impl ServerControl for TcControl {
         Ok(())
     }
 
-    async fn upgrade_clients(&self) -> Result<Option<String>, String> {
+    async fn upgrade_clients(&self) -> Result<Option<String>, ControlError> {
         Ok(None)
     }
+}
+
+/// A testcontainers failure as the executor sees it.
+fn backend(e: impl ToString) -> ControlError {
+    ControlError::Backend(e.to_string())
 }
 
 /// A chaos action through Docker.

@@ -1,11 +1,11 @@
 //! The running side of an explore sweep: runs are folded into their units as they finish, a
 //! finished unit is written as one JSON line (see `chaos::shard`), and progress goes to stderr.
 
-use crate::chaos::Fault;
-use crate::chaos::explore::{Class, Run, RunResult, Totals, fold};
-use crate::chaos::pairs::How;
-use crate::chaos::shard::{Line, UnitRecord};
-pub use crate::progress::Progress;
+use super::Fault;
+use super::explore::{Class, Run, RunResult, Totals, fold};
+use super::pairs::How;
+use super::shard::{Line, UnitRecord};
+use crate::progress::Progress;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Mutex;
