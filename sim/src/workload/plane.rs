@@ -62,6 +62,13 @@ pub struct WorkloadOutcome {
     pub lost_allocs: u64,
 }
 
+impl WorkloadOutcome {
+    /// Whether nothing was recorded (no jobs, or nothing happened).
+    pub fn is_zero(&self) -> bool {
+        *self == WorkloadOutcome::default()
+    }
+}
+
 /// A worker's evaluation in progress.
 #[derive(Debug, Clone)]
 struct InFlight {

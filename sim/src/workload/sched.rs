@@ -6,9 +6,11 @@
 //! once (those still running out their kill timeout count against it); then the group gets
 //! new allocations up to its count (a system job: one per eligible node) on eligible nodes
 //! with a free slot. Node choice: fewest allocations of the same job first (Nomad's job
-//! anti-affinity), then most free slots, then the lowest index — deterministic, where Nomad's
-//! binpack scores a random sample of nodes (`scheduler/rank.go`). Placements that find no slot
-//! are counted `unplaced`: the evaluation blocks for capacity.
+//! anti-affinity), then the fullest node (Nomad's default `binpack` algorithm), then the lowest
+//! index — deterministic, where Nomad scores a random sample of nodes (`scheduler/rank.go`,
+//! `scheduler/select.go`). Placements that find no slot are counted `unplaced`: the
+//! evaluation blocks for capacity. A system job's allocation on a draining node is stopped
+//! like any other (Nomad stops system allocations last, after the other jobs' migrations).
 
 use super::JobSpec;
 use super::broker::{EvalId, JobIdx};
