@@ -262,11 +262,11 @@ pub fn observe(world: &World, acked_before: u64, reads: Reads) -> ClusterView {
         } else {
             Readout::NotApplicable
         },
-        // Jobs and the leader's broker (empty without declared jobs).
-        workload: if nomad {
-            Readout::Read(first_ok(n, |id| world.workload_view(id)))
-        } else {
-            Readout::NotApplicable
+        // Jobs and the leader's broker (empty without declared jobs), when the procedure asks.
+        workload: match (nomad, reads.workload) {
+            (false, _) => Readout::NotApplicable,
+            (true, true) => Readout::Read(first_ok(n, |id| world.workload_view(id))),
+            (true, false) => Readout::NotRead,
         },
     }
 }

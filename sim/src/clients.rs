@@ -194,6 +194,7 @@ impl World {
         self.trace(TraceKind::Fault {
             what: format!("client {name} up"),
         });
+        self.plane_node_back(i as u32, false);
         if let Some((l, ..)) = self.timer_leader()
             && self.node_down_at(i, l)
         {

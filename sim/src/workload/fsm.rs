@@ -243,6 +243,17 @@ impl Fsm {
             .count() as u32
     }
 
+    /// Allocations occupying a slot at `now`, per node `0..nodes` (one pass).
+    pub fn used_all(&self, nodes: u32, now: SimTime) -> Vec<u32> {
+        let mut used = vec![0u32; nodes as usize];
+        for a in self.allocs.iter().filter(|a| a.runs_at(now)) {
+            if let Some(u) = used.get_mut(a.node as usize) {
+                *u += 1;
+            }
+        }
+        used
+    }
+
     /// Whether `node` takes new allocations (ready and not draining).
     pub fn eligible(&self, node: NodeIdx) -> bool {
         !self.down.contains(&node) && !self.draining.contains(&node)
@@ -278,14 +289,16 @@ impl Fsm {
             }
         }
         let mut unplaced = p.unplaced;
+        let mut used = self.used_all(ctx.nodes as u32, now);
         for pl in &p.place {
             let fits = (pl.node as usize) < ctx.nodes
                 && self.eligible(pl.node)
-                && self.used(pl.node, now) < ctx.slots;
+                && used[pl.node as usize] < ctx.slots;
             if !fits {
                 unplaced += 1;
                 continue;
             }
+            used[pl.node as usize] += 1;
             let id = self.allocs.len() as u64 + 1;
             self.allocs.push(Alloc {
                 id,

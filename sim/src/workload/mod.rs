@@ -45,8 +45,21 @@
 //! missed heartbeats are not drawn (no stagger). Scheduling is deterministic (no random
 //! draws), so the plane needs no random stream.
 //!
+//! Timing: the plane's timers (a worker's scheduling time, nack timers, a worker's dequeue
+//! retry, the end of a migrated allocation's kill timeout, a stopped server-client's heartbeat
+//! TTL) are ordinary events on the world's queue. The quiet-period elision (`steady`) ends
+//! every closed-form round before the next queued event, so it never runs past one of them;
+//! with no evaluation pending and nothing stopping the plane queues nothing (the nack timer of
+//! an evaluation acknowledged since still fires once, and does nothing).
+//!
+//! Reads: `World::workload_view` (jobs with desired, running and queued counts; the broker's
+//! counters from the current leader, zeros from a server that is not the broker's leader) and
+//! `World::workload_outcome` (backlog peak, time to recover after `mark_procedure_end`,
+//! allocations lost with their node, faults included).
+//!
 //! With no jobs declared the plane does nothing at all: no entries, no events, no trace lines,
-//! and the constant-allocations drain model of `clients` applies.
+//! and the constant-allocations drain model of `clients` applies. A drained node stays
+//! ineligible (Nomad leaves it so until `node eligibility -enable`).
 
 pub mod broker;
 pub mod fsm;

@@ -187,7 +187,9 @@ impl World {
         let Some(p) = self.plane.as_mut() else { return };
         if p.leader.take().is_some() {
             p.broker.set_enabled(false);
+            // Plans in flight are refused; their workers are free again.
             p.inflight.clear();
+            p.busy.iter_mut().for_each(|b| b.1 = 0);
         }
     }
 
@@ -568,13 +570,29 @@ impl World {
 
     /// Server `s` runs again: its client registers (marked ready if it was marked down).
     pub(crate) fn plane_server_up(&mut self, s: ServerId) {
+        let Some(node) = self.plane.as_ref().and_then(|p| p.node_of(s)) else {
+            return;
+        };
+        self.plane_node_back(node, true);
+    }
+
+    /// Node `node`'s host is back. Allocations killed with it that the state still calls
+    /// running are found dead when the client restores them: the leader marks the node down
+    /// (they are lost and replaced) and ready again. A node marked down is marked ready (for a
+    /// client-only node `clients` writes that). Without a leader, the next one does it.
+    pub(crate) fn plane_node_back(&mut self, node: NodeIdx, mark_ready: bool) {
         let Some(p) = self.plane.as_ref() else { return };
-        let Some(node) = p.node_of(s) else { return };
+        let stale = p.fsm.allocs.iter().any(|a| {
+            a.node == node && a.state == super::fsm::AllocState::Running && p.killed.contains(&a.id)
+        });
         let down = p.fsm.down.contains(&node);
         let Some((l, _)) = self.plane_leader() else {
-            return; // the next leader marks it ready
+            return;
         };
-        if down {
+        if stale && !down {
+            self.append_local(l, EntryKind::NodeStatus { node, down: true });
+        }
+        if (stale && !down) || (down && mark_ready) {
             self.append_local(l, EntryKind::NodeStatus { node, down: false });
             self.broadcast(l);
         }

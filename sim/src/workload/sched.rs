@@ -48,7 +48,7 @@ pub fn plan(fsm: &Fsm, eval: EvalId, job: JobIdx, ctx: &SchedCtx) -> PlanResult 
         return p;
     }
     // Slots taken, per node, as the plan goes.
-    let mut used: Vec<u32> = (0..ctx.nodes).map(|n| fsm.used(n, ctx.now)).collect();
+    let mut used = fsm.used_all(ctx.nodes, ctx.now);
     for (g, group) in spec.groups.iter().enumerate() {
         let g = g as u32;
         let mine: Vec<&Alloc> = fsm
@@ -77,15 +77,30 @@ pub fn plan(fsm: &Fsm, eval: EvalId, job: JobIdx, ctx: &SchedCtx) -> PlanResult 
             let want = group.count.saturating_sub(live);
             (0..want).map(|_| NodeIdx::MAX).collect()
         };
+        // Allocations of this job per node, as the plan goes (anti-affinity).
+        let mut same = vec![0u32; ctx.nodes as usize];
+        for a in fsm
+            .allocs
+            .iter()
+            .filter(|a| a.job == job && a.runs_at(ctx.now))
+        {
+            if let Some(c) = same.get_mut(a.node as usize) {
+                *c += 1;
+            }
+        }
+        for pl in &p.place {
+            same[pl.node as usize] += 1;
+        }
         for target in targets {
             let node = if target == NodeIdx::MAX {
-                pick(fsm, job, &p.place, &used, ctx)
+                pick(fsm, &same, &used, ctx)
             } else {
                 (used[target as usize] < ctx.slots).then_some(target)
             };
             match node {
                 Some(n) => {
                     used[n as usize] += 1;
+                    same[n as usize] += 1;
                     p.place.push(Placement { group: g, node: n });
                 }
                 None => p.unplaced += 1,
@@ -107,25 +122,12 @@ fn system_targets(fsm: &Fsm, mine: &[&Alloc], ctx: &SchedCtx) -> Vec<NodeIdx> {
         .collect()
 }
 
-/// The node for one more allocation of `job`, if any has a free slot.
-fn pick(
-    fsm: &Fsm,
-    job: JobIdx,
-    placed: &[Placement],
-    used: &[u32],
-    ctx: &SchedCtx,
-) -> Option<NodeIdx> {
+/// The node for one more allocation, if any has a free slot: fewest of the job's allocations
+/// (`same`), then the fullest, then the lowest index.
+fn pick(fsm: &Fsm, same: &[u32], used: &[u32], ctx: &SchedCtx) -> Option<NodeIdx> {
     (0..ctx.nodes)
         .filter(|&n| fsm.eligible(n) && used[n as usize] < ctx.slots)
-        .min_by_key(|&n| {
-            let same = fsm
-                .allocs
-                .iter()
-                .filter(|a| a.job == job && a.node == n && a.runs_at(ctx.now))
-                .count()
-                + placed.iter().filter(|pl| pl.node == n).count();
-            (same, ctx.slots - used[n as usize], n)
-        })
+        .min_by_key(|&n| (same[n as usize], ctx.slots - used[n as usize], n))
 }
 
 #[cfg(test)]

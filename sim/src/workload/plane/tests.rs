@@ -212,3 +212,20 @@ fn the_plane_keeps_the_elision_exact_and_the_run_safe() {
         assert!(settled(&w), "seed {seed}: {:?}", view(&w));
     }
 }
+
+#[test]
+fn a_client_back_before_it_was_marked_down_has_its_dead_allocations_replaced() {
+    let mut w = World::new(cfg(5)).unwrap();
+    w.run_for(320 * SEC);
+    let before = w.plane.as_ref().unwrap().running_on(1, w.now());
+    assert!(before > 0);
+    w.client_down(1);
+    w.run_for(2 * SEC); // its heartbeat timer has not fired yet
+    w.client_up(1);
+    w.run_for(30 * SEC);
+    assert!(settled(&w), "{:?}", view(&w));
+    let p = w.plane.as_ref().unwrap();
+    let lost = p.fsm.allocs.iter().filter(|a| a.state == AllocState::Lost);
+    assert_eq!(lost.count(), before);
+    assert_eq!(w.workload_outcome().lost_allocs, before as u64);
+}
