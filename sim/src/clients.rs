@@ -166,7 +166,9 @@ impl World {
         self.trace(TraceKind::Fault {
             what: format!("client {name} down"),
         });
-        self.plane_node_gone(i as u32);
+        if self.plane.is_some() {
+            self.plane_node_gone(i as u32);
+        }
         let Some((l, term, since)) = self.timer_leader() else {
             return; // no timers run; the next leader arms the failover TTL
         };
@@ -194,7 +196,9 @@ impl World {
         self.trace(TraceKind::Fault {
             what: format!("client {name} up"),
         });
-        self.plane_node_back(i as u32, false);
+        if self.plane.is_some() {
+            self.plane_node_back(i as u32, false);
+        }
         if let Some((l, ..)) = self.timer_leader()
             && self.node_down_at(i, l)
         {

@@ -441,9 +441,9 @@ impl World {
                 return self.crash_process(id, why);
             }
             // The first server to apply a committed index applies it to the workload state.
-            let fresh = idx > self.oracle().canon.len();
+            let fresh = self.plane.is_some() && idx > self.oracle().canon.len();
             self.check_apply(id, idx, (term, digest), write.is_some());
-            if fresh && self.plane.is_some() {
+            if fresh {
                 let kind = self.servers[id].disk.entry(idx).map(|e| e.kind.clone());
                 self.servers[id].vol.applied = idx;
                 if let Some(kind) = kind {

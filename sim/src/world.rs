@@ -1160,7 +1160,9 @@ impl World {
         });
         self.leadership_changed();
         self.update_quorum();
-        self.plane_server_down(id);
+        if self.plane.is_some() {
+            self.plane_server_down(id);
+        }
     }
 
     /// Starts a stopped or crashed server (boots after a delay).
@@ -1225,7 +1227,9 @@ impl World {
         }
         self.serf_rejoin(id);
         self.update_quorum();
-        self.plane_server_up(id);
+        if self.plane.is_some() {
+            self.plane_server_up(id);
+        }
     }
 
     /// Why a server cannot boot with its binary, configuration and data, if it cannot.
@@ -1504,7 +1508,9 @@ impl World {
         self.push(d, Ev::AutopilotHealth { leader, term });
         // The heartbeat timers start in establishLeadership too, and the eval broker.
         self.clients_on_established(leader);
-        self.plane_on_established(leader);
+        if self.plane.is_some() {
+            self.plane_on_established(leader);
+        }
     }
 
     /// Queues a workload-plane event at `at` (see `workload`).
@@ -2235,7 +2241,9 @@ impl World {
 
     pub(crate) fn leadership_changed(&mut self) {
         self.track_wedge();
-        self.plane_on_leadership_changed();
+        if self.plane.is_some() {
+            self.plane_on_leadership_changed();
+        }
         let l = self.leader();
         if l == self.cur_leader {
             return;

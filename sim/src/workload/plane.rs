@@ -160,6 +160,7 @@ impl World {
 
     /// `establishLeadership` on `l`: the broker is enabled and restored from the state; the
     /// leader's own writes follow its no-op (`PlaneEv::Established`).
+    #[inline(never)]
     pub(crate) fn plane_on_established(&mut self, l: ServerId) {
         let term = self.servers[l].disk.term;
         let Some(p) = self.plane.as_mut() else {
@@ -180,6 +181,7 @@ impl World {
     }
 
     /// `revokeLeadership`: a broker whose leader no longer leads is flushed.
+    #[inline(never)]
     pub(crate) fn plane_on_leadership_changed(&mut self) {
         if self.plane.is_none() || self.plane_leader().is_some() {
             return;
@@ -250,6 +252,7 @@ impl World {
     }
 
     /// A plane event.
+    #[inline(never)]
     pub(crate) fn on_plane(&mut self, ev: PlaneEv) {
         match ev {
             PlaneEv::Established { leader, term } => self.plane_established_writes(leader, term),
@@ -415,6 +418,7 @@ impl World {
 
     /// A committed entry, applied the first time any server applies its index (see the
     /// module docs): the state changes, and the leader's broker follows.
+    #[inline(never)]
     pub(crate) fn plane_apply(&mut self, kind: &EntryKind) {
         let now = self.now;
         let slots = self.cfg.plane.slots_per_node;
@@ -540,6 +544,7 @@ impl World {
     }
 
     /// A node's host or agent stopped: what ran on it is killed (ground truth).
+    #[inline(never)]
     pub(crate) fn plane_node_gone(&mut self, node: NodeIdx) {
         let now = self.now;
         let Some(p) = self.plane.as_mut() else { return };
@@ -557,6 +562,7 @@ impl World {
 
     /// Server `s` went down: its client's allocations die; the leader marks the node down
     /// after `min_heartbeat_ttl + heartbeat_grace` (the stagger is not drawn).
+    #[inline(never)]
     pub(crate) fn plane_server_down(&mut self, s: ServerId) {
         let Some(node) = self.plane.as_ref().and_then(|p| p.node_of(s)) else {
             return;
@@ -569,6 +575,7 @@ impl World {
     }
 
     /// Server `s` runs again: its client registers (marked ready if it was marked down).
+    #[inline(never)]
     pub(crate) fn plane_server_up(&mut self, s: ServerId) {
         let Some(node) = self.plane.as_ref().and_then(|p| p.node_of(s)) else {
             return;
@@ -580,6 +587,7 @@ impl World {
     /// running are found dead when the client restores them: the leader marks the node down
     /// (they are lost and replaced) and ready again. A node marked down is marked ready (for a
     /// client-only node `clients` writes that). Without a leader, the next one does it.
+    #[inline(never)]
     pub(crate) fn plane_node_back(&mut self, node: NodeIdx, mark_ready: bool) {
         let Some(p) = self.plane.as_ref() else { return };
         let stale = p.fsm.allocs.iter().any(|a| {
