@@ -119,6 +119,15 @@ pub struct Outcome {
     /// allocations were lost (the verdict `LostAllocations` when nothing worse happened).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lost_allocations: Vec<String>,
+    /// The workload plane's figures when the plan declares jobs: eval backlog peak, time from
+    /// the procedure's end until the backlog is 0 and every job runs its desired count, and
+    /// allocations lost with their node (faults included; `lost_allocations` above names the
+    /// procedure's own stops).
+    #[serde(
+        default,
+        skip_serializing_if = "rehearse_sim::WorkloadOutcome::is_zero"
+    )]
+    pub workload_plane: rehearse_sim::WorkloadOutcome,
 }
 
 /// Most notable events an outcome keeps.
@@ -151,6 +160,7 @@ pub fn sim_config(plan: &Plan, seed: u64) -> SimConfig {
     cfg.autopilot.min_quorum = a.min_quorum;
     cfg.clients.count = plan.clients.count;
     cfg.clients.version = Some(plan.client_version());
+    cfg.jobs = plan.jobs.iter().map(job_spec).collect();
     // A target raft protocol is part of the target's configuration; a rollback brings back the
     // current one.
     if let Some(p) = plan.upgrade.target_raft_protocol {
@@ -161,6 +171,34 @@ pub fn sim_config(plan: &Plan, seed: u64) -> SimConfig {
         }
     }
     cfg
+}
+
+/// A plan's job as the simulator runs it. A count past `u32` is kept out of range, so that the
+/// simulator's own limit names the field.
+fn job_spec(j: &crate::plan::Job) -> rehearse_sim::workload::JobSpec {
+    use crate::plan::JobKind;
+    use rehearse_model::api::JobType;
+    rehearse_sim::workload::JobSpec {
+        name: j.name.clone(),
+        kind: match j.kind {
+            JobKind::Service => JobType::Service,
+            JobKind::Batch => JobType::Batch,
+            JobKind::System => JobType::System,
+        },
+        groups: j
+            .groups
+            .iter()
+            .map(|g| rehearse_sim::workload::GroupSpec {
+                name: g.name.clone(),
+                count: u32::try_from(g.count).unwrap_or(u32::MAX),
+                kill_timeout_ns: g.kill_timeout,
+                migrate_max_parallel: g
+                    .migrate
+                    .as_ref()
+                    .map(|m| u32::try_from(m.max_parallel).unwrap_or(u32::MAX)),
+            })
+            .collect(),
+    }
 }
 
 /// The first server's answer that is not an error, or the last error.
@@ -224,11 +262,11 @@ pub fn observe(world: &World, acked_before: u64, reads: Reads) -> ClusterView {
         } else {
             Readout::NotApplicable
         },
-        // The simulated cluster runs no jobs: an empty job list and an idle broker.
-        workload: if nomad {
-            Readout::Read(Ok(rehearse_model::api::Workload::default()))
-        } else {
-            Readout::NotApplicable
+        // Jobs and the leader's broker (empty without declared jobs), when the procedure asks.
+        workload: match (nomad, reads.workload) {
+            (false, _) => Readout::NotApplicable,
+            (true, true) => Readout::Read(first_ok(n, |id| world.workload_view(id))),
+            (true, false) => Readout::NotRead,
         },
     }
 }
@@ -484,6 +522,7 @@ impl Checkpoint {
             ..
         } = self;
         let duration_ms = sim.ms();
+        sim.world.mark_procedure_end();
         hooks.finish(&mut sim.world);
         sim.world.run_for(COOLDOWN_NS);
         let horizon = sim.world.now().plus(NODE_TIMERS_MAX_NS);
@@ -725,6 +764,7 @@ fn judge(
         events: notable_events(w),
         client_problems,
         lost_allocations: lost,
+        workload_plane: w.workload_outcome(),
     }
 }
 

@@ -178,3 +178,32 @@ fn the_client_check_notices_a_gone_client_that_1_9_0_never_marks_down() {
         }
     }
 }
+
+/// A plan with jobs: the simulator places them, the procedure's drains migrate the
+/// server-clients' allocations (nothing lost), and the jobs run their counts at the end.
+#[test]
+fn declared_jobs_are_migrated_by_drains_and_lost_without_one() {
+    let text = std::fs::read_to_string("plans/nomad-5-servers-jobs.toml").unwrap();
+    let p = Plan::from_str_named(&text, "plans/nomad-5-servers-jobs.toml").unwrap();
+    for o in run(&p, Variant::Safe, 1..5) {
+        assert_eq!(o.verdict, Verdict::Completed, "seed {}", o.seed);
+        let w = o.workload_plane;
+        assert_eq!(w.lost_allocs, 0, "seed {}", o.seed);
+        assert!(w.backlog_peak > 0, "the jobs were evaluated");
+        assert!(w.time_to_recover_ns.is_some(), "seed {}: {w:?}", o.seed);
+    }
+    let text = text.replace(
+        "[upgrade.drain]\nenabled = true",
+        "[upgrade.drain]\nenabled = false",
+    );
+    let p = Plan::from_str_named(&text, "no-drain").unwrap();
+    for o in run(&p, Variant::Safe, 1..3) {
+        assert!(
+            matches!(o.verdict, Verdict::LostAllocations { .. }),
+            "seed {}: {:?}",
+            o.seed,
+            o.verdict
+        );
+        assert!(o.workload_plane.lost_allocs > 0);
+    }
+}

@@ -30,7 +30,8 @@
 //! leader's mark-down is written the moment its timer fires (Nomad first checks leadership with
 //! a barrier, milliseconds). A server that is also a client is listed (named after the server,
 //! running the server's version) but its heartbeats are not modelled: its drain and allocations
-//! are (see `drain`), and its restarts last seconds.
+//! are (see `drain`; with jobs declared, the workload plane's, see `workload`), and its
+//! restarts last seconds. Jobs, allocations and evaluations are the `workload` plane's.
 
 use crate::rng::SimRng;
 use crate::state::{EntryKind, ProcessState, Role, ServerId};
@@ -44,8 +45,9 @@ use rehearse_model::versions::{KnownIssueKind, Version, has_issue_for};
 pub const MAX_NODES: usize = 10_000;
 /// Most status writes kept per node (each death or return adds one).
 const MARKS_MAX: usize = 1_000;
-/// Allocations a server-client runs before it is drained (any positive number would do: the
-/// question is whether they have stopped).
+/// Allocations a server-client runs before it is drained when no jobs are declared (any
+/// positive number would do: the question is whether they have stopped). With jobs the
+/// workload plane counts them (see `workload`).
 const ALLOCS_PER_NODE: usize = 3;
 
 /// One client-only node.
@@ -164,6 +166,9 @@ impl World {
         self.trace(TraceKind::Fault {
             what: format!("client {name} down"),
         });
+        if self.plane.is_some() {
+            self.plane_node_gone(i as u32);
+        }
         let Some((l, term, since)) = self.timer_leader() else {
             return; // no timers run; the next leader arms the failover TTL
         };
@@ -191,6 +196,9 @@ impl World {
         self.trace(TraceKind::Fault {
             what: format!("client {name} up"),
         });
+        if self.plane.is_some() {
+            self.plane_node_back(i as u32, false);
+        }
         if let Some((l, ..)) = self.timer_leader()
             && self.node_down_at(i, l)
         {
@@ -384,6 +392,9 @@ impl World {
             return Ok(0);
         }
         self.forwarded_or_any(id)?;
+        if let Some(n) = self.plane_allocs_on_server(id) {
+            return Ok(n);
+        }
         let stopped = s
             .drain_done_at
             .is_some_and(|t| self.now >= t.plus(self.cfg.clients.kill_timeout_ns));
@@ -392,6 +403,9 @@ impl World {
 
     /// Ground truth for the judge: allocations running on server `id`'s client right now.
     pub fn allocations_running_now(&self, id: ServerId) -> usize {
+        if let Some(n) = self.plane_allocs_on_server(id) {
+            return n;
+        }
         let s = &self.servers[id];
         let stopped = s
             .drain_done_at

@@ -273,6 +273,15 @@ pub struct SimConfig {
     /// the server's protocol.
     #[serde(default)]
     pub raft_protocol_by_version: Vec<(Version, u8)>,
+    /// The jobs the clients run (none: the workload plane does nothing; see `workload`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<crate::workload::JobSpec>,
+    /// The workload plane's parameters.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::workload::WorkloadPlaneConfig::is_default"
+    )]
+    pub plane: crate::workload::WorkloadPlaneConfig,
 }
 
 impl SimConfig {
@@ -317,6 +326,8 @@ impl SimConfig {
             boot_ns_min: 300 * MS,
             boot_ns_max: 2 * SEC,
             raft_protocol_by_version: Vec::new(),
+            jobs: Vec::new(),
+            plane: Default::default(),
         }
     }
 
@@ -348,6 +359,8 @@ impl SimConfig {
                 "workload.writes_per_sec: {rate} is not between 0 and {max_rate}"
             ));
         }
+        crate::workload::validate_jobs(&self.jobs).map_err(crate::SimError::Config)?;
+        self.plane.validate().map_err(crate::SimError::Config)?;
         if self.clients.count > crate::clients::MAX_NODES {
             return bad(format!(
                 "clients.count: at most {} client nodes",

@@ -8,7 +8,8 @@
 //! node: the hashicorp/raft rules as handlers that return effects, testable without a world),
 //! `raft` (the messages, and the world's dispatch to the nodes), `oracle` (the safety
 //! invariants' records and checks, testable without a world), `world` (event queue, network,
-//! processes, gossip, autopilot, workload), `steady` (quiet-period
+//! processes, gossip, autopilot, workload), `workload` (jobs, allocations, evaluations, the
+//! eval broker and the scheduler workers, fed by committed entries), `steady` (quiet-period
 //! elision, with its exact check), `ops` (the operator surface), `trace`. The API-shaped
 //! answers, the version catalog and time units live in `rehearse-model`.
 
@@ -26,6 +27,7 @@ pub mod roomy;
 pub mod state;
 mod steady;
 pub mod trace;
+pub mod workload;
 pub mod world;
 
 pub use config::{
@@ -34,4 +36,5 @@ pub use config::{
 };
 pub use rehearse_model::time::SimTime;
 pub use state::{BadBinary, ProcessState, ServerId, StopMode};
+pub use workload::{WorkloadOutcome, WorkloadPlaneConfig};
 pub use world::{ACK_BUCKET_NS, ACK_BUCKETS, Metrics, SimError, Violation, WorkloadStats, World};

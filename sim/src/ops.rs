@@ -481,7 +481,15 @@ impl World {
                 message: "no client node on this server".into(),
             });
         }
-        self.forwarded_or_any(id)?;
+        let l = self.forwarded_or_any(id)?;
+        // With jobs declared the drain is the workload plane's: the leader writes it, the
+        // drainer migrates the node's allocations, and it completes when the node runs none.
+        if self.plane_drain(id, l) {
+            self.trace(TraceKind::Fault {
+                what: format!("drain {}", self.servers[id].spec.name),
+            });
+            return Ok(());
+        }
         let (lo, hi) = (self.cfg.clients.drain_ns_min, self.cfg.clients.drain_ns_max);
         let d = self.drain_delay(lo, hi);
         self.servers[id].drain_done_at = Some(self.now.plus(d));

@@ -440,7 +440,16 @@ impl World {
                 self.metrics.skew_crashes += 1;
                 return self.crash_process(id, why);
             }
+            // The first server to apply a committed index applies it to the workload state.
+            let fresh = self.plane.is_some() && idx > self.oracle().canon.len();
             self.check_apply(id, idx, (term, digest), write.is_some());
+            if fresh {
+                let kind = self.servers[id].disk.entry(idx).map(|e| e.kind.clone());
+                self.servers[id].vol.applied = idx;
+                if let Some(kind) = kind {
+                    self.plane_apply(&kind);
+                }
+            }
             let s = &mut self.servers[id];
             s.vol.applied = idx;
             if let Some(w) = write {

@@ -81,6 +81,36 @@ pub enum EntryKind {
         /// Down (true) or ready (false).
         down: bool,
     },
+    /// `Job.Register` of declared job `job` (index in `SimConfig::jobs`), with its evaluation
+    /// (see `workload`).
+    JobRegister {
+        /// Job index.
+        job: u32,
+    },
+    /// A scheduler's plan as the leader applies it, with its evaluation's update.
+    PlanResult(Box<crate::workload::fsm::PlanResult>),
+    /// A new evaluation of job `job` (the drainer's next batch).
+    EvalCreate {
+        /// Job index.
+        job: u32,
+    },
+    /// An evaluation's status (failed after its delivery limit).
+    EvalUpdate {
+        /// Evaluation.
+        eval: u64,
+        /// New status.
+        status: crate::workload::fsm::EvalStatus,
+    },
+    /// `Node.UpdateDrain` for a node of the workload plane (`workload::fsm::NodeIdx`).
+    NodeDrain {
+        /// Node.
+        node: u32,
+    },
+    /// The scheduler configuration (`getOrCreateSchedulerConfig`).
+    SchedulerConfig {
+        /// `pause_eval_broker`.
+        pause_eval_broker: bool,
+    },
 }
 
 /// A Raft log entry.
@@ -124,6 +154,16 @@ impl Entry {
             EntryKind::LicenseReport => 5,
             EntryKind::NodeStatus { node, down } => {
                 6 ^ (u64::from(*node) << 5) ^ (u64::from(*down) << 4)
+            }
+            EntryKind::JobRegister { job } => 7 ^ (u64::from(*job) << 4),
+            EntryKind::PlanResult(p) => {
+                8 ^ (p.eval << 8) ^ ((p.place.len() as u64) << 4) ^ (p.migrate.len() as u64)
+            }
+            EntryKind::EvalCreate { job } => 9 ^ (u64::from(*job) << 4),
+            EntryKind::EvalUpdate { eval, .. } => 10 ^ (eval << 4),
+            EntryKind::NodeDrain { node } => 11 ^ (u64::from(*node) << 4),
+            EntryKind::SchedulerConfig { pause_eval_broker } => {
+                12 ^ (u64::from(*pause_eval_broker) << 4)
             }
         }
     }

@@ -127,6 +127,8 @@ enum Ev {
         node: u32,
         generation: u64,
     },
+    /// A workload-plane event (see `workload`).
+    Plane(crate::workload::PlaneEv),
 }
 
 /// Autopilot's record of one server (kept by the leader, refreshed every health interval).
@@ -357,6 +359,8 @@ pub struct World {
     episode_seq: u64,
     /// Client nodes and the leader's heartbeat timers (see `clients`).
     pub(crate) clients: crate::clients::Clients,
+    /// The workload plane, when jobs are declared (see `workload`).
+    pub(crate) plane: Option<Box<crate::workload::Plane>>,
     /// Which configuration entries are the servers they name now, as the Raft nodes see it
     /// (kept beside `servers`: set where an address or an advertised protocol changes).
     pub(crate) dir: crate::node::Directory,
@@ -382,7 +386,7 @@ pub(crate) struct LocalMsg {
 }
 
 /// Names of the event kinds counted by `World::event_profile`.
-const EV_KINDS: [&str; 18] = [
+const EV_KINDS: [&str; 19] = [
     "msg:vote",
     "msg:vote_resp",
     "msg:append(hb)",
@@ -401,6 +405,7 @@ const EV_KINDS: [&str; 18] = [
     "workload",
     "autopilot",
     "client-ttl",
+    "plane",
 ];
 
 fn msg_kind(msg: &Msg) -> usize {
@@ -423,6 +428,7 @@ fn ev_kind(ev: &Ev) -> usize {
         Ev::Serf { .. } => 14,
         Ev::Workload => 15,
         Ev::ClientTtl { .. } => 17,
+        Ev::Plane(_) => 18,
         _ => 16,
     }
 }
@@ -548,6 +554,10 @@ impl World {
         let write_rate = cfg.workload.writes_per_sec;
         let client_version = cfg.clients.version.unwrap_or(cfg.servers[0].version);
         let clients = crate::clients::Clients::new(cfg.clients.count, client_version, seed);
+        let plane = (!cfg.jobs.is_empty()).then(|| {
+            let also: Vec<bool> = cfg.servers.iter().map(|s| s.also_client).collect();
+            Box::new(crate::workload::Plane::new(cfg.clients.count, &also))
+        });
         let mut w = World {
             servers: servers.collect(),
             now: SimTime::ZERO,
@@ -592,6 +602,7 @@ impl World {
             episode_seq: 0,
             elision: true,
             clients,
+            plane,
             dir: crate::node::Directory::default(),
             effects: Vec::new(),
             exact_check: false,
@@ -852,6 +863,7 @@ impl World {
             | Ev::AutopilotReconcile
             | Ev::AutopilotStatsTimeout { .. }
             | Ev::ClientTtl { .. }
+            | Ev::Plane(_)
             | Ev::Serf { .. } => true,
             Ev::Timer {
                 server,
@@ -922,6 +934,7 @@ impl World {
             }
             Ev::AutopilotStatsTimeout { server, leader } => self.stats_timed_out(server, leader),
             Ev::ClientTtl { node, generation } => self.on_client_ttl(node as usize, generation),
+            Ev::Plane(e) => self.on_plane(e),
             Ev::AutopilotReconcile => {
                 self.reconcile();
                 let d = self.cfg.autopilot.reconcile_interval_ns;
@@ -1147,6 +1160,9 @@ impl World {
         });
         self.leadership_changed();
         self.update_quorum();
+        if self.plane.is_some() {
+            self.plane_server_down(id);
+        }
     }
 
     /// Starts a stopped or crashed server (boots after a delay).
@@ -1211,6 +1227,9 @@ impl World {
         }
         self.serf_rejoin(id);
         self.update_quorum();
+        if self.plane.is_some() {
+            self.plane_server_up(id);
+        }
     }
 
     /// Why a server cannot boot with its binary, configuration and data, if it cannot.
@@ -1487,8 +1506,16 @@ impl World {
         let term = self.servers[leader].disk.term;
         let d = self.cfg.autopilot.health_interval_ns;
         self.push(d, Ev::AutopilotHealth { leader, term });
-        // The heartbeat timers start in establishLeadership too.
+        // The heartbeat timers start in establishLeadership too, and the eval broker.
         self.clients_on_established(leader);
+        if self.plane.is_some() {
+            self.plane_on_established(leader);
+        }
+    }
+
+    /// Queues a workload-plane event at `at` (see `workload`).
+    pub(crate) fn push_plane(&mut self, at: SimTime, ev: crate::workload::PlaneEv) {
+        self.push(at.since(self.now), Ev::Plane(ev));
     }
 
     /// Queues a client node's heartbeat timer (see `clients`).
@@ -2214,6 +2241,9 @@ impl World {
 
     pub(crate) fn leadership_changed(&mut self) {
         self.track_wedge();
+        if self.plane.is_some() {
+            self.plane_on_leadership_changed();
+        }
         let l = self.leader();
         if l == self.cur_leader {
             return;

@@ -367,6 +367,7 @@ fn live_outcome(
         events: Vec::new(),
         client_problems: Vec::new(),
         lost_allocations: Vec::new(),
+        workload_plane: Default::default(),
     }
 }
 

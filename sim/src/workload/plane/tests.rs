@@ -1,0 +1,231 @@
+//! The workload plane in a world: placement at boot, leader changes, nodes lost, drains.
+
+use crate::config::SimConfig;
+use crate::state::StopMode;
+use crate::workload::fsm::AllocState;
+use crate::workload::{GroupSpec, JobSpec};
+use crate::world::World;
+use rehearse_model::api::{JobType, Workload};
+use rehearse_model::time::SEC;
+use rehearse_model::versions::Version;
+
+fn group(name: &str, count: u32, max_parallel: Option<u32>) -> GroupSpec {
+    GroupSpec {
+        name: name.into(),
+        count,
+        kill_timeout_ns: 5 * SEC,
+        migrate_max_parallel: max_parallel,
+    }
+}
+
+/// 5 servers (s4 and s5 also clients), 3 client-only nodes, 3 jobs.
+fn cfg(seed: u64) -> SimConfig {
+    let mut cfg = SimConfig::nomad(5, Version::new(1, 9, 1), seed);
+    cfg.servers[3].also_client = true;
+    cfg.servers[4].also_client = true;
+    cfg.clients.count = 3;
+    cfg.jobs = vec![
+        JobSpec {
+            name: "web".into(),
+            kind: JobType::Service,
+            groups: vec![group("web", 4, Some(2))],
+        },
+        JobSpec {
+            name: "api".into(),
+            kind: JobType::Service,
+            groups: vec![group("api", 2, None), group("worker", 1, None)],
+        },
+        JobSpec {
+            name: "agent".into(),
+            kind: JobType::System,
+            groups: vec![group("agent", 1, None)],
+        },
+    ];
+    cfg
+}
+
+fn view(w: &World) -> Workload {
+    w.workload_view(w.leader().expect("a leader")).unwrap()
+}
+
+fn settled(w: &World) -> bool {
+    let v = view(w);
+    v.broker.backlog() == 0 && v.short_jobs().is_empty()
+}
+
+#[test]
+fn three_jobs_are_placed_on_three_clients_and_two_server_clients() {
+    for seed in 1..=4 {
+        let mut w = World::new(cfg(seed)).unwrap();
+        w.run_for(20 * SEC);
+        let v = view(&w);
+        assert!(settled(&w), "seed {seed}: {v:?}");
+        let counts: Vec<(u32, u32)> = v.jobs.iter().map(|j| (j.desired, j.running)).collect();
+        assert_eq!(counts, vec![(4, 4), (3, 3), (5, 5)], "seed {seed}");
+        assert!(w.workload_outcome().backlog_peak > 0);
+        assert!(w.violations().is_empty(), "{:?}", w.violations());
+        // Every node within capacity; the server-clients run allocations.
+        let p = w.plane.as_ref().unwrap();
+        for node in 0..5 {
+            assert!(p.running_on(node, w.now()) <= w.cfg.plane.slots_per_node as usize);
+        }
+        assert!(w.allocations_running_now(3) > 0 && w.allocations_running_now(4) > 0);
+        assert_eq!(w.allocations_running_now(0), 0, "s1 has no client");
+    }
+}
+
+#[test]
+fn a_new_leader_restores_the_broker_and_the_backlog_returns_to_zero() {
+    for seed in 1..=4 {
+        let mut w = World::new(cfg(seed)).unwrap();
+        // Step until evaluations wait in the first leader's broker, then kill that leader.
+        let mut steps = 0;
+        while w
+            .leader()
+            .is_none_or(|l| view_at(&w, l).broker.backlog() == 0)
+        {
+            assert!(
+                w.step() && steps < 1_000_000,
+                "seed {seed}: no backlog ever"
+            );
+            steps += 1;
+        }
+        let l = w.leader().unwrap();
+        w.crash(l);
+        assert_eq!(w.workload_outcome().lost_allocs, 0, "nothing ran yet");
+        w.run_for(60 * SEC);
+        let nl = w.leader().expect("a new leader");
+        assert_ne!(nl, l);
+        assert!(settled(&w), "seed {seed}: {:?}", view(&w));
+        w.start(l);
+        w.run_for(60 * SEC);
+        assert!(settled(&w), "seed {seed}: {:?}", view(&w));
+        assert!(w.violations().is_empty(), "{:?}", w.violations());
+    }
+}
+
+fn view_at(w: &World, via: usize) -> Workload {
+    w.workload_view(via).unwrap_or_default()
+}
+
+#[test]
+fn a_client_node_down_has_its_allocations_replaced_elsewhere() {
+    let mut w = World::new(cfg(3)).unwrap();
+    // Past the first leader's failover TTL (5 min): the ordinary TTL applies.
+    w.run_for(320 * SEC);
+    let before = w.plane.as_ref().unwrap().running_on(0, w.now());
+    assert!(before > 0);
+    w.client_down(0);
+    assert_eq!(w.workload_outcome().lost_allocs, before as u64);
+    w.run_for(60 * SEC);
+    let v = view(&w);
+    // The system job now wants one per remaining node.
+    assert_eq!(v.jobs[2].desired, 4, "{v:?}");
+    assert!(settled(&w), "{v:?}");
+    let p = w.plane.as_ref().unwrap();
+    let lost = p.fsm.allocs.iter().filter(|a| a.state == AllocState::Lost);
+    assert_eq!(lost.count(), before);
+}
+
+#[test]
+fn a_server_client_drain_migrates_its_allocations_and_completes() {
+    let mut w = World::new(cfg(2)).unwrap();
+    w.run_for(20 * SEC);
+    let on = w.allocations_running_now(3);
+    assert!(on > 0);
+    w.drain(3).unwrap();
+    assert!(!w.drain_complete(3));
+    let mut most_stopping = 0;
+    let end = w.now().plus(120 * SEC);
+    while w.now() < end && !w.drain_complete(3) {
+        w.step();
+        let p = w.plane.as_ref().unwrap();
+        let stopping = p
+            .fsm
+            .allocs
+            .iter()
+            .filter(|a| a.job == 0 && matches!(a.state, AllocState::Stopping(_)))
+            .filter(|a| a.runs_at(w.now()))
+            .count();
+        most_stopping = most_stopping.max(stopping);
+    }
+    assert!(w.drain_complete(3), "{:?}", view(&w));
+    assert!(most_stopping <= 2, "web migrates 2 at a time");
+    assert_eq!(w.allocations_running(3), Ok(0));
+    assert_eq!(w.workload_outcome().lost_allocs, 0);
+    // The system job wants one fewer (the node is ineligible); the rest run elsewhere.
+    w.run_for(5 * SEC);
+    assert!(settled(&w), "{:?}", view(&w));
+    assert_eq!(view(&w).jobs[2].desired, 4);
+    // Stopping the drained server loses nothing.
+    w.stop(3, StopMode::Graceful);
+    assert_eq!(w.workload_outcome().lost_allocs, 0);
+}
+
+#[test]
+fn a_server_client_stopped_without_a_drain_loses_its_allocations_then_they_return() {
+    let mut w = World::new(cfg(4)).unwrap();
+    w.run_for(20 * SEC);
+    let on = w.allocations_running_now(4);
+    assert!(on > 0);
+    w.stop(4, StopMode::Graceful);
+    w.mark_procedure_end();
+    assert_eq!(w.workload_outcome().lost_allocs, on as u64);
+    assert_eq!(w.allocations_running_now(4), 0);
+    assert!(!settled(&w) || w.leader() == Some(4));
+    // Marked down after min_heartbeat_ttl + heartbeat_grace (20 s), then replaced.
+    w.run_for(60 * SEC);
+    assert!(settled(&w), "{:?}", view(&w));
+    let t = w.workload_outcome().time_to_recover_ns.expect("recovered");
+    assert!((20 * SEC..60 * SEC).contains(&t), "{t}");
+}
+
+#[test]
+fn without_jobs_the_plane_does_not_exist() {
+    let mut c = cfg(1);
+    c.jobs.clear();
+    let mut w = World::new(c).unwrap();
+    w.run_for(30 * SEC);
+    assert!(w.plane.is_none());
+    assert_eq!(view(&w), Workload::default());
+    assert_eq!(w.workload_outcome(), Default::default());
+}
+
+#[test]
+fn the_plane_keeps_the_elision_exact_and_the_run_safe() {
+    for seed in 1..=2 {
+        let mut c = cfg(seed);
+        c.workload.writes_per_sec = 20.0;
+        let mut w = World::new(c).unwrap();
+        w.set_exact_check(true);
+        w.run_for(20 * SEC);
+        let l = w.leader().unwrap();
+        w.drain(3).unwrap();
+        w.run_for(30 * SEC);
+        w.stop(l, StopMode::Graceful);
+        w.run_for(40 * SEC);
+        w.start(l);
+        w.run_for(40 * SEC);
+        assert!(w.exact_checked() > 0);
+        w.check_log_matching();
+        assert!(w.violations().is_empty(), "{:?}", w.violations());
+        assert!(settled(&w), "seed {seed}: {:?}", view(&w));
+    }
+}
+
+#[test]
+fn a_client_back_before_it_was_marked_down_has_its_dead_allocations_replaced() {
+    let mut w = World::new(cfg(5)).unwrap();
+    w.run_for(320 * SEC);
+    let before = w.plane.as_ref().unwrap().running_on(1, w.now());
+    assert!(before > 0);
+    w.client_down(1);
+    w.run_for(2 * SEC); // its heartbeat timer has not fired yet
+    w.client_up(1);
+    w.run_for(30 * SEC);
+    assert!(settled(&w), "{:?}", view(&w));
+    let p = w.plane.as_ref().unwrap();
+    let lost = p.fsm.allocs.iter().filter(|a| a.state == AllocState::Lost);
+    assert_eq!(lost.count(), before);
+    assert_eq!(w.workload_outcome().lost_allocs, before as u64);
+}
