@@ -297,9 +297,23 @@ impl Procedure {
                         ..
                     }
             ),
-            // The preflight records the jobs already short; the verification checks them.
-            workload: matches!(self.stage, Stage::Preflight { .. } | Stage::Verify { .. }),
+            // The preflight records the jobs already short; the verification checks them. The
+            // last batch's gate reads them too: the observation that passes it begins the
+            // verification.
+            workload: match self.stage {
+                Stage::Preflight { .. } | Stage::Verify { .. } => true,
+                Stage::Gate(_) => self.last_batch(),
+                _ => false,
+            },
         }
+    }
+
+    /// Whether the batch under way is the last one: every server is done or in it.
+    fn last_batch(&self) -> bool {
+        self.cfg
+            .servers
+            .iter()
+            .all(|s| self.done.contains(&s.name) || self.batch.contains(&s.name))
     }
 
     /// Takes the next observation and returns the next action. When autopilot health is

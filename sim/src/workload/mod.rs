@@ -6,7 +6,7 @@
 //! - **Replicated state** (`fsm`): jobs, allocations (node, running/stopping/stopped/lost),
 //!   evaluations (pending/blocked/complete/failed), which nodes are down or draining and the
 //!   scheduler configuration change only when a Raft entry that carries them is committed
-//!   (`EntryKind::JobRegister`, `PlanResult`, `EvalCreate`, `EvalUpdate`, `NodeDrain`,
+//!   (`EntryKind::Workload`: `JobRegister`, `PlanResult`, `EvalCreate`, `EvalUpdate`, `NodeDrain`,
 //!   `SchedulerConfig`, and the existing `NodeStatus`). The world applies them where it applies
 //!   every committed entry, the first time any server applies that index. Every server applies
 //!   the same committed log (the safety oracle checks it), so one copy of the applied state

@@ -4,7 +4,7 @@
 use super::broker::{Broker, EvalId, JobIdx, NackOutcome};
 use super::fsm::{Applied, EvalStatus, Fsm, NodeIdx, PlanCtx, PlanResult};
 use super::sched::{SchedCtx, plan};
-use crate::state::{EntryKind, ProcessState, Role, ServerId};
+use crate::state::{EntryKind, ProcessState, Role, ServerId, WorkloadEntry};
 use crate::trace::TraceKind;
 use crate::world::World;
 use rehearse_model::api::{ApiError, JobState, JobType, Workload};
@@ -208,12 +208,15 @@ impl World {
             .collect();
         let config = p.fsm.sched_config.is_none();
         for job in unregistered {
-            self.append_local(l, EntryKind::JobRegister { job });
+            self.append_local(
+                l,
+                EntryKind::Workload(Box::new(WorkloadEntry::JobRegister { job })),
+            );
         }
         if config {
-            let kind = EntryKind::SchedulerConfig {
+            let kind = EntryKind::Workload(Box::new(WorkloadEntry::SchedulerConfig {
                 pause_eval_broker: false,
-            };
+            }));
             self.append_local(l, kind);
         }
         self.plane_server_nodes_on_established(l);
@@ -386,7 +389,10 @@ impl World {
             .eval(f.plan.eval)
             .is_some_and(|e| matches!(e.status, EvalStatus::Pending | EvalStatus::Blocked));
         if open {
-            self.append_local(l, EntryKind::PlanResult(Box::new(f.plan)));
+            self.append_local(
+                l,
+                EntryKind::Workload(Box::new(WorkloadEntry::PlanResult(f.plan))),
+            );
             self.broadcast(l);
         } else {
             // Planned already (a plan committed after a leader change): nothing to do.
@@ -403,10 +409,10 @@ impl World {
         let Some(p) = self.plane.as_mut() else { return };
         match p.broker.nack(eval, token, limit) {
             NackOutcome::Failed => {
-                let kind = EntryKind::EvalUpdate {
+                let kind = EntryKind::Workload(Box::new(WorkloadEntry::EvalUpdate {
                     eval,
                     status: EvalStatus::Failed,
-                };
+                }));
                 self.append_local(l, kind);
                 self.broadcast(l);
                 self.plane_dispatch();
@@ -426,31 +432,32 @@ impl World {
         let nodes = p.nodes() as usize;
         let jobs = &self.cfg.jobs;
         let out = match kind {
-            EntryKind::JobRegister { job } => p.fsm.register(*job),
-            EntryKind::EvalCreate { job } => p.fsm.create_eval(*job),
-            EntryKind::EvalUpdate { eval, status } => p.fsm.update_eval(*eval, *status),
-            EntryKind::NodeDrain { node } => p.fsm.drain(*node),
             EntryKind::NodeStatus { node, down } => p.fsm.node_status(*node, *down, jobs),
-            EntryKind::SchedulerConfig { pause_eval_broker } => {
-                p.fsm.sched_config = Some(*pause_eval_broker);
-                Applied::default()
-            }
-            EntryKind::PlanResult(plan) => {
-                let ctx = PlanCtx {
-                    jobs,
-                    nodes,
-                    slots,
-                    now,
-                };
-                p.fsm.apply_plan(plan, &ctx)
-            }
+            EntryKind::Workload(w) => match &**w {
+                WorkloadEntry::JobRegister { job } => p.fsm.register(*job),
+                WorkloadEntry::EvalCreate { job } => p.fsm.create_eval(*job),
+                WorkloadEntry::EvalUpdate { eval, status } => p.fsm.update_eval(*eval, *status),
+                WorkloadEntry::NodeDrain { node } => p.fsm.drain(*node),
+                WorkloadEntry::SchedulerConfig { pause_eval_broker } => {
+                    p.fsm.sched_config = Some(*pause_eval_broker);
+                    Applied::default()
+                }
+                WorkloadEntry::PlanResult(plan) => {
+                    let ctx = PlanCtx {
+                        jobs,
+                        nodes,
+                        slots,
+                        now,
+                    };
+                    let out = p.fsm.apply_plan(plan, &ctx);
+                    for id in &plan.lost {
+                        p.killed.remove(id);
+                    }
+                    out
+                }
+            },
             _ => return,
         };
-        if let EntryKind::PlanResult(plan) = kind {
-            for id in &plan.lost {
-                p.killed.remove(id);
-            }
-        }
         self.plane_follow(out);
         self.plane_check_drains();
         self.plane_dispatch();
@@ -504,7 +511,10 @@ impl World {
             .filter(|j| !pending.contains(j))
             .collect();
         for job in jobs {
-            self.append_local(l, EntryKind::EvalCreate { job });
+            self.append_local(
+                l,
+                EntryKind::Workload(Box::new(WorkloadEntry::EvalCreate { job })),
+            );
         }
         self.broadcast(l);
         self.plane_dispatch();
@@ -538,7 +548,10 @@ impl World {
             return false;
         };
         self.servers[s].drain_done_at = Some(DRAINING);
-        self.append_local(l, EntryKind::NodeDrain { node });
+        self.append_local(
+            l,
+            EntryKind::Workload(Box::new(WorkloadEntry::NodeDrain { node })),
+        );
         self.broadcast(l);
         true
     }
