@@ -1163,7 +1163,10 @@ fn a_job_short_after_the_upgrade_halts_naming_it_once_the_settle_time_has_passed
     // short from the last gate's first observation on, which is the gate's `stable_for` (10 s)
     // before the verification begins.
     let waited = v.at - v.verify_from.expect("verified");
-    assert!((SETTLE_MS..SETTLE_MS + 14_000).contains(&waited), "{waited}");
+    assert!(
+        (SETTLE_MS..SETTLE_MS + 14_000).contains(&waited),
+        "{waited}"
+    );
 }
 
 #[test]
