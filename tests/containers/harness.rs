@@ -616,17 +616,8 @@ impl ContainerCluster {
     /// (autopilot health, raft configuration, serf members) and the tail of each server's log,
     /// then panics: a failure in CI must be diagnosable from its output alone.
     pub fn wait_healthy(&self, ft: i64, bound: Duration) -> Duration {
-        let t0 = Instant::now();
-        while t0.elapsed() < bound {
-            for i in 0..self.nodes.len() {
-                if let Some(h) = self.get(i, "/v1/operator/autopilot/health") {
-                    let healthy = h["Healthy"].as_bool() == Some(true);
-                    if healthy && h["FailureTolerance"].as_i64().unwrap_or(-1) >= ft {
-                        return t0.elapsed();
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(250));
+        if let Some(took) = self.try_wait_healthy(ft, bound) {
+            return took;
         }
         self.print_diagnostics();
         panic!(
@@ -634,6 +625,53 @@ impl ContainerCluster {
             self.label,
             bound.as_secs()
         );
+    }
+
+    /// How long until autopilot reports healthy with at least `ft` failure tolerance, or None
+    /// after `bound`.
+    pub fn try_wait_healthy(&self, ft: i64, bound: Duration) -> Option<Duration> {
+        let t0 = Instant::now();
+        while t0.elapsed() < bound {
+            for i in 0..self.nodes.len() {
+                if let Some(h) = self.get(i, "/v1/operator/autopilot/health") {
+                    let healthy = h["Healthy"].as_bool() == Some(true);
+                    if healthy && h["FailureTolerance"].as_i64().unwrap_or(-1) >= ft {
+                        return Some(t0.elapsed());
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        None
+    }
+
+    /// After a partition heals, as an operator would: wait for gossip to bring the isolated
+    /// server back (at most `first`), and if it has not, ask every server to join the others
+    /// (`PUT /v1/agent/join/<ip>`; a server the leader force-left while it was cut off stays
+    /// "leaving" in serf until it joins again) and wait again (at most `then`). Returns the
+    /// whole wait.
+    pub fn wait_healthy_after_heal(&self, ft: i64, first: Duration, then: Duration) -> Duration {
+        let t0 = Instant::now();
+        if self.try_wait_healthy(ft, first).is_some() {
+            return t0.elapsed();
+        }
+        println!(
+            "not healthy {} s after the heal: joining every server to the others",
+            first.as_secs()
+        );
+        let ips: Vec<String> = self.nodes.values().map(|n| n.ip.clone()).collect();
+        for (i, _) in self.nodes.iter().enumerate() {
+            for ip in &ips {
+                let path = format!("/v1/agent/join/{ip}");
+                let r = rt().block_on(self.clients[i].send(reqwest::Method::PUT, &path, None));
+                println!(
+                    "  server {i} join {ip}: {}",
+                    if r.is_ok() { "ok" } else { "failed" }
+                );
+            }
+        }
+        self.wait_healthy(ft, then);
+        t0.elapsed()
     }
 
     /// Prints every server's view and log tail (for a failing test's output).
