@@ -13,6 +13,7 @@ mod scenarios;
 mod security;
 mod surface;
 mod sweeps;
+mod workload_props;
 
 /// Runs the rehearse binary from the repository root, waiting for it.
 pub(crate) fn rehearse(args: &[&str]) -> std::process::Output {

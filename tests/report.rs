@@ -389,6 +389,66 @@ fn reports_are_deterministic_and_json_is_versioned() {
     assert!(!html.contains("<script") && !html.contains("<link") && !html.contains(" src="));
 }
 
+/// A plan with jobs: the report shows the eval backlog peak, the time the jobs take to run
+/// their counts again and the allocations lost, in every format, and charts the backlog; a
+/// plan without jobs has none of it.
+#[test]
+fn a_plan_with_jobs_reports_the_workload_figures_and_charts_the_backlog() {
+    let file = "plans/nomad-5-servers-jobs.toml";
+    let p = Plan::from_path(&root().join(file)).unwrap();
+    let opts = Options {
+        seeds: 2,
+        explore_seeds: 0,
+        ..Options::new(2)
+    };
+    let r = build(&p, file, &opts).unwrap();
+    let j = r.risk.jobs.as_ref().expect("workload figures");
+    assert_eq!(j.runs, 2);
+    assert!(j.backlog_peak_median > 0 && j.backlog_peak_worst >= j.backlog_peak_median);
+    assert_eq!(j.not_recovered_runs, 0, "{j:?}");
+    assert!(j.recover_ms_worst.is_some());
+    assert_eq!(
+        j.lost_allocs_worst, 0,
+        "drained server-clients lose nothing: {j:?}"
+    );
+    let backlog = &r.timeline.backlog;
+    assert!(backlog.len() > 2, "{backlog:?}");
+    assert!(backlog.windows(2).all(|w| w[0].0 <= w[1].0));
+    assert_eq!(backlog.last().map(|p| p.1), Some(0), "the broker drains");
+    let md = render(&r, Format::Markdown).unwrap();
+    for row in [
+        "| eval backlog peak",
+        "| jobs back at their counts",
+        "| allocations lost",
+    ] {
+        assert!(md.contains(row), "{row} not in:\n{md}");
+    }
+    let html = render(&r, Format::Html).unwrap();
+    assert!(html.contains("<h2 id=\"workload\">") && html.contains("Eval broker backlog"));
+    let json: serde_json::Value = serde_json::from_str(&render(&r, Format::Json).unwrap()).unwrap();
+    assert_eq!(
+        json["risk"]["jobs"]["backlog_peak_worst"],
+        j.backlog_peak_worst
+    );
+    assert!(
+        json["timeline"]["backlog"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
+    // Without jobs, none of it.
+    let plain = build(&plan(3, ""), "p.toml", &opts).unwrap();
+    assert!(plain.risk.jobs.is_none() && plain.timeline.backlog.is_empty());
+    let html = render(&plain, Format::Html).unwrap();
+    assert!(!html.contains("id=\"workload\"") && !html.contains("eval backlog"));
+    assert!(
+        !render(&plain, Format::Markdown)
+            .unwrap()
+            .contains("eval backlog")
+    );
+    let json = render(&plain, Format::Json).unwrap();
+    assert!(!json.contains("\"jobs\"") && !json.contains("\"backlog\""));
+}
+
 // ---- the HTML in a real browser ----
 
 fn chromium() -> PathBuf {

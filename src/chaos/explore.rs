@@ -99,6 +99,11 @@ pub struct Totals {
     /// drain) and were otherwise safe.
     #[serde(skip_serializing_if = "is_zero")]
     pub lost_allocations: u64,
+    /// The workload plane's figures over the runs when the plan declares jobs (eval backlog
+    /// peak, time to recover, allocations lost with faults included), as counts that add up
+    /// across shards. Absent without jobs.
+    #[serde(skip_serializing_if = "crate::check::WorkloadTally::is_empty")]
+    pub workload: crate::check::WorkloadTally,
     /// Kept findings (unsafe first), at most `FINDINGS_MAX`.
     pub findings: Vec<Finding>,
     /// When the first unsafe run was found (time to first detection), if any was.
@@ -611,6 +616,8 @@ pub struct RunResult {
     pub problems: Vec<String>,
     /// Whether any fault fired.
     pub fired: bool,
+    /// The workload plane's figures (all zero for a plan without jobs).
+    pub plane: rehearse_sim::WorkloadOutcome,
 }
 
 impl RunResult {
@@ -625,6 +632,7 @@ impl RunResult {
             class: classify(o),
             problems: problems(o),
             fired,
+            plane: o.workload_plane,
         }
     }
 }
@@ -752,6 +760,7 @@ pub(crate) fn fold(totals: &Mutex<Totals>, run: &Run<'_>, started: Instant) -> C
     let mut t = totals.lock().unwrap_or_else(|e| e.into_inner());
     t.runs += 1;
     t.fired += u64::from(run.ran.fired);
+    t.workload.add(&run.ran.plane);
     if class == Class::Unsafe {
         let (position, runs) = (run.index as u64 + 1, t.runs);
         let first = t.first_unsafe.get_or_insert(FirstUnsafe {

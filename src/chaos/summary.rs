@@ -32,6 +32,10 @@ pub fn summary(s: &Sweep, t: &Totals, how: &BTreeMap<How, u64>) -> String {
             t.lost_allocations
         );
     }
+    for line in t.workload.figures().iter().flat_map(|f| f.lines("runs")) {
+        o += &line;
+        o.push('\n');
+    }
     if let Some(p) = &s.pairs {
         o += &format!(
             "  pairs: {} ordered pairs at different steps, {} pruned as provably the same run as a kept one (a stop is a crash; a fault that never heals is the same whatever its duration): {} distinct\n",

@@ -3,7 +3,7 @@
 //! 2 bad input.
 
 use super::{VariantArg, has_errors, load, prepare_dir, print_findings, report_to};
-use crate::check::{SeedRun, rehearse_seeds};
+use crate::check::{SeedRun, WorkloadFigures, rehearse_seeds};
 use crate::cli::{CliError, Verdict};
 use crate::plan::lint::lint;
 use crate::procedure::{ProcedureConfig, Variant};
@@ -235,39 +235,12 @@ fn print_medians(runs: &[SeedRun], outcomes: &[&Outcome]) {
     }
 }
 
-/// The workload plane's figures when the plan declares jobs: the eval backlog's peak (median
-/// and worst seed), the time from the procedure's end until the backlog was empty and every
-/// job ran its desired count, and allocations lost (faults included).
+/// The workload plane's figures when the plan declares jobs (`WorkloadFigures`).
 fn print_workload(outcomes: &[&Outcome]) {
-    let planes: Vec<&rehearse_sim::WorkloadOutcome> =
-        outcomes.iter().map(|o| &o.workload_plane).collect();
-    if planes.iter().all(|w| w.is_zero()) {
-        return;
+    let figures = WorkloadFigures::of(outcomes.iter().map(|o| &o.workload_plane));
+    for line in figures.iter().flat_map(|f| f.lines("seeds")) {
+        out!("{line}");
     }
-    let peaks: Vec<f64> = planes.iter().map(|w| w.backlog_peak as f64).collect();
-    let worst = planes.iter().map(|w| w.backlog_peak).max().unwrap_or(0);
-    out!(
-        "  eval backlog peak          median {:.0}, worst {worst}",
-        median(peaks)
-    );
-    let recovered: Vec<f64> = planes
-        .iter()
-        .filter_map(|w| w.time_to_recover_ns)
-        .map(|ns| ns as f64 / 1e9)
-        .collect();
-    let never = planes.len() - recovered.len();
-    let worst = recovered.iter().copied().fold(0.0, f64::max);
-    out!(
-        "  jobs recovered after       median {:.1}s, worst {worst:.1}s{}",
-        median(recovered),
-        if never > 0 {
-            format!(", NOT RECOVERED on {never} seeds")
-        } else {
-            String::new()
-        }
-    );
-    let lost: u64 = planes.iter().map(|w| w.lost_allocs).sum();
-    out!("  allocations lost           {lost} over all seeds");
 }
 
 /// The first seed's upgrade order and, for a raft protocol 2 → 3 roll, how each server came

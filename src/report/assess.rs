@@ -317,6 +317,7 @@ fn risk_of(runs: &[Measured], f: SeedFigures) -> Risk {
             .filter_map(|m| lowest_tolerance(&m.samples))
             .min()
             .unwrap_or(0),
+        jobs: crate::check::WorkloadFigures::of(runs.iter().map(|m| &m.outcome.workload_plane)),
     }
 }
 

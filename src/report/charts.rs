@@ -56,6 +56,8 @@ pub struct Charts {
     pub worst_tolerance: String,
     /// Writes over time on the worst seed (empty when it is the typical one).
     pub worst_availability: String,
+    /// The eval broker's backlog over time (empty when the plan declares no jobs).
+    pub backlog: String,
 }
 
 /// Draws every chart: the typical seed's (`t`), the worst seed's if there is one.
@@ -66,6 +68,11 @@ pub fn draw(t: &Timeline, worst: Option<&Timeline>, ex: &Explorer) -> Result<Cha
         tolerance: tolerance(t)?,
         availability: availability(t)?,
         leadership: leadership(t)?,
+        backlog: if t.backlog.is_empty() {
+            String::new()
+        } else {
+            backlog(t)?
+        },
         // A live run has no explorer: no heatmap (the report says why).
         heatmap: if t.live { String::new() } else { heatmap(ex)? },
     })
@@ -368,6 +375,61 @@ fn availability_series<'a, DB: DrawingBackend + 'a>(
         .label("writes failed")
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED_C.filled()));
     Ok(())
+}
+
+/// The eval broker's backlog (ready + unacked + blocked evaluations) over the upgrade and the
+/// cooldown after it, with the steps behind it and the procedure's end marked.
+pub fn backlog(t: &Timeline) -> Result<String, ReportError> {
+    let e = chart_err("backlog");
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, 260)).into_drawing_area();
+        root.fill(&WHITE).map_err(&e)?;
+        let last_ms = t.backlog.last().map_or(0, |p| p.0);
+        let x_max = secs(t.duration_ms.max(last_ms)).max(1.0) * 1.02;
+        let peak = t.backlog.iter().map(|p| p.1).max().unwrap_or(0);
+        let y_max = (peak as f64).max(1.0) * 1.25;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("Eval broker backlog ({})", seed_label(t)),
+                (FONT, 18),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+            .map_err(&e)?;
+        step_bands(&mut chart, t, (0.0, y_max), false)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc("seconds since the upgrade started")
+            .y_desc("evaluations")
+            .draw()
+            .map_err(&e)?;
+        let points = step_points(t.backlog.iter().map(|&(ms, v)| (ms, v as f64)), x_max);
+        chart
+            .draw_series(
+                AreaSeries::new(points, 0.0, BLUE_C.mix(0.3)).border_style(BLUE_C.stroke_width(2)),
+            )
+            .map_err(&e)?
+            .label("ready + unacked + blocked")
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE_C.mix(0.5).filled())
+            });
+        let end = secs(t.duration_ms);
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(end, 0.0), (end, y_max)],
+                GREY_C.stroke_width(2),
+            )))
+            .map_err(&e)?
+            .label("end of the procedure")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREY_C.stroke_width(2)));
+        series_labels(&mut chart, SeriesLabelPosition::UpperRight, "backlog")?;
+        root.present().map_err(&e)?;
+    }
+    Ok(svg)
 }
 
 /// One lane per server: running, stopped, and when it led.

@@ -113,6 +113,7 @@ fn timeline_of(
         outcome: live_outcome(verdict, reported.clone(), duration_ms, metrics),
         samples: samples.clone(),
         segments: segments.clone(),
+        backlog: Vec::new(),
     };
     let base = reduce(vec![measured], rate);
     let timeline = Timeline {
@@ -124,6 +125,7 @@ fn timeline_of(
         samples,
         reported_tolerance: reported,
         live: true,
+        backlog: Vec::new(),
     };
     (timeline, base)
 }

@@ -46,6 +46,10 @@ pub struct Sampler {
     base: Option<(u64, u64, u64)>,
     /// The samples, in time order.
     pub samples: Vec<Sample>,
+    /// The eval broker's backlog over the run (plans with jobs; empty otherwise): (ms since
+    /// the procedure started, ready + unacked + blocked) at each change, the value at the
+    /// start first, to the end of the cooldown. Bounded: see `rehearse_sim::BacklogSeries`.
+    pub backlog: Vec<(u64, u64)>,
 }
 
 impl Sampler {
@@ -92,6 +96,21 @@ impl Hooks for Sampler {
     }
     fn finish(&mut self, w: &mut World) {
         self.sample(w);
+    }
+    fn done(&mut self, w: &World) {
+        let start = self.start_ns.unwrap_or(0);
+        let series = w.workload_backlog_series();
+        // The value when the procedure started, then every change since.
+        let before = series.iter().rev().find(|p| p.0 <= start).map(|p| (0, p.1));
+        self.backlog = before
+            .into_iter()
+            .chain(
+                series
+                    .iter()
+                    .filter(|p| p.0 > start)
+                    .map(|&(t, v)| ((t - start) / MS, v)),
+            )
+            .collect();
     }
 }
 
@@ -259,6 +278,8 @@ pub struct Measured {
     pub samples: Vec<Sample>,
     /// The timeline cut into steps.
     pub segments: Vec<Segment>,
+    /// The eval broker's backlog over the run ([`Sampler::backlog`]).
+    pub backlog: Vec<(u64, u64)>,
 }
 
 /// Rehearses one seed with the sampler attached.
@@ -275,6 +296,7 @@ pub fn measure(
         outcome,
         samples,
         segments,
+        backlog: sampler.backlog,
     })
 }
 

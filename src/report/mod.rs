@@ -334,6 +334,7 @@ fn seed_timeline(plan: &Plan, m: &Measured, why: String) -> Timeline {
         samples: m.samples.clone(),
         reported_tolerance: m.outcome.tolerance.clone(),
         live: false,
+        backlog: m.backlog.clone(),
     }
 }
 

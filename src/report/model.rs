@@ -199,6 +199,12 @@ pub struct Risk {
     /// Lowest failure tolerance seen: ground truth sampled after every action
     /// ([`super::measure::lowest_tolerance`], the figure `rehearse check` prints too).
     pub tolerance_min: i64,
+    /// When the plan declares jobs: the eval backlog peak, the time from the procedure's end
+    /// until every job ran its count again with the backlog empty, and the allocations lost,
+    /// median and worst over the seeds (the figures `rehearse check` prints). Absent without
+    /// jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<crate::check::WorkloadFigures>,
 }
 
 /// The go/no-go verdict ([`super::verdict`] decides it).
@@ -472,6 +478,12 @@ pub struct Timeline {
     /// simulator's ground truth. Absent (false) for rehearsals.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub live: bool,
+    /// The eval broker's backlog (ready + unacked + blocked) over the run when the plan
+    /// declares jobs: (ms since the procedure started, backlog) at each change, to the end of
+    /// the cooldown after the procedure. At most a few hundred points: a long run's changes
+    /// are merged in pairs, keeping the higher value. Absent without jobs and for a live run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backlog: Vec<(u64, u64)>,
 }
 
 /// A step on the timeline.

@@ -66,7 +66,7 @@ pub mod fsm;
 mod plane;
 pub mod sched;
 
-pub use plane::{Plane, PlaneEv, WorkloadOutcome};
+pub use plane::{BACKLOG_POINTS_MAX, BacklogSeries, Plane, PlaneEv, WorkloadOutcome};
 
 use rehearse_model::api::JobType;
 use rehearse_model::time::{MS, SEC};

@@ -69,6 +69,68 @@ impl WorkloadOutcome {
     }
 }
 
+/// Most points a [`BacklogSeries`] keeps.
+pub const BACKLOG_POINTS_MAX: usize = 512;
+
+/// The eval broker's backlog over time: (simulated ns since the world's start, the backlog:
+/// ready, unacked and blocked) at each change, as the plane observes it. Bounded: once it holds
+/// [`BACKLOG_POINTS_MAX`] points, pairs of neighbours are merged into one (the earlier time,
+/// the higher backlog, so the peak stays), and from then on each point stands for twice as
+/// many changes. The latest change is always kept as it was, so the series ends on the final
+/// backlog.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BacklogSeries {
+    points: Vec<(u64, u64)>,
+    /// Changes each stored point stands for (a power of two).
+    per_point: u32,
+    /// The point being gathered: (time of its first change, highest backlog, changes so far).
+    pending: Option<(u64, u64, u32)>,
+    /// The latest change.
+    last: Option<(u64, u64)>,
+}
+
+impl BacklogSeries {
+    /// Records the backlog at `t_ns` if it changed.
+    fn record(&mut self, t_ns: u64, backlog: u64) {
+        if self.last.map(|l| l.1) == Some(backlog) {
+            return;
+        }
+        self.last = Some((t_ns, backlog));
+        let per = self.per_point.max(1);
+        let (t, v, n) = self
+            .pending
+            .map_or((t_ns, backlog, 1), |(t, v, n)| (t, v.max(backlog), n + 1));
+        if n < per {
+            self.pending = Some((t, v, n));
+            return;
+        }
+        self.pending = None;
+        self.points.push((t, v));
+        if self.points.len() >= BACKLOG_POINTS_MAX {
+            self.points = self
+                .points
+                .chunks(2)
+                .map(|c| (c[0].0, c.iter().map(|p| p.1).max().unwrap_or(0)))
+                .collect();
+            self.per_point = per * 2;
+        }
+    }
+
+    /// The points, in time order, ending with the latest change.
+    pub fn points(&self) -> Vec<(u64, u64)> {
+        let mut out = self.points.clone();
+        if let Some((t, v, _)) = self.pending {
+            out.push((t, v));
+        }
+        if let Some(l) = self.last
+            && out.last() != Some(&l)
+        {
+            out.push(l);
+        }
+        out
+    }
+}
+
 /// A worker's evaluation in progress.
 #[derive(Debug, Clone)]
 struct InFlight {
@@ -97,6 +159,7 @@ pub struct Plane {
     killed: BTreeSet<u64>,
     outcome: WorkloadOutcome,
     end_at: Option<SimTime>,
+    backlog: BacklogSeries,
 }
 
 impl Plane {
@@ -114,6 +177,7 @@ impl Plane {
             killed: BTreeSet::new(),
             outcome: WorkloadOutcome::default(),
             end_at: None,
+            backlog: BacklogSeries::default(),
         }
     }
 
@@ -681,6 +745,7 @@ impl World {
         let now = self.now;
         let Some(p) = self.plane.as_mut() else { return };
         p.outcome.backlog_peak = p.outcome.backlog_peak.max(backlog);
+        p.backlog.record(now.as_nanos(), backlog);
         if let Some(end) = p.end_at
             && recovered
             && p.outcome.time_to_recover_ns.is_none()
@@ -703,6 +768,13 @@ impl World {
         self.plane
             .as_ref()
             .map_or_else(Default::default, |p| p.outcome)
+    }
+
+    /// The eval broker's backlog over time (empty without jobs): see [`BacklogSeries`].
+    pub fn workload_backlog_series(&self) -> Vec<(u64, u64)> {
+        self.plane
+            .as_ref()
+            .map_or_else(Vec::new, |p| p.backlog.points())
     }
 
     /// Jobs and the eval broker as an operator reads them through `via` (`GET /v1/jobs` with

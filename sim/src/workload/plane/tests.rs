@@ -189,6 +189,47 @@ fn without_jobs_the_plane_does_not_exist() {
     assert!(w.plane.is_none());
     assert_eq!(view(&w), Workload::default());
     assert_eq!(w.workload_outcome(), Default::default());
+    assert!(w.workload_backlog_series().is_empty());
+}
+
+/// The backlog series holds the peak and ends on the final backlog, in time order.
+#[test]
+fn the_backlog_series_records_the_peak_and_ends_settled() {
+    let mut w = World::new(cfg(1)).unwrap();
+    w.run_for(20 * SEC);
+    w.drain(3).unwrap();
+    w.run_for(120 * SEC);
+    assert!(settled(&w), "{:?}", view(&w));
+    let s = w.workload_backlog_series();
+    assert!(s.len() >= 3, "{s:?}");
+    assert!(s.windows(2).all(|p| p[0].0 <= p[1].0), "{s:?}");
+    let peak = s.iter().map(|p| p.1).max().unwrap();
+    assert_eq!(peak, w.workload_outcome().backlog_peak);
+    assert_eq!(s.last().unwrap().1, 0);
+}
+
+/// However many changes, the series stays bounded, keeps the highest value and the last one.
+#[test]
+fn the_backlog_series_is_bounded_and_keeps_the_peak_and_the_last_value() {
+    use super::{BACKLOG_POINTS_MAX, BacklogSeries};
+    let mut s = BacklogSeries::default();
+    for i in 0..10_000u64 {
+        // A saw-tooth with one spike.
+        let v = if i == 7_777 { 1_000 } else { i % 7 };
+        s.record(i * 10, v);
+    }
+    s.record(100_001, 100);
+    let p = s.points();
+    assert!(p.len() <= BACKLOG_POINTS_MAX + 2, "{}", p.len());
+    assert!(p.windows(2).all(|w| w[0].0 <= w[1].0));
+    assert_eq!(p.iter().map(|x| x.1).max(), Some(1_000));
+    assert_eq!(p.last(), Some(&(100_001, 100)));
+    // Unchanged values are not points.
+    let mut q = BacklogSeries::default();
+    for t in 0..100 {
+        q.record(t, 2);
+    }
+    assert_eq!(q.points(), vec![(0, 2)]);
 }
 
 #[test]
