@@ -123,6 +123,9 @@ pub struct UnitRecord {
     /// Lost allocations (otherwise safe).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub lost_allocations: u64,
+    /// Completed, but the jobs never recovered.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stalled_workload: u64,
     /// Position (1-based) of the earliest unsafe run in the sweep's run order.
     pub earliest_unsafe: Option<u64>,
     /// For pair sweeps: how the runs were had (simulated, or the same run as another).
@@ -146,6 +149,7 @@ impl UnitRecord {
             beyond_tolerance: t.beyond_tolerance,
             unsafe_runs: t.unsafe_runs,
             lost_allocations: t.lost_allocations,
+            stalled_workload: t.stalled_workload,
             earliest_unsafe: t.first_unsafe.map(|f| f.first_in_order),
             how,
             findings,
@@ -170,6 +174,7 @@ pub fn sum<'a>(units: impl Iterator<Item = &'a UnitRecord>) -> (Totals, BTreeMap
         t.beyond_tolerance += u.beyond_tolerance;
         t.unsafe_runs += u.unsafe_runs;
         t.lost_allocations += u.lost_allocations;
+        t.stalled_workload += u.stalled_workload;
         if let Some(p) = u.earliest_unsafe {
             let first = t.first_unsafe.get_or_insert(FirstUnsafe {
                 after_runs: 0,

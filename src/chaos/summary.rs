@@ -32,6 +32,12 @@ pub fn summary(s: &Sweep, t: &Totals, how: &BTreeMap<How, u64>) -> String {
             t.lost_allocations
         );
     }
+    if t.stalled_workload > 0 {
+        o += &format!(
+            "  STALLED WORKLOAD {} (completed, but the jobs never recovered: eval backlog or jobs below their counts)\n",
+            t.stalled_workload
+        );
+    }
     if let Some(p) = &s.pairs {
         o += &format!(
             "  pairs: {} ordered pairs at different steps, {} pruned as provably the same run as a kept one (a stop is a crash; a fault that never heals is the same whatever its duration): {} distinct\n",
