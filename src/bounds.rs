@@ -201,6 +201,9 @@ pub fn sim_overrides(o: &SimOverrides) -> Result<(), Bad> {
     for (field, v, max) in fields {
         count(field, v.unwrap_or(0), max)?;
     }
+    // The simulator's own bound on `num_schedulers` (`WorkloadPlaneConfig::validate`).
+    let workers = o.upgraded_num_schedulers.unwrap_or(0);
+    count("sim.upgraded_num_schedulers", u64::from(workers), 64)?;
     Ok(())
 }
 

@@ -54,6 +54,15 @@ pub enum Verdict {
         /// Which node, when, and how many allocations, one line each.
         problems: Vec<String>,
     },
+    /// The plan declares jobs, nothing unsafe happened, no allocations were lost and the
+    /// procedure completed, but the workload never recovered after it ended: at the end of the
+    /// run the jobs are below their desired counts or the leader's eval broker still holds
+    /// evaluations (hashicorp/nomad#15858, #16877). A halted run stays `Halted`: the procedure
+    /// told the operator.
+    StalledWorkload {
+        /// What is short: the eval backlog and the jobs below their counts.
+        problems: Vec<String>,
+    },
 }
 
 /// One step of the timeline.
@@ -735,7 +744,14 @@ fn judge(
         (true, _) if !lost.is_empty() => Verdict::LostAllocations {
             problems: lost.clone(),
         },
-        (true, Action::Done(_)) => Verdict::Completed,
+        (true, Action::Done(_)) => match stall_problem(
+            !w.config().jobs.is_empty(),
+            &w.workload_outcome(),
+            w.workload_unrecovered(),
+        ) {
+            Some(p) => Verdict::StalledWorkload { problems: vec![p] },
+            None => Verdict::Completed,
+        },
         (true, Action::Halt(r)) => Verdict::Halted {
             reason: r.to_string(),
         },
@@ -766,6 +782,21 @@ fn judge(
         lost_allocations: lost,
         workload_plane: w.workload_outcome(),
     }
+}
+
+/// The problem of a completed run whose workload never recovered after the procedure ended
+/// (`time_to_recover_ns` still None at the end of the run), naming what is short now
+/// (`World::workload_unrecovered`); None without jobs or once it recovered.
+fn stall_problem(
+    declares_jobs: bool,
+    plane: &rehearse_sim::WorkloadOutcome,
+    now: Option<String>,
+) -> Option<String> {
+    if !declares_jobs || plane.time_to_recover_ns.is_some() {
+        return None;
+    }
+    let what = now.unwrap_or_else(|| "eval backlog 0 (every job runs its desired count)".into());
+    Some(format!("jobs not recovered by the end of the run: {what}"))
 }
 
 /// What went wrong in the cluster over the run, one line each: quorum lost, acknowledged writes
@@ -861,4 +892,38 @@ fn notable_events(w: &World) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod stall_tests {
+    use super::stall_problem;
+    use rehearse_sim::WorkloadOutcome;
+
+    fn plane(recovered: Option<u64>) -> WorkloadOutcome {
+        WorkloadOutcome {
+            backlog_peak: 7,
+            time_to_recover_ns: recovered,
+            lost_allocs: 0,
+        }
+    }
+
+    #[test]
+    fn a_completed_run_whose_jobs_never_recovered_is_stalled() {
+        let now = Some("eval backlog 7 (web 1/3 running)".to_string());
+        assert_eq!(
+            stall_problem(true, &plane(None), now).as_deref(),
+            Some("jobs not recovered by the end of the run: eval backlog 7 (web 1/3 running)")
+        );
+    }
+
+    #[test]
+    fn recovered_or_no_jobs_is_not_stalled() {
+        let now = Some("eval backlog 7 (web 1/3 running)".to_string());
+        assert_eq!(stall_problem(true, &plane(Some(1)), now.clone()), None);
+        assert_eq!(stall_problem(false, &plane(None), now), None);
+        assert_eq!(
+            stall_problem(false, &WorkloadOutcome::default(), None),
+            None
+        );
+    }
 }

@@ -231,10 +231,14 @@ fn forked_and_shared_runs_are_the_runs_from_scratch() {
                 Class::BeyondTolerance => naive.beyond_tolerance += 1,
                 Class::Unsafe => naive.unsafe_runs += 1,
                 Class::LostAllocations => naive.lost_allocations += 1,
+                Class::StalledWorkload => naive.stalled_workload += 1,
             }
             if matches!(
                 classify(&o),
-                Class::Unsafe | Class::BeyondTolerance | Class::LostAllocations
+                Class::Unsafe
+                    | Class::BeyondTolerance
+                    | Class::LostAllocations
+                    | Class::StalledWorkload
             ) {
                 findings.push((s.clone(), seed, classify(&o)));
             }

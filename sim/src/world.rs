@@ -556,7 +556,12 @@ impl World {
         let clients = crate::clients::Clients::new(cfg.clients.count, client_version, seed);
         let plane = (!cfg.jobs.is_empty()).then(|| {
             let also: Vec<bool> = cfg.servers.iter().map(|s| s.also_client).collect();
-            Box::new(crate::workload::Plane::new(cfg.clients.count, &also))
+            let versions: Vec<_> = cfg.servers.iter().map(|s| s.version).collect();
+            Box::new(crate::workload::Plane::new(
+                cfg.clients.count,
+                &also,
+                &versions,
+            ))
         });
         let mut w = World {
             servers: servers.collect(),

@@ -261,6 +261,7 @@ fn rolling_rehearse(plan: &Plan, seed: u64) -> Result<Trial, CalibrateError> {
         Verdict::Halted { .. } => "halted",
         Verdict::Unsafe { .. } => "unsafe",
         Verdict::LostAllocations { .. } => "lost_allocations",
+        Verdict::StalledWorkload { .. } => "stalled_workload",
     };
     Ok(Trial::new(outcome).with("total_s", o.duration_ms as f64 / 1000.0))
 }

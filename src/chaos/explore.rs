@@ -40,6 +40,9 @@ pub enum Class {
     /// The procedure stopped a node whose allocations still ran, without a completed drain
     /// (the cluster itself stayed safe).
     LostAllocations,
+    /// The procedure completed safely, but the plan's jobs never recovered after it ended (an
+    /// eval backlog left, or jobs below their counts).
+    StalledWorkload,
 }
 
 /// Classifies an outcome.
@@ -54,6 +57,7 @@ pub fn classify(o: &Outcome) -> Class {
         Verdict::Unsafe { .. } if procedure_fault => Class::Unsafe,
         Verdict::Unsafe { .. } => Class::BeyondTolerance,
         Verdict::LostAllocations { .. } => Class::LostAllocations,
+        Verdict::StalledWorkload { .. } => Class::StalledWorkload,
         Verdict::Halted { .. } => Class::Halted,
         Verdict::Completed => Class::Completed,
     }
@@ -104,6 +108,9 @@ pub struct Totals {
     /// across shards. Absent without jobs.
     #[serde(skip_serializing_if = "crate::check::WorkloadTally::is_empty")]
     pub workload: crate::check::WorkloadTally,
+    /// Runs that completed safely but whose jobs never recovered.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stalled_workload: u64,
     /// Kept findings (unsafe first), at most `FINDINGS_MAX`.
     pub findings: Vec<Finding>,
     /// When the first unsafe run was found (time to first detection), if any was.
@@ -776,10 +783,11 @@ pub(crate) fn fold(totals: &Mutex<Totals>, run: &Run<'_>, started: Instant) -> C
         Class::BeyondTolerance => t.beyond_tolerance += 1,
         Class::Unsafe => t.unsafe_runs += 1,
         Class::LostAllocations => t.lost_allocations += 1,
+        Class::StalledWorkload => t.stalled_workload += 1,
     }
     if matches!(
         class,
-        Class::Unsafe | Class::BeyondTolerance | Class::LostAllocations
+        Class::Unsafe | Class::BeyondTolerance | Class::LostAllocations | Class::StalledWorkload
     ) {
         t.findings.push(Finding {
             faults: sched.to_vec(),
@@ -799,7 +807,9 @@ pub(crate) fn fold(totals: &Mutex<Totals>, run: &Run<'_>, started: Instant) -> C
 /// What went wrong in a run (empty unless it is unsafe or lost quorum).
 fn problems(o: &Outcome) -> Vec<String> {
     match &o.verdict {
-        Verdict::Unsafe { problems } | Verdict::LostAllocations { problems } => problems.clone(),
+        Verdict::Unsafe { problems }
+        | Verdict::LostAllocations { problems }
+        | Verdict::StalledWorkload { problems } => problems.clone(),
         _ => Vec::new(),
     }
 }

@@ -7,7 +7,7 @@
 //! variant = "no-voter-wait"                          # optional; default "safe"
 //! faults = ["pause:upgrading:9:60s"]                 # optional, kind:target:step:duration
 //! seeds = 8                                          # optional; default 8
-//! expect = "unsafe"                # safe | completed | halted | unsafe | lost_allocations
+//! expect = "unsafe"   # safe | completed | halted | unsafe | lost_allocations | stalled_workload
 //! expect_detail = "non-voter"                        # optional: must appear in a run's details
 //!
 //! [sim]                         # optional: cluster facts the plan does not describe
@@ -18,6 +18,7 @@
 //! trailing_logs = 10240         # TrailingLogs (raft_trailing_logs)
 //! acl_enabled = false           # ACLs on (hashicorp/nomad#24231 needs them)
 //! kill_timeout_s = 0            # allocations outlive a drain's completion this long (nomad#14293)
+//! upgraded_num_schedulers = 0   # scheduler workers on servers running the target (nomad#15858)
 //! ```
 
 use super::explore::{Class, classify, run_with};
@@ -26,6 +27,7 @@ use crate::plan::Plan;
 use crate::procedure::{ProcedureConfig, Variant};
 use crate::rehearsal::{Outcome, Verdict, sim_config};
 use rehearse_model::time::SEC;
+use rehearse_model::versions::Version;
 use rehearse_sim::SimConfig;
 use rehearse_sim::rng::fnv1a;
 use serde::{Deserialize, Serialize};
@@ -46,6 +48,10 @@ pub enum Expect {
     /// At least one seed lost allocations (a node stopped while they ran, without a
     /// completed drain) and none is unsafe otherwise.
     LostAllocations,
+    /// At least one seed completed safely but its jobs never recovered (an eval backlog left,
+    /// or jobs below their counts, at the end of the run), and none is unsafe or lost
+    /// allocations.
+    StalledWorkload,
 }
 
 /// A scenario file.
@@ -115,11 +121,18 @@ pub struct SimOverrides {
     /// hashicorp/nomad#14293).
     #[serde(default)]
     pub kill_timeout_s: Option<u64>,
+    /// Scheduler workers (`server.num_schedulers`) on a server running the plan's target
+    /// version: the configuration that ships with the new binary sets it (default: unchanged,
+    /// 2 per server). 0 disables scheduling on that server (docs
+    /// `configuration/server#num_schedulers`); once every server runs the target nobody
+    /// dequeues, and evaluations pile up (hashicorp/nomad#15858, #16877). Needs `[[jobs]]`.
+    #[serde(default)]
+    pub upgraded_num_schedulers: Option<u32>,
 }
 
 impl SimOverrides {
-    /// Applies the overrides to a simulator configuration.
-    pub fn apply(&self, mut c: SimConfig) -> SimConfig {
+    /// Applies the overrides to a simulator configuration whose upgrade targets `target`.
+    pub fn apply(&self, mut c: SimConfig, target: Version) -> SimConfig {
         if let Some(w) = self.writes_per_sec {
             c.workload.writes_per_sec = w;
         }
@@ -140,6 +153,9 @@ impl SimOverrides {
         }
         if let Some(s) = self.kill_timeout_s {
             c.clients.kill_timeout_ns = s.saturating_mul(SEC);
+        }
+        if let Some(n) = self.upgraded_num_schedulers {
+            c.plane.num_schedulers_by_version = vec![(target, n)];
         }
         c
     }
@@ -186,7 +202,10 @@ impl Loaded {
     /// The simulator configuration of one seed: the plan's cluster with the scenario's
     /// overrides.
     pub fn sim_config(&self, seed: u64) -> SimConfig {
-        self.scenario.sim.apply(sim_config(&self.plan, seed))
+        let target = self.plan.upgrade.target;
+        self.scenario
+            .sim
+            .apply(sim_config(&self.plan, seed), target)
     }
 
     /// The procedure configuration: the plan's procedure with the scenario's variant.
@@ -304,6 +323,13 @@ pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
                 source,
             }
         })?;
+    if scenario.sim.upgraded_num_schedulers.is_some() && plan.jobs.is_empty() {
+        return Err(ScenarioError::Field {
+            at: at("upgraded_num_schedulers"),
+            field: "sim.upgraded_num_schedulers".into(),
+            message: "scheduler workers need jobs: the plan declares no [[jobs]]".into(),
+        });
+    }
     let faults = scenario
         .faults
         .iter()
@@ -443,7 +469,9 @@ pub fn run(l: &Loaded, seeds: Option<std::ops::RangeInclusive<u64>>) -> Scenario
 /// (`note: …`) and notable simulator events (`sim: s2 crashed: …`).
 fn details(o: &Outcome) -> Vec<String> {
     let mut out = match &o.verdict {
-        Verdict::Unsafe { problems } | Verdict::LostAllocations { problems } => problems.clone(),
+        Verdict::Unsafe { problems }
+        | Verdict::LostAllocations { problems }
+        | Verdict::StalledWorkload { problems } => problems.clone(),
         Verdict::Halted { reason } => vec![reason.clone()],
         Verdict::Completed => Vec::new(),
     };
@@ -458,6 +486,7 @@ fn detail_found(e: Expect, phrase: &str, runs: &[RunRecord]) -> bool {
         Expect::Unsafe => r.class == Class::Unsafe,
         Expect::Halted => r.class == Class::Halted,
         Expect::LostAllocations => r.class == Class::LostAllocations,
+        Expect::StalledWorkload => r.class == Class::StalledWorkload,
         Expect::Safe | Expect::Completed => true,
     };
     runs.iter()
@@ -469,12 +498,14 @@ fn matches_expectation(e: Expect, runs: &[RunRecord]) -> bool {
     let any = |c: Class| runs.iter().any(|r| r.class == c);
     let no_unsafe = !any(Class::Unsafe);
     let no_loss = !any(Class::LostAllocations);
+    let no_stall = !any(Class::StalledWorkload);
     match e {
-        Expect::Safe => no_unsafe && no_loss,
+        Expect::Safe => no_unsafe && no_loss && no_stall,
         Expect::Completed => runs.iter().all(|r| r.class == Class::Completed),
-        Expect::Halted => no_unsafe && no_loss && any(Class::Halted),
+        Expect::Halted => no_unsafe && no_loss && no_stall && any(Class::Halted),
         Expect::Unsafe => any(Class::Unsafe),
         Expect::LostAllocations => no_unsafe && any(Class::LostAllocations),
+        Expect::StalledWorkload => no_unsafe && no_loss && any(Class::StalledWorkload),
     }
 }
 

@@ -126,6 +126,9 @@ pub struct UnitRecord {
     /// The workload plane's figures of the unit's runs (plans with jobs only).
     #[serde(default, skip_serializing_if = "crate::check::WorkloadTally::is_empty")]
     pub workload: crate::check::WorkloadTally,
+    /// Completed, but the jobs never recovered.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stalled_workload: u64,
     /// Position (1-based) of the earliest unsafe run in the sweep's run order.
     pub earliest_unsafe: Option<u64>,
     /// For pair sweeps: how the runs were had (simulated, or the same run as another).
@@ -150,6 +153,7 @@ impl UnitRecord {
             unsafe_runs: t.unsafe_runs,
             lost_allocations: t.lost_allocations,
             workload: t.workload,
+            stalled_workload: t.stalled_workload,
             earliest_unsafe: t.first_unsafe.map(|f| f.first_in_order),
             how,
             findings,
@@ -175,6 +179,7 @@ pub fn sum<'a>(units: impl Iterator<Item = &'a UnitRecord>) -> (Totals, BTreeMap
         t.unsafe_runs += u.unsafe_runs;
         t.lost_allocations += u.lost_allocations;
         t.workload.merge(&u.workload);
+        t.stalled_workload += u.stalled_workload;
         if let Some(p) = u.earliest_unsafe {
             let first = t.first_unsafe.get_or_insert(FirstUnsafe {
                 after_runs: 0,

@@ -32,6 +32,12 @@ pub fn summary(s: &Sweep, t: &Totals, how: &BTreeMap<How, u64>) -> String {
             t.lost_allocations
         );
     }
+    if t.stalled_workload > 0 {
+        o += &format!(
+            "  STALLED WORKLOAD {} (completed, but the jobs never recovered: eval backlog or jobs below their counts)\n",
+            t.stalled_workload
+        );
+    }
     for line in t.workload.figures().iter().flat_map(|f| f.lines("runs")) {
         o += &line;
         o.push('\n');

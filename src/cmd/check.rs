@@ -106,6 +106,7 @@ fn verdict_text(v: &RunVerdict) -> (&'static str, String) {
     match v {
         RunVerdict::Unsafe { problems } => ("unsafe", problems.join("; ")),
         RunVerdict::LostAllocations { problems } => ("lost-allocations", problems.join("; ")),
+        RunVerdict::StalledWorkload { problems } => ("stalled-workload", problems.join("; ")),
         RunVerdict::Halted { reason } => ("halted", reason.clone()),
         RunVerdict::Completed => ("completed", String::new()),
     }
@@ -138,7 +139,7 @@ fn document(
             })
         })
         .collect();
-    serde_json::json!({
+    let mut doc = serde_json::json!({
         "plan": args.plan.display().to_string(),
         "procedure": format!("{variant:?}"),
         "first_seed": args.seed,
@@ -150,7 +151,15 @@ fn document(
         "unsafe": count("unsafe"),
         "not_completed": not_completed,
         "outcomes": outcomes,
-    })
+    });
+    // Only plans with jobs can stall; left out when none did, as the explorer's totals do.
+    let stalled = count("stalled-workload");
+    if stalled > 0
+        && let Some(o) = doc.as_object_mut()
+    {
+        o.insert("stalled_workload".into(), stalled.into());
+    }
+    doc
 }
 
 /// `--junit`: one test case per seed, failed when the seed did not complete.
@@ -203,14 +212,21 @@ fn print_counts(args: &Args, variant: Variant, outcomes: &[&Outcome]) {
     let completed = count(&|v| *v == RunVerdict::Completed);
     let halted = count(&|v| matches!(v, RunVerdict::Halted { .. }));
     let lost = count(&|v| matches!(v, RunVerdict::LostAllocations { .. }));
-    let unsafe_ = n - completed - halted - lost;
+    let stalled = count(&|v| matches!(v, RunVerdict::StalledWorkload { .. }));
+    let unsafe_ = n - completed - halted - lost - stalled;
     out!();
     out!(
         "rehearsed {} on {n} seeds ({variant:?} procedure):",
         args.plan.display()
     );
+    // Only plans with jobs can stall: the count is shown when a seed did.
+    let stalled = if stalled > 0 {
+        format!(", STALLED WORKLOAD {stalled}")
+    } else {
+        String::new()
+    };
     out!(
-        "  completed {completed}, halted safely {halted}, LOST ALLOCATIONS {lost}, UNSAFE {unsafe_}"
+        "  completed {completed}, halted safely {halted}, LOST ALLOCATIONS {lost}{stalled}, UNSAFE {unsafe_}"
     );
 }
 
@@ -283,6 +299,13 @@ fn print_incomplete(args: &Args, outcomes: &[&Outcome]) {
             RunVerdict::LostAllocations { problems } => {
                 out!(
                     "  seed {}: LOST ALLOCATIONS: {}",
+                    o.seed,
+                    problems.join("; ")
+                )
+            }
+            RunVerdict::StalledWorkload { problems } => {
+                out!(
+                    "  seed {}: STALLED WORKLOAD: {}",
                     o.seed,
                     problems.join("; ")
                 )

@@ -123,11 +123,13 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
         all.sort_by_key(|u| (u.seed, u.step));
         crate::output::write_junit(path, &junit(&s.sweep, &all))?;
     }
-    Ok(if t.unsafe_runs == 0 && t.lost_allocations == 0 {
-        Verdict::Ok
-    } else {
-        Verdict::Violated
-    })
+    Ok(
+        if t.unsafe_runs == 0 && t.lost_allocations == 0 && t.stalled_workload == 0 {
+            Verdict::Ok
+        } else {
+            Verdict::Violated
+        },
+    )
 }
 
 /// The sweep the arguments describe, before anything runs.

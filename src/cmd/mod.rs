@@ -74,6 +74,9 @@ pub enum VariantArg {
     NoAutopilot,
     /// Stop a server-client as soon as its drain reports complete (allocations may still run).
     DrainStatusOnly,
+    /// Verify only the servers' versions, peers and leader at the end (not the jobs or the
+    /// eval broker).
+    ServersOnlyVerify,
 }
 
 impl From<VariantArg> for Variant {
@@ -89,6 +92,7 @@ impl From<VariantArg> for Variant {
             VariantArg::RollbackInPlace => Variant::RollbackInPlace,
             VariantArg::NoAutopilot => Variant::NoAutopilot,
             VariantArg::DrainStatusOnly => Variant::DrainStatusOnly,
+            VariantArg::ServersOnlyVerify => Variant::ServersOnlyVerify,
         }
     }
 }

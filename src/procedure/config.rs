@@ -118,6 +118,10 @@ pub struct ProcedureConfig {
     /// The verification's workload bounds.
     #[serde(default)]
     pub verify: VerifyConfig,
+    /// The verification reads the jobs, the eval broker and the scheduler configuration, not
+    /// only the servers. Off only in the `servers-only-verify` variant.
+    #[serde(default = "yes")]
+    pub verify_workload: bool,
 }
 
 /// Autopilot's default MaxTrailingLogs.
@@ -174,6 +178,7 @@ impl ProcedureConfig {
                 max_eval_backlog: u.verify.max_eval_backlog,
                 settle_ms: ns_to_ms(u.verify.settle),
             },
+            verify_workload: true,
         }
     }
 }
@@ -225,6 +230,12 @@ pub enum Variant {
     /// before allocations with a `kill_timeout` have stopped (hashicorp/nomad#14293). Not in
     /// `BROKEN`: it differs from `Safe` only on servers that are also clients.
     DrainStatusOnly,
+    /// Verifies only the servers at the end, as a runbook's "check versions and peers" does
+    /// (`nomad server members`, `nomad operator raft list-peers`, a leader), without `nomad
+    /// status` or the eval broker's gauges: jobs below their counts and evaluations piling up
+    /// go unseen (hashicorp/nomad#15858, #16877). Not in `BROKEN`: it differs from `Safe` only
+    /// when the plan declares jobs.
+    ServersOnlyVerify,
 }
 
 impl Variant {
@@ -267,6 +278,7 @@ impl Variant {
                 c.gate.require_voter = false;
             }
             Variant::DrainStatusOnly => c.drain_waits_for_allocs = false,
+            Variant::ServersOnlyVerify => c.verify_workload = false,
         }
         c
     }

@@ -1032,6 +1032,7 @@ impl Procedure {
         let mut unmet = self.verify_unmet(&obs.view);
         let max = self.cfg.verify.max_eval_backlog;
         let jobs = match workload::unmet(&obs.view.workload, &self.baseline, max) {
+            _ if !self.cfg.verify_workload => Vec::new(),
             Ok(j) => j,
             Err(why) => return self.unreadable(workload::WHAT, "the verification", &why),
         };
@@ -1070,7 +1071,8 @@ impl Procedure {
             Ok(_) => unmet.push("not every server is a healthy voter".into()),
             Err(e) => unmet.push(format!("autopilot health: {e}")),
         }
-        if let (Some(before), Some(Ok(now))) = (&self.scheduler, &v.scheduler) {
+        let scheduler = (&self.scheduler, &v.scheduler);
+        if let (true, (Some(before), Some(Ok(now)))) = (self.cfg.verify_workload, scheduler) {
             let same = before.scheduler_algorithm == now.scheduler_algorithm
                 && before.preemption_service == now.preemption_service
                 && before.pause_eval_broker == now.pause_eval_broker

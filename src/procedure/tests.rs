@@ -1100,7 +1100,14 @@ struct Verified {
 /// preflight and `w(Some(ms since the verification's first observation))` in it, and, as a
 /// live driver does, `NotRead` wherever the procedure does not ask for it.
 fn through_verify(w: impl Fn(Option<u64>) -> Readout<Workload>) -> Verified {
-    let mut c = cfg();
+    through_verify_with(cfg(), w)
+}
+
+/// `through_verify` with another procedure configuration.
+fn through_verify_with(
+    mut c: ProcedureConfig,
+    w: impl Fn(Option<u64>) -> Readout<Workload>,
+) -> Verified {
     c.rollback = crate::plan::Rollback::Halt;
     let mut p = Procedure::new(c);
     let mut f = Fake::healthy();
@@ -1178,6 +1185,29 @@ fn a_backlog_above_the_bound_halts_naming_its_parts() {
         unmet[0].starts_with("eval backlog 7 above the bound of 0") && unmet[0].contains("7 ready"),
         "{unmet:?}"
     );
+}
+
+/// The `servers-only-verify` runbook checks versions, peers and a leader: a backlog that never
+/// drains and a job short of its count go unseen (hashicorp/nomad#15858).
+#[test]
+fn a_servers_only_verification_does_not_see_the_backlog() {
+    let c = Variant::ServersOnlyVerify.apply(cfg());
+    assert!(!c.verify_workload);
+    let v = through_verify_with(c, |verifying| match verifying {
+        None => jobs(&[("web", 3, 3)], 0),
+        Some(_) => jobs(&[("web", 1, 3)], 7),
+    });
+    assert!(
+        matches!(v.action, Action::UpgradeClients { .. } | Action::Done(_)),
+        "{:?}",
+        v.action
+    );
+    // The safe procedure halts on the same workload.
+    let v = through_verify(|verifying| match verifying {
+        None => jobs(&[("web", 3, 3)], 0),
+        Some(_) => jobs(&[("web", 1, 3)], 7),
+    });
+    assert_eq!(verify_failed(&v).len(), 2);
 }
 
 #[test]

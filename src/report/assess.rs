@@ -284,6 +284,7 @@ fn risk_of(runs: &[Measured], f: SeedFigures) -> Risk {
         halted: count(&|v| matches!(v, Verdict::Halted { .. })) as u64,
         unsafe_runs: count(&|v| matches!(v, Verdict::Unsafe { .. })) as u64,
         lost_allocation_runs: count(&|v| matches!(v, Verdict::LostAllocations { .. })) as u64,
+        stalled_workload_runs: count(&|v| matches!(v, Verdict::StalledWorkload { .. })) as u64,
         quorum_lost_runs: runs
             .iter()
             .filter(|m| m.outcome.metrics.quorum_lost_ns > 0)

@@ -527,7 +527,8 @@ fn leadership_series<'a, DB: DrawingBackend + 'a>(
 }
 
 /// Colour of a heatmap cell: green all completed, yellow some halted safely, orange to red by
-/// the share of runs that lost quorum, purple if any run lost allocations, dark red if any run
+/// the share of runs that lost quorum, purple if any run lost allocations, blue if any run's
+/// jobs never recovered, dark red if any run
 /// was unsafe, grey if none ran.
 fn cell_color(c: &super::model::HeatCell) -> RGBColor {
     if c.runs == 0 {
@@ -538,6 +539,9 @@ fn cell_color(c: &super::model::HeatCell) -> RGBColor {
     }
     if c.lost_allocations > 0 {
         return RGBColor(130, 60, 160);
+    }
+    if c.stalled_workload > 0 {
+        return RGBColor(90, 120, 200);
     }
     if c.beyond_tolerance > 0 {
         let share = c.beyond_tolerance as f64 / c.runs as f64;
@@ -674,6 +678,9 @@ fn heat_legend(
     ];
     if ex.lost_allocations > 0 {
         items.push((RGBColor(130, 60, 160), "allocations lost"));
+    }
+    if ex.stalled_workload > 0 {
+        items.push((RGBColor(90, 120, 200), "jobs never recovered"));
     }
     let mut lx = left;
     for (color, name) in items {

@@ -62,6 +62,7 @@ pub fn explore(
         beyond_tolerance: 0,
         unsafe_runs: 0,
         lost_allocations: 0,
+        stalled_workload: 0,
         cells: empty_cells(&kinds, step_names),
         fault_kinds: kinds,
         steps: step_names.to_vec(),
@@ -151,7 +152,10 @@ fn tally<'r>(
             Class::BeyondTolerance => (0, 0, 1, 0, 0),
             Class::Unsafe => (0, 0, 0, 1, 0),
             Class::LostAllocations => (0, 0, 0, 0, 1),
+            Class::StalledWorkload => (0, 0, 0, 0, 0),
         };
+        let c_stall = u64::from(r.class == Class::StalledWorkload);
+        ex.stalled_workload += c_stall;
         ex.completed += c_done;
         ex.halted += c_halt;
         ex.beyond_tolerance += c_beyond;
@@ -164,11 +168,13 @@ fn tally<'r>(
             c.beyond_tolerance += c_beyond;
             c.unsafe_runs += c_unsafe;
             c.lost_allocations += c_lost;
+            c.stalled_workload += c_stall;
         }
         let rank = match r.class {
             Class::Unsafe => Some(0),
             Class::LostAllocations => Some(1),
-            Class::BeyondTolerance => Some(2),
+            Class::StalledWorkload => Some(2),
+            Class::BeyondTolerance => Some(3),
             Class::Completed | Class::Halted => None,
         };
         if let Some(rank) = rank {

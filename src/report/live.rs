@@ -394,6 +394,7 @@ fn no_explorer() -> Explorer {
         beyond_tolerance: 0,
         unsafe_runs: 0,
         lost_allocations: 0,
+        stalled_workload: 0,
         fault_kinds: Vec::new(),
         steps: Vec::new(),
         cells: Vec::new(),

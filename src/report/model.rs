@@ -164,6 +164,10 @@ pub struct Risk {
     /// Seeds that lost allocations without any injected fault (a node stopped while its
     /// allocations ran, without a completed drain).
     pub lost_allocation_runs: u64,
+    /// Seeds that completed without any injected fault but whose jobs never recovered (an
+    /// eval backlog left, or jobs below their counts).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stalled_workload_runs: u64,
     /// Seeds that lost quorum without any injected fault.
     pub quorum_lost_runs: u64,
     /// Seeds that lost an acknowledged write without any injected fault.
@@ -338,6 +342,9 @@ pub struct Explorer {
     pub unsafe_runs: u64,
     /// Runs that lost allocations and were otherwise safe.
     pub lost_allocations: u64,
+    /// Runs that completed safely but whose jobs never recovered.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stalled_workload: u64,
     /// Heatmap rows: fault kinds.
     pub fault_kinds: Vec<String>,
     /// Heatmap columns: step names.
@@ -367,6 +374,13 @@ pub struct HeatCell {
     pub unsafe_runs: u64,
     /// Lost allocations (otherwise safe).
     pub lost_allocations: u64,
+    /// Completed, but the jobs never recovered.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stalled_workload: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A fault that broke the upgrade at a step.
@@ -376,7 +390,7 @@ pub struct ExplorerFinding {
     pub step: String,
     /// Fault kind and target, e.g. `crash of other`.
     pub fault: String,
-    /// `beyond_tolerance`, `unsafe` or `lost_allocations`.
+    /// `beyond_tolerance`, `unsafe`, `lost_allocations` or `stalled_workload`.
     pub class: String,
     /// Runs with this outcome (over boundaries in the step, durations and seeds).
     pub runs: u64,

@@ -129,6 +129,12 @@ fn notes(risk: &Risk) -> Vec<String> {
             risk.lost_allocation_runs
         ));
     }
+    if risk.stalled_workload_runs > 0 {
+        notes.push(format!(
+            "note: {} of {n} seeds completed but their jobs never recovered (eval backlog or jobs below their counts)",
+            risk.stalled_workload_runs
+        ));
+    }
     notes
 }
 

@@ -23,8 +23,13 @@
 //! - **Evaluations** come from job registration (the first established leader registers the
 //!   declared jobs through Raft, so the world boots with them placed), node status changes
 //!   (`NodeStatus` down or ready: evaluations for every job with allocations on the node, as
-//!   `Node.UpdateStatus` creates them in the same Raft transaction), drains (`NodeDrain`), and
-//!   capacity freed for blocked evaluations.
+//!   `Node.UpdateStatus` creates them in the same Raft transaction), drains (`NodeDrain`),
+//!   capacity freed for blocked evaluations, and a server-client whose agent restarted on
+//!   another version registering again (its `nomad.version` attribute changed:
+//!   `shouldCreateNodeEval` in `nomad/node_endpoint.go`).
+//! - **Workers per version** (`num_schedulers_by_version`): a server running a listed version
+//!   runs that many workers, as the configuration shipped with its binary sets; 0 disables
+//!   scheduling there (hashicorp/nomad#15858, #16877 show backlogs after upgrades).
 //! - **Drains** of server-clients when jobs are declared: the node turns ineligible, the
 //!   scheduler migrates at most `migrate.max_parallel` allocations of a group at once (each
 //!   replacement placed elsewhere, the old allocation running on for its `kill_timeout`); when
@@ -70,6 +75,7 @@ pub use plane::{BACKLOG_POINTS_MAX, BacklogSeries, Plane, PlaneEv, WorkloadOutco
 
 use rehearse_model::api::JobType;
 use rehearse_model::time::{MS, SEC};
+use rehearse_model::versions::Version;
 use serde::{Deserialize, Serialize};
 
 /// Most jobs a world may declare.
@@ -135,6 +141,14 @@ pub struct WorkloadPlaneConfig {
     /// How long a worker waits before it asks the leader again when its dequeue failed (the
     /// worker's `dequeueTimeout`, 500 ms, `nomad/worker.go`).
     pub dequeue_retry_ns: u64,
+    /// Scheduler workers on a server running a given version, when the configuration that
+    /// ships with that binary sets another `num_schedulers` (versions not listed run
+    /// `num_schedulers`). 0 disables scheduling on that server (docs
+    /// `configuration/server#num_schedulers`): a new configuration file that sets it so on
+    /// every server leaves nobody to dequeue once the roll is done, and evaluations pile up in
+    /// the leader's broker (hashicorp/nomad#15858, #16877 are such backlogs after upgrades).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub num_schedulers_by_version: Vec<(Version, u32)>,
 }
 
 impl Default for WorkloadPlaneConfig {
@@ -147,11 +161,20 @@ impl Default for WorkloadPlaneConfig {
             sched_per_placement_ns: MS,
             slots_per_node: 8,
             dequeue_retry_ns: 500 * MS,
+            num_schedulers_by_version: Vec::new(),
         }
     }
 }
 
 impl WorkloadPlaneConfig {
+    /// Scheduler workers on a server running `version`.
+    pub fn workers_on(&self, version: Version) -> u32 {
+        self.num_schedulers_by_version
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map_or(self.num_schedulers, |&(_, n)| n)
+    }
+
     /// Whether every field is the default (then it is left out of serialized configurations).
     pub fn is_default(&self) -> bool {
         *self == WorkloadPlaneConfig::default()
@@ -161,6 +184,11 @@ impl WorkloadPlaneConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.num_schedulers > 64 {
             return Err("plane.num_schedulers must be at most 64".into());
+        }
+        if let Some((v, _)) = self.num_schedulers_by_version.iter().find(|(_, n)| *n > 64) {
+            return Err(format!(
+                "plane.num_schedulers_by_version: {v}: must be at most 64"
+            ));
         }
         if self.eval_delivery_limit == 0 {
             return Err("plane.eval_delivery_limit must be at least 1".into());

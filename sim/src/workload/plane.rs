@@ -9,6 +9,7 @@ use crate::trace::TraceKind;
 use crate::world::World;
 use rehearse_model::api::{ApiError, JobState, JobType, Workload};
 use rehearse_model::time::SimTime;
+use rehearse_model::versions::Version;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -160,11 +161,14 @@ pub struct Plane {
     outcome: WorkloadOutcome,
     end_at: Option<SimTime>,
     backlog: BacklogSeries,
+    /// Per server: the version its client last registered with (`nomad.version`), for
+    /// servers that are also clients.
+    registered_as: Vec<Option<Version>>,
 }
 
 impl Plane {
     /// The plane of a world with `clients` client-only nodes and these servers' clients.
-    pub(crate) fn new(clients: usize, also_client: &[bool]) -> Plane {
+    pub(crate) fn new(clients: usize, also_client: &[bool], versions: &[Version]) -> Plane {
         Plane {
             fsm: Fsm::default(),
             broker: Broker::default(),
@@ -178,6 +182,11 @@ impl Plane {
             outcome: WorkloadOutcome::default(),
             end_at: None,
             backlog: BacklogSeries::default(),
+            registered_as: also_client
+                .iter()
+                .zip(versions)
+                .map(|(&c, &v)| c.then_some(v))
+                .collect(),
         }
     }
 
@@ -309,9 +318,18 @@ impl World {
                 arm.push((s, self.servers[s].incarnation));
             }
         }
+        let running: Vec<ServerId> = p
+            .server_nodes
+            .iter()
+            .copied()
+            .filter(|&s| self.servers[s].proc == ProcessState::Running)
+            .collect();
         for node in ready {
             let kind = EntryKind::NodeStatus { node, down: false };
             self.append_local(l, kind);
+        }
+        for s in running {
+            self.plane_reregister(s);
         }
         for (server, inc) in arm {
             self.push_plane_in(ttl, PlaneEv::ServerNodeTtl { server, inc });
@@ -344,10 +362,11 @@ impl World {
         let Some((l, _)) = self.plane_leader() else {
             return;
         };
-        let per = self.cfg.plane.num_schedulers;
         while self.plane.as_ref().is_some_and(|p| p.broker.has_ready()) {
             let worker = (0..self.servers.len()).find(|&s| {
                 let srv = &self.servers[s];
+                // The workers of the binary it runs (its configuration ships with it).
+                let per = self.cfg.plane.workers_on(srv.spec.version);
                 let busy = self.plane.as_ref().map_or((0, 0), |p| p.busy[s]);
                 let idle = if busy.0 == srv.incarnation {
                     busy.1 < per
@@ -658,6 +677,53 @@ impl World {
             return;
         };
         self.plane_node_back(node, true);
+        self.plane_reregister(s);
+    }
+
+    /// Server `s`'s client registers again (`Node.Register`) after its agent restarted on
+    /// another version: the node's `nomad.version` attribute changed, so the leader creates an
+    /// evaluation for every job with allocations on the node and every system job
+    /// (`shouldCreateNodeEval` and `createNodeEvals` in hashicorp/nomad
+    /// `nomad/node_endpoint.go`). Departure: Nomad's client retries its registration until a
+    /// leader answers; here a server-client that comes back while no leader is established
+    /// registers when the next leader establishes leadership
+    /// (`plane_server_nodes_on_established`).
+    fn plane_reregister(&mut self, s: ServerId) {
+        let version = self.servers[s].spec.version;
+        let Some(p) = self.plane.as_ref() else { return };
+        let Some(node) = p.node_of(s) else { return };
+        if p.registered_as.get(s).copied().flatten() == Some(version) {
+            return;
+        }
+        let Some((l, _)) = self.plane_leader() else {
+            return;
+        };
+        let mut jobs: BTreeSet<JobIdx> = p
+            .fsm
+            .allocs
+            .iter()
+            .filter(|a| a.node == node && a.state == super::fsm::AllocState::Running)
+            .map(|a| a.job)
+            .collect();
+        jobs.extend(
+            p.fsm
+                .registered
+                .iter()
+                .copied()
+                .filter(|&j| self.cfg.jobs[j as usize].kind == JobType::System),
+        );
+        if let Some(p) = self.plane.as_mut()
+            && let Some(r) = p.registered_as.get_mut(s)
+        {
+            *r = Some(version);
+        }
+        for job in &jobs {
+            let kind = EntryKind::Workload(Box::new(WorkloadEntry::EvalCreate { job: *job }));
+            self.append_local(l, kind);
+        }
+        if !jobs.is_empty() {
+            self.broadcast(l);
+        }
     }
 
     /// Node `node`'s host is back. Allocations killed with it that the state still calls
@@ -761,6 +827,36 @@ impl World {
             p.outcome.time_to_recover_ns = None;
         }
         self.plane_observe();
+    }
+
+    /// Why the workload has not recovered, on the ground truth now, or None if it has (or no
+    /// jobs are declared): the leader broker's backlog and each job short of its desired
+    /// count, e.g. `eval backlog 7 (web 1/3 running)`.
+    pub fn workload_unrecovered(&self) -> Option<String> {
+        let p = self.plane.as_ref()?;
+        let leader = self.plane_leader();
+        let backlog = p.broker.stats().backlog();
+        let short: Vec<String> = (0..self.cfg.jobs.len() as u32)
+            .filter_map(|j| {
+                let (desired, _, live) = self.plane_job_counts(p, j);
+                (live < desired).then(|| {
+                    let name = &self.cfg.jobs[j as usize].name;
+                    format!("{name} {live}/{desired} running")
+                })
+            })
+            .collect();
+        if leader.is_some() && backlog == 0 && short.is_empty() {
+            return None;
+        }
+        let jobs = if short.is_empty() {
+            "every job runs its desired count".to_string()
+        } else {
+            short.join(", ")
+        };
+        Some(match leader {
+            Some(_) => format!("eval backlog {backlog} ({jobs})"),
+            None => format!("no leader runs the eval broker ({jobs})"),
+        })
     }
 
     /// The workload plane's outcome figures (all zero without jobs).
