@@ -48,8 +48,9 @@ pub enum Verdict {
         problems: Vec<String>,
     },
     /// The cluster stayed safe, but the procedure stopped a node whose allocations were still
-    /// running and whose drain had not completed: they died with it instead of being
-    /// migrated. A class of its own, apart from quorum and data loss.
+    /// running and whose drain had not completed, or a drain's deadline stopped allocations
+    /// the drain had not migrated yet: they were killed instead of being migrated. A class of
+    /// its own, apart from quorum and data loss.
     LostAllocations {
         /// Which node, when, and how many allocations, one line each.
         problems: Vec<String>,
@@ -124,7 +125,8 @@ pub struct Outcome {
     /// hosts are gone but that a leader could not mark down (hashicorp/nomad#24231).
     #[serde(default)]
     pub client_problems: Vec<String>,
-    /// Stops of nodes with running allocations and no completed drain, one line each: those
+    /// Stops of nodes with running allocations and no completed drain, and drains whose
+    /// deadline stopped allocations before they were migrated, one line each: those
     /// allocations were lost (the verdict `LostAllocations` when nothing worse happened).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lost_allocations: Vec<String>,
@@ -318,6 +320,9 @@ struct SimWorld {
     lost_allocs: Vec<String>,
     /// Acknowledged writes at the previous observation (the write probe).
     acked: u64,
+    /// The drain deadline the procedure's drains carry (`[upgrade.drain] deadline`), as the
+    /// live executor sends it.
+    drain_deadline_ns: Option<u64>,
 }
 
 impl SimWorld {
@@ -453,6 +458,7 @@ impl Checkpoint {
                 early_stops: Vec::new(),
                 lost_allocs: Vec::new(),
                 acked,
+                drain_deadline_ns: cfg.drain_deadline_ms.map(|ms| ms * MS),
             },
             timeline: Timeline {
                 start_ms: start_ns / MS,
@@ -586,7 +592,7 @@ fn apply(run: &mut SimWorld, action: &Action) -> Result<ActionResult, String> {
         }
         Action::Drain { server } => {
             let id = id_of(w, server)?;
-            w.drain(id)
+            w.drain_with_deadline(id, run.drain_deadline_ns)
                 .map(|()| ActionResult::Ok)
                 .map_err(|e| e.to_string())
         }
@@ -736,7 +742,24 @@ fn judge(
     for v in w.violations() {
         problems.push(format!("{}: {}", v.invariant, v.detail));
     }
-    let lost = run.lost_allocs.clone();
+    // Allocations a drain deadline stopped before they were migrated were killed, not moved:
+    // the same harm as a stop without a completed drain, so they go the same way (the
+    // `LostAllocations` verdict) rather than into a class of their own.
+    let mut lost = run.lost_allocs.clone();
+    lost.extend(w.drain_deadline_stops().iter().map(|d| {
+        let (n, it) = if d.allocs == 1 {
+            ("allocation", "it was")
+        } else {
+            ("allocations", "they were")
+        };
+        format!(
+            "drain deadline reached on {} at {} ms: {} {n} of {} stopped before {it} migrated",
+            d.server,
+            d.at.as_nanos().saturating_sub(run.start_ns) / MS,
+            d.allocs,
+            d.job
+        )
+    }));
     let verdict = match (problems.is_empty(), action) {
         (false, _) => Verdict::Unsafe {
             problems: problems.into_iter().chain(lost.iter().cloned()).collect(),

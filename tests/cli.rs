@@ -112,6 +112,44 @@ fn check_reports_lost_allocations_when_a_server_client_is_not_drained() {
     assert_eq!(ok.status.code(), Some(0), "{t}");
 }
 
+/// A drain deadline shorter than a job's kill_timeout: lint R018, and `check` judges every
+/// seed "lost allocations" (the deadline stopped s3's remaining allocations at once); the same
+/// plan with a deadline long enough for the migrations is lint-clean and completes.
+#[test]
+fn check_reports_allocations_stopped_by_a_short_drain_deadline() {
+    let plan = "plans/incidents/nomad-drain-deadline-short.toml";
+    let o = rehearse(&["check", plan, "--seeds", "2"]);
+    let t = text(&o);
+    assert!(t.contains("R018"), "{t}");
+    assert!(t.contains("LOST ALLOCATIONS 2, UNSAFE 0"), "{t}");
+    assert!(
+        t.contains("drain deadline reached on s3") && t.contains("2 allocations of web"),
+        "{t}"
+    );
+    let lint = rehearse(&["lint", "--json", plan]);
+    let v: serde_json::Value = serde_json::from_slice(&lint.stdout).unwrap();
+    let ids: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec!["R018"]);
+    let ok = rehearse(&[
+        "check",
+        "plans/incidents/nomad-drain-deadline-long.toml",
+        "--seeds",
+        "2",
+    ]);
+    let t = text(&ok);
+    assert!(t.contains("lint: no findings"), "{t}");
+    assert!(
+        t.contains("completed 2, halted safely 0, LOST ALLOCATIONS 0"),
+        "{t}"
+    );
+    assert_eq!(ok.status.code(), Some(0), "{t}");
+}
+
 /// A raft protocol 2 → 3 roll: lint is clean (both versions run both protocols, R008 quiet),
 /// and `check` completes every seed, listing how each server came back: under a UUID Raft ID,
 /// as a voter while a server still ran protocol 2, the last one as a non-voter; health derived

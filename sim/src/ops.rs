@@ -473,8 +473,20 @@ impl World {
         })
     }
 
-    /// `POST /v1/node/:id/drain` for the client agent on a server.
+    /// `POST /v1/node/:id/drain` for the client agent on a server, without a deadline.
     pub fn drain(&mut self, id: ServerId) -> Result<(), ApiError> {
+        self.drain_with_deadline(id, None)
+    }
+
+    /// `POST /v1/node/:id/drain` with the drain strategy's deadline (`nomad node drain
+    /// -deadline`). With jobs declared, when the deadline passes the leader's drainer stops
+    /// every allocation left on the node at once (see `workload`); without jobs the deadline
+    /// is not used (the constant drain model of `clients` applies).
+    pub fn drain_with_deadline(
+        &mut self,
+        id: ServerId,
+        deadline_ns: Option<u64>,
+    ) -> Result<(), ApiError> {
         if !self.servers[id].spec.also_client {
             return Err(ApiError::Rejected {
                 addr: self.node_name(id),
@@ -484,7 +496,7 @@ impl World {
         let l = self.forwarded_or_any(id)?;
         // With jobs declared the drain is the workload plane's: the leader writes it, the
         // drainer migrates the node's allocations, and it completes when the node runs none.
-        if self.plane_drain(id, l) {
+        if self.plane_drain(id, l, deadline_ns) {
             self.trace(TraceKind::Fault {
                 what: format!("drain {}", self.servers[id].spec.name),
             });

@@ -168,6 +168,17 @@ pub enum WorkloadEntry {
     NodeDrain {
         /// Node.
         node: u32,
+        /// The drain strategy's `ForceDeadline`: the request's time plus its deadline
+        /// (hashicorp/nomad `nomad/node_endpoint.go` `UpdateDrain`); None without a deadline.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        force_at: Option<rehearse_model::time::SimTime>,
+    },
+    /// The leader's drainer found a drain's deadline reached: every allocation still on the
+    /// node is marked for migration at once (hashicorp/nomad `nomad/drainer/drainer.go`
+    /// `handleDeadlinedNodes`, written as `AllocUpdateDesiredTransition` with its evaluations).
+    DrainDeadline {
+        /// Node.
+        node: u32,
     },
     /// The scheduler configuration (`getOrCreateSchedulerConfig`).
     SchedulerConfig {
@@ -234,7 +245,10 @@ impl WorkloadEntry {
             }
             WorkloadEntry::EvalCreate { job } => 9 ^ (u64::from(*job) << 4),
             WorkloadEntry::EvalUpdate { eval, .. } => 10 ^ (eval << 4),
-            WorkloadEntry::NodeDrain { node } => 11 ^ (u64::from(*node) << 4),
+            WorkloadEntry::NodeDrain { node, force_at } => {
+                11 ^ (u64::from(*node) << 4) ^ force_at.map_or(0, |t| t.0.rotate_left(20))
+            }
+            WorkloadEntry::DrainDeadline { node } => 13 ^ (u64::from(*node) << 4),
             WorkloadEntry::SchedulerConfig { pause_eval_broker } => {
                 12 ^ (u64::from(*pause_eval_broker) << 4)
             }

@@ -5,7 +5,7 @@ use super::broker::{EvalId, JobIdx};
 use super::{GroupSpec, JobSpec};
 use rehearse_model::time::SimTime;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A client node: `0..clients` are the client-only nodes (`World::nodes` order), `clients + s`
 /// the client of server `s`.
@@ -114,6 +114,20 @@ pub struct Applied {
     pub unblock: bool,
     /// Allocations stop at this time (the drainer looks again then).
     pub stops_at: Option<SimTime>,
+    /// A drain with a deadline began: the leader's drainer looks at the node then.
+    pub drain_deadline: Option<(NodeIdx, SimTime)>,
+}
+
+/// Allocations of one job that a drain's deadline stopped before the drainer had migrated
+/// them (see `Fsm::force_drain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForcedStop {
+    /// Node drained.
+    pub node: NodeIdx,
+    /// Job.
+    pub job: JobIdx,
+    /// Allocations still running (not yet migrating) when the deadline was reached.
+    pub allocs: u32,
 }
 
 /// The replicated workload state.
@@ -129,6 +143,11 @@ pub struct Fsm {
     pub down: BTreeSet<NodeIdx>,
     /// Nodes draining (ineligible).
     pub draining: BTreeSet<NodeIdx>,
+    /// Draining nodes whose drain has a deadline: its `ForceDeadline`.
+    pub force_at: BTreeMap<NodeIdx, SimTime>,
+    /// Draining nodes whose deadline was reached: the scheduler migrates every allocation on
+    /// them at once, whatever the group's `migrate.max_parallel`.
+    pub forced: BTreeSet<NodeIdx>,
     /// The scheduler configuration's `pause_eval_broker`, once written.
     pub sched_config: Option<bool>,
 }
@@ -204,16 +223,63 @@ impl Fsm {
         out
     }
 
-    /// `Node.UpdateDrain`: the node turns ineligible and every job on it is evaluated.
-    pub fn drain(&mut self, node: NodeIdx) -> Applied {
+    /// `Node.UpdateDrain`: the node turns ineligible and every job on it is evaluated. With a
+    /// deadline (`force_at`), the drainer is asked to look at the node then.
+    pub fn drain(&mut self, node: NodeIdx, force_at: Option<SimTime>) -> Applied {
         let mut out = Applied::default();
         if !self.draining.insert(node) {
             return out;
+        }
+        if let Some(t) = force_at {
+            self.force_at.insert(node, t);
+            out.drain_deadline = Some((node, t));
         }
         for job in self.jobs_on(node) {
             self.new_eval(job, &mut out);
         }
         out
+    }
+
+    /// The drain deadline of `node` was reached (`handleDeadlinedNodes`): every allocation
+    /// still on it is marked for migration together, and its jobs are evaluated; the
+    /// scheduler then stops them all at once, ignoring `migrate.max_parallel`. Returns, per
+    /// service or batch job, the allocations that were still running and not yet migrating:
+    /// those the drain never moved one batch at a time. System jobs' allocations are left out
+    /// of that count: a drained node's system allocations stop for good in any drain (Nomad
+    /// stops them last), so the deadline takes nothing from them that the drain would not; so
+    /// are allocations in `killed` (dead with their host already, counted as lost then).
+    pub fn force_drain(
+        &mut self,
+        node: NodeIdx,
+        jobs: &[JobSpec],
+        killed: &BTreeSet<u64>,
+    ) -> (Applied, Vec<ForcedStop>) {
+        let mut out = Applied::default();
+        if !self.draining.contains(&node) || !self.forced.insert(node) {
+            return (out, Vec::new());
+        }
+        let mut per_job: BTreeMap<JobIdx, u32> = BTreeMap::new();
+        for a in self
+            .allocs
+            .iter()
+            .filter(|a| a.node == node && a.state == AllocState::Running)
+            .filter(|a| !killed.contains(&a.id))
+        {
+            let system = jobs
+                .get(a.job as usize)
+                .is_some_and(|j| j.kind == rehearse_model::api::JobType::System);
+            if !system {
+                *per_job.entry(a.job).or_default() += 1;
+            }
+        }
+        for job in self.jobs_on(node) {
+            self.new_eval(job, &mut out);
+        }
+        let stops = per_job
+            .into_iter()
+            .map(|(job, allocs)| ForcedStop { node, job, allocs })
+            .collect();
+        (out, stops)
     }
 
     fn jobs_on(&self, node: NodeIdx) -> BTreeSet<JobIdx> {

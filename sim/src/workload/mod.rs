@@ -7,7 +7,7 @@
 //!   evaluations (pending/blocked/complete/failed), which nodes are down or draining and the
 //!   scheduler configuration change only when a Raft entry that carries them is committed
 //!   (`EntryKind::Workload`: `JobRegister`, `PlanResult`, `EvalCreate`, `EvalUpdate`, `NodeDrain`,
-//!   `SchedulerConfig`, and the existing `NodeStatus`). The world applies them where it applies
+//!   `DrainDeadline`, `SchedulerConfig`, and the existing `NodeStatus`). The world applies them where it applies
 //!   every committed entry, the first time any server applies that index. Every server applies
 //!   the same committed log (the safety oracle checks it), so one copy of the applied state
 //!   stands for all of them; a server that lags behind is not modelled as reading an older one.
@@ -35,6 +35,16 @@
 //!   replacement placed elsewhere, the old allocation running on for its `kill_timeout`); when
 //!   a batch has stopped the leader's drainer creates evaluations for the next, and the drain
 //!   is complete when the node runs nothing.
+//! - **Drain deadlines** (`nomad node drain -deadline`, docs `commands/node/drain`; the
+//!   procedure's drains carry `[upgrade.drain] deadline`): `NodeDrain` carries the strategy's
+//!   `ForceDeadline` (the request's time plus the deadline, as `Node.UpdateDrain` sets it).
+//!   When it passes, the leader's drainer (`nomad/drainer/drainer.go`
+//!   `handleDeadlinedNodes`; a new leader does it on establishing leadership if the time has
+//!   passed) appends `DrainDeadline`: every allocation left on the node is marked for
+//!   migration together, and the scheduler stops them all at once, ignoring
+//!   `migrate.max_parallel`. The service and batch allocations that were still running, not
+//!   yet migrating, are recorded (`World::drain_deadline_stops`): they were stopped together,
+//!   not moved one batch at a time, and the rehearsal judges them as lost allocations.
 //! - **Lost allocations**: a server-client stopped or crashed, or a client-only node gone,
 //!   kills what runs on it (counted in `WorkloadOutcome::lost_allocs`); the leader marks the
 //!   node down (client-only nodes by their heartbeat timers, see `clients`; a server-client
@@ -45,14 +55,16 @@
 //! reads the state); a plan is checked against the state when applied, and placements that no
 //! longer fit are dropped and the evaluation blocked (Nomad's plan applier rejects them and
 //! the worker plans again); the drainer's next batch waits for the previous batch's old
-//! allocations to stop instead of the replacements' `min_healthy_time`; drain deadlines and
-//! deployments are not modelled; batch jobs run until the end of the run; a server-client's
+//! allocations to stop instead of the replacements' `min_healthy_time`; replacements run as
+//! soon as their plan is applied (no task start-up), so the gap a drain deadline opens shows
+//! as the allocations it stopped, not as time with fewer running; deployments are not
+//! modelled; batch jobs run until the end of the run; a server-client's
 //! missed heartbeats are not drawn (no stagger). Scheduling is deterministic (no random
 //! draws), so the plane needs no random stream.
 //!
 //! Timing: the plane's timers (a worker's scheduling time, nack timers, a worker's dequeue
-//! retry, the end of a migrated allocation's kill timeout, a stopped server-client's heartbeat
-//! TTL) are ordinary events on the world's queue. The quiet-period elision (`steady`) ends
+//! retry, the end of a migrated allocation's kill timeout, a drain's deadline, a stopped
+//! server-client's heartbeat TTL) are ordinary events on the world's queue. The quiet-period elision (`steady`) ends
 //! every closed-form round before the next queued event, so it never runs past one of them;
 //! with no evaluation pending and nothing stopping the plane queues nothing (the nack timer of
 //! an evaluation acknowledged since still fires once, and does nothing).
@@ -71,7 +83,7 @@ pub mod fsm;
 mod plane;
 pub mod sched;
 
-pub use plane::{BACKLOG_POINTS_MAX, BacklogSeries, Plane, PlaneEv, WorkloadOutcome};
+pub use plane::{BACKLOG_POINTS_MAX, BacklogSeries, DeadlineStop, Plane, PlaneEv, WorkloadOutcome};
 
 use rehearse_model::api::JobType;
 use rehearse_model::time::{MS, SEC};

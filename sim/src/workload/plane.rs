@@ -2,7 +2,7 @@
 //! calls (leadership, committed entries, nodes going and coming), and what it reports.
 
 use super::broker::{Broker, EvalId, JobIdx, NackOutcome};
-use super::fsm::{Applied, EvalStatus, Fsm, NodeIdx, PlanCtx, PlanResult};
+use super::fsm::{Applied, EvalStatus, ForcedStop, Fsm, NodeIdx, PlanCtx, PlanResult};
 use super::sched::{SchedCtx, plan};
 use crate::state::{EntryKind, ProcessState, Role, ServerId, WorkloadEntry};
 use crate::trace::TraceKind;
@@ -42,6 +42,11 @@ pub enum PlaneEv {
     Poll,
     /// Migrated allocations have stopped: the drainer and the blocked tracker look again.
     StopsDone,
+    /// A drain's deadline (`ForceDeadline`) falls: the leader's drainer looks at the node.
+    DrainDeadline {
+        /// Node.
+        node: NodeIdx,
+    },
     /// A stopped server-client's heartbeat timer fires on the leader.
     ServerNodeTtl {
         /// Server.
@@ -132,6 +137,20 @@ impl BacklogSeries {
     }
 }
 
+/// Allocations a drain's deadline stopped before the drainer had migrated them: killed
+/// together, not moved one batch at a time (see `Fsm::force_drain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadlineStop {
+    /// The server whose client was drained.
+    pub server: String,
+    /// When the drainer's deadline entry was applied.
+    pub at: SimTime,
+    /// Job ID.
+    pub job: String,
+    /// Allocations of the job still running on the node, not yet migrating.
+    pub allocs: u32,
+}
+
 /// A worker's evaluation in progress.
 #[derive(Debug, Clone)]
 struct InFlight {
@@ -164,6 +183,8 @@ pub struct Plane {
     /// Per server: the version its client last registered with (`nomad.version`), for
     /// servers that are also clients.
     registered_as: Vec<Option<Version>>,
+    /// Allocations stopped by drain deadlines, in apply order.
+    deadline_stops: Vec<DeadlineStop>,
 }
 
 impl Plane {
@@ -187,6 +208,7 @@ impl Plane {
                 .zip(versions)
                 .map(|(&c, &v)| c.then_some(v))
                 .collect(),
+            deadline_stops: Vec::new(),
         }
     }
 
@@ -293,6 +315,7 @@ impl World {
             self.append_local(l, kind);
         }
         self.plane_server_nodes_on_established(l);
+        self.plane_deadlined_nodes(l);
         self.broadcast(l);
         self.plane_dispatch();
         self.plane_observe();
@@ -350,6 +373,13 @@ impl World {
                 self.plane_dispatch();
             }
             PlaneEv::StopsDone => self.plane_stops_done(),
+            PlaneEv::DrainDeadline { .. } => {
+                if let Some((l, _)) = self.plane_leader()
+                    && self.plane_deadlined_nodes(l)
+                {
+                    self.broadcast(l);
+                }
+            }
             PlaneEv::ServerNodeTtl { server, inc } => self.plane_server_node_ttl(server, inc),
         }
         self.plane_observe();
@@ -520,7 +550,24 @@ impl World {
                 WorkloadEntry::JobRegister { job } => p.fsm.register(*job),
                 WorkloadEntry::EvalCreate { job } => p.fsm.create_eval(*job),
                 WorkloadEntry::EvalUpdate { eval, status } => p.fsm.update_eval(*eval, *status),
-                WorkloadEntry::NodeDrain { node } => p.fsm.drain(*node),
+                WorkloadEntry::NodeDrain { node, force_at } => p.fsm.drain(*node, *force_at),
+                WorkloadEntry::DrainDeadline { node } => {
+                    let (out, stops) = p.fsm.force_drain(*node, jobs, &p.killed);
+                    let server = p.server_of(*node);
+                    for ForcedStop { job, allocs, .. } in stops {
+                        let server = server.map_or_else(
+                            || format!("node {node}"),
+                            |s| self.servers[s].spec.name.clone(),
+                        );
+                        p.deadline_stops.push(DeadlineStop {
+                            server,
+                            at: now,
+                            job: jobs[job as usize].name.clone(),
+                            allocs,
+                        });
+                    }
+                    out
+                }
                 WorkloadEntry::SchedulerConfig { pause_eval_broker } => {
                     p.fsm.sched_config = Some(*pause_eval_broker);
                     Applied::default()
@@ -551,6 +598,10 @@ impl World {
     fn plane_follow(&mut self, out: Applied) {
         if let Some(at) = out.stops_at {
             self.push_plane(at, PlaneEv::StopsDone);
+        }
+        if let Some((node, at)) = out.drain_deadline {
+            let at = at.max(self.now);
+            self.push_plane(at, PlaneEv::DrainDeadline { node });
         }
         let Some(p) = self.plane.as_mut() else { return };
         let b = &mut p.broker;
@@ -624,16 +675,67 @@ impl World {
         }
     }
 
-    /// `POST /v1/node/:id/drain` with jobs declared: the leader writes the drain strategy.
-    /// False if there is no plane (the constant model applies).
-    pub(crate) fn plane_drain(&mut self, s: ServerId, l: ServerId) -> bool {
+    /// The leader's drainer (`handleDeadlinedNodes`): every draining node whose deadline has
+    /// passed, that is not forced yet and still runs allocations not yet migrating, gets the
+    /// entry that marks them all for migration. Appended only; the caller broadcasts (true:
+    /// something was appended).
+    fn plane_deadlined_nodes(&mut self, l: ServerId) -> bool {
+        let now = self.now;
+        let Some(p) = self.plane.as_ref() else {
+            return false;
+        };
+        let due: Vec<NodeIdx> = p
+            .fsm
+            .force_at
+            .iter()
+            .filter(|&(n, &t)| t <= now && !p.fsm.forced.contains(n))
+            .map(|(&n, _)| n)
+            .filter(|&n| {
+                p.fsm.allocs.iter().any(|a| {
+                    a.node == n
+                        && a.state == super::fsm::AllocState::Running
+                        && !p.killed.contains(&a.id)
+                })
+            })
+            .collect();
+        let appended = !due.is_empty();
+        for node in due {
+            let name = self
+                .plane
+                .as_ref()
+                .and_then(|p| p.server_of(node))
+                .map_or_else(
+                    || format!("node {node}"),
+                    |s| self.servers[s].spec.name.clone(),
+                );
+            self.trace(TraceKind::Fault {
+                what: format!("drain deadline of {name} reached"),
+            });
+            self.append_local(
+                l,
+                EntryKind::Workload(Box::new(WorkloadEntry::DrainDeadline { node })),
+            );
+        }
+        appended
+    }
+
+    /// `POST /v1/node/:id/drain` with jobs declared: the leader writes the drain strategy,
+    /// with its `ForceDeadline` (now plus `deadline_ns`, as `Node.UpdateDrain` computes it
+    /// when the request arrives). False if there is no plane (the constant model applies).
+    pub(crate) fn plane_drain(
+        &mut self,
+        s: ServerId,
+        l: ServerId,
+        deadline_ns: Option<u64>,
+    ) -> bool {
         let Some(node) = self.plane.as_ref().and_then(|p| p.node_of(s)) else {
             return false;
         };
         self.servers[s].drain_done_at = Some(DRAINING);
+        let force_at = deadline_ns.map(|d| self.now.plus(d));
         self.append_local(
             l,
-            EntryKind::Workload(Box::new(WorkloadEntry::NodeDrain { node })),
+            EntryKind::Workload(Box::new(WorkloadEntry::NodeDrain { node, force_at })),
         );
         self.broadcast(l);
         true
@@ -900,6 +1002,12 @@ impl World {
             Default::default()
         };
         Ok(Workload { jobs, broker })
+    }
+
+    /// Allocations that drain deadlines stopped before the drainer had migrated them, in the
+    /// order the deadline entries were applied (empty without jobs).
+    pub fn drain_deadline_stops(&self) -> &[DeadlineStop] {
+        self.plane.as_ref().map_or(&[], |p| &p.deadline_stops)
     }
 
     /// Allocations running on server `s`'s client (ground truth), if the plane runs.

@@ -3,8 +3,9 @@
 //!
 //! For each group of the evaluation's job: allocations on a node marked down are lost;
 //! allocations on a draining node are migrated, at most `migrate.max_parallel` of the group at
-//! once (those still running out their kill timeout count against it); then the group gets
-//! new allocations up to its count (a system job: one per eligible node) on eligible nodes
+//! once (those still running out their kill timeout count against it), or all of them at once
+//! on a node whose drain deadline was reached; then the group gets new allocations up to its
+//! count (a system job: one per eligible node) on eligible nodes
 //! with a free slot. Node choice: fewest allocations of the same job first (Nomad's job
 //! anti-affinity), then the fullest node (Nomad's default `binpack` algorithm), then the lowest
 //! index — deterministic, where Nomad scores a random sample of nodes (`scheduler/rank.go`,
@@ -64,6 +65,11 @@ pub fn plan(fsm: &Fsm, eval: EvalId, job: JobIdx, ctx: &SchedCtx) -> PlanResult 
         for a in mine.iter().filter(|a| a.state == AllocState::Running) {
             if fsm.down.contains(&a.node) {
                 p.lost.push(a.id);
+            } else if fsm.forced.contains(&a.node) {
+                // The drain's deadline was reached: the drainer marked every allocation left
+                // on the node for migration at once (`handleDeadlinedNodes`).
+                migrating += 1;
+                p.migrate.push(a.id);
             } else if fsm.draining.contains(&a.node) && migrating < group.max_parallel() {
                 migrating += 1;
                 p.migrate.push(a.id);
@@ -199,7 +205,7 @@ mod tests {
         assert_eq!(p.place.len(), 3);
         assert!(p.place.iter().all(|pl| pl.node == 1));
         // Node 1 drains with two more nodes available: two migrate now, one later.
-        f.drain(1);
+        f.drain(1, None);
         let p = run(&mut f, &jobs, 3, 4, 8);
         assert_eq!((p.migrate.len(), p.place.len()), (2, 2));
         assert!(p.place.iter().all(|pl| pl.node >= 2));
@@ -215,11 +221,36 @@ mod tests {
     }
 
     #[test]
+    fn past_the_drain_deadline_every_allocation_left_migrates_at_once() {
+        let jobs = vec![job(JobType::Service, 4, Some(1))];
+        let mut f = Fsm::default();
+        f.register(0);
+        run(&mut f, &jobs, 1, 1, 8); // all four on node 0
+        f.drain(0, Some(SimTime(15 * SEC)));
+        let p = run(&mut f, &jobs, 2, 2, 8);
+        assert_eq!(p.migrate.len(), 1, "max_parallel = 1 before the deadline");
+        let (out, stops) = f.force_drain(0, &jobs, &Default::default());
+        assert_eq!(out.enqueue.len(), 1, "the job is evaluated");
+        assert_eq!(stops.len(), 1);
+        assert_eq!((stops[0].job, stops[0].allocs), (0, 3));
+        let ctx = SchedCtx {
+            jobs: &jobs,
+            nodes: 2,
+            slots: 8,
+            now: SimTime(SEC),
+        };
+        let p = plan(&f, 3, 0, &ctx);
+        assert_eq!((p.migrate.len(), p.place.len()), (3, 3), "{p:?}");
+        // A second deadline entry for the same node changes nothing.
+        assert!(f.force_drain(0, &jobs, &Default::default()).1.is_empty());
+    }
+
+    #[test]
     fn a_system_job_runs_once_on_every_eligible_node() {
         let jobs = vec![job(JobType::System, 1, None)];
         let mut f = Fsm::default();
         f.register(0);
-        f.drain(2);
+        f.drain(2, None);
         let p = run(&mut f, &jobs, 1, 4, 8);
         let nodes: Vec<u32> = p.place.iter().map(|pl| pl.node).collect();
         assert_eq!(nodes, vec![0, 1, 3]);

@@ -316,3 +316,93 @@ fn no_scheduler_workers_on_the_new_version_leave_the_backlog_in_the_broker() {
         assert!(why.starts_with("eval backlog "), "{why}");
     }
 }
+
+/// One server-client (s4) and one client-only node; web: 6 allocations with a 30 s kill
+/// timeout, migrated one at a time, so s4 runs 3 of them.
+fn deadline_cfg(seed: u64) -> SimConfig {
+    let mut cfg = SimConfig::nomad(5, Version::new(1, 9, 1), seed);
+    cfg.servers[3].also_client = true;
+    cfg.clients.count = 1;
+    cfg.jobs = vec![JobSpec {
+        name: "web".into(),
+        kind: JobType::Service,
+        groups: vec![GroupSpec {
+            name: "web".into(),
+            count: 6,
+            kill_timeout_ns: 30 * SEC,
+            migrate_max_parallel: Some(1),
+        }],
+    }];
+    cfg
+}
+
+/// Drains s4 with `deadline`; returns the world once the drain completed (or after 10 min),
+/// and the most web allocations seen stopping at once.
+fn drain_with(seed: u64, deadline: u64) -> (World, usize) {
+    let mut w = World::new(deadline_cfg(seed)).unwrap();
+    w.run_for(20 * SEC);
+    assert_eq!(
+        w.allocations_running_now(3),
+        3,
+        "seed {seed}: {:?}",
+        view(&w)
+    );
+    w.drain_with_deadline(3, Some(deadline)).unwrap();
+    let mut most_stopping = 0;
+    let end = w.now().plus(600 * SEC);
+    while w.now() < end && !w.drain_complete(3) {
+        w.step();
+        let p = w.plane.as_ref().unwrap();
+        let stopping = p
+            .fsm
+            .allocs
+            .iter()
+            .filter(|a| matches!(a.state, AllocState::Stopping(_)) && a.runs_at(w.now()))
+            .count();
+        most_stopping = most_stopping.max(stopping);
+    }
+    (w, most_stopping)
+}
+
+#[test]
+fn a_drain_deadline_shorter_than_the_migrations_stops_what_is_left_at_once() {
+    for seed in 1..=3 {
+        let start = 20 * SEC;
+        let (mut w, most_stopping) = drain_with(seed, 15 * SEC);
+        assert!(w.drain_complete(3), "seed {seed}: {:?}", view(&w));
+        // One migrating when the deadline passed, the other two forced together.
+        assert_eq!(most_stopping, 3, "seed {seed}");
+        let stops = w.drain_deadline_stops().to_vec();
+        assert_eq!(stops.len(), 1, "seed {seed}: {stops:?}");
+        assert_eq!(
+            (stops[0].server.as_str(), stops[0].job.as_str()),
+            ("s4", "web")
+        );
+        assert_eq!(stops[0].allocs, 2);
+        let at = stops[0].at.as_nanos() - start;
+        assert!((15 * SEC..16 * SEC).contains(&at), "seed {seed}: {at}");
+        // The drain completes once the forced allocations' kill timeouts have run, well
+        // before three migrations one after the other would have.
+        assert!(w.now().as_nanos() - start < 50 * SEC, "seed {seed}");
+        assert_eq!(
+            w.workload_outcome().lost_allocs,
+            0,
+            "nothing died with a host"
+        );
+        w.run_for(5 * SEC);
+        assert!(settled(&w), "seed {seed}: {:?}", view(&w));
+        assert!(w.violations().is_empty(), "{:?}", w.violations());
+    }
+}
+
+#[test]
+fn a_drain_deadline_long_enough_stops_nothing_early() {
+    for seed in 1..=3 {
+        let (w, most_stopping) = drain_with(seed, 300 * SEC);
+        assert!(w.drain_complete(3), "seed {seed}: {:?}", view(&w));
+        assert_eq!(most_stopping, 1, "seed {seed}: max_parallel = 1");
+        assert!(w.drain_deadline_stops().is_empty(), "seed {seed}");
+        // Three migrations, one after the other.
+        assert!(w.now().as_nanos() - 20 * SEC >= 90 * SEC, "seed {seed}");
+    }
+}
