@@ -629,12 +629,12 @@ impl World {
         let now = self.now;
         let Some(p) = self.plane.as_mut() else { return };
         p.broker.unblock_all();
-        let pending: BTreeSet<JobIdx> = p
-            .fsm
-            .outstanding()
-            .filter(|e| e.status == EvalStatus::Pending)
-            .map(|e| e.job)
-            .collect();
+        // Every job still running on a draining node gets an evaluation, even one with an
+        // evaluation pending: that one may be scheduled on a snapshot taken before this stop
+        // (it then sees the previous batch still stopping and moves nothing), and the drain
+        // would wait forever. Nomad's drainer likewise writes the next batch's transition with
+        // its own evaluation when the previous batch is done (`nomad/drainer/`); the broker
+        // keeps one evaluation per job in flight.
         let jobs: BTreeSet<JobIdx> = p
             .fsm
             .allocs
@@ -642,7 +642,6 @@ impl World {
             .filter(|a| p.fsm.draining.contains(&a.node) && a.runs_at(now))
             .filter(|a| a.state == super::fsm::AllocState::Running)
             .map(|a| a.job)
-            .filter(|j| !pending.contains(j))
             .collect();
         for job in jobs {
             self.append_local(

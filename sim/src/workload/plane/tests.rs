@@ -406,3 +406,45 @@ fn a_drain_deadline_long_enough_stops_nothing_early() {
         assert!(w.now().as_nanos() - 20 * SEC >= 90 * SEC, "seed {seed}");
     }
 }
+
+/// A drain whose previous batch stops a few milliseconds after another job's allocation (so
+/// the next batch's evaluation races the one still pending) still moves every allocation: a
+/// service job with two allocations on the node, migrated one at a time, and a system job.
+#[test]
+fn a_drain_whose_stops_race_a_pending_evaluation_still_completes() {
+    for seed in 1..=4u64 {
+        let mut cfg = SimConfig::nomad(3, Version::new(1, 9, 7), seed);
+        cfg.servers[1].also_client = true;
+        cfg.clients.count = 2;
+        cfg.jobs = vec![
+            JobSpec {
+                name: "svc0".into(),
+                kind: JobType::Service,
+                groups: vec![group("g", 6, Some(1))],
+            },
+            JobSpec {
+                name: "sys".into(),
+                kind: JobType::System,
+                groups: vec![group("g", 1, None)],
+            },
+        ];
+        let mut w = World::new(cfg).unwrap();
+        w.run_for(20 * SEC);
+        let node = w.plane.as_ref().unwrap().node_of(1).unwrap();
+        let on_node = |w: &World| w.plane.as_ref().unwrap().running_on(node, w.now());
+        assert!(on_node(&w) >= 2, "seed {seed}: {:?}", view(&w));
+        w.drain_with_deadline(1, Some(300 * SEC)).unwrap();
+        let end = w.now().plus(60 * SEC);
+        while w.now() < end && !w.drain_complete(1) {
+            w.step();
+        }
+        assert!(
+            w.drain_complete(1),
+            "seed {seed}: drain stalled: {:?}",
+            view(&w)
+        );
+        assert_eq!(on_node(&w), 0, "seed {seed}");
+        w.run_for(300 * SEC);
+        assert!(w.drain_deadline_stops().is_empty(), "seed {seed}");
+    }
+}
