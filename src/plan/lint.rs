@@ -116,7 +116,7 @@ pub const RULES: &[(&str, &str, &str)] = &[
     (
         "R018",
         "drain-deadline-short",
-        "the drain deadline is shorter than a job's kill_timeout (plus its migrate min_healthy_time)",
+        "the drain deadline is shorter than a group may need to drain (kill_timeout, plus migrate min_healthy_time, per migrate batch)",
     ),
 ];
 
@@ -413,15 +413,15 @@ fn workload(plan: &Plan, out: &mut Vec<Finding>) {
         return;
     }
     if let Some((group, need)) = plan.longest_drain_need().filter(|&(_, n)| d.deadline < n) {
-        // Nomad force-stops what is left when the deadline passes (`nomad node drain
-        // -deadline`); rehearse halts instead of stopping a server whose drain has not
-        // completed.
+        // Nomad stops what is left on the node when the deadline passes (`nomad node drain
+        // -deadline`, the drainer's deadline path): those allocations are killed together
+        // instead of migrated a batch at a time (the simulator's `DrainDeadline` entry).
         out.push(finding_owned(
             "R018",
             Severity::Warning,
             "upgrade.drain.deadline",
             format!(
-                "deadline {} is shorter than the {} group {group} needs to move one allocation (kill_timeout, plus migrate.min_healthy_time when set): the drain cannot complete and the upgrade halts",
+                "deadline {} is shorter than the {} group {group} may need to drain (its allocations, migrate.max_parallel at a time, each batch its kill_timeout plus migrate.min_healthy_time when set, if all of them run on the node): Nomad stops what is left at the deadline, and those allocations are killed, not migrated",
                 fmt_ns(d.deadline),
                 fmt_ns(need)
             ),
@@ -653,6 +653,34 @@ mod tests {
         );
         server_client(&mut p);
         assert!(!fires("R018", &p));
+        // Three allocations moved one at a time may all be on the node: 3 x 30 s.
+        let three = "[[jobs]]\nname = \"web\"\n[[jobs.groups]]\nname = \"api\"\ncount = 3\nkill_timeout = \"30s\"\n";
+        for (deadline, fires_expected) in [("60s", true), ("90s", false)] {
+            let mut p = plan(
+                "",
+                &format!("[upgrade.drain]\ndeadline = \"{deadline}\"\n{three}"),
+                5,
+            );
+            server_client(&mut p);
+            assert_eq!(fires("R018", &p), fires_expected, "deadline {deadline}");
+        }
+        // Two at a time: 2 batches; a system job has one allocation per node whatever its count.
+        let pairs = three.replace("count = 3\n", "count = 3\nmigrate = { max_parallel = 2 }\n");
+        let mut p = plan(
+            "",
+            &format!("[upgrade.drain]\ndeadline = \"60s\"\n{pairs}"),
+            5,
+        );
+        server_client(&mut p);
+        assert!(!fires("R018", &p), "2 batches of 30 s");
+        let system = three.replace("name = \"web\"\n", "name = \"web\"\ntype = \"system\"\n");
+        let mut p = plan(
+            "",
+            &format!("[upgrade.drain]\ndeadline = \"30s\"\n{system}"),
+            5,
+        );
+        server_client(&mut p);
+        assert!(!fires("R018", &p), "one system allocation per node");
         // No jobs: nothing to compare with.
         let mut p = plan("", "[upgrade.drain]\ndeadline = \"1s\"", 5);
         server_client(&mut p);

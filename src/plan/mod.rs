@@ -877,16 +877,28 @@ impl Plan {
         self.cluster.servers.len() / 2 + 1
     }
 
-    /// The longest time a drain needs for one allocation of any group, with the group that
-    /// needs it: its `kill_timeout`, plus its `migrate.min_healthy_time` when the job sets a
+    /// The longest time a drain may need for any group, with the group that needs it: the
+    /// group's allocations move `migrate.max_parallel` at a time (Nomad's default 1), and each
+    /// batch takes its `kill_timeout`, plus its `migrate.min_healthy_time` when the job sets a
     /// `migrate` block (a replacement must stay healthy that long before the drain moves on).
+    /// The worst case is assumed: every allocation of the group runs on the drained node (a
+    /// plan does not say where they are placed); a system job has one allocation per node.
     pub fn longest_drain_need(&self) -> Option<(String, u64)> {
         self.jobs
             .iter()
             .flat_map(|j| j.groups.iter().map(move |g| (j, g)))
             .map(|(j, g)| {
                 let migrate = g.migrate.as_ref().map_or(0, |m| m.min_healthy_time);
-                (format!("{}.{}", j.name, g.name), g.kill_timeout + migrate)
+                let per_batch = g.migrate.as_ref().map_or(1, |m| m.max_parallel.max(1));
+                let on_node = match j.kind {
+                    JobKind::System => 1,
+                    JobKind::Service | JobKind::Batch => g.count.max(1),
+                };
+                let batches = on_node.div_ceil(per_batch) as u64;
+                (
+                    format!("{}.{}", j.name, g.name),
+                    batches.saturating_mul(g.kill_timeout.saturating_add(migrate)),
+                )
             })
             .max_by_key(|(_, ns)| *ns)
     }
