@@ -640,15 +640,16 @@ mod tests {
         let f = lint(&p);
         let r = f.iter().find(|f| f.id == "R018").expect("R018 fires");
         assert!(
-            r.message.contains("50s") && r.message.contains("web.api"),
+            // 3 allocations, one at a time, each 30 s + 20 s.
+            r.message.contains("2m 30s") && r.message.contains("web.api"),
             "{}",
             r.message
         );
-        // Without the migrate block, only the kill_timeout counts.
+        // Without the migrate block, only the kill_timeout counts: 3 x 30 s.
         let text = WEB_30S.replace("migrate = { min_healthy_time = \"20s\" }\n", "");
         let mut p = plan(
             "",
-            &format!("[upgrade.drain]\ndeadline = \"40s\"\n{text}"),
+            &format!("[upgrade.drain]\ndeadline = \"90s\"\n{text}"),
             5,
         );
         server_client(&mut p);
@@ -666,13 +667,16 @@ mod tests {
         }
         // Two at a time: 2 batches; a system job has one allocation per node whatever its count.
         let pairs = three.replace("count = 3\n", "count = 3\nmigrate = { max_parallel = 2 }\n");
-        let mut p = plan(
-            "",
-            &format!("[upgrade.drain]\ndeadline = \"60s\"\n{pairs}"),
-            5,
-        );
-        server_client(&mut p);
-        assert!(!fires("R018", &p), "2 batches of 30 s");
+        // 2 batches of 30 s plus the migrate block's default min_healthy_time (10 s).
+        for (deadline, fires_expected) in [("79s", true), ("80s", false)] {
+            let mut p = plan(
+                "",
+                &format!("[upgrade.drain]\ndeadline = \"{deadline}\"\n{pairs}"),
+                5,
+            );
+            server_client(&mut p);
+            assert_eq!(fires("R018", &p), fires_expected, "deadline {deadline}");
+        }
         let system = three.replace("name = \"web\"\n", "name = \"web\"\ntype = \"system\"\n");
         let mut p = plan(
             "",
