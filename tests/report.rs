@@ -226,9 +226,10 @@ fn check_report_writes_the_report_after_the_check() {
 // ---- the example reports ----
 
 /// The example plans with a committed report, and the command that regenerates each.
-pub const EXAMPLES: [&str; 4] = [
+pub const EXAMPLES: [&str; 5] = [
     "nomad-3-servers",
     "nomad-5-servers",
+    "nomad-5-servers-jobs",
     "consul-3-servers",
     "nomad-risky",
 ];
@@ -321,6 +322,11 @@ fn the_example_reports_have_a_verdict_assumptions_and_a_runbook() {
                 step.name
             );
         }
+        // A plan with jobs shows the workload plane's figures and charts the backlog; the
+        // others show none of it.
+        let jobs = name == "nomad-5-servers-jobs";
+        assert_eq!(report.risk.jobs.is_some(), jobs, "{name}");
+        assert_eq!(html.contains("Eval broker backlog"), jobs, "{name}");
         // A plan defect decides the verdict and stays out of the failure-rate risk.
         let r = &report.risk;
         assert_eq!(r.risk_seeds + r.plan_defect_runs, r.seeds, "{name}");
