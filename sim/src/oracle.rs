@@ -22,7 +22,7 @@
 //! nothing had been folded. The window only decides which lookups are fast.
 
 use crate::roomy::Roomy;
-use crate::state::{Disk, Entry, ServerId};
+use crate::state::{Disk, Entry, EntryKind, ServerId};
 use std::collections::BTreeMap;
 
 /// The canonical log's window grows by this many entries between two looks at whether its
@@ -395,8 +395,26 @@ fn logs_match_one(disks: &[&Disk]) -> bool {
         let covered = d.log.len() == to.saturating_sub(from)
             && r.log.len() == (hi + 1).saturating_sub(lo) as usize;
         // `r` equals itself: only its coverage needs checking.
-        covered && (std::ptr::eq(*d, *r) || r.log.get(from..to) == Some(&d.log[..]))
+        covered
+            && (std::ptr::eq(*d, *r)
+                || r.log.get(from..to).is_some_and(|s| {
+                    s.len() == d.log.len()
+                        && s.iter().zip(&d.log[..]).all(|(x, y)| same_entry(x, y))
+                }))
     })
+}
+
+/// Entry equality with the kinds every run writes compared inline: the slice comparison
+/// otherwise calls `EntryKind::eq` out of line for each of the thousands of entries a run's
+/// logs hold (about 4 % of the explorer's CPU). Same answer as `==`.
+#[inline]
+fn same_entry(a: &Entry, b: &Entry) -> bool {
+    a.term == b.term
+        && match (&a.kind, &b.kind) {
+            (EntryKind::Write(x), EntryKind::Write(y)) => x == y,
+            (EntryKind::Noop, EntryKind::Noop) => true,
+            (x, y) => x == y,
+        }
 }
 
 /// The first index where two logs differ below an index at which they agree on the term.
