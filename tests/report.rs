@@ -1150,6 +1150,13 @@ mod live_journal {
             strings(&rb[2]["actions"]),
             ["install 1.8.8 on s2", "start s2"]
         );
+        assert!(
+            strings(&live["notes"]).contains(
+                &"nothing was observed between the parts (54.0 s in all): the whole-run figures hold the last value observed across it, no step includes it".to_string()
+            ),
+            "{}",
+            live["notes"]
+        );
         let marks = v["timeline"]["marks"].as_array().unwrap();
         assert_eq!(marks.len(), 2);
         assert_eq!(marks[1][0], 60_000);
@@ -1183,10 +1190,10 @@ mod live_journal {
         let reasons = strings(&v["live"]["banner"]["reasons"]);
         assert_eq!(
             reasons[0],
-            "interrupted by the operator (Ctrl-C or SIGTERM) at 6.0 s, after `stop s2`"
+            "interrupted by the operator (Ctrl-C or SIGTERM) at 6.0 s, after \"stop s2\""
         );
         assert!(
-            reasons[1].starts_with("resumable: rerun `rehearse execute --apply --journal "),
+            reasons[1].starts_with("resumable: rerun rehearse execute --apply --journal "),
             "{reasons:?}"
         );
         assert!(md.contains("> **Outcome: INTERRUPTED**"), "{md}");
@@ -1212,7 +1219,7 @@ mod live_journal {
         );
         assert_eq!(
             reasons[1],
-            "in flight when the journal ends: `stop s3` (a rerun finishes it without repeating it)"
+            "in flight when the journal ends: \"stop s3\" (a rerun finishes it without repeating it)"
         );
         assert_eq!(v["live"]["outcome"], "incomplete");
     }

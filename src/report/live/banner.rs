@@ -20,7 +20,7 @@ pub const ROLLED_BACK: &str = "rolled back";
 const RULE: &str = "taken from the journal's records of the last attempt: completed if the \
     procedure finished with every server on the target version and verified; rolled back if \
     it halted and put the current version back; halted if it stopped safely with a reason; \
-    interrupted if the journal ends mid-run (a rerun of the same `rehearse execute --apply` \
+    interrupted if the journal ends mid-run (a rerun of the same rehearse execute --apply \
     resumes it). It says how the run went, not how the cluster is now";
 
 /// How one part of the journal ended.
@@ -64,7 +64,7 @@ pub(super) fn banner(parts: &[Part], cx: &Context<'_>) -> Banner {
         PartEnd::Finished(other) => (
             HALTED,
             vec![format!(
-                "the journal's final record holds `{other}`, which is not a final action"
+                "the journal's final record holds \"{other}\", which is not a final action"
             )],
         ),
         PartEnd::Interrupted | PartEnd::Open => (INTERRUPTED, interrupted(last, cx)),
@@ -114,7 +114,7 @@ fn halted(h: &HaltReason, last: &Part, upgraded: &[String]) -> Vec<String> {
         format!("it skips {}, already upgraded", upgraded.join(", "))
     };
     r.push(format!(
-        "fix the cause and rerun `rehearse execute --apply`: attempt {} starts; {skip}",
+        "fix the cause and rerun rehearse execute --apply: attempt {} starts; {skip}",
         last.attempt + 1
     ));
     r
@@ -140,7 +140,7 @@ fn rolled_back(last: &Part, cause: &HaltReason) -> Vec<String> {
 fn interrupted(last: &Part, cx: &Context<'_>) -> Vec<String> {
     let after = cx
         .last_action
-        .map(|a| format!(", after `{}`", a.action))
+        .map(|a| format!(", after \"{}\"", a.action))
         .unwrap_or_default();
     let mut r = vec![match last.end {
         PartEnd::Interrupted => format!(
@@ -155,12 +155,12 @@ fn interrupted(last: &Part, cx: &Context<'_>) -> Vec<String> {
     }];
     if let Some(a) = cx.in_flight {
         r.push(format!(
-            "in flight when the journal ends: `{}` (a rerun finishes it without repeating it)",
+            "in flight when the journal ends: \"{}\" (a rerun finishes it without repeating it)",
             a.action
         ));
     }
     r.push(format!(
-        "resumable: rerun `rehearse execute --apply --journal {} PLAN` to resume {}",
+        "resumable: rerun rehearse execute --apply --journal {} PLAN to resume {}",
         cx.journal,
         last.label()
     ));

@@ -54,7 +54,7 @@ pub const NOT_AVAILABLE: [&str; 2] = [
 pub type Rehearsed = [(StepKind, RunbookStep)];
 
 /// Why a runbook has no expected durations without a plan.
-pub const NO_EXPECTED: &str = "no expected durations: they come from the plan's rehearsal; give the plan (`rehearse report --journal FILE PLAN`) to compare each step with it";
+pub const NO_EXPECTED: &str = "no expected durations: they come from the plan's rehearsal; give the plan (rehearse report --journal FILE PLAN) to compare each step with it";
 
 /// Builds the report of the live run recorded in `records` (the journal `journal_file`).
 /// `plan`, when given with its file name, fills the plan summary and the findings;
@@ -78,7 +78,9 @@ pub fn build(
         j.st.servers = p.0.cluster.servers.iter().map(|s| s.name.clone()).collect();
     }
     let last_end = j.parts.last().map(|p| p.end.clone());
-    let (outcome, reason, verdict, notes) = ending(last_end, std::mem::take(&mut j.finish_notes));
+    let (outcome, reason, verdict, mut notes) =
+        ending(last_end, std::mem::take(&mut j.finish_notes));
+    notes.extend(gap_note(&j.parts));
     let (banner, observed) = banner_and_observed(&j, records, journal_file, plan.map(|p| p.0));
     let servers = j.st.servers.clone();
     let run = timeline_of(&mut j, verdict, rate);
@@ -122,6 +124,21 @@ pub fn build(
             expected_note: rehearsed.is_none().then(|| NO_EXPECTED.to_string()),
             parts: j.parts.iter().map(Part::view).collect(),
         }),
+    })
+}
+
+/// Between two parts nothing was observed: said when there is such a gap.
+fn gap_note(parts: &[Part]) -> Option<String> {
+    let gap: u64 = parts
+        .windows(2)
+        .map(|w| w[1].start_ms.saturating_sub(w[0].end_ms))
+        .sum();
+    (gap > 0).then(|| {
+        format!(
+            "nothing was observed between the parts ({} in all): the whole-run figures hold the \
+             last value observed across it, no step includes it",
+            super::render::secs(gap as f64)
+        )
     })
 }
 

@@ -44,7 +44,7 @@ impl Part {
         match &self.end {
             PartEnd::Finished(Action::Done(_)) => "completed".into(),
             PartEnd::Finished(Action::Halt(h)) => format!("halted: {h}"),
-            PartEnd::Finished(a) => format!("ended with `{a}`"),
+            PartEnd::Finished(a) => format!("ended with \"{a}\""),
             PartEnd::Interrupted if resumed_next => {
                 "interrupted by the operator; resumed in the next part".into()
             }
@@ -287,7 +287,7 @@ impl JournalRead {
         let writes = if self.write_probe {
             "writes: the write probe's answer at each observation, acknowledged or failed"
         } else {
-            "writes: no write probe ran (`probe = true` in `[execute]` runs one), so no \
+            "writes: no write probe ran (probe = true in [execute] runs one), so no \
              write figures"
         };
         Observed {
@@ -299,7 +299,7 @@ impl JournalRead {
                 "leader: the leader the servers named at each observation (no leader: none \
                  named one)"
                     .into(),
-                "running servers: the servers whose agent answered (`/v1/agent/self`); peers: \
+                "running servers: the servers whose agent answered (/v1/agent/self); peers: \
                  the members and the Raft configuration the servers reported, which the \
                  procedure's checks read"
                     .into(),
