@@ -25,17 +25,18 @@ pub struct RiskReport {
     pub schema_version: u32,
     /// The rehearse version that produced it (no date: reports are reproducible).
     pub rehearse_version: String,
-    /// Go or no-go, and why (absent for a live run's report: the run already happened).
+    /// Go or no-go, and why (absent for a live run's report: the run already happened; its
+    /// outcome is `live.banner`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<GoNoGo>,
     /// The plan.
     pub plan: PlanSummary,
     /// What the rehearsal models, what it is calibrated against, and the workload (absent for
-    /// a live run).
+    /// a live run: what its figures are is `live.observed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assumptions: Option<Assumptions>,
     /// The procedure step by step, with its duration range over the seeds and what aborts it
-    /// (empty for a live run: its actions are in `live.actions`).
+    /// (empty for a live run: its steps as executed are `live.runbook`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runbook: Vec<RunbookStep>,
     /// How the report was computed.
@@ -71,7 +72,8 @@ pub struct LiveRun {
     pub journal: String,
     /// sha-256 of the plan the run executed (from the last attempt's begin record).
     pub plan_sha256: String,
-    /// Attempts in the journal.
+    /// Attempts in the journal (an attempt resumed after an interruption counts once; `parts`
+    /// lists each resumption too).
     pub attempts: u32,
     /// When the run began (Unix ms); times in the report are ms since then.
     pub started_at_unix_ms: u64,
