@@ -1014,6 +1014,25 @@ mod live_journal {
             t.contains("is not the plan of journal") && t.contains(&"ab".repeat(32)),
             "{t}"
         );
+        // A journal whose times span more than a year is corrupt: bad input, naming it.
+        let mut records = vec![begin(1, 0, &"ab".repeat(32), &[]), obs(1, None, true)];
+        records.push(Record::Interrupted { at_ms: u64::MAX });
+        let bad = write(&dir, &records);
+        let o = rehearse(&[
+            "report",
+            "--journal",
+            bad.to_str().unwrap(),
+            "-o",
+            dir.join("out").to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let t = text(&o);
+        assert!(
+            t.contains(bad.to_str().unwrap())
+                && t.contains("record 3 is at 18446744073709551615 ms"),
+            "{t}"
+        );
+        assert!(!t.contains("panicked"), "{t}");
         // A journal that does not exist is bad input too.
         let o = rehearse(&["report", "--journal", "/nonexistent/journal.jsonl"]);
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -1163,6 +1182,7 @@ mod live_journal {
         assert_eq!(marks[1][1], "attempt 1, resumed");
         for section in [
             "### Attempts",
+            "| attempt 1 | 0.0 s | 6.0 s | interrupted by the operator; resumed in the next part |",
             "| attempt 1, resumed | 60.0 s | 71.0 s | completed |",
             "| **attempt 1** | | | | | |",
             "| **attempt 1, resumed** | | | | | |",
@@ -1197,6 +1217,65 @@ mod live_journal {
             "{reasons:?}"
         );
         assert!(md.contains("> **Outcome: INTERRUPTED**"), "{md}");
+    }
+
+    /// The recorded journal of three parts (`tests/fixtures/fuzz/journal-attempts.jsonl`):
+    /// attempt 1 halted at s2's gate, attempt 2 interrupted after stopping s2, then resumed
+    /// to completion.
+    #[test]
+    fn a_recorded_journal_of_three_parts_reports_each() {
+        let records = rehearse::live::journal::Journal::read(Path::new(
+            "tests/fixtures/fuzz/journal-attempts.jsonl",
+        ))
+        .unwrap();
+        let (md, html, v) = live_report("fixture-attempts", &records, &[]);
+        let live = &v["live"];
+        assert_eq!(live["attempts"], 2);
+        assert_eq!(live["banner"]["decision"], "completed");
+        let parts: Vec<(String, String)> = live["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["label"].as_str().unwrap().into(),
+                    p["ended"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                (
+                    "attempt 1".to_string(),
+                    "halted: gate timed out for s2: s2 not healthy in autopilot".to_string()
+                ),
+                (
+                    "attempt 2".to_string(),
+                    "interrupted by the operator; resumed in the next part".to_string()
+                ),
+                ("attempt 2, resumed".to_string(), "completed".to_string()),
+            ]
+        );
+        let gates: Vec<&str> = live["runbook"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["gate"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            gates,
+            [
+                "preflight passed",
+                "gate timed out: s2 not healthy in autopilot",
+                "preflight passed",
+                "gate not decided: interrupted",
+                "gate passed",
+            ]
+        );
+        assert_eq!(v["timeline"]["marks"].as_array().unwrap().len(), 3);
+        assert_eq!(md.matches("| **attempt 2, resumed** |").count(), 3, "{md}");
+        assert_eq!(html.matches("<tr class=\"part\">").count(), 9);
     }
 
     /// A journal cut mid-action (rehearse killed): interrupted, with the action in flight.

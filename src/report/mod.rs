@@ -94,6 +94,9 @@ pub enum ReportError {
     /// The simulator refused the plan's world.
     #[error("simulator: {0}")]
     Sim(String),
+    /// A journal's records cannot make a report (bad input).
+    #[error("{0}")]
+    Journal(String),
     /// A template failed to render (a bug: the templates are compiled in).
     #[error("template {name}: {message}")]
     Template {

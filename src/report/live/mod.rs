@@ -69,7 +69,8 @@ pub fn build(
     let t0 = records
         .first()
         .map(Record::at_ms)
-        .ok_or_else(|| ReportError::Sim(format!("journal {journal_file}: no records")))?;
+        .ok_or_else(|| ReportError::Journal(format!("journal {journal_file}: no records")))?;
+    check_span(records, t0, journal_file)?;
     let mut j = JournalRead::new(t0);
     for r in records {
         j.read(r);
@@ -122,9 +123,30 @@ pub fn build(
             observed,
             runbook,
             expected_note: rehearsed.is_none().then(|| NO_EXPECTED.to_string()),
-            parts: j.parts.iter().map(Part::view).collect(),
+            parts: (j.parts.iter().enumerate())
+                .map(|(i, p)| p.view(j.parts.get(i + 1).is_some_and(|n| n.resumption > 0)))
+                .collect(),
         }),
     })
+}
+
+/// Refuses a journal whose records span more than [`crate::bounds::MAX_JOURNAL_SPAN_MS`]
+/// from the first: its times are corrupt.
+fn check_span(records: &[Record], t0: u64, journal_file: &str) -> Result<(), ReportError> {
+    let max = crate::bounds::MAX_JOURNAL_SPAN_MS;
+    match records
+        .iter()
+        .position(|r| r.at_ms().saturating_sub(t0) > max)
+    {
+        Some(i) => Err(ReportError::Journal(format!(
+            "journal {journal_file}: record {} is at {} ms, more than a year after the first \
+             record ({t0} ms): its times are corrupt (a journal's records are milliseconds on \
+             one clock)",
+            i + 1,
+            records[i].at_ms()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Between two parts nothing was observed: said when there is such a gap.

@@ -53,7 +53,8 @@ impl Part {
         }
     }
 
-    pub fn view(&self) -> LiveAttempt {
+    /// The part for the report; `resumed_next` when the next part resumes it.
+    pub fn view(&self, resumed_next: bool) -> LiveAttempt {
         LiveAttempt {
             attempt: self.attempt,
             resumed: self.resumption > 0,
@@ -61,7 +62,7 @@ impl Part {
             start_ms: self.start_ms,
             end_ms: self.end_ms,
             already_upgraded: self.already_upgraded.clone(),
-            ended: self.ended(false),
+            ended: self.ended(resumed_next),
         }
     }
 }
