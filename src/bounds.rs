@@ -64,6 +64,10 @@ pub const MAX_STATE_ENTRIES: u64 = 100_000_000;
 pub const MAX_LOG_ENTRIES: u64 = 1_000_000_000;
 /// Longest `sim.snapshot_interval_s` and `sim.kill_timeout_s`, in seconds.
 pub const MAX_SIM_SECS: u64 = 24 * 3_600;
+/// Longest span of a journal's records, first to last (ms): a year. Attempts can be days
+/// apart (a halt, a fix, a rerun); a longer span means corrupt times, and the live report's
+/// sums of milliseconds (and nanoseconds) stay far from overflowing below it.
+pub const MAX_JOURNAL_SPAN_MS: u64 = 366 * 24 * HOUR / 1_000_000;
 /// Longest fault duration (`kind:target:step:duration`), in seconds; `permanent` is the
 /// unbounded form.
 pub const MAX_FAULT_SECS: u64 = 24 * 3_600;

@@ -619,7 +619,9 @@ fn the_example_reports_render_in_headless_chromium_with_their_verdict() {
 mod live_journal {
     use super::{rehearse, temp_dir, text};
     use rehearse::live::journal::Record;
-    use rehearse::procedure::{Action, ActionResult, ClusterView, Observation, Summary};
+    use rehearse::procedure::{
+        Action, ActionResult, ClusterView, HaltReason, Observation, Summary,
+    };
     use rehearse_model::api::{
         AgentSelf, ApiError, AutopilotHealth, RaftState, RaftStats, SerfStatus, ServerHealth,
     };
@@ -792,6 +794,100 @@ mod live_journal {
         path
     }
 
+    fn begin(attempt: u32, t: u64, plan_sha256: &str, already: &[&str]) -> Record {
+        Record::Begin {
+            attempt,
+            plan_sha256: plan_sha256.into(),
+            rehearse: env!("CARGO_PKG_VERSION").into(),
+            at_ms: T0 + t * 1000,
+            already_upgraded: already.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn finish(t: u64, action: Action) -> Record {
+        Record::Finish {
+            at_ms: T0 + t * 1000,
+            action,
+            notes: Vec::new(),
+        }
+    }
+
+    fn done(order: &[&str]) -> Action {
+        Action::Done(Summary {
+            order: order.iter().map(|s| s.to_string()).collect(),
+            leader_last: false,
+            notes: Vec::new(),
+        })
+    }
+
+    /// The records of one server's upgrade from `t` s: stop, install, start, two
+    /// observations with it down, one healthy.
+    fn upgrade(t: u64, server: &str) -> Vec<Record> {
+        let mut r = Vec::new();
+        r.extend(action(
+            t,
+            Action::Stop {
+                server: server.into(),
+            },
+        ));
+        r.push(obs(t + 1, Some(server), true));
+        r.extend(action(
+            t + 2,
+            Action::ReplaceBinary {
+                server: server.into(),
+                version: Version::new(1, 8, 8),
+            },
+        ));
+        r.extend(action(
+            t + 3,
+            Action::Start {
+                server: server.into(),
+            },
+        ));
+        r.push(obs(t + 4, Some(server), true));
+        r.push(obs(t + 8, None, true));
+        r
+    }
+
+    fn write(dir: &Path, records: &[Record]) -> PathBuf {
+        let text: String = records
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect();
+        let path = dir.join("journal.jsonl");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The live report of `records` (and `plan`): (Markdown, HTML, JSON).
+    fn live_report(
+        name: &str,
+        records: &[Record],
+        plan: &[&str],
+    ) -> (String, String, serde_json::Value) {
+        let dir = temp_dir(name);
+        let path = write(&dir, records);
+        let out = dir.join("out");
+        let mut args = vec!["report", "--journal", path.to_str().unwrap()];
+        args.extend(plan);
+        args.extend(["-o", out.to_str().unwrap()]);
+        let o = rehearse(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
+        let v = serde_json::from_str(&read("report.json")).unwrap();
+        let r = (read("report.md"), read("report.html"), v);
+        std::fs::remove_dir_all(&dir).unwrap();
+        r
+    }
+
+    fn strings(v: &serde_json::Value) -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    }
+
     #[test]
     fn a_live_journal_renders_through_the_report_renderer() {
         let dir = temp_dir("live");
@@ -805,7 +901,7 @@ mod live_journal {
             out.to_str().unwrap(),
         ]);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        assert!(text(&o).contains("done"), "{}", text(&o));
+        assert!(text(&o).contains("completed"), "{}", text(&o));
 
         let html = std::fs::read_to_string(out.join("report.html")).unwrap();
         // The same charts as a rehearsal (no heatmap: no explorer for a live run).
@@ -821,6 +917,10 @@ mod live_journal {
             "install 1.8.8 on s2",
             "start s2",
             "explorer heatmap",
+            "<section id=\"verdict\" class=\"verdict completed\">",
+            "Outcome rule:",
+            "Observed, not assumed",
+            "Runbook as executed",
         ] {
             assert!(html.contains(needle), "HTML lacks {needle:?}");
         }
@@ -829,7 +929,23 @@ mod live_journal {
 
         let md = std::fs::read_to_string(out.join("report.md")).unwrap();
         assert!(md.contains("**This is a live run**"), "{md}");
-        assert!(md.contains("| **outcome** | **done** |"), "{md}");
+        assert!(md.contains("> **Outcome: COMPLETED**"), "{md}");
+        assert!(md.contains("> - servers upgraded, in order: s2"), "{md}");
+        assert!(md.contains("Plan sha-256 `abab"), "{md}");
+        assert!(md.contains("### Observed, not assumed"), "{md}");
+        assert!(md.contains("control not recorded in the journal"), "{md}");
+        assert!(md.contains("write probe ran"), "{md}");
+        assert!(
+            md.contains("versions reported at the first observation: 1.8.7 (s1, s2, s3)"),
+            "{md}"
+        );
+        assert!(md.contains("### Runbook as executed"), "{md}");
+        assert!(
+            md.contains("| 1. upgrade s2 | stop s2; install 1.8.8 on s2; start s2 | 4.0 s | 22.0 s | – | gate passed |"),
+            "{md}"
+        );
+        assert!(md.contains(rehearse::report::live::NO_EXPECTED), "{md}");
+        assert!(!md.contains("### Attempts"), "one attempt: {md}");
         assert!(md.contains("| 1. upgrade s2 | 0 / "), "{md}");
         assert!(md.contains("synthetic journal"), "{md}");
 
@@ -837,6 +953,12 @@ mod live_journal {
             serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
         assert_eq!(v["schema_version"], rehearse::report::model::SCHEMA_VERSION);
         assert_eq!(v["live"]["outcome"], "done");
+        assert_eq!(v["live"]["banner"]["decision"], "completed");
+        assert_eq!(v["plan"]["sha256"], "ab".repeat(32));
+        assert_eq!(v["live"]["parts"].as_array().unwrap().len(), 1);
+        assert!(v["timeline"].get("marks").is_none());
+        assert_eq!(v["live"]["runbook"][1]["gate"], "gate passed");
+        assert!(v["live"]["runbook"][1].get("expected").is_none());
         assert_eq!(v["timeline"]["live"], true);
         assert_eq!(v["plan"]["product"], "consul");
         assert_eq!(v["risk"]["tolerance_min"], 0);
@@ -892,6 +1014,25 @@ mod live_journal {
             t.contains("is not the plan of journal") && t.contains(&"ab".repeat(32)),
             "{t}"
         );
+        // A journal whose times span more than a year is corrupt: bad input, naming it.
+        let mut records = vec![begin(1, 0, &"ab".repeat(32), &[]), obs(1, None, true)];
+        records.push(Record::Interrupted { at_ms: u64::MAX });
+        let bad = write(&dir, &records);
+        let o = rehearse(&[
+            "report",
+            "--journal",
+            bad.to_str().unwrap(),
+            "-o",
+            dir.join("out").to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let t = text(&o);
+        assert!(
+            t.contains(bad.to_str().unwrap())
+                && t.contains("record 3 is at 18446744073709551615 ms"),
+            "{t}"
+        );
+        assert!(!t.contains("panicked"), "{t}");
         // A journal that does not exist is bad input too.
         let o = rehearse(&["report", "--journal", "/nonexistent/journal.jsonl"]);
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -900,5 +1041,448 @@ mod live_journal {
             "{}",
             text(&o)
         );
+    }
+
+    /// A gate that timed out: the banner says halted with the halt's reason and each unmet
+    /// condition, and the step's check says the gate timed out.
+    #[test]
+    fn a_halted_run_reports_the_procedures_halt_reason() {
+        let sha = "cd".repeat(32);
+        let mut records = vec![begin(1, 0, &sha, &[]), obs(1, None, true)];
+        records.extend(upgrade(4, "s2"));
+        records.push(finish(
+            40,
+            Action::Halt(HaltReason::GateTimeout {
+                server: "s2".into(),
+                unmet: vec!["s2 not healthy in autopilot".into()],
+            }),
+        ));
+        let (md, html, v) = live_report("halted", &records, &[]);
+        let b = &v["live"]["banner"];
+        assert_eq!(b["decision"], "halted");
+        let reasons = strings(&b["reasons"]);
+        assert_eq!(
+            reasons[..3],
+            [
+                "halted: the gate for s2 timed out after its restart",
+                "unmet: s2 not healthy in autopilot",
+                "the procedure stopped safely (attempt 1)",
+            ]
+        );
+        assert!(reasons[3].contains("attempt 2 starts"), "{reasons:?}");
+        assert_eq!(v["live"]["outcome"], "halt");
+        assert!(md.contains("> **Outcome: HALTED**"), "{md}");
+        assert!(
+            md.contains("> - unmet: s2 not healthy in autopilot"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| gate timed out: s2 not healthy in autopilot |"),
+            "{md}"
+        );
+        assert!(html.contains("class=\"verdict halted\""), "banner class");
+        assert!(html.contains("<div class=\"decision\">HALTED</div>"));
+        let rb = &v["live"]["runbook"];
+        assert_eq!(rb.as_array().unwrap().len(), 2, "{rb}");
+        assert_eq!(rb[0]["gate"], "preflight passed");
+        assert_eq!(rb[1]["name"], "1. upgrade s2");
+        assert_eq!(rb[1]["gate"], "gate timed out: s2 not healthy in autopilot");
+    }
+
+    /// Interrupted (Ctrl-C) and resumed: two parts, drawn apart in the timeline, the steps
+    /// and the actions; the step cut by the interruption goes on in the resumed part.
+    #[test]
+    fn an_interrupted_and_resumed_run_is_drawn_as_two_parts() {
+        let sha = "ef".repeat(32);
+        let mut records = vec![begin(1, 0, &sha, &[]), obs(1, None, true)];
+        records.extend(action(
+            4,
+            Action::Stop {
+                server: "s2".into(),
+            },
+        ));
+        records.push(obs(5, Some("s2"), true));
+        records.push(Record::Interrupted { at_ms: T0 + 6_000 });
+        let cut = records.clone();
+        // The rerun resumes 54 s later: no begin record, the same attempt goes on.
+        records.push(obs(60, Some("s2"), true));
+        records.extend(action(
+            61,
+            Action::ReplaceBinary {
+                server: "s2".into(),
+                version: Version::new(1, 8, 8),
+            },
+        ));
+        records.extend(action(
+            62,
+            Action::Start {
+                server: "s2".into(),
+            },
+        ));
+        records.push(obs(63, Some("s2"), true));
+        records.push(obs(70, None, true));
+        records.push(finish(71, done(&["s2"])));
+        let (md, html, v) = live_report("resumed", &records, &[]);
+        let live = &v["live"];
+        assert_eq!(live["banner"]["decision"], "completed");
+        let reasons = strings(&live["banner"]["reasons"]);
+        assert!(
+            reasons.iter().any(|r| r
+                == "2 parts in this journal (each drawn on its own below); before this one: attempt 1: interrupted by the operator"),
+            "{reasons:?}"
+        );
+        assert_eq!(live["attempts"], 1, "one attempt, resumed");
+        let parts = live["parts"].as_array().unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0]["label"], "attempt 1");
+        assert_eq!(parts[0]["end_ms"], 6_000);
+        assert_eq!(parts[1]["label"], "attempt 1, resumed");
+        assert_eq!(parts[1]["resumed"], true);
+        assert_eq!(parts[1]["start_ms"], 60_000);
+        let names: Vec<&str> = v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "attempt 1: preflight",
+                "attempt 1: 1. upgrade s2",
+                "attempt 1, resumed: 1. upgrade s2",
+            ]
+        );
+        // The step cut by the interruption ends there; the gap is no step's.
+        let rb = live["runbook"].as_array().unwrap();
+        assert_eq!(
+            (rb[1]["start_ms"].as_u64(), rb[1]["duration_ms"].as_u64()),
+            (Some(4_000), Some(2_000))
+        );
+        assert_eq!(rb[1]["gate"], "gate not decided: interrupted");
+        assert_eq!(
+            (rb[2]["start_ms"].as_u64(), rb[2]["part"].as_u64()),
+            (Some(60_000), Some(1))
+        );
+        assert_eq!(rb[2]["gate"], "gate passed");
+        assert_eq!(
+            strings(&rb[2]["actions"]),
+            ["install 1.8.8 on s2", "start s2"]
+        );
+        assert!(
+            strings(&live["notes"]).contains(
+                &"nothing was observed between the parts (54.0 s in all): the whole-run figures hold the last value observed across it, no step includes it".to_string()
+            ),
+            "{}",
+            live["notes"]
+        );
+        let marks = v["timeline"]["marks"].as_array().unwrap();
+        assert_eq!(marks.len(), 2);
+        assert_eq!(marks[1][0], 60_000);
+        assert_eq!(marks[1][1], "attempt 1, resumed");
+        for section in [
+            "### Attempts",
+            "| attempt 1 | 0.0 s | 6.0 s | interrupted by the operator; resumed in the next part |",
+            "| attempt 1, resumed | 60.0 s | 71.0 s | completed |",
+            "| **attempt 1** | | | | | |",
+            "| **attempt 1, resumed** | | | | | |",
+            "| **attempt 1, resumed** | | | | | | |",
+            "| **attempt 1, resumed** | | | |",
+        ] {
+            assert!(md.contains(section), "Markdown lacks {section:?}: {md}");
+        }
+        assert!(html.contains("<tr class=\"part\"><td colspan=\"9\">attempt 1, resumed</td></tr>"));
+        // Each chart marks where each part begins (a line, named on the tolerance chart).
+        assert!(
+            html.contains(">\nattempt 1, resumed\n</text>"),
+            "the chart marks the part"
+        );
+        assert_eq!(
+            html.matches("stroke=\"#3C3C46\" stroke-width=\"2\"")
+                .count(),
+            6,
+            "2 marks × 3 charts"
+        );
+
+        // The same journal cut at the interruption: interrupted, resumable.
+        let (md, _, v) = live_report("interrupted", &cut, &[]);
+        assert_eq!(v["live"]["banner"]["decision"], "interrupted");
+        let reasons = strings(&v["live"]["banner"]["reasons"]);
+        assert_eq!(
+            reasons[0],
+            "interrupted by the operator (Ctrl-C or SIGTERM) at 6.0 s, after \"stop s2\""
+        );
+        assert!(
+            reasons[1].starts_with("resumable: rerun rehearse execute --apply --journal "),
+            "{reasons:?}"
+        );
+        assert!(md.contains("> **Outcome: INTERRUPTED**"), "{md}");
+    }
+
+    /// The recorded journal of three parts (`tests/fixtures/fuzz/journal-attempts.jsonl`):
+    /// attempt 1 halted at s2's gate, attempt 2 interrupted after stopping s2, then resumed
+    /// to completion.
+    #[test]
+    fn a_recorded_journal_of_three_parts_reports_each() {
+        let records = rehearse::live::journal::Journal::read(Path::new(
+            "tests/fixtures/fuzz/journal-attempts.jsonl",
+        ))
+        .unwrap();
+        let (md, html, v) = live_report("fixture-attempts", &records, &[]);
+        let live = &v["live"];
+        assert_eq!(live["attempts"], 2);
+        assert_eq!(live["banner"]["decision"], "completed");
+        let parts: Vec<(String, String)> = live["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["label"].as_str().unwrap().into(),
+                    p["ended"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                (
+                    "attempt 1".to_string(),
+                    "halted: gate timed out for s2: s2 not healthy in autopilot".to_string()
+                ),
+                (
+                    "attempt 2".to_string(),
+                    "interrupted by the operator; resumed in the next part".to_string()
+                ),
+                ("attempt 2, resumed".to_string(), "completed".to_string()),
+            ]
+        );
+        let gates: Vec<&str> = live["runbook"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["gate"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            gates,
+            [
+                "preflight passed",
+                "gate timed out: s2 not healthy in autopilot",
+                "preflight passed",
+                "gate not decided: interrupted",
+                "gate passed",
+            ]
+        );
+        assert_eq!(v["timeline"]["marks"].as_array().unwrap().len(), 3);
+        assert_eq!(md.matches("| **attempt 2, resumed** |").count(), 3, "{md}");
+        assert_eq!(html.matches("<tr class=\"part\">").count(), 9);
+    }
+
+    /// A journal cut mid-action (rehearse killed): interrupted, with the action in flight.
+    #[test]
+    fn a_journal_cut_mid_action_is_interrupted_with_the_action_in_flight() {
+        let mut records = vec![begin(1, 0, &"01".repeat(32), &[]), obs(1, None, true)];
+        records.push(Record::ActionBegin {
+            at_ms: T0 + 4_000,
+            action: Action::Stop {
+                server: "s3".into(),
+            },
+        });
+        let (_, _, v) = live_report("cut", &records, &[]);
+        let b = &v["live"]["banner"];
+        assert_eq!(b["decision"], "interrupted");
+        let reasons = strings(&b["reasons"]);
+        assert!(
+            reasons[0].starts_with("the journal ends at 4.0 s without a finish record"),
+            "{reasons:?}"
+        );
+        assert_eq!(
+            reasons[1],
+            "in flight when the journal ends: \"stop s3\" (a rerun finishes it without repeating it)"
+        );
+        assert_eq!(v["live"]["outcome"], "incomplete");
+    }
+
+    /// A halted attempt, then a second attempt that completes: each has its own preflight
+    /// and steps, the second skipping the server the first upgraded.
+    #[test]
+    fn a_second_attempt_after_a_halt_is_a_part_of_its_own() {
+        let sha = "23".repeat(32);
+        let mut records = vec![begin(1, 0, &sha, &[]), obs(1, None, true)];
+        records.extend(upgrade(4, "s2"));
+        records.push(finish(
+            13,
+            Action::Halt(HaltReason::VerifyFailed {
+                unmet: vec!["s1 runs 1.8.7".into()],
+            }),
+        ));
+        records.push(begin(2, 100, &sha, &["s2"]));
+        records.push(obs(101, None, true));
+        records.extend(upgrade(104, "s3"));
+        records.push(finish(113, done(&["s3"])));
+        let (md, _, v) = live_report("attempts", &records, &[]);
+        let live = &v["live"];
+        assert_eq!(live["attempts"], 2);
+        assert_eq!(live["banner"]["decision"], "completed");
+        let reasons = strings(&live["banner"]["reasons"]);
+        assert!(
+            reasons.contains(&"upgraded by an earlier attempt and skipped: s2".to_string()),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.last().unwrap().ends_with(
+                "before this one: attempt 1: halted: verification failed: s1 runs 1.8.7"
+            ),
+            "{reasons:?}"
+        );
+        let rb = live["runbook"].as_array().unwrap();
+        let steps: Vec<(&str, &str)> = rb
+            .iter()
+            .map(|s| (s["name"].as_str().unwrap(), s["gate"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("attempt 1: preflight", "preflight passed"),
+                (
+                    "attempt 1: 1. upgrade s2",
+                    "gate passed; the final verification then failed: s1 runs 1.8.7"
+                ),
+                ("attempt 2: preflight", "preflight passed"),
+                ("attempt 2: 1. upgrade s3", "gate passed"),
+            ],
+            "{md}"
+        );
+        assert_eq!(rb[2]["start_ms"], 100_000);
+        assert_eq!(
+            rb[1]["duration_ms"], 9_000,
+            "cut at the halt, not at the next attempt"
+        );
+        assert!(md.contains("started with s2 already upgraded"), "{md}");
+    }
+
+    /// Rolled back: the banner names the halt it followed and the rollback's work.
+    #[test]
+    fn a_rolled_back_run_says_what_was_put_back() {
+        let mut records = vec![begin(1, 0, &"45".repeat(32), &[]), obs(1, None, true)];
+        records.extend(upgrade(4, "s2"));
+        records.extend(action(
+            20,
+            Action::Stop {
+                server: "s2".into(),
+            },
+        ));
+        records.push(Record::ActionBegin {
+            at_ms: T0 + 21_000,
+            action: Action::ReplaceBinary {
+                server: "s2".into(),
+                version: Version::new(1, 8, 7),
+            },
+        });
+        records.push(Record::ActionEnd {
+            at_ms: T0 + 21_500,
+            result: ActionResult::Ok,
+            installed: Some(("s2".into(), rehearse::live::control::Side::Current)),
+        });
+        records.extend(action(
+            22,
+            Action::Start {
+                server: "s2".into(),
+            },
+        ));
+        records.push(obs(23, None, true));
+        records.extend(action(
+            24,
+            Action::RestoreSnapshot {
+                snapshot: rehearse_model::api::SnapshotInfo {
+                    index: 42,
+                    term: 2,
+                    format: 1,
+                    written_by: Version::new(1, 8, 7),
+                    digest: "x".into(),
+                    size_bytes: 10,
+                },
+            },
+        ));
+        records.push(obs(26, None, true));
+        let cause = HaltReason::GateTimeout {
+            server: "s2".into(),
+            unmet: vec!["s2 not caught up".into()],
+        };
+        records.push(finish(
+            27,
+            Action::Halt(HaltReason::RolledBack {
+                cause: Box::new(cause),
+            }),
+        ));
+        let (md, html, v) = live_report("rolled-back", &records, &[]);
+        let b = &v["live"]["banner"];
+        assert_eq!(b["decision"], "rolled back");
+        assert_eq!(
+            strings(&b["reasons"]),
+            [
+                "halted, then rolled back to the current version",
+                "halted: the gate for s2 timed out after its restart",
+                "unmet: s2 not caught up",
+                "current version reinstalled on: s2",
+                "the snapshot saved before the upgrade (index 42) was restored",
+            ]
+        );
+        assert!(md.contains("> **Outcome: ROLLED BACK**"), "{md}");
+        assert!(html.contains("class=\"verdict rolled-back\""));
+        let rb = v["live"]["runbook"].as_array().unwrap();
+        assert_eq!(rb[1]["gate"], "gate timed out: s2 not caught up");
+        assert_eq!(rb[2]["name"], "finish");
+        assert!(
+            rb[2]["gate"]
+                .as_str()
+                .unwrap()
+                .starts_with("rolled back after: gate timed out for s2")
+        );
+    }
+
+    /// With the plan: its sha-256 is checked and shown, the control kind comes from it, and
+    /// each step carries the rehearsal's duration range for its kind.
+    #[test]
+    fn with_the_plan_each_step_has_the_rehearsals_expected_duration() {
+        let dir = temp_dir("live-plan");
+        let plan_text = std::fs::read_to_string("plans/nomad-3-servers.toml").unwrap()
+            + "\n[execute]\ncontrol = \"command\"\n[execute.command]\nstop = \"systemctl stop nomad\"\nstart = \"systemctl start nomad\"\nstatus = \"systemctl is-active nomad\"\n";
+        let plan_path = dir.join("plan.toml");
+        std::fs::write(&plan_path, &plan_text).unwrap();
+        let sha = rehearse::report::sha256_hex(plan_text.as_bytes());
+        let mut records = vec![begin(1, 0, &sha, &[]), obs(1, None, true)];
+        records.extend(upgrade(4, "s2"));
+        records.push(finish(13, done(&["s2"])));
+        let (md, html, v) = live_report(
+            "with-plan",
+            &records,
+            &[plan_path.to_str().unwrap(), "--seeds", "2"],
+        );
+        assert_eq!(v["plan"]["sha256"], sha);
+        assert_eq!(v["live"]["observed"]["control"], "command");
+        assert_eq!(v["live"]["observed"]["product"], "nomad");
+        assert!(v["live"].get("expected_note").is_none());
+        let rb = v["live"]["runbook"].as_array().unwrap();
+        for s in rb {
+            let e = &s["expected"];
+            assert_eq!(e["seeds"], 2, "{s}");
+            assert!(e["min_ms"].as_u64() <= e["median_ms"].as_u64(), "{s}");
+            assert!(e["median_ms"].as_u64() <= e["max_ms"].as_u64(), "{s}");
+        }
+        assert_eq!(rb[0]["expected"]["step"], "preflight");
+        assert!(
+            rb[1]["expected"]["step"]
+                .as_str()
+                .unwrap()
+                .starts_with("1. upgrade "),
+            "{}",
+            rb[1]
+        );
+        assert!(rb[1]["expected"]["max_ms"].as_u64().unwrap() > 0);
+        assert!(md.contains(&format!("Plan sha-256 `{sha}`")), "{md}");
+        assert!(md.contains("control `command`"), "{md}");
+        assert!(html.contains("<li>control: <code>command</code></li>"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

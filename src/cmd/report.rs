@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 /// Arguments of `rehearse report`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The plan file (with `--journal`: optional, it names the plan and adds its findings).
+    /// The plan file (with `--journal`: optional, it names the plan, adds its findings and the
+    /// expected duration of each step from its rehearsal on `--seeds` fault-free seeds).
     #[arg(required_unless_present = "journal")]
     pub plan: Option<PathBuf>,
     /// Report a live run from its journal (`rehearse execute --apply --journal FILE`) instead
@@ -31,7 +32,7 @@ pub struct Args {
     /// Formats, comma-separated: html, md, json.
     #[arg(long, default_value = "html,md,json")]
     pub format: String,
-    /// Fault-free seeds to rehearse.
+    /// Fault-free seeds to rehearse (with `--journal` and a plan: for the expected durations).
     #[arg(long, default_value_t = 16)]
     pub seeds: u64,
     /// First seed.
@@ -115,10 +116,30 @@ fn run_live(
     prepare_dir(&args.out)?;
     let plan_file = args.plan.as_ref().map(|p| p.display().to_string());
     let file = journal.display().to_string();
+    // With the plan, each step is compared with the plan's rehearsal (fault-free seeds only).
+    let rehearsed = match &plan {
+        Some(p) => {
+            crate::bounds::seed_range(args.seed, args.seeds, "--seeds").map_err(CliError::new)?;
+            let opts = Options {
+                seeds: args.seeds,
+                first_seed: args.seed,
+                explore_seeds: 0,
+                jobs: args.jobs.unwrap_or_else(default_jobs).max(1),
+                failure_rate: failure_rate.clone(),
+                max_p_quorum_loss: None,
+            };
+            Some(
+                crate::report::rehearsed_runbook(p, &opts)
+                    .map_err(|e| CliError::new(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
     let report = crate::report::live::build(
         &records,
         &file,
         plan.as_ref().zip(plan_file.as_deref()),
+        rehearsed.as_deref(),
         &failure_rate,
     )
     .map_err(|e| CliError::new(e.to_string()))?;
@@ -128,7 +149,7 @@ fn run_live(
     let _ = writeln!(
         out,
         "live run report of {file}: {}{}, {:.1} s, {:.1} s at failure tolerance 0, {:.1} s without a known leader",
-        live.map_or("?", |l| l.outcome.as_str()),
+        live.map_or("?", |l| l.banner.decision.as_str()),
         live.and_then(|l| l.reason.as_deref())
             .map(|r| format!(" ({r})"))
             .unwrap_or_default(),

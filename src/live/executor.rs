@@ -22,7 +22,6 @@ use crate::procedure::{
 };
 use rehearse_model::api::{ApiError, SharedStr, SnapshotInfo};
 use rehearse_model::versions::Product;
-use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -382,10 +381,7 @@ pub fn unanswered(view: &ClusterView) -> Vec<String> {
 
 /// sha-256 of the plan text, hex: a journal belongs to one plan.
 pub fn plan_digest(text: &str) -> String {
-    sha2::Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::report::sha256_hex(text.as_bytes())
 }
 
 /// Runs `execute` to the end, stopping and starting servers with the plan's `process` or

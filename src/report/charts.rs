@@ -138,6 +138,42 @@ fn step_bands<DB: DrawingBackend>(
             }))
             .map_err(&e)?;
     }
+    attempt_marks(chart, t, y, labels)
+}
+
+/// Where each attempt of a live run begins: a dark line, named at the bottom of the chart
+/// when `labels` (nothing is drawn for a timeline without marks: a rehearsal's).
+fn attempt_marks<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    t: &Timeline,
+    y: (f64, f64),
+    labels: bool,
+) -> Result<(), ReportError> {
+    if t.marks.is_empty() {
+        return Ok(());
+    }
+    let e = chart_err("attempts");
+    let dark = RGBColor(60, 60, 70);
+    chart
+        .draw_series(t.marks.iter().map(|(ms, _)| {
+            PathElement::new(
+                vec![(secs(*ms), y.0), (secs(*ms), y.1)],
+                dark.stroke_width(2),
+            )
+        }))
+        .map_err(&e)?;
+    if labels {
+        let style = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Left, VPos::Bottom));
+        chart
+            .draw_series(t.marks.iter().map(|(ms, label)| {
+                Text::new(
+                    label.clone(),
+                    (secs(*ms) + secs(t.duration_ms) * 0.003, y.0),
+                    style.clone(),
+                )
+            }))
+            .map_err(&e)?;
+    }
     Ok(())
 }
 

@@ -94,6 +94,9 @@ pub enum ReportError {
     /// The simulator refused the plan's world.
     #[error("simulator: {0}")]
     Sim(String),
+    /// A journal's records cannot make a report (bad input).
+    #[error("{0}")]
+    Journal(String),
     /// A template failed to render (a bug: the templates are compiled in).
     #[error("template {name}: {message}")]
     Template {
@@ -248,7 +251,7 @@ fn settings_of(opts: &Options) -> Settings {
     }
 }
 
-/// sha-256 of `bytes`, lower-case hex.
+/// sha-256 of `bytes`, lower-case hex (a plan's digest, in reports and journals alike).
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes)
@@ -335,6 +338,7 @@ fn seed_timeline(plan: &Plan, m: &Measured, why: String) -> Timeline {
         reported_tolerance: m.outcome.tolerance.clone(),
         live: false,
         backlog: m.backlog.clone(),
+        marks: Vec::new(),
     }
 }
 
@@ -427,6 +431,31 @@ fn segment_actions(m: &Measured, seg: &Segment) -> Vec<String> {
     out
 }
 
+/// The kind of each of the report's steps: every seed's step kinds in order (see
+/// `assess::reduce`).
+fn step_kinds(runs: &[Measured]) -> Vec<StepKind> {
+    let mut k: Vec<StepKind> = runs
+        .iter()
+        .flat_map(|m| m.segments.iter().map(|s| s.kind))
+        .collect();
+    k.sort();
+    k.dedup();
+    k
+}
+
+/// The runbook of `plan` over its fault-free seeds alone (no explorer, no recommendations),
+/// each step with its kind: what the steps of a live run of the plan are compared with.
+pub fn rehearsed_runbook(
+    plan: &Plan,
+    opts: &Options,
+) -> Result<Vec<(StepKind, RunbookStep)>, ReportError> {
+    let seeds = opts.first_seed..opts.first_seed + opts.seeds.max(1);
+    let base = assess(plan, seeds, opts.jobs, &opts.failure_rate)?;
+    let (typical, _) = typical_and_worst(&base.runs);
+    let steps = runbook(plan, &base.steps, &base.runs, typical);
+    Ok(step_kinds(&base.runs).into_iter().zip(steps).collect())
+}
+
 /// The procedure as a runbook: each step, its duration over the seeds, and what aborts it.
 fn runbook(
     plan: &Plan,
@@ -435,16 +464,7 @@ fn runbook(
     typical: &Measured,
 ) -> Vec<RunbookStep> {
     let cfg = ProcedureConfig::from_plan(plan);
-    let kinds: Vec<StepKind> = {
-        // The steps are every seed's step kinds in order (see `assess::reduce`).
-        let mut k: Vec<StepKind> = runs
-            .iter()
-            .flat_map(|m| m.segments.iter().map(|s| s.kind))
-            .collect();
-        k.sort();
-        k.dedup();
-        k
-    };
+    let kinds = step_kinds(runs);
     steps
         .iter()
         .enumerate()

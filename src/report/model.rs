@@ -8,6 +8,9 @@
 //! and per-step times, writes and leader changes are medians over the seeds, not means; the
 //! time without a leader is measured over the procedure (not its cooldown); and the report has
 //! a `verdict`, `plan.sha256`, `assumptions`, a `runbook` and the worst seed's timeline.
+//! Added since, absent from rehearsals' reports (so the version stays): a live run's
+//! `live.banner`, `live.observed`, `live.runbook`, `live.parts`, `live.actions[].part` and
+//! `timeline.marks`.
 
 use super::measure::Sample;
 use serde::Serialize;
@@ -22,17 +25,18 @@ pub struct RiskReport {
     pub schema_version: u32,
     /// The rehearse version that produced it (no date: reports are reproducible).
     pub rehearse_version: String,
-    /// Go or no-go, and why (absent for a live run's report: the run already happened).
+    /// Go or no-go, and why (absent for a live run's report: the run already happened; its
+    /// outcome is `live.banner`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<GoNoGo>,
     /// The plan.
     pub plan: PlanSummary,
     /// What the rehearsal models, what it is calibrated against, and the workload (absent for
-    /// a live run).
+    /// a live run: what its figures are is `live.observed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assumptions: Option<Assumptions>,
     /// The procedure step by step, with its duration range over the seeds and what aborts it
-    /// (empty for a live run: its actions are in `live.actions`).
+    /// (empty for a live run: its steps as executed are `live.runbook`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runbook: Vec<RunbookStep>,
     /// How the report was computed.
@@ -68,7 +72,8 @@ pub struct LiveRun {
     pub journal: String,
     /// sha-256 of the plan the run executed (from the last attempt's begin record).
     pub plan_sha256: String,
-    /// Attempts in the journal.
+    /// Attempts in the journal (an attempt resumed after an interruption counts once; `parts`
+    /// lists each resumption too).
     pub attempts: u32,
     /// When the run began (Unix ms); times in the report are ms since then.
     pub started_at_unix_ms: u64,
@@ -86,6 +91,103 @@ pub struct LiveRun {
     pub actions: Vec<LiveAction>,
     /// What a live run's report does not have, and why.
     pub not_available: Vec<String>,
+    /// How the run ended (the last attempt), and why: the live run's banner.
+    pub banner: Banner,
+    /// What the figures are (what the cluster's API answered) and what is known of the cluster.
+    pub observed: Observed,
+    /// The steps as executed, attempt by attempt; `steps` has the same steps in the same order.
+    pub runbook: Vec<LiveStep>,
+    /// Why `runbook` has no expected durations, when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_note: Option<String>,
+    /// The attempts in the journal, in order; an attempt resumed after an interruption is a
+    /// part of its own.
+    pub parts: Vec<LiveAttempt>,
+}
+
+/// The outcome banner of a live run (rendered as a rehearsal's verdict is).
+#[derive(Debug, Clone, Serialize)]
+pub struct Banner {
+    /// `completed`, `halted`, `interrupted` or `rolled back`.
+    pub decision: String,
+    /// Why, one sentence each, from the journal's records.
+    pub reasons: Vec<String>,
+    /// How the outcome is decided, in words.
+    pub rule: String,
+}
+
+/// What a live run's figures are.
+#[derive(Debug, Clone, Serialize)]
+pub struct Observed {
+    /// Where each figure comes from, one item each.
+    pub observed: Vec<String>,
+    /// What the figures are not.
+    pub not_observed: Vec<String>,
+    /// `nomad`, `consul` or `unknown`.
+    pub product: String,
+    /// The versions the servers reported at the first and at the last observation that read
+    /// them, e.g. `first observation: 1.8.7 (s1, s2, s3)`.
+    pub versions: Vec<String>,
+    /// `process`, `command` or `container` (from the plan); absent without a plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
+    /// Whether a write probe ran (its answers are in the observations).
+    pub probe: bool,
+}
+
+/// One attempt (or the resumption of one) in a live run's journal.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveAttempt {
+    /// The attempt number its begin record carries (from 1).
+    pub attempt: u32,
+    /// Whether this part resumes the attempt after an interruption.
+    pub resumed: bool,
+    /// `attempt 1`, `attempt 1, resumed`.
+    pub label: String,
+    /// Start (ms since the run began).
+    pub start_ms: u64,
+    /// End: its last record (ms since the run began).
+    pub end_ms: u64,
+    /// Servers an earlier attempt had upgraded (skipped by this one).
+    pub already_upgraded: Vec<String>,
+    /// How it ended, in words.
+    pub ended: String,
+}
+
+/// One step of a live run as executed.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveStep {
+    /// Index into `parts`.
+    pub part: usize,
+    /// Step name (as in `steps`).
+    pub name: String,
+    /// Start (ms since the run began).
+    pub start_ms: u64,
+    /// Duration (ms).
+    pub duration_ms: u64,
+    /// The actions carried out in it, in order.
+    pub actions: Vec<String>,
+    /// The outcome of the step's check: the preflight, the gate after a server's start, or
+    /// the final verification.
+    pub gate: String,
+    /// The rehearsal's duration of the step of the same kind (with a plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Expected>,
+}
+
+/// A step's duration over a rehearsal's fault-free seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Expected {
+    /// The rehearsed step compared with (its name on the rehearsal).
+    pub step: String,
+    /// Seeds that reached it.
+    pub seeds: u64,
+    /// Shortest (ms).
+    pub min_ms: u64,
+    /// Median (ms).
+    pub median_ms: u64,
+    /// Longest (ms).
+    pub max_ms: u64,
 }
 
 /// One action of a live run.
@@ -101,6 +203,8 @@ pub struct LiveAction {
     pub what: crate::procedure::Action,
     /// `ok`, `failed: …`, `snapshot saved`.
     pub result: String,
+    /// Index into `live.parts`: the attempt it belongs to.
+    pub part: usize,
 }
 
 /// The plan in a few fields.
@@ -498,6 +602,10 @@ pub struct Timeline {
     /// are merged in pairs, keeping the higher value. Absent without jobs and for a live run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backlog: Vec<(u64, u64)>,
+    /// Where each attempt of a live run begins (ms, label), when the journal has more than
+    /// one. Absent for rehearsals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<(u64, String)>,
 }
 
 /// A step on the timeline.

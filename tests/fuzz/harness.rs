@@ -16,6 +16,8 @@ use rehearse::live::journal::{Installed, Journal};
 use rehearse::plan::Plan;
 use rehearse::procedure::ProcedureConfig;
 use rehearse::rehearsal::{rehearse, sim_config};
+use rehearse::report::ReportError;
+use rehearse::report::render::Format;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -529,6 +531,21 @@ fn journal_case(path: &Path) -> Result<Stats, String> {
     match Journal::read(path) {
         Ok(records) => {
             let _ = Installed::from_records(&records);
+            // A journal that reads is reported on: the live report never panics on it, and
+            // refuses only bad input (corrupt times), naming the journal.
+            if !records.is_empty() {
+                let rate = "2/year".parse().map_err(|e| format!("{e:?}"))?;
+                match rehearse::report::live::build(&records, "journal", None, None, &rate) {
+                    Ok(report) => {
+                        for f in [Format::Markdown, Format::Json] {
+                            rehearse::report::render::render(&report, f)
+                                .map_err(|e| format!("live report: {e}"))?;
+                        }
+                    }
+                    Err(ReportError::Journal(m)) if m.starts_with("journal journal: ") => {}
+                    Err(e) => return Err(format!("live report: {e}")),
+                }
+            }
             Ok(Stats {
                 loaded: 1,
                 simulated: 0,
