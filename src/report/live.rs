@@ -489,6 +489,11 @@ impl Fold {
             Action::SaveSnapshot | Action::Observe { .. } => None,
             Action::RestoreSnapshot { .. }
             | Action::UpgradeClients { .. }
+            | Action::DrainClient { .. }
+            | Action::StopClient { .. }
+            | Action::InstallClient { .. }
+            | Action::StartClient { .. }
+            | Action::MarkEligible { .. }
             | Action::Done(_)
             | Action::Halt(_) => {
                 if !matches!(self.segments.last(), Some(s) if s.kind == StepKind::Finish) {
