@@ -624,6 +624,31 @@ fn client_of(world: &World, name: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("unknown client {name}"))
 }
 
+/// A client-phase action (`[upgrade.clients]`) on a client-only node. Its losses are the
+/// world's to find: allocations of a stopped node are lost when the leader marks it down
+/// before it is back (`World::client_losses`).
+fn apply_client(run: &mut SimWorld, action: &Action) -> Result<ActionResult, String> {
+    let w = &mut run.world;
+    match action {
+        Action::DrainClient { client } => {
+            let i = client_of(w, client)?;
+            w.drain_client(i, run.client_drain_deadline_ns)
+                .map_err(|e| e.to_string())?;
+        }
+        Action::StopClient { client } => w.stop_client(client_of(w, client)?),
+        Action::InstallClient { client, version } => {
+            w.install_client(client_of(w, client)?, *version)?;
+        }
+        Action::StartClient { client } => w.start_client(client_of(w, client)?),
+        Action::MarkEligible { client } => {
+            let i = client_of(w, client)?;
+            w.mark_client_eligible(i).map_err(|e| e.to_string())?;
+        }
+        _ => return Ok(ActionResult::None),
+    }
+    Ok(ActionResult::Ok)
+}
+
 fn apply(run: &mut SimWorld, action: &Action) -> Result<ActionResult, String> {
     let w = &mut run.world;
     match action {
@@ -708,32 +733,11 @@ fn apply(run: &mut SimWorld, action: &Action) -> Result<ActionResult, String> {
             w.upgrade_clients(*version);
             Ok(ActionResult::Ok)
         }
-        Action::DrainClient { client } => {
-            let i = client_of(w, client)?;
-            w.drain_client(i, run.client_drain_deadline_ns)
-                .map(|()| ActionResult::Ok)
-                .map_err(|e| e.to_string())
-        }
-        Action::StopClient { client } => {
-            let i = client_of(w, client)?;
-            w.stop_client(i);
-            Ok(ActionResult::Ok)
-        }
-        Action::InstallClient { client, version } => {
-            let i = client_of(w, client)?;
-            w.install_client(i, *version).map(|()| ActionResult::Ok)
-        }
-        Action::StartClient { client } => {
-            let i = client_of(w, client)?;
-            w.start_client(i);
-            Ok(ActionResult::Ok)
-        }
-        Action::MarkEligible { client } => {
-            let i = client_of(w, client)?;
-            w.mark_client_eligible(i)
-                .map(|()| ActionResult::Ok)
-                .map_err(|e| e.to_string())
-        }
+        Action::DrainClient { .. }
+        | Action::StopClient { .. }
+        | Action::InstallClient { .. }
+        | Action::StartClient { .. }
+        | Action::MarkEligible { .. } => apply_client(run, action),
         Action::Observe { .. } => Ok(ActionResult::Ok),
         Action::Done(_) | Action::Halt(_) => Ok(ActionResult::None),
     }

@@ -1561,10 +1561,14 @@ fn run_clients(
 fn clients_go_in_batches_of_max_parallel_in_name_order_each_drained_first() {
     let mut down = cnode("c9");
     down.down = true;
+    // Already on the target (a resumed run): left alone.
+    let mut done = cnode("c5");
+    done.version = v("1.10.3");
     let nodes = vec![
         cnode("c3"),
         cnode("c10"),
         cnode("c1"),
+        done,
         cnode("c2"),
         cnode("c4"),
         down,
