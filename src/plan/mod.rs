@@ -37,7 +37,7 @@
 //! [upgrade.clients]                 # optional (Nomad): clients in batches, each drained
 //! max_parallel = 2
 //! drain_deadline = "5m"             # default: upgrade.drain.deadline
-//! install_time = "30s"              # client down time; default: upgrade.install_time
+//! install_time = "30s"              # one client's install; default: upgrade.install_time
 //! [upgrade.verify]                  # Nomad: the jobs and the eval broker after the servers
 //! max_eval_backlog = 0              # evaluations ready + unacked + blocked, once settled
 //! settle = "5m"                     # how long jobs and the backlog get to recover
@@ -523,8 +523,8 @@ pub struct ClientBatches {
     #[serde(default, with = "opt_duration")]
     #[schemars(schema_with = "schema::duration")]
     pub drain_deadline: Option<u64>,
-    /// How long a client stays down between its stop and its start (default:
-    /// `upgrade.install_time`).
+    /// How long one client's install takes (default: `upgrade.install_time`). The installs of
+    /// a batch run one after the other, as the executor runs the templates.
     #[serde(default, with = "opt_duration")]
     #[schemars(schema_with = "schema::duration")]
     pub install_time: Option<u64>,

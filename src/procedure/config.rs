@@ -66,7 +66,7 @@ pub struct ClientBatchConfig {
     pub max_parallel: usize,
     /// Drain each client before its stop, with this deadline; `None`: restart in place.
     pub drain_deadline_ms: Option<u64>,
-    /// How long a client stays down between its stop and its start (the driver waits).
+    /// How long one client's install takes (the driver waits this long per install).
     pub install_time_ms: u64,
 }
 
