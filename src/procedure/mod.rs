@@ -421,9 +421,13 @@ impl Procedure {
 
     fn halt(&mut self, reason: HaltReason) -> Action {
         let changed = !self.done.is_empty() || !self.batch.is_empty();
+        // In the client phase the servers stay: clients on the target must not run against
+        // older servers (see `clients`).
+        let in_client_batches = matches!(self.stage, Stage::ClientBatch(_));
         let wants_rollback = self.cfg.rollback == Rollback::ReinstallAndRestore
             && changed
             && !self.rolling_back
+            && !in_client_batches
             && !matches!(reason, HaltReason::UnsafeToStop { .. });
         if wants_rollback && self.cfg.in_place_rollback_safe {
             return self.begin_rollback(reason);

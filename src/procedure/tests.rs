@@ -1811,3 +1811,25 @@ fn without_the_table_the_client_phase_is_one_upgrade_of_every_client() {
     let v = through_verify(|_| Readout::Read(Ok(Workload::default())));
     assert!(matches!(v.action, Action::UpgradeClients { .. }));
 }
+
+#[test]
+fn a_failed_client_action_halts_without_rolling_the_servers_back() {
+    let mut c = batch_cfg(1, Some(60_000));
+    c.rollback = crate::plan::Rollback::ReinstallAndRestore;
+    c.in_place_rollback_safe = true;
+    let nodes = vec![cnode("c1"), cnode("c2")];
+    let r = run_clients(c, nodes, 1_000, |p, o| {
+        // The stop template of c1 fails.
+        let stopping = matches!(p.step_info().phase, Phase::Clients)
+            && p.client_batch() == ["c1"]
+            && !p.reads().allocs
+            && !p.reads().workload;
+        if stopping && o.result == ActionResult::Ok {
+            o.result = ActionResult::Failed("exit status 1".into());
+        }
+    });
+    match &r.last {
+        Action::Halt(HaltReason::ActionFailed { error, .. }) => assert_eq!(error, "exit status 1"),
+        other => panic!("expected a halt without a rollback: {other:?}"),
+    }
+}
