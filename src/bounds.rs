@@ -136,6 +136,17 @@ pub fn plan(p: &Plan) -> Result<(), Bad> {
     duration("upgrade.gate.poll", u.gate.poll, MAX_POLL_NS)?;
     duration("upgrade.drain.deadline", u.drain.deadline, MAX_WAIT_NS)?;
     duration("upgrade.verify.settle", u.verify.settle, MAX_WAIT_NS)?;
+    if let Some(c) = &u.clients {
+        count(
+            "upgrade.clients.max_parallel",
+            c.max_parallel as u64,
+            max_nodes,
+        )?;
+        let deadline = c.drain_deadline.unwrap_or(0);
+        duration("upgrade.clients.drain_deadline", deadline, MAX_WAIT_NS)?;
+        let install = c.install_time.unwrap_or(0);
+        duration("upgrade.clients.install_time", install, MAX_INSTALL_NS)?;
+    }
     count(
         "upgrade.verify.max_eval_backlog",
         u.verify.max_eval_backlog,

@@ -12,7 +12,7 @@ use crate::procedure::{
     Action, ActionResult, ClusterView, Observation, Phase, Procedure, ProcedureConfig, Readout,
     Reads,
 };
-use rehearse_model::api::ApiError;
+use rehearse_model::api::{ApiError, SharedStr};
 use rehearse_model::time::{MS, SEC};
 use rehearse_model::versions::Product;
 use rehearse_sim::state::StopMode;
@@ -250,10 +250,7 @@ pub fn observe(world: &World, acked_before: u64, reads: Reads) -> ClusterView {
             .map(|id| (world.server_label(id), world.agent_self(id)))
             .collect(),
         scheduler,
-        drained: (0..n)
-            .filter(|&id| world.drain_complete(id))
-            .map(|id| world.server_label(id))
-            .collect(),
+        drained: drained(world, reads),
         // The workload is the write probe: did any write get acknowledged since last time?
         write_accepted: (world.config().workload.writes_per_sec > 0.0)
             .then(|| world.acked_writes() > acked_before),
@@ -265,11 +262,15 @@ pub fn observe(world: &World, acked_before: u64, reads: Reads) -> ClusterView {
         // Read whether asked or not: it costs nothing here, and an answer the procedure did
         // not ask for changes nothing it decides.
         allocs_running: if nomad {
-            Readout::Read(Ok(clients()
+            let mut running: Vec<SharedStr> = clients()
                 // Unreadable counts as running: never stop on a view that cannot be read.
                 .filter(|&id| !matches!(world.allocations_running(id), Ok(0)))
                 .map(|id| world.server_label(id))
-                .collect()))
+                .collect();
+            running.extend(draining_clients(world, reads).filter_map(|(i, name)| {
+                (!matches!(world.client_allocations_running(i), Ok(0))).then_some(name)
+            }));
+            Readout::Read(Ok(running))
         } else {
             Readout::NotApplicable
         },
@@ -280,6 +281,31 @@ pub fn observe(world: &World, acked_before: u64, reads: Reads) -> ClusterView {
             (true, false) => Readout::NotRead,
         },
     }
+}
+
+/// The client-only nodes under a drain, with their names, when the procedure reads the node
+/// list (the client phase); none otherwise, which keeps every other observation as cheap as
+/// before.
+fn draining_clients(world: &World, reads: Reads) -> impl Iterator<Item = (usize, SharedStr)> {
+    let count = if reads.nodes { world.client_count() } else { 0 };
+    (0..count)
+        .filter(|&i| world.client_drain_requested(i))
+        .filter_map(|i| Some((i, SharedStr::from(world.client_name(i)?))))
+}
+
+/// Servers whose client drain has completed, then the client-only nodes under a drain whose
+/// drain has completed.
+fn drained(world: &World, reads: Reads) -> Vec<SharedStr> {
+    let mut out: Vec<SharedStr> = (0..world.server_count())
+        .filter(|&id| world.drain_complete(id))
+        .map(|id| world.server_label(id))
+        .collect();
+    out.extend(
+        draining_clients(world, reads)
+            .filter(|&(i, _)| world.client_drain_complete(i))
+            .map(|(_, name)| name),
+    );
+    out
 }
 
 pub use crate::driver::StepCtx;
@@ -323,6 +349,8 @@ struct SimWorld {
     /// The drain deadline the procedure's drains carry (`[upgrade.drain] deadline`), as the
     /// live executor sends it.
     drain_deadline_ns: Option<u64>,
+    /// The drain deadline of client-only nodes' drains (`[upgrade.clients]`).
+    client_drain_deadline_ns: Option<u64>,
 }
 
 impl SimWorld {
@@ -372,6 +400,8 @@ struct SimDriver<'a> {
     sim: &'a mut SimWorld,
     hooks: &'a mut dyn Hooks,
     install_ms: u64,
+    /// Client down time (`[upgrade.clients] install_time`).
+    client_install_ms: u64,
 }
 
 impl Driver for SimDriver<'_> {
@@ -402,6 +432,7 @@ impl Driver for SimDriver<'_> {
         let r = apply(self.sim, action);
         let wait_ns = match action {
             Action::ReplaceBinary { .. } => self.install_ms * MS,
+            Action::InstallClient { .. } => self.client_install_ms * MS,
             _ => ACTION_LATENCY_NS,
         };
         self.sim.world.run_for(wait_ns.max(1));
@@ -459,6 +490,11 @@ impl Checkpoint {
                 lost_allocs: Vec::new(),
                 acked,
                 drain_deadline_ns: cfg.drain_deadline_ms.map(|ms| ms * MS),
+                client_drain_deadline_ns: cfg
+                    .client_batches
+                    .as_ref()
+                    .and_then(|c| c.drain_deadline_ms)
+                    .map(|ms| ms * MS),
             },
             timeline: Timeline {
                 start_ms: start_ns / MS,
@@ -503,6 +539,7 @@ impl Checkpoint {
             sim: &mut self.sim,
             hooks,
             install_ms: cfg.install_time_ms,
+            client_install_ms: cfg.client_batches.as_ref().map_or(0, |c| c.install_time_ms),
         };
         let result = std::mem::replace(&mut self.result, ActionResult::None);
         let index = self.timeline.steps.len();
@@ -579,6 +616,37 @@ fn id_of(world: &World, name: &str) -> Result<ServerId, String> {
     world
         .server_id(name)
         .ok_or_else(|| format!("unknown server {name}"))
+}
+
+fn client_of(world: &World, name: &str) -> Result<usize, String> {
+    world
+        .client_index(name)
+        .ok_or_else(|| format!("unknown client {name}"))
+}
+
+/// A client-phase action (`[upgrade.clients]`) on a client-only node. Its losses are the
+/// world's to find: allocations of a stopped node are lost when the leader marks it down
+/// before it is back (`World::client_losses`).
+fn apply_client(run: &mut SimWorld, action: &Action) -> Result<ActionResult, String> {
+    let w = &mut run.world;
+    match action {
+        Action::DrainClient { client } => {
+            let i = client_of(w, client)?;
+            w.drain_client(i, run.client_drain_deadline_ns)
+                .map_err(|e| e.to_string())?;
+        }
+        Action::StopClient { client } => w.stop_client(client_of(w, client)?),
+        Action::InstallClient { client, version } => {
+            w.install_client(client_of(w, client)?, *version)?;
+        }
+        Action::StartClient { client } => w.start_client(client_of(w, client)?),
+        Action::MarkEligible { client } => {
+            let i = client_of(w, client)?;
+            w.mark_client_eligible(i).map_err(|e| e.to_string())?;
+        }
+        _ => return Ok(ActionResult::None),
+    }
+    Ok(ActionResult::Ok)
 }
 
 fn apply(run: &mut SimWorld, action: &Action) -> Result<ActionResult, String> {
@@ -665,6 +733,11 @@ fn apply(run: &mut SimWorld, action: &Action) -> Result<ActionResult, String> {
             w.upgrade_clients(*version);
             Ok(ActionResult::Ok)
         }
+        Action::DrainClient { .. }
+        | Action::StopClient { .. }
+        | Action::InstallClient { .. }
+        | Action::StartClient { .. }
+        | Action::MarkEligible { .. } => apply_client(run, action),
         Action::Observe { .. } => Ok(ActionResult::Ok),
         Action::Done(_) | Action::Halt(_) => Ok(ActionResult::None),
     }
@@ -758,6 +831,16 @@ fn judge(
             d.at.as_nanos().saturating_sub(run.start_ns) / MS,
             d.allocs,
             d.job
+        )
+    }));
+    lost.extend(w.client_losses().iter().map(|c| {
+        let ms = |t: rehearse_sim::SimTime| t.as_nanos().saturating_sub(run.start_ns) / MS;
+        format!(
+            "lost allocations: stopped client {} at {} ms with {} allocations running on it and no completed drain; the leader marked it down at {} ms, before it came back, so they were lost, not migrated",
+            c.client,
+            ms(c.stopped_at),
+            c.allocs,
+            ms(c.marked_down_at)
         )
     }));
     let verdict = match (problems.is_empty(), action) {

@@ -150,6 +150,45 @@ fn check_reports_allocations_stopped_by_a_short_drain_deadline() {
     assert_eq!(ok.status.code(), Some(0), "{t}");
 }
 
+/// Every client restarted at once without a drain and down two minutes: lint R019, and
+/// `check` judges every seed "lost allocations" naming the clients the leader marked down;
+/// the same plan one client at a time, each drained, completes. `execute` refuses the plan
+/// without the per-client templates before anything is touched (exit 2, naming the field).
+#[test]
+fn check_reports_clients_lost_when_restarted_at_once_without_a_drain() {
+    let plan = "plans/incidents/nomad-clients-all-at-once.toml";
+    let o = rehearse(&["check", plan, "--seeds", "2"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("R019"), "{t}");
+    assert!(t.contains("LOST ALLOCATIONS 2, UNSAFE 0"), "{t}");
+    assert!(t.contains("lost allocations: stopped client c1"), "{t}");
+    let ok = rehearse(&[
+        "check",
+        "plans/incidents/nomad-clients-in-batches.toml",
+        "--seeds",
+        "2",
+    ]);
+    let t = text(&ok);
+    assert!(!t.contains("R019"), "{t}");
+    assert!(
+        t.contains("completed 2, halted safely 0, LOST ALLOCATIONS 0"),
+        "{t}"
+    );
+    let with_execute = std::fs::read_to_string("plans/incidents/nomad-clients-in-batches.toml")
+        .unwrap()
+        .replacen(
+            "[[jobs]]",
+            "[execute]\ncontrol = \"command\"\n[execute.command]\nstop = \"true\"\nstart = \"true\"\nstatus = \"true\"\n\n[[jobs]]",
+            1,
+        );
+    let path = temp_plan("clients-batches-execute.toml", &with_execute);
+    let e = rehearse(&["execute", path.to_str().unwrap(), "--apply"]);
+    let t = text(&e);
+    assert_eq!(e.status.code(), Some(2), "{t}");
+    assert!(t.contains("execute.command.stop_client"), "{t}");
+}
+
 /// A raft protocol 2 → 3 roll: lint is clean (both versions run both protocols, R008 quiet),
 /// and `check` completes every seed, listing how each server came back: under a UUID Raft ID,
 /// as a voter while a server still ran protocol 2, the last one as a non-voter; health derived

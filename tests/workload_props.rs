@@ -41,6 +41,8 @@ struct Shape {
     path: (&'static str, &'static str),
     transfer: bool,
     drain: bool,
+    /// `[upgrade.clients] max_parallel`, when the client-only nodes go in drained batches.
+    client_batch: Option<u32>,
 }
 
 impl Shape {
@@ -67,6 +69,11 @@ impl Shape {
             self.transfer,
             self.drain,
         );
+        if let Some(k) = self.client_batch {
+            t.push_str(&format!(
+                "[upgrade.clients]\nmax_parallel = {k}\ninstall_time = \"30s\"\n"
+            ));
+        }
         for (i, j) in self.jobs.iter().enumerate() {
             t.push_str(&format!(
                 "[[jobs]]\nname = \"svc{i}\"\ntype = \"service\"\n[[jobs.groups]]\nname = \"g\"\n\
@@ -123,6 +130,7 @@ fn shape() -> impl Strategy<Value = Shape> {
                     path,
                     transfer,
                     drain: true,
+                    client_batch: None,
                 }
             },
         )
@@ -264,6 +272,34 @@ proptest! {
     }
 }
 
+/// `shape` with the client-only nodes upgraded in drained batches of 1 or 2 (fewer than the
+/// clients: a batch of every client leaves its allocations nowhere to go, lint R019), each
+/// down 30 s.
+fn batched_shape() -> impl Strategy<Value = Shape> {
+    (shape(), 1u32..=2).prop_map(|(s, k)| Shape {
+        client_batch: Some(k.min(s.clients - 1)),
+        ..s
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// The same properties with the client phase in batches (`[upgrade.clients]`): every
+    /// client-only node is drained before its stop, so none of its allocations is lost, and a
+    /// completed upgrade leaves every job at its count.
+    #[test]
+    fn client_batches_under_one_fault_never_lose_allocations(
+        shape in batched_shape(),
+        f in fault(),
+        seed in 0u64..1_000,
+    ) {
+        if let Err(e) = check(&shape, f, seed) {
+            return Err(TestCaseError::fail(e));
+        }
+    }
+}
+
 /// The property can fail: the same kind of plan with its drain turned off loses the
 /// allocations of the server-client the procedure stops (its system job's allocation at
 /// least: service allocations are packed onto the client-only nodes first).
@@ -282,6 +318,7 @@ fn without_a_drain_the_property_fails() {
         path: ("1.9.7", "1.10.3"),
         transfer: true,
         drain: false,
+        client_batch: None,
     };
     // A fault at a step the procedure never reaches: the stop alone loses them.
     let f: Fault = "crash:leader:500:30s".parse().unwrap();
@@ -293,4 +330,47 @@ fn without_a_drain_the_property_fails() {
         ..shape
     };
     check(&drained, f, 1).unwrap();
+}
+
+/// The batched property runs the client phase: every client-only node is drained, stopped and
+/// started on the target, in batches of the plan's size, and nothing is lost.
+#[test]
+fn batched_runs_drain_and_upgrade_every_client_node() {
+    use rehearse::procedure::Action;
+    let shape = Shape {
+        servers: 3,
+        server_clients: vec![1],
+        clients: 3,
+        jobs: vec![ServiceJob {
+            count: 4,
+            kill_timeout_s: 5,
+            max_parallel: 1,
+        }],
+        system_job: true,
+        path: ("1.9.7", "1.10.3"),
+        transfer: true,
+        drain: true,
+        client_batch: Some(2),
+    };
+    let f: Fault = "crash:leader:500:30s".parse().unwrap();
+    check(&shape, f, 1).unwrap();
+    let p = shape.plan();
+    let cfg = ProcedureConfig::from_plan(&p);
+    let (o, _) = run(&p, &cfg, f, 1);
+    let drains: Vec<String> = o
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::DrainClient { client } => Some(client.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(drains, ["c1", "c2", "c3"]);
+    let starts = o
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::StartClient { .. }))
+        .count();
+    assert_eq!(starts, 3);
+    assert!(matches!(o.verdict, Verdict::Completed), "{:?}", o.verdict);
 }

@@ -397,6 +397,14 @@ pub struct NodeInfo {
     pub version: Version,
     /// Whether a drain was requested (`Drain`).
     pub drain: bool,
+    /// Whether the scheduler may place allocations on it (`SchedulingEligibility` is
+    /// `eligible`). Journals written before it was read have none: eligible.
+    #[serde(default = "eligible_by_default")]
+    pub eligible: bool,
+}
+
+fn eligible_by_default() -> bool {
+    true
 }
 
 /// A job's scheduler type (`Type` in `GET /v1/jobs`).

@@ -31,7 +31,8 @@ pub struct ClusterView {
     pub agents: Vec<(SharedStr, Result<AgentSelf, ApiError>)>,
     /// Scheduler configuration (Nomad); `None` for Consul.
     pub scheduler: Option<Result<SchedulerConfig, ApiError>>,
-    /// Servers whose client drain has completed.
+    /// Servers whose client drain has completed, and, in the client phase, the client-only
+    /// nodes of the batch whose drain has completed.
     pub drained: Vec<SharedStr>,
     /// Whether a probe write was acknowledged since the previous observation (`None`: the
     /// driver has no write probe).
@@ -41,7 +42,8 @@ pub struct ClusterView {
     pub nodes: Readout<Vec<NodeInfo>>,
     /// Servers that are also clients with allocations still running
     /// (`GET /v1/node/:id/allocations`, ClientStatus `running`), read when `Reads::allocs`
-    /// asks.
+    /// asks; in the client phase, the client-only nodes of the batch with allocations still
+    /// running.
     #[serde(default, deserialize_with = "compat::allocs")]
     pub allocs_running: Readout<Vec<SharedStr>>,
     /// Jobs and the eval broker (`GET /v1/jobs`, each job's summary, `GET /v1/metrics`), read
@@ -221,6 +223,33 @@ pub enum Action {
         /// Version.
         version: Version,
     },
+    /// Drain a client-only node (`[upgrade.clients]`).
+    DrainClient {
+        /// Node name.
+        client: String,
+    },
+    /// Stop a client-only node's agent.
+    StopClient {
+        /// Node name.
+        client: String,
+    },
+    /// Install another version on a stopped client-only node.
+    InstallClient {
+        /// Node name.
+        client: String,
+        /// Version to install.
+        version: Version,
+    },
+    /// Start a client-only node's agent.
+    StartClient {
+        /// Node name.
+        client: String,
+    },
+    /// Mark a client-only node eligible for placements again (its drain left it ineligible).
+    MarkEligible {
+        /// Node name.
+        client: String,
+    },
     /// Wait, then observe again.
     Observe {
         /// How long.
@@ -254,6 +283,13 @@ impl fmt::Display for Action {
                 write!(f, "restore the snapshot at index {}", snapshot.index)
             }
             Action::UpgradeClients { version } => write!(f, "upgrade clients to {version}"),
+            Action::DrainClient { client } => write!(f, "drain client {client}"),
+            Action::StopClient { client } => write!(f, "stop client {client}"),
+            Action::InstallClient { client, version } => {
+                write!(f, "install {version} on client {client}")
+            }
+            Action::StartClient { client } => write!(f, "start client {client}"),
+            Action::MarkEligible { client } => write!(f, "mark client {client} eligible"),
             Action::Observe { wait_ms } => write!(f, "observe in {wait_ms} ms"),
             Action::Done(_) => write!(f, "done"),
             Action::Halt(r) => write!(f, "halt: {r}"),

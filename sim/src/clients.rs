@@ -68,6 +68,29 @@ pub(crate) struct Node {
     marks: Vec<(u64, u64, bool)>,
     /// When a leader's timer fired and the mark-down write was refused (nomad#24231).
     refused_at: Option<SimTime>,
+    /// When its drain completes (`DRAINING` while the workload plane's drain runs); `None`:
+    /// no drain since it was last marked eligible.
+    pub(crate) drain_done_at: Option<SimTime>,
+    /// Marked ineligible by a drain, until it is marked eligible again.
+    ineligible: bool,
+    /// Its agent was stopped by the procedure (not its host lost), since when.
+    agent_stopped: Option<SimTime>,
+    /// The version installed while its agent was stopped, run from its next start.
+    installed: Option<Version>,
+}
+
+/// Allocations lost because a client-only node the procedure stopped was marked down before
+/// it came back (its drain had not completed, or there was none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientLoss {
+    /// Node name.
+    pub client: String,
+    /// When the procedure stopped its agent.
+    pub stopped_at: SimTime,
+    /// When the leader marked it down.
+    pub marked_down_at: SimTime,
+    /// Allocations running on it then.
+    pub allocs: usize,
 }
 
 /// The nodes and the leader whose timers run.
@@ -77,6 +100,8 @@ pub(crate) struct Clients {
     rng: SimRng,
     /// The leader that established leadership last: (id, term, since).
     leader: Option<(ServerId, u64, SimTime)>,
+    /// Losses of allocations on nodes the procedure stopped, in order.
+    losses: Vec<ClientLoss>,
 }
 
 impl Clients {
@@ -91,13 +116,23 @@ impl Clients {
                 generation: 0,
                 marks: Vec::new(),
                 refused_at: None,
+                drain_done_at: None,
+                ineligible: false,
+                agent_stopped: None,
+                installed: None,
             })
             .collect();
         Clients {
             nodes,
             rng: SimRng::child(seed, "clients"),
             leader: None,
+            losses: Vec::new(),
         }
+    }
+
+    /// The name of node `i`, if there is one.
+    pub(crate) fn name(&self, i: usize) -> Option<&str> {
+        self.nodes.get(i).map(|n| &*n.name)
     }
 }
 
@@ -154,6 +189,12 @@ impl World {
 
     /// A client-only node's host goes away (no heartbeats from now on).
     pub fn client_down(&mut self, i: usize) {
+        self.node_gone(i, true);
+    }
+
+    /// Node `i` stops heartbeating: its host is gone (`host`: what ran on it dies with it) or
+    /// its agent was stopped (what runs on it keeps running: see `stop_client`).
+    fn node_gone(&mut self, i: usize, host: bool) {
         let now = self.now;
         let n = &mut self.clients.nodes[i];
         if n.gone_since.is_some() {
@@ -163,10 +204,12 @@ impl World {
         n.generation += 1;
         n.timer = None;
         let name = n.name.clone();
-        self.trace(TraceKind::Fault {
-            what: format!("client {name} down"),
-        });
-        if self.plane.is_some() {
+        let what = match host {
+            true => format!("client {name} down"),
+            false => format!("stop client {name}"),
+        };
+        self.trace(TraceKind::Fault { what });
+        if host && self.plane.is_some() {
             self.plane_node_gone(i as u32);
         }
         let Some((l, term, since)) = self.timer_leader() else {
@@ -186,16 +229,28 @@ impl World {
 
     /// A client-only node's host is back: it heartbeats (and is marked ready if it was down).
     pub fn client_up(&mut self, i: usize) {
+        self.node_back(i, None);
+    }
+
+    /// Node `i` heartbeats again: its host is back (`version` None) or its agent was started
+    /// on `version`.
+    fn node_back(&mut self, i: usize, version: Option<Version>) {
         let n = &mut self.clients.nodes[i];
         if n.gone_since.take().is_none() {
             return;
         }
         n.generation += 1;
         n.timer = None;
+        n.agent_stopped = None;
         let name = n.name.clone();
-        self.trace(TraceKind::Fault {
-            what: format!("client {name} up"),
-        });
+        let what = match version {
+            None => format!("client {name} up"),
+            Some(v) => {
+                n.version = v;
+                format!("start client {name} on {v}")
+            }
+        };
+        self.trace(TraceKind::Fault { what });
         if self.plane.is_some() {
             self.plane_node_back(i as u32, false);
         }
@@ -249,7 +304,29 @@ impl World {
             server: l,
             what: format!("node {name} TTL expired; marked down"),
         });
+        self.record_client_loss(i);
         self.write_status(i, l, true);
+    }
+
+    /// Node `i` is being marked down: if the procedure stopped its agent while allocations
+    /// still ran on it, they are lost now (the scheduler replaces them; the agent stops them
+    /// when it comes back).
+    fn record_client_loss(&mut self, i: usize) {
+        let Some(stopped_at) = self.clients.nodes[i].agent_stopped else {
+            return;
+        };
+        let allocs = self.plane_allocs_on_client(i).unwrap_or(0);
+        if allocs == 0 {
+            return;
+        }
+        let loss = ClientLoss {
+            client: self.clients.nodes[i].name.to_string(),
+            stopped_at,
+            marked_down_at: self.now,
+            allocs,
+        };
+        self.clients.losses.push(loss);
+        self.plane_count_lost(allocs);
     }
 
     fn write_status(&mut self, i: usize, l: ServerId, down: bool) {
@@ -312,7 +389,8 @@ impl World {
                     NodeStatus::Ready
                 },
                 version: n.version,
-                drain: false,
+                drain: n.drain_done_at.is_some(),
+                eligible: !n.ineligible,
             }
         }));
         for (id, s) in self.servers.iter().enumerate() {
@@ -324,6 +402,7 @@ impl World {
                 status: NodeStatus::Ready,
                 version: s.advertised,
                 drain: s.drain_done_at.is_some(),
+                eligible: s.drain_done_at.is_none(),
             });
         }
         Ok(out)
@@ -341,6 +420,128 @@ impl World {
         self.trace(TraceKind::Fault {
             what: format!("upgrade running clients to {version}"),
         });
+    }
+
+    /// The name of client-only node `i`.
+    pub fn client_name(&self, i: usize) -> Option<&str> {
+        self.clients.name(i)
+    }
+
+    /// The index of the client-only node named `name`.
+    pub fn client_index(&self, name: &str) -> Option<usize> {
+        self.clients.nodes.iter().position(|n| *n.name == *name)
+    }
+
+    /// `POST /v1/node/:id/drain` for client-only node `i` (see `drain_with_deadline`): with
+    /// jobs declared the workload plane's drain (it completes when the node runs nothing);
+    /// without, the constant model's delay. The node turns ineligible.
+    pub fn drain_client(&mut self, i: usize, deadline_ns: Option<u64>) -> Result<(), ApiError> {
+        let l = self.forwarded_or_any(0)?;
+        let name = self.clients.nodes[i].name.clone();
+        self.trace(TraceKind::Fault {
+            what: format!("drain {name}"),
+        });
+        self.clients.nodes[i].ineligible = true;
+        if self.plane.is_some() {
+            self.clients.nodes[i].drain_done_at = Some(crate::workload::DRAINING);
+            self.plane_write_drain(i as u32, l, deadline_ns);
+            return Ok(());
+        }
+        let (lo, hi) = (self.cfg.clients.drain_ns_min, self.cfg.clients.drain_ns_max);
+        let d = self.drain_delay(lo, hi);
+        self.clients.nodes[i].drain_done_at = Some(self.now.plus(d));
+        Ok(())
+    }
+
+    /// The workload plane found client-only node `i` draining and empty: a drain in progress
+    /// completes now.
+    pub(crate) fn client_drain_done(&mut self, i: usize) {
+        let now = self.now;
+        let n = &mut self.clients.nodes[i];
+        if n.drain_done_at != Some(crate::workload::DRAINING) {
+            return;
+        }
+        n.drain_done_at = Some(now);
+        let name = n.name.clone();
+        self.trace(TraceKind::Fault {
+            what: format!("drain of {name} complete"),
+        });
+    }
+
+    /// Whether the drain of client-only node `i` has completed.
+    pub fn client_drain_complete(&self, i: usize) -> bool {
+        self.clients.nodes[i]
+            .drain_done_at
+            .is_some_and(|t| t <= self.now)
+    }
+
+    /// Allocations running on client-only node `i` (`GET /v1/node/:id/allocations`, through
+    /// any server that forwards it). Without jobs declared client-only nodes run none.
+    pub fn client_allocations_running(&self, i: usize) -> Result<usize, ApiError> {
+        self.forwarded_or_any(0)?;
+        Ok(self.plane_allocs_on_client(i).unwrap_or(0))
+    }
+
+    /// `POST /v1/node/:id/eligibility` (eligible) for client-only node `i`: its drain is over
+    /// and it takes placements again.
+    pub fn mark_client_eligible(&mut self, i: usize) -> Result<(), ApiError> {
+        let l = self.forwarded_or_any(0)?;
+        let n = &mut self.clients.nodes[i];
+        n.ineligible = false;
+        n.drain_done_at = None;
+        let name = n.name.clone();
+        self.trace(TraceKind::Fault {
+            what: format!("mark {name} eligible"),
+        });
+        self.plane_mark_eligible(i as u32, l);
+        Ok(())
+    }
+
+    /// The procedure stops client-only node `i`'s agent to upgrade it. It stops heartbeating
+    /// (the leader marks it down once its timer fires), but its allocations keep running:
+    /// Nomad's task drivers outlive the agent, which reattaches to them when it starts again.
+    /// If the leader marks the node down first, they are lost (`client_losses`).
+    pub fn stop_client(&mut self, i: usize) {
+        if self.clients.nodes[i].gone_since.is_some() {
+            return;
+        }
+        self.clients.nodes[i].agent_stopped = Some(self.now);
+        self.node_gone(i, false);
+    }
+
+    /// Installs `version` on client-only node `i`, whose agent the procedure stopped.
+    pub fn install_client(&mut self, i: usize, version: Version) -> Result<(), String> {
+        let n = &mut self.clients.nodes[i];
+        if n.agent_stopped.is_none() {
+            return Err(format!("client {} is running: stop it first", n.name));
+        }
+        n.installed = Some(version);
+        Ok(())
+    }
+
+    /// The procedure starts client-only node `i`'s agent on the version installed since its
+    /// stop: it registers with it and heartbeats again (marked ready if it was marked down).
+    /// Departure: Nomad creates node evaluations when a node registers with a new version;
+    /// here a node that was not marked down creates none (its allocations kept running,
+    /// nothing to place).
+    pub fn start_client(&mut self, i: usize) {
+        let n = &mut self.clients.nodes[i];
+        if n.agent_stopped.is_none() {
+            return;
+        }
+        let version = n.installed.take().unwrap_or(n.version);
+        self.node_back(i, Some(version));
+    }
+
+    /// Whether a drain of client-only node `i` was requested and it was not marked eligible
+    /// since.
+    pub fn client_drain_requested(&self, i: usize) -> bool {
+        self.clients.nodes[i].drain_done_at.is_some()
+    }
+
+    /// Allocations lost on client-only nodes the procedure stopped, in order.
+    pub fn client_losses(&self) -> &[ClientLoss] {
+        &self.clients.losses
     }
 
     /// Ground truth: client-only nodes that are gone, whose leader's timer fired, and that

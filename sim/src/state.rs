@@ -180,6 +180,12 @@ pub enum WorkloadEntry {
         /// Node.
         node: u32,
     },
+    /// `Node.UpdateEligibility` to eligible: the node takes placements again after its drain
+    /// (`nomad node eligibility -enable`).
+    NodeEligible {
+        /// Node.
+        node: u32,
+    },
     /// The scheduler configuration (`getOrCreateSchedulerConfig`).
     SchedulerConfig {
         /// `pause_eval_broker`.
@@ -249,6 +255,7 @@ impl WorkloadEntry {
                 11 ^ (u64::from(*node) << 4) ^ force_at.map_or(0, |t| t.0.rotate_left(20))
             }
             WorkloadEntry::DrainDeadline { node } => 13 ^ (u64::from(*node) << 4),
+            WorkloadEntry::NodeEligible { node } => 14 ^ (u64::from(*node) << 4),
             WorkloadEntry::SchedulerConfig { pause_eval_broker } => {
                 12 ^ (u64::from(*pause_eval_broker) << 4)
             }

@@ -362,6 +362,23 @@ impl LiveCluster {
         .map_err(|e| e.to_string())
     }
 
+    /// Marks client node `name` eligible for placements again (`POST
+    /// /v1/node/:id/eligibility`): its drain left it ineligible.
+    pub async fn mark_eligible(&self, name: &str) -> Result<(), String> {
+        let id = self.node_id(name).await?;
+        let c = self.any_answering().await.map_err(|e| e.to_string())?;
+        let body = serde_json::json!({ "NodeID": id, "Eligibility": "eligible" });
+        let path = format!("/v1/node/{id}/eligibility");
+        c.send(
+            reqwest::Method::POST,
+            &path,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
+
     async fn node_id(&self, name: &str) -> Result<String, String> {
         let c = self.any_answering().await.map_err(|e| e.to_string())?;
         let a = c.get("/v1/nodes").await.map_err(|e| e.to_string())?;
@@ -398,6 +415,17 @@ impl LiveCluster {
                 return;
             }
         };
+        // In the client phase (the node list is read), client-only nodes under a drain count
+        // too: the procedure drains them itself (`[upgrade.clients]`).
+        let mut clients = clients.to_vec();
+        if reads.nodes {
+            for n in parse::nodes_under_drain(&body) {
+                if !clients.contains(&n) {
+                    clients.push(n);
+                }
+            }
+        }
+        let clients = &clients[..];
         view.drained = clients
             .iter()
             .filter(|n| parse::node_drained(&body, n))

@@ -133,6 +133,25 @@ pub trait ServerControl {
     async fn start(&self, server: &str, side: Side) -> Result<(), ControlError>;
     /// Upgrades the client nodes, if the backend knows how: `Some(note)` when it did.
     async fn upgrade_clients(&self) -> Result<Option<String>, ControlError>;
+    /// Stops, installs the target on, or starts one client node (`[upgrade.clients]`). A
+    /// backend without per-client control refuses.
+    async fn client(&self, op: ClientOp, client: &str) -> Result<(), ControlError> {
+        let _ = (op, client);
+        Err(ControlError::Backend(
+            "this node control has no per-client commands".into(),
+        ))
+    }
+}
+
+/// What `ServerControl::client` does to a client node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientOp {
+    /// `execute.command.stop_client`.
+    Stop,
+    /// `execute.command.install_client` (nothing when the plan has none).
+    Install,
+    /// `execute.command.start_client`.
+    Start,
 }
 
 impl ServerControl for NodeControl {
@@ -150,6 +169,9 @@ impl ServerControl for NodeControl {
     }
     async fn upgrade_clients(&self) -> Result<Option<String>, ControlError> {
         NodeControl::upgrade_clients(self).await
+    }
+    async fn client(&self, op: ClientOp, client: &str) -> Result<(), ControlError> {
+        NodeControl::client(self, op, client).await
     }
 }
 
@@ -353,6 +375,26 @@ impl NodeControl {
         }
     }
 
+    /// Runs the plan's template for `op` on client node `client`: `{client}` is its name
+    /// (quoted like `{name}`), `{version}`, `{binary}` and the vars are the target's.
+    pub async fn client(&self, op: ClientOp, client: &str) -> Result<(), ControlError> {
+        let c = self.command()?;
+        let (field, t) = match op {
+            ClientOp::Stop => ("execute.command.stop_client", &c.stop_client),
+            ClientOp::Install => ("execute.command.install_client", &c.install_client),
+            ClientOp::Start => ("execute.command.start_client", &c.start_client),
+        };
+        let Some(t) = t else {
+            return match op {
+                ClientOp::Install => Ok(()),
+                _ => Err(ControlError::MissingSection(field)),
+            };
+        };
+        let mut vars = self.vars("", Side::Target);
+        vars.insert("client".into(), client.to_string());
+        shell(&fill(t, &vars, true)).await
+    }
+
     fn command(&self) -> Result<&crate::plan::CommandControl, ControlError> {
         self.x
             .command
@@ -438,7 +480,7 @@ impl NodeControl {
 
 /// Placeholders whose values come from the cluster (through the plan's server list) and are
 /// quoted in shell commands.
-const QUOTED_KEYS: [&str; 2] = ["name", "host"];
+const QUOTED_KEYS: [&str; 3] = ["name", "host", "client"];
 
 /// Where a placeholder stands in a shell command.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -583,8 +625,12 @@ mod tests {
     use super::*;
 
     fn plan(dir: &std::path::Path) -> Plan {
+        Plan::from_str_named(&plan_text(dir), "t").unwrap()
+    }
+
+    fn plan_text(dir: &std::path::Path) -> String {
         let d = dir.display();
-        let text = format!(
+        format!(
             r#"[cluster]
 product = "nomad"
 version = "1.9.7"
@@ -604,8 +650,7 @@ vars = {{ marker = "old" }}
 [execute.target]
 vars = {{ marker = "new" }}
 "#
-        );
-        Plan::from_str_named(&text, "t").unwrap()
+        )
     }
 
     #[test]
@@ -633,6 +678,35 @@ vars = {{ marker = "new" }}
         assert_eq!(starts, "1.9.7 old\n1.10.3 new\n");
         let installs = std::fs::read_to_string(dir.join("installs")).unwrap();
         assert_eq!(installs, "127.0.0.1 1.10.3\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn client_templates_get_the_clients_name_quoted_and_the_targets_values() {
+        let dir = std::env::temp_dir().join(format!("rehearse-ctl-c-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        let text = plan_text(&dir).replace(
+            "[execute.current]",
+            &format!(
+                "stop_client = \"echo stop {{client}} >> {d}/clients\"\nstart_client = \"echo start {{client}} {{version}} {{marker}} >> {d}/clients\"\n[execute.current]"
+            ),
+        );
+        let text = text.replace("[execute]", "[upgrade.clients]\n[execute]");
+        let p = Plan::from_str_named(&text, "t").unwrap();
+        let c = NodeControl::from_plan(&p).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            c.client(ClientOp::Stop, "c1; rm -rf x").await.unwrap();
+            // No install_client template: nothing to run.
+            c.client(ClientOp::Install, "c1; rm -rf x").await.unwrap();
+            c.client(ClientOp::Start, "c1; rm -rf x").await.unwrap();
+        });
+        let lines = std::fs::read_to_string(dir.join("clients")).unwrap();
+        assert_eq!(lines, "stop c1; rm -rf x\nstart c1; rm -rf x 1.10.3 new\n");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

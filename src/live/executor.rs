@@ -11,7 +11,9 @@
 
 use super::client::{ClientError, Connection};
 use super::cluster::LiveCluster;
-use super::control::{CONTAINER_IN_PROCESS, ControlError, NodeControl, ServerControl, Side};
+use super::control::{
+    CONTAINER_IN_PROCESS, ClientOp, ControlError, NodeControl, ServerControl, Side,
+};
 use super::journal::{Installed, Journal, Record};
 use super::probe::{self, Probe, ProbeReport};
 use crate::driver::{self, Driver, LoopError, Recorder, StepCtx};
@@ -539,6 +541,8 @@ struct LiveDriver<'a, C: ServerControl> {
     /// Set by Ctrl-C: the next observation ends the run instead.
     interrupted: Arc<AtomicBool>,
     drain_deadline_ms: u64,
+    /// The drain deadline of client-only nodes (`[upgrade.clients]`).
+    client_drain_deadline_ms: u64,
     /// The attempt's clock: ms at its start, on the journal's scale (Unix ms when it began,
     /// and never before the last time the journal recorded), plus monotonic time since.
     clock: Clock,
@@ -753,6 +757,11 @@ impl<'a, C: ServerControl> Run<'a, C> {
                 probe: None,
                 interrupted: Arc::new(AtomicBool::new(false)),
                 drain_deadline_ms: cfg.drain_deadline_ms.unwrap_or(0),
+                client_drain_deadline_ms: cfg
+                    .client_batches
+                    .as_ref()
+                    .and_then(|c| c.drain_deadline_ms)
+                    .unwrap_or(0),
                 clock,
             },
             journal,
@@ -947,6 +956,39 @@ impl<C: ServerControl> LiveDriver<'_, C> {
         Ok(ActionResult::Ok)
     }
 
+    /// A client-phase action (`[upgrade.clients]`): the drain and the eligibility through the
+    /// API, as for servers that are clients; stop, install and start through the plan's
+    /// per-client templates.
+    async fn client_action(&self, a: &Action) -> Result<ActionResult, ActionError> {
+        let op = match a {
+            Action::DrainClient { client } => {
+                return self
+                    .cluster
+                    .drain(client, self.client_drain_deadline_ms)
+                    .await
+                    .map(|_| ActionResult::Ok)
+                    .map_err(ActionError::Cluster);
+            }
+            Action::MarkEligible { client } => {
+                return self
+                    .cluster
+                    .mark_eligible(client)
+                    .await
+                    .map(|_| ActionResult::Ok)
+                    .map_err(ActionError::Cluster);
+            }
+            Action::StopClient { client } => (ClientOp::Stop, client),
+            Action::InstallClient { client, .. } => (ClientOp::Install, client),
+            Action::StartClient { client } => (ClientOp::Start, client),
+            _ => return Ok(ActionResult::None),
+        };
+        self.control
+            .client(op.0, op.1)
+            .await
+            .map(|_| ActionResult::Ok)
+            .map_err(ActionError::from)
+    }
+
     fn snapshot_path(&self, s: &SnapshotInfo) -> PathBuf {
         self.snapshots
             .iter()
@@ -1066,6 +1108,11 @@ impl<C: ServerControl> LiveDriver<'_, C> {
                     .map_err(ActionError::Cluster)
             }
             Action::UpgradeClients { .. } => self.upgrade_clients().await,
+            Action::DrainClient { .. }
+            | Action::StopClient { .. }
+            | Action::InstallClient { .. }
+            | Action::StartClient { .. }
+            | Action::MarkEligible { .. } => self.client_action(a).await,
             Action::Observe { .. } | Action::Done(_) | Action::Halt(_) => Ok(ActionResult::None),
         };
         r.unwrap_or_else(|e| {

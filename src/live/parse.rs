@@ -272,6 +272,7 @@ pub fn nodes(v: &Value) -> Result<Vec<NodeInfo>, ParseError> {
                 status,
                 version: version(str_field(n, "Version")?, &format!("node {name}"))?,
                 drain: bool_field(n, "Drain"),
+                eligible: opt_str(n, "SchedulingEligibility") != "ineligible",
             })
         })
         .collect()
@@ -287,6 +288,19 @@ pub fn allocations_running(v: &Value) -> Result<usize, ParseError> {
         .iter()
         .filter(|a| opt_str(a, "ClientStatus") == "running")
         .count())
+}
+
+/// `GET /v1/nodes`: the names of the nodes under a drain: draining now (`Drain`), or left
+/// ineligible by one (`SchedulingEligibility` `ineligible`), in the answer's order.
+pub fn nodes_under_drain(v: &Value) -> Vec<String> {
+    let Some(list) = v.as_array() else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter(|n| bool_field(n, "Drain") || opt_str(n, "SchedulingEligibility") == "ineligible")
+        .map(|n| opt_str(n, "Name").to_string())
+        .filter(|n| !n.is_empty())
+        .collect()
 }
 
 /// `GET /v1/nodes`: the ID of the client node named `name` (or `name.*`).

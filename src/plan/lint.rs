@@ -118,6 +118,11 @@ pub const RULES: &[(&str, &str, &str)] = &[
         "drain-deadline-short",
         "the drain deadline is shorter than a group may need to drain (kill_timeout, plus migrate min_healthy_time, per migrate batch)",
     ),
+    (
+        "R019",
+        "client-batch-too-wide",
+        "every client would be drained at once: their allocations have nowhere to migrate",
+    ),
 ];
 
 fn finding(id: &'static str, sev: Severity, field: &str, message: String, fix: &str) -> Finding {
@@ -149,6 +154,7 @@ pub fn lint(plan: &Plan) -> Vec<Finding> {
     procedure(plan, &mut out);
     topology(plan, &mut out);
     workload(plan, &mut out);
+    client_batches(plan, &mut out);
     out.sort_by(|a, b| a.id.cmp(b.id));
     out
 }
@@ -431,6 +437,38 @@ fn workload(plan: &Plan, out: &mut Vec<Finding>) {
             ),
         ));
     }
+}
+
+/// Rules about `[upgrade.clients]`.
+fn client_batches(plan: &Plan, out: &mut Vec<Finding>) {
+    let Some(c) = &plan.upgrade.clients else {
+        return;
+    };
+    let n = plan.clients.count;
+    if plan.jobs.is_empty() || c.max_parallel < n || n == 0 {
+        return;
+    }
+    // A batch drains all its nodes at once: with every client in it, the drained
+    // allocations can only go to servers that are also clients, which the server phase
+    // drained and left ineligible.
+    let fix = if n >= 2 {
+        format!(
+            "set max_parallel = {} or less in [upgrade.clients], so the allocations of a batch have clients to move to",
+            n - 1
+        )
+    } else {
+        "add client nodes ([clients] count = 2 or more), so a drained client's allocations have somewhere to move".to_string()
+    };
+    out.push(finding_owned(
+        "R019",
+        Severity::Warning,
+        "upgrade.clients.max_parallel",
+        format!(
+            "max_parallel = {} with {n} client nodes and jobs declared: every client is drained at once, so their allocations have nowhere to migrate and the drains cannot complete before the deadline stops them",
+            c.max_parallel
+        ),
+        fix,
+    ));
 }
 
 #[cfg(test)]
@@ -854,7 +892,37 @@ mod tests {
             says: &["deadline = \"50s\" or more", "[upgrade.drain]"],
             fixed: ("", R018_FIXED, 5),
         },
+        FixCase {
+            id: "R019",
+            bad: ("[clients]\ncount = 3", R019_BAD, 5),
+            says: &["max_parallel = 2 or less", "[upgrade.clients]"],
+            fixed: ("[clients]\ncount = 3", R019_FIXED, 5),
+        },
     ];
+
+    const R019_BAD: &str = "[upgrade.clients]\nmax_parallel = 3\n[[jobs]]\nname = \"web\"\n[[jobs.groups]]\nname = \"api\"\n";
+    const R019_FIXED: &str = "[upgrade.clients]\nmax_parallel = 2\n[[jobs]]\nname = \"web\"\n[[jobs.groups]]\nname = \"api\"\n";
+
+    #[test]
+    fn r019_client_batch_too_wide() {
+        let p = plan("[clients]\ncount = 3", R019_BAD, 5);
+        assert!(fires("R019", &p));
+        // Without jobs nothing has to migrate.
+        let p = plan(
+            "[clients]\ncount = 3",
+            "[upgrade.clients]\nmax_parallel = 3",
+            5,
+        );
+        assert!(!fires("R019", &p));
+        // Without the table the client phase drains nothing.
+        assert!(!fires("R019", &plan("[clients]\ncount = 3", R006_JOBS, 5)));
+        let one = plan("[clients]\ncount = 1", R019_FIXED, 5);
+        let f = lint(&one);
+        assert!(
+            f.iter()
+                .any(|f| f.id == "R019" && f.fix.contains("count = 2"))
+        );
+    }
 
     const R006_JOBS: &str = "[[jobs]]\nname = \"web\"\n[[jobs.groups]]\nname = \"api\"\n";
     const R018_BAD: &str = "[upgrade.drain]\ndeadline = \"40s\"\n[[jobs]]\nname = \"web\"\n[[jobs.groups]]\nname = \"api\"\nkill_timeout = \"30s\"\nmigrate = { min_healthy_time = \"20s\" }\n";

@@ -34,6 +34,10 @@
 //! require_fresh_health = true
 //! [upgrade.drain]
 //! deadline = "5m"
+//! [upgrade.clients]                 # optional (Nomad): clients in batches, each drained
+//! max_parallel = 2
+//! drain_deadline = "5m"             # default: upgrade.drain.deadline
+//! install_time = "30s"              # one client's install; default: upgrade.install_time
 //! [upgrade.verify]                  # Nomad: the jobs and the eval broker after the servers
 //! max_eval_backlog = 0              # evaluations ready + unacked + blocked, once settled
 //! settle = "5m"                     # how long jobs and the backlog get to recover
@@ -241,6 +245,30 @@ pub struct CommandControl {
     /// Upgrades the client nodes after the servers.
     #[serde(default)]
     pub upgrade_clients: Option<String>,
+    /// Stops the agent of client node `{client}` (`[upgrade.clients]`), e.g.
+    /// `ssh {client} sudo systemctl stop nomad`.
+    #[serde(default)]
+    pub stop_client: Option<String>,
+    /// Installs the target (`{binary}`, `{version}`) on stopped client node `{client}`.
+    #[serde(default)]
+    pub install_client: Option<String>,
+    /// Starts the agent of client node `{client}`.
+    #[serde(default)]
+    pub start_client: Option<String>,
+}
+
+impl CommandControl {
+    /// The per-client templates, with their field names.
+    pub fn client_templates(&self) -> [(&'static str, Option<&String>); 3] {
+        [
+            ("execute.command.stop_client", self.stop_client.as_ref()),
+            (
+                "execute.command.install_client",
+                self.install_client.as_ref(),
+            ),
+            ("execute.command.start_client", self.start_client.as_ref()),
+        ]
+    }
 }
 
 /// `[execute.current]` / `[execute.target]`.
@@ -265,6 +293,9 @@ fn d60s() -> u64 {
 
 /// Placeholders every template may use besides `vars`.
 pub const TEMPLATE_KEYS: [&str; 5] = ["name", "host", "binary", "version", "raft_protocol"];
+/// Placeholders of the per-client templates (`execute.command.stop_client`, …) besides
+/// `vars`: the client node's name, and the target's binary and version.
+pub const CLIENT_TEMPLATE_KEYS: [&str; 3] = ["client", "binary", "version"];
 
 /// The placeholders in a template (`{key}`), or the text of an unclosed one.
 pub fn template_keys(t: &str) -> Result<Vec<&str>, String> {
@@ -468,6 +499,63 @@ pub struct Upgrade {
     /// (Nomad; Consul has neither).
     #[serde(default)]
     pub verify: Verify,
+    /// The client phase in batches (Nomad): without this table every client is upgraded at
+    /// once (`execute.command.upgrade_clients`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<ClientBatches>,
+}
+
+/// `[upgrade.clients]`: after the servers, the client-only nodes a few at a time, in name
+/// order, each drained first (Nomad's upgrade guide: clients only after every server, a
+/// few at a time, each drained).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientBatches {
+    /// Clients upgraded at once.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub max_parallel: usize,
+    /// Drain each client before its stop. `false` restarts clients in place: their
+    /// allocations survive only if the node is back before the leader marks it down.
+    #[serde(default = "yes")]
+    pub drain: bool,
+    /// Drain deadline of a client (default: `upgrade.drain.deadline`).
+    #[serde(default, with = "opt_duration")]
+    #[schemars(schema_with = "schema::duration")]
+    pub drain_deadline: Option<u64>,
+    /// How long one client's install takes (default: `upgrade.install_time`). The installs of
+    /// a batch run one after the other, as the executor runs the templates.
+    #[serde(default, with = "opt_duration")]
+    #[schemars(schema_with = "schema::duration")]
+    pub install_time: Option<u64>,
+}
+
+impl ClientBatches {
+    /// The drain deadline in effect (ns).
+    pub fn deadline(&self, u: &Upgrade) -> u64 {
+        self.drain_deadline.unwrap_or(u.drain.deadline)
+    }
+
+    /// The client down time in effect (ns).
+    pub fn install(&self, u: &Upgrade) -> u64 {
+        self.install_time.unwrap_or(u.install_time)
+    }
+}
+
+/// Optional durations (`"5m"`), stored as nanoseconds.
+mod opt_duration {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ns: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match ns {
+            Some(ns) => super::humantime_serde_compat::serialize(ns, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        super::humantime_serde_compat::deserialize(d).map(Some)
+    }
 }
 
 fn default_order() -> Order {
@@ -733,6 +821,17 @@ impl Plan {
                 "timeout and poll must be greater than 0".into(),
             );
         }
+        if let Some(cb) = &self.upgrade.clients {
+            if cb.max_parallel == 0 {
+                return err("upgrade.clients.max_parallel", "must be at least 1".into());
+            }
+            if c.product != Product::Nomad || !self.upgrade.upgrade_clients {
+                return err(
+                    "upgrade.clients",
+                    "client batches need a Nomad cluster and upgrade.upgrade_clients = true".into(),
+                );
+            }
+        }
         if self.upgrade.verify.settle == 0 {
             return err(
                 "upgrade.verify.settle",
@@ -787,6 +886,12 @@ impl Plan {
                 ),
             );
         }
+        if self.upgrade.clients.is_some() && x.control != ControlKind::Command {
+            return err(
+                "execute.command.stop_client",
+                "[upgrade.clients] needs control = \"command\" with execute.command.stop_client and execute.command.start_client templates ({client} is the node's name)".into(),
+            );
+        }
         let mut templates: Vec<(String, &str)> = Vec::new();
         match (x.control, &x.process, &x.command) {
             (ControlKind::Process, Some(p), _) => {
@@ -809,6 +914,7 @@ impl Plan {
                 if let Some(u) = &c.upgrade_clients {
                     templates.push(("execute.command.upgrade_clients".into(), u));
                 }
+                self.validate_client_templates(x, c)?;
             }
             (ControlKind::Container, _, _) => {
                 for (side, install) in [("current", &x.current), ("target", &x.target)] {
@@ -858,6 +964,49 @@ impl Plan {
                     return err(
                         &format!("cluster.servers[{i}].address"),
                         "a template uses {host}: every server needs an address".into(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The per-client templates: required with `[upgrade.clients]` (stop and start; install
+    /// is optional, as for servers), refused without it, and limited to their placeholders.
+    fn validate_client_templates(
+        &self,
+        x: &Execute,
+        c: &CommandControl,
+    ) -> Result<(), (String, String)> {
+        let err = |f: &str, m: String| Err((f.to_string(), m));
+        let batches = self.upgrade.clients.is_some();
+        for (field, t) in c.client_templates() {
+            let required = field != "execute.command.install_client";
+            let Some(t) = t else {
+                if batches && required {
+                    return err(
+                        field,
+                        "[upgrade.clients] upgrades each client through this template: set it (e.g. \"ssh {client} sudo systemctl stop nomad\")".into(),
+                    );
+                }
+                continue;
+            };
+            if !batches {
+                return err(
+                    field,
+                    "a per-client template without [upgrade.clients]: add the table, or remove the template".into(),
+                );
+            }
+            for key in template_keys(t).map_err(|m| (field.to_string(), m))? {
+                let known = CLIENT_TEMPLATE_KEYS.contains(&key)
+                    && (key != "binary" || x.target.binary.is_some());
+                if !known && !x.target.vars.contains_key(key) {
+                    return err(
+                        field,
+                        format!(
+                            "placeholder {{{key}}} is not defined (known: {}; {{binary}} needs execute.target.binary; other keys must be in execute.target.vars)",
+                            CLIENT_TEMPLATE_KEYS.join(", ")
+                        ),
                     );
                 }
             }
@@ -1078,6 +1227,104 @@ target = "1.10.3"
         assert!(e.contains("upgrade.verify.max_eval_backlog"), "{e}");
         let e = err("max_eval_backlog = -1");
         assert!(e.contains("max_eval_backlog"), "{e}");
+    }
+
+    #[test]
+    fn the_client_batches_table_is_checked_field_by_field() {
+        let with = |x: &str| format!("{MIN}[upgrade.clients]\n{x}\n");
+        assert_eq!(
+            Plan::from_str_named(MIN, "p.toml").unwrap().upgrade.clients,
+            None
+        );
+        let p = Plan::from_str_named(&with(""), "p.toml").unwrap();
+        let c = p.upgrade.clients.clone().unwrap();
+        assert_eq!((c.max_parallel, c.drain), (1, true));
+        assert_eq!(
+            c.deadline(&p.upgrade),
+            p.upgrade.drain.deadline,
+            "the servers' deadline"
+        );
+        assert_eq!(c.install(&p.upgrade), p.upgrade.install_time);
+        let p = with("max_parallel = 3\ndrain_deadline = \"90s\"\ninstall_time = \"2m\"");
+        let p = Plan::from_str_named(&p, "p.toml").unwrap();
+        let c = p.upgrade.clients.clone().unwrap();
+        assert_eq!(c.max_parallel, 3);
+        assert_eq!(c.deadline(&p.upgrade), 90_000_000_000);
+        assert_eq!(c.install(&p.upgrade), 120_000_000_000);
+        let err = |x: &str| {
+            Plan::from_str_named(&with(x), "p.toml")
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("max_paralel = 2");
+        assert!(e.contains("max_paralel") && e.contains("line 9"), "{e}");
+        let e = err("max_parallel = 0");
+        assert!(
+            e.contains("p.toml, line 9: upgrade.clients.max_parallel: must be at least 1"),
+            "{e}"
+        );
+        let e = err("max_parallel = 20000");
+        assert!(e.contains("upgrade.clients.max_parallel"), "{e}");
+        let e = err("install_time = \"2h\"");
+        assert!(e.contains("line 9: upgrade.clients.install_time"), "{e}");
+        let e = err("drain_deadline = \"2h\"");
+        assert!(e.contains("line 9: upgrade.clients.drain_deadline"), "{e}");
+        let e = err("drain_deadline = \"soon\"");
+        assert!(e.contains("invalid duration"), "{e}");
+        let off = MIN.replace(
+            "target = \"1.10.3\"",
+            "target = \"1.10.3\"\nupgrade_clients = false",
+        );
+        let e = Plan::from_str_named(&format!("{off}[upgrade.clients]\n"), "p.toml").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("upgrade.clients: client batches need"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn client_batches_need_the_per_client_templates_to_execute() {
+        let base = "[execute]\ncontrol = \"command\"\n[execute.command]\nstop = \"systemctl stop nomad\"\nstart = \"systemctl start nomad\"\nstatus = \"systemctl is-active nomad\"\n";
+        let client = "stop_client = \"ssh {client} sudo systemctl stop nomad\"\nstart_client = \"ssh {client} sudo systemctl start nomad\"\n";
+        let batches = "[upgrade.clients]\nmax_parallel = 2\n";
+        let plan = |x: &str| Plan::from_str_named(&format!("{MIN}{x}"), "p.toml");
+        let err = |x: &str| plan(x).unwrap_err().to_string();
+        assert!(plan(&format!("{batches}{base}{client}")).is_ok());
+        assert!(plan(batches).is_ok(), "a rehearsal needs no [execute]");
+        let e = err(&format!("{batches}{base}"));
+        assert!(
+            e.contains("execute.command.stop_client") && e.contains("[upgrade.clients]"),
+            "{e}"
+        );
+        let e = err(&format!("{batches}{base}stop_client = \"x {{client}}\"\n"));
+        assert!(e.contains("execute.command.start_client"), "{e}");
+        let e = err(&format!("{base}{client}"));
+        assert!(
+            e.contains("execute.command.stop_client") && e.contains("without [upgrade.clients]"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{batches}{base}{}",
+            client.replace("{client}", "{host}")
+        ));
+        assert!(
+            e.contains("execute.command.stop_client") && e.contains("{host}"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{batches}{base}{client}install_client = \"cp {{binary}} x\"\n"
+        ));
+        assert!(
+            e.contains("execute.command.install_client") && e.contains("execute.target.binary"),
+            "{e}"
+        );
+        let process = "[execute]\ncontrol = \"process\"\n[execute.process]\nargv = [\"nomad\"]\npid_file = \"p\"\nlog_file = \"l\"\n";
+        let e = err(&format!("{batches}{process}"));
+        assert!(
+            e.contains("execute.command.stop_client") && e.contains("control = \"command\""),
+            "{e}"
+        );
     }
 
     #[test]

@@ -59,6 +59,17 @@ impl Default for VerifyConfig {
     }
 }
 
+/// The client phase in batches (`[upgrade.clients]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientBatchConfig {
+    /// Clients upgraded at once.
+    pub max_parallel: usize,
+    /// Drain each client before its stop, with this deadline; `None`: restart in place.
+    pub drain_deadline_ms: Option<u64>,
+    /// How long one client's install takes (the driver waits this long per install).
+    pub install_time_ms: u64,
+}
+
 /// The procedure's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcedureConfig {
@@ -82,6 +93,9 @@ pub struct ProcedureConfig {
     pub drain_deadline_ms: Option<u64>,
     /// Upgrade clients after the servers.
     pub upgrade_clients: bool,
+    /// Upgrade the client-only nodes in drained batches rather than all at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_batches: Option<ClientBatchConfig>,
     /// Rollback policy.
     pub rollback: Rollback,
     /// Proceed with failure tolerance 0.
@@ -163,6 +177,11 @@ impl ProcedureConfig {
             },
             drain_deadline_ms: u.drain.enabled.then(|| ns_to_ms(u.drain.deadline)),
             upgrade_clients: u.upgrade_clients,
+            client_batches: u.clients.as_ref().map(|c| ClientBatchConfig {
+                max_parallel: c.max_parallel.max(1),
+                drain_deadline_ms: c.drain.then(|| ns_to_ms(c.deadline(u))),
+                install_time_ms: ns_to_ms(c.install(u)),
+            }),
             rollback: u.rollback,
             allow_zero_tolerance: u.allow_zero_tolerance,
             order: u.order,

@@ -20,14 +20,18 @@
 //! only health observed from then on counts, continuously for `stable_for` (≥ 10 s, several
 //! refresh intervals), and the server must be a voter again.
 
+mod clients;
 pub mod config;
 pub mod derived;
 mod gate;
 mod workload;
 
-pub use config::{GateConfig, ProcedureConfig, ServerRef, Variant, VerifyConfig};
+pub use config::{
+    ClientBatchConfig, GateConfig, ProcedureConfig, ServerRef, Variant, VerifyConfig,
+};
 
 use crate::plan::{Order, Rollback};
+use clients::ClientStep;
 use gate::GateState;
 use rehearse_model::api::{NodeStatus, SchedulerConfig, SerfStatus, SnapshotInfo, Workload};
 pub use rehearse_model::contract::{
@@ -107,6 +111,8 @@ enum Stage {
     Clients {
         since_ms: Option<u64>,
     },
+    /// The client-only nodes in batches (`[upgrade.clients]`, see `clients`).
+    ClientBatch(ClientStep),
     Rollback,
     Restore,
     /// Upgrading a server autopilot removed while it still ran the old version (see
@@ -155,6 +161,12 @@ pub struct Procedure {
     /// The previous observation's time: every wait the procedure measures assumes a clock
     /// that never goes backwards.
     last_now_ms: u64,
+    /// Client-only nodes still to upgrade in batches, in order.
+    client_queue: Vec<String>,
+    /// The client batch under way.
+    client_batch: Vec<String>,
+    /// Client-only nodes upgraded in batches, in order.
+    clients_done: Vec<String>,
 }
 
 impl Procedure {
@@ -186,6 +198,9 @@ impl Procedure {
             last_leader_last: false,
             rollback_cause: None,
             last_now_ms: 0,
+            client_queue: Vec::new(),
+            client_batch: Vec::new(),
+            clients_done: Vec::new(),
         }
     }
 
@@ -233,7 +248,7 @@ impl Procedure {
             Stage::Start { .. } => Phase::Start,
             Stage::Gate(_) => Phase::Gate,
             Stage::Verify { .. } => Phase::Verify,
-            Stage::Clients { .. } => Phase::Clients,
+            Stage::Clients { .. } | Stage::ClientBatch(_) => Phase::Clients,
             Stage::Rollback | Stage::Restore => Phase::Rollback,
             Stage::Fence { step, .. } => match step {
                 FenceStep::Drain | FenceStep::DrainWait { .. } => Phase::Drain,
@@ -288,7 +303,7 @@ impl Procedure {
         };
         Reads {
             cluster: !between,
-            nodes: matches!(self.stage, Stage::Clients { .. }),
+            nodes: matches!(self.stage, Stage::Clients { .. } | Stage::ClientBatch(_)),
             allocs: matches!(
                 self.stage,
                 Stage::Drain { .. }
@@ -296,12 +311,15 @@ impl Procedure {
                         step: FenceStep::DrainWait { .. },
                         ..
                     }
+                    | Stage::ClientBatch(ClientStep::DrainWait { .. })
             ),
             // The preflight records the jobs already short; the verification checks them. The
             // last batch's gate reads them too: the observation that passes it begins the
             // verification.
             workload: match self.stage {
-                Stage::Preflight { .. } | Stage::Verify { .. } => true,
+                Stage::Preflight { .. }
+                | Stage::Verify { .. }
+                | Stage::ClientBatch(ClientStep::Settle { .. }) => true,
                 Stage::Gate(_) => self.last_batch(),
                 _ => false,
             },
@@ -378,6 +396,7 @@ impl Procedure {
             Stage::Gate(_) => self.gate(obs),
             Stage::Verify { since_ms } => self.verify(obs, since_ms),
             Stage::Clients { since_ms } => self.check_clients(obs, since_ms),
+            Stage::ClientBatch(step) => self.client_step(obs, step),
             Stage::Rollback => self.rollback_next(obs),
             Stage::Restore => self.restored(),
             Stage::Fence { .. } => self.fence_next(obs),
@@ -402,9 +421,13 @@ impl Procedure {
 
     fn halt(&mut self, reason: HaltReason) -> Action {
         let changed = !self.done.is_empty() || !self.batch.is_empty();
+        // In the client phase the servers stay: clients on the target must not run against
+        // older servers (see `clients`).
+        let in_client_batches = matches!(self.stage, Stage::ClientBatch(_));
         let wants_rollback = self.cfg.rollback == Rollback::ReinstallAndRestore
             && changed
             && !self.rolling_back
+            && !in_client_batches
             && !matches!(reason, HaltReason::UnsafeToStop { .. });
         if wants_rollback && self.cfg.in_place_rollback_safe {
             return self.begin_rollback(reason);
@@ -1041,6 +1064,9 @@ impl Procedure {
             || (!jobs.is_empty() && waited > self.cfg.verify.settle_ms);
         unmet.extend(jobs);
         if unmet.is_empty() {
+            if self.cfg.upgrade_clients && self.cfg.client_batches.is_some() {
+                return self.begin_client_batches();
+            }
             if self.cfg.upgrade_clients {
                 self.stage = Stage::Clients { since_ms: None };
                 return Action::UpgradeClients {

@@ -690,6 +690,7 @@ fn the_client_check_waits_for_ready_nodes_on_the_target_and_notes_down_ones() {
         status,
         version: v(version),
         drain: false,
+        eligible: true,
     };
     let mut clients_from = None;
     for _ in 0..2_000 {
@@ -1376,4 +1377,459 @@ fn the_dry_run_shows_the_backlog_and_the_jobs_already_short() {
     assert!(short.is_empty());
     v.workload = Readout::NotApplicable;
     assert_eq!(p.preflight_workload(&v), (Vec::new(), Vec::new()));
+}
+
+// ---- the client phase in batches ([upgrade.clients]) ----
+
+/// A client-only node of the scripted client world.
+#[derive(Clone)]
+struct CNode {
+    name: &'static str,
+    version: Version,
+    up: bool,
+    down: bool,
+    eligible: bool,
+    /// When its drain was asked for.
+    drain_since: Option<u64>,
+    installed: Option<Version>,
+}
+
+fn cnode(name: &'static str) -> CNode {
+    CNode {
+        name,
+        version: v("1.9.7"),
+        up: true,
+        down: false,
+        eligible: true,
+        drain_since: None,
+        installed: None,
+    }
+}
+
+/// How a client run ended: the client actions with their times, and the final action.
+struct ClientRun {
+    actions: Vec<(u64, Action)>,
+    last: Action,
+    notes: Vec<String>,
+    upgraded: Vec<String>,
+}
+
+impl ClientRun {
+    /// The client actions' one-line forms, in order.
+    fn lines(&self) -> Vec<String> {
+        self.actions.iter().map(|(_, a)| a.to_string()).collect()
+    }
+}
+
+fn batch_cfg(max_parallel: usize, drain_deadline_ms: Option<u64>) -> ProcedureConfig {
+    let mut c = cfg();
+    c.client_batches = Some(ClientBatchConfig {
+        max_parallel,
+        drain_deadline_ms,
+        install_time_ms: 1_000,
+    });
+    c
+}
+
+/// What the scripted world answers for the nodes the procedure reads.
+fn client_view(o: &mut Observation, nodes: &[CNode], reads: Reads, drain_ms: u64) {
+    let t = o.now_ms;
+    let done = |n: &CNode| n.drain_since.is_some_and(|s| t >= s + drain_ms);
+    let mut infos: Vec<rehearse_model::api::NodeInfo> = nodes
+        .iter()
+        .map(|n| rehearse_model::api::NodeInfo {
+            name: n.name.into(),
+            status: if n.up && !n.down {
+                rehearse_model::api::NodeStatus::Ready
+            } else {
+                rehearse_model::api::NodeStatus::Down
+            },
+            version: n.version,
+            drain: n.drain_since.is_some(),
+            eligible: n.eligible,
+        })
+        .collect();
+    // A server that is also a client is listed too: the client phase leaves it alone.
+    infos.push(rehearse_model::api::NodeInfo {
+        name: "s2".into(),
+        status: rehearse_model::api::NodeStatus::Ready,
+        version: v("1.10.3"),
+        drain: false,
+        eligible: true,
+    });
+    o.view.nodes = match reads.nodes {
+        true => Readout::Read(Ok(infos)),
+        false => Readout::NotRead,
+    };
+    o.view.drained = nodes
+        .iter()
+        .filter(|n| done(n))
+        .map(|n| n.name.into())
+        .collect();
+    // Allocations run on a draining node until its drain completes.
+    o.view.allocs_running = match reads.allocs {
+        true => Readout::Read(Ok(nodes
+            .iter()
+            .filter(|n| n.drain_since.is_some() && !done(n))
+            .map(|n| n.name.into())
+            .collect())),
+        false => Readout::NotRead,
+    };
+    o.view.workload = match reads.workload {
+        true => Readout::Read(Ok(Workload::default())),
+        false => Readout::NotRead,
+    };
+}
+
+/// Applies a client action to the scripted world.
+fn client_apply(nodes: &mut [CNode], a: &Action, t: u64) {
+    fn node<'a>(nodes: &'a mut [CNode], name: &str) -> &'a mut CNode {
+        nodes.iter_mut().find(|n| n.name == name).unwrap()
+    }
+    match a {
+        Action::DrainClient { client } => {
+            let n = node(nodes, client);
+            n.drain_since = Some(t);
+            n.eligible = false;
+        }
+        Action::StopClient { client } => node(nodes, client).up = false,
+        Action::InstallClient { client, version } => node(nodes, client).installed = Some(*version),
+        Action::StartClient { client } => {
+            let n = node(nodes, client);
+            n.up = true;
+            n.version = n.installed.take().unwrap_or(n.version);
+        }
+        Action::MarkEligible { client } => {
+            let n = node(nodes, client);
+            n.eligible = true;
+            n.drain_since = None;
+        }
+        _ => {}
+    }
+}
+
+/// Runs the whole upgrade on healthy servers and the scripted client world (drains complete
+/// after `drain_ms`); `tamper` may change each observation before the procedure sees it.
+fn run_clients(
+    c: ProcedureConfig,
+    mut nodes: Vec<CNode>,
+    drain_ms: u64,
+    mut tamper: impl FnMut(&Procedure, &mut Observation),
+) -> ClientRun {
+    let mut p = Procedure::new(c);
+    let mut f = Fake::healthy();
+    let (mut t, mut result) = (0, ActionResult::None);
+    let mut actions = Vec::new();
+    for _ in 0..20_000 {
+        t += 500;
+        let mut o = obs(t, result.clone(), &f);
+        client_view(&mut o, &nodes, p.reads(), drain_ms);
+        tamper(&p, &mut o);
+        result = ActionResult::Ok;
+        let a = p.next(&o);
+        match &a {
+            Action::SaveSnapshot => result = snap(),
+            Action::ReplaceBinary { server, version } => {
+                let name: &'static str = Box::leak(server.clone().into_boxed_str());
+                f.set(name, |x| x.1 = *version);
+            }
+            Action::TransferLeadership { .. } => f.leader = "s2",
+            Action::Done(_) | Action::Halt(_) => {
+                return ClientRun {
+                    actions,
+                    last: a,
+                    notes: p.notes().to_vec(),
+                    upgraded: p.clients_upgraded().to_vec(),
+                };
+            }
+            Action::DrainClient { .. }
+            | Action::StopClient { .. }
+            | Action::InstallClient { .. }
+            | Action::StartClient { .. }
+            | Action::MarkEligible { .. } => {
+                client_apply(&mut nodes, &a, t);
+                actions.push((t, a.clone()));
+            }
+            Action::UpgradeClients { .. } => panic!("batches never upgrade every client at once"),
+            _ => {}
+        }
+    }
+    panic!("did not finish");
+}
+
+#[test]
+fn clients_go_in_batches_of_max_parallel_in_name_order_each_drained_first() {
+    let mut down = cnode("c9");
+    down.down = true;
+    // Already on the target (a resumed run): left alone.
+    let mut done = cnode("c5");
+    done.version = v("1.10.3");
+    let nodes = vec![
+        cnode("c3"),
+        cnode("c10"),
+        cnode("c1"),
+        done,
+        cnode("c2"),
+        cnode("c4"),
+        down,
+    ];
+    let r = run_clients(batch_cfg(2, Some(60_000)), nodes, 5_000, |_, _| {});
+    assert!(matches!(r.last, Action::Done(_)), "{:?}", r.last);
+    assert_eq!(r.upgraded, ["c1", "c10", "c2", "c3", "c4"], "name order");
+    let batch = |a: &str, b: &str| {
+        let mut v = Vec::new();
+        for verb in ["drain client", "stop client"] {
+            v.push(format!("{verb} {a}"));
+            v.push(format!("{verb} {b}"));
+        }
+        v.push(format!("install 1.10.3 on client {a}"));
+        v.push(format!("install 1.10.3 on client {b}"));
+        for verb in ["start client", "mark client"] {
+            let tail = if verb == "mark client" {
+                " eligible"
+            } else {
+                ""
+            };
+            v.push(format!("{verb} {a}{tail}"));
+            v.push(format!("{verb} {b}{tail}"));
+        }
+        v
+    };
+    let mut want = batch("c1", "c10");
+    want.extend(batch("c2", "c3"));
+    want.extend(
+        [
+            "drain client c4",
+            "stop client c4",
+            "install 1.10.3 on client c4",
+            "start client c4",
+            "mark client c4 eligible",
+        ]
+        .map(String::from),
+    );
+    assert_eq!(r.lines(), want);
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n == "client c9 is down: not upgraded")
+    );
+    // Each stop waits for the batch's drains to complete (5 s after the request).
+    let drained_at = r.actions[1].0;
+    let stopped_at = r.actions[2].0;
+    assert!(
+        stopped_at >= drained_at + 5_000,
+        "{drained_at} {stopped_at}"
+    );
+}
+
+#[test]
+fn a_batch_of_one_takes_every_client_on_its_own() {
+    let nodes = vec![cnode("c1"), cnode("c2"), cnode("c3")];
+    let r = run_clients(batch_cfg(1, Some(60_000)), nodes, 1_000, |_, _| {});
+    let drains: Vec<usize> = r
+        .actions
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, a))| matches!(a, Action::DrainClient { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(drains, [0, 5, 10], "{:?}", r.lines());
+    assert!(matches!(r.last, Action::Done(_)));
+}
+
+#[test]
+fn without_a_drain_clients_are_restarted_in_place_and_not_marked_eligible() {
+    let nodes = vec![cnode("c1"), cnode("c2"), cnode("c3")];
+    let r = run_clients(batch_cfg(3, None), nodes, 1_000, |_, _| {});
+    assert!(matches!(r.last, Action::Done(_)));
+    let l = r.lines();
+    assert!(
+        l.iter()
+            .all(|a| !a.starts_with("drain") && !a.starts_with("mark")),
+        "{l:?}"
+    );
+    assert_eq!(l.len(), 9);
+}
+
+#[test]
+fn a_drain_that_reports_complete_while_allocations_run_holds_the_stop() {
+    let nodes = vec![cnode("c1")];
+    let mut first = None;
+    let r = run_clients(batch_cfg(1, Some(120_000)), nodes, 1_000, |p, o| {
+        if !p.reads().allocs || p.client_batch().is_empty() {
+            return;
+        }
+        // The drain reports complete after 1 s; its allocations run 20 s more (nomad#14293).
+        let at = *first.get_or_insert(o.now_ms);
+        if o.now_ms < at + 20_000 {
+            o.view.allocs_running = Readout::Read(Ok(vec!["c1".into()]));
+        }
+    });
+    assert!(matches!(r.last, Action::Done(_)));
+    let stop = r
+        .actions
+        .iter()
+        .find(|(_, a)| matches!(a, Action::StopClient { .. }));
+    assert!(
+        stop.unwrap().0 >= first.unwrap() + 20_000,
+        "{:?}",
+        r.lines()
+    );
+}
+
+#[test]
+fn a_drain_past_its_deadline_halts_naming_the_clients_without_a_rollback() {
+    let nodes = vec![cnode("c1"), cnode("c2")];
+    // The drains never complete.
+    let r = run_clients(batch_cfg(2, Some(30_000)), nodes, u64::MAX / 2, |_, _| {});
+    match &r.last {
+        Action::Halt(HaltReason::ActionFailed { action, error }) => {
+            assert_eq!(action, "drain client c1,c2");
+            assert!(error.contains("deadline"), "{error}");
+        }
+        other => panic!("expected a halt on the drain: {other:?}"),
+    }
+    let drain_at = r.actions[0].0;
+    assert!(r.lines().iter().all(|a| a.starts_with("drain")));
+    assert!(
+        r.notes.iter().all(|n| !n.contains("rollback")),
+        "{:?}",
+        r.notes
+    );
+    let _ = drain_at;
+}
+
+#[test]
+fn a_client_that_does_not_come_back_on_the_target_times_out_naming_it() {
+    let nodes = vec![cnode("c1"), cnode("c2")];
+    let r = run_clients(batch_cfg(1, Some(60_000)), nodes, 1_000, |p, o| {
+        // c1's install did not take: it comes back on the old version.
+        if p.client_batch() == ["c1"]
+            && let Readout::Read(Ok(n)) = &mut o.view.nodes
+        {
+            for n in n.iter_mut().filter(|n| n.name == "c1") {
+                n.version = v("1.9.7");
+            }
+        }
+    });
+    match &r.last {
+        Action::Halt(HaltReason::GateTimeout { server, unmet }) => {
+            assert_eq!(server, "c1");
+            assert_eq!(unmet, &["client c1 runs 1.9.7"]);
+        }
+        other => panic!("expected a timeout: {other:?}"),
+    }
+    assert!(!r.lines().iter().any(|a| a.contains("c2")), "c2 untouched");
+}
+
+#[test]
+fn the_next_batch_waits_until_every_job_is_back_at_its_count() {
+    use rehearse_model::api::{JobState, JobType};
+    let nodes = vec![cnode("c1"), cnode("c2")];
+    let mut eligible_at = None;
+    let r = run_clients(batch_cfg(1, Some(60_000)), nodes, 1_000, |p, o| {
+        let settling = p.client_batch() == ["c1"] && p.reads().workload;
+        if !settling {
+            return;
+        }
+        let at = *eligible_at.get_or_insert(o.now_ms);
+        let running = if o.now_ms < at + 30_000 { 3 } else { 4 };
+        o.view.workload = Readout::Read(Ok(Workload {
+            jobs: vec![JobState {
+                name: "web".into(),
+                kind: JobType::Service,
+                desired: 4,
+                running,
+                queued: 0,
+            }],
+            ..Workload::default()
+        }));
+    });
+    assert!(matches!(r.last, Action::Done(_)), "{:?}", r.last);
+    let next = r.actions.iter().find(|(_, a)| {
+        *a == Action::DrainClient {
+            client: "c2".into(),
+        }
+    });
+    assert!(next.unwrap().0 >= eligible_at.unwrap() + 30_000);
+}
+
+#[test]
+fn a_client_readout_the_driver_cannot_make_halts_naming_it() {
+    for (part, what) in [("nodes", "the client nodes"), ("allocs", "allocations")] {
+        let nodes = vec![cnode("c1")];
+        let r = run_clients(batch_cfg(1, Some(60_000)), nodes, 1_000, |p, o| {
+            if !matches!(p.step_info().phase, Phase::Clients) {
+                return;
+            }
+            let why = "the driver has no such read".to_string();
+            match part {
+                "nodes" => o.view.nodes = Readout::Unavailable { why },
+                _ if p.reads().allocs => o.view.allocs_running = Readout::NotRead,
+                _ => {}
+            }
+        });
+        match &r.last {
+            Action::Halt(HaltReason::Unreadable {
+                what: w, needed_by, ..
+            }) => {
+                assert_eq!(w, what);
+                assert_eq!(needed_by, "the client batches");
+            }
+            other => panic!("{part}: expected an unreadable halt: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn clients_wait_until_every_server_runs_the_target() {
+    let nodes = vec![cnode("c1")];
+    let r = run_clients(batch_cfg(1, Some(60_000)), nodes, 1_000, |p, o| {
+        // s3 went back to the old version between the verification and the client phase.
+        if matches!(p.step_info().phase, Phase::Clients) {
+            for (n, a) in o.view.agents.iter_mut() {
+                if &**n == "s3"
+                    && let Ok(a) = a
+                {
+                    a.version = v("1.9.7");
+                }
+            }
+        }
+    });
+    match &r.last {
+        Action::Halt(HaltReason::VerifyFailed { unmet }) => {
+            assert!(unmet[0].starts_with("s3 runs 1.9.7: clients are upgraded only once"));
+        }
+        other => panic!("expected a halt: {other:?}"),
+    }
+    assert!(r.actions.is_empty());
+}
+
+#[test]
+fn without_the_table_the_client_phase_is_one_upgrade_of_every_client() {
+    assert_eq!(cfg().client_batches, None);
+    let v = through_verify(|_| Readout::Read(Ok(Workload::default())));
+    assert!(matches!(v.action, Action::UpgradeClients { .. }));
+}
+
+#[test]
+fn a_failed_client_action_halts_without_rolling_the_servers_back() {
+    let mut c = batch_cfg(1, Some(60_000));
+    c.rollback = crate::plan::Rollback::ReinstallAndRestore;
+    c.in_place_rollback_safe = true;
+    let nodes = vec![cnode("c1"), cnode("c2")];
+    let r = run_clients(c, nodes, 1_000, |p, o| {
+        // The stop template of c1 fails.
+        let stopping = matches!(p.step_info().phase, Phase::Clients)
+            && p.client_batch() == ["c1"]
+            && !p.reads().allocs
+            && !p.reads().workload;
+        if stopping && o.result == ActionResult::Ok {
+            o.result = ActionResult::Failed("exit status 1".into());
+        }
+    });
+    match &r.last {
+        Action::Halt(HaltReason::ActionFailed { error, .. }) => assert_eq!(error, "exit status 1"),
+        other => panic!("expected a halt without a rollback: {other:?}"),
+    }
 }

@@ -562,7 +562,7 @@ fn server_aborts(cfg: &ProcedureConfig, servers: &[String], actions: &[String]) 
 
 /// When the finish halts, and the rollback policy.
 fn finish_aborts(plan: &Plan, cfg: &ProcedureConfig) -> Vec<String> {
-    vec![
+    let mut out = vec![
         format!(
             "halt unless every server runs {} and the cluster is healthy",
             cfg.target_version
@@ -571,7 +571,14 @@ fn finish_aborts(plan: &Plan, cfg: &ProcedureConfig) -> Vec<String> {
             "on a halt: rollback policy \"{}\"",
             heatmap::serde_name(&plan.upgrade.rollback)
         ),
-    ]
+    ];
+    if let Some(c) = &cfg.client_batches {
+        out.push(format!(
+            "clients {} at a time: halt, without a rollback, when a drain outlasts its deadline, a client is not back ready on the target within the gate's timeout, or the jobs are not back at their counts",
+            c.max_parallel
+        ));
+    }
+    out
 }
 
 fn summary(plan: &Plan, file: &str) -> PlanSummary {

@@ -3,6 +3,7 @@
 //! Consul is fetched by `.ci/fetch-consul` when it is missing; a failure to get it fails the
 //! tests (they are never skipped).
 
+mod client_batches;
 pub(crate) mod cluster;
 pub(crate) mod fake;
 mod gray;

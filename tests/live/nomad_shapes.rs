@@ -97,6 +97,13 @@ fn nodes_and_node_allocations() {
     assert_eq!(nodes[0].status, NodeStatus::Ready);
     assert_eq!(nodes[0].version.to_string(), "1.9.7");
     assert!(!nodes[0].drain && nodes[1].drain);
+    // `SchedulingEligibility`: a drained node stays ineligible until it is marked eligible.
+    assert!(!nodes[0].eligible && nodes[1].eligible);
+    // Under a drain: draining now, or left ineligible by one.
+    assert_eq!(
+        parse::nodes_under_drain(&fixture("nodes.json")),
+        ["s2", "c1"]
+    );
     let allocs = fixture("node_allocations.json");
     assert_eq!(parse::allocations_running(&allocs).unwrap(), 2);
     assert_eq!(

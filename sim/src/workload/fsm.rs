@@ -240,6 +240,23 @@ impl Fsm {
         out
     }
 
+    /// `Node.UpdateEligibility` to eligible after a drain: the node takes placements again;
+    /// evaluations blocked for capacity are unblocked, and every system job is evaluated (it
+    /// wants one allocation on the node again; Nomad's `createNodeEvals` on the transition).
+    pub fn mark_eligible(&mut self, node: NodeIdx, jobs: &[JobSpec]) -> Applied {
+        let mut out = Applied::default();
+        if !self.draining.remove(&node) {
+            return out;
+        }
+        self.forced.remove(&node);
+        self.force_at.remove(&node);
+        out.unblock = true;
+        for job in self.system_jobs(jobs) {
+            self.new_eval(job, &mut out);
+        }
+        out
+    }
+
     /// The drain deadline of `node` was reached (`handleDeadlinedNodes`): every allocation
     /// still on it is marked for migration together, and its jobs are evaluated; the
     /// scheduler then stops them all at once, ignoring `migrate.max_parallel`. Returns, per

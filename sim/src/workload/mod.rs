@@ -76,13 +76,15 @@
 //!
 //! With no jobs declared the plane does nothing at all: no entries, no events, no trace lines,
 //! and the constant-allocations drain model of `clients` applies. A drained node stays
-//! ineligible (Nomad leaves it so until `node eligibility -enable`).
+//! ineligible (Nomad leaves it so until `node eligibility -enable`): a client-only node the
+//! procedure upgrades in batches is marked eligible again (`NodeEligible`) once it is back.
 
 pub mod broker;
 pub mod fsm;
 mod plane;
 pub mod sched;
 
+pub(crate) use plane::DRAINING;
 pub use plane::{BACKLOG_POINTS_MAX, BacklogSeries, DeadlineStop, Plane, PlaneEv, WorkloadOutcome};
 
 use rehearse_model::api::JobType;

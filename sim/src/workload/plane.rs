@@ -237,6 +237,13 @@ impl Plane {
     }
 }
 
+/// The name of client-only node `node` (`node N` if there is none).
+fn client_name(clients: &crate::clients::Clients, node: NodeIdx) -> String {
+    clients
+        .name(node as usize)
+        .map_or_else(|| format!("node {node}"), |n| n.to_string())
+}
+
 impl World {
     /// The broker's leader, if it still leads and has established leadership.
     fn plane_leader(&self) -> Option<(ServerId, u64)> {
@@ -551,12 +558,13 @@ impl World {
                 WorkloadEntry::EvalCreate { job } => p.fsm.create_eval(*job),
                 WorkloadEntry::EvalUpdate { eval, status } => p.fsm.update_eval(*eval, *status),
                 WorkloadEntry::NodeDrain { node, force_at } => p.fsm.drain(*node, *force_at),
+                WorkloadEntry::NodeEligible { node } => p.fsm.mark_eligible(*node, jobs),
                 WorkloadEntry::DrainDeadline { node } => {
                     let (out, stops) = p.fsm.force_drain(*node, jobs, &p.killed);
                     let server = p.server_of(*node);
                     for ForcedStop { job, allocs, .. } in stops {
                         let server = server.map_or_else(
-                            || format!("node {node}"),
+                            || client_name(&self.clients, *node),
                             |s| self.servers[s].spec.name.clone(),
                         );
                         p.deadline_stops.push(DeadlineStop {
@@ -672,6 +680,23 @@ impl World {
                 what: format!("drain of {name} complete"),
             });
         }
+        self.plane_check_client_drains();
+    }
+
+    /// Drains of client-only nodes that are done (see `plane_check_drains`).
+    fn plane_check_client_drains(&mut self) {
+        let now = self.now;
+        let Some(p) = self.plane.as_ref() else { return };
+        let empty: Vec<usize> = p
+            .fsm
+            .draining
+            .iter()
+            .filter(|&&n| n < p.clients && p.running_on(n, now) == 0)
+            .map(|&n| n as usize)
+            .collect();
+        for i in empty {
+            self.client_drain_done(i);
+        }
     }
 
     /// The leader's drainer (`handleDeadlinedNodes`): every draining node whose deadline has
@@ -704,7 +729,7 @@ impl World {
                 .as_ref()
                 .and_then(|p| p.server_of(node))
                 .map_or_else(
-                    || format!("node {node}"),
+                    || client_name(&self.clients, node),
                     |s| self.servers[s].spec.name.clone(),
                 );
             self.trace(TraceKind::Fault {
@@ -731,13 +756,51 @@ impl World {
             return false;
         };
         self.servers[s].drain_done_at = Some(DRAINING);
+        self.plane_write_drain(node, l, deadline_ns);
+        true
+    }
+
+    /// The leader writes `Node.UpdateDrain` for `node` (see `plane_drain`).
+    pub(crate) fn plane_write_drain(
+        &mut self,
+        node: NodeIdx,
+        l: ServerId,
+        deadline_ns: Option<u64>,
+    ) {
         let force_at = deadline_ns.map(|d| self.now.plus(d));
         self.append_local(
             l,
             EntryKind::Workload(Box::new(WorkloadEntry::NodeDrain { node, force_at })),
         );
         self.broadcast(l);
+    }
+
+    /// The leader writes `Node.UpdateEligibility` (eligible) for `node`; false without a
+    /// plane.
+    pub(crate) fn plane_mark_eligible(&mut self, node: NodeIdx, l: ServerId) -> bool {
+        if self.plane.is_none() {
+            return false;
+        }
+        self.append_local(
+            l,
+            EntryKind::Workload(Box::new(WorkloadEntry::NodeEligible { node })),
+        );
+        self.broadcast(l);
         true
+    }
+
+    /// Counts `n` allocations lost with a node marked down while its agent was stopped (see
+    /// `World::stop_client`).
+    pub(crate) fn plane_count_lost(&mut self, n: usize) {
+        if let Some(p) = self.plane.as_mut() {
+            p.outcome.lost_allocs += n as u64;
+        }
+    }
+
+    /// Allocations running on client-only node `i` (ground truth), if the plane runs.
+    pub(crate) fn plane_allocs_on_client(&self, i: usize) -> Option<usize> {
+        let p = self.plane.as_ref()?;
+        Some(p.running_on(i as NodeIdx, self.now))
     }
 
     /// A node's host or agent stopped: what ran on it is killed (ground truth).

@@ -104,6 +104,11 @@ impl Fold {
             Action::SaveSnapshot | Action::Observe { .. } => None,
             Action::RestoreSnapshot { .. }
             | Action::UpgradeClients { .. }
+            | Action::DrainClient { .. }
+            | Action::StopClient { .. }
+            | Action::InstallClient { .. }
+            | Action::StartClient { .. }
+            | Action::MarkEligible { .. }
             | Action::Done(_)
             | Action::Halt(_) => {
                 if !matches!(self.segments.last(), Some(s) if s.kind == StepKind::Finish) {
@@ -215,5 +220,54 @@ impl Fold {
             metrics,
             reported: self.reported,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The client phase's actions (`[upgrade.clients]`) belong to the finish, after the last
+    /// server step: they open no server step of their own.
+    #[test]
+    fn client_batch_actions_fold_into_the_finish() {
+        let mut f = Fold::default();
+        let v = "1.10.3".parse().unwrap();
+        let client = || "c1".to_string();
+        f.action(
+            0,
+            &Action::Stop {
+                server: "s1".into(),
+            },
+        );
+        for (t, a) in [
+            (10, Action::DrainClient { client: client() }),
+            (20, Action::StopClient { client: client() }),
+            (
+                30,
+                Action::InstallClient {
+                    client: client(),
+                    version: v,
+                },
+            ),
+            (40, Action::StartClient { client: client() }),
+            (50, Action::MarkEligible { client: client() }),
+        ] {
+            f.action(t, &a);
+        }
+        let kinds: Vec<(StepKind, u64, u64)> = f
+            .finish(60)
+            .segments
+            .iter()
+            .map(|s| (s.kind, s.start_ms, s.end_ms))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (StepKind::Preflight, 0, 0),
+                (StepKind::Server(0), 0, 10),
+                (StepKind::Finish, 10, 60)
+            ]
+        );
     }
 }

@@ -448,3 +448,92 @@ fn a_drain_whose_stops_race_a_pending_evaluation_still_completes() {
         assert!(w.drain_deadline_stops().is_empty(), "seed {seed}");
     }
 }
+
+/// Client-only node `c1` (node 0) of `cfg`, with the allocations it runs once placed.
+fn client_world(seed: u64) -> (World, usize) {
+    let mut w = World::new(cfg(seed)).unwrap();
+    // Past the first leader's failover TTL (5 min): the ordinary heartbeat TTL applies.
+    w.run_for(320 * SEC);
+    assert!(settled(&w), "seed {seed}: {:?}", view(&w));
+    let i = w.client_index("c1").unwrap();
+    let running = w.client_allocations_running(i).unwrap();
+    assert!(running > 0, "seed {seed}: c1 runs something");
+    (w, i)
+}
+
+fn c1(w: &World) -> rehearse_model::api::NodeInfo {
+    let l = w.leader().unwrap();
+    w.nodes(l)
+        .unwrap()
+        .into_iter()
+        .find(|n| n.name == "c1")
+        .unwrap()
+}
+
+#[test]
+fn a_drained_client_is_stopped_upgraded_and_made_eligible_with_nothing_lost() {
+    for seed in 1..=3 {
+        let (mut w, i) = client_world(seed);
+        w.drain_client(i, Some(300 * SEC)).unwrap();
+        assert!(!c1(&w).eligible && c1(&w).drain);
+        let end = w.now().plus(120 * SEC);
+        while w.now() < end && !w.client_drain_complete(i) {
+            w.step();
+        }
+        assert!(w.client_drain_complete(i), "seed {seed}: {:?}", view(&w));
+        assert_eq!(w.client_allocations_running(i).unwrap(), 0);
+        // Down longer than the heartbeat TTL and grace: marked down, but nothing ran on it.
+        w.stop_client(i);
+        w.install_client(i, Version::new(1, 10, 3)).unwrap();
+        w.run_for(120 * SEC);
+        assert_eq!(c1(&w).status, rehearse_model::api::NodeStatus::Down);
+        w.start_client(i);
+        w.run_for(2 * SEC);
+        let n = c1(&w);
+        assert_eq!(n.status, rehearse_model::api::NodeStatus::Ready);
+        assert_eq!(n.version, Version::new(1, 10, 3));
+        w.mark_client_eligible(i).unwrap();
+        w.run_for(30 * SEC);
+        assert!(c1(&w).eligible && !c1(&w).drain);
+        assert!(w.client_losses().is_empty(), "seed {seed}");
+        assert!(settled(&w), "seed {seed}: {:?}", view(&w));
+        assert!(w.violations().is_empty(), "{:?}", w.violations());
+    }
+}
+
+#[test]
+fn a_client_restarted_without_a_drain_loses_its_allocations_only_if_marked_down() {
+    for seed in 1..=3 {
+        // Back within seconds: the leader never marks it down, its allocations ran on.
+        let (mut w, i) = client_world(seed);
+        let before = w.client_allocations_running(i).unwrap();
+        w.stop_client(i);
+        w.install_client(i, Version::new(1, 10, 3)).unwrap();
+        w.run_for(5 * SEC);
+        assert_eq!(w.client_allocations_running(i).unwrap(), before);
+        w.start_client(i);
+        w.run_for(60 * SEC);
+        assert!(w.client_losses().is_empty(), "seed {seed}");
+        assert_eq!(w.workload_outcome().lost_allocs, 0);
+        // Down two minutes: marked down, what ran on it is lost and replaced elsewhere.
+        let (mut w, i) = client_world(seed);
+        w.stop_client(i);
+        w.run_for(120 * SEC);
+        let losses = w.client_losses().to_vec();
+        assert_eq!(losses.len(), 1, "seed {seed}");
+        assert_eq!(
+            (losses[0].client.as_str(), losses[0].allocs),
+            ("c1", before)
+        );
+        w.start_client(i);
+        w.run_for(60 * SEC);
+        assert!(settled(&w), "seed {seed}: {:?}", view(&w));
+        assert!(w.violations().is_empty(), "{:?}", w.violations());
+    }
+}
+
+#[test]
+fn installing_on_a_running_client_is_refused() {
+    let (mut w, i) = client_world(1);
+    assert!(w.install_client(i, Version::new(1, 10, 3)).is_err());
+}
