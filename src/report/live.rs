@@ -14,11 +14,10 @@
 //! There is no explorer and there are no recommendations for a live run: they need the
 //! simulator. The report says so instead of showing empty or made-up numbers.
 
-use super::assess::{reduce, step_name};
+use super::assess::reduce;
 use super::measure::{Measured, Sample, Segment, StepKind};
 use super::model::{
     Explorer, LiveAction, LiveRun, PlanSummary, RiskReport, SCHEMA_VERSION, Settings, Timeline,
-    TimelineStep,
 };
 use super::risk::{FailureRate, round_sig};
 use super::{ReportError, assess, findings};
@@ -121,26 +120,13 @@ fn timeline_of(
         why: String::new(),
         duration_ms,
         servers,
-        steps: timeline_steps(&segments, completed),
+        steps: super::timeline_steps(&segments, completed),
         samples,
         reported_tolerance: reported,
         live: true,
         backlog: Vec::new(),
     };
     (timeline, base)
-}
-
-/// The timeline's steps: the segments, named as a rehearsal names them.
-fn timeline_steps(segments: &[Segment], completed: bool) -> Vec<TimelineStep> {
-    segments
-        .iter()
-        .map(|s| TimelineStep {
-            name: step_name(s, completed),
-            start_ms: s.start_ms,
-            end_ms: s.end_ms,
-            leader_step: s.leader_step,
-        })
-        .collect()
 }
 
 /// Everything read from a journal, record by record.
