@@ -7,15 +7,17 @@
 //! `config`, `state` (per-server persistent and volatile state), `node` (one server's Raft
 //! node: the hashicorp/raft rules as handlers that return effects, testable without a world),
 //! `raft` (the messages, and the world's dispatch to the nodes), `oracle` (the safety
-//! invariants' records and checks, testable without a world), `world` (event queue, network,
-//! processes, gossip, autopilot, workload), `workload` (jobs, allocations, evaluations, the
-//! eval broker and the scheduler workers, fed by committed entries), `steady` (quiet-period
-//! elision, with its exact check), `ops` (the operator surface), `trace`. The API-shaped
-//! answers, the version catalog and time units live in `rehearse-model`.
+//! invariants' records and checks, testable without a world), `network` (partitions, latency
+//! and loss, the draws of each message's fate, testable without a world), `world` (event
+//! queue, processes, gossip, autopilot, workload), `workload` (jobs, allocations, evaluations,
+//! the eval broker and the scheduler workers, fed by committed entries), `steady`
+//! (quiet-period elision, with its exact check), `ops` (the operator surface), `trace`. The
+//! API-shaped answers, the version catalog and time units live in `rehearse-model`.
 
 pub mod clients;
 pub mod config;
 pub mod leadership;
+mod network;
 pub mod node;
 mod ops;
 pub mod oracle;

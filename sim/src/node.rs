@@ -13,7 +13,7 @@
 //! establishing leadership once elected (Nomad's leader loop, autopilot), InstallSnapshot's
 //! restore check, snapshots and leadership transfer deadlines.
 
-use crate::config::SimConfig;
+use crate::config::{NetConfig, SimConfig};
 use crate::raft::{Entries, Msg, quorum};
 use crate::state::{Disk, Entry, EntryKind, Peer, Progress, Role, ServerId, Snapshot, Volatile};
 use crate::trace::TraceKind;
@@ -63,8 +63,10 @@ pub struct Ctx<'a> {
     /// The clock.
     pub now: SimTime,
     /// Timings and limits (HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout,
-    /// MaxAppendEntries, the network's latency bound, the InstallSnapshot rate).
+    /// MaxAppendEntries, the InstallSnapshot rate).
     pub cfg: &'a SimConfig,
+    /// The network's latency and loss now (faults change them): the latency bound.
+    pub net: &'a NetConfig,
     /// Which configuration entries are servers now.
     pub dir: &'a Directory,
 }
@@ -73,7 +75,7 @@ impl Ctx<'_> {
     /// How long an RPC in flight is waited for before it counts as lost: a round trip at the
     /// slowest latency plus an election timeout (hashicorp/raft sees a broken connection).
     pub fn rpc_slack_ns(&self) -> u64 {
-        2 * self.cfg.net.latency_ns_max + self.cfg.election_timeout_ns()
+        2 * self.net.latency_ns_max + self.cfg.election_timeout_ns()
     }
 }
 
@@ -872,6 +874,7 @@ mod tests {
                 ctx: Ctx {
                     now: w.now,
                     cfg: &w.cfg,
+                    net: &w.cfg.net,
                     dir: &w.dir,
                 },
                 out: &mut out,

@@ -205,7 +205,7 @@ impl World {
     }
 
     fn link_down(&self, a: ServerId, b: ServerId) -> bool {
-        a != b && !self.send_possible(a, b)
+        a != b && !self.net.link_open(a, b)
     }
 
     /// `GET /v1/status/leader` through `via`.

@@ -183,6 +183,7 @@ impl World {
             ctx: Ctx {
                 now: self.now,
                 cfg: &self.cfg,
+                net: self.net.config(),
                 dir: &self.dir,
             },
             out: &mut out,
@@ -334,6 +335,7 @@ impl World {
         let ctx = Ctx {
             now: self.now,
             cfg: &self.cfg,
+            net: self.net.config(),
             dir: &self.dir,
         };
         ctx.rpc_slack_ns()

@@ -184,7 +184,7 @@ impl World {
     /// The stateless stream of the elided or closed-form AppendEntries round trips `x` (a
     /// tick's time or a write's index): `steady_lats` draws each follower's from it.
     fn round_hash(&self, st: &Steady, x: u64) -> StatelessPrefix {
-        self.net_hash.prefix(st.term, x)
+        self.net.steady_round(st.term, x)
     }
 
     /// The two one-way latencies (there, back) of the round trip of kind `draw` to follower
@@ -251,18 +251,14 @@ impl World {
     }
 
     fn steady_candidate(&self) -> Option<Box<Steady>> {
-        let net = &self.cfg.net;
-        let (lat_lo, lat_hi) = (
-            net.latency_ns_min,
-            net.latency_ns_max.max(net.latency_ns_min + 1),
-        );
+        let (lat_lo, lat_hi) = self.net.latency_range();
         let ht = self.cfg.heartbeat_timeout_ns();
         let hb = ht / 10;
         let lease = self.cfg.leader_lease_ns();
         // Round trips shorter than the heartbeat period; contact refreshed well within HT and
         // the lease by every tick.
         let rtt = 2 * lat_hi;
-        if net.loss > 0.0 || rtt >= hb || hb + rtt >= lease {
+        if self.net.config().loss > 0.0 || rtt >= hb || hb + rtt >= lease {
             return None;
         }
         let mut leaders = self
@@ -389,7 +385,7 @@ impl World {
         let s = &self.servers[p.id];
         let pr = &ls.vol.progress[p.id];
         s.proc == ProcessState::Running
-            && self.send_possible(p.id, l)
+            && self.net.link_open(p.id, l)
             && s.vol.role == Role::Follower
             && s.disk.term == term
             && s.vol.leader == Some(l)
@@ -426,8 +422,8 @@ impl World {
         let ht = self.cfg.heartbeat_timeout_ns();
         let (hb, now) = (ht / 10, self.now);
         let heard = pr.matched.min(ls.vol.commit);
-        !self.send_possible(p.id, l)
-            && self.send_possible(l, p.id)
+        !self.net.link_open(p.id, l)
+            && self.net.link_open(l, p.id)
             && s.proc == ProcessState::Running
             && s.vol.role == Role::Follower
             && s.disk.term == ls.disk.term

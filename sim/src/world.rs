@@ -1,5 +1,5 @@
 //! The simulated world: an event queue ordered by (time, sequence) (`queue`), the servers, the
-//! network, gossip, autopilot, the workload and the invariant checks, with the operator surface
+//! network (`network`), gossip, autopilot, the workload and the invariant checks, with the operator surface
 //! on top.
 //!
 //! Simplifications (each a deliberate departure, kept small):
@@ -29,9 +29,10 @@
 //!   could tell (and such a follower holds the leader's log, so none can arise).
 
 use crate::config::SimConfig;
+use crate::network::Network;
 use crate::oracle::{Acked, Canon, Oracle};
 use crate::raft::{Msg, quorum};
-use crate::rng::{SimRng, StatelessRng};
+use crate::rng::SimRng;
 use crate::state::{
     BadBinary, Disk, Entry, EntryKind, Peer, ProcessState, Role, Server, ServerId, StopMode,
     Volatile,
@@ -45,7 +46,7 @@ use rehearse_model::versions::{
 };
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 /// Most servers a world may have.
 pub const MAX_SERVERS: usize = 15;
@@ -316,9 +317,9 @@ pub struct World {
     seq: u64,
     pub(crate) servers: Vec<Server>,
     pub(crate) rng_timers: SimRng,
-    rng_net: SimRng,
     rng_proc: SimRng,
-    blocked: BTreeSet<(ServerId, ServerId)>,
+    /// The links between the servers, their latency and loss (see `network`).
+    pub(crate) net: Network,
     /// Formatted IDs and addresses (see `ops::Labels`).
     pub(crate) labels: std::sync::Arc<[crate::ops::Labels]>,
     pub(crate) metrics: Metrics,
@@ -348,8 +349,6 @@ pub struct World {
     pub(crate) limit: SimTime,
     /// Message events in the queue.
     msgs_in_flight: u64,
-    /// Latencies of elided heartbeats and closed-form write rounds.
-    pub(crate) net_hash: StatelessRng,
     /// Whether quiet periods may be elided (on unless switched off for validation).
     pub(crate) elision: bool,
     /// While a steady period runs an episode: its local message queue, in delivery order.
@@ -371,8 +370,6 @@ pub struct World {
     pub(crate) exact_check: bool,
     /// Closed-form write rounds the exact check has checked.
     pub(crate) exact_checked: u64,
-    /// Latencies that replace the network's draws (the exact check's message-by-message run).
-    pub(crate) forced_lats: Option<Box<crate::steady::ForcedLats>>,
 }
 
 /// A message on an episode's local queue (see `steady`).
@@ -572,9 +569,8 @@ impl World {
             workload_at: None,
             seq: 0,
             rng_timers: SimRng::child(seed, "timers"),
-            rng_net: SimRng::child(seed, "net"),
             rng_proc: SimRng::child(seed, "process"),
-            blocked: BTreeSet::new(),
+            net: Network::new(seed, cfg.net.clone()),
             labels: Vec::new().into(),
             metrics: Metrics::default(),
             trace: Trace::default(),
@@ -601,7 +597,6 @@ impl World {
             steady: None,
             limit: SimTime::ZERO,
             msgs_in_flight: 0,
-            net_hash: StatelessRng::new(seed, "net-steady"),
             episode: None,
             episode_spare: VecDeque::new(),
             episode_seq: 0,
@@ -612,7 +607,6 @@ impl World {
             effects: Vec::new(),
             exact_check: false,
             exact_checked: 0,
-            forced_lats: None,
             cfg,
         };
         for id in 0..n {
@@ -975,7 +969,7 @@ impl World {
 
     pub(crate) fn send_delayed(&mut self, from: ServerId, to: Peer, msg: Msg, extra_ns: u64) {
         if self.servers[from].proc != ProcessState::Running
-            || self.blocked.contains(&(from, to.id))
+            || !self.net.link_open(from, to.id)
             || to.addr_gen != self.servers[to.id].addr_gen
         {
             return;
@@ -994,14 +988,8 @@ impl World {
                 pr.inflight_until = self.now;
             }
         }
-        let net = &self.cfg.net;
-        if net.loss > 0.0 && self.rng_net.chance(net.loss) {
+        let Some(lat) = self.net.fate(from, to.id) else {
             return;
-        }
-        let (lo, hi) = (net.latency_ns_min, net.latency_ns_max);
-        let lat = match &self.forced_lats {
-            None => self.rng_net.range(lo, hi.max(lo + 1)),
-            Some(f) => f.latency(from, to.id),
         };
         self.push_msg_at(self.now.plus(lat + extra_ns), from, to.id, msg);
     }
@@ -1009,26 +997,14 @@ impl World {
     /// Whether server `id` runs but is cut off from every other server, both ways (an
     /// isolating partition): nothing it sends arrives and nothing reaches it.
     pub(crate) fn cut_off(&self, id: ServerId) -> bool {
-        self.servers[id].proc == ProcessState::Running
-            && (0..self.servers.len())
-                .filter(|&o| o != id)
-                .all(|o| self.blocked.contains(&(id, o)) && self.blocked.contains(&(o, id)))
+        self.servers[id].proc == ProcessState::Running && self.net.isolated(id, self.servers.len())
     }
 
     /// Whether every cut link either has a cut-off server at one end or runs one way from a
     /// server to `leader` (a follower the leader cannot hear but still reaches): the steady
     /// period's own cases (see `steady`).
     pub(crate) fn blocked_only_around(&self, leader: ServerId) -> bool {
-        self.blocked.iter().all(|&(a, b)| {
-            self.cut_off(a)
-                || self.cut_off(b)
-                || (b == leader && !self.blocked.contains(&(leader, a)))
-        })
-    }
-
-    /// Whether a message from `a` can reach `b` right now (no partition in that direction).
-    pub(crate) fn send_possible(&self, a: ServerId, b: ServerId) -> bool {
-        !self.blocked.contains(&(a, b))
+        self.net.cut_only_around(leader, |id| self.cut_off(id))
     }
 
     /// A drain duration for a server's client.
@@ -1036,49 +1012,38 @@ impl World {
         self.rng_proc.range(lo, hi)
     }
 
-    fn reachable(&self, a: ServerId, b: ServerId) -> bool {
-        self.blocked.is_empty()
-            || !self.blocked.contains(&(a, b)) && !self.blocked.contains(&(b, a))
-    }
-
     /// Cuts every link between group `a` and group `b`, both ways.
     pub fn partition(&mut self, a: &[ServerId], b: &[ServerId]) {
         self.leave_steady();
-        for &x in a {
-            for &y in b {
-                self.blocked.insert((x, y));
-                self.blocked.insert((y, x));
-            }
-        }
+        self.net.partition(a, b);
         self.fault(format!("partition {a:?} | {b:?}"));
     }
 
     /// Drops every message from `from` to `to` (one-way partition).
     pub fn partition_oneway(&mut self, from: ServerId, to: ServerId) {
         self.leave_steady();
-        self.blocked.insert((from, to));
+        self.net.partition_oneway(from, to);
         self.fault(format!("partition one-way {from} -> {to}"));
     }
 
     /// Repairs every partition.
     pub fn heal(&mut self) {
         self.leave_steady();
-        self.blocked.clear();
+        self.net.heal();
         self.fault("heal".into());
     }
 
     /// Sets the message loss probability on every link.
     pub fn set_loss(&mut self, probability: f64) {
         self.leave_steady();
-        self.cfg.net.loss = probability.clamp(0.0, 1.0);
+        self.net.set_loss(probability);
         self.fault(format!("loss {probability}"));
     }
 
     /// Sets the one-way latency range.
     pub fn set_latency(&mut self, min_ns: u64, max_ns: u64) {
         self.leave_steady();
-        self.cfg.net.latency_ns_min = min_ns;
-        self.cfg.net.latency_ns_max = max_ns.max(min_ns);
+        self.net.set_latency(min_ns, max_ns);
         self.fault(format!("latency {min_ns}..{max_ns} ns"));
     }
 
@@ -1470,7 +1435,8 @@ impl World {
             *slot = p.id;
         }
         for &id in &ids[..n] {
-            let answers = self.servers[id].proc == ProcessState::Running && self.reachable(l, id);
+            let answers =
+                self.servers[id].proc == ProcessState::Running && self.net.reachable(l, id);
             let known = self.ap.health.get(&id).is_some_and(|p| p.healthy);
             if !answers && known {
                 // The fetch fails only after its timeout; until then the old health stands.
@@ -1556,7 +1522,7 @@ impl World {
     fn health_of(&self, leader: ServerId, id: ServerId) -> HealthRec {
         let l = &self.servers[leader];
         let s = &self.servers[id];
-        let reachable = s.proc == ProcessState::Running && self.reachable(leader, id);
+        let reachable = s.proc == ProcessState::Running && self.net.reachable(leader, id);
         if !reachable {
             let prev = self.ap.health.get(&id).cloned().unwrap_or_default();
             return HealthRec {
@@ -2238,7 +2204,7 @@ impl World {
             .collect();
         let best = up
             .iter()
-            .map(|&a| up.iter().filter(|&&b| self.reachable(a, b)).count())
+            .map(|&a| up.iter().filter(|&&b| self.net.reachable(a, b)).count())
             .max()
             .unwrap_or(0);
         best >= quorum(self.latest_voter_count())

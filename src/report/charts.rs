@@ -5,6 +5,7 @@
 
 use super::ReportError;
 use super::model::{Explorer, Timeline};
+use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -80,6 +81,85 @@ pub fn draw(t: &Timeline, worst: Option<&Timeline>, ex: &Explorer) -> Result<Cha
 
 /// A time chart: seconds across, values up.
 type TimeChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The drawing area of one SVG chart.
+type Canvas<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+/// A point on the canvas, in px from its top left corner.
+type Px = (i32, i32);
+
+/// The x axis's description on every time chart.
+const X_DESC: &str = "seconds since the upgrade started";
+
+/// An SVG chart `height` px high and `WIDTH_PX` wide: a white canvas `draw` draws on.
+fn svg_chart(
+    name: &'static str,
+    height: u32,
+    draw: impl FnOnce(&Canvas<'_>) -> Result<(), ReportError>,
+) -> Result<String, ReportError> {
+    let e = chart_err(name);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(&e)?;
+        draw(&root)?;
+        root.present().map_err(&e)?;
+    }
+    Ok(svg)
+}
+
+/// The axes of a time chart on `root`: its caption, 0..`x_max` seconds across, `y` up, and
+/// a label area `y_area` px wide on the left.
+fn time_axes<'a, 'b>(
+    root: &'a Canvas<'b>,
+    caption: &str,
+    y_area: u32,
+    x_max: f64,
+    y: (f64, f64),
+    name: &'static str,
+) -> Result<TimeChart<'a, SVGBackend<'b>>, ReportError> {
+    ChartBuilder::on(root)
+        .caption(caption, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(y_area)
+        .build_cartesian_2d(0.0..x_max, y.0..y.1)
+        .map_err(chart_err(name))
+}
+
+/// The frame of a chart of one quantity over the upgrade: the axes (0..`y_max` up), the
+/// step bands behind, and the mesh's horizontal lines with the axes' descriptions.
+fn value_frame<'a, 'b>(
+    root: &'a Canvas<'b>,
+    t: &Timeline,
+    caption: &str,
+    (x_max, y_max): (f64, f64),
+    y_desc: &str,
+    name: &'static str,
+) -> Result<TimeChart<'a, SVGBackend<'b>>, ReportError> {
+    let mut chart = time_axes(root, caption, 50, x_max, (0.0, y_max), name)?;
+    step_bands(&mut chart, t, (0.0, y_max), false)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc(X_DESC)
+        .y_desc(y_desc)
+        .draw()
+        .map_err(chart_err(name))?;
+    Ok(chart)
+}
+
+/// A legend entry's swatch: a box in `style`.
+fn legend_box(style: impl Into<ShapeStyle>) -> impl Fn(Px) -> Rectangle<Px> {
+    let style = style.into();
+    move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], style)
+}
+
+/// A legend entry's swatch: a line in `style`.
+fn legend_line(style: impl Into<ShapeStyle>) -> impl Fn(Px) -> PathElement<Px> {
+    let style = style.into();
+    move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style)
+}
 
 /// The legend of a time chart's labelled series.
 fn series_labels<'a, DB: DrawingBackend + 'a>(
@@ -180,26 +260,15 @@ fn attempt_marks<DB: DrawingBackend>(
 /// Failure tolerance (ground truth and as autopilot reported it) over the upgrade.
 pub fn tolerance(t: &Timeline) -> Result<String, ReportError> {
     let e = chart_err("tolerance");
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, 340)).into_drawing_area();
-        root.fill(&WHITE).map_err(&e)?;
+    svg_chart("tolerance", 340, |root| {
         let (lo, hi) = tolerance_range(t);
         let x_max = secs(t.duration_ms).max(1.0);
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                if t.live {
-                    "Failure tolerance over the upgrade (live run)".to_string()
-                } else {
-                    format!("Failure tolerance over the upgrade ({})", seed_label(t))
-                },
-                (FONT, 18),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0.0..x_max, lo..hi)
-            .map_err(&e)?;
+        let caption = if t.live {
+            "Failure tolerance over the upgrade (live run)".to_string()
+        } else {
+            format!("Failure tolerance over the upgrade ({})", seed_label(t))
+        };
+        let mut chart = time_axes(root, &caption, 50, x_max, (lo, hi), "tolerance")?;
         step_bands(&mut chart, t, (lo, hi), true)?;
         chart
             .configure_mesh()
@@ -212,15 +281,13 @@ pub fn tolerance(t: &Timeline) -> Result<String, ReportError> {
                     String::new()
                 }
             })
-            .x_desc("seconds since the upgrade started")
+            .x_desc(X_DESC)
             .y_desc("servers that may still fail")
             .draw()
             .map_err(&e)?;
         tolerance_series(&mut chart, t, x_max)?;
-        series_labels(&mut chart, SeriesLabelPosition::LowerRight, "tolerance")?;
-        root.present().map_err(&e)?;
-    }
-    Ok(svg)
+        series_labels(&mut chart, SeriesLabelPosition::LowerRight, "tolerance")
+    })
 }
 
 /// The tolerance chart's range: from below the lowest reported value (at most -1) to above
@@ -271,7 +338,7 @@ fn tolerance_series<'a, DB: DrawingBackend + 'a>(
         } else {
             "ground truth (healthy voters − quorum)"
         })
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE_C.stroke_width(3)));
+        .legend(legend_line(BLUE_C.stroke_width(3)));
     let reported = t
         .reported_tolerance
         .iter()
@@ -305,11 +372,7 @@ fn step_points(points: impl Iterator<Item = (u64, f64)>, x_max: f64) -> Vec<(f64
 
 /// Write acknowledgements per second, failed writes, and time without a leader.
 pub fn availability(t: &Timeline) -> Result<String, ReportError> {
-    let e = chart_err("availability");
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, 300)).into_drawing_area();
-        root.fill(&WHITE).map_err(&e)?;
+    svg_chart("availability", 300, |root| {
         let x_max = secs(t.duration_ms).max(1.0);
         let (rates, failed) = write_rates(t);
         let y_max = rates
@@ -318,33 +381,17 @@ pub fn availability(t: &Timeline) -> Result<String, ReportError> {
             .chain(failed.iter().map(|f| f.2))
             .fold(1.0, f64::max)
             * 1.25;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                if t.live {
-                    "Write availability (live run: the write probe)".to_string()
-                } else {
-                    format!("Write availability ({})", seed_label(t))
-                },
-                (FONT, 18),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-            .map_err(&e)?;
-        step_bands(&mut chart, t, (0.0, y_max), false)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_desc("seconds since the upgrade started")
-            .y_desc("writes per second")
-            .draw()
-            .map_err(&e)?;
+        let caption = if t.live {
+            "Write availability (live run: the write probe)".to_string()
+        } else {
+            format!("Write availability ({})", seed_label(t))
+        };
+        let range = (x_max, y_max);
+        let y_desc = "writes per second";
+        let mut chart = value_frame(root, t, &caption, range, y_desc, "availability")?;
         availability_series(&mut chart, t, x_max, y_max, rates, &failed)?;
-        series_labels(&mut chart, SeriesLabelPosition::LowerRight, "availability")?;
-        root.present().map_err(&e)?;
-    }
-    Ok(svg)
+        series_labels(&mut chart, SeriesLabelPosition::LowerRight, "availability")
+    })
 }
 
 /// Acknowledged writes per second from each sample to the next, and the spans with failed
@@ -388,7 +435,7 @@ fn availability_series<'a, DB: DrawingBackend + 'a>(
         }))
         .map_err(&e)?
         .label("no leader")
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED_C.mix(0.15).filled()));
+        .legend(legend_box(RED_C.mix(0.15).filled()));
     chart
         .draw_series(
             AreaSeries::new(
@@ -400,7 +447,7 @@ fn availability_series<'a, DB: DrawingBackend + 'a>(
         )
         .map_err(&e)?
         .label("writes acknowledged")
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], GREEN_C.mix(0.5).filled()));
+        .legend(legend_box(GREEN_C.mix(0.5).filled()));
     chart
         .draw_series(
             failed
@@ -409,7 +456,7 @@ fn availability_series<'a, DB: DrawingBackend + 'a>(
         )
         .map_err(&e)?
         .label("writes failed")
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED_C.filled()));
+        .legend(legend_box(RED_C.filled()));
     Ok(())
 }
 
@@ -417,32 +464,14 @@ fn availability_series<'a, DB: DrawingBackend + 'a>(
 /// cooldown after it, with the steps behind it and the procedure's end marked.
 pub fn backlog(t: &Timeline) -> Result<String, ReportError> {
     let e = chart_err("backlog");
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, 260)).into_drawing_area();
-        root.fill(&WHITE).map_err(&e)?;
+    svg_chart("backlog", 260, |root| {
         let last_ms = t.backlog.last().map_or(0, |p| p.0);
         let x_max = secs(t.duration_ms.max(last_ms)).max(1.0) * 1.02;
         let peak = t.backlog.iter().map(|p| p.1).max().unwrap_or(0);
         let y_max = (peak as f64).max(1.0) * 1.25;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!("Eval broker backlog ({})", seed_label(t)),
-                (FONT, 18),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-            .map_err(&e)?;
-        step_bands(&mut chart, t, (0.0, y_max), false)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_desc("seconds since the upgrade started")
-            .y_desc("evaluations")
-            .draw()
-            .map_err(&e)?;
+        let caption = format!("Eval broker backlog ({})", seed_label(t));
+        let range = (x_max, y_max);
+        let mut chart = value_frame(root, t, &caption, range, "evaluations", "backlog")?;
         let points = step_points(t.backlog.iter().map(|&(ms, v)| (ms, v as f64)), x_max);
         chart
             .draw_series(
@@ -450,9 +479,7 @@ pub fn backlog(t: &Timeline) -> Result<String, ReportError> {
             )
             .map_err(&e)?
             .label("ready + unacked + blocked")
-            .legend(|(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE_C.mix(0.5).filled())
-            });
+            .legend(legend_box(BLUE_C.mix(0.5).filled()));
         let end = secs(t.duration_ms);
         chart
             .draw_series(std::iter::once(PathElement::new(
@@ -461,31 +488,20 @@ pub fn backlog(t: &Timeline) -> Result<String, ReportError> {
             )))
             .map_err(&e)?
             .label("end of the procedure")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREY_C.stroke_width(2)));
-        series_labels(&mut chart, SeriesLabelPosition::UpperRight, "backlog")?;
-        root.present().map_err(&e)?;
-    }
-    Ok(svg)
+            .legend(legend_line(GREY_C.stroke_width(2)));
+        series_labels(&mut chart, SeriesLabelPosition::UpperRight, "backlog")
+    })
 }
 
 /// One lane per server: running, stopped, and when it led.
 pub fn leadership(t: &Timeline) -> Result<String, ReportError> {
     let e = chart_err("leadership");
-    let mut svg = String::new();
     let n = t.servers.len().max(1);
-    {
-        let height = 90 + 32 * n as u32;
-        let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(&e)?;
+    svg_chart("leadership", 90 + 32 * n as u32, |root| {
         let x_max = secs(t.duration_ms).max(1.0);
         let y_max = n as f64;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Leader and server processes", (FONT, 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-            .map_err(&e)?;
+        let caption = "Leader and server processes";
+        let mut chart = time_axes(root, caption, 70, x_max, (0.0, y_max), "leadership")?;
         step_bands(&mut chart, t, (0.0, y_max), false)?;
         let names = t.servers.clone();
         let label = move |v: &f64| {
@@ -502,14 +518,12 @@ pub fn leadership(t: &Timeline) -> Result<String, ReportError> {
             .disable_mesh()
             .y_labels(2 * n + 1)
             .y_label_formatter(&label)
-            .x_desc("seconds since the upgrade started")
+            .x_desc(X_DESC)
             .draw()
             .map_err(&e)?;
         leadership_series(&mut chart, t, y_max)?;
-        series_labels(&mut chart, SeriesLabelPosition::UpperRight, "leadership")?;
-        root.present().map_err(&e)?;
-    }
-    Ok(svg)
+        series_labels(&mut chart, SeriesLabelPosition::UpperRight, "leadership")
+    })
 }
 
 /// One bar per server between samples (led, running, stopped), the leader changes, and the
@@ -548,17 +562,17 @@ fn leadership_series<'a, DB: DrawingBackend + 'a>(
         )
         .map_err(&e)?
         .label("leader changed")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED_C));
+        .legend(legend_line(RED_C));
     chart
         .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
         .map_err(&e)?
         .label("leader")
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE_C.filled()));
+        .legend(legend_box(BLUE_C.filled()));
     chart
         .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
         .map_err(&e)?
         .label("not running")
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], GREY_C.filled()));
+        .legend(legend_box(GREY_C.filled()));
     Ok(())
 }
 
@@ -593,14 +607,11 @@ fn cell_color(c: &super::model::HeatCell) -> RGBColor {
 /// Step × fault kind: outcomes of every single fault the explorer tried.
 pub fn heatmap(ex: &Explorer) -> Result<String, ReportError> {
     let e = chart_err("heatmap");
-    let mut svg = String::new();
     let (rows, cols) = (ex.fault_kinds.len().max(1), ex.steps.len().max(1));
     let (left, top, cell_h) = (110i32, 60i32, 26i32);
     let cell_w = ((WIDTH_PX as i32 - left - 20) / cols as i32).max(40);
     let height = (top + cell_h * rows as i32 + 40) as u32;
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(&e)?;
+    svg_chart("heatmap", height, |root| {
         let title = TextStyle::from((FONT, 18).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
         root.draw(&Text::new(
             format!(
@@ -624,11 +635,9 @@ pub fn heatmap(ex: &Explorer) -> Result<String, ReportError> {
             cell_w,
             cell_h,
         };
-        heat_rows(&root, ex, &grid)?;
-        heat_legend(&root, ex, left, top + cell_h * rows as i32 + 20)?;
-        root.present().map_err(&e)?;
-    }
-    Ok(svg)
+        heat_rows(root, ex, &grid)?;
+        heat_legend(root, ex, left, top + cell_h * rows as i32 + 20)
+    })
 }
 
 /// Where the heatmap's cells are (px).
@@ -640,11 +649,7 @@ struct Grid {
 }
 
 /// One row per fault kind: its name, then a cell per step with its bad/all runs.
-fn heat_rows(
-    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
-    ex: &Explorer,
-    g: &Grid,
-) -> Result<(), ReportError> {
+fn heat_rows(root: &Canvas<'_>, ex: &Explorer, g: &Grid) -> Result<(), ReportError> {
     let e = chart_err("heatmap");
     let Grid {
         left,
@@ -695,12 +700,7 @@ fn heat_rows(
 }
 
 /// The colour key under the heatmap, at height `ly`.
-fn heat_legend(
-    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
-    ex: &Explorer,
-    left: i32,
-    ly: i32,
-) -> Result<(), ReportError> {
+fn heat_legend(root: &Canvas<'_>, ex: &Explorer, left: i32, ly: i32) -> Result<(), ReportError> {
     let e = chart_err("heatmap");
     let legend = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
     let mut items = vec![

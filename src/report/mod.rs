@@ -324,22 +324,26 @@ fn seed_timeline(plan: &Plan, m: &Measured, why: String) -> Timeline {
             .iter()
             .map(|s| s.name.clone())
             .collect(),
-        steps: m
-            .segments
-            .iter()
-            .map(|s| TimelineStep {
-                name: step_name(s, completed),
-                start_ms: s.start_ms,
-                end_ms: s.end_ms,
-                leader_step: s.leader_step,
-            })
-            .collect(),
+        steps: timeline_steps(&m.segments, completed),
         samples: m.samples.clone(),
         reported_tolerance: m.outcome.tolerance.clone(),
         live: false,
         backlog: m.backlog.clone(),
         marks: Vec::new(),
     }
+}
+
+/// The timeline's steps: the segments, named as a rehearsal names them.
+fn timeline_steps(segments: &[Segment], completed: bool) -> Vec<TimelineStep> {
+    segments
+        .iter()
+        .map(|s| TimelineStep {
+            name: step_name(s, completed),
+            start_ms: s.start_ms,
+            end_ms: s.end_ms,
+            leader_step: s.leader_step,
+        })
+        .collect()
 }
 
 /// What the rehearsal models and what it does not, from the plan and the simulator's

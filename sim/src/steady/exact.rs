@@ -77,12 +77,12 @@ pub(super) fn check_round(pre: &(World, Steady), l: ServerId, id: u64) {
     );
     closed.steady = Some(cst);
     let mut stepped = pre.clone();
-    stepped.forced_lats = Some(Box::new(lats));
+    stepped.net.force_latencies(Some(Box::new(lats)));
     stepped.run_episode(Box::new(st.clone()), |w| {
         w.append_local(l, EntryKind::Write(id));
         w.broadcast(l);
     });
-    stepped.forced_lats = None;
+    stepped.net.force_latencies(None);
     for w in [&mut closed, &mut stepped] {
         w.run_until(end);
     }

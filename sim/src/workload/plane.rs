@@ -421,7 +421,7 @@ impl World {
     }
 
     fn plane_reaches(&self, s: ServerId, l: ServerId) -> bool {
-        s == l || (self.send_possible(s, l) && self.send_possible(l, s))
+        s == l || (self.net.link_open(s, l) && self.net.link_open(l, s))
     }
 
     fn plane_arm_poll(&mut self) {
