@@ -263,10 +263,15 @@ impl Acks {
     /// client has not given up on it.
     fn record(&mut self, now: SimTime, id: u64, at: (u64, u64), acked: &mut Acked) {
         self.expire(now);
-        // Pending writes are in id order; the one answered is usually the oldest.
-        if let Ok(pos) = self.pending.binary_search_by_key(&id, |p| p.id)
-            && let Some(p) = self.pending.remove(pos)
-        {
+        // Pending writes are in id order; the one answered is usually the oldest, taken
+        // without a search.
+        let p = if self.pending.front().is_some_and(|p| p.id == id) {
+            self.pending.pop_front()
+        } else {
+            let pos = self.pending.binary_search_by_key(&id, |p| p.id);
+            pos.ok().and_then(|pos| self.pending.remove(pos))
+        };
+        if let Some(p) = p {
             let bucket = (now.since(p.at) / ACK_BUCKET_NS) as usize;
             self.hist[bucket.min(ACK_BUCKETS - 1)] += 1;
             acked.push(at.0, at.1);
