@@ -327,6 +327,11 @@ fn the_example_reports_have_a_verdict_assumptions_and_a_runbook() {
         let jobs = name == "nomad-5-servers-jobs";
         assert_eq!(report.risk.jobs.is_some(), jobs, "{name}");
         assert_eq!(html.contains("Eval broker backlog"), jobs, "{name}");
+        // With jobs, the worst seed's backlog is charted beside the typical seed's.
+        if let (true, Some(w)) = (jobs, &report.worst_timeline) {
+            let label = format!("Eval broker backlog (worst seed {})", w.seed);
+            assert!(html.contains(&label), "{name}: no {label}");
+        }
         // A plan defect decides the verdict and stays out of the failure-rate risk.
         let r = &report.risk;
         assert_eq!(r.risk_seeds + r.plan_defect_runs, r.seeds, "{name}");

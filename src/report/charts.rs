@@ -59,6 +59,8 @@ pub struct Charts {
     pub worst_availability: String,
     /// The eval broker's backlog over time (empty when the plan declares no jobs).
     pub backlog: String,
+    /// The same on the worst seed (empty when it is the typical one or there are no jobs).
+    pub worst_backlog: String,
 }
 
 /// Draws every chart: the typical seed's (`t`), the worst seed's if there is one.
@@ -69,11 +71,8 @@ pub fn draw(t: &Timeline, worst: Option<&Timeline>, ex: &Explorer) -> Result<Cha
         tolerance: tolerance(t)?,
         availability: availability(t)?,
         leadership: leadership(t)?,
-        backlog: if t.backlog.is_empty() {
-            String::new()
-        } else {
-            backlog(t)?
-        },
+        backlog: backlog_if_jobs(t)?,
+        worst_backlog: worst.map(backlog_if_jobs).transpose()?.unwrap_or_default(),
         // A live run has no explorer: no heatmap (the report says why).
         heatmap: if t.live { String::new() } else { heatmap(ex)? },
     })
@@ -458,6 +457,15 @@ fn availability_series<'a, DB: DrawingBackend + 'a>(
         .label("writes failed")
         .legend(legend_box(RED_C.filled()));
     Ok(())
+}
+
+/// The backlog chart of a timeline that has one (the plan declares jobs), else nothing.
+fn backlog_if_jobs(t: &Timeline) -> Result<String, ReportError> {
+    if t.backlog.is_empty() {
+        Ok(String::new())
+    } else {
+        backlog(t)
+    }
 }
 
 /// The eval broker's backlog (ready + unacked + blocked evaluations) over the upgrade and the
