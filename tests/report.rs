@@ -864,6 +864,14 @@ mod live_journal {
         path
     }
 
+    /// Runs `rehearse report --journal JOURNAL [PLAN] -o OUT`.
+    fn report_journal(journal: &Path, plan: &[&str], out: &Path) -> std::process::Output {
+        let mut args = vec!["report", "--journal", journal.to_str().unwrap()];
+        args.extend(plan);
+        args.extend(["-o", out.to_str().unwrap()]);
+        rehearse(&args)
+    }
+
     /// The live report of `records` (and `plan`): (Markdown, HTML, JSON).
     fn live_report(
         name: &str,
@@ -873,10 +881,7 @@ mod live_journal {
         let dir = temp_dir(name);
         let path = write(&dir, records);
         let out = dir.join("out");
-        let mut args = vec!["report", "--journal", path.to_str().unwrap()];
-        args.extend(plan);
-        args.extend(["-o", out.to_str().unwrap()]);
-        let o = rehearse(&args);
+        let o = report_journal(&path, plan, &out);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
         let v = serde_json::from_str(&read("report.json")).unwrap();
@@ -898,13 +903,7 @@ mod live_journal {
         let dir = temp_dir("live");
         let path = journal(&dir);
         let out = dir.join("out");
-        let o = rehearse(&[
-            "report",
-            "--journal",
-            path.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ]);
+        let o = report_journal(&path, &[], &out);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         assert!(text(&o).contains("completed"), "{}", text(&o));
 
@@ -989,13 +988,7 @@ mod live_journal {
         let mut lines: Vec<&str> = text_in.lines().collect();
         lines.insert(3, "{\"record\": \"observation\", \"obs\": tru");
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-        let o = rehearse(&[
-            "report",
-            "--journal",
-            path.to_str().unwrap(),
-            "-o",
-            dir.join("out").to_str().unwrap(),
-        ]);
+        let o = report_journal(&path, &[], &dir.join("out"));
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));
         let t = text(&o);
         assert!(
@@ -1005,14 +998,7 @@ mod live_journal {
         assert!(!t.contains("panicked"), "{t}");
         // A plan that is not the one the journal's run used is bad input (its sha-256 differs).
         let good = journal(&dir);
-        let o = rehearse(&[
-            "report",
-            "--journal",
-            good.to_str().unwrap(),
-            "plans/nomad-3-servers.toml",
-            "-o",
-            dir.join("out").to_str().unwrap(),
-        ]);
+        let o = report_journal(&good, &["plans/nomad-3-servers.toml"], &dir.join("out"));
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));
         let t = text(&o);
         assert!(
@@ -1023,13 +1009,7 @@ mod live_journal {
         let mut records = vec![begin(1, 0, &"ab".repeat(32), &[]), obs(1, None, true)];
         records.push(Record::Interrupted { at_ms: u64::MAX });
         let bad = write(&dir, &records);
-        let o = rehearse(&[
-            "report",
-            "--journal",
-            bad.to_str().unwrap(),
-            "-o",
-            dir.join("out").to_str().unwrap(),
-        ]);
+        let o = report_journal(&bad, &[], &dir.join("out"));
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));
         let t = text(&o);
         assert!(
