@@ -825,6 +825,13 @@ mod live_journal {
         })
     }
 
+    /// Attempt 1 of plan `sha`: it begins, observes, and upgrades s2 from t = 4 ms.
+    fn first_attempt_upgrading_s2(sha: &str) -> Vec<Record> {
+        let mut records = vec![begin(1, 0, sha, &[]), obs(1, None, true)];
+        records.extend(upgrade(4, "s2"));
+        records
+    }
+
     /// The records of one server's upgrade from `t` s: stop, install, start, two
     /// observations with it down, one healthy.
     fn upgrade(t: u64, server: &str) -> Vec<Record> {
@@ -1033,8 +1040,7 @@ mod live_journal {
     #[test]
     fn a_halted_run_reports_the_procedures_halt_reason() {
         let sha = "cd".repeat(32);
-        let mut records = vec![begin(1, 0, &sha, &[]), obs(1, None, true)];
-        records.extend(upgrade(4, "s2"));
+        let mut records = first_attempt_upgrading_s2(&sha);
         records.push(finish(
             40,
             Action::Halt(HaltReason::GateTimeout {
@@ -1293,8 +1299,7 @@ mod live_journal {
     #[test]
     fn a_second_attempt_after_a_halt_is_a_part_of_its_own() {
         let sha = "23".repeat(32);
-        let mut records = vec![begin(1, 0, &sha, &[]), obs(1, None, true)];
-        records.extend(upgrade(4, "s2"));
+        let mut records = first_attempt_upgrading_s2(&sha);
         records.push(finish(
             13,
             Action::Halt(HaltReason::VerifyFailed {
@@ -1436,8 +1441,7 @@ mod live_journal {
         let plan_path = dir.join("plan.toml");
         std::fs::write(&plan_path, &plan_text).unwrap();
         let sha = rehearse::report::sha256_hex(plan_text.as_bytes());
-        let mut records = vec![begin(1, 0, &sha, &[]), obs(1, None, true)];
-        records.extend(upgrade(4, "s2"));
+        let mut records = first_attempt_upgrading_s2(&sha);
         records.push(finish(13, done(&["s2"])));
         let (md, html, v) = live_report(
             "with-plan",
