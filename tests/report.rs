@@ -790,13 +790,7 @@ mod live_journal {
             }),
             notes: Vec::new(),
         });
-        let text: String = records
-            .iter()
-            .map(|r| serde_json::to_string(r).unwrap() + "\n")
-            .collect();
-        let path = dir.join("journal.jsonl");
-        std::fs::write(&path, text).unwrap();
-        path
+        write(dir, &records)
     }
 
     fn begin(attempt: u32, t: u64, plan_sha256: &str, already: &[&str]) -> Record {
