@@ -346,29 +346,30 @@ impl LiveCluster {
     /// Starts draining the Nomad client that runs on server `name` (found by node name).
     pub async fn drain(&self, name: &str, deadline_ms: u64) -> Result<(), String> {
         let id = self.node_id(name).await?;
-        let c = self.any_answering().await.map_err(|e| e.to_string())?;
         let body = serde_json::json!({
             "DrainSpec": {"Deadline": deadline_ms.saturating_mul(1_000_000), "IgnoreSystemJobs": false},
             "MarkEligible": false,
         });
-        let path = format!("/v1/node/{id}/drain");
-        c.send(
-            reqwest::Method::POST,
-            &path,
-            Some(body.to_string().into_bytes()),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        self.post_node(&id, "drain", &body).await
     }
 
     /// Marks client node `name` eligible for placements again (`POST
     /// /v1/node/:id/eligibility`): its drain left it ineligible.
     pub async fn mark_eligible(&self, name: &str) -> Result<(), String> {
         let id = self.node_id(name).await?;
-        let c = self.any_answering().await.map_err(|e| e.to_string())?;
         let body = serde_json::json!({ "NodeID": id, "Eligibility": "eligible" });
-        let path = format!("/v1/node/{id}/eligibility");
+        self.post_node(&id, "eligibility", &body).await
+    }
+
+    /// `POST /v1/node/:id/WHAT` with `body`, to any server that answers.
+    async fn post_node(
+        &self,
+        id: &str,
+        what: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), String> {
+        let c = self.any_answering().await.map_err(|e| e.to_string())?;
+        let path = format!("/v1/node/{id}/{what}");
         c.send(
             reqwest::Method::POST,
             &path,
