@@ -429,8 +429,8 @@ pub struct StepRisk {
     pub elections: f64,
 }
 
-/// The explorer's results.
-#[derive(Debug, Clone, Serialize)]
+/// The explorer's results (`Default`: none, as for a live run, which has no explorer).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Explorer {
     /// Fault schedules (single faults).
     pub schedules: u64,

@@ -101,7 +101,8 @@ pub fn build(
         settings: one_run(rate),
         risk: run.risk,
         steps: run.steps,
-        explorer: no_explorer(),
+        // A live run has no explorer (see `NOT_AVAILABLE`).
+        explorer: Explorer::default(),
         findings: plan.map_or_else(Vec::new, |(p, _)| findings::findings(p)),
         recommendations: Vec::new(),
         not_recommended: Vec::new(),
@@ -424,23 +425,5 @@ fn one_run(rate: &FailureRate) -> Settings {
         explore_seeds: 0,
         server_failure_rate: rate.text.clone(),
         failures_per_server_year: round_sig(rate.per_year, assess::DIGITS),
-    }
-}
-
-/// A live run has no explorer (see `NOT_AVAILABLE`).
-fn no_explorer() -> Explorer {
-    Explorer {
-        schedules: 0,
-        runs: 0,
-        completed: 0,
-        halted: 0,
-        beyond_tolerance: 0,
-        unsafe_runs: 0,
-        lost_allocations: 0,
-        stalled_workload: 0,
-        fault_kinds: Vec::new(),
-        steps: Vec::new(),
-        cells: Vec::new(),
-        findings: Vec::new(),
     }
 }
