@@ -753,6 +753,7 @@ mod live_journal {
                 rehearse: env!("CARGO_PKG_VERSION").into(),
                 at_ms: T0,
                 already_upgraded: Vec::new(),
+                control: None,
             },
             obs(1, None, true),
             obs(3, None, true),
@@ -800,6 +801,7 @@ mod live_journal {
             rehearse: env!("CARGO_PKG_VERSION").into(),
             at_ms: T0 + t * 1000,
             already_upgraded: already.iter().map(|s| s.to_string()).collect(),
+            control: None,
         }
     }
 
@@ -1286,6 +1288,63 @@ mod live_journal {
             "in flight when the journal ends: \"stop s3\" (a rerun finishes it without repeating it)"
         );
         assert_eq!(v["live"]["outcome"], "incomplete");
+    }
+
+    /// rehearse killed mid-action (no record), then a rerun that resumes: the resume record
+    /// begins a second part of the same attempt, and the first says it was cut off. The
+    /// control kind comes from the journal when no plan is given.
+    #[test]
+    fn a_killed_then_resumed_run_is_drawn_as_two_parts() {
+        let sha = "5a".repeat(32);
+        let mut first = begin(1, 0, &sha, &[]);
+        if let Record::Begin { control, .. } = &mut first {
+            *control = Some("process".into());
+        }
+        let mut records = vec![first, obs(1, None, true)];
+        records.push(Record::ActionBegin {
+            at_ms: T0 + 4_000,
+            action: Action::Stop {
+                server: "s2".into(),
+            },
+        });
+        records.push(Record::Resumed { at_ms: T0 + 30_000 });
+        records.push(Record::ActionEnd {
+            at_ms: T0 + 30_500,
+            result: ActionResult::Ok,
+            installed: None,
+        });
+        records.push(obs(31, Some("s2"), true));
+        records.extend(action(
+            32,
+            Action::ReplaceBinary {
+                server: "s2".into(),
+                version: Version::new(1, 8, 8),
+            },
+        ));
+        records.extend(action(
+            33,
+            Action::Start {
+                server: "s2".into(),
+            },
+        ));
+        records.push(obs(35, None, true));
+        records.push(finish(36, done(&["s2"])));
+        let (md, _, v) = live_report("killed", &records, &[]);
+        let live = &v["live"];
+        assert_eq!(live["banner"]["decision"], "completed");
+        assert_eq!(live["attempts"], 1, "one attempt, resumed");
+        let parts = live["parts"].as_array().unwrap();
+        assert_eq!(parts.len(), 2, "{parts:?}");
+        assert_eq!(parts[0]["label"], "attempt 1");
+        assert_eq!(
+            parts[0]["ended"],
+            "cut off without a record (rehearse was killed or its machine stopped); resumed in \
+             the next part"
+        );
+        assert_eq!(parts[1]["label"], "attempt 1, resumed");
+        assert_eq!(parts[1]["start_ms"], 30_000);
+        assert!(md.contains("control `process`"), "{md}");
+        assert!(!md.contains("not recorded in the journal"), "{md}");
     }
 
     /// A halted attempt, then a second attempt that completes: each has its own preflight

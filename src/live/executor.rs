@@ -743,6 +743,11 @@ impl<'a, C: ServerControl> Run<'a, C> {
                 rehearse: env!("CARGO_PKG_VERSION").to_string(),
                 at_ms: clock.now_ms(),
                 already_upgraded: cfg.already_upgraded.clone(),
+                control: plan.execute.as_ref().map(|x| x.control.name().to_string()),
+            })?;
+        } else if resume {
+            journal.log(Record::Resumed {
+                at_ms: clock.now_ms(),
             })?;
         }
         announce(resume, attempt, opts, &cfg);

@@ -28,6 +28,16 @@ pub enum Record {
         at_ms: u64,
         /// Servers a previous attempt already upgraded.
         already_upgraded: Vec<String>,
+        /// How the servers are controlled (`[execute] control`: `command`, `docker`, …), so a
+        /// report read from the journal alone can say it. Absent in journals from before it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        control: Option<String>,
+    },
+    /// A rerun resumes the unfinished attempt: after an interruption, or after rehearse was
+    /// stopped without writing anything (killed, or its machine went down).
+    Resumed {
+        /// Unix ms.
+        at_ms: u64,
     },
     /// The cluster as read.
     Observation {
@@ -75,6 +85,7 @@ impl Record {
             | Record::ActionBegin { at_ms, .. }
             | Record::ActionEnd { at_ms, .. }
             | Record::Interrupted { at_ms }
+            | Record::Resumed { at_ms }
             | Record::Finish { at_ms, .. } => *at_ms,
             Record::Observation { obs } => obs.now_ms,
         }

@@ -211,6 +211,11 @@ fn containers_executor_dropped_mid_step_resumes_from_the_journal_without_double_
         .filter(|r| matches!(r, Record::Begin { .. }))
         .count();
     assert_eq!(begins, 1, "one attempt, resumed (not a new one)");
+    let resumed = records
+        .iter()
+        .filter(|r| matches!(r, Record::Resumed { .. }))
+        .count();
+    assert_eq!(resumed, 1, "the rerun journals that it resumes");
     // The stop that was in flight was finished by the replay, not begun again.
     assert_rolled(&c, &leader);
     assert!(

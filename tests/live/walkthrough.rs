@@ -349,6 +349,11 @@ fn the_readme_walkthrough_runs_as_written_on_a_real_cluster() {
         );
     }
     let records = rehearse::live::journal::Journal::read(&journal).unwrap();
+    assert!(
+        matches!(&records[0], rehearse::live::journal::Record::Begin { control: Some(k), .. } if k == "command"),
+        "the journal names the control kind: {:?}",
+        records[0]
+    );
     assert_eq!(
         super::actions(&records)
             .iter()

@@ -184,7 +184,8 @@ fn banner_and_observed(
     let product = plan.map_or(j.product().to_string(), |p| p.cluster.product.to_string());
     let control = plan
         .and_then(|p| p.execute.as_ref())
-        .map(|x| super::heatmap::serde_name(&x.control));
+        .map(|x| x.control.name().to_string())
+        .or_else(|| j.control.clone());
     (banner, j.observed(&product, control))
 }
 

@@ -49,6 +49,9 @@ impl Part {
                 "interrupted by the operator; resumed in the next part".into()
             }
             PartEnd::Interrupted => "interrupted by the operator".into(),
+            PartEnd::Open if resumed_next => "cut off without a record (rehearse was killed or \
+                                               its machine stopped); resumed in the next part"
+                .into(),
             PartEnd::Open => "the journal ends here without a finish record".into(),
         }
     }
@@ -75,6 +78,8 @@ pub(super) struct JournalRead {
     /// The next record resumes the last part (an interruption record came before it).
     resume_next: bool,
     pub plan_sha256: String,
+    /// The control kind the last attempt's begin record names.
+    pub control: Option<String>,
     pub end_ms: u64,
     pub observations: u64,
     /// Observations whose autopilot health read failed.
@@ -102,6 +107,7 @@ impl JournalRead {
             parts: Vec::new(),
             resume_next: false,
             plan_sha256: String::new(),
+            control: None,
             end_ms: 0,
             observations: 0,
             health_errors: 0,
@@ -129,13 +135,17 @@ impl JournalRead {
             attempt,
             plan_sha256,
             already_upgraded,
+            control,
             ..
         } = r
         {
             self.plan_sha256.clone_from(plan_sha256);
+            self.control.clone_from(control);
             self.begin_part(t, *attempt, 0, already_upgraded.clone());
             return;
         }
+        // A rerun that resumes begins a part, whether the last one was interrupted or cut off.
+        self.resume_next |= matches!(r, Record::Resumed { .. });
         if self.resume_next || self.parts.is_empty() {
             let (attempt, resumption, done) = self.parts.last().map_or((1, 0, Vec::new()), |p| {
                 (p.attempt, p.resumption + 1, p.already_upgraded.clone())
@@ -168,7 +178,7 @@ impl JournalRead {
 
     fn record(&mut self, t: u64, r: &Record) {
         match r {
-            Record::Begin { .. } => {}
+            Record::Begin { .. } | Record::Resumed { .. } => {}
             Record::Observation { obs } => self.observation(t, obs),
             Record::ActionBegin { action, .. } => self.action_begin(t, action),
             Record::ActionEnd {
