@@ -118,7 +118,7 @@ impl Hooks for Sampler {
 /// [`Sampler`]'s samples), not autopilot's reading. `rehearse check` and the report both print
 /// this figure. Autopilot's own reading (`Outcome::tolerance`, what the procedure's gate sees)
 /// lags the cluster and can dip for one observation where the ground truth does not: on
-/// `plans/nomad-5-servers.toml` it reads 0 once, one action (200 ms) after the leadership
+/// `plans/nomad-5-servers-no-jobs.toml` it reads 0 once, one action (200 ms) after the leadership
 /// transfer, while all five servers run and the ground truth is 2; the ground truth's lowest
 /// over the run is 1, while one server is down for its upgrade. The ground truth is what one
 /// more failure would meet, so both commands print it.
