@@ -345,8 +345,8 @@ fn a_one_way_partition_of_the_leader_is_the_fault_free_run() {
 /// removed old server before it can rejoin.
 #[test]
 fn an_old_leader_removed_by_autopilot_never_rejoins_on_the_old_version() {
-    let text = std::fs::read_to_string("plans/nomad-5-servers.toml").unwrap();
-    let plan = Plan::from_str_named(&text, "plans/nomad-5-servers.toml").unwrap();
+    let text = std::fs::read_to_string("plans/nomad-5-servers-no-jobs.toml").unwrap();
+    let plan = Plan::from_str_named(&text, "plans/nomad-5-servers-no-jobs.toml").unwrap();
     let cfg = ProcedureConfig::from_plan(&plan);
     let cases: &[(u64, &[&str])] = &[
         (
