@@ -324,7 +324,7 @@ fn the_example_reports_have_a_verdict_assumptions_and_a_runbook() {
         }
         // A plan with jobs shows the workload plane's figures and charts the backlog; the
         // others show none of it.
-        let jobs = name == "nomad-5-servers-jobs";
+        let jobs = matches!(name, "nomad-5-servers" | "nomad-5-servers-jobs");
         assert_eq!(report.risk.jobs.is_some(), jobs, "{name}");
         assert_eq!(html.contains("Eval broker backlog"), jobs, "{name}");
         // With jobs, the worst seed's backlog is charted beside the typical seed's.
