@@ -1298,7 +1298,7 @@ mod live_journal {
         let sha = "5a".repeat(32);
         let mut first = begin(1, 0, &sha, &[]);
         if let Record::Begin { control, .. } = &mut first {
-            *control = Some("process".into());
+            *control = Some(rehearse::plan::ControlKind::Process);
         }
         let mut records = vec![first, obs(1, None, true)];
         records.push(Record::ActionBegin {

@@ -743,7 +743,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
                 rehearse: env!("CARGO_PKG_VERSION").to_string(),
                 at_ms: clock.now_ms(),
                 already_upgraded: cfg.already_upgraded.clone(),
-                control: plan.execute.as_ref().map(|x| x.control.name().to_string()),
+                control: plan.execute.as_ref().map(|x| x.control),
             })?;
         } else if resume {
             journal.log(Record::Resumed {

@@ -28,10 +28,10 @@ pub enum Record {
         at_ms: u64,
         /// Servers a previous attempt already upgraded.
         already_upgraded: Vec<String>,
-        /// How the servers are controlled (`[execute] control`: `command`, `docker`, …), so a
-        /// report read from the journal alone can say it. Absent in journals from before it.
+        /// How the servers are controlled (`[execute] control`), so a report read from the
+        /// journal alone can say it. Absent in journals from before it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        control: Option<String>,
+        control: Option<crate::plan::ControlKind>,
     },
     /// A rerun resumes the unfinished attempt: after an interruption, or after rehearse was
     /// stopped without writing anything (killed, or its machine went down).

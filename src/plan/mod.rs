@@ -217,17 +217,6 @@ pub enum ControlKind {
     Container,
 }
 
-impl ControlKind {
-    /// The name the plan gives it (`control = "…"`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            ControlKind::Process => "process",
-            ControlKind::Command => "command",
-            ControlKind::Container => "container",
-        }
-    }
-}
-
 /// `[execute.process]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -1164,17 +1153,6 @@ servers = [{ name = "s1" }, { name = "s2" }, { name = "s3" }]
 [upgrade]
 target = "1.10.3"
 "#;
-
-    #[test]
-    fn a_control_kind_is_named_as_the_plan_writes_it() {
-        for k in [
-            ControlKind::Process,
-            ControlKind::Command,
-            ControlKind::Container,
-        ] {
-            assert_eq!(serde_json::to_value(k).unwrap(), k.name());
-        }
-    }
 
     #[test]
     fn a_minimal_plan_gets_safe_defaults() {

@@ -350,7 +350,13 @@ fn the_readme_walkthrough_runs_as_written_on_a_real_cluster() {
     }
     let records = rehearse::live::journal::Journal::read(&journal).unwrap();
     assert!(
-        matches!(&records[0], rehearse::live::journal::Record::Begin { control: Some(k), .. } if k == "command"),
+        matches!(
+            &records[0],
+            rehearse::live::journal::Record::Begin {
+                control: Some(rehearse::plan::ControlKind::Command),
+                ..
+            }
+        ),
         "the journal names the control kind: {:?}",
         records[0]
     );

@@ -184,8 +184,9 @@ fn banner_and_observed(
     let product = plan.map_or(j.product().to_string(), |p| p.cluster.product.to_string());
     let control = plan
         .and_then(|p| p.execute.as_ref())
-        .map(|x| x.control.name().to_string())
-        .or_else(|| j.control.clone());
+        .map(|x| x.control)
+        .or(j.control)
+        .map(|k| super::heatmap::serde_name(&k));
     (banner, j.observed(&product, control))
 }
 

@@ -79,7 +79,7 @@ pub(super) struct JournalRead {
     resume_next: bool,
     pub plan_sha256: String,
     /// The control kind the last attempt's begin record names.
-    pub control: Option<String>,
+    pub control: Option<crate::plan::ControlKind>,
     pub end_ms: u64,
     pub observations: u64,
     /// Observations whose autopilot health read failed.
