@@ -75,7 +75,8 @@ pub(super) struct JournalRead {
     t0: u64,
     pub st: Fold,
     pub parts: Vec<Part>,
-    /// The next record resumes the last part (an interruption record came before it).
+    /// The next record resumes the last part (an interruption record came before it, or it is
+    /// a resume record).
     resume_next: bool,
     pub plan_sha256: String,
     /// The control kind the last attempt's begin record names.
@@ -140,7 +141,7 @@ impl JournalRead {
         } = r
         {
             self.plan_sha256.clone_from(plan_sha256);
-            self.control.clone_from(control);
+            self.control = *control;
             self.begin_part(t, *attempt, 0, already_upgraded.clone());
             return;
         }
