@@ -397,7 +397,7 @@ fn logs_match_one(disks: &[&Disk]) -> bool {
         // `r` equals itself: only its coverage needs checking.
         covered
             && (std::ptr::eq(*d, *r)
-                || r.log.get(from..to).is_some_and(|s| {
+                || r.log[..].get(from..to).is_some_and(|s| {
                     s.len() == d.log.len()
                         && s.iter().zip(&d.log[..]).all(|(x, y)| same_entry(x, y))
                 }))

@@ -370,7 +370,7 @@ impl World {
         } else {
             let upto = (idx + 1).saturating_sub(s.disk.start) as usize;
             let n = upto.min(s.disk.log.len());
-            s.disk.log.drain(..n);
+            s.disk.log.drop_front(n);
         }
         s.disk.start = idx + 1;
         s.vol.applied = idx;
@@ -469,9 +469,11 @@ impl World {
         let threshold = self.cfg.raft.snapshot_threshold;
         let trailing = self.cfg.raft.trailing_logs;
         let format = self.snapshot_format(id);
-        let s = &mut self.servers[id];
+        let s = &self.servers[id];
         let base = s.disk.snapshot.as_ref().map_or(0, |x| x.index);
         if s.vol.applied >= base + threshold {
+            let max_schema = self.max_schema_of(id);
+            let s = &mut self.servers[id];
             let index = s.vol.applied;
             let term = s.disk.term_at(index).unwrap_or(0);
             let snap = Snapshot {
@@ -479,13 +481,13 @@ impl World {
                 term,
                 config: s.vol.config.clone(),
                 format,
-                max_schema: s.disk.max_schema(),
+                max_schema,
                 fsm_writes: s.vol.fsm_writes,
             };
             // Keep TrailingLogs entries before the snapshot so lagging followers can catch up
             // without InstallSnapshot.
             let keep_from = index.saturating_sub(trailing).max(s.disk.start);
-            s.disk.log.drain(..(keep_from - s.disk.start) as usize);
+            s.disk.log.drop_front((keep_from - s.disk.start) as usize);
             s.disk.start = keep_from;
             s.disk.snapshot = Some(snap);
             self.trace(TraceKind::SnapshotTaken { server: id, index });

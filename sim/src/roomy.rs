@@ -29,11 +29,16 @@ impl<T> From<Vec<T>> for Roomy<T> {
 
 impl<T: Clone> Clone for Roomy<T> {
     fn clone(&self) -> Self {
-        let n = self.0.len();
-        let mut v = Vec::with_capacity(n + (n / 2).max(MIN_ROOM));
-        v.extend_from_slice(&self.0);
-        Roomy(v)
+        Roomy(copy_with_room(&self.0))
     }
+}
+
+/// A copy of `xs` with room to grow: half its length again, at least `MIN_ROOM`.
+pub fn copy_with_room<T: Clone>(xs: &[T]) -> Vec<T> {
+    let n = xs.len();
+    let mut v = Vec::with_capacity(n + (n / 2).max(MIN_ROOM));
+    v.extend_from_slice(xs);
+    v
 }
 
 impl<T> Deref for Roomy<T> {

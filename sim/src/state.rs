@@ -291,7 +291,7 @@ pub struct Disk {
     /// entries *before* the snapshot index so lagging followers avoid InstallSnapshot).
     pub start: u64,
     /// Entries from `start` on.
-    pub log: crate::roomy::Roomy<Entry>,
+    pub log: crate::raft_log::RaftLog,
     /// Latest snapshot.
     pub snapshot: Option<Snapshot>,
     /// `data_dir/raft/version`: the raft protocol the server last ran with. Nomad 1.3.0+
@@ -312,7 +312,7 @@ impl Default for Disk {
             term: 0,
             voted_for: None,
             start: 1,
-            log: crate::roomy::Roomy::with_capacity(0),
+            log: crate::raft_log::RaftLog::with_capacity(0),
             snapshot: None,
             raft_version_file: None,
             config_hint: std::cell::Cell::new((0, 0, 0)),

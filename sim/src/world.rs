@@ -375,6 +375,10 @@ pub struct World {
     pub(crate) exact_check: bool,
     /// Closed-form write rounds the exact check has checked.
     pub(crate) exact_checked: u64,
+    /// The highest schema any entry written in this world needs (1 until a leader writes a
+    /// schema entry in `maybe_write_schema`, the only place one is made): no log holds a
+    /// higher one, so a snapshot at or above it answers for its log (`max_schema_of`).
+    schema_ceiling: u32,
 }
 
 /// A message on an episode's local queue (see `steady`).
@@ -452,7 +456,7 @@ fn apply_known(s: &mut Server, upto: u64, canon: &Canon, budget: usize) -> usize
     // Indexes first..=last are in the log (last <= last_index) and in the canonical log.
     let n = ((last - first + 1) as usize).min(budget);
     let from = (first - start) as usize;
-    let Some(log) = s.disk.log.get(from..from + n) else {
+    let Some(log) = s.disk.log[..].get(from..from + n) else {
         return 0;
     };
     // The run of writes and no-ops that are the canonical entries (state-machine safety).
@@ -516,8 +520,10 @@ impl World {
         let writes_version_file = cfg.product == Product::Nomad;
         // Room for the log a server keeps between snapshots (SnapshotThreshold + TrailingLogs),
         // reserved once: growing it by doubling copied every entry again and again. Memory the
-        // log never reaches is never touched.
-        let log_capacity = (cfg.raft.snapshot_threshold + cfg.raft.trailing_logs + 1024) as usize;
+        // log never reaches is never touched. Twice that, so that compacted entries can stay
+        // in place for a few snapshots before the live ones move (see `raft_log`).
+        let log_capacity =
+            2 * (cfg.raft.snapshot_threshold + cfg.raft.trailing_logs + 1024) as usize;
         let servers = cfg.servers.iter().map(|spec| {
             let mut log = Vec::with_capacity(log_capacity.min(1 << 20));
             // hashicorp/raft BootstrapCluster: the configuration at index 1, term 1.
@@ -612,6 +618,7 @@ impl World {
             effects: Vec::new(),
             exact_check: false,
             exact_checked: 0,
+            schema_ceiling: 1,
             cfg,
         };
         for id in 0..n {
@@ -1736,7 +1743,14 @@ impl World {
     /// release known to write it early (Nomad 1.4.0, hashicorp/nomad#14819).
     pub(crate) fn maybe_write_schema(&mut self, l: ServerId) {
         let schema = self.entry_schema(l);
-        if self.servers[l].disk.has_schema(schema) {
+        // No log holds an entry above the ceiling: the snapshot answers alone then.
+        let disk = &self.servers[l].disk;
+        let held = if schema > self.schema_ceiling {
+            disk.snapshot.as_ref().map_or(1, |s| s.max_schema) >= schema
+        } else {
+            disk.has_schema(schema)
+        };
+        if held {
             return;
         }
         let early = self.known(l, KnownIssueKind::WritesNewEntriesEarly);
@@ -1748,8 +1762,20 @@ impl World {
             .iter()
             .all(|p| self.advertised_schema(p.id) >= schema);
         if early || all_ready {
+            self.schema_ceiling = self.schema_ceiling.max(schema);
             self.append_local(l, EntryKind::Schema(schema));
             self.broadcast(l);
+        }
+    }
+
+    /// `Disk::max_schema` of server `id`, without reading its log when its snapshot already
+    /// needs `schema_ceiling` (no entry needs more): the snapshot timer asks on every server,
+    /// and a log holds up to TrailingLogs + SnapshotThreshold entries.
+    pub(crate) fn max_schema_of(&self, id: ServerId) -> u32 {
+        let disk = &self.servers[id].disk;
+        match disk.snapshot.as_ref().map(|s| s.max_schema) {
+            Some(snap) if snap >= self.schema_ceiling => snap,
+            _ => disk.max_schema(),
         }
     }
 
