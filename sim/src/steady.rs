@@ -1064,25 +1064,62 @@ impl World {
     #[inline(never)]
     fn write_episode(&mut self, st: &mut Steady, l: ServerId, id: u64) -> bool {
         self.flush_rounds(st);
-        let need = st.need;
-        let now = self.now;
+        // Filled in place: an array of lanes returned by value is copied out (memcpy).
+        let mut lanes = [Lane::default(); MAX_SERVERS];
+        let Some(ep) = self.plan_episode(st, l, &mut lanes) else {
+            return false;
+        };
+        self.carry_out_episode(st, l, id, &ep, &lanes);
+        true
+    }
+
+    /// `write_episode`'s messages and when they land; None if the episode would reach the
+    /// next queued event or the horizon, or has no quorum to wait for (nothing changed).
+    #[inline]
+    fn plan_episode(
+        &self,
+        st: &Steady,
+        l: ServerId,
+        lanes: &mut [Lane; MAX_SERVERS],
+    ) -> Option<Episode> {
         let idx = self.servers[l].disk.last_index() + 1;
         let commit0 = self.servers[l].vol.commit;
-        if need == 0 || commit0 + 1 != idx {
-            return false;
+        if st.need == 0 || commit0 + 1 != idx {
+            return None;
         }
+        let (end, worst) = self.episode_lanes(st, idx, lanes);
+        let (k0, k_end, end) = self.episode_ticks(st, end, worst)?;
+        let committed = episode_quorum(st, lanes)?;
+        Some(Episode {
+            idx,
+            commit0,
+            committed,
+            end,
+            k0,
+            k_end,
+        })
+    }
+
+    /// Per follower (into `plan`): the tick's batch in flight (lands, answered), when the
+    /// write goes out, lands and is answered, and the heartbeat beside the batch (lands,
+    /// answered). Returns when the last of them is over (`end`), and the latest it could end whatever the
+    /// write's draws (`worst`; see `write_round`): whether it runs message by message is
+    /// decided on that.
+    #[inline]
+    fn episode_lanes(
+        &self,
+        st: &Steady,
+        idx: u64,
+        plan: &mut [Lane; MAX_SERVERS],
+    ) -> (SimTime, SimTime) {
+        let now = self.now;
         // The last tick, if its round may still be in flight (see `materialize_tick`).
         let km = st
             .last_tick(now)
             .filter(|&k| st.tick(k) > st.last_round)
             .map(|k| (st.tick(k), self.tick_hash(st, k)));
         let round = self.round_hash(st, idx);
-        // Per follower: the tick's batch in flight (lands, answered), when the write goes
-        // out, lands and is answered, and the heartbeat beside the batch (lands, answered).
-        let mut plan = [Lane::default(); MAX_SERVERS];
         let mut end = now;
-        // The latest it could end whatever the write's draws (see `write_round`): whether it
-        // runs message by message is decided on that.
         let span = 2 * st.lat_hi;
         let mut worst = now.plus(span);
         for (i, lane) in plan.iter_mut().enumerate().take(st.n) {
@@ -1115,19 +1152,32 @@ impl World {
                 end = end.max(now.plus(h1 + h2));
             }
         }
-        // Ticks sent while messages are still on their way (a tick comes first on a tie);
-        // each round trip is shorter than the tick period, so this stops after a few.
-        let k0 = st.next_tick(now);
-        let mut k = k0;
+        (end, worst)
+    }
+
+    /// The ticks sent while the episode's messages are still on their way (a tick comes
+    /// first on a tie; each round trip is shorter than the tick period, so there are a few):
+    /// the first and one past the last, and when the episode ends with their messages.
+    /// None if the episode could reach the next queued event or the horizon.
+    #[inline]
+    fn episode_ticks(
+        &self,
+        st: &Steady,
+        end: SimTime,
+        worst: SimTime,
+    ) -> Option<(u64, u64, SimTime)> {
+        let span = 2 * st.lat_hi;
+        let k0 = st.next_tick(self.now);
+        let (mut k, mut worst) = (k0, worst);
         while st.tick(k) <= worst && k < k0 + EPISODE_TICKS_MAX as u64 {
             worst = worst.max(st.tick(k).plus(span));
             k += 1;
         }
         let head = self.next_event_at().unwrap_or(SimTime(u64::MAX));
         if st.tick(k) <= worst || worst >= head || worst > self.limit {
-            return false;
+            return None;
         }
-        let mut k_end = k0;
+        let (mut k_end, mut end) = (k0, end);
         while st.tick(k_end) <= end && k_end < k0 + EPISODE_TICKS_MAX as u64 {
             let (t, h) = (st.tick(k_end), self.tick_hash(st, k_end));
             for i in 0..st.n {
@@ -1140,22 +1190,21 @@ impl World {
             end <= worst && st.tick(k_end) > end,
             "an episode past its bound"
         );
-        // The answer that completes a quorum (`need` running voters besides the leader).
-        let mut first = [SimTime(u64::MAX); MAX_SERVERS];
-        let mut voters = 0;
-        for i in (0..st.n).filter(|&i| st.voter[i] && !st.deaf[i]) {
-            first[voters] = plan[i].answered;
-            voters += 1;
-        }
-        if voters < need {
-            return false;
-        }
-        first[..voters].sort_unstable();
-        let committed = first[need - 1];
-        // What a message sent at `t` carries as the leader's commit index.
-        let commit_at = |t: SimTime| if t > committed { idx } else { commit0 };
+        Some((k0, k_end, end))
+    }
 
-        // Carried out: what `run_episode` does first, then the messages' effects.
+    /// Carries out a planned episode: what `run_episode` does first, then the messages'
+    /// effects on the leader and on each follower, and leaves the clock at its end.
+    #[inline]
+    fn carry_out_episode(
+        &mut self,
+        st: &mut Steady,
+        l: ServerId,
+        id: u64,
+        ep: &Episode,
+        lanes: &[Lane; MAX_SERVERS],
+    ) {
+        let now = self.now;
         self.settle_as(st, Apply::Later);
         if let Some(last) = st.last_tick(now) {
             // The earlier ticks' messages, counted as `materialize_tick` does.
@@ -1164,96 +1213,144 @@ impl World {
             self.metrics.messages += per_tick as u64 * (last + 1 - from);
             st.counted = st.counted.max(last + 1);
         }
-        let term = st.term;
         let entry = Entry {
-            term,
+            term: st.term,
             kind: EntryKind::Write(id),
         };
         let ls = &mut self.servers[l];
         ls.disk.log.push(entry.clone());
-        ls.vol.progress[l].matched = idx;
-        ls.vol.commit = idx;
-        self.at(committed, |w| w.apply_committed(l));
-        let ticks = k_end - k0;
-        for (i, &lane) in plan.iter().enumerate().take(st.n) {
-            let f = st.followers[i];
-            // What lands on the follower: (when, the commit index it learns from it).
-            // The tick's batch, the heartbeat beside it, the write, and the ticks.
-            let mut lands = [(SimTime(u64::MAX), 0u64); 3 + EPISODE_TICKS_MAX];
-            let mut n = 0;
-            let mut push = |t: SimTime, learned: u64| {
-                lands[n] = (t, learned);
-                n += 1;
-            };
-            if st.deaf[i] {
-                push(lane.lands, 0);
-                if let Some((d, _)) = lane.busy {
-                    push(d, 0);
-                }
-            } else {
-                if let Some((d, _)) = lane.busy.filter(|&(d, _)| d > now) {
-                    push(d, commit0);
-                }
-                if let Some((d, _)) = lane.beside {
-                    push(d, commit0);
-                }
-                push(lane.lands, commit_at(lane.sent).min(idx));
-            }
-            let mut contact = lane
-                .beside
-                .map_or(lane.answered, |b| b.1.max(lane.answered));
-            if let Some((_, r)) = lane.busy.filter(|_| !st.deaf[i]) {
-                contact = contact.max(r);
-            }
-            for k in k0..k_end {
-                let t = st.tick(k);
-                let (a, b) = Self::tick_lats(st, &self.tick_hash(st, k), f);
-                // While the write is in flight: a heartbeat at the matched index.
-                let learned = if st.deaf[i] {
-                    0
-                } else if t <= lane.answered {
-                    commit_at(t).min(idx - 1)
-                } else {
-                    commit_at(t)
-                };
-                push(t.plus(a), learned);
-                contact = contact.max(t.plus(a + b));
-            }
-            let lands = &mut lands[..n];
-            lands.sort_unstable_by_key(|x| x.0);
-            let s = &mut self.servers[f];
-            let last_landed = lands[n - 1].0;
-            s.vol.last_contact = s.vol.last_contact.max(Some(last_landed));
-            if st.deaf[i] {
-                // Heartbeats at the matched index teach it nothing new (see `follower_deaf`).
-                self.metrics.messages += 1 + ticks;
-                continue;
-            }
-            s.disk.log.push(entry.clone());
-            for &(t, learned) in lands.iter() {
-                let s = &mut self.servers[f];
-                if learned > s.vol.commit {
-                    s.vol.commit = learned;
-                    self.apply_follower(st, f, t, Apply::Later);
-                }
-            }
-            self.servers[l].vol.progress[f] = Progress {
-                next: idx + 1,
-                matched: idx,
-                inflight: false,
-                inflight_until: SimTime::default(),
-                contact,
-                snapshot_inflight: None,
-            };
-            let beside = if lane.beside.is_some() { 2 } else { 0 };
-            self.metrics.messages += 2 + beside + 2 * ticks;
+        ls.vol.progress[l].matched = ep.idx;
+        ls.vol.commit = ep.idx;
+        self.at(ep.committed, |w| w.apply_committed(l));
+        for i in 0..st.n {
+            self.episode_follower(st, l, (i, lanes[i]), &entry, ep);
         }
-        st.counted = st.counted.max(k_end);
-        self.now = end;
-        st.last_round = end;
-        st.last_real = end;
-        true
+        st.counted = st.counted.max(ep.k_end);
+        self.now = ep.end;
+        st.last_round = ep.end;
+        st.last_real = ep.end;
     }
+
+    /// What the episode's messages do on follower `st.followers[i]`: each teaches it the
+    /// commit index it carries when it lands (it applies then), the write's batch stores the
+    /// entry, and the answers set the leader's progress for it. A deaf follower gets
+    /// heartbeats only.
+    #[inline]
+    fn episode_follower(
+        &mut self,
+        st: &Steady,
+        l: ServerId,
+        (i, lane): (usize, Lane),
+        entry: &Entry,
+        ep: &Episode,
+    ) {
+        let now = self.now;
+        let (f, idx) = (st.followers[i], ep.idx);
+        // What a message sent at `t` carries as the leader's commit index.
+        let commit_at = |t: SimTime| if t > ep.committed { idx } else { ep.commit0 };
+        let ticks = ep.k_end - ep.k0;
+        // What lands on the follower: (when, the commit index it learns from it).
+        // The tick's batch, the heartbeat beside it, the write, and the ticks.
+        let mut lands = [(SimTime(u64::MAX), 0u64); 3 + EPISODE_TICKS_MAX];
+        let mut n = 0;
+        let mut push = |t: SimTime, learned: u64| {
+            lands[n] = (t, learned);
+            n += 1;
+        };
+        if st.deaf[i] {
+            push(lane.lands, 0);
+            if let Some((d, _)) = lane.busy {
+                push(d, 0);
+            }
+        } else {
+            if let Some((d, _)) = lane.busy.filter(|&(d, _)| d > now) {
+                push(d, ep.commit0);
+            }
+            if let Some((d, _)) = lane.beside {
+                push(d, ep.commit0);
+            }
+            push(lane.lands, commit_at(lane.sent).min(idx));
+        }
+        let mut contact = lane
+            .beside
+            .map_or(lane.answered, |b| b.1.max(lane.answered));
+        if let Some((_, r)) = lane.busy.filter(|_| !st.deaf[i]) {
+            contact = contact.max(r);
+        }
+        for k in ep.k0..ep.k_end {
+            let t = st.tick(k);
+            let (a, b) = Self::tick_lats(st, &self.tick_hash(st, k), f);
+            // While the write is in flight: a heartbeat at the matched index.
+            let learned = if st.deaf[i] {
+                0
+            } else if t <= lane.answered {
+                commit_at(t).min(idx - 1)
+            } else {
+                commit_at(t)
+            };
+            push(t.plus(a), learned);
+            contact = contact.max(t.plus(a + b));
+        }
+        let lands = &mut lands[..n];
+        lands.sort_unstable_by_key(|x| x.0);
+        let s = &mut self.servers[f];
+        let last_landed = lands[n - 1].0;
+        s.vol.last_contact = s.vol.last_contact.max(Some(last_landed));
+        if st.deaf[i] {
+            // Heartbeats at the matched index teach it nothing new (see `follower_deaf`).
+            self.metrics.messages += 1 + ticks;
+            return;
+        }
+        s.disk.log.push(entry.clone());
+        for &(t, learned) in lands.iter() {
+            let s = &mut self.servers[f];
+            if learned > s.vol.commit {
+                s.vol.commit = learned;
+                self.apply_follower(st, f, t, Apply::Later);
+            }
+        }
+        self.servers[l].vol.progress[f] = Progress {
+            next: idx + 1,
+            matched: idx,
+            inflight: false,
+            inflight_until: SimTime::default(),
+            contact,
+            snapshot_inflight: None,
+        };
+        let beside = if lane.beside.is_some() { 2 } else { 0 };
+        self.metrics.messages += 2 + beside + 2 * ticks;
+    }
+}
+
+/// The time the answer that completes a quorum arrives (`need` running voters besides the
+/// leader), if enough of them answer.
+#[inline]
+fn episode_quorum(st: &Steady, lanes: &[Lane; MAX_SERVERS]) -> Option<SimTime> {
+    let mut first = [SimTime(u64::MAX); MAX_SERVERS];
+    let mut voters = 0;
+    for i in (0..st.n).filter(|&i| st.voter[i] && !st.deaf[i]) {
+        first[voters] = lanes[i].answered;
+        voters += 1;
+    }
+    if voters < st.need {
+        return None;
+    }
+    first[..voters].sort_unstable();
+    Some(first[st.need - 1])
+}
+
+/// A closed-form episode planned by `plan_episode` (with its followers' `Lane`s), carried out
+/// by `carry_out_episode`.
+struct Episode {
+    /// The write's index, and the leader's commit index before it.
+    idx: u64,
+    commit0: u64,
+    /// When the answer that completes a quorum arrives, and when the episode is over.
+    committed: SimTime,
+    end: SimTime,
+    /// The ticks sent while it runs: `k0..k_end`.
+    k0: u64,
+    k_end: u64,
 }
 
 /// The `k`-th smallest of `xs` (from 0), `k < xs.len()`, without data-dependent branches
