@@ -492,6 +492,57 @@ fn write_gap(rate: f64) -> u64 {
     if rate > 0.0 { (1e9 / rate) as u64 } else { 0 }
 }
 
+/// The servers of `cfg`, stopped, each with the bootstrap configuration (every server a
+/// voter) at index 1 of its log, which has room for `log_capacity` entries.
+fn bootstrapped_servers(cfg: &SimConfig, log_capacity: usize) -> Vec<Server> {
+    let n = cfg.servers.len();
+    let peers: Vec<Peer> = (0..n)
+        .map(|id| Peer {
+            id,
+            voter: true,
+            addr_gen: 0,
+            by_address: cfg.servers[id].raft_protocol < 3,
+        })
+        .collect();
+    let writes_version_file = cfg.product == Product::Nomad;
+    let server = |spec: &crate::ServerSpec| {
+        let mut log = Vec::with_capacity(log_capacity);
+        // hashicorp/raft BootstrapCluster: the configuration at index 1, term 1.
+        log.push(Entry {
+            term: 1,
+            kind: EntryKind::Config(peers.clone()),
+        });
+        let disk = Disk {
+            term: 1,
+            log: log.into(),
+            // Every Nomad line in the catalog (1.3+) has written the version file already.
+            raft_version_file: writes_version_file.then_some(spec.raft_protocol),
+            ..Disk::default()
+        };
+        let vol = Volatile::boot(n, &disk, SimTime::ZERO);
+        Server {
+            spec: spec.clone(),
+            proc: ProcessState::Stopped,
+            incarnation: 0,
+            disk,
+            vol,
+            addr_gen: 0,
+            bad_binary: None,
+            disk_delay_ns: 0,
+            serf: SerfStatus::Alive,
+            serf_gen: 0,
+            drain_done_at: None,
+            paused_from: None,
+            advertised: spec.version,
+            advertised_protocol: spec.raft_protocol,
+            fsm_reported: false,
+            boots: 0,
+            installs: 0,
+        }
+    };
+    cfg.servers.iter().map(server).collect()
+}
+
 /// Errors from building or driving a world.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SimError {
@@ -507,58 +558,33 @@ impl World {
     /// Builds a world and boots every server as a bootstrapped voter (bootstrap_expect).
     pub fn new(cfg: SimConfig) -> Result<World, SimError> {
         cfg.validate()?;
-        let n = cfg.servers.len();
-        let peers: Vec<Peer> = (0..n)
-            .map(|id| Peer {
-                id,
-                voter: true,
-                addr_gen: 0,
-                by_address: cfg.servers[id].raft_protocol < 3,
-            })
-            .collect();
-        let seed = cfg.seed;
-        let writes_version_file = cfg.product == Product::Nomad;
         // Room for the log a server keeps between snapshots (SnapshotThreshold + TrailingLogs),
         // reserved once: growing it by doubling copied every entry again and again. Memory the
-        // log never reaches is never touched. Twice that, so that compacted entries can stay
-        // in place for a few snapshots before the live ones move (see `raft_log`).
-        let log_capacity =
-            2 * (cfg.raft.snapshot_threshold + cfg.raft.trailing_logs + 1024) as usize;
-        let servers = cfg.servers.iter().map(|spec| {
-            let mut log = Vec::with_capacity(log_capacity.min(1 << 20));
-            // hashicorp/raft BootstrapCluster: the configuration at index 1, term 1.
-            log.push(Entry {
-                term: 1,
-                kind: EntryKind::Config(peers.clone()),
-            });
-            let disk = Disk {
-                term: 1,
-                log: log.into(),
-                // Every Nomad line in the catalog (1.3+) has written the version file already.
-                raft_version_file: writes_version_file.then_some(spec.raft_protocol),
-                ..Disk::default()
-            };
-            let vol = Volatile::boot(n, &disk, SimTime::ZERO);
-            Server {
-                spec: spec.clone(),
-                proc: ProcessState::Stopped,
-                incarnation: 0,
-                disk,
-                vol,
-                addr_gen: 0,
-                bad_binary: None,
-                disk_delay_ns: 0,
-                serf: SerfStatus::Alive,
-                serf_gen: 0,
-                drain_done_at: None,
-                paused_from: None,
-                advertised: spec.version,
-                advertised_protocol: spec.raft_protocol,
-                fsm_reported: false,
-                boots: 0,
-                installs: 0,
-            }
-        });
+        // log never reaches is never touched. A log gets twice that, so that compacted entries
+        // can stay in place for a few snapshots before the live ones move (see `raft_log`).
+        let between = (cfg.raft.snapshot_threshold + cfg.raft.trailing_logs + 1024) as usize;
+        let between = between.min(1 << 20);
+        let servers = bootstrapped_servers(&cfg, 2 * between);
+        let mut w = World::stopped(cfg, servers, between);
+        let n = w.servers.len();
+        for id in 0..n {
+            let s = &w.servers[id];
+            w.dir.set(id, s.addr_gen, s.advertised_protocol);
+        }
+        for id in 0..n {
+            w.start(id);
+        }
+        w.refresh_labels();
+        w.schedule_workload();
+        let ri = w.cfg.autopilot.reconcile_interval_ns;
+        w.push(ri, Ev::AutopilotReconcile);
+        Ok(w)
+    }
+
+    /// A world at time zero with `servers` stopped, nothing queued, and its streams, network,
+    /// oracle (room for `window` canonical entries), clients and workload plane from `cfg`.
+    fn stopped(cfg: SimConfig, servers: Vec<Server>, window: usize) -> World {
+        let seed = cfg.seed;
         let write_rate = cfg.workload.writes_per_sec;
         let client_version = cfg.clients.version.unwrap_or(cfg.servers[0].version);
         let clients = crate::clients::Clients::new(cfg.clients.count, client_version, seed);
@@ -571,8 +597,8 @@ impl World {
                 &versions,
             ))
         });
-        let mut w = World {
-            servers: servers.collect(),
+        World {
+            servers,
             now: SimTime::ZERO,
             queue: crate::queue::EventQueue::default(),
             slab: Vec::new(),
@@ -587,7 +613,7 @@ impl World {
             trace: Trace::default(),
             violations: Vec::new(),
             // The canonical window grows with every committed entry: reserved like the logs.
-            oracle: Oracle::with_capacity(log_capacity.min(1 << 20)),
+            oracle: Oracle::with_capacity(window),
             acks: Acks {
                 pending: VecDeque::new(),
                 hist: Box::new([0; ACK_BUCKETS]),
@@ -620,19 +646,7 @@ impl World {
             exact_checked: 0,
             schema_ceiling: 1,
             cfg,
-        };
-        for id in 0..n {
-            let s = &w.servers[id];
-            w.dir.set(id, s.addr_gen, s.advertised_protocol);
         }
-        for id in 0..n {
-            w.start(id);
-        }
-        w.refresh_labels();
-        w.schedule_workload();
-        let ri = w.cfg.autopilot.reconcile_interval_ns;
-        w.push(ri, Ev::AutopilotReconcile);
-        Ok(w)
     }
 
     /// The configuration the world was built from.
