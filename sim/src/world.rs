@@ -2343,6 +2343,46 @@ mod tests {
     use super::*;
     use rehearse_model::versions::Version;
 
+    /// `max_schema_of` answers from the snapshot alone only when reading the log would give
+    /// the same: through an upgrade whose leaders write newer schema entries, with snapshots
+    /// every few dozen entries.
+    #[test]
+    fn a_snapshot_knows_its_logs_schema_without_reading_the_log() {
+        let mut cfg = SimConfig::nomad(3, Version::new(1, 3, 10), 3);
+        cfg.raft.snapshot_threshold = 64;
+        cfg.raft.trailing_logs = 32;
+        cfg.raft.snapshot_interval_ns = 5 * SEC;
+        let mut w = World::new(cfg).unwrap();
+        let check = |w: &World| {
+            for id in 0..3 {
+                assert_eq!(w.max_schema_of(id), w.servers[id].disk.max_schema(), "s{id}");
+            }
+        };
+        let mut checks = 0;
+        for (id, to) in [(0, (1, 4, 2)), (1, (1, 4, 2)), (2, (1, 6, 1))] {
+            for _ in 0..30 {
+                w.run_for(10 * SEC);
+                check(&w);
+                checks += 1;
+            }
+            w.stop(id, StopMode::Graceful);
+            w.replace_binary(id, Version::new(to.0, to.1, to.2)).unwrap();
+            w.start(id);
+        }
+        for _ in 0..60 {
+            w.run_for(10 * SEC);
+            check(&w);
+            checks += 1;
+        }
+        assert_eq!(checks, 150);
+        assert!(w.schema_ceiling >= 2, "a schema entry was written");
+        assert!(
+            (0..3).all(|id| w.servers[id].disk.snapshot.is_some()),
+            "every server took snapshots"
+        );
+        assert!(w.violations().is_empty(), "{:?}", w.violations());
+    }
+
     #[test]
     fn log_matching_detects_a_diverged_entry() {
         let cfg = SimConfig::nomad(3, Version::new(1, 9, 7), 1);
