@@ -5,8 +5,11 @@
 //! With a plain `Vec` every snapshot moved the TrailingLogs entries kept (10,240 by default)
 //! to the front again: a tenth of the instructions of a day-long run. Here the dropped
 //! entries stay in place, dead, until a push finds the vector full; only then are they
-//! removed, and the live entries moved once. The room for that is reserved up front
-//! (`World::new`), so the memory a log takes stays bounded by its capacity.
+//! removed, and the live entries moved once. The room is reserved up front (`World::new`:
+//! SnapshotThreshold + TrailingLogs + 1,024 entries), so the memory a log takes stays bounded
+//! by its capacity. With the default settings and 10 writes/s that halved the instructions
+//! spent moving entries in a simulated day (167 → 80 million of 1.5 billion, `valgrind
+//! --tool=cachegrind`); twice the room gave the same count.
 //!
 //! Everything else reads the live entries as a slice (`Deref`), so indexes and slices mean
 //! what they meant with a `Vec` that held only them.

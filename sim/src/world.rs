@@ -560,11 +560,11 @@ impl World {
         cfg.validate()?;
         // Room for the log a server keeps between snapshots (SnapshotThreshold + TrailingLogs),
         // reserved once: growing it by doubling copied every entry again and again. Memory the
-        // log never reaches is never touched. A log gets twice that, so that compacted entries
-        // can stay in place for a few snapshots before the live ones move (see `raft_log`).
+        // log never reaches is never touched. (Twice that room, for compacted entries to stay
+        // in place longer, made no difference: see `raft_log`.)
         let between = (cfg.raft.snapshot_threshold + cfg.raft.trailing_logs + 1024) as usize;
         let between = between.min(1 << 20);
-        let servers = bootstrapped_servers(&cfg, 2 * between);
+        let servers = bootstrapped_servers(&cfg, between);
         let mut w = World::stopped(cfg, servers, between);
         let n = w.servers.len();
         for id in 0..n {
@@ -2355,7 +2355,11 @@ mod tests {
         let mut w = World::new(cfg).unwrap();
         let check = |w: &World| {
             for id in 0..3 {
-                assert_eq!(w.max_schema_of(id), w.servers[id].disk.max_schema(), "s{id}");
+                assert_eq!(
+                    w.max_schema_of(id),
+                    w.servers[id].disk.max_schema(),
+                    "s{id}"
+                );
             }
         };
         let mut checks = 0;
@@ -2366,7 +2370,8 @@ mod tests {
                 checks += 1;
             }
             w.stop(id, StopMode::Graceful);
-            w.replace_binary(id, Version::new(to.0, to.1, to.2)).unwrap();
+            w.replace_binary(id, Version::new(to.0, to.1, to.2))
+                .unwrap();
             w.start(id);
         }
         for _ in 0..60 {
