@@ -565,7 +565,7 @@ impl RaftNode<'_> {
     pub fn append(&mut self, kind: EntryKind) -> (u64, bool) {
         let term = self.disk.term;
         if let EntryKind::Config(p) = &kind {
-            self.vol.config = p.clone();
+            self.vol.config = p.to_vec();
         }
         self.disk.log.push(Entry { term, kind });
         let idx = self.disk.last_index();
@@ -845,7 +845,7 @@ mod tests {
         let mut disk = Disk::default();
         disk.log.push(Entry {
             term: 1,
-            kind: EntryKind::Config(peers),
+            kind: EntryKind::Config(peers.into()),
         });
         for (i, &term) in terms.iter().enumerate() {
             disk.log.push(Entry {
@@ -1340,7 +1340,7 @@ mod tests {
             prev_term: 1,
             entries: Entries::One(Entry {
                 term: 1,
-                kind: EntryKind::Config(peers),
+                kind: EntryKind::Config(peers.into()),
             }),
             commit: 1,
             heartbeat: false,

