@@ -841,7 +841,7 @@ mod tests {
     /// Node `id` of `n` servers, the first `voters` of them voters, with the configuration
     /// at index 1 (term 1) and a log of `terms` after it; term = the last of them (or 1).
     fn node(id: ServerId, n: usize, voters: usize, terms: &[u64]) -> Node {
-        let peers = (0..n).map(|i| peer(i, i < voters)).collect();
+        let peers: Vec<_> = (0..n).map(|i| peer(i, i < voters)).collect();
         let mut disk = Disk::default();
         disk.log.push(Entry {
             term: 1,
@@ -1333,7 +1333,7 @@ mod tests {
     fn configuration_entry_takes_effect_when_stored() {
         let w = world(4);
         let mut n = node(1, 4, 3, &[]);
-        let peers = (0..4).map(|i| peer(i, true)).collect();
+        let peers: Vec<_> = (0..4).map(|i| peer(i, true)).collect();
         let msg = Msg::Append {
             term: 1,
             prev_index: 1,

@@ -1222,8 +1222,8 @@ impl World {
         ls.vol.progress[l].matched = ep.idx;
         ls.vol.commit = ep.idx;
         self.at(ep.committed, |w| w.apply_committed(l));
-        for i in 0..st.n {
-            self.episode_follower(st, l, (i, lanes[i]), &entry, ep);
+        for (i, &lane) in lanes.iter().enumerate().take(st.n) {
+            self.episode_follower(st, l, (i, lane), &entry, ep);
         }
         st.counted = st.counted.max(ep.k_end);
         self.now = ep.end;
