@@ -67,7 +67,7 @@ impl RaftLog {
     #[inline]
     pub fn push(&mut self, e: Entry) {
         if self.entries.len() == self.entries.capacity() {
-            self.make_room(1);
+            self.make_room();
         }
         self.entries.push(e);
     }
@@ -76,7 +76,7 @@ impl RaftLog {
     pub fn extend(&mut self, es: impl Iterator<Item = Entry>) {
         let n = es.size_hint().0;
         if self.entries.len() + n > self.entries.capacity() {
-            self.make_room(n);
+            self.make_room();
         }
         self.entries.extend(es);
     }
@@ -101,11 +101,11 @@ impl RaftLog {
         }
     }
 
-    /// Before appending `n` entries: removes the dead ones if the vector has no room left
-    /// (the only time the live entries move).
+    /// Before appending to a vector without room: removes the dead entries, if any (the only
+    /// time the live entries move); else the push grows the vector.
     #[cold]
-    fn make_room(&mut self, n: usize) {
-        if self.dead > 0 && self.entries.len() + n > self.entries.capacity() {
+    fn make_room(&mut self) {
+        if self.dead > 0 {
             self.entries.drain(..self.dead);
             self.dead = 0;
         }

@@ -1757,14 +1757,7 @@ impl World {
     /// release known to write it early (Nomad 1.4.0, hashicorp/nomad#14819).
     pub(crate) fn maybe_write_schema(&mut self, l: ServerId) {
         let schema = self.entry_schema(l);
-        // No log holds an entry above the ceiling: the snapshot answers alone then.
-        let disk = &self.servers[l].disk;
-        let held = if schema > self.schema_ceiling {
-            disk.snapshot.as_ref().map_or(1, |s| s.max_schema) >= schema
-        } else {
-            disk.has_schema(schema)
-        };
-        if held {
+        if self.holds_schema(l, schema) {
             return;
         }
         let early = self.known(l, KnownIssueKind::WritesNewEntriesEarly);
@@ -1790,6 +1783,17 @@ impl World {
         match disk.snapshot.as_ref().map(|s| s.max_schema) {
             Some(snap) if snap >= self.schema_ceiling => snap,
             _ => disk.max_schema(),
+        }
+    }
+
+    /// `Disk::has_schema` of server `id`: its snapshot alone answers for a schema above
+    /// `schema_ceiling` (no log entry needs one).
+    fn holds_schema(&self, id: ServerId, schema: u32) -> bool {
+        let disk = &self.servers[id].disk;
+        if schema > self.schema_ceiling {
+            disk.snapshot.as_ref().map_or(1, |s| s.max_schema) >= schema
+        } else {
+            disk.has_schema(schema)
         }
     }
 
