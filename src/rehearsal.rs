@@ -666,44 +666,7 @@ fn apply(run: &mut SimWorld, action: &Action) -> Result<ActionResult, String> {
         }
         Action::Stop { server } => {
             let id = id_of(w, server)?;
-            if !others_form_quorum(w, id) {
-                let wedged = w.leader().filter(|&l| l != id && w.is_wedged(l));
-                let why = wedged.map_or(String::new(), |l| {
-                    format!(
-                        " (leader {} had not established leadership)",
-                        w.server_name(l)
-                    )
-                });
-                run.unsafe_stops
-                    .push(format!("{server} at {} ms{why}", run.ms()));
-            }
-            // Only the stop of a running agent kills its allocations. A frozen or dead agent's
-            // node misses its heartbeats and is marked down, its allocations lost, whether or
-            // not it is stopped now: the stop loses nothing more (the fault did). The procedure
-            // stops one without a drain only when autopilot has removed it from the Raft
-            // configuration (see `Procedure::fence_candidate`).
-            use rehearse_sim::state::ProcessState;
-            let running = matches!(
-                run.world.process_state(id),
-                ProcessState::Running | ProcessState::Starting
-            );
-            let allocs = if running {
-                run.world.allocations_running_now(id)
-            } else {
-                0
-            };
-            if allocs > 0 && run.world.drain_complete(id) {
-                run.early_stops.push(format!(
-                    "stopped {server} at {} ms while {allocs} allocations were still running on it: its drain had reported complete (hashicorp/nomad#14293)",
-                    run.ms()
-                ));
-            } else if allocs > 0 {
-                run.lost_allocs.push(format!(
-                    "lost allocations: stopped {server} at {} ms with {allocs} allocations running on it and no completed drain; they were killed, not migrated",
-                    run.ms()
-                ));
-            }
-            run.world.stop(id, StopMode::Graceful);
+            stop(run, server, id);
             Ok(ActionResult::Ok)
         }
         Action::ReplaceBinary { server, version } => {
@@ -741,6 +704,51 @@ fn apply(run: &mut SimWorld, action: &Action) -> Result<ActionResult, String> {
         Action::Observe { .. } => Ok(ActionResult::Ok),
         Action::Done(_) | Action::Halt(_) => Ok(ActionResult::None),
     }
+}
+
+/// The procedure stops server `id` (named `server`): records a stop while the others did not
+/// form a quorum, and the allocations the stop kills (or a drain that reported complete too
+/// early), then stops it.
+fn stop(run: &mut SimWorld, server: &str, id: ServerId) {
+    let w = &run.world;
+    if !others_form_quorum(w, id) {
+        let wedged = w.leader().filter(|&l| l != id && w.is_wedged(l));
+        let why = wedged.map_or(String::new(), |l| {
+            format!(
+                " (leader {} had not established leadership)",
+                w.server_name(l)
+            )
+        });
+        run.unsafe_stops
+            .push(format!("{server} at {} ms{why}", run.ms()));
+    }
+    // Only the stop of a running agent kills its allocations. A frozen or dead agent's node
+    // misses its heartbeats and is marked down, its allocations lost, whether or not it is
+    // stopped now: the stop loses nothing more (the fault did). The procedure stops one
+    // without a drain only when autopilot has removed it from the Raft configuration (see
+    // `Procedure::fence_candidate`).
+    use rehearse_sim::state::ProcessState;
+    let running = matches!(
+        run.world.process_state(id),
+        ProcessState::Running | ProcessState::Starting
+    );
+    let allocs = if running {
+        run.world.allocations_running_now(id)
+    } else {
+        0
+    };
+    if allocs > 0 && run.world.drain_complete(id) {
+        run.early_stops.push(format!(
+            "stopped {server} at {} ms while {allocs} allocations were still running on it: its drain had reported complete (hashicorp/nomad#14293)",
+            run.ms()
+        ));
+    } else if allocs > 0 {
+        run.lost_allocs.push(format!(
+            "lost allocations: stopped {server} at {} ms with {allocs} allocations running on it and no completed drain; they were killed, not migrated",
+            run.ms()
+        ));
+    }
+    run.world.stop(id, StopMode::Graceful);
 }
 
 /// Ground truth: are the voters other than `id` (newest configuration) that are healthy a
@@ -815,56 +823,8 @@ fn judge(
     for v in w.violations() {
         problems.push(format!("{}: {}", v.invariant, v.detail));
     }
-    // Allocations a drain deadline stopped before they were migrated were killed, not moved:
-    // the same harm as a stop without a completed drain, so they go the same way (the
-    // `LostAllocations` verdict) rather than into a class of their own.
-    let mut lost = run.lost_allocs.clone();
-    lost.extend(w.drain_deadline_stops().iter().map(|d| {
-        let (n, it) = if d.allocs == 1 {
-            ("allocation", "it was")
-        } else {
-            ("allocations", "they were")
-        };
-        format!(
-            "drain deadline reached on {} at {} ms: {} {n} of {} stopped before {it} migrated",
-            d.server,
-            d.at.as_nanos().saturating_sub(run.start_ns) / MS,
-            d.allocs,
-            d.job
-        )
-    }));
-    lost.extend(w.client_losses().iter().map(|c| {
-        let ms = |t: rehearse_sim::SimTime| t.as_nanos().saturating_sub(run.start_ns) / MS;
-        format!(
-            "lost allocations: stopped client {} at {} ms with {} allocations running on it and no completed drain; the leader marked it down at {} ms, before it came back, so they were lost, not migrated",
-            c.client,
-            ms(c.stopped_at),
-            c.allocs,
-            ms(c.marked_down_at)
-        )
-    }));
-    let verdict = match (problems.is_empty(), action) {
-        (false, _) => Verdict::Unsafe {
-            problems: problems.into_iter().chain(lost.iter().cloned()).collect(),
-        },
-        (true, _) if !lost.is_empty() => Verdict::LostAllocations {
-            problems: lost.clone(),
-        },
-        (true, Action::Done(_)) => match stall_problem(
-            !w.config().jobs.is_empty(),
-            &w.workload_outcome(),
-            w.workload_unrecovered(),
-        ) {
-            Some(p) => Verdict::StalledWorkload { problems: vec![p] },
-            None => Verdict::Completed,
-        },
-        (true, Action::Halt(r)) => Verdict::Halted {
-            reason: r.to_string(),
-        },
-        (true, _) => Verdict::Halted {
-            reason: "ended without a verdict".into(),
-        },
-    };
+    let lost = lost_allocations(&run, w);
+    let verdict = verdict_of(w, action, problems, &lost);
     let final_versions = (0..w.server_count())
         .map(|id| (w.server_name(id).to_string(), w.version(id).to_string()))
         .collect();
@@ -887,6 +847,68 @@ fn judge(
         client_problems,
         lost_allocations: lost,
         workload_plane: w.workload_outcome(),
+    }
+}
+
+/// The lost allocations of a run, one message each: those a stop without a completed drain
+/// lost (recorded by the run), those a drain deadline stopped, and those of a stopped client
+/// the leader marked down before it came back. Allocations a drain deadline stopped before
+/// they were migrated were killed, not moved: the same harm as a stop without a completed
+/// drain, so they go the same way (the `LostAllocations` verdict) rather than into a class of
+/// their own.
+fn lost_allocations(run: &SimWorld, w: &World) -> Vec<String> {
+    let ms = |t: rehearse_sim::SimTime| t.as_nanos().saturating_sub(run.start_ns) / MS;
+    let mut lost = run.lost_allocs.clone();
+    lost.extend(w.drain_deadline_stops().iter().map(|d| {
+        let (n, it) = if d.allocs == 1 {
+            ("allocation", "it was")
+        } else {
+            ("allocations", "they were")
+        };
+        format!(
+            "drain deadline reached on {} at {} ms: {} {n} of {} stopped before {it} migrated",
+            d.server,
+            ms(d.at),
+            d.allocs,
+            d.job
+        )
+    }));
+    lost.extend(w.client_losses().iter().map(|c| {
+        format!(
+            "lost allocations: stopped client {} at {} ms with {} allocations running on it and no completed drain; the leader marked it down at {} ms, before it came back, so they were lost, not migrated",
+            c.client,
+            ms(c.stopped_at),
+            c.allocs,
+            ms(c.marked_down_at)
+        )
+    }));
+    lost
+}
+
+/// The verdict of a run that ended with `action`: unsafe if anything in `problems`, else lost
+/// allocations, a stalled workload, completed or halted.
+fn verdict_of(w: &World, action: &Action, problems: Vec<String>, lost: &[String]) -> Verdict {
+    match (problems.is_empty(), action) {
+        (false, _) => Verdict::Unsafe {
+            problems: problems.into_iter().chain(lost.iter().cloned()).collect(),
+        },
+        (true, _) if !lost.is_empty() => Verdict::LostAllocations {
+            problems: lost.to_vec(),
+        },
+        (true, Action::Done(_)) => match stall_problem(
+            !w.config().jobs.is_empty(),
+            &w.workload_outcome(),
+            w.workload_unrecovered(),
+        ) {
+            Some(p) => Verdict::StalledWorkload { problems: vec![p] },
+            None => Verdict::Completed,
+        },
+        (true, Action::Halt(r)) => Verdict::Halted {
+            reason: r.to_string(),
+        },
+        (true, _) => Verdict::Halted {
+            reason: "ended without a verdict".into(),
+        },
     }
 }
 

@@ -197,6 +197,18 @@ fn versions(plan: &Plan, out: &mut Vec<Finding>) {
             k.fix_hint,
         ));
     }
+    client_versions(plan, out);
+    raft_protocols(plan, out);
+}
+
+/// R006 (clients newer than the servers) and R007 (clients older than the target's minimum).
+fn client_versions(plan: &Plan, out: &mut Vec<Finding>) {
+    use Severity::*;
+    let (p, from, to) = (
+        plan.cluster.product,
+        plan.cluster.version,
+        plan.upgrade.target,
+    );
     let clients = plan.client_version();
     // Client-only nodes exist when the plan counts them, or when it lists jobs (they run on
     // clients). A client newer than the servers it registers with is unsupported: servers
@@ -221,6 +233,16 @@ fn versions(plan: &Plan, out: &mut Vec<Finding>) {
             "upgrade the clients to the minimum first (then set clients.version), or pick an earlier target",
         ));
     }
+}
+
+/// R008 (a raft protocol the version does not run, or lowered) and R015 (nothing to upgrade).
+fn raft_protocols(plan: &Plan, out: &mut Vec<Finding>) {
+    use Severity::*;
+    let (p, from, to) = (
+        plan.cluster.product,
+        plan.cluster.version,
+        plan.upgrade.target,
+    );
     let proto = plan
         .upgrade
         .target_raft_protocol

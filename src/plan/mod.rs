@@ -939,6 +939,18 @@ impl Plan {
                 );
             }
         }
+        self.validate_placeholders(x, templates)
+    }
+
+    /// Every placeholder of `templates` (field, text) is a known key (`{binary}` only with both
+    /// binaries set) or a var on both sides, and `{host}` only when every server has an
+    /// address.
+    fn validate_placeholders(
+        &self,
+        x: &Execute,
+        templates: Vec<(String, &str)>,
+    ) -> Result<(), (String, String)> {
+        let err = |f: &str, m: String| Err((f.to_string(), m));
         for (field, t) in templates {
             for key in template_keys(t).map_err(|m| (field.clone(), m))? {
                 let known = TEMPLATE_KEYS.contains(&key)
