@@ -12,9 +12,11 @@
 //! timeouts stand for that).
 
 use crate::config::NetConfig;
+use crate::raft::Msg;
 use crate::rng::{SimRng, StatelessPrefix, StatelessRng};
 use crate::state::ServerId;
 use crate::steady::ForcedLats;
+use rehearse_model::time::SimTime;
 use std::collections::BTreeSet;
 
 /// The links between servers, their latency and loss, and the draws of messages' fates.
@@ -91,18 +93,26 @@ impl Network {
     /// The fate of a message from `from` to `to` sent now on an open link: `None` if it is
     /// lost, else its one-way latency. Draws from the sequential stream: the loss (only when
     /// the loss probability is above 0), then the latency (unless forced).
+    /// `now` and `msg` (the send time and the message) matter only to forced latencies that
+    /// mirror a steady period's draws (`steady::exact`).
     #[inline]
-    pub fn fate(&mut self, from: ServerId, to: ServerId) -> Option<u64> {
+    pub(crate) fn fate(
+        &mut self,
+        from: ServerId,
+        to: ServerId,
+        now: SimTime,
+        msg: &Msg,
+    ) -> Option<u64> {
         let loss = self.cfg.loss;
         if loss > 0.0 && self.rng.chance(loss) {
             return None;
         }
-        Some(match &self.forced {
+        Some(match self.forced.as_deref_mut() {
             None => {
                 let (lo, hi) = self.latency_range();
                 self.rng.range(lo, hi)
             }
-            Some(f) => f.latency(from, to),
+            Some(f) => f.latency(from, to, now, msg, &self.steady),
         })
     }
 
@@ -111,6 +121,16 @@ impl Network {
     #[inline]
     pub fn steady_round(&self, term: u64, x: u64) -> StatelessPrefix {
         self.steady.prefix(term, x)
+    }
+
+    /// Draws latencies from `stream` (a slow follower's lane in a steady period, see
+    /// `steady::lane`) until `force_latencies(None)`, keeping the forced slot's allocation.
+    pub(crate) fn force_lane(&mut self, stream: crate::rng::StatelessPrefix) {
+        let (lo, hi) = self.latency_range();
+        match self.forced.as_deref_mut() {
+            Some(ForcedLats::Lane { stream: s, .. }) => *s = stream,
+            _ => self.forced = Some(Box::new(ForcedLats::Lane { stream, lo, hi })),
+        }
     }
 
     /// Replaces the sequential latency draws by `lats` (or goes back to them with `None`).
@@ -154,6 +174,7 @@ impl Network {
 mod tests {
     use super::Network;
     use crate::config::NetConfig;
+    use crate::raft::Msg;
     use crate::rng::SimRng;
 
     fn net(seed: u64, lo: u64, hi: u64, loss: f64) -> Network {
@@ -166,7 +187,17 @@ mod tests {
     }
 
     fn fates(n: &mut Network, count: usize) -> Vec<Option<u64>> {
-        (0..count).map(|i| n.fate(i % 3, (i + 1) % 3)).collect()
+        let msg = Msg::TimeoutNow { term: 1 };
+        (0..count)
+            .map(|i| {
+                n.fate(
+                    i % 3,
+                    (i + 1) % 3,
+                    rehearse_model::time::SimTime::ZERO,
+                    &msg,
+                )
+            })
+            .collect()
     }
 
     #[test]

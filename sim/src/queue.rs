@@ -54,6 +54,14 @@ impl EventQueue {
         self.heap.pop().map(|Reverse(k)| split(k))
     }
 
+    /// Keeps only the events for which `keep(time, sequence, slot)` holds.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(SimTime, u64, u32) -> bool) {
+        self.heap.retain(|Reverse(k)| {
+            let (at, seq, slot) = split(*k);
+            keep(at, seq, slot)
+        });
+    }
+
     /// Events queued.
     pub(crate) fn len(&self) -> usize {
         self.heap.len()

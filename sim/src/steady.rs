@@ -55,8 +55,10 @@
 //! snapshot checks (each still an event).
 
 mod exact;
+mod lane;
 
 pub(crate) use exact::ForcedLats;
+pub use exact::LaneCheck;
 
 use crate::raft::{Msg, quorum};
 use crate::rng::StatelessPrefix;
@@ -79,6 +81,8 @@ const DRAW_TICK: u64 = 1;
 const DRAW_WRITE: u64 = 2;
 /// The heartbeat a write's broadcast sends beside a tick's batch still in flight.
 const DRAW_BESIDE: u64 = 3;
+/// A slow follower's lane (`lane`): each message, keyed by its send time.
+const DRAW_LANE: u64 = 4;
 
 /// The state of a steady period.
 #[derive(Debug, Clone)]
@@ -137,6 +141,10 @@ pub(crate) struct Steady {
     /// Closed-form write rounds whose effects on the followers are not carried out yet (see
     /// `Rounds`).
     rounds: Option<Rounds>,
+    /// The slow follower among `followers` (its disk delays every write), if any: its messages
+    /// run in its lane (see `lane`), not in the closed form.
+    slow: [bool; MAX_SERVERS],
+    lane: Option<lane::Lane>,
 }
 
 /// The write rounds since the followers were last brought up to date. Rounds never overlap
@@ -216,6 +224,11 @@ impl World {
     /// message is in flight.
     pub(crate) fn try_enter_steady(&mut self) {
         if let Some(mut st) = self.steady_candidate() {
+            // A slow follower's messages in flight become its lane's.
+            if let Some(lane) = st.lane.as_mut() {
+                let msgs = self.take_msgs_of(lane.f);
+                lane.adopt(msgs);
+            }
             // Their pending heartbeat, lease and follower timers become stale: steady mode
             // keeps those schedules until it hands them back.
             for i in 0..st.n {
@@ -246,6 +259,7 @@ impl World {
                 }
                 pr.inflight = true;
             }
+            self.steady_entered += 1;
             self.steady = Some(st);
         }
     }
@@ -311,10 +325,16 @@ impl World {
             nd: 0,
             down_voters: 0,
             need: 0,
+            slow: [false; MAX_SERVERS],
+            lane: None,
         });
         for p in ls.vol.config.iter().filter(|p| p.id != l) {
             let deaf = self.follower_deaf(l, p, rtt);
-            if !deaf && !self.follower_steady(l, p, rtt) {
+            let slow = !deaf && st.lane.is_none() && self.follower_slow(l, p, rtt);
+            if slow {
+                st.lane = Some(lane::Lane::new(p.id));
+                st.slow[st.n] = true;
+            } else if !deaf && !self.follower_steady(l, p, rtt) {
                 if !self.peer_down(p) {
                     return None;
                 }
@@ -333,14 +353,26 @@ impl World {
         // The leader and the running voters must be a quorum on their own: otherwise writes
         // do not commit and the lease lapses, which steady mode does not model.
         // Deaf voters never answer: they count like down ones.
+        // So do slow ones: their answers come after the others' (see `lane`).
         let voters = st.voter[..st.n].iter().filter(|&&v| v).count();
-        let up_voters = (0..st.n).filter(|&i| st.voter[i] && !st.deaf[i]).count();
+        let up_voters = (0..st.n)
+            .filter(|&i| st.voter[i] && !st.deaf[i] && !st.slow[i])
+            .count();
         if up_voters + 1 < quorum(voters + st.down_voters + 1) {
             return None;
         }
         st.need = quorum(voters + st.down_voters + 1) - 1;
+        // Messages in flight: only on the slow follower's link with the leader (its lane's).
+        if self.msgs_in_flight > 0 {
+            let m = self.msgs_in_flight;
+            let f = st.lane.as_ref()?.f;
+            if u64::from(self.msgs_by[f]) != m || u64::from(self.msgs_by[l]) != m {
+                return None;
+            }
+        }
         let deaf = st.deaf[..st.n].iter().filter(|&&d| d).count();
-        st.round_messages = (2 * st.n - deaf) as u64;
+        let slow = usize::from(st.lane.is_some());
+        st.round_messages = (2 * (st.n - slow) - deaf) as u64;
         Some(st)
     }
 
@@ -378,6 +410,46 @@ impl World {
     /// form counting its answers before that). The same holds for a follower cut off both ways
     /// (then it is down) and for the followers of a leader cut off both ways (no period).
     fn follower_steady(&self, l: ServerId, p: &crate::state::Peer, rtt: u64) -> bool {
+        self.servers[p.id].disk_delay_ns == 0 && self.follower_caught_up(l, p, rtt)
+    }
+
+    /// Whether peer `p` of leader `l` is a slow follower that can run in a lane (see `lane`):
+    /// a running follower of `l` in its term whose disk delays every stored write by more
+    /// than the longest round trip (so its answers come after the others'), in fresh contact
+    /// (fresh enough to stay so until the first elided tick lands), whose next batch and
+    /// heartbeat come from the leader's log (no snapshot to install), and able to apply
+    /// everything the leader holds. Unlike a steady follower it may be behind, with a batch,
+    /// its answer or a heartbeat in flight: the lane takes those messages over.
+    fn follower_slow(&self, l: ServerId, p: &crate::state::Peer, rtt: u64) -> bool {
+        let ls = &self.servers[l];
+        let s = &self.servers[p.id];
+        let pr = &ls.vol.progress[p.id];
+        let ht = self.cfg.heartbeat_timeout_ns();
+        let (hb, now) = (ht / 10, self.now);
+        s.disk_delay_ns > rtt
+            && s.proc == ProcessState::Running
+            && self.net.link_open(p.id, l)
+            && self.net.link_open(l, p.id)
+            && s.vol.role == Role::Follower
+            && s.disk.term == ls.disk.term
+            && s.vol.leader == Some(l)
+            && p.addr_gen == s.addr_gen
+            && pr.snapshot_inflight.is_none()
+            && pr.next >= ls.disk.log_start()
+            && ls.disk.term_at(pr.next - 1).is_some()
+            && ls.disk.term_at(pr.matched).is_some()
+            && s.vol
+                .last_contact
+                .is_some_and(|c| now.since(c) + hb + rtt < ht)
+            && (s.vol.applied + 1..=ls.disk.last_index()).all(|i| {
+                ls.disk
+                    .entry(i)
+                    .is_some_and(|e| self.unreadable(p.id, e).is_none())
+            })
+    }
+
+    /// `follower_steady` without the disk.
+    fn follower_caught_up(&self, l: ServerId, p: &crate::state::Peer, rtt: u64) -> bool {
         let ls = &self.servers[l];
         let (term, last, last_term) = (ls.disk.term, ls.disk.last_index(), ls.disk.last_term());
         let ht = self.cfg.heartbeat_timeout_ns();
@@ -390,7 +462,6 @@ impl World {
             && s.disk.term == term
             && s.vol.leader == Some(l)
             && p.addr_gen == s.addr_gen
-            && s.disk_delay_ns == 0
             && s.disk.last_index() == last
             && s.disk.last_term() == last_term
             && !pr.inflight
@@ -507,8 +578,10 @@ impl World {
     pub(crate) fn settle_steady_server(&mut self, id: ServerId) {
         if let Some(mut st) = self.steady.take() {
             // The rounds first: the follower's snapshot takes its log and applied index.
+            let now = self.now;
+            self.lane_catch_up(&mut st, now);
             self.flush_rounds(&mut st);
-            if let Some(i) = (0..st.n).find(|&i| st.followers[i] == id) {
+            if let Some(i) = (0..st.n).find(|&i| st.followers[i] == id && !st.slow[i]) {
                 let ticks = self.settle_ticks(&st);
                 self.settle_follower(&st, i, &ticks, Apply::Now);
             }
@@ -520,10 +593,9 @@ impl World {
     /// has a deaf follower, the period ends first (compaction could take the matched index
     /// its heartbeats carry, which `follower_deaf` relies on; snapshots are minutes apart).
     pub(crate) fn leave_steady_if_compaction_matters(&mut self, id: ServerId) {
-        let deaf = self
-            .steady
-            .as_ref()
-            .is_some_and(|st| st.leader == id && st.deaf[..st.n].contains(&true));
+        let deaf = self.steady.as_ref().is_some_and(|st| {
+            st.leader == id && (st.deaf[..st.n].contains(&true) || st.lane.is_some())
+        });
         if deaf {
             self.leave_steady();
         }
@@ -537,14 +609,18 @@ impl World {
     /// so (an autopilot refresh and an episode read contact, commit and log, not what was
     /// applied).
     fn settle_as(&mut self, st: &mut Steady, apply: Apply) {
-        self.flush_rounds(st);
         let now = self.now;
+        // The lane before the rounds: it must not see the others' progress ahead of its time.
+        self.lane_catch_up(st, now);
+        self.flush_rounds(st);
         // Ticks whose round trips are surely over: count their messages.
         let done = now.0.checked_sub(st.tick0.0 + 2 * st.lat_hi);
         let done = done.map_or(0, |d| d / st.hb_ns + 1);
         if done > st.counted {
-            // A deaf follower's answers are dropped where they are sent: not counted.
-            let per_tick = 2 * st.n - st.deaf[..st.n].iter().filter(|&&d| d).count();
+            // A deaf follower's answers are dropped where they are sent: not counted. A slow
+            // follower's messages are its lane's.
+            let slow = usize::from(st.lane.is_some());
+            let per_tick = 2 * (st.n - slow) - st.deaf[..st.n].iter().filter(|&&d| d).count();
             self.metrics.messages += per_tick as u64 * (done - st.counted);
             st.counted = done;
         }
@@ -580,6 +656,9 @@ impl World {
     ) {
         if st.deaf[i] {
             return self.settle_deaf(st, i);
+        }
+        if st.slow[i] {
+            return;
         }
         let now = self.now;
         let f = st.followers[i];
@@ -677,6 +756,7 @@ impl World {
         };
         self.settle(&mut st);
         self.materialize_tick(&mut st);
+        self.lane_hand_back(&mut st);
         let k = st.next_tick(self.now);
         self.hand_back_timers(&st, k);
     }
@@ -698,6 +778,9 @@ impl World {
             let live = k == km && st.tick(k) > st.last_round;
             let tick = self.tick_hash(st, k);
             for i in 0..st.n {
+                if st.slow[i] {
+                    continue;
+                }
                 let f = st.followers[i];
                 let (a, b) = Self::tick_lats(st, &tick, f);
                 let d = st.tick(k).plus(a);
@@ -868,8 +951,9 @@ impl World {
         let Some(mut st) = self.steady.take() else {
             return false;
         };
-        // The exact check (tests): the world before the round, to run it again both ways.
-        let pre = self.exact_check.then(|| exact::before_round(self, &st));
+        // The exact check (tests): the world before the round, to run it again both ways. (Not
+        // with a lane: the round would run the slow follower's messages with fresh draws.)
+        let pre = (self.exact_check && st.lane.is_none()).then(|| exact::before_round(self, &st));
         if self.write_round(&mut st, l, id) {
             if let Some(pre) = pre {
                 exact::check_round(&pre, l, id);
@@ -877,6 +961,12 @@ impl World {
             }
             self.steady = Some(st);
             return true;
+        }
+        if st.lane.is_some() {
+            // Episodes have no lane: the period ends, and the write takes the normal path.
+            self.steady = Some(st);
+            self.leave_steady();
+            return false;
         }
         if self.write_episode(&mut st, l, id) {
             self.steady = Some(st);
@@ -895,6 +985,7 @@ impl World {
     fn write_round(&mut self, st: &mut Steady, l: ServerId, id: u64) -> bool {
         debug_assert_eq!(st.leader, l);
         let now = self.now;
+        self.lane_catch_up(st, now);
         // The last tick's round must be over (answers at exactly now would come after us).
         let recent =
             |k: &u64| st.tick(*k) > st.last_round && now.since(st.tick(*k)) < 2 * st.lat_hi;
@@ -902,7 +993,7 @@ impl World {
         let last_tick = st.last_tick(now);
         if let Some(km) = last_tick.filter(recent) {
             let tick = self.tick_hash(st, km);
-            for i in 0..st.n {
+            for i in (0..st.n).filter(|&i| !st.slow[i]) {
                 let (a, b) = Self::tick_lats(st, &tick, st.followers[i]);
                 if st.tick(km).plus(a + b) >= now {
                     return false;
@@ -926,6 +1017,9 @@ impl World {
         let mut answers = [u64::MAX; MAX_SERVERS];
         let n = st.n;
         for (i, answer) in answers[..n].iter_mut().enumerate() {
+            if st.slow[i] {
+                continue;
+            }
             let (a, b) = Self::steady_lats(st, &round, DRAW_WRITE, st.followers[i]);
             longest = longest.max(a + b);
             if st.voter[i] & !st.deaf[i] {
@@ -978,6 +1072,9 @@ impl World {
             commit: commit.min(idx),
         });
         self.metrics.messages += st.round_messages;
+        // The write's broadcast reaches the slow follower through its lane, with the commit
+        // index before the round.
+        self.lane_send_now(st);
         // The leader commits on the answer that completes a quorum (itself included): what
         // `advance_commit` does on that answer, as every answering voter matches `idx` then.
         if need > 0 {
@@ -985,6 +1082,9 @@ impl World {
             self.servers[l].vol.commit = idx;
             let quorum_at = now.plus(nth_smallest(&answers[..n], need - 1));
             self.at(quorum_at, |w| w.apply_committed(l));
+            if let Some(lane) = st.lane.as_mut() {
+                lane.committed_later(quorum_at, commit);
+            }
         }
         st.last_round = now;
         true
@@ -1001,6 +1101,9 @@ impl World {
         let l = st.leader;
         let round = self.round_hash(st, r.idx);
         for i in 0..st.n {
+            if st.slow[i] {
+                continue;
+            }
             let f = st.followers[i];
             let (a, b) = Self::steady_lats(st, &round, DRAW_WRITE, f);
             let d = r.sent.plus(a);

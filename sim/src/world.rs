@@ -353,9 +353,14 @@ pub struct World {
     /// closed-form rounds must end by then.
     pub(crate) limit: SimTime,
     /// Message events in the queue.
-    msgs_in_flight: u64,
+    pub(crate) msgs_in_flight: u64,
+    /// Per server: messages queued from it or to it (a slow follower's lane takes them over
+    /// when they are all on its link with the leader, see `steady::lane`).
+    pub(crate) msgs_by: [u32; MAX_SERVERS],
     /// Whether quiet periods may be elided (on unless switched off for validation).
     pub(crate) elision: bool,
+    /// Steady periods entered so far (the exact check of a lane tells periods apart by it).
+    pub(crate) steady_entered: u64,
     /// While a steady period runs an episode: its local message queue, in delivery order.
     pub(crate) episode: Option<VecDeque<LocalMsg>>,
     /// The last episode's emptied queue, kept for the next one (its allocation is reused).
@@ -634,10 +639,12 @@ impl World {
             steady: None,
             limit: SimTime::ZERO,
             msgs_in_flight: 0,
+            msgs_by: [0; MAX_SERVERS],
             episode: None,
             episode_spare: VecDeque::new(),
             episode_seq: 0,
             elision: true,
+            steady_entered: 0,
             clients,
             plane,
             dir: crate::node::Directory::default(),
@@ -721,8 +728,10 @@ impl World {
 
     fn push(&mut self, delay_ns: u64, ev: Ev) {
         assert!(self.queue.len() < QUEUE_MAX, "event queue overflow");
-        if matches!(ev, Ev::Msg { .. }) {
+        if let Ev::Msg { from, to, .. } = ev {
             self.msgs_in_flight += 1;
+            self.msgs_by[from] += 1;
+            self.msgs_by[to] += 1;
         }
         self.seq += 1;
         let at = self.now.plus(delay_ns);
@@ -866,16 +875,67 @@ impl World {
         self.now = at;
         self.metrics.events += 1;
         self.profile[ev_kind(&ev)] += 1;
-        if matches!(ev, Ev::Msg { .. }) {
+        if let Ev::Msg { from, to, .. } = ev {
             self.msgs_in_flight -= 1;
+            self.msgs_by[from] -= 1;
+            self.msgs_by[to] -= 1;
         }
         if self.is_steady() && !self.steady_keeps(&ev) {
             self.leave_steady();
         }
         self.dispatch(ev);
-        if self.msgs_in_flight == 0 && !self.is_steady() && self.elision {
+        if !self.is_steady() && self.elision && (self.msgs_in_flight == 0 || self.lane_may_adopt())
+        {
             self.try_enter_steady();
         }
+    }
+
+    /// Whether every message in flight is to or from one server with a slow disk: a steady
+    /// period may then run it in a lane (see `steady::lane`).
+    fn lane_may_adopt(&self) -> bool {
+        let m = self.msgs_in_flight;
+        self.servers
+            .iter()
+            .zip(&self.msgs_by)
+            .any(|(s, &n)| s.disk_delay_ns > 0 && u64::from(n) == m)
+    }
+
+    /// Takes every queued message to or from server `f` off the event queue, in delivery
+    /// order, as local messages numbered from the episode sequence (a slow follower's lane
+    /// takes them over).
+    pub(crate) fn take_msgs_of(&mut self, f: ServerId) -> Vec<LocalMsg> {
+        if self.msgs_by[f] == 0 {
+            return Vec::new();
+        }
+        let slab = &mut self.slab;
+        let mut taken = Vec::new();
+        self.queue.retain(|at, seq, slot| {
+            let hit = matches!(
+                &slab[slot as usize],
+                Some(Ev::Msg { from, to, .. }) if *from == f || *to == f
+            );
+            if hit && let Some(Ev::Msg { from, to, msg }) = slab[slot as usize].take() {
+                taken.push((at, seq, slot, from, to, msg));
+            }
+            !hit
+        });
+        taken.sort_by_key(|t| (t.0, t.1));
+        let mut out = Vec::with_capacity(taken.len());
+        for (at, _, slot, from, to, msg) in taken {
+            self.free.push(slot);
+            self.msgs_in_flight -= 1;
+            self.msgs_by[from] -= 1;
+            self.msgs_by[to] -= 1;
+            self.episode_seq += 1;
+            out.push(LocalMsg {
+                at,
+                seq: self.episode_seq,
+                from,
+                to,
+                msg,
+            });
+        }
+        out
     }
 
     /// Whether an event can run inside a steady period (everything else ends it first): the
@@ -1014,7 +1074,7 @@ impl World {
                 pr.inflight_until = self.now;
             }
         }
-        let Some(lat) = self.net.fate(from, to.id) else {
+        let Some(lat) = self.net.fate(from, to.id, self.now, &msg) else {
             return;
         };
         self.push_msg_at(self.now.plus(lat + extra_ns), from, to.id, msg);

@@ -75,3 +75,36 @@ fn closed_form_write_rounds_equal_message_by_message_rounds() {
         assert!(checked > acked / 4, "{case:?}: {checked} rounds checked");
     }
 }
+
+/// The exact check of a slow follower's lane (`World::check_lane`): five servers at 10
+/// writes/s, one follower's fsyncs taking 200 ms; every 50 ms of 15 s, while a steady period
+/// runs it in a lane, the next 300 ms (to just before a heartbeat tick) are run both ways —
+/// the period with its lane, and message by message with the period's draws forced on every
+/// message — and every server's Raft state must agree field for field.
+#[test]
+fn a_slow_followers_lane_is_the_same_as_its_messages_one_by_one() {
+    let (mut same, mut ended) = (0u64, 0u64);
+    for seed in 0..SEEDS {
+        let mut cfg = SimConfig::nomad(5, Version::new(1, 9, 7), seed);
+        cfg.workload.writes_per_sec = 10.0;
+        let mut w = World::new(cfg).unwrap();
+        w.run_for(5 * SEC);
+        let l = w.leader().expect("a leader after 5 s");
+        let slow = (0..5).rev().find(|&f| f != l).unwrap();
+        w.set_disk_delay(slow, 200 * rehearse_model::time::MS);
+        for _ in 0..300 {
+            w.run_for(50 * rehearse_model::time::MS);
+            match w.check_lane(300 * rehearse_model::time::MS) {
+                LaneCheck::Same => same += 1,
+                LaneCheck::Ended => ended += 1,
+                LaneCheck::NoLane => {}
+                LaneCheck::Differs(diff) => panic!("{diff}"),
+            }
+        }
+    }
+    println!("lane spans compared: {same} the same, {ended} ended before their end");
+    assert!(
+        same > 100 * SEEDS,
+        "most of the time runs in a lane: {same}"
+    );
+}

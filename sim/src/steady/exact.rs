@@ -13,27 +13,183 @@
 //! the send time, which the closed form leaves as it was); and the workload's counters.
 
 use super::{DRAW_WRITE, Steady};
+use crate::raft::Msg;
+use crate::rng::{StatelessPrefix, StatelessRng};
 use crate::state::{EntryKind, Server, ServerId};
 use crate::world::{MAX_SERVERS, World};
 use rehearse_model::time::SimTime;
 
-/// Latencies forced on the messages of one write round run message by message: the leader's
-/// AppendEntries to each follower, and each follower's answer.
+/// Latencies forced on messages instead of the network's sequential draws: those of one write
+/// round run message by message (the exact check: the leader's AppendEntries to each follower,
+/// and each follower's answer); a slow follower's messages inside a steady period (see
+/// `lane`), drawn from the stateless stream of their send time; or, for the exact check of a
+/// lane, every message of the period run message by message with the draws the period made.
+// Always behind the network's `Box`, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
-pub(crate) struct ForcedLats {
+pub(crate) enum ForcedLats {
+    Round {
+        leader: ServerId,
+        there: [u64; MAX_SERVERS],
+        back: [u64; MAX_SERVERS],
+    },
+    Lane {
+        stream: StatelessPrefix,
+        lo: u64,
+        hi: u64,
+    },
+    Mirror(Mirror),
+}
+
+/// The draws of a steady period with a lane, for its messages run one by one: a steady
+/// follower's heartbeat at a tick or write round's batch, and its answer; the slow follower's
+/// messages both ways.
+#[derive(Debug, Clone)]
+pub(crate) struct Mirror {
     leader: ServerId,
-    there: [u64; MAX_SERVERS],
+    slow: ServerId,
+    term: u64,
+    tick0: SimTime,
+    hb_ns: u64,
+    lo: u64,
+    hi: u64,
+    /// Per steady follower: the latency of its answer to the leader's last message.
     back: [u64; MAX_SERVERS],
 }
 
 impl ForcedLats {
-    /// The latency of a message from `from` to `to`. Peers outside the period (down) get
-    /// theirs at once: nothing reaches them, so only the order of no-ops depends on it.
-    pub(crate) fn latency(&self, from: ServerId, to: ServerId) -> u64 {
-        if from == self.leader {
-            self.there[to]
-        } else {
-            self.back[from]
+    /// The latency of a message `msg` from `from` to `to` sent at `now`. In a round, peers
+    /// outside the period (down) get theirs at once: nothing reaches them, so only the order
+    /// of no-ops depends on it.
+    pub(crate) fn latency(
+        &mut self,
+        from: ServerId,
+        to: ServerId,
+        now: SimTime,
+        msg: &Msg,
+        streams: &StatelessRng,
+    ) -> u64 {
+        match self {
+            ForcedLats::Round {
+                leader,
+                there,
+                back,
+            } => {
+                if from == *leader {
+                    there[to]
+                } else {
+                    back[from]
+                }
+            }
+            ForcedLats::Lane { stream, lo, hi } => lane_latency(stream, *lo, *hi, from, to),
+            ForcedLats::Mirror(m) => m.latency(from, to, now, msg, streams),
+        }
+    }
+}
+
+/// A lane message's latency (see `lane`): keyed by sender and receiver in its send time's
+/// stream.
+fn lane_latency(stream: &StatelessPrefix, lo: u64, hi: u64, from: ServerId, to: ServerId) -> u64 {
+    let who = super::DRAW_LANE << 56 | (from as u64) << 48 | (to as u64) << 40;
+    stream.pair_at(lo, hi, who).0
+}
+
+impl Mirror {
+    fn latency(
+        &mut self,
+        from: ServerId,
+        to: ServerId,
+        now: SimTime,
+        msg: &Msg,
+        streams: &StatelessRng,
+    ) -> u64 {
+        let (l, lo, hi) = (self.leader, self.lo, self.hi);
+        if from == self.slow || to == self.slow {
+            return lane_latency(&streams.prefix(self.term, now.0), lo, hi, from, to);
+        }
+        if from != l {
+            return self.back[from];
+        }
+        // The leader's message to a steady follower: a tick's (at a tick's time) or a write
+        // round's batch (keyed by its last index), drawn as `steady_lats` draws them.
+        let tick = now >= self.tick0 && now.since(self.tick0).is_multiple_of(self.hb_ns);
+        let (draw, x) = match msg {
+            _ if tick => (super::DRAW_TICK, now.0),
+            Msg::Append {
+                prev_index,
+                entries,
+                ..
+            } => (super::DRAW_WRITE, prev_index + entries.len() as u64),
+            _ => (super::DRAW_WRITE, 0),
+        };
+        let who = draw << 56 | (l as u64) << 48 | (to as u64) << 40;
+        let (a, b) = streams.prefix(self.term, x).pair_at(lo, hi, who);
+        self.back[to] = b;
+        a
+    }
+}
+
+/// What the exact check of a lane found (`World::check_lane`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaneCheck {
+    /// No steady period with a lane runs now.
+    NoLane,
+    /// The period ended before the span was over: nothing compared.
+    Ended,
+    /// The period and the same span message by message agree, field for field.
+    Same,
+    /// They differ: the field, the server and both values.
+    Differs(String),
+}
+
+impl World {
+    /// The exact check of a slow follower's lane (for tests): runs the steady period with a
+    /// lane that holds now for `span_ns` (or until just before the tick that follows), and the
+    /// same span message by message (the period ended now, its draws forced on every message),
+    /// and compares every server's Raft state at the end. The end falls just before a
+    /// heartbeat tick, when no steady follower's message is in flight.
+    pub fn check_lane(&self, span_ns: u64) -> LaneCheck {
+        let Some(st) = self.steady.as_ref() else {
+            return LaneCheck::NoLane;
+        };
+        let Some(slow) = st.lane.as_ref().map(|l| l.f) else {
+            return LaneCheck::NoLane;
+        };
+        let k = st.next_tick(self.now.plus(span_ns));
+        let end = SimTime(st.tick(k).0 - 1);
+        let entered = self.steady_entered;
+        let mirror = Mirror {
+            leader: st.leader,
+            slow,
+            term: st.term,
+            tick0: st.tick0,
+            hb_ns: st.hb_ns,
+            lo: st.lat_lo,
+            hi: st.lat_hi,
+            back: [0; MAX_SERVERS],
+        };
+        let mut closed = self.clone();
+        closed.exact_check = false;
+        closed.run_until(end);
+        let same_period = closed.steady_entered == entered
+            && closed.steady.as_ref().is_some_and(|st| st.lane.is_some());
+        if !same_period {
+            return LaneCheck::Ended;
+        }
+        let mut stepped = self.clone();
+        stepped.exact_check = false;
+        stepped.leave_steady();
+        stepped.elision = false;
+        stepped
+            .net
+            .force_latencies(Some(Box::new(ForcedLats::Mirror(mirror))));
+        stepped.run_until(end);
+        match same_raft_state(&closed, &stepped) {
+            Ok(()) => LaneCheck::Same,
+            Err(diff) => LaneCheck::Differs(format!(
+                "seed {}: a lane from {} ns to {} ns: {diff}",
+                self.cfg.seed, self.now.0, end.0
+            )),
         }
     }
 }
@@ -57,16 +213,12 @@ pub(super) fn check_round(pre: &(World, Steady), l: ServerId, id: u64) {
     let (pre, st) = (&pre.0, &pre.1);
     let idx = pre.servers[l].disk.last_index() + 1;
     let round = pre.round_hash(st, idx);
-    let mut lats = ForcedLats {
-        leader: l,
-        there: [0; MAX_SERVERS],
-        back: [0; MAX_SERVERS],
-    };
+    let (mut there, mut back) = ([0; MAX_SERVERS], [0; MAX_SERVERS]);
     let mut end = pre.now;
     for i in 0..st.n {
         let f = st.followers[i];
         let (a, b) = World::steady_lats(st, &round, DRAW_WRITE, f);
-        (lats.there[f], lats.back[f]) = (a, b);
+        (there[f], back[f]) = (a, b);
         end = end.max(pre.now.plus(if st.deaf[i] { a } else { a + b }));
     }
     let mut closed = pre.clone();
@@ -77,6 +229,11 @@ pub(super) fn check_round(pre: &(World, Steady), l: ServerId, id: u64) {
     );
     closed.steady = Some(cst);
     let mut stepped = pre.clone();
+    let lats = ForcedLats::Round {
+        leader: l,
+        there,
+        back,
+    };
     stepped.net.force_latencies(Some(Box::new(lats)));
     stepped.run_episode(Box::new(st.clone()), |w| {
         w.append_local(l, EntryKind::Write(id));
