@@ -962,15 +962,16 @@ impl World {
             self.steady = Some(st);
             return true;
         }
-        if st.lane.is_some() {
-            // Episodes have no lane: the period ends, and the write takes the normal path.
-            self.steady = Some(st);
-            self.leave_steady();
-            return false;
-        }
         if self.write_episode(&mut st, l, id) {
             self.steady = Some(st);
             return true;
+        }
+        if st.lane.is_some() {
+            // An episode message by message has no lane: the period ends, and the write takes
+            // the normal path.
+            self.steady = Some(st);
+            self.leave_steady();
+            return false;
         }
         self.run_episode(st, |w| {
             w.append_local(l, EntryKind::Write(id));
@@ -1166,6 +1167,9 @@ impl World {
     // Not inlined: see `run_episode`.
     #[inline(never)]
     fn write_episode(&mut self, st: &mut Steady, l: ServerId, id: u64) -> bool {
+        // The lane first: it must not see the others' progress ahead of its time.
+        let now = self.now;
+        self.lane_catch_up(st, now);
         self.flush_rounds(st);
         // Filled in place: an array of lanes returned by value is copied out (memcpy).
         let mut lanes = [Lane::default(); MAX_SERVERS];
@@ -1226,6 +1230,9 @@ impl World {
         let span = 2 * st.lat_hi;
         let mut worst = now.plus(span);
         for (i, lane) in plan.iter_mut().enumerate().take(st.n) {
+            if st.slow[i] {
+                continue;
+            }
             let f = st.followers[i];
             let (a, b) = Self::steady_lats(st, &round, DRAW_WRITE, f);
             if st.deaf[i] {
@@ -1283,7 +1290,7 @@ impl World {
         let (mut k_end, mut end) = (k0, end);
         while st.tick(k_end) <= end && k_end < k0 + EPISODE_TICKS_MAX as u64 {
             let (t, h) = (st.tick(k_end), self.tick_hash(st, k_end));
-            for i in 0..st.n {
+            for i in (0..st.n).filter(|&i| !st.slow[i]) {
                 let (a, b) = Self::tick_lats(st, &h, st.followers[i]);
                 end = end.max(t.plus(if st.deaf[i] { a } else { a + b }));
             }
@@ -1311,7 +1318,8 @@ impl World {
         self.settle_as(st, Apply::Later);
         if let Some(last) = st.last_tick(now) {
             // The earlier ticks' messages, counted as `materialize_tick` does.
-            let per_tick = 2 * st.n - st.deaf[..st.n].iter().filter(|&&d| d).count();
+            let slow = usize::from(st.lane.is_some());
+            let per_tick = 2 * (st.n - slow) - st.deaf[..st.n].iter().filter(|&&d| d).count();
             let from = st.counted.min(last + 1);
             self.metrics.messages += per_tick as u64 * (last + 1 - from);
             st.counted = st.counted.max(last + 1);
@@ -1323,10 +1331,19 @@ impl World {
         let ls = &mut self.servers[l];
         ls.disk.log.push(entry.clone());
         ls.vol.progress[l].matched = ep.idx;
+        // The write's broadcast reaches a slow follower through its lane, with the commit
+        // index before the write; the leader commits when the quorum's answer arrives.
+        self.lane_send_now(st);
+        if let Some(lane) = st.lane.as_mut() {
+            lane.committed_later(ep.committed, ep.commit0);
+        }
+        let ls = &mut self.servers[l];
         ls.vol.commit = ep.idx;
         self.at(ep.committed, |w| w.apply_committed(l));
         for (i, &lane) in lanes.iter().enumerate().take(st.n) {
-            self.episode_follower(st, l, (i, lane), &entry, ep);
+            if !st.slow[i] {
+                self.episode_follower(st, l, (i, lane), &entry, ep);
+            }
         }
         st.counted = st.counted.max(ep.k_end);
         self.now = ep.end;
@@ -1431,7 +1448,7 @@ impl World {
 fn episode_quorum(st: &Steady, lanes: &[Lane; MAX_SERVERS]) -> Option<SimTime> {
     let mut first = [SimTime(u64::MAX); MAX_SERVERS];
     let mut voters = 0;
-    for i in (0..st.n).filter(|&i| st.voter[i] && !st.deaf[i]) {
+    for i in (0..st.n).filter(|&i| st.voter[i] && !st.deaf[i] && !st.slow[i]) {
         first[voters] = lanes[i].answered;
         voters += 1;
     }

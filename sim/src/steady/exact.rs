@@ -53,8 +53,10 @@ pub(crate) struct Mirror {
     hb_ns: u64,
     lo: u64,
     hi: u64,
-    /// Per steady follower: the latency of its answer to the leader's last message.
+    /// Per steady follower: the latency of its answer to the leader's last batch, and to its
+    /// last heartbeat (a batch and a heartbeat beside it can be in flight together).
     back: [u64; MAX_SERVERS],
+    back_hb: [u64; MAX_SERVERS],
 }
 
 impl ForcedLats {
@@ -107,14 +109,34 @@ impl Mirror {
         if from == self.slow || to == self.slow {
             return lane_latency(&streams.prefix(self.term, now.0), lo, hi, from, to);
         }
+        let heartbeat = matches!(
+            msg,
+            Msg::Append {
+                heartbeat: true,
+                ..
+            }
+        ) || matches!(
+            msg,
+            Msg::AppendResp {
+                heartbeat: true,
+                ..
+            }
+        );
         if from != l {
-            return self.back[from];
+            return if heartbeat {
+                self.back_hb[from]
+            } else {
+                self.back[from]
+            };
         }
-        // The leader's message to a steady follower: a tick's (at a tick's time) or a write
-        // round's batch (keyed by its last index), drawn as `steady_lats` draws them.
+        // The leader's message to a steady follower: a tick's (at a tick's time), a write
+        // round's batch (keyed by its last index), or the heartbeat a write's broadcast sends
+        // beside a batch in flight (keyed by the write's index), drawn as `steady_lats` draws
+        // them.
         let tick = now >= self.tick0 && now.since(self.tick0).is_multiple_of(self.hb_ns);
         let (draw, x) = match msg {
             _ if tick => (super::DRAW_TICK, now.0),
+            Msg::Append { prev_index, .. } if heartbeat => (super::DRAW_BESIDE, prev_index + 1),
             Msg::Append {
                 prev_index,
                 entries,
@@ -124,7 +146,11 @@ impl Mirror {
         };
         let who = draw << 56 | (l as u64) << 48 | (to as u64) << 40;
         let (a, b) = streams.prefix(self.term, x).pair_at(lo, hi, who);
-        self.back[to] = b;
+        if heartbeat {
+            self.back_hb[to] = b;
+        } else {
+            self.back[to] = b;
+        }
         a
     }
 }
@@ -167,6 +193,7 @@ impl World {
             lo: st.lat_lo,
             hi: st.lat_hi,
             back: [0; MAX_SERVERS],
+            back_hb: [0; MAX_SERVERS],
         };
         let mut closed = self.clone();
         closed.exact_check = false;
