@@ -145,6 +145,9 @@ pub(crate) struct Steady {
     /// run in its lane (see `lane`), not in the closed form.
     slow: [bool; MAX_SERVERS],
     lane: Option<lane::Lane>,
+    /// Voters among `followers` whose answers count for a write's quorum: neither deaf nor
+    /// slow.
+    answering: [bool; MAX_SERVERS],
 }
 
 /// The write rounds since the followers were last brought up to date. Rounds never overlap
@@ -327,6 +330,7 @@ impl World {
             need: 0,
             slow: [false; MAX_SERVERS],
             lane: None,
+            answering: [false; MAX_SERVERS],
         });
         for p in ls.vol.config.iter().filter(|p| p.id != l) {
             let deaf = self.follower_deaf(l, p, rtt);
@@ -355,9 +359,10 @@ impl World {
         // Deaf voters never answer: they count like down ones.
         // So do slow ones: their answers come after the others' (see `lane`).
         let voters = st.voter[..st.n].iter().filter(|&&v| v).count();
-        let up_voters = (0..st.n)
-            .filter(|&i| st.voter[i] && !st.deaf[i] && !st.slow[i])
-            .count();
+        for i in 0..st.n {
+            st.answering[i] = st.voter[i] && !st.deaf[i] && !st.slow[i];
+        }
+        let up_voters = st.answering[..st.n].iter().filter(|&&a| a).count();
         if up_voters + 1 < quorum(voters + st.down_voters + 1) {
             return None;
         }
@@ -994,7 +999,9 @@ impl World {
         let last_tick = st.last_tick(now);
         if let Some(km) = last_tick.filter(recent) {
             let tick = self.tick_hash(st, km);
-            for i in (0..st.n).filter(|&i| !st.slow[i]) {
+            // (A slow follower's tick messages are its lane's; its draws here only make the
+            // test stricter.)
+            for i in 0..st.n {
                 let (a, b) = Self::tick_lats(st, &tick, st.followers[i]);
                 if st.tick(km).plus(a + b) >= now {
                     return false;
@@ -1017,13 +1024,12 @@ impl World {
         let mut longest = 0;
         let mut answers = [u64::MAX; MAX_SERVERS];
         let n = st.n;
+        // (A slow follower's round trip is its lane's; its draw here only makes the test
+        // stricter.)
         for (i, answer) in answers[..n].iter_mut().enumerate() {
-            if st.slow[i] {
-                continue;
-            }
             let (a, b) = Self::steady_lats(st, &round, DRAW_WRITE, st.followers[i]);
             longest = longest.max(a + b);
-            if st.voter[i] & !st.deaf[i] {
+            if st.answering[i] {
                 *answer = a + b;
             }
         }

@@ -80,7 +80,16 @@ impl World {
     /// Runs the lane of `st` (if any) up to `t`: every heartbeat tick's message to the slow
     /// follower and every message in flight that lands by then, through the ordinary
     /// handlers. Leaves the clock where it was.
+    #[inline]
     pub(super) fn lane_catch_up(&mut self, st: &mut Steady, t: SimTime) {
+        if st.lane.is_some() {
+            self.run_lane(st, t);
+        }
+    }
+
+    /// `lane_catch_up` with a lane (out of line: most periods have none).
+    #[inline(never)]
+    fn run_lane(&mut self, st: &mut Steady, t: SimTime) {
         let Some(mut lane) = st.lane.take() else {
             return;
         };
@@ -108,7 +117,16 @@ impl World {
 
     /// The leader's send to the slow follower now (a write's broadcast), after `lane_catch_up`
     /// to now.
+    #[inline]
     pub(super) fn lane_send_now(&mut self, st: &mut Steady) {
+        if st.lane.is_some() {
+            self.lane_send(st);
+        }
+    }
+
+    /// `lane_send_now` with a lane.
+    #[inline(never)]
+    fn lane_send(&mut self, st: &mut Steady) {
         if let Some(mut lane) = st.lane.take() {
             let now = self.now;
             self.lane_step(st, &mut lane, now, None);
