@@ -8,7 +8,8 @@
 //! a partition: nothing reaches it, the leader's link to it hangs, and its own timers and
 //! campaigns run as ordinary events whose messages the partition drops, touching nothing
 //! else; the running voters and the leader must still be a quorum); no other partition, no
-//! loss, no slow disk, and latencies short enough that a heartbeat round trip
+//! loss, no slow disk but on at most one follower the others are a quorum without (it runs in
+//! a lane, see `lane`), and latencies short enough that a heartbeat round trip
 //! ends before the next heartbeat (2·latency_max < HT/10). A rolling upgrade spends much of its
 //! time with one server down, so that counts as steady too. In that state the model's own rules
 //! make the elided events predictable:

@@ -17,18 +17,21 @@
 //! - the leader's log at a lane message's time is its log then: the lane catches up before
 //!   every write the period carries out, so nothing after the message is appended yet;
 //! - the leader's commit index is the one thing the period writes ahead of time (a closed-form
-//!   write round commits at once what its quorum acknowledges a round trip later): until that
-//!   time, the lane's handlers see the commit index before the round (`commit_until`);
-//! - the slow follower's answer never moves the leader's commit: it reports at most what the
-//!   leader held when it sent the batch, at least a disk delay earlier, and the others acknowledged
-//!   all of that within a round trip (the period requires the delay to be longer than the
-//!   longest round trip, and a quorum without the slow follower). The lane checks it.
-//! - the others' progress as the leader holds it may lag (rounds not carried out yet), never
-//!   lead: the lane catches up before the rounds are carried out.
+//!   round or episode commits at once what its quorum acknowledges a round trip later): until
+//!   that time, the lane's handlers see the commit index before the write (`commit_until`);
+//! - the leader's progress for the others may be ahead of a lane message's time (an episode
+//!   writes it at once), so the slow follower's answers skip the leader's commit step: they
+//!   never move the commit index. An answer reports at most what the leader held when it sent
+//!   the batch, at least a disk delay earlier, and the others acknowledged all of that within
+//!   a round trip (the period requires the delay to be longer than the longest round trip, and
+//!   a quorum without the slow follower); a debug assertion checks it.
 //!
-//! Not in a lane: a write that would be an episode (it meets a heartbeat round still in
-//! flight, or reaches the next tick) ends the period instead, and so does a snapshot on the
-//! leader (compaction could take the entries the slow follower still needs).
+//! The exact check (`exact`, `World::check_lane`) runs spans of a lane again message by
+//! message with the same draws and compares every server's Raft state.
+//!
+//! Not in a lane: a write that would run message by message (an episode the closed form does
+//! not cover) ends the period instead, and so does a snapshot on the leader (compaction could
+//! take the entries the slow follower still needs).
 
 use super::Steady;
 use crate::raft::Msg;
