@@ -372,7 +372,10 @@ impl World {
         if self.msgs_in_flight > 0 {
             let m = self.msgs_in_flight;
             let f = st.lane.as_ref()?.f;
-            if u64::from(self.msgs_by[f]) != m || u64::from(self.msgs_by[l]) != m {
+            if u64::from(self.msgs_by[f]) != m
+                || u64::from(self.msgs_by[l]) != m
+                || !self.only_appends_of(f)
+            {
                 return None;
             }
         }

@@ -905,6 +905,18 @@ impl World {
             .any(|(s, &n)| s.disk_delay_ns > 0 && u64::from(n) == m)
     }
 
+    /// Whether every queued message to or from server `f` is an AppendEntries or its answer
+    /// (what a slow follower's lane carries; anything else, a vote in flight, keeps it out).
+    pub(crate) fn only_appends_of(&self, f: ServerId) -> bool {
+        self.msgs_by[f] == 0
+            || self.slab.iter().flatten().all(|ev| match ev {
+                Ev::Msg { from, to, msg } if *from == f || *to == f => {
+                    matches!(msg, Msg::Append { .. } | Msg::AppendResp { .. })
+                }
+                _ => true,
+            })
+    }
+
     /// Takes every queued message to or from server `f` off the event queue, in delivery
     /// order, as local messages numbered from the episode sequence (a slow follower's lane
     /// takes them over).
