@@ -145,7 +145,7 @@ pub(crate) struct Steady {
     /// The slow follower among `followers` (its disk delays every write), if any: its messages
     /// run in its lane (see `lane`), not in the closed form.
     slow: [bool; MAX_SERVERS],
-    lane: Option<lane::Lane>,
+    lane: Option<lane::SlowLane>,
     /// Voters among `followers` whose answers count for a write's quorum: neither deaf nor
     /// slow.
     answering: [bool; MAX_SERVERS],
@@ -337,7 +337,7 @@ impl World {
             let deaf = self.follower_deaf(l, p, rtt);
             let slow = !deaf && st.lane.is_none() && self.follower_slow(l, p, rtt);
             if slow {
-                st.lane = Some(lane::Lane::new(p.id));
+                st.lane = Some(lane::SlowLane::new(p.id));
                 st.slow[st.n] = true;
             } else if !deaf && !self.follower_steady(l, p, rtt) {
                 if !self.peer_down(p) {

@@ -42,7 +42,7 @@ use std::collections::VecDeque;
 
 /// The lane of a steady period's slow follower.
 #[derive(Debug, Clone)]
-pub(super) struct Lane {
+pub(super) struct SlowLane {
     /// The slow follower.
     pub(super) f: ServerId,
     /// Its messages in flight (to it and from it), in delivery order.
@@ -55,9 +55,9 @@ pub(super) struct Lane {
     commit_before: u64,
 }
 
-impl Lane {
-    pub(super) fn new(f: ServerId) -> Lane {
-        Lane {
+impl SlowLane {
+    pub(super) fn new(f: ServerId) -> SlowLane {
+        SlowLane {
             f,
             q: VecDeque::new(),
             next_tick: 0,
@@ -140,7 +140,7 @@ impl World {
 
     /// One lane step at `at`: the leader's send to the slow follower (`m` None: a tick, or a
     /// write's broadcast), or the delivery of `m`. What it sends joins the lane's queue.
-    fn lane_step(&mut self, st: &Steady, lane: &mut Lane, at: SimTime, m: Option<LocalMsg>) {
+    fn lane_step(&mut self, st: &Steady, lane: &mut SlowLane, at: SimTime, m: Option<LocalMsg>) {
         let l = st.leader;
         self.now = at;
         let commit = self.servers[l].vol.commit;
