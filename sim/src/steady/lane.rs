@@ -98,9 +98,10 @@ impl World {
         };
         let now = self.now;
         let before = self.events_queued();
+        self.open_lane(&mut lane);
         loop {
             let tick_at = st.tick(lane.next_tick);
-            let msg_at = lane.q.front().map(|m| m.at);
+            let msg_at = self.episode.as_ref().and_then(|q| q.front()).map(|m| m.at);
             let at = msg_at.map_or(tick_at, |m| m.min(tick_at));
             if at > t {
                 break;
@@ -109,10 +110,11 @@ impl World {
             if tick_at <= at {
                 lane.next_tick += 1;
                 self.lane_step(st, &mut lane, at, None);
-            } else if let Some(m) = lane.q.pop_front() {
+            } else if let Some(m) = self.episode.as_mut().and_then(VecDeque::pop_front) {
                 self.lane_step(st, &mut lane, at, Some(m));
             }
         }
+        self.close_lane(&mut lane);
         self.now = now;
         debug_assert_eq!(before, self.events_queued(), "a lane scheduled an event");
         st.lane = Some(lane);
@@ -132,14 +134,29 @@ impl World {
     fn lane_send(&mut self, st: &mut Steady) {
         if let Some(mut lane) = st.lane.take() {
             let now = self.now;
+            self.open_lane(&mut lane);
             self.lane_step(st, &mut lane, now, None);
+            self.close_lane(&mut lane);
             self.now = now;
             st.lane = Some(lane);
         }
     }
 
-    /// One lane step at `at`: the leader's send to the slow follower (`m` None: a tick, or a
-    /// write's broadcast), or the delivery of `m`. What it sends joins the lane's queue.
+    /// Before lane steps: the lane's queue becomes the local queue sends go to.
+    fn open_lane(&mut self, lane: &mut SlowLane) {
+        debug_assert!(self.episode.is_none(), "a lane inside an episode");
+        self.episode = Some(std::mem::take(&mut lane.q));
+    }
+
+    /// After lane steps: the network's own draws again, and the queue back in the lane.
+    fn close_lane(&mut self, lane: &mut SlowLane) {
+        self.net.force_latencies(None);
+        lane.q = self.episode.take().unwrap_or_default();
+    }
+
+    /// One lane step at `at` (between `open_lane` and `close_lane`): the leader's send to the
+    /// slow follower (`m` None: a tick, or a write's broadcast), or the delivery of `m`. What
+    /// it sends joins the lane's queue, with latencies from the stream of `at`.
     fn lane_step(&mut self, st: &Steady, lane: &mut SlowLane, at: SimTime, m: Option<LocalMsg>) {
         let l = st.leader;
         self.now = at;
@@ -148,7 +165,6 @@ impl World {
             self.servers[l].vol.commit = lane.commit_before;
         }
         let seen = self.servers[l].vol.commit;
-        self.episode = Some(std::mem::take(&mut lane.q));
         let stream = self.net.steady_round(st.term, at.0);
         self.net.force_lane(stream);
         match m {
@@ -190,8 +206,6 @@ impl World {
                 }
             }
         }
-        self.net.force_latencies(None);
-        lane.q = self.episode.take().unwrap_or_default();
         debug_assert_eq!(
             self.servers[l].vol.commit, seen,
             "the lane moved the commit"
