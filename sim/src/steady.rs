@@ -177,6 +177,42 @@ const EPISODE_STEPS_MAX: u32 = 100_000;
 const EPISODE_TICKS_MAX: usize = 8;
 
 impl Steady {
+    /// A period of leader `leader` in `term` entered at `now` with its log ending at `last`,
+    /// before its timers, latencies and peers are filled in (`World::steady_candidate`).
+    fn new(leader: ServerId, term: u64, last: u64, now: SimTime) -> Steady {
+        Steady {
+            leader,
+            term,
+            followers: [0; MAX_SERVERS],
+            n: 0,
+            voter: [false; MAX_SERVERS],
+            deaf: [false; MAX_SERVERS],
+            tick0: SimTime::ZERO,
+            hb_ns: 0,
+            lease0: SimTime::ZERO,
+            lease_ns: 0,
+            follower_timer: [SimTime::ZERO; MAX_SERVERS],
+            last_round: now,
+            last_real: now,
+            counted: 0,
+            lat_lo: 0,
+            lat_hi: 0,
+            leader_gen: 0,
+            gens: [0; MAX_SERVERS],
+            learned_at: [SimTime::ZERO; MAX_SERVERS],
+            round_messages: 0,
+            rounds: None,
+            plain_from: last + 1,
+            down: [0; MAX_SERVERS],
+            nd: 0,
+            down_voters: 0,
+            need: 0,
+            slow: [false; MAX_SERVERS],
+            lane: None,
+            answering: [false; MAX_SERVERS],
+        }
+    }
+
     fn tick(&self, k: u64) -> SimTime {
         self.tick0.plus(k * self.hb_ns)
     }
@@ -279,6 +315,25 @@ impl World {
         if self.net.config().loss > 0.0 || rtt >= hb || hb + rtt >= lease {
             return None;
         }
+        let (l, tick0, lease0) = self.steady_leader_now()?;
+        let ls = &self.servers[l];
+        let (term, last) = (ls.disk.term, ls.disk.last_index());
+        let mut st = Box::new(Steady::new(l, term, last, self.now));
+        (st.tick0, st.hb_ns, st.lease0, st.lease_ns) = (tick0, hb, lease0, lease);
+        (st.lat_lo, st.lat_hi) = (lat_lo, lat_hi);
+        self.sort_steady_peers(&mut st, rtt)?;
+        self.steady_quorum_holds(&mut st).then_some(())?;
+        self.steady_in_flight_is_lanes(&st).then_some(())?;
+        let deaf = st.deaf[..st.n].iter().filter(|&&d| d).count();
+        let slow = usize::from(st.lane.is_some());
+        st.round_messages = (2 * (st.n - slow) - deaf) as u64;
+        Some(st)
+    }
+
+    /// The one running leader, if it can lead a steady period now (no transfer under way, a
+    /// voter, nothing blocked but around it, everything it wrote committed and applied), with
+    /// the times its live heartbeat and lease timers fire.
+    fn steady_leader_now(&self) -> Option<(ServerId, SimTime, SimTime)> {
         let mut leaders = self
             .servers
             .iter()
@@ -291,49 +346,26 @@ impl World {
         if !self.blocked_only_around(l) {
             return None;
         }
-        let now = self.now;
-        let (term, last) = (ls.disk.term, ls.disk.last_index());
+        let last = ls.disk.last_index();
         if ls.vol.commit != last || ls.vol.applied != last {
             return None;
         }
-        let live = |s: &crate::state::Server, k: usize| {
-            let (at, generation) = s.vol.timer_at[k];
-            (generation == s.vol.role_gen && at > now).then_some(at)
-        };
-        let tick0 = live(ls, 1)?;
-        let lease0 = live(ls, 2)?;
-        let mut st = Box::new(Steady {
-            leader: l,
-            term,
-            followers: [0; MAX_SERVERS],
-            n: 0,
-            voter: [false; MAX_SERVERS],
-            deaf: [false; MAX_SERVERS],
-            tick0,
-            hb_ns: hb,
-            lease0,
-            lease_ns: lease,
-            follower_timer: [SimTime::ZERO; MAX_SERVERS],
-            last_round: now,
-            last_real: now,
-            counted: 0,
-            lat_lo,
-            lat_hi,
-            leader_gen: 0,
-            gens: [0; MAX_SERVERS],
-            learned_at: [SimTime::ZERO; MAX_SERVERS],
-            round_messages: 0,
-            rounds: None,
-            plain_from: last + 1,
-            down: [0; MAX_SERVERS],
-            nd: 0,
-            down_voters: 0,
-            need: 0,
-            slow: [false; MAX_SERVERS],
-            lane: None,
-            answering: [false; MAX_SERVERS],
-        });
-        for p in ls.vol.config.iter().filter(|p| p.id != l) {
+        Some((l, self.live_timer(l, 1)?, self.live_timer(l, 2)?))
+    }
+
+    /// When server `id`'s timer `k` fires next, if it is live (armed in its current role and
+    /// still ahead).
+    fn live_timer(&self, id: ServerId, k: usize) -> Option<SimTime> {
+        let s = &self.servers[id];
+        let (at, generation) = s.vol.timer_at[k];
+        (generation == s.vol.role_gen && at > self.now).then_some(at)
+    }
+
+    /// Sorts the leader's peers into the period's followers (steady, deaf or the one slow
+    /// one) and down peers; None if a peer is none of those.
+    fn sort_steady_peers(&self, st: &mut Steady, rtt: u64) -> Option<()> {
+        let l = st.leader;
+        for p in self.servers[l].vol.config.iter().filter(|p| p.id != l) {
             let deaf = self.follower_deaf(l, p, rtt);
             let slow = !deaf && st.lane.is_none() && self.follower_slow(l, p, rtt);
             if slow {
@@ -348,41 +380,44 @@ impl World {
                 st.down_voters += usize::from(p.voter);
                 continue;
             }
-            let s = &self.servers[p.id];
-            st.follower_timer[st.n] = live(s, 0)?;
+            st.follower_timer[st.n] = self.live_timer(p.id, 0)?;
             st.followers[st.n] = p.id;
             st.voter[st.n] = p.voter;
             st.deaf[st.n] = deaf;
             st.n += 1;
         }
-        // The leader and the running voters must be a quorum on their own: otherwise writes
-        // do not commit and the lease lapses, which steady mode does not model.
-        // Deaf voters never answer: they count like down ones.
-        // So do slow ones: their answers come after the others' (see `lane`).
+        Some(())
+    }
+
+    /// Whether the leader and the running voters are a quorum on their own (otherwise writes
+    /// do not commit and the lease lapses, which steady mode does not model); sets which
+    /// followers answer and how many answers a write needs. Deaf voters never answer: they
+    /// count like down ones. So do slow ones: their answers come after the others' (see
+    /// `lane`).
+    fn steady_quorum_holds(&self, st: &mut Steady) -> bool {
         let voters = st.voter[..st.n].iter().filter(|&&v| v).count();
         for i in 0..st.n {
             st.answering[i] = st.voter[i] && !st.deaf[i] && !st.slow[i];
         }
         let up_voters = st.answering[..st.n].iter().filter(|&&a| a).count();
-        if up_voters + 1 < quorum(voters + st.down_voters + 1) {
-            return None;
+        let quorum = quorum(voters + st.down_voters + 1);
+        st.need = quorum.saturating_sub(1);
+        up_voters + 1 >= quorum
+    }
+
+    /// Whether every message in flight is the slow follower's lane's: on its link with the
+    /// leader, AppendEntries and their answers only.
+    fn steady_in_flight_is_lanes(&self, st: &Steady) -> bool {
+        if self.msgs_in_flight == 0 {
+            return true;
         }
-        st.need = quorum(voters + st.down_voters + 1) - 1;
-        // Messages in flight: only on the slow follower's link with the leader (its lane's).
-        if self.msgs_in_flight > 0 {
-            let m = self.msgs_in_flight;
-            let f = st.lane.as_ref()?.f;
-            if u64::from(self.msgs_by[f]) != m
-                || u64::from(self.msgs_by[l]) != m
-                || !self.only_appends_of(f)
-            {
-                return None;
-            }
-        }
-        let deaf = st.deaf[..st.n].iter().filter(|&&d| d).count();
-        let slow = usize::from(st.lane.is_some());
-        st.round_messages = (2 * (st.n - slow) - deaf) as u64;
-        Some(st)
+        let m = self.msgs_in_flight;
+        let Some(f) = st.lane.as_ref().map(|lane| lane.f) else {
+            return false;
+        };
+        u64::from(self.msgs_by[f]) == m
+            && u64::from(self.msgs_by[st.leader]) == m
+            && self.only_appends_of(f)
     }
 
     /// Whether configuration entry `p` is a server whose process is down (stopped, crashed,
