@@ -60,9 +60,26 @@ impl Fake {
     }
 
     fn view(&self) -> ClusterView {
+        ClusterView {
+            leader: Some(self.leader.into()),
+            members: Ok(self.members()),
+            raft: Ok(self.raft()),
+            health: Ok(self.health()),
+            agents: self.agents(),
+            scheduler: None,
+            drained: Vec::new(),
+            write_accepted: Some(true),
+            nodes: Readout::NotApplicable,
+            allocs_running: Readout::NotApplicable,
+            workload: Readout::NotApplicable,
+        }
+    }
+
+    /// The autopilot health report: every server with its health and voter flag.
+    fn health(&self) -> AutopilotHealth {
         let voters: Vec<_> = self.servers.iter().filter(|s| s.3).collect();
         let healthy_voters = voters.iter().filter(|s| s.4).count() as i64;
-        let health = AutopilotHealth {
+        AutopilotHealth {
             healthy: self.servers.iter().all(|s| s.4),
             failure_tolerance: healthy_voters - (voters.len() / 2 + 1) as i64,
             leader: Some(self.leader.into()),
@@ -85,9 +102,12 @@ impl Fake {
                     stable_since_ms: Some(s.5),
                 })
                 .collect(),
-        };
-        let members = self
-            .servers
+        }
+    }
+
+    /// The Serf member list: every server alive, with the version it runs.
+    fn members(&self) -> Vec<Member> {
+        self.servers
             .iter()
             .map(|s| Member {
                 name: format!("{}.global", s.0).into(),
@@ -98,8 +118,12 @@ impl Fake {
                 id: s.0.into(),
                 nonvoter: false,
             })
-            .collect();
-        let raft = RaftConfiguration {
+            .collect()
+    }
+
+    /// The Raft configuration: every server not removed from it.
+    fn raft(&self) -> RaftConfiguration {
+        RaftConfiguration {
             index: 1,
             servers: self
                 .servers
@@ -114,9 +138,12 @@ impl Fake {
                     raft_protocol: 3,
                 })
                 .collect(),
-        };
-        let agents = self
-            .servers
+        }
+    }
+
+    /// Each server's agent self-report, or an unreachable error for a server that is down.
+    fn agents(&self) -> Vec<(SharedStr, Result<AgentSelf, ApiError>)> {
+        self.servers
             .iter()
             .map(|s| {
                 let a = if s.2 {
@@ -147,20 +174,7 @@ impl Fake {
                 };
                 (s.0.into(), a)
             })
-            .collect();
-        ClusterView {
-            leader: Some(self.leader.into()),
-            members: Ok(members),
-            raft: Ok(raft),
-            health: Ok(health),
-            agents,
-            scheduler: None,
-            drained: Vec::new(),
-            write_accepted: Some(true),
-            nodes: Readout::NotApplicable,
-            allocs_running: Readout::NotApplicable,
-            workload: Readout::NotApplicable,
-        }
+            .collect()
     }
 }
 
