@@ -305,6 +305,23 @@ fn procedure(plan: &Plan, out: &mut Vec<Finding>) {
             "use order = \"followers-then-leader\"")),
         Order::FollowersThenLeader => {}
     }
+    health_gate(plan, out);
+    if u.parallel > 1 {
+        out.push(finding(
+            "R011",
+            Error,
+            "upgrade.parallel",
+            format!("{} servers at once", u.parallel),
+            "set parallel = 1",
+        ));
+    }
+    transfer_and_rollback(plan, out);
+}
+
+/// R009 (a gate shorter than stabilization) and R010 (a gate on stale health or a non-voter).
+fn health_gate(plan: &Plan, out: &mut Vec<Finding>) {
+    use Severity::*;
+    let u = &plan.upgrade;
     let stab = plan.cluster.autopilot.server_stabilization_time;
     if u.gate.stable_for < stab {
         out.push(finding_owned("R009", Warning, "upgrade.gate.stable_for",
@@ -336,15 +353,12 @@ fn procedure(plan: &Plan, out: &mut Vec<Finding>) {
             ),
         ));
     }
-    if u.parallel > 1 {
-        out.push(finding(
-            "R011",
-            Error,
-            "upgrade.parallel",
-            format!("{} servers at once", u.parallel),
-            "set parallel = 1",
-        ));
-    }
+}
+
+/// R013 (no transfer API), R016 (in-place rollback impossible) and R014 (restore, no snapshot).
+fn transfer_and_rollback(plan: &Plan, out: &mut Vec<Finding>) {
+    use Severity::*;
+    let u = &plan.upgrade;
     let api = line_info(plan.cluster.product, plan.cluster.version)
         .is_ok_and(|l| l.transfer_leadership_api);
     if u.transfer_leadership && !api {
