@@ -756,6 +756,17 @@ impl Plan {
     }
 
     fn validate(&self) -> Result<(), (String, String)> {
+        self.validate_servers()?;
+        self.validate_versions()?;
+        self.validate_upgrade()?;
+        if let Some(x) = &self.execute {
+            self.validate_execute(x)?;
+        }
+        self.validate_jobs()
+    }
+
+    /// The server list is non-empty, within the simulator's size and has unique plain names.
+    fn validate_servers(&self) -> Result<(), (String, String)> {
         let err = |f: &str, m: String| Err((f.to_string(), m));
         let c = &self.cluster;
         if c.servers.is_empty() {
@@ -788,6 +799,13 @@ impl Plan {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// Every version is one the tables know, and the Raft settings are in range.
+    fn validate_versions(&self) -> Result<(), (String, String)> {
+        let err = |f: &str, m: String| Err((f.to_string(), m));
+        let c = &self.cluster;
         let known = |f: &str, v: Version| {
             line_info(c.product, v)
                 .map(|_| ())
@@ -811,6 +829,13 @@ impl Plan {
         if !(1..=10).contains(&self.raft_multiplier()) {
             return err("cluster.raft_multiplier", "must be between 1 and 10".into());
         }
+        Ok(())
+    }
+
+    /// The upgrade's parallelism, gate, client batches and verify settle are usable.
+    fn validate_upgrade(&self) -> Result<(), (String, String)> {
+        let err = |f: &str, m: String| Err((f.to_string(), m));
+        let c = &self.cluster;
         if self.upgrade.parallel == 0 {
             return err("upgrade.parallel", "must be at least 1".into());
         }
@@ -838,10 +863,7 @@ impl Plan {
                 "must be greater than 0: rescheduled allocations and redelivered evaluations need time".into(),
             );
         }
-        if let Some(x) = &self.execute {
-            self.validate_execute(x)?;
-        }
-        self.validate_jobs()
+        Ok(())
     }
 
     fn validate_jobs(&self) -> Result<(), (String, String)> {
