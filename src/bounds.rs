@@ -104,6 +104,18 @@ fn count(field: &str, n: u64, max: u64) -> Result<(), Bad> {
 /// Checks a parsed plan's numbers and durations against the limits, naming the field.
 pub fn plan(p: &Plan) -> Result<(), Bad> {
     // The server count is checked by `Plan::validate` (before its per-server checks).
+    plan_autopilot(p)?;
+    let max_nodes = rehearse_sim::clients::MAX_NODES as u64;
+    count("clients.count", p.clients.count as u64, max_nodes)?;
+    plan_upgrade(p)?;
+    if let Some(x) = &p.execute {
+        duration("execute.stop_timeout", x.stop_timeout, MAX_TIMER_NS)?;
+    }
+    plan_jobs(p)
+}
+
+/// Checks the plan's `[cluster.autopilot]` timers and counts against the limits.
+fn plan_autopilot(p: &Plan) -> Result<(), Bad> {
     let max_servers = rehearse_sim::world::MAX_SERVERS as u64;
     let a = &p.cluster.autopilot;
     duration(
@@ -125,9 +137,13 @@ pub fn plan(p: &Plan) -> Result<(), Bad> {
         "cluster.autopilot.min_quorum",
         a.min_quorum as u64,
         max_servers,
-    )?;
+    )
+}
+
+/// Checks the plan's `[upgrade]` numbers and durations, client batches included.
+fn plan_upgrade(p: &Plan) -> Result<(), Bad> {
+    let max_servers = rehearse_sim::world::MAX_SERVERS as u64;
     let max_nodes = rehearse_sim::clients::MAX_NODES as u64;
-    count("clients.count", p.clients.count as u64, max_nodes)?;
     let u = &p.upgrade;
     count("upgrade.parallel", u.parallel as u64, max_servers)?;
     duration("upgrade.install_time", u.install_time, MAX_INSTALL_NS)?;
@@ -151,10 +167,12 @@ pub fn plan(p: &Plan) -> Result<(), Bad> {
         "upgrade.verify.max_eval_backlog",
         u.verify.max_eval_backlog,
         MAX_EVAL_BACKLOG,
-    )?;
-    if let Some(x) = &p.execute {
-        duration("execute.stop_timeout", x.stop_timeout, MAX_TIMER_NS)?;
-    }
+    )
+}
+
+/// Checks the plan's job count and each job's groups (count, kill timeout, migrate stanza).
+fn plan_jobs(p: &Plan) -> Result<(), Bad> {
+    let max_nodes = rehearse_sim::clients::MAX_NODES as u64;
     count("jobs", p.jobs.len() as u64, MAX_JOBS)?;
     for (i, j) in p.jobs.iter().enumerate() {
         count(
