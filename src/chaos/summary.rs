@@ -4,7 +4,7 @@
 use super::explore::{Class, Totals};
 use super::pairs::How;
 use super::sample::thousands;
-use super::shard::Sweep;
+use super::shard::{PairSpaceInfo, Sweep};
 use std::collections::BTreeMap;
 
 /// What a sweep showed, for people: the same for a whole sweep and for its shards merged.
@@ -43,32 +43,7 @@ pub fn summary(s: &Sweep, t: &Totals, how: &BTreeMap<How, u64>) -> String {
         o.push('\n');
     }
     if let Some(p) = &s.pairs {
-        o += &format!(
-            "  pairs: {} ordered pairs at different steps, {} pruned as provably the same run as a kept one (a stop is a crash; a fault that never heals is the same whatever its duration): {} distinct\n",
-            thousands(p.raw),
-            thousands(p.raw - p.distinct),
-            thousands(p.distinct)
-        );
-        let taken = if p.taken < p.distinct {
-            format!(
-                "sampled {} of {} distinct pairs (sample seed {})",
-                thousands(p.taken),
-                thousands(p.distinct),
-                s.sample_seed
-            )
-        } else {
-            format!("all {} distinct pairs", thousands(p.distinct))
-        };
-        o += &format!("  {taken}; {}\n", p.coverage);
-        let n = |h: How| thousands(how.get(&h).copied().unwrap_or(0));
-        o += &format!(
-            "  pair runs: {} simulated; the same run as another on their seed: {} second fault after the run ended, {} second fault's role missing, {} crash of a server already down for good, {} landing like another pair\n",
-            n(How::Simulated),
-            n(How::Ended),
-            n(How::Missed),
-            n(How::Down),
-            n(How::Same)
-        );
+        o += &pair_lines(s, p, how);
     }
     if let Some(first) = &t.first_unsafe {
         o += &format!(
@@ -76,6 +51,44 @@ pub fn summary(s: &Sweep, t: &Totals, how: &BTreeMap<How, u64>) -> String {
             first.first_in_order
         );
     }
+    o += &unsafe_lines(s, t);
+    o
+}
+
+/// The summary's lines about a pair sweep: the pair space, the sample and how each pair ran.
+fn pair_lines(s: &Sweep, p: &PairSpaceInfo, how: &BTreeMap<How, u64>) -> String {
+    let mut o = format!(
+        "  pairs: {} ordered pairs at different steps, {} pruned as provably the same run as a kept one (a stop is a crash; a fault that never heals is the same whatever its duration): {} distinct\n",
+        thousands(p.raw),
+        thousands(p.raw - p.distinct),
+        thousands(p.distinct)
+    );
+    let taken = if p.taken < p.distinct {
+        format!(
+            "sampled {} of {} distinct pairs (sample seed {})",
+            thousands(p.taken),
+            thousands(p.distinct),
+            s.sample_seed
+        )
+    } else {
+        format!("all {} distinct pairs", thousands(p.distinct))
+    };
+    o += &format!("  {taken}; {}\n", p.coverage);
+    let n = |h: How| thousands(how.get(&h).copied().unwrap_or(0));
+    o += &format!(
+        "  pair runs: {} simulated; the same run as another on their seed: {} second fault after the run ended, {} second fault's role missing, {} crash of a server already down for good, {} landing like another pair\n",
+        n(How::Simulated),
+        n(How::Ended),
+        n(How::Missed),
+        n(How::Down),
+        n(How::Same)
+    );
+    o
+}
+
+/// The summary's lines on the first ten unsafe findings, each with its replay command.
+fn unsafe_lines(s: &Sweep, t: &Totals) -> String {
+    let mut o = String::new();
     let unsafe_findings = t.findings.iter().filter(|f| f.class == Class::Unsafe);
     for f in unsafe_findings.take(10) {
         let faults: Vec<String> = f.faults.iter().map(ToString::to_string).collect();
