@@ -445,6 +445,24 @@ fn dry_run(plan: &Plan, cfg: &ProcedureConfig, view: &ClusterView) -> ExecOutcom
     let (workload_unmet, short) = p.preflight_workload(view);
     unmet.extend(workload_unmet);
     out!("dry run (nothing will be changed; add --apply to act)");
+    print_cluster(view);
+    if !short.is_empty() {
+        out!(
+            "jobs already short (noted; the verification requires they get no worse): {}",
+            short.join(", ")
+        );
+    }
+    if unmet.is_empty() {
+        out!("preflight: ok");
+    } else {
+        out!("preflight: NOT ready: {}", unmet.join("; "));
+    }
+    print_steps(plan, cfg, view);
+    ExecOutcome::DryRun { unmet }
+}
+
+/// Prints what the dry run read: the leader, each server's version and Raft state, autopilot.
+fn print_cluster(view: &ClusterView) {
     out!("leader: {}", view.leader.as_deref().unwrap_or("none"));
     for (n, a) in &view.agents {
         match a {
@@ -465,17 +483,10 @@ fn dry_run(plan: &Plan, cfg: &ProcedureConfig, view: &ClusterView) -> ExecOutcom
             h.failure_tolerance
         );
     }
-    if !short.is_empty() {
-        out!(
-            "jobs already short (noted; the verification requires they get no worse): {}",
-            short.join(", ")
-        );
-    }
-    if unmet.is_empty() {
-        out!("preflight: ok");
-    } else {
-        out!("preflight: NOT ready: {}", unmet.join("; "));
-    }
+}
+
+/// Prints what an applied run would do: snapshot, each server (the leader last), verification.
+fn print_steps(plan: &Plan, cfg: &ProcedureConfig, view: &ClusterView) {
     let leader = view.leader.clone().unwrap_or_default();
     let mut order: Vec<&str> = plan
         .cluster
@@ -515,7 +526,6 @@ fn dry_run(plan: &Plan, cfg: &ProcedureConfig, view: &ClusterView) -> ExecOutcom
             cfg.verify.settle_ms / 1000
         );
     }
-    ExecOutcome::DryRun { unmet }
 }
 
 /// One attempt of an applied run: the procedure, the live driver and the journal.
