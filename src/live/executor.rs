@@ -648,6 +648,15 @@ fn install_side(rolling_back: bool) -> Side {
 }
 
 impl JournalRecorder {
+    /// Opens the run's journal for appending, with nothing in progress.
+    fn open(opts: &ExecOptions) -> Result<JournalRecorder, ExecError> {
+        Ok(JournalRecorder {
+            journal: Journal::open(&opts.journal).map_err(|e| ExecError::Input(e.to_string()))?,
+            installing: None,
+            gate_lines: GateLines::default(),
+        })
+    }
+
     fn log(&mut self, r: Record) -> Result<(), ExecError> {
         self.journal
             .write(&r)
@@ -741,11 +750,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
             Vec::new()
         };
         let clock = Clock::start(last_recorded_ms(&records));
-        let mut journal = JournalRecorder {
-            journal: Journal::open(&opts.journal).map_err(|e| ExecError::Input(e.to_string()))?,
-            installing: None,
-            gate_lines: GateLines::default(),
-        };
+        let mut journal = JournalRecorder::open(opts)?;
         if !resume && !already_done {
             journal.log(Record::Begin {
                 attempt,
@@ -762,23 +767,7 @@ impl<'a, C: ServerControl> Run<'a, C> {
         }
         announce(resume, attempt, opts, &cfg);
         Ok(Run {
-            driver: LiveDriver {
-                plan,
-                cluster,
-                control,
-                opts,
-                installed,
-                snapshots: Vec::new(),
-                probe: None,
-                interrupted: Arc::new(AtomicBool::new(false)),
-                drain_deadline_ms: cfg.drain_deadline_ms.unwrap_or(0),
-                client_drain_deadline_ms: cfg
-                    .client_batches
-                    .as_ref()
-                    .and_then(|c| c.drain_deadline_ms)
-                    .unwrap_or(0),
-                clock,
-            },
+            driver: LiveDriver::new(plan, cluster, control, opts, installed, &cfg, clock),
             journal,
             procedure: Procedure::new(cfg),
             replay,
@@ -884,7 +873,36 @@ impl<'a, C: ServerControl> Run<'a, C> {
     }
 }
 
-impl<C: ServerControl> LiveDriver<'_, C> {
+impl<'a, C: ServerControl> LiveDriver<'a, C> {
+    /// A driver for one attempt, with the drain deadlines of `cfg` and no snapshot or probe yet.
+    fn new(
+        plan: &'a Plan,
+        cluster: LiveCluster,
+        control: &'a C,
+        opts: &'a ExecOptions,
+        installed: Installed,
+        cfg: &ProcedureConfig,
+        clock: Clock,
+    ) -> LiveDriver<'a, C> {
+        LiveDriver {
+            plan,
+            cluster,
+            control,
+            opts,
+            installed,
+            snapshots: Vec::new(),
+            probe: None,
+            interrupted: Arc::new(AtomicBool::new(false)),
+            drain_deadline_ms: cfg.drain_deadline_ms.unwrap_or(0),
+            client_drain_deadline_ms: cfg
+                .client_batches
+                .as_ref()
+                .and_then(|c| c.drain_deadline_ms)
+                .unwrap_or(0),
+            clock,
+        }
+    }
+
     fn elapsed_s(&self) -> f64 {
         self.clock.elapsed_ms() as f64 / 1000.0
     }
