@@ -289,47 +289,8 @@ pub fn advise(
     jobs: usize,
     rate: &FailureRate,
 ) -> Result<(Vec<Recommendation>, Vec<Recommendation>), ReportError> {
-    let mut tried: Vec<(Candidate, Recommendation, bool)> = Vec::new();
-    for cand in candidates(plan) {
-        let after = assess(&cand.plan, seeds.clone(), jobs, rate)?.numbers;
-        let verdict = judge(&base.numbers, &after);
-        let ok = verdict.is_better();
-        let rec = Recommendation {
-            id: cand.id.to_string(),
-            title: cand.title.clone(),
-            change: cand.change.clone(),
-            before: base.numbers.clone(),
-            after,
-            verdict: verdict.into_text(),
-        };
-        tried.push((cand, rec, ok));
-    }
-    // Alternatives (one or two temporary servers; min_quorum or pausing cleanup): recommend
-    // the best of each group only.
-    let rank = |r: &Recommendation| {
-        (
-            r.after.unsafe_runs,
-            r.after.p_quorum_loss.to_bits(),
-            r.after.exposure_ms,
-            r.after.duration_ms,
-        )
-    };
-    for i in 0..tried.len() {
-        let group = group_of(tried[i].0.id);
-        let better = tried.iter().enumerate().find(|(j, (c, r, ok))| {
-            *j != i
-                && *ok
-                && group.is_some()
-                && group_of(c.id) == group
-                && (rank(r), *j) < (rank(&tried[i].1), i)
-        });
-        if let Some((_, (c, _, _))) = better.filter(|_| tried[i].2) {
-            let id = c.id;
-            tried[i].1.verdict =
-                format!("{}; but `{id}` does as well or better", tried[i].1.verdict);
-            tried[i].2 = false;
-        }
-    }
+    let mut tried = try_candidates(plan, base, seeds.clone(), jobs, rate)?;
+    keep_best_of_each_group(&mut tried);
     let mut yes = Vec::new();
     let mut no = Vec::new();
     let mut combined = plan.clone();
@@ -356,6 +317,62 @@ pub fn advise(
         });
     }
     Ok((yes, no))
+}
+
+/// Every candidate re-simulated on `seeds` and judged against `base` (true: better).
+fn try_candidates(
+    plan: &Plan,
+    base: &Assessment,
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+    rate: &FailureRate,
+) -> Result<Vec<(Candidate, Recommendation, bool)>, ReportError> {
+    let mut tried: Vec<(Candidate, Recommendation, bool)> = Vec::new();
+    for cand in candidates(plan) {
+        let after = assess(&cand.plan, seeds.clone(), jobs, rate)?.numbers;
+        let verdict = judge(&base.numbers, &after);
+        let ok = verdict.is_better();
+        let rec = Recommendation {
+            id: cand.id.to_string(),
+            title: cand.title.clone(),
+            change: cand.change.clone(),
+            before: base.numbers.clone(),
+            after,
+            verdict: verdict.into_text(),
+        };
+        tried.push((cand, rec, ok));
+    }
+    Ok(tried)
+}
+
+/// Withdraws a better candidate when another of its group does as well or better, saying so.
+fn keep_best_of_each_group(tried: &mut [(Candidate, Recommendation, bool)]) {
+    // Alternatives (one or two temporary servers; min_quorum or pausing cleanup): recommend
+    // the best of each group only.
+    let rank = |r: &Recommendation| {
+        (
+            r.after.unsafe_runs,
+            r.after.p_quorum_loss.to_bits(),
+            r.after.exposure_ms,
+            r.after.duration_ms,
+        )
+    };
+    for i in 0..tried.len() {
+        let group = group_of(tried[i].0.id);
+        let better = tried.iter().enumerate().find(|(j, (c, r, ok))| {
+            *j != i
+                && *ok
+                && group.is_some()
+                && group_of(c.id) == group
+                && (rank(r), *j) < (rank(&tried[i].1), i)
+        });
+        if let Some((_, (c, _, _))) = better.filter(|_| tried[i].2) {
+            let id = c.id;
+            tried[i].1.verdict =
+                format!("{}; but `{id}` does as well or better", tried[i].1.verdict);
+            tried[i].2 = false;
+        }
+    }
 }
 
 /// Candidates that are alternatives to one another.
