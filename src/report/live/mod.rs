@@ -38,6 +38,7 @@ use crate::plan::Plan;
 use crate::procedure::Action;
 use crate::rehearsal::{Outcome, Verdict};
 use banner::PartEnd;
+use fold::Folded;
 use read::{JournalRead, Part};
 use rehearse_sim::{Metrics, WorkloadStats};
 
@@ -66,18 +67,7 @@ pub fn build(
     rehearsed: Option<&Rehearsed>,
     rate: &FailureRate,
 ) -> Result<RiskReport, ReportError> {
-    let t0 = records
-        .first()
-        .map(Record::at_ms)
-        .ok_or_else(|| ReportError::Journal(format!("journal {journal_file}: no records")))?;
-    check_span(records, t0, journal_file)?;
-    let mut j = JournalRead::new(t0);
-    for r in records {
-        j.read(r);
-    }
-    if let Some(p) = plan {
-        j.st.servers = p.0.cluster.servers.iter().map(|s| s.name.clone()).collect();
-    }
+    let (mut j, t0) = read_journal(records, journal_file, plan.map(|p| p.0))?;
     let last_end = j.parts.last().map(|p| p.end.clone());
     let (outcome, reason, verdict, mut notes) =
         ending(last_end, std::mem::take(&mut j.finish_notes));
@@ -129,6 +119,27 @@ pub fn build(
                 .collect(),
         }),
     })
+}
+
+/// The journal read (servers named by the plan when given) and its first record's time.
+fn read_journal(
+    records: &[Record],
+    journal_file: &str,
+    plan: Option<&Plan>,
+) -> Result<(JournalRead, u64), ReportError> {
+    let t0 = records
+        .first()
+        .map(Record::at_ms)
+        .ok_or_else(|| ReportError::Journal(format!("journal {journal_file}: no records")))?;
+    check_span(records, t0, journal_file)?;
+    let mut j = JournalRead::new(t0);
+    for r in records {
+        j.read(r);
+    }
+    if let Some(p) = plan {
+        j.st.servers = p.cluster.servers.iter().map(|s| s.name.clone()).collect();
+    }
+    Ok((j, t0))
 }
 
 /// Refuses a journal whose records span more than [`crate::bounds::MAX_JOURNAL_SPAN_MS`]
@@ -218,29 +229,7 @@ fn timeline_of(j: &mut JournalRead, verdict: Verdict, rate: &FailureRate) -> Run
         backlog: Vec::new(),
     };
     let risk = reduce(vec![measured(f.segments.clone())], rate).risk;
-    let mut steps: Vec<StepRisk> = Vec::new();
-    for p in 0..j.parts.len() {
-        let idx: Vec<usize> = (0..f.segments.len())
-            .filter(|&i| f.part_of[i] == p)
-            .collect();
-        let segs: Vec<Segment> = idx.iter().map(|&i| f.segments[i].clone()).collect();
-        if segs.is_empty() {
-            continue;
-        }
-        // Within a part each step kind occurs once, in time order: the reduction's steps
-        // (ordered by kind) are the part's segments in order.
-        for (st, &i) in reduce(vec![measured(segs)], rate)
-            .steps
-            .into_iter()
-            .zip(&idx)
-        {
-            steps.push(StepRisk {
-                index: steps.len(),
-                name: names[i].clone(),
-                ..st
-            });
-        }
-    }
+    let steps = part_steps(j.parts.len(), &f, &names, measured, rate);
     let timeline = Timeline {
         seed: 0,
         why: String::new(),
@@ -274,6 +263,40 @@ fn timeline_of(j: &mut JournalRead, verdict: Verdict, rate: &FailureRate) -> Run
         segments: f.segments,
         part_of: f.part_of,
     }
+}
+
+/// Each of the `parts` reduced on its own: its steps in time order, named from `names`.
+fn part_steps(
+    parts: usize,
+    f: &Folded,
+    names: &[String],
+    measured: impl Fn(Vec<Segment>) -> Measured,
+    rate: &FailureRate,
+) -> Vec<StepRisk> {
+    let mut steps: Vec<StepRisk> = Vec::new();
+    for p in 0..parts {
+        let idx: Vec<usize> = (0..f.segments.len())
+            .filter(|&i| f.part_of[i] == p)
+            .collect();
+        let segs: Vec<Segment> = idx.iter().map(|&i| f.segments[i].clone()).collect();
+        if segs.is_empty() {
+            continue;
+        }
+        // Within a part each step kind occurs once, in time order: the reduction's steps
+        // (ordered by kind) are the part's segments in order.
+        for (st, &i) in reduce(vec![measured(segs)], rate)
+            .steps
+            .into_iter()
+            .zip(&idx)
+        {
+            steps.push(StepRisk {
+                index: steps.len(),
+                name: names[i].clone(),
+                ..st
+            });
+        }
+    }
+    steps
 }
 
 /// The steps' names, as a rehearsal names them; with several parts, after their part.
