@@ -236,30 +236,8 @@ fn run_units(
         in_shard(u, s.shard) && !done_units.contains(&(seeds[seed_pos], step))
     };
     let n_units = seeds.len() * groups.len();
-    let runs_todo: u64 = (0..seeds.len())
-        .flat_map(|sp| {
-            groups
-                .iter()
-                .map(move |(step, m)| (sp, *step, m.len() as u64))
-        })
-        .filter(|&(sp, step, _)| todo(sp, step))
-        .map(|(_, _, n)| n)
-        .sum();
-    let coll = Collector {
-        schedules: &s.scheds,
-        seeds,
-        left: (0..n_units)
-            .map(|u| AtomicUsize::new(groups[u % groups.len().max(1)].1.len()))
-            .collect(),
-        groups: g_of.clone(),
-        totals: (0..n_units).map(|_| Mutex::default()).collect(),
-        how: (0..n_units).map(|_| Default::default()).collect(),
-        out,
-        failed: Mutex::new(None),
-        finished: Mutex::new(Vec::new()),
-        fail_fast: args.fail_fast,
-        progress: Progress::new(runs_todo, Duration::from_secs(args.progress_every)),
-    };
+    let runs_todo = runs_to_do(s, &todo);
+    let coll = collector(args, s, g_of.clone(), out, runs_todo);
     let simulated = simulate(args, s, &coll, &todo);
     coll.progress.finish();
     let wall_s = coll.progress.started.elapsed().as_secs_f64();
@@ -290,6 +268,47 @@ fn run_units(
         finished,
         partial,
     })
+}
+
+/// How many runs the units `todo` selects hold.
+fn runs_to_do(s: &Setup, todo: &dyn Fn(usize, usize) -> bool) -> u64 {
+    let (seeds, groups) = (&s.seeds, &s.groups);
+    (0..seeds.len())
+        .flat_map(|sp| {
+            groups
+                .iter()
+                .map(move |(step, m)| (sp, *step, m.len() as u64))
+        })
+        .filter(|&(sp, step, _)| todo(sp, step))
+        .map(|(_, _, n)| n)
+        .sum()
+}
+
+/// A collector for every unit of the sweep, none of it run yet, with progress over `runs_todo`.
+fn collector<'a>(
+    args: &Args,
+    s: &'a Setup,
+    g_of: BTreeMap<usize, (usize, usize)>,
+    out: Option<&'a Out>,
+    runs_todo: u64,
+) -> Collector<'a> {
+    let (seeds, groups) = (&s.seeds, &s.groups);
+    let n_units = seeds.len() * groups.len();
+    Collector {
+        schedules: &s.scheds,
+        seeds,
+        left: (0..n_units)
+            .map(|u| AtomicUsize::new(groups[u % groups.len().max(1)].1.len()))
+            .collect(),
+        groups: g_of,
+        totals: (0..n_units).map(|_| Mutex::default()).collect(),
+        how: (0..n_units).map(|_| Default::default()).collect(),
+        out,
+        failed: Mutex::new(None),
+        finished: Mutex::new(Vec::new()),
+        fail_fast: args.fail_fast,
+        progress: Progress::new(runs_todo, Duration::from_secs(args.progress_every)),
+    }
 }
 
 /// Runs the schedules `todo` selects into the collector (pairs through the pair explorer);
