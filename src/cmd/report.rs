@@ -9,7 +9,10 @@
 
 use super::{load, prepare_dir, report_to};
 use crate::cli::{CliError, Verdict};
+use crate::plan::Plan;
 use crate::report::Options;
+use crate::report::measure::StepKind;
+use crate::report::model::RunbookStep;
 use crate::report::render::{Format, UnknownFormat, write_all};
 use crate::report::risk::FailureRate;
 use std::io::Write;
@@ -95,20 +98,7 @@ fn run_live(
     formats: &[Format],
     failure_rate: FailureRate,
 ) -> Result<Verdict, CliError> {
-    if !journal.is_file() {
-        return Err(CliError::new(format!(
-            "journal {}: no such file (the file `rehearse execute --apply --journal FILE` wrote)",
-            journal.display()
-        )));
-    }
-    let records =
-        crate::live::journal::Journal::read(journal).map_err(|e| CliError::new(e.to_string()))?;
-    if records.is_empty() {
-        return Err(CliError::new(format!(
-            "journal {}: no records (is it the journal of `rehearse execute --apply`?)",
-            journal.display()
-        )));
-    }
+    let records = read_journal(journal)?;
     let plan = args.plan.as_deref().map(load).transpose()?;
     if let Some(path) = &args.plan {
         check_plan_matches(journal, &records, path)?;
@@ -117,24 +107,10 @@ fn run_live(
     let plan_file = args.plan.as_ref().map(|p| p.display().to_string());
     let file = journal.display().to_string();
     // With the plan, each step is compared with the plan's rehearsal (fault-free seeds only).
-    let rehearsed = match &plan {
-        Some(p) => {
-            crate::bounds::seed_range(args.seed, args.seeds, "--seeds").map_err(CliError::new)?;
-            let opts = Options {
-                seeds: args.seeds,
-                first_seed: args.seed,
-                explore_seeds: 0,
-                jobs: args.jobs.unwrap_or_else(default_jobs).max(1),
-                failure_rate: failure_rate.clone(),
-                max_p_quorum_loss: None,
-            };
-            Some(
-                crate::report::rehearsed_runbook(p, &opts)
-                    .map_err(|e| CliError::new(e.to_string()))?,
-            )
-        }
-        None => None,
-    };
+    let rehearsed = plan
+        .as_ref()
+        .map(|p| rehearsed_steps(p, args, &failure_rate))
+        .transpose()?;
     let report = crate::report::live::build(
         &records,
         &file,
@@ -161,6 +137,43 @@ fn run_live(
         let _ = writeln!(out, "  wrote {}", p.display());
     }
     Ok(Verdict::Ok)
+}
+
+/// The records of the journal at `journal`, refusing a missing or empty one.
+fn read_journal(journal: &Path) -> Result<Vec<crate::live::journal::Record>, CliError> {
+    if !journal.is_file() {
+        return Err(CliError::new(format!(
+            "journal {}: no such file (the file `rehearse execute --apply --journal FILE` wrote)",
+            journal.display()
+        )));
+    }
+    let records =
+        crate::live::journal::Journal::read(journal).map_err(|e| CliError::new(e.to_string()))?;
+    if records.is_empty() {
+        return Err(CliError::new(format!(
+            "journal {}: no records (is it the journal of `rehearse execute --apply`?)",
+            journal.display()
+        )));
+    }
+    Ok(records)
+}
+
+/// The steps of the plan's fault-free rehearsal on `--seeds`, to compare the live run's with.
+fn rehearsed_steps(
+    p: &Plan,
+    args: &Args,
+    failure_rate: &FailureRate,
+) -> Result<Vec<(StepKind, RunbookStep)>, CliError> {
+    crate::bounds::seed_range(args.seed, args.seeds, "--seeds").map_err(CliError::new)?;
+    let opts = Options {
+        seeds: args.seeds,
+        first_seed: args.seed,
+        explore_seeds: 0,
+        jobs: args.jobs.unwrap_or_else(default_jobs).max(1),
+        failure_rate: failure_rate.clone(),
+        max_p_quorum_loss: None,
+    };
+    crate::report::rehearsed_runbook(p, &opts).map_err(|e| CliError::new(e.to_string()))
 }
 
 /// The plan given beside a journal must be the plan the run was made with (the sha-256 every
