@@ -28,19 +28,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<Verdict, CliError> {
     let name = args.records.display().to_string();
     let text = crate::bounds::read_text(&args.records).map_err(CliError::new)?;
-    // A `chaos --json` document holds its records in `runs` (numbered from 1); older files
-    // are JSON lines, one record a line.
-    let doc = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("runs").and_then(|r| r.as_array()).cloned());
-    let records: Vec<(usize, serde_json::Value)> = match doc {
-        Some(runs) => runs
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| (i + 1, r))
-            .collect(),
-        None => lines(&name, &text)?,
-    };
+    let records = parse_records(&name, &text)?;
     let pick = match args.line {
         Some(n) => records.iter().find(|(i, _)| *i == n),
         None => records
@@ -95,6 +83,23 @@ pub fn run(args: Args) -> Result<Verdict, CliError> {
             .map_err(|e| CliError::new(format!("--trace {}: {e}", path.display())))?;
     }
     Ok(if same { Verdict::Ok } else { Verdict::Violated })
+}
+
+/// The run records in `text`, each with its number (its place in `runs`, or its line).
+fn parse_records(name: &str, text: &str) -> Result<Vec<(usize, serde_json::Value)>, CliError> {
+    // A `chaos --json` document holds its records in `runs` (numbered from 1); older files
+    // are JSON lines, one record a line.
+    let doc = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("runs").and_then(|r| r.as_array()).cloned());
+    match doc {
+        Some(runs) => Ok(runs
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (i + 1, r))
+            .collect()),
+        None => lines(name, text),
+    }
 }
 
 /// Records of a JSON-lines file, with their line numbers.
