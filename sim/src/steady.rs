@@ -1031,11 +1031,59 @@ impl World {
         debug_assert_eq!(st.leader, l);
         let now = self.now;
         self.lane_catch_up(st, now);
-        // The last tick's round must be over (answers at exactly now would come after us).
-        let recent =
-            |k: &u64| st.tick(*k) > st.last_round && now.since(st.tick(*k)) < 2 * st.lat_hi;
         // One division for both the last tick and the next (`next_tick`).
         let last_tick = st.last_tick(now);
+        if !self.round_isolated(st, last_tick) {
+            return false;
+        }
+        let idx = self.servers[l].disk.last_index() + 1;
+        let mut answers = [u64::MAX; MAX_SERVERS];
+        let longest = self.round_trips(st, idx, &mut answers);
+        // And over before the next tick (by the draws: a round that reaches it is an episode,
+        // carried out with the same draws by `write_episode`).
+        let next_tick = st.tick(last_tick.map_or(0, |k| k + 1));
+        if now.plus(longest) >= next_tick {
+            return false;
+        }
+        // The leader is a voter (`steady_candidate`); the quorum needs `need` running
+        // followers (down and deaf voters count in the quorum, never in the answers).
+        let need = st.need;
+        debug_assert!(
+            need <= (0..st.n).filter(|&i| st.voter[i] && !st.deaf[i]).count(),
+            "a steady period has a quorum of running voters"
+        );
+        let commit = self.servers[l].vol.commit;
+        self.append_round(st, id, idx, commit);
+        self.metrics.messages += st.round_messages;
+        // The write's broadcast reaches the slow follower through its lane, with the commit
+        // index before the round.
+        self.lane_send_now(st);
+        // The leader commits on the answer that completes a quorum (itself included): what
+        // `advance_commit` does on that answer, as every answering voter matches `idx` then.
+        if need > 0 {
+            debug_assert!(self.servers[l].vol.commit < idx);
+            self.servers[l].vol.commit = idx;
+            let quorum_at = now.plus(nth_smallest(&answers[..st.n], need - 1));
+            self.at(quorum_at, |w| w.apply_committed(l));
+            if let Some(lane) = st.lane.as_mut() {
+                lane.committed_later(quorum_at, commit);
+            }
+        }
+        st.last_round = now;
+        true
+    }
+
+    /// Whether a write round sent now is isolated: the last tick's round is over (answers at
+    /// exactly now would come after us), and the round is over before the next queued event
+    /// and the caller's horizon, whatever its latencies. That is decided on the longest round
+    /// trip, not on the draws: a write that may meet them runs message by message, with fresh
+    /// draws, and choosing that by the draws would keep the slow rounds out of the closed form
+    /// (acknowledgements came 0.1 ms early on a 5–20 ms network; see `sim/tests/elision.rs`).
+    #[inline(always)]
+    fn round_isolated(&self, st: &Steady, last_tick: Option<u64>) -> bool {
+        let now = self.now;
+        let recent =
+            |k: &u64| st.tick(*k) > st.last_round && now.since(st.tick(*k)) < 2 * st.lat_hi;
         if let Some(km) = last_tick.filter(recent) {
             let tick = self.tick_hash(st, km);
             // (A slow follower's tick messages are its lane's; its draws here only make the
@@ -1047,62 +1095,49 @@ impl World {
                 }
             }
         }
-        // Isolated: over before the next queued event and the caller's horizon, whatever its
-        // latencies. That is decided on the longest round trip, not on the draws: a write that
-        // may meet them runs message by message, with fresh draws, and choosing that by the
-        // draws would keep the slow rounds out of the closed form (acknowledgements came
-        // 0.1 ms early on a 5–20 ms network; see `sim/tests/elision.rs`).
         let next_event = self.next_event_at().unwrap_or(SimTime(u64::MAX));
         let worst = now.plus(2 * st.lat_hi);
-        if worst >= next_event || worst > self.limit {
-            return false;
-        }
-        let idx = self.servers[l].disk.last_index() + 1;
+        worst < next_event && worst <= self.limit
+    }
+
+    /// The round trips of the write round at index `idx`: the longest, returned, and in
+    /// `answers` the answering voters' (the others' never come: left as they are).
+    #[inline(always)]
+    fn round_trips(&self, st: &Steady, idx: u64, answers: &mut [u64; MAX_SERVERS]) -> u64 {
         let round = self.round_hash(st, idx);
-        // Round trips: the longest, and the answering voters' (the others' never come).
         let mut longest = 0;
-        let mut answers = [u64::MAX; MAX_SERVERS];
-        let n = st.n;
         // (A slow follower's round trip is its lane's; its draw here only makes the test
         // stricter.)
-        for (i, answer) in answers[..n].iter_mut().enumerate() {
+        for (i, answer) in answers[..st.n].iter_mut().enumerate() {
             let (a, b) = Self::steady_lats(st, &round, DRAW_WRITE, st.followers[i]);
             longest = longest.max(a + b);
             if st.answering[i] {
                 *answer = a + b;
             }
         }
-        let end = now.plus(longest);
-        // And over before the next tick (by the draws: a round that reaches it is an episode,
-        // carried out with the same draws by `write_episode`).
-        let next_tick = st.tick(last_tick.map_or(0, |k| k + 1));
-        if end >= next_tick {
-            return false;
-        }
-        let term = st.term;
-        // The leader is a voter (`steady_candidate`); the quorum needs `need` running
-        // followers (down and deaf voters count in the quorum, never in the answers).
-        let need = st.need;
-        debug_assert!(
-            need <= (0..st.n).filter(|&i| st.voter[i] && !st.deaf[i]).count(),
-            "a steady period has a quorum of running voters"
-        );
-        let commit = self.servers[l].vol.commit;
-        // The followers' side waits in `st.rounds`; a round that carries the same commit
-        // index as the one before (never seen: each round commits one more) would not leave
-        // what the last round leaves, so the earlier ones are carried out first.
+        longest
+    }
+
+    /// The leader's side of write `id` at `idx`: appended to its log, and the round added to
+    /// `st.rounds` (the followers' side waits there), the commit index it carries `commit`.
+    #[inline(always)]
+    fn append_round(&mut self, st: &mut Steady, id: u64, idx: u64, commit: u64) {
+        let l = st.leader;
+        // A round that carries the same commit index as the one before (never seen: each
+        // round commits one more) would not leave what the last round leaves, so the earlier
+        // ones are carried out first.
         if st
             .rounds
             .is_some_and(|r| r.commit >= commit.min(idx) || r.first_id + (idx - r.from) != id)
         {
             self.flush_rounds(st);
         }
-        if need > 0 {
+        if st.need > 0 {
             // `append_entry` without its `advance_commit`, which cannot commit on the
             // leader's own match when it needs followers for a quorum.
             let ls = &mut self.servers[l];
             ls.disk.log.push(Entry {
-                term,
+                term: st.term,
                 kind: EntryKind::Write(id),
             });
             ls.vol.progress[l].matched = idx;
@@ -1114,26 +1149,9 @@ impl World {
             from: st.rounds.map_or(idx, |r| r.from),
             first_id: st.rounds.map_or(id, |r| r.first_id),
             idx,
-            sent: now,
+            sent: self.now,
             commit: commit.min(idx),
         });
-        self.metrics.messages += st.round_messages;
-        // The write's broadcast reaches the slow follower through its lane, with the commit
-        // index before the round.
-        self.lane_send_now(st);
-        // The leader commits on the answer that completes a quorum (itself included): what
-        // `advance_commit` does on that answer, as every answering voter matches `idx` then.
-        if need > 0 {
-            debug_assert!(self.servers[l].vol.commit < idx);
-            self.servers[l].vol.commit = idx;
-            let quorum_at = now.plus(nth_smallest(&answers[..n], need - 1));
-            self.at(quorum_at, |w| w.apply_committed(l));
-            if let Some(lane) = st.lane.as_mut() {
-                lane.committed_later(quorum_at, commit);
-            }
-        }
-        st.last_round = now;
-        true
     }
 
     /// Carries out the followers' side of the write rounds in `st.rounds` (see `Rounds`): as
