@@ -812,7 +812,7 @@ impl World {
         let Some(km) = st.last_tick(now) else {
             return;
         };
-        let (l, term) = (st.leader, st.term);
+        let l = st.leader;
         let (last, commit) = {
             let ls = &self.servers[l];
             (ls.disk.last_index(), ls.vol.commit)
@@ -830,67 +830,88 @@ impl World {
                 let d = st.tick(k).plus(a);
                 let r = d.plus(b);
                 if st.deaf[i] {
-                    // A heartbeat at the matched index; its answer is dropped where it is sent.
                     debug_assert!(live || d <= now, "an older tick still in flight");
-                    if d > now {
-                        // As `replicate` picks it: the matched index, or the snapshot's if the
-                        // leader has compacted it away.
-                        let ls = &self.servers[l];
-                        let snap = ls.disk.snapshot.as_ref().map_or(0, |x| x.index);
-                        let prev = [ls.vol.progress[f].matched, snap]
-                            .into_iter()
-                            .find_map(|i| ls.disk.term_at(i).map(|t| (i, t)));
-                        let Some((prev, prev_term)) = prev else {
-                            continue;
-                        };
-                        let msg = Msg::Append {
-                            term,
-                            prev_index: prev,
-                            prev_term,
-                            entries: crate::raft::Entries::none(),
-                            commit: commit.min(prev),
-                            heartbeat: true,
-                        };
-                        self.push_msg_at(d, l, f, msg);
-                    } else {
-                        self.metrics.messages += 1;
-                    }
+                    self.hand_back_deaf_heartbeat(st, f, d);
                     continue;
                 }
                 debug_assert!(live || r <= now, "an older tick still in flight");
-                if d > now {
-                    let msg = Msg::Append {
-                        term,
-                        prev_index: last,
-                        prev_term,
-                        entries: crate::raft::Entries::none(),
-                        commit,
-                        heartbeat: false,
-                    };
-                    self.push_msg_at(d, l, f, msg);
-                    let until = st.tick(k).plus(self.rpc_slack_ns());
-                    let pr = &mut self.servers[l].vol.progress[f];
-                    pr.inflight = true;
-                    pr.inflight_until = until;
-                } else if r > now {
-                    self.metrics.messages += 1;
-                    let msg = Msg::AppendResp {
-                        term,
-                        success: true,
-                        last_index: last,
-                        heartbeat: false,
-                    };
-                    self.push_msg_at(r, f, l, msg);
-                    let until = st.tick(k).plus(self.rpc_slack_ns());
-                    let pr = &mut self.servers[l].vol.progress[f];
-                    pr.inflight = true;
-                    pr.inflight_until = until;
-                } else {
-                    self.metrics.messages += 2;
-                }
+                let prev = (last, prev_term, commit);
+                self.hand_back_tick_round(st, k, f, (d, r), prev);
             }
         }
         st.counted = st.counted.max(km + 1);
+    }
+
+    /// A deaf follower's heartbeat of a tick, arriving at `d`: an event if still in flight,
+    /// else only counted. It goes at the matched index; its answer is dropped where it is
+    /// sent.
+    fn hand_back_deaf_heartbeat(&mut self, st: &Steady, f: ServerId, d: SimTime) {
+        if d <= self.now {
+            self.metrics.messages += 1;
+            return;
+        }
+        let l = st.leader;
+        // As `replicate` picks it: the matched index, or the snapshot's if the leader has
+        // compacted it away.
+        let ls = &self.servers[l];
+        let snap = ls.disk.snapshot.as_ref().map_or(0, |x| x.index);
+        let prev = [ls.vol.progress[f].matched, snap]
+            .into_iter()
+            .find_map(|i| ls.disk.term_at(i).map(|t| (i, t)));
+        let Some((prev, prev_term)) = prev else {
+            return;
+        };
+        let msg = Msg::Append {
+            term: st.term,
+            prev_index: prev,
+            prev_term,
+            entries: crate::raft::Entries::none(),
+            commit: ls.vol.commit.min(prev),
+            heartbeat: true,
+        };
+        self.push_msg_at(d, l, f, msg);
+    }
+
+    /// Follower `f`'s part of tick `k`'s round, its AppendEntries arriving at `d` and its
+    /// answer at `r`: whichever is still in flight becomes an event (and the leader's link to
+    /// it is busy until the RPC's slack), what has arrived is only counted. `prev` is the
+    /// leader's last index, its term and the commit index the heartbeat carries.
+    fn hand_back_tick_round(
+        &mut self,
+        st: &Steady,
+        k: u64,
+        f: ServerId,
+        (d, r): (SimTime, SimTime),
+        (last, prev_term, commit): (u64, u64, u64),
+    ) {
+        let (l, term, now) = (st.leader, st.term, self.now);
+        if d > now {
+            let msg = Msg::Append {
+                term,
+                prev_index: last,
+                prev_term,
+                entries: crate::raft::Entries::none(),
+                commit,
+                heartbeat: false,
+            };
+            self.push_msg_at(d, l, f, msg);
+        } else if r > now {
+            self.metrics.messages += 1;
+            let msg = Msg::AppendResp {
+                term,
+                success: true,
+                last_index: last,
+                heartbeat: false,
+            };
+            self.push_msg_at(r, f, l, msg);
+        } else {
+            self.metrics.messages += 2;
+            return;
+        }
+        let until = st.tick(k).plus(self.rpc_slack_ns());
+        let pr = &mut self.servers[l].vol.progress[f];
+        pr.inflight = true;
+        pr.inflight_until = until;
     }
 
     /// Re-arms the elided timers where their schedules stand: the heartbeat at tick `k`, the
@@ -1427,14 +1448,55 @@ impl World {
         entry: &Entry,
         ep: &Episode,
     ) {
+        let (f, idx) = (st.followers[i], ep.idx);
+        let ticks = ep.k_end - ep.k0;
+        let mut lands = [(SimTime(u64::MAX), 0u64); 3 + EPISODE_TICKS_MAX];
+        let (n, contact) = self.episode_landings(st, (i, &lane), ep, &mut lands);
+        let lands = &mut lands[..n];
+        lands.sort_unstable_by_key(|x| x.0);
+        let s = &mut self.servers[f];
+        let last_landed = lands[n - 1].0;
+        s.vol.last_contact = s.vol.last_contact.max(Some(last_landed));
+        if st.deaf[i] {
+            // Heartbeats at the matched index teach it nothing new (see `follower_deaf`).
+            self.metrics.messages += 1 + ticks;
+            return;
+        }
+        s.disk.log.push(entry.clone());
+        for &(t, learned) in lands.iter() {
+            let s = &mut self.servers[f];
+            if learned > s.vol.commit {
+                s.vol.commit = learned;
+                self.apply_follower(st, f, t, Apply::Later);
+            }
+        }
+        self.servers[l].vol.progress[f] = Progress {
+            next: idx + 1,
+            matched: idx,
+            inflight: false,
+            inflight_until: SimTime::default(),
+            contact,
+            snapshot_inflight: None,
+        };
+        let beside = if lane.beside.is_some() { 2 } else { 0 };
+        self.metrics.messages += 2 + beside + 2 * ticks;
+    }
+
+    /// What lands on follower `i` in an episode, into `lands` (sorted by `episode_follower`
+    /// after): (when, the commit index it learns from it) for the tick's batch, the heartbeat
+    /// beside it, the write and the ticks. Returns how many, and the leader's last contact
+    /// with the follower after them.
+    fn episode_landings(
+        &self,
+        st: &Steady,
+        (i, lane): (usize, &Lane),
+        ep: &Episode,
+        lands: &mut [(SimTime, u64); 3 + EPISODE_TICKS_MAX],
+    ) -> (usize, SimTime) {
         let now = self.now;
         let (f, idx) = (st.followers[i], ep.idx);
         // What a message sent at `t` carries as the leader's commit index.
         let commit_at = |t: SimTime| if t > ep.committed { idx } else { ep.commit0 };
-        let ticks = ep.k_end - ep.k0;
-        // What lands on the follower: (when, the commit index it learns from it).
-        // The tick's batch, the heartbeat beside it, the write, and the ticks.
-        let mut lands = [(SimTime(u64::MAX), 0u64); 3 + EPISODE_TICKS_MAX];
         let mut n = 0;
         let mut push = |t: SimTime, learned: u64| {
             lands[n] = (t, learned);
@@ -1474,34 +1536,7 @@ impl World {
             push(t.plus(a), learned);
             contact = contact.max(t.plus(a + b));
         }
-        let lands = &mut lands[..n];
-        lands.sort_unstable_by_key(|x| x.0);
-        let s = &mut self.servers[f];
-        let last_landed = lands[n - 1].0;
-        s.vol.last_contact = s.vol.last_contact.max(Some(last_landed));
-        if st.deaf[i] {
-            // Heartbeats at the matched index teach it nothing new (see `follower_deaf`).
-            self.metrics.messages += 1 + ticks;
-            return;
-        }
-        s.disk.log.push(entry.clone());
-        for &(t, learned) in lands.iter() {
-            let s = &mut self.servers[f];
-            if learned > s.vol.commit {
-                s.vol.commit = learned;
-                self.apply_follower(st, f, t, Apply::Later);
-            }
-        }
-        self.servers[l].vol.progress[f] = Progress {
-            next: idx + 1,
-            matched: idx,
-            inflight: false,
-            inflight_until: SimTime::default(),
-            contact,
-            snapshot_inflight: None,
-        };
-        let beside = if lane.beside.is_some() { 2 } else { 0 };
-        self.metrics.messages += 2 + beside + 2 * ticks;
+        (n, contact)
     }
 }
 
