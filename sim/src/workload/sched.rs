@@ -50,70 +50,102 @@ pub fn plan(fsm: &Fsm, eval: EvalId, job: JobIdx, ctx: &SchedCtx) -> PlanResult 
     }
     // Slots taken, per node, as the plan goes.
     let mut used = fsm.used_all(ctx.nodes, ctx.now);
-    for (g, group) in spec.groups.iter().enumerate() {
-        let g = g as u32;
-        let mine: Vec<&Alloc> = fsm
-            .allocs
-            .iter()
-            .filter(|a| a.job == job && a.group == g)
-            .collect();
-        let mut live = 0u32;
-        let mut migrating = mine
-            .iter()
-            .filter(|a| matches!(a.state, AllocState::Stopping(_)) && a.runs_at(ctx.now))
-            .count() as u32;
-        for a in mine.iter().filter(|a| a.state == AllocState::Running) {
-            if fsm.down.contains(&a.node) {
-                p.lost.push(a.id);
-            } else if fsm.forced.contains(&a.node) {
-                // The drain's deadline was reached: the drainer marked every allocation left
-                // on the node for migration at once (`handleDeadlinedNodes`).
-                migrating += 1;
-                p.migrate.push(a.id);
-            } else if fsm.draining.contains(&a.node) && migrating < group.max_parallel() {
-                migrating += 1;
-                p.migrate.push(a.id);
-            } else {
-                live += 1;
-            }
-        }
-        let targets: Vec<NodeIdx> = if spec.kind == JobType::System {
-            system_targets(fsm, &mine, ctx)
-        } else {
-            let want = group.count.saturating_sub(live);
-            (0..want).map(|_| NodeIdx::MAX).collect()
-        };
-        // Allocations of this job per node, as the plan goes (anti-affinity).
-        let mut same = vec![0u32; ctx.nodes as usize];
-        for a in fsm
-            .allocs
-            .iter()
-            .filter(|a| a.job == job && a.runs_at(ctx.now))
-        {
-            if let Some(c) = same.get_mut(a.node as usize) {
-                *c += 1;
-            }
-        }
-        for pl in &p.place {
-            same[pl.node as usize] += 1;
-        }
-        for target in targets {
-            let node = if target == NodeIdx::MAX {
-                pick(fsm, &same, &used, ctx)
-            } else {
-                (used[target as usize] < ctx.slots).then_some(target)
-            };
-            match node {
-                Some(n) => {
-                    used[n as usize] += 1;
-                    same[n as usize] += 1;
-                    p.place.push(Placement { group: g, node: n });
-                }
-                None => p.unplaced += 1,
-            }
-        }
+    for g in 0..spec.groups.len() {
+        plan_group(fsm, (spec, job, g as u32), ctx, &mut used, &mut p);
     }
     p
+}
+
+/// Group `g` of `job` (declared as `spec`) into plan `p`: its lost and migrated allocations,
+/// then its placements on the slots `used` leaves free.
+fn plan_group(
+    fsm: &Fsm,
+    (spec, job, g): (&JobSpec, JobIdx, u32),
+    ctx: &SchedCtx,
+    used: &mut [u32],
+    p: &mut PlanResult,
+) {
+    let group = &spec.groups[g as usize];
+    let mine: Vec<&Alloc> = fsm
+        .allocs
+        .iter()
+        .filter(|a| a.job == job && a.group == g)
+        .collect();
+    let live = lose_and_migrate(fsm, &mine, group.max_parallel(), ctx, p);
+    let targets: Vec<NodeIdx> = if spec.kind == JobType::System {
+        system_targets(fsm, &mine, ctx)
+    } else {
+        let want = group.count.saturating_sub(live);
+        (0..want).map(|_| NodeIdx::MAX).collect()
+    };
+    let mut same = same_job_per_node(fsm, job, ctx, p);
+    for target in targets {
+        let node = if target == NodeIdx::MAX {
+            pick(fsm, &same, used, ctx)
+        } else {
+            (used[target as usize] < ctx.slots).then_some(target)
+        };
+        match node {
+            Some(n) => {
+                used[n as usize] += 1;
+                same[n as usize] += 1;
+                p.place.push(Placement { group: g, node: n });
+            }
+            None => p.unplaced += 1,
+        }
+    }
+}
+
+/// The group's running allocations (`mine`) on down nodes into `p.lost`, those on draining
+/// nodes into `p.migrate` (at most `max_parallel` migrating at once, counting those still
+/// stopping; all at once where the drain's deadline was reached); returns how many stay.
+fn lose_and_migrate(
+    fsm: &Fsm,
+    mine: &[&Alloc],
+    max_parallel: u32,
+    ctx: &SchedCtx,
+    p: &mut PlanResult,
+) -> u32 {
+    let mut live = 0u32;
+    let mut migrating = mine
+        .iter()
+        .filter(|a| matches!(a.state, AllocState::Stopping(_)) && a.runs_at(ctx.now))
+        .count() as u32;
+    for a in mine.iter().filter(|a| a.state == AllocState::Running) {
+        if fsm.down.contains(&a.node) {
+            p.lost.push(a.id);
+        } else if fsm.forced.contains(&a.node) {
+            // The drain's deadline was reached: the drainer marked every allocation left
+            // on the node for migration at once (`handleDeadlinedNodes`).
+            migrating += 1;
+            p.migrate.push(a.id);
+        } else if fsm.draining.contains(&a.node) && migrating < max_parallel {
+            migrating += 1;
+            p.migrate.push(a.id);
+        } else {
+            live += 1;
+        }
+    }
+    live
+}
+
+/// Allocations of `job` per node, running now or placed by the plan so far (for
+/// anti-affinity as the plan goes on).
+fn same_job_per_node(fsm: &Fsm, job: JobIdx, ctx: &SchedCtx, p: &PlanResult) -> Vec<u32> {
+    let mut same = vec![0u32; ctx.nodes as usize];
+    for a in fsm
+        .allocs
+        .iter()
+        .filter(|a| a.job == job && a.runs_at(ctx.now))
+    {
+        if let Some(c) = same.get_mut(a.node as usize) {
+            *c += 1;
+        }
+    }
+    for pl in &p.place {
+        same[pl.node as usize] += 1;
+    }
+    same
 }
 
 /// Eligible nodes without a running allocation of this system job's group.
