@@ -24,8 +24,10 @@ const CHUNK: usize = 256;
 
 /// A server's log entries from `Disk::start` on (see the module docs).
 pub struct RaftLog {
-    /// Full chunks, oldest first.
-    frozen: Vec<Arc<[Entry; CHUNK]>>,
+    /// Full chunks, oldest first. (Boxed inside the `Arc`: freezing the tail moves its
+    /// buffer in, where `Arc<[Entry; CHUNK]>` would copy it.)
+    #[allow(clippy::redundant_allocation)]
+    frozen: Vec<Arc<Box<[Entry; CHUNK]>>>,
     /// The entries after the frozen chunks (fewer than `CHUNK`).
     tail: Vec<Entry>,
     /// Entries at the front of the first chunk (or of the tail, with no chunk) that were
@@ -71,11 +73,12 @@ impl RaftLog {
     #[inline]
     pub fn get(&self, i: usize) -> Option<&Entry> {
         let at = self.head + i;
-        let c = at / CHUNK;
-        if c < self.frozen.len() {
-            Some(&self.frozen[c][at % CHUNK])
+        let tail_from = self.frozen.len() * CHUNK;
+        if at >= tail_from {
+            // The usual read: a recent entry.
+            self.tail.get(at - tail_from)
         } else {
-            self.tail.get(at - self.frozen.len() * CHUNK)
+            Some(&self.frozen[at / CHUNK][at % CHUNK])
         }
     }
 
@@ -121,6 +124,11 @@ impl RaftLog {
 
     /// Appends entries.
     pub fn extend(&mut self, mut es: impl Iterator<Item = Entry>) {
+        if self.tail.len() + es.size_hint().1.unwrap_or(CHUNK) < CHUNK {
+            // All of them fit in the tail without filling it (the usual case).
+            self.tail.extend(es);
+            return;
+        }
         loop {
             let room = CHUNK - self.tail.len();
             self.tail.extend(es.by_ref().take(room));
@@ -138,7 +146,7 @@ impl RaftLog {
         let Ok(chunk) = <Box<[Entry; CHUNK]>>::try_from(full.into_boxed_slice()) else {
             unreachable!("the tail is frozen when it holds a whole chunk");
         };
-        self.frozen.push(chunk.into());
+        self.frozen.push(Arc::new(chunk));
     }
 
     /// Keeps the first `keep` live entries.
