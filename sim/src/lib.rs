@@ -4,8 +4,8 @@
 //! iteration: the same seed gives the same trace, byte for byte.
 //!
 //! Layout: `rng` (seeded ChaCha8 with named child streams),
-//! `config`, `state` (per-server persistent and volatile state), `raft_log` (a log in chunks a world
-//! shares with its forks), `node` (one server's Raft
+//! `config`, `state` (per-server persistent and volatile state), `raft_log` (a log compacted from the
+//! front without moving the rest), `node` (one server's Raft
 //! node: the hashicorp/raft rules as handlers that return effects, testable without a world),
 //! `raft` (the messages, and the world's dispatch to the nodes), `oracle` (the safety
 //! invariants' records and checks, testable without a world), `network` (partitions, latency

@@ -682,7 +682,7 @@ impl RaftNode<'_> {
         let max = self.ctx.cfg.raft.max_append_entries;
         let start = (pr.next - d.log_start()) as usize;
         let end = (start + max).min(d.log.len());
-        let entries = Entries::from_log(&d.log, start.min(end), end);
+        let entries = Entries::from_slice(&d.log[start.min(end)..end]);
         let msg = Msg::Append {
             term,
             prev_index: prev,

@@ -21,7 +21,6 @@
 //! server, a leader that lost acknowledged writes at any depth) gets the same answer as if
 //! nothing had been folded. The window only decides which lookups are fast.
 
-use crate::raft_log::first_pair;
 use crate::roomy::Roomy;
 use crate::state::{Disk, Entry, EntryKind, ServerId};
 use std::collections::BTreeMap;
@@ -277,9 +276,8 @@ impl Acked {
             }
             let held_to = hi.min(end);
             if lo < held_to {
-                let (a, b) = ((lo - start) as usize, (held_to - start) as usize);
-                let log = d.log.range(a, b).into_iter().flatten();
-                lost += log.filter(|e: &&Entry| e.term != r.term).count() as u64;
+                let log = &d.log[(lo - start) as usize..(held_to - start) as usize];
+                lost += log.iter().filter(|e: &&Entry| e.term != r.term).count() as u64;
             }
             lost += hi - lo.max(end).min(hi);
         }
@@ -399,15 +397,10 @@ fn logs_match_one(disks: &[&Disk]) -> bool {
         // `r` equals itself: only its coverage needs checking.
         covered
             && (std::ptr::eq(*d, *r)
-                || (from <= to
-                    && to <= r.log.len()
-                    && to - from == d.log.len()
-                    && first_pair(
-                        r.log.slices(from, to),
-                        d.log.slices(0, d.log.len()),
-                        |x, y| !same_entry(x, y),
-                    )
-                    .is_none()))
+                || r.log[..].get(from..to).is_some_and(|s| {
+                    s.len() == d.log.len()
+                        && s.iter().zip(&d.log[..]).all(|(x, y)| same_entry(x, y))
+                }))
     })
 }
 
@@ -434,18 +427,17 @@ fn pair_mismatch(da: &Disk, db: &Disk) -> Option<u64> {
         .find(|&i| da.term_at(i).is_some() && da.term_at(i) == db.term_at(i))?;
     // Both logs hold `lo..=top` when they agree on a term at `top` from the log (a snapshot
     // index can agree too; then compare what the logs hold).
-    fn slice(d: &Disk, lo: u64, top: u64) -> (usize, impl Iterator<Item = &[Entry]>) {
+    fn slice(d: &Disk, lo: u64, top: u64) -> &[Entry] {
         let from = (lo - d.log_start()) as usize;
         let to = ((top + 1).saturating_sub(d.log_start()) as usize).min(d.log.len());
-        let from = from.min(to);
-        (to - from, d.log.slices(from, to))
+        &d.log[from.min(to)..to]
     }
-    let ((na, sa), (nb, sb)) = (slice(da, lo, top), slice(db, lo, top));
-    let differ = |x: &Entry, y: &Entry| x.term != y.term || x.digest() != y.digest();
-    match first_pair(sa, sb, differ) {
+    let (sa, sb) = (slice(da, lo, top), slice(db, lo, top));
+    let differ = |(x, y): (&Entry, &Entry)| x.term != y.term || x.digest() != y.digest();
+    match sa.iter().zip(sb).position(differ) {
         Some(k) => Some(lo + k as u64),
         // One log ends early below `top`: the first index only the other holds.
-        None if na != nb => Some(lo + na.min(nb) as u64),
+        None if sa.len() != sb.len() => Some(lo + sa.len().min(sb.len()) as u64),
         None => None,
     }
 }
@@ -646,7 +638,7 @@ mod tests {
         let c = disk(3, &[2, 2, 3], Some(2));
         assert_eq!(log_mismatch(&[&a, &b, &c]), None);
         let mut d = disk(1, &[1, 1, 2, 2, 3], None);
-        d.log.get_mut(1).unwrap().kind = EntryKind::Write(999);
+        d.log[1].kind = EntryKind::Write(999);
         assert_eq!(log_mismatch(&[&a, &b, &d]), Some((0, 2, 2)));
         // Different terms at the same index are no mismatch (a conflicting suffix).
         let e = disk(1, &[1, 1, 4, 4], None);

@@ -108,11 +108,11 @@ impl Entries {
         Entries::Many(Vec::new())
     }
 
-    /// Copies of the live entries `a..b` of `log`.
-    pub fn from_log(log: &crate::raft_log::RaftLog, a: usize, b: usize) -> Self {
-        match log.get(a) {
-            Some(e) if b == a + 1 => Entries::One(e.clone()),
-            _ => Entries::Many(log.to_vec(a, b)),
+    /// Copies of `entries`.
+    pub fn from_slice(entries: &[Entry]) -> Self {
+        match entries {
+            [e] => Entries::One(e.clone()),
+            _ => Entries::Many(entries.to_vec()),
         }
     }
 

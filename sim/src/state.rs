@@ -319,7 +319,7 @@ impl Default for Disk {
             term: 0,
             voted_for: None,
             start: 1,
-            log: crate::raft_log::RaftLog::new(),
+            log: crate::raft_log::RaftLog::with_capacity(0),
             snapshot: None,
             raft_version_file: None,
             config_hint: std::cell::Cell::new((0, 0, 0)),
@@ -383,12 +383,9 @@ impl Disk {
         let same_prefix =
             upto >= start && upto < end && self.entry(upto).is_some_and(|e| e.term == upto_term);
         let from = if same_prefix { upto + 1 } else { start };
-        let is_config = |e: &Entry| matches!(e.kind, EntryKind::Config(_));
-        let (a, b) = ((from.max(start) - start) as usize, (end - start) as usize);
-        let newer = self
-            .log
-            .rposition(a, b, is_config)
-            .map(|k| start + k as u64);
+        let newer = (from..end)
+            .rev()
+            .find(|&i| matches!(self.entry(i).map(|e| &e.kind), Some(EntryKind::Config(_))));
         let at = newer.or_else(|| (same_prefix && found >= start).then_some(found));
         if let Some(last) = end.checked_sub(1).filter(|&l| l >= start)
             && let Some(t) = self.entry(last).map(|e| e.term)
@@ -403,7 +400,7 @@ impl Disk {
         {
             let scanned = (start..end)
                 .rev()
-                .find(|&i| self.entry(i).is_some_and(is_config));
+                .find(|&i| matches!(self.entry(i).map(|e| &e.kind), Some(EntryKind::Config(_))));
             debug_assert_eq!(at, scanned, "latest_config's hint is stale");
         }
         let in_snap = self.snapshot.as_ref().map(|s| (s.index, s.config.clone()));
@@ -425,7 +422,7 @@ impl Disk {
     /// schema`, stopping at the first such entry: a leader writes its schema entry early).
     pub fn has_schema(&self, schema: u32) -> bool {
         self.snapshot.as_ref().map_or(1, |s| s.max_schema) >= schema
-            || self.log.any(|e| e.schema() >= schema)
+            || self.log.iter().any(|e| e.schema() >= schema)
     }
 
     /// Highest schema in the snapshot and log.

@@ -328,7 +328,7 @@ fn fields(s: &Server, now: SimTime) -> Vec<(&'static str, String)> {
         ("term", format!("{}", d.term)),
         ("voted_for", format!("{:?}", d.voted_for)),
         ("log start", format!("{}", d.start)),
-        ("log", format!("{:?}", d.log)),
+        ("log", format!("{:?}", &d.log[..])),
         ("snapshot", format!("{snapshot:?}")),
         ("role", format!("{:?} (generation {})", v.role, v.role_gen)),
         ("leader", format!("{:?}", v.leader)),
