@@ -118,15 +118,24 @@ impl From<Vec<Entry>> for RaftLog {
     }
 }
 
-/// A clone holds the live entries only, with room to grow (as `Roomy`'s clone).
+/// A clone holds the live entries only, with room for as many again and `LOG_ROOM` more:
+/// the explorer's forks write on, and a fork whose writes outgrow its copy moves the whole log
+/// again. With half the length again (as `Roomy`'s clone), moving forks' logs that way took
+/// about 5 % of the explorer's instructions; the length again takes 2.1 % fewer in all
+/// (`valgrind --tool=cachegrind --cache-sim=no rehearse explore plans/nomad-5-servers.toml
+/// --faults 1 --seeds 1 --jobs 1`: 4,423 → 4,331 million) for a few thousand more page faults
+/// per run; four times the length took 4.2 % fewer but faulted in 26 times as many pages.
 impl Clone for RaftLog {
     fn clone(&self) -> Self {
         RaftLog {
-            entries: crate::roomy::copy_with_room(self),
+            entries: crate::roomy::copy_with(self, self.len() + LOG_ROOM),
             dead: 0,
         }
     }
 }
+
+/// Room a clone of a log reserves beyond twice its length (entries).
+const LOG_ROOM: usize = 256;
 
 impl Deref for RaftLog {
     type Target = [Entry];

@@ -35,8 +35,12 @@ impl<T: Clone> Clone for Roomy<T> {
 
 /// A copy of `xs` with room to grow: half its length again, at least `MIN_ROOM`.
 pub fn copy_with_room<T: Clone>(xs: &[T]) -> Vec<T> {
-    let n = xs.len();
-    let mut v = Vec::with_capacity(n + (n / 2).max(MIN_ROOM));
+    copy_with(xs, (xs.len() / 2).max(MIN_ROOM))
+}
+
+/// A copy of `xs` with room for `room` more elements.
+pub fn copy_with<T: Clone>(xs: &[T], room: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(xs.len() + room);
     v.extend_from_slice(xs);
     v
 }
