@@ -950,15 +950,19 @@ impl World {
             spec.groups.iter().map(|g| g.count).sum()
         };
         let now = self.now;
-        let mine = p
+        // One pass over the allocations (the plane's observer asks after every event).
+        let (mut running, mut live) = (0, 0);
+        for a in p
             .fsm
             .allocs
             .iter()
-            .filter(|a| a.job == job && a.runs_at(now) && !p.killed.contains(&a.id));
-        let running = mine.clone().count() as u32;
-        let live = mine
-            .filter(|a| a.state == super::fsm::AllocState::Running)
-            .count() as u32;
+            .filter(|a| a.job == job && a.runs_at(now))
+        {
+            if !p.killed.contains(&a.id) {
+                running += 1;
+                live += u32::from(a.state == super::fsm::AllocState::Running);
+            }
+        }
         (desired, running, live)
     }
 
