@@ -178,8 +178,14 @@ const EPISODE_TICKS_MAX: usize = 8;
 
 impl Steady {
     /// A period of leader `leader` in `term` entered at `now` with its log ending at `last`,
-    /// before its timers, latencies and peers are filled in (`World::steady_candidate`).
-    fn new(leader: ServerId, term: u64, last: u64, now: SimTime) -> Steady {
+    /// its first heartbeat tick and lease check at `tick0` and `lease0` (every `hb_ns` and
+    /// `lease_ns`), latencies in `lat_lo..lat_hi`; its peers are sorted in after
+    /// (`World::sort_steady_peers`).
+    fn new(
+        (leader, term, last, now): (ServerId, u64, u64, SimTime),
+        (tick0, hb_ns, lease0, lease_ns): (SimTime, u64, SimTime, u64),
+        (lat_lo, lat_hi): (u64, u64),
+    ) -> Steady {
         Steady {
             leader,
             term,
@@ -187,16 +193,16 @@ impl Steady {
             n: 0,
             voter: [false; MAX_SERVERS],
             deaf: [false; MAX_SERVERS],
-            tick0: SimTime::ZERO,
-            hb_ns: 0,
-            lease0: SimTime::ZERO,
-            lease_ns: 0,
+            tick0,
+            hb_ns,
+            lease0,
+            lease_ns,
             follower_timer: [SimTime::ZERO; MAX_SERVERS],
             last_round: now,
             last_real: now,
             counted: 0,
-            lat_lo: 0,
-            lat_hi: 0,
+            lat_lo,
+            lat_hi,
             leader_gen: 0,
             gens: [0; MAX_SERVERS],
             learned_at: [SimTime::ZERO; MAX_SERVERS],
@@ -318,9 +324,11 @@ impl World {
         let (l, tick0, lease0) = self.steady_leader_now()?;
         let ls = &self.servers[l];
         let (term, last) = (ls.disk.term, ls.disk.last_index());
-        let mut st = Box::new(Steady::new(l, term, last, self.now));
-        (st.tick0, st.hb_ns, st.lease0, st.lease_ns) = (tick0, hb, lease0, lease);
-        (st.lat_lo, st.lat_hi) = (lat_lo, lat_hi);
+        let mut st = Box::new(Steady::new(
+            (l, term, last, self.now),
+            (tick0, hb, lease0, lease),
+            (lat_lo, lat_hi),
+        ));
         self.sort_steady_peers(&mut st, rtt)?;
         self.steady_quorum_holds(&mut st).then_some(())?;
         self.steady_in_flight_is_lanes(&st).then_some(())?;

@@ -67,7 +67,7 @@ pub fn build(
     rehearsed: Option<&Rehearsed>,
     rate: &FailureRate,
 ) -> Result<RiskReport, ReportError> {
-    let (mut j, t0) = read_journal(records, journal_file, plan.map(|p| p.0))?;
+    let (mut j, t0) = fold_journal(records, journal_file, plan.map(|p| p.0))?;
     let last_end = j.parts.last().map(|p| p.end.clone());
     let (outcome, reason, verdict, mut notes) =
         ending(last_end, std::mem::take(&mut j.finish_notes));
@@ -121,8 +121,9 @@ pub fn build(
     })
 }
 
-/// The journal read (servers named by the plan when given) and its first record's time.
-fn read_journal(
+/// The journal's records folded into what the report draws (servers named by the plan when
+/// given), and the first record's time.
+fn fold_journal(
     records: &[Record],
     journal_file: &str,
     plan: Option<&Plan>,
