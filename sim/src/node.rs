@@ -502,9 +502,38 @@ impl RaftNode<'_> {
         else {
             return;
         };
+        let (resp, delay) = self.append_entries(
+            from,
+            term,
+            (prev_index, prev_term),
+            entries,
+            commit,
+            heartbeat,
+        );
+        let (t, ok, last, heartbeat) = resp;
+        if ok {
+            self.out.push(Effect::Apply);
+        }
+        self.reply(from, append_resp(t, ok, last, heartbeat), delay);
+    }
+
+    /// `on_append`'s rule, given the AppendEntries' fields: what it changes on this node, and
+    /// its answer (term, success, last index, heartbeat; as `on_append_resp` takes it) with the
+    /// delay before it is sent. After a success the caller applies what is committed.
+    pub fn append_entries(
+        &mut self,
+        from: ServerId,
+        term: u64,
+        (prev_index, prev_term): (u64, u64),
+        entries: Entries,
+        commit: u64,
+        heartbeat: bool,
+    ) -> ((u64, bool, u64, bool), u64) {
         if !self.accept_leader(from, term) {
-            let (t, li) = (self.disk.term, self.disk.last_index());
-            return self.reply(from, append_resp(t, false, li, heartbeat), 0);
+            return (
+                (self.disk.term, false, self.disk.last_index(), heartbeat),
+                0,
+            );
         }
         let d = &self.disk;
         let ok_prev = match d.term_at(prev_index) {
@@ -514,17 +543,14 @@ impl RaftNode<'_> {
         };
         if prev_index > d.last_index() || !ok_prev {
             let hint = d.last_index().min(prev_index.saturating_sub(1));
-            let t = d.term;
-            return self.reply(from, append_resp(t, false, hint, heartbeat), 0);
+            return ((d.term, false, hint, heartbeat), 0);
         }
         let n = entries.len() as u64;
         let wrote = self.store_entries(prev_index, entries);
         let last_new = prev_index + n;
         self.vol.commit = commit.min(last_new).max(self.vol.commit);
-        let t = self.disk.term;
         let delay = if wrote { self.disk_delay_ns } else { 0 };
-        self.out.push(Effect::Apply);
-        self.reply(from, append_resp(t, true, last_new, heartbeat), delay);
+        ((self.disk.term, true, last_new, heartbeat), delay)
     }
 
     /// Stores entries after `prev`; returns whether anything was written.
@@ -532,22 +558,46 @@ impl RaftNode<'_> {
         let (d, v) = (&mut *self.disk, &mut *self.vol);
         let mut wrote = false;
         let mut config_changed = false;
-        for (i, e) in entries.into_iter().enumerate() {
-            let idx = prev + 1 + i as u64;
-            match d.term_at(idx) {
-                Some(t) if t == e.term => continue,
-                Some(_) => {
-                    // Conflict: drop our suffix (only uncommitted entries can conflict).
-                    debug_assert!(idx > v.commit, "conflict below commit");
-                    d.truncate_from(idx);
-                    config_changed = true;
+        if prev + 1 == d.start + d.log.len() as u64 {
+            // Nothing of ours after `prev`: no entry to skip, nothing in conflict.
+            wrote = !entries.is_empty();
+            match entries {
+                Entries::One(e) => {
+                    config_changed = matches!(e.kind, EntryKind::Config(_));
+                    d.log.push(e);
                 }
-                None if idx < d.log_start() => continue,
-                None => {}
+                Entries::Many(v) => {
+                    config_changed = v.iter().any(|e| matches!(e.kind, EntryKind::Config(_)));
+                    d.log.extend(v.into_iter());
+                }
+                // Workload writes: no configuration among them.
+                Entries::Writes {
+                    term,
+                    first_id,
+                    count,
+                } => d.log.extend((first_id..first_id + count).map(|id| Entry {
+                    term,
+                    kind: EntryKind::Write(id),
+                })),
             }
-            config_changed |= matches!(e.kind, EntryKind::Config(_));
-            d.log.push(e);
-            wrote = true;
+        } else {
+            for (i, e) in entries.into_iter().enumerate() {
+                let idx = prev + 1 + i as u64;
+                match d.term_at(idx) {
+                    Some(t) if t == e.term => continue,
+                    Some(_) => {
+                        // Conflict: drop our suffix (only uncommitted entries can conflict).
+                        debug_assert!(idx > v.commit, "conflict below commit");
+                        d.truncate_from(idx);
+                        config_changed = true;
+                    }
+                    None if idx < d.log_start() => continue,
+                    None => {}
+                }
+                config_changed |= matches!(e.kind, EntryKind::Config(_));
+                d.log.push(e);
+                wrote = true;
+            }
         }
         if config_changed {
             let (ci, c) = d.latest_config();
@@ -1327,6 +1377,48 @@ mod tests {
         n.step(&w, |r| r.on_append(0, append(2, (1, 1), &[], 0)));
         assert_eq!((n.vol.role, n.vol.leader), (Role::Follower, Some(0)));
         assert_eq!(n.vol.last_contact, Some(w.now));
+    }
+
+    #[test]
+    fn a_run_of_writes_stores_as_its_entries_one_by_one() {
+        // `Entries::Writes` (a closed form's batch) against the same entries as a `Vec`: at
+        // the log's end (the fast path), and over a suffix in conflict (the general path).
+        let w = world(3);
+        let run = |prev: (u64, u64), terms: &[u64]| {
+            let mut outcomes = Vec::new();
+            for as_run in [true, false] {
+                let mut n = node(1, 3, 3, terms);
+                let entries = if as_run {
+                    Entries::Writes {
+                        term: 3,
+                        first_id: 7,
+                        count: 3,
+                    }
+                } else {
+                    Entries::Many(
+                        (7..10)
+                            .map(|id| Entry {
+                                term: 3,
+                                kind: EntryKind::Write(id),
+                            })
+                            .collect(),
+                    )
+                };
+                let (answer, fx) = n.step(&w, |r| r.append_entries(0, 3, prev, entries, 4, false));
+                assert!(fx.is_empty(), "the rule itself sends nothing: {fx:?}");
+                outcomes.push((answer, n.disk.log.to_vec(), n.vol.commit));
+            }
+            assert_eq!(outcomes[0], outcomes[1]);
+            outcomes.remove(0)
+        };
+        let (answer, log, commit) = run((3, 2), &[2, 2]);
+        assert_eq!(answer, ((3, true, 6, false), 0));
+        assert_eq!((log.len(), commit), (6, 4));
+        // Index 3 holds a term-1 entry the leader does not have: dropped, the run stored.
+        let (answer, log, _) = run((2, 1), &[1, 1, 1]);
+        assert_eq!(answer, ((3, true, 5, false), 0));
+        assert_eq!(log.len(), 5);
+        assert!(log[2..].iter().all(|e| e.term == 3));
     }
 
     #[test]

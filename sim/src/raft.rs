@@ -92,7 +92,8 @@ pub enum Msg {
 
 /// The entries an AppendEntries carries. Nearly every one carries none (a heartbeat) or one
 /// (a write): those are held inline, so sending them allocates nothing; longer batches are a
-/// `Vec`.
+/// `Vec`, or, for the batch a steady period's closed form delivers (`steady::Rounds`), the run
+/// of workload writes it is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(from = "Vec<Entry>", into = "Vec<Entry>")]
 pub enum Entries {
@@ -100,6 +101,15 @@ pub enum Entries {
     One(Entry),
     /// Any number (none for a heartbeat).
     Many(Vec<Entry>),
+    /// `count` workload writes of `term` with ids from `first_id` on, in order.
+    Writes {
+        /// Their term.
+        term: u64,
+        /// The first one's write id.
+        first_id: u64,
+        /// How many.
+        count: u64,
+    },
 }
 
 impl Entries {
@@ -121,6 +131,7 @@ impl Entries {
         match self {
             Entries::One(_) => 1,
             Entries::Many(v) => v.len(),
+            Entries::Writes { count, .. } => *count as usize,
         }
     }
 
@@ -141,19 +152,67 @@ impl From<Entries> for Vec<Entry> {
         match e {
             Entries::One(e) => vec![e],
             Entries::Many(v) => v,
+            w @ Entries::Writes { .. } => w.into_iter().collect(),
         }
     }
 }
 
 impl IntoIterator for Entries {
     type Item = Entry;
-    type IntoIter = std::iter::Chain<std::option::IntoIter<Entry>, std::vec::IntoIter<Entry>>;
+    type IntoIter = EntriesIter;
 
-    fn into_iter(self) -> Self::IntoIter {
-        // `Vec::new()` does not allocate.
+    fn into_iter(self) -> EntriesIter {
         match self {
-            Entries::One(e) => Some(e).into_iter().chain(Vec::new()),
-            Entries::Many(v) => None.into_iter().chain(v),
+            Entries::One(e) => EntriesIter::One(Some(e)),
+            Entries::Many(v) => EntriesIter::Many(v.into_iter()),
+            Entries::Writes {
+                term,
+                first_id,
+                count,
+            } => EntriesIter::Writes {
+                term,
+                ids: first_id..first_id + count,
+            },
+        }
+    }
+}
+
+/// The entries of an `Entries`, in order.
+pub enum EntriesIter {
+    /// One entry, until taken.
+    One(Option<Entry>),
+    /// A batch.
+    Many(std::vec::IntoIter<Entry>),
+    /// A run of workload writes: the ids left.
+    Writes {
+        /// Their term.
+        term: u64,
+        /// The ids not taken yet.
+        ids: std::ops::Range<u64>,
+    },
+}
+
+impl Iterator for EntriesIter {
+    type Item = Entry;
+
+    #[inline]
+    fn next(&mut self) -> Option<Entry> {
+        match self {
+            EntriesIter::One(e) => e.take(),
+            EntriesIter::Many(v) => v.next(),
+            EntriesIter::Writes { term, ids } => ids.next().map(|id| Entry {
+                term: *term,
+                kind: EntryKind::Write(id),
+            }),
+        }
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            EntriesIter::One(e) => (usize::from(e.is_some()), Some(usize::from(e.is_some()))),
+            EntriesIter::Many(v) => v.size_hint(),
+            EntriesIter::Writes { ids, .. } => ids.size_hint(),
         }
     }
 }
@@ -188,8 +247,11 @@ impl World {
             },
             out: &mut out,
         });
-        for e in out.drain(..) {
-            self.carry_out(id, e);
+        // (Checked first: dropping even an empty drain costs tens of instructions.)
+        if !out.is_empty() {
+            for e in out.drain(..) {
+                self.carry_out(id, e);
+            }
         }
         self.effects.push(out);
         r

@@ -36,10 +36,13 @@
 //! Writes are the one thing steady mode does besides elision: a write whose AppendEntries
 //! round trip to every follower ends before anything else can happen (the next heartbeat
 //! tick, the next queued event, the end of the current `run_until`) and that does not meet a
-//! heartbeat round still in flight is carried out at once, with the same effects the message
-//! handlers would have, in the same order: each follower stores the entry, takes the leader's
-//! commit index and applies up to it when the AppendEntries arrives; the leader commits and
-//! acknowledges when the answer that completes a quorum arrives. A write that meets a
+//! heartbeat round still in flight is carried out at once: the leader appends, commits and
+//! acknowledges when the answer that completes a quorum arrives; the followers' side waits
+//! until something reads it (`Rounds`), and is then delivered through the nodes' own rules:
+//! each round's AppendEntries lands on each follower through `RaftNode::append_entries` (the
+//! rule `on_append` runs), which stores the entries and takes the leader's commit index, and
+//! the answer lands on the leader through `on_append_resp` (`land_append`, `land_answer`);
+//! the closed form only decides when they land. A write that meets a
 //! heartbeat round in flight, or whose round would reach the next tick, is an *episode*
 //! (those interleavings have their own behaviour in the model, e.g. a heartbeat sent at the
 //! matched index while a batch is in flight). An episode that ends before the next queued
@@ -61,7 +64,7 @@ mod lane;
 pub(crate) use exact::ForcedLats;
 pub use exact::LaneCheck;
 
-use crate::raft::{Msg, quorum};
+use crate::raft::{Entries, Msg, quorum};
 use crate::rng::StatelessPrefix;
 use crate::state::{Entry, EntryKind, Role, ServerId};
 use crate::world::{MAX_SERVERS, TimerKind, World};
@@ -129,8 +132,9 @@ pub(crate) struct Steady {
     /// changed in an episode: its timers are then that role's business, not ours).
     leader_gen: u64,
     gens: [u64; MAX_SERVERS],
-    /// Per follower: when a closed-form write round last raised its commit index. It applies
-    /// what that lets it apply when settled, with the clock at that time.
+    /// Per follower: when a closed-form round or episode last raised its commit index (see
+    /// `apply_follower`). It applies what that lets it apply when settled, with the clock at
+    /// that time.
     learned_at: [SimTime; MAX_SERVERS],
     /// The first index the period wrote (the leader's last index + 1 at entry): everything
     /// from it on is a workload write the leader has applied, which a follower applies alike
@@ -169,6 +173,22 @@ struct Rounds {
     sent: SimTime,
     commit: u64,
 }
+
+/// An AppendEntries a closed form delivers (`World::land_append`): `Msg::Append`'s fields but
+/// the term, which is the period's.
+struct Batch {
+    /// Index and term of the entry before `entries`.
+    prev: (u64, u64),
+    entries: Entries,
+    /// The leader's commit index when it was sent.
+    commit: u64,
+    /// Sent by the heartbeat path beside a batch in flight.
+    heartbeat: bool,
+}
+
+/// An AppendEntries answer as `RaftNode::on_append_resp` takes it: term, success, the
+/// follower's last index, and whether it answers a heartbeat.
+type Answer = (u64, bool, u64, bool);
 
 /// Most steps an episode takes before it hands its messages to the event queue.
 const EPISODE_STEPS_MAX: u32 = 100_000;
@@ -1183,16 +1203,22 @@ impl World {
         });
     }
 
-    /// Carries out the followers' side of the write rounds in `st.rounds` (see `Rounds`): as
-    /// the last round's AppendEntries lands on each follower, it holds every round's entry,
-    /// takes the commit index the round carries, and its answer reaches the leader. A deaf
-    /// follower gets only the heartbeat at the matched index (contact).
+    /// Carries out the followers' side of the write rounds in `st.rounds` (see `Rounds`): the
+    /// last round's AppendEntries, carrying every round's entry and the commit index the last
+    /// round carries, lands on each follower through its node's rule (`land_append`), and the
+    /// answer on the leader (`land_answer`), at the times the round's draws say. A deaf
+    /// follower gets only the heartbeat at the matched index the broadcast sends it (its
+    /// answer is lost on the way).
     fn flush_rounds(&mut self, st: &mut Steady) {
         let Some(r) = st.rounds.take() else {
             return;
         };
         let l = st.leader;
         let round = self.round_hash(st, r.idx);
+        let prev = (
+            r.from - 1,
+            self.servers[l].disk.term_at(r.from - 1).unwrap_or(0),
+        );
         for i in 0..st.n {
             if st.slow[i] {
                 continue;
@@ -1201,37 +1227,92 @@ impl World {
             let (a, b) = Self::steady_lats(st, &round, DRAW_WRITE, f);
             let d = r.sent.plus(a);
             if st.deaf[i] {
-                let s = &mut self.servers[f];
-                s.vol.last_contact = s.vol.last_contact.max(Some(d));
+                let hb = self.heartbeat_at_match(l, f, r.commit);
+                self.land_append(st, i, d, hb);
                 continue;
             }
-            let (ls, s) = pair_mut(&mut self.servers, l, f);
-            debug_assert_eq!(s.disk.last_index() + 1, r.from);
-            let ids = r.first_id..=r.first_id + (r.idx - r.from);
-            s.disk.log.extend(ids.map(|id| Entry {
-                term: st.term,
-                kind: EntryKind::Write(id),
-            }));
+            debug_assert_eq!(self.servers[f].disk.last_index() + 1, r.from);
+            let batch = Batch {
+                prev,
+                entries: Entries::Writes {
+                    term: st.term,
+                    first_id: r.first_id,
+                    count: r.idx - r.from + 1,
+                },
+                commit: r.commit,
+                heartbeat: false,
+            };
+            let answer = self.land_append(st, i, d, batch);
             debug_assert_eq!(
-                s.disk.log.last(),
-                ls.disk.entry(r.idx),
+                self.servers[f].disk.log.last(),
+                self.servers[l].disk.entry(r.idx),
                 "a round's entry as the leader holds it"
             );
-            s.vol.last_contact = Some(d);
-            if r.commit > s.vol.commit {
-                // Applied when settled (see `learned_at`): nothing reads it before.
-                s.vol.commit = r.commit;
-                st.learned_at[i] = d;
-            }
-            ls.vol.progress[f] = Progress {
-                next: r.idx + 1,
-                matched: r.idx,
-                inflight: false,
-                inflight_until: SimTime::default(),
-                contact: d.plus(b),
-                snapshot_inflight: None,
-            };
+            self.land_answer(l, f, d.plus(b), answer);
         }
+    }
+
+    /// The heartbeat leader `l` sends follower `f` while a batch to it is in flight: an empty
+    /// AppendEntries at the matched index, carrying the commit index `commit` (as of its
+    /// sending) no higher than that (`RaftNode::replicate`).
+    fn heartbeat_at_match(&self, l: ServerId, f: ServerId, commit: u64) -> Batch {
+        let ls = &self.servers[l];
+        let prev = ls.vol.progress[f].matched;
+        Batch {
+            prev: (prev, ls.disk.term_at(prev).unwrap_or(0)),
+            entries: Entries::none(),
+            commit: commit.min(prev),
+            heartbeat: true,
+        }
+    }
+
+    /// AppendEntries `batch` from the leader landing on follower `i` at `t`: the closed form
+    /// decides when it lands, the node's rule (`RaftNode::append_entries`, the heart of
+    /// `on_append`) what it does there. What the follower learns is committed it applies as
+    /// `apply_follower` allows (its clock at `t`, or when settled). Returns its answer, which
+    /// is not sent: the closed form decides when that lands too. Leaves the clock where it
+    /// was.
+    fn land_append(&mut self, st: &mut Steady, i: usize, t: SimTime, batch: Batch) -> Answer {
+        let (l, f) = (st.leader, st.followers[i]);
+        debug_assert!(
+            self.servers[f].vol.last_contact <= Some(t),
+            "a closed-form message lands before the last contact"
+        );
+        let (now, commit) = (self.now, self.servers[f].vol.commit);
+        self.now = t;
+        let Batch {
+            prev,
+            entries,
+            commit: leader_commit,
+            heartbeat,
+        } = batch;
+        let (answer, delay) = self.with_node(f, |n| {
+            n.append_entries(l, st.term, prev, entries, leader_commit, heartbeat)
+        });
+        debug_assert_eq!(delay, 0, "a steady follower's disk delays nothing");
+        self.now = now;
+        let s = &self.servers[f];
+        if s.vol.commit > commit {
+            st.learned_at[i] = t;
+        }
+        if answer.1 && s.vol.commit.min(s.disk.last_index()) > s.vol.applied {
+            self.apply_follower(st, f, st.learned_at[i], Apply::Later);
+        }
+        answer
+    }
+
+    /// Follower `f`'s answer to an AppendEntries landing on leader `l` at `t`: the leader's
+    /// side of `World::on_append_resp` without its commit step, which the closed form took
+    /// when the quorum's answers came (and which a slow follower's answer never takes, see
+    /// `lane`). Leaves the clock where it was.
+    fn land_answer(&mut self, l: ServerId, f: ServerId, t: SimTime, answer: Answer) {
+        self.at(t, |w| {
+            w.with_node(l, |n| {
+                if let Some(ack) = n.on_append_resp(f, answer) {
+                    n.after_ack(f, ack);
+                }
+            });
+        });
     }
 
     /// The common episode in closed form: a write whose round meets the last tick's round
@@ -1450,7 +1531,7 @@ impl World {
     #[inline]
     fn episode_follower(
         &mut self,
-        st: &Steady,
+        st: &mut Steady,
         l: ServerId,
         (i, lane): (usize, Lane),
         entry: &Entry,
@@ -1475,6 +1556,7 @@ impl World {
             let s = &mut self.servers[f];
             if learned > s.vol.commit {
                 s.vol.commit = learned;
+                st.learned_at[i] = t;
                 self.apply_follower(st, f, t, Apply::Later);
             }
         }
@@ -1622,20 +1704,4 @@ struct Lane {
     answered: SimTime,
     /// The heartbeat beside the tick's batch: lands, answered.
     beside: Option<(SimTime, SimTime)>,
-}
-
-/// Two distinct servers of `servers`, both mutable.
-fn pair_mut(
-    servers: &mut [crate::state::Server],
-    a: ServerId,
-    b: ServerId,
-) -> (&mut crate::state::Server, &mut crate::state::Server) {
-    assert_ne!(a, b, "two distinct servers");
-    if a < b {
-        let (x, y) = servers.split_at_mut(b);
-        (&mut x[a], &mut y[0])
-    } else {
-        let (x, y) = servers.split_at_mut(a);
-        (&mut y[0], &mut x[b])
-    }
 }

@@ -198,9 +198,7 @@ impl World {
                         );
                         self.metrics.messages += 1;
                         let resp = (term, success, last_index, heartbeat);
-                        if let Some(ack) = self.with_node(l, |n| n.on_append_resp(m.from, resp)) {
-                            self.with_node(l, |n| n.after_ack(m.from, ack));
-                        }
+                        self.land_answer(l, m.from, at, resp);
                     }
                     msg => self.deliver_msg(m.from, m.to, msg),
                 }
