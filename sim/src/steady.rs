@@ -25,7 +25,9 @@
 //! time, follower, direction), so it is the same whenever it is asked for. "Settling" brings
 //! the fields an observer can read (followers' last contact, commit and applied indexes, the
 //! leader's per-follower contact, the message counter) to their exact values at a time: at the
-//! end of `run_until`, before an autopilot refresh or a snapshot check. "Leaving" settles, then
+//! end of `run_until`, before an autopilot refresh or a snapshot check. It lands the latest
+//! tick's AppendEntries delivered by then on each follower, and the latest answer back by then
+//! on the leader, through the nodes' own rules (`settle_follower`). "Leaving" settles, then
 //! hands back what is in flight: the last tick's undelivered AppendEntries or answers become
 //! ordinary message events, and the heartbeat, lease and follower timers are re-armed at the
 //! next time their schedules (the follower timers' renewals drawn now) say they fire. Anything
@@ -655,7 +657,7 @@ impl World {
             self.flush_rounds(&mut st);
             if let Some(i) = (0..st.n).find(|&i| st.followers[i] == id && !st.slow[i]) {
                 let ticks = self.settle_ticks(&st);
-                self.settle_follower(&st, i, &ticks, Apply::Now);
+                self.settle_follower(&mut st, i, &ticks, Apply::Now);
             }
             self.steady = Some(st);
         }
@@ -716,12 +718,14 @@ impl World {
         [Some(km), km.checked_sub(1)].map(|k| k.and_then(tick))
     }
 
-    /// Applies to follower `i` the effects of the latest tick delivered by now: last contact,
-    /// commit index (and what it lets the follower apply), and the leader's contact with it.
-    /// `ticks` are the ticks to look at (`settle_ticks`).
+    /// Lands on follower `i` the latest tick delivered by now, and on the leader the latest
+    /// answer to a tick that has come back by now, through the nodes' rules (`land_append`,
+    /// `land_answer`): the follower's last contact and commit index (and what that lets it
+    /// apply), the leader's contact with it. `ticks` are the ticks to look at
+    /// (`settle_ticks`).
     fn settle_follower(
         &mut self,
-        st: &Steady,
+        st: &mut Steady,
         i: usize,
         ticks: &[Option<(SimTime, StatelessPrefix)>; 2],
         apply: Apply,
@@ -733,7 +737,7 @@ impl World {
             return;
         }
         let now = self.now;
-        let f = st.followers[i];
+        let (l, f) = (st.leader, st.followers[i]);
         let s = &self.servers[f];
         if s.vol.commit.min(s.disk.last_index()) > s.vol.applied {
             self.apply_follower(st, f, st.learned_at[i], apply);
@@ -750,24 +754,26 @@ impl World {
                 answered = Some(d.plus(b));
             }
         }
-        if let Some(r) = answered {
-            let pr = &mut self.servers[st.leader].vol.progress[f];
-            pr.contact = pr.contact.max(r);
+        if let Some(r) = answered.filter(|&r| self.servers[l].vol.progress[f].contact < r) {
+            // A tick's AppendEntries at the follower's last index, answered as the rule
+            // answers it (it may have landed in an earlier settle).
+            let s = &self.servers[f];
+            let answer = (s.disk.term, true, s.disk.last_index(), false);
+            self.land_answer(l, f, r, answer);
         }
         let Some(d) = delivered else { return };
-        let commit = self.servers[st.leader].vol.commit;
-        let s = &mut self.servers[f];
-        if s.vol.last_contact.is_some_and(|c| c >= d) {
+        if self.servers[f].vol.last_contact.is_some_and(|c| c >= d) {
             return;
         }
-        s.vol.last_contact = Some(d);
-        let learned = commit.min(s.disk.last_index()).max(s.vol.commit);
-        if learned > s.vol.applied {
-            s.vol.commit = learned;
-            self.apply_follower(st, f, d, apply);
-        } else {
-            s.vol.commit = learned;
-        }
+        let ls = &self.servers[l];
+        let prev = ls.vol.progress[f].next - 1;
+        let tick = Batch {
+            prev: (prev, ls.disk.term_at(prev).unwrap_or(0)),
+            entries: Entries::none(),
+            commit: ls.vol.commit,
+            heartbeat: false,
+        };
+        self.land_append(st, i, d, tick, apply);
     }
 
     /// Follower `f` applies what it has committed, with the clock at `t` — or later, if
@@ -786,7 +792,7 @@ impl World {
     /// delivered by now, or a write round's (set by the round). What those heartbeats teach it
     /// about the commit index it knew already (see `follower_deaf`), and its answers never
     /// reach the leader.
-    fn settle_deaf(&mut self, st: &Steady, i: usize) {
+    fn settle_deaf(&mut self, st: &mut Steady, i: usize) {
         let now = self.now;
         let f = st.followers[i];
         let Some(km) = st.last_tick(now) else { return };
@@ -799,9 +805,10 @@ impl World {
                     .plus(Self::tick_lats(st, &self.tick_hash(st, k), f).0)
             })
             .find(|&d| d <= now);
-        if let Some(d) = delivered {
-            let s = &mut self.servers[f];
-            s.vol.last_contact = s.vol.last_contact.max(Some(d));
+        let contact = self.servers[f].vol.last_contact;
+        if let Some(d) = delivered.filter(|&d| contact.is_none_or(|c| c < d)) {
+            let hb = self.heartbeat_at_match(st.leader, f, self.servers[st.leader].vol.commit);
+            self.land_append(st, i, d, hb, Apply::Later);
         }
     }
 
@@ -1228,7 +1235,7 @@ impl World {
             let d = r.sent.plus(a);
             if st.deaf[i] {
                 let hb = self.heartbeat_at_match(l, f, r.commit);
-                self.land_append(st, i, d, hb);
+                self.land_append(st, i, d, hb, Apply::Later);
                 continue;
             }
             debug_assert_eq!(self.servers[f].disk.last_index() + 1, r.from);
@@ -1242,7 +1249,7 @@ impl World {
                 commit: r.commit,
                 heartbeat: false,
             };
-            let answer = self.land_append(st, i, d, batch);
+            let answer = self.land_append(st, i, d, batch, Apply::Later);
             debug_assert_eq!(
                 self.servers[f].disk.log.last(),
                 self.servers[l].disk.entry(r.idx),
@@ -1272,7 +1279,14 @@ impl World {
     /// `apply_follower` allows (its clock at `t`, or when settled). Returns its answer, which
     /// is not sent: the closed form decides when that lands too. Leaves the clock where it
     /// was.
-    fn land_append(&mut self, st: &mut Steady, i: usize, t: SimTime, batch: Batch) -> Answer {
+    fn land_append(
+        &mut self,
+        st: &mut Steady,
+        i: usize,
+        t: SimTime,
+        batch: Batch,
+        apply: Apply,
+    ) -> Answer {
         let (l, f) = (st.leader, st.followers[i]);
         debug_assert!(
             self.servers[f].vol.last_contact <= Some(t),
@@ -1296,7 +1310,7 @@ impl World {
             st.learned_at[i] = t;
         }
         if answer.1 && s.vol.commit.min(s.disk.last_index()) > s.vol.applied {
-            self.apply_follower(st, f, st.learned_at[i], Apply::Later);
+            self.apply_follower(st, f, st.learned_at[i], apply);
         }
         answer
     }
