@@ -168,6 +168,28 @@ pub fn append_resp(term: u64, success: bool, last_index: u64, heartbeat: bool) -
     }
 }
 
+/// What an AppendEntries did on a follower (`RaftNode::append_entries`). Sixteen bytes, so
+/// it comes back in registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The follower's last index after it (on a refusal, the hint: where to try next).
+    pub last: u64,
+    /// Accepted.
+    pub ok: bool,
+    /// Whether entries were written (the answer then waits for the disk).
+    pub wrote: bool,
+}
+
+impl Appended {
+    fn refused(hint: u64) -> Appended {
+        Appended {
+            last: hint,
+            ok: false,
+            wrote: false,
+        }
+    }
+}
+
 /// What an AppendEntries answer leaves for after the commit it may allow (see
 /// `RaftNode::on_append_resp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -502,24 +524,18 @@ impl RaftNode<'_> {
         else {
             return;
         };
-        let (resp, delay) = self.append_entries(
-            from,
-            term,
-            (prev_index, prev_term),
-            entries,
-            commit,
-            heartbeat,
-        );
-        let (t, ok, last, heartbeat) = resp;
-        if ok {
+        let a = self.append_entries(from, term, (prev_index, prev_term), entries, commit);
+        if a.ok {
             self.out.push(Effect::Apply);
         }
-        self.reply(from, append_resp(t, ok, last, heartbeat), delay);
+        let delay = if a.wrote { self.disk_delay_ns } else { 0 };
+        let t = self.disk.term;
+        self.reply(from, append_resp(t, a.ok, a.last, heartbeat), delay);
     }
 
     /// `on_append`'s rule, given the AppendEntries' fields: what it changes on this node, and
-    /// its answer (term, success, last index, heartbeat; as `on_append_resp` takes it) with the
-    /// delay before it is sent. After a success the caller applies what is committed.
+    /// what its answer reports (the answer carries the node's term after it). After a success
+    /// the caller applies what is committed.
     pub fn append_entries(
         &mut self,
         from: ServerId,
@@ -527,13 +543,10 @@ impl RaftNode<'_> {
         (prev_index, prev_term): (u64, u64),
         entries: Entries,
         commit: u64,
-        heartbeat: bool,
-    ) -> ((u64, bool, u64, bool), u64) {
+    ) -> Appended {
         if !self.accept_leader(from, term) {
-            return (
-                (self.disk.term, false, self.disk.last_index(), heartbeat),
-                0,
-            );
+            let last = self.disk.last_index();
+            return Appended::refused(last);
         }
         let d = &self.disk;
         let ok_prev = match d.term_at(prev_index) {
@@ -542,15 +555,17 @@ impl RaftNode<'_> {
             None => prev_index < d.log_start(),
         };
         if prev_index > d.last_index() || !ok_prev {
-            let hint = d.last_index().min(prev_index.saturating_sub(1));
-            return ((d.term, false, hint, heartbeat), 0);
+            return Appended::refused(d.last_index().min(prev_index.saturating_sub(1)));
         }
         let n = entries.len() as u64;
         let wrote = self.store_entries(prev_index, entries);
-        let last_new = prev_index + n;
-        self.vol.commit = commit.min(last_new).max(self.vol.commit);
-        let delay = if wrote { self.disk_delay_ns } else { 0 };
-        ((self.disk.term, true, last_new, heartbeat), delay)
+        let last = prev_index + n;
+        self.vol.commit = commit.min(last).max(self.vol.commit);
+        Appended {
+            last,
+            ok: true,
+            wrote,
+        }
     }
 
     /// Stores entries after `prev`; returns whether anything was written.
@@ -1404,7 +1419,7 @@ mod tests {
                             .collect(),
                     )
                 };
-                let (answer, fx) = n.step(&w, |r| r.append_entries(0, 3, prev, entries, 4, false));
+                let (answer, fx) = n.step(&w, |r| r.append_entries(0, 3, prev, entries, 4));
                 assert!(fx.is_empty(), "the rule itself sends nothing: {fx:?}");
                 outcomes.push((answer, n.disk.log.to_vec(), n.vol.commit));
             }
@@ -1412,11 +1427,16 @@ mod tests {
             outcomes.remove(0)
         };
         let (answer, log, commit) = run((3, 2), &[2, 2]);
-        assert_eq!(answer, ((3, true, 6, false), 0));
+        let ok = |last| Appended {
+            last,
+            ok: true,
+            wrote: true,
+        };
+        assert_eq!(answer, ok(6));
         assert_eq!((log.len(), commit), (6, 4));
         // Index 3 holds a term-1 entry the leader does not have: dropped, the run stored.
         let (answer, log, _) = run((2, 1), &[1, 1, 1]);
-        assert_eq!(answer, ((3, true, 5, false), 0));
+        assert_eq!(answer, ok(5));
         assert_eq!(log.len(), 5);
         assert!(log[2..].iter().all(|e| e.term == 3));
     }

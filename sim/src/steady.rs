@@ -1279,6 +1279,7 @@ impl World {
     /// `apply_follower` allows (its clock at `t`, or when settled). Returns its answer, which
     /// is not sent: the closed form decides when that lands too. Leaves the clock where it
     /// was.
+    #[inline]
     fn land_append(
         &mut self,
         st: &mut Steady,
@@ -1300,16 +1301,20 @@ impl World {
             commit: leader_commit,
             heartbeat,
         } = batch;
-        let (answer, delay) = self.with_node(f, |n| {
-            n.append_entries(l, st.term, prev, entries, leader_commit, heartbeat)
+        let a = self.with_node(f, |n| {
+            n.append_entries(l, st.term, prev, entries, leader_commit)
         });
-        debug_assert_eq!(delay, 0, "a steady follower's disk delays nothing");
         self.now = now;
         let s = &self.servers[f];
+        debug_assert!(
+            !a.wrote || s.disk_delay_ns == 0,
+            "a steady follower's disk delays"
+        );
         if s.vol.commit > commit {
             st.learned_at[i] = t;
         }
-        if answer.1 && s.vol.commit.min(s.disk.last_index()) > s.vol.applied {
+        let answer = (s.disk.term, a.ok, a.last, heartbeat);
+        if a.ok && s.vol.commit.min(s.disk.last_index()) > s.vol.applied {
             self.apply_follower(st, f, st.learned_at[i], apply);
         }
         answer
