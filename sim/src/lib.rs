@@ -40,6 +40,6 @@ pub use config::{
 };
 pub use rehearse_model::time::SimTime;
 pub use state::{BadBinary, ProcessState, ServerId, StopMode};
-pub use steady::LaneCheck;
+pub use steady::SpanCheck;
 pub use workload::{BacklogSeries, DeadlineStop, WorkloadOutcome, WorkloadPlaneConfig};
 pub use world::{ACK_BUCKET_NS, ACK_BUCKETS, Metrics, SimError, Violation, WorkloadStats, World};

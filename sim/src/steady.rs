@@ -64,7 +64,7 @@ mod exact;
 mod lane;
 
 pub(crate) use exact::ForcedLats;
-pub use exact::LaneCheck;
+pub use exact::SpanCheck;
 
 use crate::raft::{Entries, Msg, quorum};
 use crate::rng::StatelessPrefix;

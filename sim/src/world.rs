@@ -367,7 +367,7 @@ pub struct World {
     pub(crate) episode: Option<VecDeque<LocalMsg>>,
     /// The last episode's emptied queue, kept for the next one (its allocation is reused).
     pub(crate) episode_spare: VecDeque<LocalMsg>,
-    episode_seq: u64,
+    pub(crate) episode_seq: u64,
     /// Client nodes and the leader's heartbeat timers (see `clients`).
     pub(crate) clients: crate::clients::Clients,
     /// The workload plane, when jobs are declared (see `workload`).

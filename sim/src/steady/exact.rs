@@ -3,7 +3,10 @@
 //! before it, message by message through the Raft nodes' handlers (`run_episode`, the path the
 //! round would otherwise take), with the latencies the closed form drew for it. At the end of
 //! the round both copies are settled and every server's Raft state must be the same, field
-//! for field; a difference panics with the field, the server and both values.
+//! for field; a difference panics with the field, the server and both values. Spans of a
+//! steady period (`World::check_lane`, `World::check_quiet`) are run both ways too: the
+//! period as it runs, and the same span message by message with the period's draws forced on
+//! every message (`Mirror`).
 //!
 //! What is compared: term, vote, log (start, entries, snapshot index), role and its generation,
 //! known leader, last contact, commit and applied indexes, the state machine's write count, the
@@ -47,7 +50,8 @@ pub(crate) enum ForcedLats {
 #[derive(Debug, Clone)]
 pub(crate) struct Mirror {
     leader: ServerId,
-    slow: ServerId,
+    /// The slow follower, if the period has a lane.
+    slow: Option<ServerId>,
     term: u64,
     tick0: SimTime,
     hb_ns: u64,
@@ -106,7 +110,7 @@ impl Mirror {
         streams: &StatelessRng,
     ) -> u64 {
         let (l, lo, hi) = (self.leader, self.lo, self.hi);
-        if from == self.slow || to == self.slow {
+        if self.slow.is_some_and(|s| from == s || to == s) {
             return lane_latency(&streams.prefix(self.term, now.0), lo, hi, from, to);
         }
         let heartbeat = matches!(
@@ -155,12 +159,14 @@ impl Mirror {
     }
 }
 
-/// What the exact check of a lane found (`World::check_lane`).
+/// What the exact check of a span of a steady period found (`World::check_lane`,
+/// `World::check_quiet`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LaneCheck {
-    /// No steady period with a lane runs now.
-    NoLane,
-    /// The period ended before the span was over: nothing compared.
+pub enum SpanCheck {
+    /// No steady period of the kind asked for runs now.
+    NotSteady,
+    /// The period ended before the span was over, or ran a write message by message (with the
+    /// network's own draws): nothing compared.
     Ended,
     /// The period and the same span message by message agree, field for field.
     Same,
@@ -174,19 +180,28 @@ impl World {
     /// same span message by message (the period ended now, its draws forced on every message),
     /// and compares every server's Raft state at the end. The end falls just before a
     /// heartbeat tick, when no steady follower's message is in flight.
-    pub fn check_lane(&self, span_ns: u64) -> LaneCheck {
-        let Some(st) = self.steady.as_ref() else {
-            return LaneCheck::NoLane;
-        };
-        let Some(slow) = st.lane.as_ref().map(|l| l.f) else {
-            return LaneCheck::NoLane;
+    pub fn check_lane(&self, span_ns: u64) -> SpanCheck {
+        self.check_span(span_ns, true)
+    }
+
+    /// The exact check of a quiet period without a lane (for tests): `check_lane` for a
+    /// steady period whose followers are all in closed form — its heartbeat ticks, write
+    /// rounds and closed-form episodes against the same span message by message.
+    pub fn check_quiet(&self, span_ns: u64) -> SpanCheck {
+        self.check_span(span_ns, false)
+    }
+
+    /// `check_lane` (`lane`) or `check_quiet`.
+    fn check_span(&self, span_ns: u64, lane: bool) -> SpanCheck {
+        let Some(st) = self.steady.as_ref().filter(|st| st.lane.is_some() == lane) else {
+            return SpanCheck::NotSteady;
         };
         let k = st.next_tick(self.now.plus(span_ns));
         let end = SimTime(st.tick(k).0 - 1);
-        let entered = self.steady_entered;
+        let (entered, local_sent) = (self.steady_entered, self.episode_seq);
         let mirror = Mirror {
             leader: st.leader,
-            slow,
+            slow: st.lane.as_ref().map(|l| l.f),
             term: st.term,
             tick0: st.tick0,
             hb_ns: st.hb_ns,
@@ -198,10 +213,15 @@ impl World {
         let mut closed = self.clone();
         closed.exact_check = false;
         closed.run_until(end);
+        // Without a lane, the local queue carries only an episode run message by message.
+        let stepped_episode = !lane && closed.episode_seq != local_sent;
         let same_period = closed.steady_entered == entered
-            && closed.steady.as_ref().is_some_and(|st| st.lane.is_some());
-        if !same_period {
-            return LaneCheck::Ended;
+            && closed
+                .steady
+                .as_ref()
+                .is_some_and(|st| st.lane.is_some() == lane);
+        if !same_period || stepped_episode {
+            return SpanCheck::Ended;
         }
         let mut stepped = self.clone();
         stepped.exact_check = false;
@@ -211,10 +231,11 @@ impl World {
             .net
             .force_latencies(Some(Box::new(ForcedLats::Mirror(mirror))));
         stepped.run_until(end);
+        let what = if lane { "a lane" } else { "a quiet period" };
         match same_raft_state(&closed, &stepped) {
-            Ok(()) => LaneCheck::Same,
-            Err(diff) => LaneCheck::Differs(format!(
-                "seed {}: a lane from {} ns to {} ns: {diff}",
+            Ok(()) => SpanCheck::Same,
+            Err(diff) => SpanCheck::Differs(format!(
+                "seed {}: {what} from {} ns to {} ns: {diff}",
                 self.cfg.seed, self.now.0, end.0
             )),
         }
