@@ -93,8 +93,9 @@ impl Network {
     /// The fate of a message from `from` to `to` sent now on an open link: `None` if it is
     /// lost, else its one-way latency. Draws from the sequential stream: the loss (only when
     /// the loss probability is above 0), then the latency (unless forced).
-    /// `now` and `msg` (the send time and the message) matter only to forced latencies that
-    /// mirror a steady period's draws (`steady::exact`).
+    /// `now`, `msg` and `sender_last` (the send time, the message and the sender's last log
+    /// index, asked for only then) matter only to forced latencies that mirror a steady
+    /// period's draws (`steady::exact`).
     #[inline]
     pub(crate) fn fate(
         &mut self,
@@ -102,6 +103,7 @@ impl Network {
         to: ServerId,
         now: SimTime,
         msg: &Msg,
+        sender_last: impl FnOnce() -> u64,
     ) -> Option<u64> {
         let loss = self.cfg.loss;
         if loss > 0.0 && self.rng.chance(loss) {
@@ -112,7 +114,7 @@ impl Network {
                 let (lo, hi) = self.latency_range();
                 self.rng.range(lo, hi)
             }
-            Some(f) => f.latency(from, to, now, msg, &self.steady),
+            Some(f) => f.latency(from, to, (now, sender_last()), msg, &self.steady),
         })
     }
 
@@ -195,6 +197,7 @@ mod tests {
                     (i + 1) % 3,
                     rehearse_model::time::SimTime::ZERO,
                     &msg,
+                    || 0,
                 )
             })
             .collect()

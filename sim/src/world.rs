@@ -1091,7 +1091,11 @@ impl World {
                 pr.inflight_until = self.now;
             }
         }
-        let Some(lat) = self.net.fate(from, to.id, self.now, &msg) else {
+        let disk = &self.servers[from].disk;
+        let Some(lat) = self
+            .net
+            .fate(from, to.id, self.now, &msg, || disk.last_index())
+        else {
             return;
         };
         self.push_msg_at(self.now.plus(lat + extra_ns), from, to.id, msg);

@@ -52,6 +52,8 @@ pub(crate) struct Mirror {
     leader: ServerId,
     /// The slow follower, if the period has a lane.
     slow: Option<ServerId>,
+    /// Deaf followers (by server).
+    deaf: [bool; MAX_SERVERS],
     term: u64,
     tick0: SimTime,
     hb_ns: u64,
@@ -64,14 +66,14 @@ pub(crate) struct Mirror {
 }
 
 impl ForcedLats {
-    /// The latency of a message `msg` from `from` to `to` sent at `now`. In a round, peers
-    /// outside the period (down) get theirs at once: nothing reaches them, so only the order
-    /// of no-ops depends on it.
+    /// The latency of a message `msg` from `from` to `to` sent at `now`, the sender's log
+    /// ending at `last`. In a round, peers outside the period (down) get theirs at once:
+    /// nothing reaches them, so only the order of no-ops depends on it.
     pub(crate) fn latency(
         &mut self,
         from: ServerId,
         to: ServerId,
-        now: SimTime,
+        (now, last): (SimTime, u64),
         msg: &Msg,
         streams: &StatelessRng,
     ) -> u64 {
@@ -88,7 +90,7 @@ impl ForcedLats {
                 }
             }
             ForcedLats::Lane { stream, lo, hi } => lane_latency(stream, *lo, *hi, from, to),
-            ForcedLats::Mirror(m) => m.latency(from, to, now, msg, streams),
+            ForcedLats::Mirror(m) => m.latency(from, to, (now, last), msg, streams),
         }
     }
 }
@@ -105,7 +107,7 @@ impl Mirror {
         &mut self,
         from: ServerId,
         to: ServerId,
-        now: SimTime,
+        (now, last): (SimTime, u64),
         msg: &Msg,
         streams: &StatelessRng,
     ) -> u64 {
@@ -134,12 +136,14 @@ impl Mirror {
             };
         }
         // The leader's message to a steady follower: a tick's (at a tick's time), a write
-        // round's batch (keyed by its last index), or the heartbeat a write's broadcast sends
-        // beside a batch in flight (keyed by the write's index), drawn as `steady_lats` draws
-        // them.
+        // round's batch (keyed by its last index), the heartbeat a write's broadcast sends
+        // beside a batch in flight (keyed by the write's index), or the one it sends a deaf
+        // follower (drawn as the write's batch: keyed by the write's index, the leader's last),
+        // drawn as `steady_lats` draws them.
         let tick = now >= self.tick0 && now.since(self.tick0).is_multiple_of(self.hb_ns);
         let (draw, x) = match msg {
             _ if tick => (super::DRAW_TICK, now.0),
+            Msg::Append { .. } if heartbeat && self.deaf[to] => (super::DRAW_WRITE, last),
             Msg::Append { prev_index, .. } if heartbeat => (super::DRAW_BESIDE, prev_index + 1),
             Msg::Append {
                 prev_index,
@@ -202,6 +206,7 @@ impl World {
         let mirror = Mirror {
             leader: st.leader,
             slow: st.lane.as_ref().map(|l| l.f),
+            deaf: std::array::from_fn(|id| (0..st.n).any(|i| st.followers[i] == id && st.deaf[i])),
             term: st.term,
             tick0: st.tick0,
             hb_ns: st.hb_ns,
