@@ -719,11 +719,7 @@ impl RaftNode<'_> {
         if pr.inflight {
             // A heartbeat while a batch is in flight: empty AppendEntries at the matched point
             // keeps the follower's timer fresh without disturbing the batch.
-            let snap_index = d.snapshot.as_ref().map_or(0, |x| x.index);
-            let Some((prev, prev_term)) = [pr.matched, snap_index]
-                .into_iter()
-                .find_map(|i| d.term_at(i).map(|t| (i, t)))
-            else {
+            let Some((prev, prev_term)) = d.heartbeat_point(pr.matched) else {
                 return;
             };
             let commit = self.vol.commit.min(prev);

@@ -344,6 +344,15 @@ impl Disk {
         self.term_at(self.last_index()).unwrap_or(0)
     }
 
+    /// Where a heartbeat beside a batch in flight points: the follower's matched index and its
+    /// term, or the snapshot's if that entry was compacted away (None if neither is known).
+    pub fn heartbeat_point(&self, matched: u64) -> Option<(u64, u64)> {
+        let snap_index = self.snapshot.as_ref().map_or(0, |x| x.index);
+        [matched, snap_index]
+            .into_iter()
+            .find_map(|i| self.term_at(i).map(|t| (i, t)))
+    }
+
     /// Term at `index`, if known (not compacted away).
     pub fn term_at(&self, index: u64) -> Option<u64> {
         if index == 0 {

@@ -1260,15 +1260,18 @@ impl World {
     }
 
     /// The heartbeat leader `l` sends follower `f` while a batch to it is in flight: an empty
-    /// AppendEntries at the matched index, carrying the commit index `commit` (as of its
-    /// sending) no higher than that (`RaftNode::replicate`).
+    /// AppendEntries at the matched index (`Disk::heartbeat_point`, as `RaftNode::replicate`),
+    /// carrying the commit index `commit` (as of its sending) no higher than that.
     fn heartbeat_at_match(&self, l: ServerId, f: ServerId, commit: u64) -> Batch {
         let ls = &self.servers[l];
-        let prev = ls.vol.progress[f].matched;
+        let matched = ls.vol.progress[f].matched;
+        // A deaf follower's matched entry is never compacted while the period holds
+        // (`leave_steady_if_compaction_matters`).
+        let prev = ls.disk.heartbeat_point(matched).unwrap_or((matched, 0));
         Batch {
-            prev: (prev, ls.disk.term_at(prev).unwrap_or(0)),
+            prev,
             entries: Entries::none(),
-            commit: commit.min(prev),
+            commit: commit.min(prev.0),
             heartbeat: true,
         }
     }

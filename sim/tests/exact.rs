@@ -24,12 +24,11 @@ enum Case {
     IsolatedLeader,
 }
 
-/// Five Nomad servers with 10 writes/s: 5 s to elect and settle, the case set up, then 15 s
-/// of writes with the exact check on. Returns the closed-form rounds checked and the writes
-/// acknowledged meanwhile.
-fn run(seed: u64, case: Case) -> (u64, u64) {
+/// Five Nomad servers with `writes_per_sec` writes/s after 5 s to elect and settle, with
+/// the case set up.
+fn world_with(seed: u64, case: Case, writes_per_sec: f64) -> World {
     let mut cfg = SimConfig::nomad(5, Version::new(1, 9, 7), seed);
-    cfg.workload.writes_per_sec = 10.0;
+    cfg.workload.writes_per_sec = writes_per_sec;
     let mut w = World::new(cfg).unwrap();
     w.run_for(5 * SEC);
     let l = w.leader().expect("a leader after 5 s");
@@ -47,10 +46,32 @@ fn run(seed: u64, case: Case) -> (u64, u64) {
             w.partition(&[l], &rest)
         }
     }
+    w
+}
+
+/// Five Nomad servers with 10 writes/s: 5 s to elect and settle, the case set up, then 15 s
+/// of writes with the exact check on. Returns the closed-form rounds checked and the writes
+/// acknowledged meanwhile.
+fn run(seed: u64, case: Case) -> (u64, u64) {
+    let mut w = world_with(seed, case, 10.0);
     w.set_exact_check(true);
     let before = w.workload().acked;
     w.run_for(15 * SEC);
     (w.exact_checked(), w.workload().acked - before)
+}
+
+/// Every 50 ms of 15 s, `check` (`World::check_lane` or `World::check_quiet`) on the next
+/// 300 ms; counts into `(same, ended)` and panics on a difference.
+fn compare_spans(w: &mut World, check: fn(&World, u64) -> SpanCheck, tally: &mut (u64, u64)) {
+    for _ in 0..300 {
+        w.run_for(50 * rehearse_model::time::MS);
+        match check(w, 300 * rehearse_model::time::MS) {
+            SpanCheck::Same => tally.0 += 1,
+            SpanCheck::Ended => tally.1 += 1,
+            SpanCheck::NotSteady => {}
+            SpanCheck::Differs(diff) => panic!("{diff}"),
+        }
+    }
 }
 
 #[test]
@@ -84,7 +105,7 @@ fn closed_form_write_rounds_equal_message_by_message_rounds() {
 /// message — and every server's Raft state must agree field for field.
 #[test]
 fn a_slow_followers_lane_is_the_same_as_its_messages_one_by_one() {
-    let (mut same, mut ended) = (0u64, 0u64);
+    let mut tally = (0u64, 0u64);
     for seed in 0..SEEDS {
         let mut cfg = SimConfig::nomad(5, Version::new(1, 9, 7), seed);
         cfg.workload.writes_per_sec = 10.0;
@@ -93,16 +114,9 @@ fn a_slow_followers_lane_is_the_same_as_its_messages_one_by_one() {
         let l = w.leader().expect("a leader after 5 s");
         let slow = (0..5).rev().find(|&f| f != l).unwrap();
         w.set_disk_delay(slow, 200 * rehearse_model::time::MS);
-        for _ in 0..300 {
-            w.run_for(50 * rehearse_model::time::MS);
-            match w.check_lane(300 * rehearse_model::time::MS) {
-                SpanCheck::Same => same += 1,
-                SpanCheck::Ended => ended += 1,
-                SpanCheck::NotSteady => {}
-                SpanCheck::Differs(diff) => panic!("{diff}"),
-            }
-        }
+        compare_spans(&mut w, World::check_lane, &mut tally);
     }
+    let (same, ended) = tally;
     println!("lane spans compared: {same} the same, {ended} ended before their end");
     assert!(
         same > 100 * SEEDS,
@@ -127,40 +141,19 @@ fn quiet_periods_are_the_same_as_their_messages_one_by_one() {
         (Case::Deaf, 10.0),
     ];
     for (case, writes_per_sec) in cases {
-        {
-            let (mut same, mut ended) = (0u64, 0u64);
-            for seed in 0..SEEDS {
-                let mut cfg = SimConfig::nomad(5, Version::new(1, 9, 7), seed);
-                cfg.workload.writes_per_sec = writes_per_sec;
-                let mut w = World::new(cfg).unwrap();
-                w.run_for(5 * SEC);
-                let l = w.leader().expect("a leader after 5 s");
-                let f = (0..5).find(|&f| f != l).unwrap();
-                match case {
-                    Case::Stopped => w.stop(f, StopMode::Graceful),
-                    Case::Deaf => w.partition_oneway(f, l),
-                    _ => {}
-                }
-                for _ in 0..300 {
-                    w.run_for(50 * rehearse_model::time::MS);
-                    match w.check_quiet(300 * rehearse_model::time::MS) {
-                        SpanCheck::Same => same += 1,
-                        SpanCheck::Ended => ended += 1,
-                        SpanCheck::NotSteady => {}
-                        SpanCheck::Differs(diff) => {
-                            panic!("{case:?}, {writes_per_sec} writes/s: {diff}")
-                        }
-                    }
-                }
-            }
-            println!(
-                "{case:?}, {writes_per_sec} writes/s: quiet spans compared: {same} the same, \
-                 {ended} ended or ran a write message by message"
-            );
-            assert!(
-                same > 100 * SEEDS,
-                "{case:?}: most of the time is quiet: {same}"
-            );
+        let mut tally = (0u64, 0u64);
+        for seed in 0..SEEDS {
+            let mut w = world_with(seed, case, writes_per_sec);
+            compare_spans(&mut w, World::check_quiet, &mut tally);
         }
+        let (same, ended) = tally;
+        println!(
+            "{case:?}, {writes_per_sec} writes/s: quiet spans compared: {same} the same, \
+             {ended} ended or ran a write message by message"
+        );
+        assert!(
+            same > 100 * SEEDS,
+            "{case:?}: most of the time is quiet: {same}"
+        );
     }
 }
