@@ -66,11 +66,11 @@ mod lane;
 pub(crate) use exact::ForcedLats;
 pub use exact::SpanCheck;
 
+use crate::ProcessState;
 use crate::raft::{Entries, Msg, quorum};
 use crate::rng::StatelessPrefix;
 use crate::state::{Entry, EntryKind, Role, ServerId};
 use crate::world::{MAX_SERVERS, TimerKind, World};
-use crate::{ProcessState, state::Progress};
 use rehearse_model::time::SimTime;
 use std::collections::VecDeque;
 
@@ -1519,12 +1519,11 @@ impl World {
             self.metrics.messages += per_tick as u64 * (last + 1 - from);
             st.counted = st.counted.max(last + 1);
         }
-        let entry = Entry {
+        let ls = &mut self.servers[l];
+        ls.disk.log.push(Entry {
             term: st.term,
             kind: EntryKind::Write(id),
-        };
-        let ls = &mut self.servers[l];
-        ls.disk.log.push(entry.clone());
+        });
         ls.vol.progress[l].matched = ep.idx;
         // The write's broadcast reaches a slow follower through its lane, with the commit
         // index before the write; the leader commits when the quorum's answer arrives.
@@ -1537,7 +1536,7 @@ impl World {
         self.at(ep.committed, |w| w.apply_committed(l));
         for (i, &lane) in lanes.iter().enumerate().take(st.n) {
             if !st.slow[i] {
-                self.episode_follower(st, l, (i, lane), &entry, ep);
+                self.episode_follower(st, l, (i, lane), id, ep);
             }
         }
         st.counted = st.counted.max(ep.k_end);
@@ -1546,109 +1545,256 @@ impl World {
         st.last_real = ep.end;
     }
 
-    /// What the episode's messages do on follower `st.followers[i]`: each teaches it the
-    /// commit index it carries when it lands (it applies then), the write's batch stores the
-    /// entry, and the answers set the leader's progress for it. A deaf follower gets
-    /// heartbeats only.
+    /// The episode's messages on follower `st.followers[i]`, through the nodes' rules: each
+    /// lands on the follower through `land_append`, in the order they land (the write's batch
+    /// stores the entry, each teaches the commit index it carries, which the follower applies
+    /// as `apply_follower` allows), and their answers land on the leader through
+    /// `RaftNode::on_append_resp`, in the order they arrive. What an answer makes the leader
+    /// send next (`after_ack`: the write's batch when the tick's answer is back) is the closed
+    /// form's to decide, as it decided when the write goes out; within the episode the
+    /// leader's progress for the follower may pass through states the message-by-message
+    /// episode does not (a heartbeat's answer before the write's is not ignored, as no batch
+    /// is marked in flight), and ends where that one ends: matched at the write, contact at
+    /// the last answer. A deaf follower's answers are lost on the way.
     #[inline]
     fn episode_follower(
         &mut self,
         st: &mut Steady,
         l: ServerId,
         (i, lane): (usize, Lane),
-        entry: &Entry,
+        id: u64,
         ep: &Episode,
     ) {
-        let (f, idx) = (st.followers[i], ep.idx);
+        let f = st.followers[i];
         let ticks = ep.k_end - ep.k0;
-        let mut lands = [(SimTime(u64::MAX), 0u64); 3 + EPISODE_TICKS_MAX];
-        let (n, contact) = self.episode_landings(st, (i, &lane), ep, &mut lands);
-        let lands = &mut lands[..n];
-        lands.sort_unstable_by_key(|x| x.0);
-        let s = &mut self.servers[f];
-        let last_landed = lands[n - 1].0;
-        s.vol.last_contact = s.vol.last_contact.max(Some(last_landed));
-        if st.deaf[i] {
-            // Heartbeats at the matched index teach it nothing new (see `follower_deaf`).
-            self.metrics.messages += 1 + ticks;
-            return;
-        }
-        s.disk.log.push(entry.clone());
-        for &(t, learned) in lands.iter() {
-            let s = &mut self.servers[f];
-            if learned > s.vol.commit {
-                s.vol.commit = learned;
-                st.learned_at[i] = t;
-                self.apply_follower(st, f, t, Apply::Later);
+        let mut msgs = [EpisodeMsg::default(); 3 + EPISODE_TICKS_MAX];
+        let n = self.episode_messages(st, (i, &lane), ep, &mut msgs);
+        let msgs = &mut msgs[..n];
+        // (Messages landing at the same time leave the same state in either order.)
+        msgs.sort_unstable_by_key(|m| m.lands);
+        let mut answers = [(SimTime::ZERO, (0, false, 0, false)); 3 + EPISODE_TICKS_MAX];
+        let k = self.land_episode(st, i, id, msgs, &mut answers);
+        let answers = &mut answers[..k];
+        answers.sort_unstable_by_key(|a| a.0);
+        debug_assert!(
+            self.servers[l].vol.transfer_to.is_none(),
+            "a leadership transfer inside a steady period"
+        );
+        self.with_node(l, |n| {
+            for &(t, answer) in answers.iter() {
+                n.ctx.now = t;
+                n.on_append_resp(f, answer);
             }
-        }
-        self.servers[l].vol.progress[f] = Progress {
-            next: idx + 1,
-            matched: idx,
-            inflight: false,
-            inflight_until: SimTime::default(),
-            contact,
-            snapshot_inflight: None,
-        };
+        });
         let beside = if lane.beside.is_some() { 2 } else { 0 };
-        self.metrics.messages += 2 + beside + 2 * ticks;
+        self.metrics.messages += if st.deaf[i] {
+            1 + ticks
+        } else {
+            2 + beside + 2 * ticks
+        };
     }
 
-    /// What lands on follower `i` in an episode, into `lands` (sorted by `episode_follower`
-    /// after): (when, the commit index it learns from it) for the tick's batch, the heartbeat
-    /// beside it, the write and the ticks. Returns how many, and the leader's last contact
-    /// with the follower after them.
-    fn episode_landings(
+    /// Lands an episode's messages `msgs` (in the order they land) on follower `i`, through
+    /// `RaftNode::append_entries`, and puts the answers that reach the leader into `answers`
+    /// (when, what), returning how many. One after the other through `land_append`; or, when
+    /// what the follower learns is committed waits for the period's end anyway
+    /// (`apply_follower`), all in one visit to the node, with its clock at each landing.
+    fn land_episode(
+        &mut self,
+        st: &mut Steady,
+        i: usize,
+        id: u64,
+        msgs: &[EpisodeMsg],
+        answers: &mut [(SimTime, Answer); 3 + EPISODE_TICKS_MAX],
+    ) -> usize {
+        let (l, f, term) = (st.leader, st.followers[i], st.term);
+        // The tick's batch that landed before the episode was answered at the follower's
+        // last index then, the one before the write.
+        let before = (term, true, self.servers[l].disk.last_index() - 1, false);
+        let mut k = 0;
+        let mut answer = |m: &EpisodeMsg, reply: Answer| {
+            if let Some(r) = m.answered {
+                answers[k] = (r, reply);
+                k += 1;
+            }
+        };
+        if self.servers[f].vol.applied >= st.plain_from - 1 {
+            let mut learned = None;
+            self.with_node(f, |n| {
+                for m in msgs {
+                    let Some(t) = m.lands else {
+                        answer(m, before);
+                        continue;
+                    };
+                    debug_assert!(
+                        n.vol.last_contact <= Some(t),
+                        "an episode's message lands early"
+                    );
+                    n.ctx.now = t;
+                    let (a, commit) = (&m.append, n.vol.commit);
+                    let r = n.append_entries(l, term, a.prev, a.entries(term, id), a.commit);
+                    debug_assert!(
+                        !r.wrote || n.disk_delay_ns == 0,
+                        "a steady follower's disk delays"
+                    );
+                    if n.vol.commit > commit {
+                        learned = Some(t);
+                    }
+                    answer(m, (n.disk.term, r.ok, r.last, a.heartbeat));
+                }
+            });
+            if let Some(t) = learned {
+                st.learned_at[i] = t;
+            }
+        } else {
+            for m in msgs {
+                let reply = match m.lands {
+                    Some(t) => self.land_append(st, i, t, m.append.batch(term, id), Apply::Later),
+                    None => before,
+                };
+                answer(m, reply);
+            }
+        }
+        k
+    }
+
+    /// The AppendEntries leader `l` sends follower `f` in an episode (see `EpisodeSend`), its
+    /// commit index `commit` when it sends it.
+    fn episode_append(&self, l: ServerId, f: ServerId, send: EpisodeSend, commit: u64) -> Append {
+        match send {
+            EpisodeSend::AtMatch => {
+                let hb = self.heartbeat_at_match(l, f, commit);
+                Append {
+                    prev: hb.prev,
+                    write: false,
+                    commit: hb.commit,
+                    heartbeat: true,
+                }
+            }
+            EpisodeSend::After { prev, write } => Append {
+                prev: (prev, self.servers[l].disk.term_at(prev).unwrap_or(0)),
+                write,
+                commit,
+                heartbeat: false,
+            },
+        }
+    }
+
+    /// The messages the leader sends follower `i` in an episode, into `msgs`: the tick's
+    /// batch in flight, the heartbeat beside it, the write, and the ticks' (each with the
+    /// commit index the leader has when it sends it). Returns how many.
+    fn episode_messages(
         &self,
         st: &Steady,
         (i, lane): (usize, &Lane),
         ep: &Episode,
-        lands: &mut [(SimTime, u64); 3 + EPISODE_TICKS_MAX],
-    ) -> (usize, SimTime) {
+        msgs: &mut [EpisodeMsg; 3 + EPISODE_TICKS_MAX],
+    ) -> usize {
         let now = self.now;
-        let (f, idx) = (st.followers[i], ep.idx);
+        let (f, idx, deaf) = (st.followers[i], ep.idx, st.deaf[i]);
         // What a message sent at `t` carries as the leader's commit index.
         let commit_at = |t: SimTime| if t > ep.committed { idx } else { ep.commit0 };
+        let answer = |r: SimTime| (!deaf).then_some(r);
         let mut n = 0;
-        let mut push = |t: SimTime, learned: u64| {
-            lands[n] = (t, learned);
+        let mut push = |lands: Option<SimTime>, answered: Option<SimTime>, send, commit| {
+            msgs[n] = EpisodeMsg {
+                lands,
+                answered,
+                append: self.episode_append(st.leader, f, send, commit),
+            };
             n += 1;
         };
-        if st.deaf[i] {
-            push(lane.lands, 0);
+        let after = |prev: u64, write: bool| EpisodeSend::After { prev, write };
+        if deaf {
+            // The write's broadcast sends it a heartbeat, as the tick did.
+            push(Some(lane.lands), None, EpisodeSend::AtMatch, ep.commit0);
             if let Some((d, _)) = lane.busy {
-                push(d, 0);
+                push(Some(d), None, EpisodeSend::AtMatch, ep.commit0);
             }
         } else {
-            if let Some((d, _)) = lane.busy.filter(|&(d, _)| d > now) {
-                push(d, ep.commit0);
+            if let Some((d, r)) = lane.busy {
+                // It may have landed already; its answer is still on the way.
+                let lands = Some(d).filter(|&d| d > now);
+                push(lands, Some(r), after(idx - 1, false), ep.commit0);
             }
-            if let Some((d, _)) = lane.beside {
-                push(d, ep.commit0);
+            if let Some((d, r)) = lane.beside {
+                push(Some(d), Some(r), EpisodeSend::AtMatch, ep.commit0);
             }
-            push(lane.lands, commit_at(lane.sent).min(idx));
-        }
-        let mut contact = lane
-            .beside
-            .map_or(lane.answered, |b| b.1.max(lane.answered));
-        if let Some((_, r)) = lane.busy.filter(|_| !st.deaf[i]) {
-            contact = contact.max(r);
+            let c = commit_at(lane.sent);
+            push(
+                Some(lane.lands),
+                Some(lane.answered),
+                after(idx - 1, true),
+                c,
+            );
         }
         for k in ep.k0..ep.k_end {
             let t = st.tick(k);
             let (a, b) = Self::tick_lats(st, &self.tick_hash(st, k), f);
-            // While the write is in flight: a heartbeat at the matched index.
-            let learned = if st.deaf[i] {
-                0
-            } else if t <= lane.answered {
-                commit_at(t).min(idx - 1)
+            // While the write is in flight (or to a deaf follower): a heartbeat at the
+            // matched index; after its answer, an empty batch at the new index.
+            let send = if deaf || t <= lane.answered {
+                EpisodeSend::AtMatch
             } else {
-                commit_at(t)
+                after(idx, false)
             };
-            push(t.plus(a), learned);
-            contact = contact.max(t.plus(a + b));
+            push(Some(t.plus(a)), answer(t.plus(a + b)), send, commit_at(t));
         }
-        (n, contact)
+        n
+    }
+}
+
+/// One message of a closed-form episode to a follower (`World::episode_messages`).
+#[derive(Debug, Clone, Copy, Default)]
+struct EpisodeMsg {
+    /// When it lands; None if it landed before the episode (its answer is still on the way).
+    lands: Option<SimTime>,
+    /// When its answer reaches the leader; None if none does (a deaf follower's).
+    answered: Option<SimTime>,
+    /// What it carries.
+    append: Append,
+}
+
+/// What an episode's message carries.
+#[derive(Debug, Clone, Copy)]
+enum EpisodeSend {
+    /// A heartbeat at the matched index (`World::heartbeat_at_match`).
+    AtMatch,
+    /// An AppendEntries after index `prev`: the write, or no entry.
+    After { prev: u64, write: bool },
+}
+
+/// An episode's AppendEntries, as `World::episode_append` describes it: a `Batch` whose
+/// entries are the write or none.
+#[derive(Debug, Clone, Copy, Default)]
+struct Append {
+    prev: (u64, u64),
+    write: bool,
+    commit: u64,
+    heartbeat: bool,
+}
+
+impl Append {
+    /// Its entries: the write `id` of `term`, or none.
+    fn entries(&self, term: u64, id: u64) -> Entries {
+        if self.write {
+            Entries::One(Entry {
+                term,
+                kind: EntryKind::Write(id),
+            })
+        } else {
+            Entries::none()
+        }
+    }
+
+    /// As a `Batch`.
+    fn batch(&self, term: u64, id: u64) -> Batch {
+        Batch {
+            prev: self.prev,
+            entries: self.entries(term, id),
+            commit: self.commit,
+            heartbeat: self.heartbeat,
+        }
     }
 }
 
