@@ -776,13 +776,27 @@ impl World {
         self.land_append(st, i, d, tick, apply);
     }
 
+    /// Whether a running follower applies what it learns is committed as it learns it
+    /// (`apply_follower` with `Apply::Later`): it has entries other than the period's writes
+    /// to apply.
+    fn applies_now(&self, st: &Steady) -> bool {
+        (0..st.n).any(|i| !st.slow[i] && self.applies_now_one(st, st.followers[i]))
+    }
+
+    /// Whether follower `f` applies what it learns is committed as it learns it (see
+    /// `applies_now`).
+    #[inline]
+    fn applies_now_one(&self, st: &Steady, f: ServerId) -> bool {
+        self.servers[f].vol.applied < st.plain_from - 1
+    }
+
     /// Follower `f` applies what it has committed, with the clock at `t` — or later, if
     /// `apply` allows and everything it has to apply is the period's writes: the leader
     /// applied those already, so applying them checks them against the canonical log and
     /// counts them, the same whenever it runs (`apply_known`), and nothing reads what a
     /// follower applied before the period is settled for an observer or ends.
     fn apply_follower(&mut self, st: &Steady, f: ServerId, t: SimTime, apply: Apply) {
-        let later = apply == Apply::Later && self.servers[f].vol.applied >= st.plain_from - 1;
+        let later = apply == Apply::Later && !self.applies_now_one(st, f);
         if !later {
             self.at(t, |w| w.apply_committed(f));
         }
@@ -1510,7 +1524,14 @@ impl World {
         lanes: &[Lane; MAX_SERVERS],
     ) {
         let now = self.now;
-        self.settle_as(st, Apply::Later);
+        // Settling lands what arrived by now. Every follower gets a later message in the
+        // episode, which teaches it the commit index that one did or a higher one, and the
+        // leader a later answer from it, which leave what settling leaves; so it is needed
+        // only for what a follower applies when it learns it is committed, unless that waits
+        // for the period's end anyway (`apply_follower`).
+        if self.applies_now(st) {
+            self.settle_as(st, Apply::Later);
+        }
         if let Some(last) = st.last_tick(now) {
             // The earlier ticks' messages, counted as `materialize_tick` does.
             let slow = usize::from(st.lane.is_some());
@@ -1618,7 +1639,7 @@ impl World {
                 k += 1;
             }
         };
-        if self.servers[f].vol.applied >= st.plain_from - 1 {
+        if !self.applies_now_one(st, f) {
             let mut learned = None;
             self.with_node(f, |n| {
                 for m in msgs {
