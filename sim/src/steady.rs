@@ -138,6 +138,10 @@ pub(crate) struct Steady {
     /// `apply_follower`). It applies what that lets it apply when settled, with the clock at
     /// that time.
     learned_at: [SimTime; MAX_SERVERS],
+    /// Room for a closed-form episode's messages to one follower and their answers (kept
+    /// between episodes, so that they are neither allocated nor filled in advance).
+    episode_msgs: Vec<EpisodeMsg>,
+    episode_answers: Vec<(SimTime, Answer)>,
     /// The first index the period wrote (the leader's last index + 1 at entry): everything
     /// from it on is a workload write the leader has applied, which a follower applies alike
     /// whenever it does (see `apply_follower`).
@@ -228,6 +232,8 @@ impl Steady {
             leader_gen: 0,
             gens: [0; MAX_SERVERS],
             learned_at: [SimTime::ZERO; MAX_SERVERS],
+            episode_msgs: Vec::new(),
+            episode_answers: Vec::new(),
             round_messages: 0,
             rounds: None,
             plain_from: last + 1,
@@ -1588,14 +1594,14 @@ impl World {
     ) {
         let f = st.followers[i];
         let ticks = ep.k_end - ep.k0;
-        let mut msgs = [EpisodeMsg::default(); 3 + EPISODE_TICKS_MAX];
-        let n = self.episode_messages(st, (i, &lane), ep, &mut msgs);
-        let msgs = &mut msgs[..n];
+        let mut msgs = std::mem::take(&mut st.episode_msgs);
+        let mut answers = std::mem::take(&mut st.episode_answers);
+        msgs.clear();
+        answers.clear();
+        self.episode_messages(st, (i, &lane), ep, &mut msgs);
         // (Messages landing at the same time leave the same state in either order.)
         msgs.sort_unstable_by_key(|m| m.lands);
-        let mut answers = [(SimTime::ZERO, (0, false, 0, false)); 3 + EPISODE_TICKS_MAX];
-        let k = self.land_episode(st, i, id, msgs, &mut answers);
-        let answers = &mut answers[..k];
+        self.land_episode(st, i, id, &msgs, &mut answers);
         answers.sort_unstable_by_key(|a| a.0);
         debug_assert!(
             self.servers[l].vol.transfer_to.is_none(),
@@ -1607,6 +1613,8 @@ impl World {
                 n.on_append_resp(f, answer);
             }
         });
+        st.episode_msgs = msgs;
+        st.episode_answers = answers;
         let beside = if lane.beside.is_some() { 2 } else { 0 };
         self.metrics.messages += if st.deaf[i] {
             1 + ticks
@@ -1617,7 +1625,7 @@ impl World {
 
     /// Lands an episode's messages `msgs` (in the order they land) on follower `i`, through
     /// `RaftNode::append_entries`, and puts the answers that reach the leader into `answers`
-    /// (when, what), returning how many. One after the other through `land_append`; or, when
+    /// (when, what). One after the other through `land_append`; or, when
     /// what the follower learns is committed waits for the period's end anyway
     /// (`apply_follower`), all in one visit to the node, with its clock at each landing.
     fn land_episode(
@@ -1626,17 +1634,15 @@ impl World {
         i: usize,
         id: u64,
         msgs: &[EpisodeMsg],
-        answers: &mut [(SimTime, Answer); 3 + EPISODE_TICKS_MAX],
-    ) -> usize {
+        answers: &mut Vec<(SimTime, Answer)>,
+    ) {
         let (l, f, term) = (st.leader, st.followers[i], st.term);
         // The tick's batch that landed before the episode was answered at the follower's
         // last index then, the one before the write.
         let before = (term, true, self.servers[l].disk.last_index() - 1, false);
-        let mut k = 0;
         let mut answer = |m: &EpisodeMsg, reply: Answer| {
             if let Some(r) = m.answered {
-                answers[k] = (r, reply);
-                k += 1;
+                answers.push((r, reply));
             }
         };
         if !self.applies_now_one(st, f) {
@@ -1676,7 +1682,6 @@ impl World {
                 answer(m, reply);
             }
         }
-        k
     }
 
     /// The AppendEntries leader `l` sends follower `f` in an episode (see `EpisodeSend`), its
@@ -1703,27 +1708,25 @@ impl World {
 
     /// The messages the leader sends follower `i` in an episode, into `msgs`: the tick's
     /// batch in flight, the heartbeat beside it, the write, and the ticks' (each with the
-    /// commit index the leader has when it sends it). Returns how many.
+    /// commit index the leader has when it sends it).
     fn episode_messages(
         &self,
         st: &Steady,
         (i, lane): (usize, &Lane),
         ep: &Episode,
-        msgs: &mut [EpisodeMsg; 3 + EPISODE_TICKS_MAX],
-    ) -> usize {
+        msgs: &mut Vec<EpisodeMsg>,
+    ) {
         let now = self.now;
         let (f, idx, deaf) = (st.followers[i], ep.idx, st.deaf[i]);
         // What a message sent at `t` carries as the leader's commit index.
         let commit_at = |t: SimTime| if t > ep.committed { idx } else { ep.commit0 };
         let answer = |r: SimTime| (!deaf).then_some(r);
-        let mut n = 0;
         let mut push = |lands: Option<SimTime>, answered: Option<SimTime>, send, commit| {
-            msgs[n] = EpisodeMsg {
+            msgs.push(EpisodeMsg {
                 lands,
                 answered,
                 append: self.episode_append(st.leader, f, send, commit),
-            };
-            n += 1;
+            });
         };
         let after = |prev: u64, write: bool| EpisodeSend::After { prev, write };
         if deaf {
@@ -1761,7 +1764,6 @@ impl World {
             };
             push(Some(t.plus(a)), answer(t.plus(a + b)), send, commit_at(t));
         }
-        n
     }
 }
 
