@@ -1392,6 +1392,7 @@ impl World {
             return false;
         };
         self.carry_out_episode(st, l, id, &ep, &lanes);
+        self.closed_episodes += 1;
         true
     }
 

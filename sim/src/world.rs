@@ -368,6 +368,8 @@ pub struct World {
     /// The last episode's emptied queue, kept for the next one (its allocation is reused).
     pub(crate) episode_spare: VecDeque<LocalMsg>,
     pub(crate) episode_seq: u64,
+    /// Write episodes carried out in closed form (`write_episode`), for the exact check.
+    pub(crate) closed_episodes: u64,
     /// Client nodes and the leader's heartbeat timers (see `clients`).
     pub(crate) clients: crate::clients::Clients,
     /// The workload plane, when jobs are declared (see `workload`).
@@ -646,6 +648,7 @@ impl World {
             episode: None,
             episode_spare: VecDeque::new(),
             episode_seq: 0,
+            closed_episodes: 0,
             elision: true,
             steady_entered: 0,
             clients,

@@ -60,14 +60,27 @@ fn run(seed: u64, case: Case) -> (u64, u64) {
     (w.exact_checked(), w.workload().acked - before)
 }
 
+/// Spans compared: the same, ended before their end (nothing compared), and closed-form
+/// write episodes in the spans that were the same (the spans overlap: an episode is counted
+/// in each span it falls in).
+#[derive(Default)]
+struct Tally {
+    same: u64,
+    ended: u64,
+    episodes: u64,
+}
+
 /// Every 50 ms of 15 s, `check` (`World::check_lane` or `World::check_quiet`) on the next
-/// 300 ms; counts into `(same, ended)` and panics on a difference.
-fn compare_spans(w: &mut World, check: fn(&World, u64) -> SpanCheck, tally: &mut (u64, u64)) {
+/// 300 ms; counts into `tally` and panics on a difference.
+fn compare_spans(w: &mut World, check: fn(&World, u64) -> SpanCheck, tally: &mut Tally) {
     for _ in 0..300 {
         w.run_for(50 * rehearse_model::time::MS);
         match check(w, 300 * rehearse_model::time::MS) {
-            SpanCheck::Same => tally.0 += 1,
-            SpanCheck::Ended => tally.1 += 1,
+            SpanCheck::Same { episodes } => {
+                tally.same += 1;
+                tally.episodes += episodes;
+            }
+            SpanCheck::Ended => tally.ended += 1,
             SpanCheck::NotSteady => {}
             SpanCheck::Differs(diff) => panic!("{diff}"),
         }
@@ -105,7 +118,7 @@ fn closed_form_write_rounds_equal_message_by_message_rounds() {
 /// message — and every server's Raft state must agree field for field.
 #[test]
 fn a_slow_followers_lane_is_the_same_as_its_messages_one_by_one() {
-    let mut tally = (0u64, 0u64);
+    let mut tally = Tally::default();
     for seed in 0..SEEDS {
         let mut cfg = SimConfig::nomad(5, Version::new(1, 9, 7), seed);
         cfg.workload.writes_per_sec = 10.0;
@@ -116,7 +129,7 @@ fn a_slow_followers_lane_is_the_same_as_its_messages_one_by_one() {
         w.set_disk_delay(slow, 200 * rehearse_model::time::MS);
         compare_spans(&mut w, World::check_lane, &mut tally);
     }
-    let (same, ended) = tally;
+    let Tally { same, ended, .. } = tally;
     println!("lane spans compared: {same} the same, {ended} ended before their end");
     assert!(
         same > 100 * SEEDS,
@@ -141,19 +154,30 @@ fn quiet_periods_are_the_same_as_their_messages_one_by_one() {
         (Case::Deaf, 10.0),
     ];
     for (case, writes_per_sec) in cases {
-        let mut tally = (0u64, 0u64);
+        let mut tally = Tally::default();
         for seed in 0..SEEDS {
             let mut w = world_with(seed, case, writes_per_sec);
             compare_spans(&mut w, World::check_quiet, &mut tally);
         }
-        let (same, ended) = tally;
+        let Tally {
+            same,
+            ended,
+            episodes,
+        } = tally;
         println!(
-            "{case:?}, {writes_per_sec} writes/s: quiet spans compared: {same} the same, \
-             {ended} ended or ran a write message by message"
+            "{case:?}, {writes_per_sec} writes/s: quiet spans compared: {same} the same \
+             ({episodes} closed-form write episodes in them), {ended} ended or ran a write \
+             message by message"
         );
         assert!(
             same > 100 * SEEDS,
             "{case:?}: most of the time is quiet: {same}"
+        );
+        // With writes, the spans compared hold closed-form episodes (about one write in
+        // sixteen meets a heartbeat round in flight).
+        assert!(
+            writes_per_sec == 0.0 || episodes > 10 * SEEDS,
+            "{case:?}: {episodes} closed-form episodes compared"
         );
     }
 }

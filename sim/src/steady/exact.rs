@@ -172,8 +172,12 @@ pub enum SpanCheck {
     /// The period ended before the span was over, or ran a write message by message (with the
     /// network's own draws): nothing compared.
     Ended,
-    /// The period and the same span message by message agree, field for field.
-    Same,
+    /// The period and the same span message by message agree, field for field; `episodes`
+    /// write episodes ran in closed form in the span.
+    Same {
+        /// Closed-form write episodes in the span.
+        episodes: u64,
+    },
     /// They differ: the field, the server and both values.
     Differs(String),
 }
@@ -238,7 +242,9 @@ impl World {
         stepped.run_until(end);
         let what = if lane { "a lane" } else { "a quiet period" };
         match same_raft_state(&closed, &stepped) {
-            Ok(()) => SpanCheck::Same,
+            Ok(()) => SpanCheck::Same {
+                episodes: closed.closed_episodes - self.closed_episodes,
+            },
             Err(diff) => SpanCheck::Differs(format!(
                 "seed {}: {what} from {} ns to {} ns: {diff}",
                 self.cfg.seed, self.now.0, end.0
