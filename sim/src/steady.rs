@@ -50,7 +50,8 @@
 //! matched index while a batch is in flight). An episode that ends before the next queued
 //! event and the caller's horizon is carried out in closed form too (`write_episode`: per
 //! follower, the tick's batch, the heartbeat beside it, the write's batch, the ticks that
-//! fall in it, and what each message carries), and the period goes on. Otherwise it runs
+//! fall in it, and what each message carries, landing through the same rules in the order
+//! they land: `episode_follower`), and the period goes on. Otherwise it runs
 //! message by message through the ordinary handlers, on a small local queue, with the
 //! heartbeat ticks that fall in it sent for real: when the local queue empties and the
 //! cluster is still steady, the period goes on; if the episode would reach the next queued
@@ -1574,12 +1575,12 @@ impl World {
     }
 
     /// The episode's messages on follower `st.followers[i]`, through the nodes' rules: each
-    /// lands on the follower through `land_append`, in the order they land (the write's batch
-    /// stores the entry, each teaches the commit index it carries, which the follower applies
-    /// as `apply_follower` allows), and their answers land on the leader through
-    /// `RaftNode::on_append_resp`, in the order they arrive. What an answer makes the leader
-    /// send next (`after_ack`: the write's batch when the tick's answer is back) is the closed
-    /// form's to decide, as it decided when the write goes out; within the episode the
+    /// lands on the follower through `append_entries`, in the order they land (`land_episode`:
+    /// the write's batch stores the entry, each teaches the commit index it carries, which
+    /// the follower applies as `apply_follower` allows), and their answers land on the leader
+    /// through `RaftNode::on_append_resp`, in the order they arrive. What an answer makes the
+    /// leader send next (`after_ack`: the write's batch when the tick's answer is back) is the
+    /// closed form's to decide, as it decided when the write goes out; within the episode the
     /// leader's progress for the follower may pass through states the message-by-message
     /// episode does not (a heartbeat's answer before the write's is not ignored, as no batch
     /// is marked in flight), and ends where that one ends: matched at the write, contact at
@@ -1626,9 +1627,9 @@ impl World {
 
     /// Lands an episode's messages `msgs` (in the order they land) on follower `i`, through
     /// `RaftNode::append_entries`, and puts the answers that reach the leader into `answers`
-    /// (when, what). One after the other through `land_append`; or, when
-    /// what the follower learns is committed waits for the period's end anyway
-    /// (`apply_follower`), all in one visit to the node, with its clock at each landing.
+    /// (when, what). One after the other through `land_append`; or, when what the follower
+    /// learns is committed waits for the period's end anyway (`apply_follower`), all in one
+    /// visit to the node, with its clock at each landing.
     fn land_episode(
         &mut self,
         st: &mut Steady,
@@ -1769,7 +1770,7 @@ impl World {
 }
 
 /// One message of a closed-form episode to a follower (`World::episode_messages`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct EpisodeMsg {
     /// When it lands; None if it landed before the episode (its answer is still on the way).
     lands: Option<SimTime>,
@@ -1790,7 +1791,7 @@ enum EpisodeSend {
 
 /// An episode's AppendEntries, as `World::episode_append` describes it: a `Batch` whose
 /// entries are the write or none.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Append {
     prev: (u64, u64),
     write: bool,
