@@ -20,8 +20,8 @@
 //!   round or episode commits at once what its quorum acknowledges a round trip later): until
 //!   that time, the lane's handlers see the commit index before the write (`commit_until`);
 //! - the leader's progress for the others may be ahead of a lane message's time (an episode
-//!   writes it at once), so the slow follower's answers skip the leader's commit step: they
-//!   never move the commit index. An answer reports at most what the leader held when it sent
+//!   lands their answers at once), so the slow follower's answers skip the leader's commit
+//!   step: they never move the commit index. An answer reports at most what the leader held when it sent
 //!   the batch, at least a disk delay earlier, and the others acknowledged all of that within
 //!   a round trip (the period requires the delay to be longer than the longest round trip, and
 //!   a quorum without the slow follower); a debug assertion checks it.
@@ -191,7 +191,7 @@ impl World {
                         // The leader's side of `World::on_append_resp` without its commit
                         // step: the slow follower's answer never completes a quorum (see the
                         // module docs), and the others' progress as the leader holds it may be
-                        // ahead of this time (an episode writes it at once).
+                        // ahead of this time (an episode lands their answers at once).
                         debug_assert!(
                             !success || last_index <= seen,
                             "a slow follower's answer ({last_index}) would move the commit ({seen})"
