@@ -68,6 +68,7 @@ pub(crate) use exact::ForcedLats;
 pub use exact::SpanCheck;
 
 use crate::ProcessState;
+use crate::node::RaftNode;
 use crate::raft::{Entries, Msg, quorum};
 use crate::rng::StatelessPrefix;
 use crate::state::{Entry, EntryKind, Role, ServerId};
@@ -1312,33 +1313,14 @@ impl World {
         batch: Batch,
         apply: Apply,
     ) -> Answer {
-        let (l, f) = (st.leader, st.followers[i]);
-        debug_assert!(
-            self.servers[f].vol.last_contact <= Some(t),
-            "a closed-form message lands before the last contact"
-        );
-        let (now, commit) = (self.now, self.servers[f].vol.commit);
-        self.now = t;
-        let Batch {
-            prev,
-            entries,
-            commit: leader_commit,
-            heartbeat,
-        } = batch;
-        let a = self.with_node(f, |n| {
-            n.append_entries(l, st.term, prev, entries, leader_commit)
-        });
-        self.now = now;
+        let (l, f, term) = (st.leader, st.followers[i], st.term);
+        let commit = self.servers[f].vol.commit;
+        let answer = self.with_node(f, |n| land_on(n, (l, term), t, batch));
         let s = &self.servers[f];
-        debug_assert!(
-            !a.wrote || s.disk_delay_ns == 0,
-            "a steady follower's disk delays"
-        );
         if s.vol.commit > commit {
             st.learned_at[i] = t;
         }
-        let answer = (s.disk.term, a.ok, a.last, heartbeat);
-        if a.ok && s.vol.commit.min(s.disk.last_index()) > s.vol.applied {
+        if answer.1 && s.vol.commit.min(s.disk.last_index()) > s.vol.applied {
             self.apply_follower(st, f, st.learned_at[i], apply);
         }
         answer
@@ -1655,21 +1637,11 @@ impl World {
                         answer(m, before);
                         continue;
                     };
-                    debug_assert!(
-                        n.vol.last_contact <= Some(t),
-                        "an episode's message lands early"
-                    );
-                    n.ctx.now = t;
-                    let (a, commit) = (&m.append, n.vol.commit);
-                    let r = n.append_entries(l, term, a.prev, a.entries(term, id), a.commit);
-                    debug_assert!(
-                        !r.wrote || n.disk_delay_ns == 0,
-                        "a steady follower's disk delays"
-                    );
+                    let commit = n.vol.commit;
+                    answer(m, land_on(n, (l, term), t, m.append.batch(term, id)));
                     if n.vol.commit > commit {
                         learned = Some(t);
                     }
-                    answer(m, (n.disk.term, r.ok, r.last, a.heartbeat));
                 }
             });
             if let Some(t) = learned {
@@ -1821,6 +1793,30 @@ impl Append {
             heartbeat: self.heartbeat,
         }
     }
+}
+
+/// AppendEntries `batch` from leader `l` of `term` landing on node `n` at `t`, through the
+/// node's rule (`RaftNode::append_entries`, the heart of `on_append`). Returns the answer
+/// (not sent: the closed form decides when it lands too).
+#[inline(always)]
+fn land_on(n: &mut RaftNode<'_>, (l, term): (ServerId, u64), t: SimTime, batch: Batch) -> Answer {
+    debug_assert!(
+        n.vol.last_contact <= Some(t),
+        "a closed-form message lands before the last contact"
+    );
+    n.ctx.now = t;
+    let Batch {
+        prev,
+        entries,
+        commit: leader_commit,
+        heartbeat,
+    } = batch;
+    let a = n.append_entries(l, term, prev, entries, leader_commit);
+    debug_assert!(
+        !a.wrote || n.disk_delay_ns == 0,
+        "a steady follower's disk delays"
+    );
+    (n.disk.term, a.ok, a.last, heartbeat)
 }
 
 /// The time the answer that completes a quorum arrives (`need` running voters besides the
