@@ -149,7 +149,8 @@ pub(crate) struct Steady {
     /// whenever it does (see `apply_follower`).
     plain_from: u64,
     /// Messages one closed-form write round sends and answers (two per running follower, one
-    /// per deaf follower: its answer is dropped where it is sent).
+    /// per deaf follower: its answer is dropped where it is sent; a slow follower's are its
+    /// lane's). A heartbeat tick's round counts the same.
     round_messages: u64,
     /// Closed-form write rounds whose effects on the followers are not carried out yet (see
     /// `Rounds`).
@@ -699,11 +700,7 @@ impl World {
         let done = now.0.checked_sub(st.tick0.0 + 2 * st.lat_hi);
         let done = done.map_or(0, |d| d / st.hb_ns + 1);
         if done > st.counted {
-            // A deaf follower's answers are dropped where they are sent: not counted. A slow
-            // follower's messages are its lane's.
-            let slow = usize::from(st.lane.is_some());
-            let per_tick = 2 * (st.n - slow) - st.deaf[..st.n].iter().filter(|&&d| d).count();
-            self.metrics.messages += per_tick as u64 * (done - st.counted);
+            self.metrics.messages += st.round_messages * (done - st.counted);
             st.counted = done;
         }
         let ticks = self.settle_ticks(st);
@@ -1523,11 +1520,9 @@ impl World {
             self.settle_as(st, Apply::Later);
         }
         if let Some(last) = st.last_tick(now) {
-            // The earlier ticks' messages, counted as `materialize_tick` does.
-            let slow = usize::from(st.lane.is_some());
-            let per_tick = 2 * (st.n - slow) - st.deaf[..st.n].iter().filter(|&&d| d).count();
+            // The earlier ticks' messages, counted as settling counts them.
             let from = st.counted.min(last + 1);
-            self.metrics.messages += per_tick as u64 * (last + 1 - from);
+            self.metrics.messages += st.round_messages * (last + 1 - from);
             st.counted = st.counted.max(last + 1);
         }
         let ls = &mut self.servers[l];
