@@ -445,3 +445,121 @@ start = "cd {d} && printf '%s\n' {{name}} \"{{name}}\" '{{name}}' >> names"
     assert_eq!(entries, ["names"], "no command ran");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Three fake Consul servers s1–s3 that know a leader; `agent_self(i)` is server i's answers
+/// to `/v1/agent/self` (in order, the last repeats), `raft` its answer to the raft
+/// configuration.
+fn fake_servers(
+    agent_self: impl Fn(usize) -> Vec<Reply>,
+    raft: impl Fn(usize) -> Reply,
+) -> Vec<FakeServer> {
+    (0..3)
+        .map(|i| {
+            let mut routes = vec![
+                ("/v1/status/leader", Reply::json(200, "\"127.0.0.1:8300\"")),
+                ("/v1/operator/raft/configuration", raft(i)),
+            ];
+            routes.extend(agent_self(i).into_iter().map(|r| ("/v1/agent/self", r)));
+            FakeServer::start("127.0.0.1", routes)
+        })
+        .collect()
+}
+
+/// `check_cluster` on a 3-server Consul plan whose servers are `fakes`, with a 2 s gate
+/// timeout polled every 100 ms.
+fn check_fakes(fakes: &[FakeServer]) -> Result<rehearse_model::contract::ClusterView, String> {
+    let servers: Vec<String> = fakes
+        .iter()
+        .enumerate()
+        .map(|(i, f)| format!("{{ name = \"s{}\", address = \"{}\" }}", i + 1, f.url()))
+        .collect();
+    let text = format!(
+        "[cluster]\nproduct = \"consul\"\nversion = \"1.8.7\"\nservers = [{}]\n\n[upgrade]\ntarget = \"1.8.7\"\nallow_zero_tolerance = true\n\n[upgrade.gate]\ntimeout = \"2s\"\npoll = \"100ms\"\n",
+        servers.join(", ")
+    );
+    let plan = Plan::from_str_named(&text, "plan.toml").unwrap();
+    let cluster = rehearse::live::cluster::LiveCluster {
+        product: Product::Consul,
+        servers: fakes
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                (
+                    format!("s{}", i + 1),
+                    Client::new(&f.url(), &consul_with_token()).unwrap(),
+                )
+            })
+            .collect(),
+    };
+    runtime()
+        .block_on(rehearse::live::executor::check_cluster(&plan, &cluster))
+        .map_err(|e| e.to_string())
+}
+
+/// A token is cluster-wide: a server that refuses it while the others accept it (a server
+/// restarted moments ago, still replaying its log, as when a run is resumed right after it
+/// stopped) is waited for, not taken for a bad token; a token every server refuses, or one
+/// refused the raft configuration by a server that accepts it for its own read, is.
+#[test]
+fn a_token_one_restarting_server_refuses_while_the_others_accept_is_waited_for() {
+    let raft = || {
+        let nodes = [
+            ("s1", "127.0.0.1:8300"),
+            ("s2", "127.0.0.2:8300"),
+            ("s3", "127.0.0.3:8300"),
+        ];
+        Reply::json(200, &raft_configuration(Product::Consul, &nodes))
+    };
+    let acl_not_found = || Reply::bytes(403, b"ACL not found".to_vec());
+    let ok = || Reply::json(200, &agent_self(Product::Consul));
+    // s2 refuses more times than one read retries (3 attempts), then accepts.
+    let fakes = fake_servers(
+        |i| match i {
+            1 => vec![acl_not_found(); 5].into_iter().chain([ok()]).collect(),
+            _ => vec![ok()],
+        },
+        |_| raft(),
+    );
+    let view = check_fakes(&fakes).expect("waited for s2, then went on");
+    assert!(
+        view.agents.iter().all(|(_, a)| a.is_ok()),
+        "{:?}",
+        view.agents
+    );
+    let asked = |f: &FakeServer| {
+        f.requests()
+            .iter()
+            .filter(|r| r.path == "/v1/agent/self")
+            .count()
+    };
+    assert_eq!(asked(&fakes[1]), 6, "s2 asked until it accepted");
+
+    // Every server refuses the token: a bad token, said at once.
+    let fakes = fake_servers(|_| vec![acl_not_found()], |_| raft());
+    let t0 = std::time::Instant::now();
+    let err = check_fakes(&fakes).unwrap_err();
+    assert!(err.contains("permission denied"), "{err}");
+    assert!(t0.elapsed().as_secs_f64() < 2.0, "not waited for");
+
+    // The servers answer their own read but refuse the raft configuration: the token lacks
+    // the operator rule, said at once.
+    let fakes = fake_servers(|_| vec![ok()], |_| acl_not_found());
+    let t0 = std::time::Instant::now();
+    let err = check_fakes(&fakes).unwrap_err();
+    assert!(err.contains("permission denied"), "{err}");
+    assert!(t0.elapsed().as_secs_f64() < 2.0, "not waited for");
+
+    // s2 never accepts the token: named once the gate timeout has passed.
+    let fakes = fake_servers(
+        |i| match i {
+            1 => vec![acl_not_found()],
+            _ => vec![ok()],
+        },
+        |_| raft(),
+    );
+    let err = check_fakes(&fakes).unwrap_err();
+    assert!(
+        err.contains("s2 still refuse the token after 2s") && !err.contains("s1"),
+        "{err}"
+    );
+}

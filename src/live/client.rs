@@ -410,7 +410,11 @@ impl Client {
             // "ACL not found" for a good token: ask (without the token) whether there is a
             // leader before blaming the token. No leader is retried like any transient failure.
             401 | 403 if self.leaderless().await => Err(Transient(ApiError::NoLeader { addr })),
-            401 | 403 => Ok(Err(ApiError::Forbidden { addr })),
+            // A leader now does not make the refusal final: a restarting server learns its
+            // leader and the token at about the same moment (its log is replayed when the
+            // leader's first heartbeat comes), so the 403 may predate the leader it reports
+            // now. Asked again within the attempts; the last refusal is the answer.
+            401 | 403 => Err(Transient(ApiError::Forbidden { addr })),
             502..=504 => Err(Transient(ApiError::Rejected {
                 addr,
                 message: format!("HTTP {status}: {line}"),

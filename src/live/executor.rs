@@ -283,7 +283,27 @@ pub async fn check_cluster(plan: &Plan, cluster: &LiveCluster) -> Result<Cluster
     let t0 = Instant::now();
     let mut said: Option<Instant> = None;
     let view = loop {
-        let view = read_answering(cluster).await?;
+        let (view, refusing) = read_answering(cluster).await?;
+        if !refusing.is_empty() {
+            if t0.elapsed() >= bound {
+                return Err(ExecError::Input(format!(
+                    "{} still refuse the token after {}s (upgrade.gate.timeout) while the other servers accept it: check that they replicate the cluster's ACL state (their logs), then rerun",
+                    refusing.join(", "),
+                    bound.as_secs()
+                )));
+            }
+            if said.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+                eprintln!(
+                    "waiting for {} to accept the token the other servers accept (restarted moments ago, still replaying its log?): {:.0}s of at most {}s",
+                    refusing.join(", "),
+                    t0.elapsed().as_secs_f64(),
+                    bound.as_secs()
+                );
+                said = Some(Instant::now());
+            }
+            tokio::time::sleep(poll).await;
+            continue;
+        }
         match membership(&planned, &view) {
             Membership::Matches => break view,
             Membership::Extra { extra, absent } => {
@@ -331,17 +351,13 @@ pub async fn check_cluster(plan: &Plan, cluster: &LiveCluster) -> Result<Cluster
 }
 
 /// Reads the cluster once; refuses a token the servers refuse, or a cluster none of whose
-/// servers answers.
-async fn read_answering(cluster: &LiveCluster) -> Result<ClusterView, ExecError> {
+/// servers answers. Returns the view and the servers that refuse the token while another
+/// server of the cluster accepts it (see `refusing_while_others_accept`).
+async fn read_answering(cluster: &LiveCluster) -> Result<(ClusterView, Vec<String>), ExecError> {
     let view = cluster.observe().await;
-    let forbidden = view
-        .agents
-        .iter()
-        .filter_map(|(_, a)| a.as_ref().err())
-        .chain(view.raft.as_ref().err())
-        .find(|e| matches!(e, ApiError::Forbidden { .. }));
-    if let Some(e) = forbidden {
-        return Err(ExecError::Input(input_error_text(e)));
+    let (refusing, refused) = refusing_while_others_accept(cluster, &view);
+    if let Some(e) = refused {
+        return Err(ExecError::Input(input_error_text(&e)));
     }
     if view.agents.iter().all(|(_, a)| a.is_err()) {
         let why: Vec<String> = view
@@ -362,7 +378,44 @@ async fn read_answering(cluster: &LiveCluster) -> Result<ClusterView, ExecError>
             why.join("; ")
         )));
     }
-    Ok(view)
+    Ok((view, refusing))
+}
+
+/// Splits the token refusals in `view` into servers that refuse the token while another server
+/// accepts it (its own `agent/self` read succeeded with the same token), and a refusal that
+/// blames the token. Tokens are cluster-wide: a server that refuses one its peers accept has
+/// not yet replayed the log that holds it (a server restarted moments ago, as when a run is
+/// resumed right after it stopped). A refusal of the raft configuration by a server whose own
+/// read was accepted blames the token: it lacks the operator rule.
+fn refusing_while_others_accept(
+    cluster: &LiveCluster,
+    view: &ClusterView,
+) -> (Vec<String>, Option<ApiError>) {
+    let forbidden = |r: Option<&ApiError>| matches!(r, Some(ApiError::Forbidden { .. }));
+    let accepted = view.agents.iter().any(|(_, a)| a.is_ok());
+    let refusing: Vec<String> = view
+        .agents
+        .iter()
+        .filter(|(_, a)| accepted && forbidden(a.as_ref().err()))
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let by_refusing = |e: &ApiError| {
+        let ApiError::Forbidden { addr } = e else {
+            return false;
+        };
+        cluster
+            .servers
+            .iter()
+            .any(|(n, c)| c.base == **addr && refusing.contains(n))
+    };
+    let blamed = view
+        .agents
+        .iter()
+        .filter_map(|(_, a)| a.as_ref().err())
+        .chain(view.raft.as_ref().err())
+        .find(|e| forbidden(Some(e)) && !by_refusing(e))
+        .cloned();
+    (refusing, blamed)
 }
 
 /// What the dry run finds wrong before the procedure's own preflight: every server whose own
