@@ -1031,7 +1031,11 @@ impl World {
                     && s.vol.role == crate::state::Role::Leader
                     && s.disk.term == term;
                 if same {
-                    self.settle_steady_for_health();
+                    if self.health_needs_settling() {
+                        self.settle_steady_for_health();
+                    }
+                    #[cfg(debug_assertions)]
+                    self.check_log_views_for_health();
                     self.refresh_health();
                     let d = self.cfg.autopilot.health_interval_ns;
                     self.push(d, Ev::AutopilotHealth { leader, term });
@@ -1545,7 +1549,9 @@ impl World {
         for (slot, p) in ids.iter_mut().zip(&self.servers[l].vol.config) {
             *slot = p.id;
         }
-        for &id in &ids[..n] {
+        let mut views = [(None, 0, 0); MAX_SERVERS];
+        self.log_views_for_health(&ids[..n], &mut views[..n]);
+        for (&id, &view) in ids[..n].iter().zip(&views) {
             let answers =
                 self.servers[id].proc == ProcessState::Running && self.net.reachable(l, id);
             let known = self.ap.health.get(&id).is_some_and(|p| p.healthy);
@@ -1561,7 +1567,7 @@ impl World {
                 );
                 continue;
             }
-            let rec = self.health_of(l, id);
+            let rec = self.health_of(l, id, view);
             let prev = self.ap.health.get(&id);
             let flipped = prev.is_none_or(|p| p.healthy != rec.healthy);
             let stable_since = if flipped {
@@ -1629,8 +1635,38 @@ impl World {
         }
     }
 
-    /// Autopilot's health rule for one server, from the server's own stats when reachable.
-    fn health_of(&self, leader: ServerId, id: ServerId) -> HealthRec {
+    /// Debug builds: what `log_views_for_health` gives every server is what settling the
+    /// quiet period now leaves on its node (checked on a copy of the world, so that the run
+    /// goes on unsettled as in a release build).
+    #[cfg(debug_assertions)]
+    fn check_log_views_for_health(&self) {
+        if self.steady.is_none() {
+            return;
+        }
+        let ids: Vec<ServerId> = (0..self.servers.len()).collect();
+        let mut views = vec![(None, 0, 0); ids.len()];
+        self.log_views_for_health(&ids, &mut views);
+        let mut settled = self.clone();
+        settled.settle_steady_for_health();
+        for (id, view) in ids.into_iter().zip(views) {
+            let s = &settled.servers[id];
+            let own = (s.vol.last_contact, s.disk.last_term(), s.disk.last_index());
+            assert_eq!(
+                view, own,
+                "server {id}'s contact and log as an autopilot refresh reads them at {:?}",
+                self.now
+            );
+        }
+    }
+
+    /// Autopilot's health rule for one server, from its stats when reachable (`view`: its
+    /// contact and log as `log_views_for_health` gives them).
+    fn health_of(
+        &self,
+        leader: ServerId,
+        id: ServerId,
+        (contact, last_term, last_index): crate::steady::LogView,
+    ) -> HealthRec {
         let l = &self.servers[leader];
         let s = &self.servers[id];
         let reachable = s.proc == ProcessState::Running && self.net.reachable(leader, id);
@@ -1645,11 +1681,10 @@ impl World {
         let last_contact_ns = if id == leader {
             Some(0)
         } else {
-            s.vol.last_contact.map(|t| self.now.since(t))
+            contact.map(|t| self.now.since(t))
         };
         let hb_ns = self.cfg.heartbeat_timeout_ns() / 10;
         let threshold = self.cfg.autopilot.last_contact_threshold_ns.max(2 * hb_ns);
-        let (last_term, last_index) = (s.disk.last_term(), s.disk.last_index());
         let healthy = s.serf == SerfStatus::Alive
             && last_contact_ns.is_some_and(|c| c <= threshold)
             && last_term == l.disk.term
