@@ -280,28 +280,22 @@ pub async fn check_cluster(plan: &Plan, cluster: &LiveCluster) -> Result<Cluster
         .iter()
         .map(|s| s.name.as_str())
         .collect();
-    let t0 = Instant::now();
-    let mut said: Option<Instant> = None;
+    let mut waiting = Waiting::new(bound, poll);
     let view = loop {
         let (view, refusing) = read_answering(cluster).await?;
         if !refusing.is_empty() {
-            if t0.elapsed() >= bound {
+            if waiting.over() {
                 return Err(ExecError::Input(format!(
                     "{} still refuse the token after {}s (upgrade.gate.timeout) while the other servers accept it: check that they replicate the cluster's ACL state (their logs), then rerun",
                     refusing.join(", "),
                     bound.as_secs()
                 )));
             }
-            if said.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
-                eprintln!(
-                    "waiting for {} to accept the token the other servers accept (restarted moments ago, still replaying its log?): {:.0}s of at most {}s",
-                    refusing.join(", "),
-                    t0.elapsed().as_secs_f64(),
-                    bound.as_secs()
-                );
-                said = Some(Instant::now());
-            }
-            tokio::time::sleep(poll).await;
+            let what = format!(
+                "{} to accept the token the other servers accept (restarted moments ago, still replaying its log?)",
+                refusing.join(", ")
+            );
+            waiting.step(&what).await;
             continue;
         }
         match membership(&planned, &view) {
@@ -316,23 +310,18 @@ pub async fn check_cluster(plan: &Plan, cluster: &LiveCluster) -> Result<Cluster
                     "cluster.servers: {gone:?} in the plan but not in the live raft configuration, and neither answering nor alive in serf members (autopilot removes a server that stays down): start them again (a server that re-joins is added back) and rerun"
                 )));
             }
-            Membership::Rejoining(absent) if t0.elapsed() >= bound => {
+            Membership::Rejoining(absent) if waiting.over() => {
                 return Err(ExecError::Input(format!(
                     "cluster.servers: {absent:?} still not in the live raft configuration after {}s (upgrade.gate.timeout), though they answer or are alive in serf members: check their logs for why the leader does not add them back, then rerun",
                     bound.as_secs()
                 )));
             }
             Membership::Rejoining(absent) => {
-                if said.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
-                    eprintln!(
-                        "waiting for {} to re-join the raft configuration (they answer or are alive in serf members; removed while down): {:.0}s of at most {}s",
-                        absent.join(", "),
-                        t0.elapsed().as_secs_f64(),
-                        bound.as_secs()
-                    );
-                    said = Some(Instant::now());
-                }
-                tokio::time::sleep(poll).await;
+                let what = format!(
+                    "{} to re-join the raft configuration (they answer or are alive in serf members; removed while down)",
+                    absent.join(", ")
+                );
+                waiting.step(&what).await;
             }
         }
     };
@@ -348,6 +337,48 @@ pub async fn check_cluster(plan: &Plan, cluster: &LiveCluster) -> Result<Cluster
         }
     }
     Ok(view)
+}
+
+/// A bounded wait before the run (`check_cluster`): a progress line on stderr at most every
+/// 5 s, a sleep of one poll per step.
+struct Waiting {
+    t0: Instant,
+    bound: Duration,
+    poll: Duration,
+    said: Option<Instant>,
+}
+
+impl Waiting {
+    fn new(bound: Duration, poll: Duration) -> Waiting {
+        Waiting {
+            t0: Instant::now(),
+            bound,
+            poll,
+            said: None,
+        }
+    }
+
+    /// Whether the bound has passed.
+    fn over(&self) -> bool {
+        self.t0.elapsed() >= self.bound
+    }
+
+    /// Says what is waited for (`waiting for {what}: …s of at most …s`) unless it was said in
+    /// the last 5 s, then sleeps one poll.
+    async fn step(&mut self, what: &str) {
+        if self
+            .said
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
+        {
+            eprintln!(
+                "waiting for {what}: {:.0}s of at most {}s",
+                self.t0.elapsed().as_secs_f64(),
+                self.bound.as_secs()
+            );
+            self.said = Some(Instant::now());
+        }
+        tokio::time::sleep(self.poll).await;
+    }
 }
 
 /// Reads the cluster once; refuses a token the servers refuse, or a cluster none of whose
