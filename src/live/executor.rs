@@ -269,7 +269,8 @@ pub fn membership(planned: &[&str], view: &ClusterView) -> Membership {
 /// Reads the cluster and refuses to go on (input error) when it cannot be read or does not
 /// match the plan. Servers of the plan that are absent from the raft configuration while they
 /// re-join (they answer, or are alive in serf members) are waited for, at most the plan's
-/// `upgrade.gate.timeout`, with a progress line on stderr. Returns the view.
+/// `upgrade.gate.timeout`, with a progress line on stderr; so are servers that refuse a token
+/// the other servers accept. Returns the view.
 pub async fn check_cluster(plan: &Plan, cluster: &LiveCluster) -> Result<ClusterView, ExecError> {
     let gate = ProcedureConfig::from_plan(plan).gate;
     let bound = Duration::from_millis(gate.timeout_ms);
