@@ -673,8 +673,7 @@ impl World {
     /// tick delivered by now if it came later. Otherwise the server's own.
     pub(crate) fn log_views_for_health(&self, ids: &[ServerId], out: &mut [LogView]) {
         for (v, &id) in out.iter_mut().zip(ids) {
-            let s = &self.servers[id];
-            *v = (s.vol.last_contact, s.disk.last_term(), s.disk.last_index());
+            *v = self.own_log_view(id);
         }
         let Some(st) = self.steady.as_ref() else {
             return;
@@ -704,6 +703,13 @@ impl World {
                 v.0 = Some(d);
             }
         }
+    }
+
+    /// Server `id`'s own last contact with a leader, last log term and index, as its node
+    /// holds them now.
+    pub(crate) fn own_log_view(&self, id: ServerId) -> LogView {
+        let s = &self.servers[id];
+        (s.vol.last_contact, s.disk.last_term(), s.disk.last_index())
     }
 
     fn settle_steady_as(&mut self, apply: Apply) {

@@ -1649,10 +1649,9 @@ impl World {
         let mut settled = self.clone();
         settled.settle_steady_for_health();
         for (id, view) in ids.into_iter().zip(views) {
-            let s = &settled.servers[id];
-            let own = (s.vol.last_contact, s.disk.last_term(), s.disk.last_index());
             assert_eq!(
-                view, own,
+                view,
+                settled.own_log_view(id),
                 "server {id}'s contact and log as an autopilot refresh reads them at {:?}",
                 self.now
             );
