@@ -153,4 +153,7 @@ fn print_stats(stats: &ExecStats) {
             p.lost.len()
         );
     }
+    if let Some(why) = &stats.probe_unverified {
+        out!("write probe: acknowledged writes NOT verified: {why}");
+    }
 }

@@ -67,9 +67,17 @@ pub enum ExecOutcome {
 pub struct ExecStats {
     /// Wall time of this attempt (ms).
     pub total_ms: u64,
-    /// Probe summary, when the probe ran.
+    /// Probe summary, when the probe ran and its keys could be read back.
     pub probe: Option<ProbeReport>,
+    /// Why the probe's acknowledged writes could not be verified (no server answered the
+    /// read of its keys within `PROBE_VERIFY_WAIT`), when the probe ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_unverified: Option<String>,
 }
+
+/// How long the end of a run keeps asking for the probe's keys while no server answers (a
+/// halted run may leave the cluster electing or catching up).
+const PROBE_VERIFY_WAIT: Duration = Duration::from_secs(30);
 
 /// Why `execute` stopped without an outcome.
 #[derive(Debug, thiserror::Error)]
@@ -996,7 +1004,7 @@ impl<'a, C: ServerControl> LiveDriver<'a, C> {
     async fn stats(&mut self) -> ExecStats {
         let mut stats = ExecStats {
             total_ms: self.clock.elapsed_ms(),
-            probe: None,
+            ..ExecStats::default()
         };
         if let Some(p) = self.probe.take() {
             let (run, attempts) = p.stop();
@@ -1006,7 +1014,25 @@ impl<'a, C: ServerControl> LiveDriver<'a, C> {
                 .iter()
                 .map(|(_, c)| c.clone())
                 .collect();
-            stats.probe = probe::verify(&via, &run, &attempts).await.ok();
+            let t0 = Instant::now();
+            loop {
+                match probe::verify(&via, &run, &attempts).await {
+                    Ok(r) => {
+                        stats.probe = Some(r);
+                        break;
+                    }
+                    Err(e) if t0.elapsed() >= PROBE_VERIFY_WAIT => {
+                        stats.probe_unverified = Some(format!(
+                            "{} attempted, {} acknowledged, none read back: {e} (read {}/{run}/ once the cluster answers)",
+                            attempts.len(),
+                            attempts.iter().filter(|a| a.ok).count(),
+                            probe::PREFIX
+                        ));
+                        break;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                }
+            }
         }
         stats
     }
